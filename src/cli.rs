@@ -1,0 +1,103 @@
+//! The command line, as clap types. They stay here: [`crate::run`] converts them into the plain
+//! option structs the commands take.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Safe, verifiable tar.gz backups of strategy results folders.
+#[derive(Debug, Parser)]
+#[command(name = "resbak", version, propagate_version = true)]
+pub struct Cli {
+    /// Folder holding one sub-folder per strategy.
+    #[arg(
+        long,
+        global = true,
+        env = "RESBAK_RESULTS_DIR",
+        default_value = "results",
+        value_name = "DIR"
+    )]
+    pub results_dir: PathBuf,
+
+    /// Folder holding the archives and manifest.yaml.
+    #[arg(
+        long,
+        global = true,
+        env = "RESBAK_BACKUP_DIR",
+        default_value = "backups",
+        value_name = "DIR"
+    )]
+    pub backup_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Archive results/<STRATEGY>/ into backups/<STRATEGY>_<YYYYMMDD_HHMMSS>.tar.gz.
+    ///
+    /// The timestamp in the name is UTC. The archive is written to a temporary file, verified,
+    /// and only then renamed into place and recorded in manifest.yaml.
+    #[command(after_help = "Example: resbak backup btc_sma_cross")]
+    Backup(BackupArgs),
+
+    /// Show the catalogue: one row per backup, oldest first within each strategy.
+    #[command(after_help = "Example: resbak list btc_sma_cross --json")]
+    List {
+        /// Only this strategy.
+        strategy: Option<String>,
+        /// Print a JSON array for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Check archives against the manifest (size and SHA-256; --deep also decompresses).
+    ///
+    /// Exits 0 when everything checked is intact, 1 when anything is missing or corrupt.
+    #[command(after_help = "Example: resbak verify --deep btc_sma_cross")]
+    Verify {
+        /// Archive names or strategies; all backups when none is given.
+        #[arg(value_name = "ARCHIVE|STRATEGY")]
+        targets: Vec<String>,
+        /// Also decompress every entry and check the entry count and byte total.
+        #[arg(long)]
+        deep: bool,
+    },
+
+    /// Restore an archive into results/<STRATEGY>/ (or --to DIR), after checking it.
+    #[command(after_help = "Example: resbak restore btc_sma_cross_20261122_004306.tar.gz")]
+    Restore {
+        /// Archive name from `resbak list`, or a path to a .tar.gz.
+        archive: String,
+        /// Restore into this folder instead of results/<STRATEGY>.
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// Replace an existing destination, after backing it up as a normal backup.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Arguments of `resbak backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Strategy folder names inside the results folder.
+    #[arg(required = true, value_name = "STRATEGY")]
+    pub strategies: Vec<String>,
+    /// gzip compression level.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

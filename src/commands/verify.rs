@@ -1,0 +1,124 @@
+//! `resbak verify`: prove archives are intact against the manifest.
+
+use super::{Context, Outcome, Printer};
+use crate::archive::{self, Stats};
+use crate::error::{Error, Result};
+use crate::manifest::{Entry, Manifest};
+use std::path::Path;
+
+/// Options of `resbak verify`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Archive names or strategies; all backups when empty.
+    pub targets: Vec<String>,
+    /// Also decompress every entry and check counts.
+    pub deep: bool,
+}
+
+/// Checks each selected backup and prints one line for each plus a summary.
+pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    let selected = select(&manifest, &opts.targets, &ctx.backup_dir)?;
+    if selected.is_empty() {
+        printer.line(format_args!(
+            "No backups to verify in {}.",
+            ctx.backup_dir.display()
+        ))?;
+        return Ok(Outcome::Clean);
+    }
+    let mut problems = 0;
+    for entry in &selected {
+        match check(&ctx.backup_dir, entry, opts.deep) {
+            Ok(()) => printer.line(format_args!("OK      {}", entry.backup_file))?,
+            Err(problem) => {
+                problems += 1;
+                printer.line(format_args!("FAILED  {}: {problem}", entry.backup_file))?;
+            }
+        }
+    }
+    let kind = if opts.deep { "deep" } else { "checksum" };
+    printer.line(format_args!(
+        "Verified {} backups ({kind}): {} intact, {problems} with problems",
+        selected.len(),
+        selected.len() - problems
+    ))?;
+    Ok(if problems == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::ProblemsFound
+    })
+}
+
+/// Entries named by `targets` (archive names, with or without `.tar.gz`, or strategies), in
+/// catalogue order without repeats; every entry when `targets` is empty.
+pub fn select<'m>(
+    manifest: &'m Manifest,
+    targets: &[String],
+    backup_dir: &Path,
+) -> Result<Vec<&'m Entry>> {
+    let sorted = manifest.sorted();
+    if targets.is_empty() {
+        return Ok(sorted);
+    }
+    for target in targets {
+        if !sorted.iter().any(|e| matches(e, target)) {
+            return Err(Error::UnknownBackup {
+                name: target.clone(),
+                dir: backup_dir.to_path_buf(),
+            });
+        }
+    }
+    Ok(sorted
+        .into_iter()
+        .filter(|e| targets.iter().any(|t| matches(e, t)))
+        .collect())
+}
+
+fn matches(entry: &Entry, target: &str) -> bool {
+    let name = Path::new(target)
+        .file_name()
+        .map_or(target.into(), |n| n.to_string_lossy());
+    entry.strategy == target
+        || entry.backup_file == name
+        || entry.backup_file.strip_suffix(".tar.gz") == Some(&name)
+}
+
+/// Checks one backup against its entry: present, same size and SHA-256, and with `deep` the
+/// same entry count and byte total. The error says exactly what is wrong.
+pub fn check(backup_dir: &Path, entry: &Entry, deep: bool) -> std::result::Result<(), String> {
+    let path = backup_dir.join(&entry.backup_file);
+    let size = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("archive file is missing".into());
+        }
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    };
+    if size != entry.size {
+        return Err(format!(
+            "size is {size} bytes, manifest says {}",
+            entry.size
+        ));
+    }
+    let scan = archive::scan(&path, deep).map_err(|e| match e {
+        Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
+        other => other.to_string(),
+    })?;
+    if scan.checksum.sha256 != entry.sha256 {
+        return Err(format!(
+            "SHA-256 mismatch: manifest {}, file {}",
+            entry.sha256, scan.checksum.sha256
+        ));
+    }
+    let recorded = Stats {
+        files: entry.files,
+        bytes: entry.bytes,
+    };
+    match scan.stats {
+        Some(found) if found != recorded => Err(format!(
+            "holds {} entries and {} bytes, manifest says {} and {}",
+            found.files, found.bytes, recorded.files, recorded.bytes
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,135 @@
+//! The library's one error type.
+//!
+//! Each variant names the path, archive or entry involved and reads as a sentence; the underlying
+//! cause, when there is one, is reachable through `source()` so the binary can print the chain.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside resbak.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a path failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done, as a verb phrase ("read", "create folder", ...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A strategy name that is not a single plain folder name.
+    #[error(
+        "invalid strategy name {name:?}: it must be a single folder name (no '/', '..' or empty)"
+    )]
+    InvalidStrategy {
+        /// The name given.
+        name: String,
+    },
+
+    /// The strategy folder does not exist.
+    #[error("no strategy {name:?} in {}; {}", dir.display(), available_list(available))]
+    UnknownStrategy {
+        /// The name given.
+        name: String,
+        /// The results folder searched.
+        dir: PathBuf,
+        /// Strategy folders that do exist.
+        available: Vec<String>,
+    },
+
+    /// The strategy folder holds nothing to back up.
+    #[error("results folder {} is empty: nothing to back up", path.display())]
+    EmptyResults {
+        /// The empty folder.
+        path: PathBuf,
+    },
+
+    /// The manifest exists but cannot be understood; it is left untouched.
+    #[error("manifest {} is damaged at line {line}: {message} (it was not modified)", path.display())]
+    ManifestParse {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
+
+    /// An archive or backup name the manifest does not know and no file matches.
+    #[error("no backup named {name:?} in {}", dir.display())]
+    UnknownBackup {
+        /// The name given.
+        name: String,
+        /// The backup folder searched.
+        dir: PathBuf,
+    },
+
+    /// An archive's bytes do not match what was recorded, or it cannot be decoded.
+    #[error("archive {} is corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The archive file.
+        path: PathBuf,
+        /// What exactly is wrong.
+        detail: String,
+    },
+
+    /// An archive entry that would write outside the destination or is not allowed.
+    #[error("refusing archive entry {entry:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as stored in the archive.
+        entry: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A restore destination already exists and `--force` was not given.
+    #[error("{} already exists; use --force to back it up and replace it", path.display())]
+    DestinationExists {
+        /// The destination folder.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error means stored data is damaged or hostile (exit code 1), as opposed
+    /// to a usage or operational problem (exit code 2).
+    pub fn is_data_problem(&self) -> bool {
+        matches!(self, Error::Corrupt { .. } | Error::UnsafeEntry { .. })
+    }
+}
+
+fn available_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "there are no strategy folders yet".to_string()
+    } else {
+        format!("available: {}", names.join(", "))
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds path context to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Maps an I/O error to [`Error::Io`] naming `action` and `path`.
+    fn at(self, action: &'static str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, action: &'static str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}

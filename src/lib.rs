@@ -1,0 +1,62 @@
+//! resbak keeps safe, verifiable tar.gz copies of trading-strategy results folders.
+//!
+//! The pieces, from the bottom up: [`checksum`] (hash while streaming), [`atomic`] (replace a
+//! file atomically), [`archive`] (write and read tar.gz), [`extract`] (the safe restore policy),
+//! [`manifest`] (the locked, atomically written catalogue), and [`commands`], which builds the
+//! user-facing commands from them. [`cli`] holds the clap types and [`run`] ties them together.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod atomic;
+pub mod checksum;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod exit_codes;
+pub mod extract;
+pub mod manifest;
+
+pub use error::{Error, Result};
+pub use exit_codes::ExitCode;
+
+use cli::{Cli, Command};
+use commands::{Context, Printer};
+use std::io::Write;
+
+/// Runs the parsed command line, writing reports to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    let ctx = Context {
+        results_dir: cli.results_dir,
+        backup_dir: cli.backup_dir,
+    };
+    let mut printer = Printer::new(out);
+    let outcome = match cli.command {
+        Command::Backup(args) => {
+            let opts = commands::backup::BackupOptions {
+                strategies: args.strategies,
+                archive: archive::Options { level: args.level },
+            };
+            commands::backup::run(&ctx, &opts, &mut printer)
+        }
+        Command::List { strategy, json } => {
+            let opts = commands::list::ListOptions { strategy, json };
+            commands::list::run(&ctx, &opts, &mut printer)
+        }
+        Command::Verify { targets, deep } => {
+            let opts = commands::verify::VerifyOptions { targets, deep };
+            commands::verify::run(&ctx, &opts, &mut printer)
+        }
+        Command::Restore { archive, to, force } => {
+            let opts = commands::restore::RestoreOptions {
+                archive,
+                to,
+                force,
+                archive_options: archive::Options::default(),
+            };
+            commands::restore::run(&ctx, &opts, &mut printer)
+        }
+    }?;
+    Ok(outcome.into())
+}

@@ -1,0 +1,244 @@
+//! The catalogue of backups: `manifest.yaml` in the backup folder.
+//!
+//! The manifest is the source of truth for what exists, in which order and with which checksum.
+//! Every change is a read-modify-write under an exclusive OS lock on `manifest.lock` (released by
+//! the OS if the process dies) and is written atomically, so concurrent resbak processes never
+//! lose an entry and a crash never leaves a half-written manifest. A manifest that does not
+//! parse is reported with its line and never overwritten.
+
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest inside the backup folder.
+pub const FILE_NAME: &str = "manifest.yaml";
+/// File name of the lock file inside the backup folder.
+pub const LOCK_NAME: &str = "manifest.lock";
+/// The manifest format this resbak writes and understands.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Format version, [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Backups in the order they were registered.
+    #[serde(default)]
+    pub backups: Vec<Entry>,
+}
+
+/// One backup archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// Strategy name, also the archive's top folder.
+    pub strategy: String,
+    /// UTC time of the backup as `YYYYMMDD_HHMMSS`, as in the file name.
+    pub timestamp: String,
+    /// Archive file name, relative to the manifest's folder.
+    pub backup_file: String,
+    /// Archive size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the whole archive file.
+    pub sha256: String,
+    /// Number of entries in the archive (folders, files and links).
+    pub files: u64,
+    /// Total bytes of file contents, uncompressed.
+    pub bytes: u64,
+    /// When the backup was made, RFC 3339 UTC with nanoseconds.
+    pub created: DateTime<Utc>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            version: FORMAT_VERSION,
+            backups: Vec::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Path of the manifest in `backup_dir`.
+    pub fn path(backup_dir: &Path) -> PathBuf {
+        backup_dir.join(FILE_NAME)
+    }
+
+    /// Reads the manifest of `backup_dir`; a missing file is an empty catalogue.
+    ///
+    /// # Errors
+    /// [`Error::ManifestParse`] when the file exists but is not a manifest resbak understands.
+    pub fn load(backup_dir: &Path) -> Result<Manifest> {
+        let path = Self::path(backup_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let damaged = |line: usize, message: String| Error::ManifestParse {
+            path: path.clone(),
+            line,
+            message,
+        };
+        let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line());
+            damaged(line, e.to_string())
+        })?;
+        if manifest.version != FORMAT_VERSION {
+            return Err(damaged(
+                1,
+                format!(
+                    "format version {} is not supported (this resbak reads version {FORMAT_VERSION})",
+                    manifest.version
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Locks `backup_dir`, loads its manifest, applies `change` and saves the result atomically.
+    /// Nothing is written when `change` fails.
+    pub fn update<T>(
+        backup_dir: &Path,
+        change: impl FnOnce(&mut Manifest) -> Result<T>,
+    ) -> Result<T> {
+        let _lock = Lock::exclusive(backup_dir)?;
+        let mut manifest = Self::load(backup_dir)?;
+        let value = change(&mut manifest)?;
+        manifest.save(backup_dir)?;
+        Ok(value)
+    }
+
+    /// Writes the manifest atomically. Callers hold the exclusive lock.
+    fn save(&self, backup_dir: &Path) -> Result<()> {
+        let path = Self::path(backup_dir);
+        let yaml = serde_yaml::to_string(self).map_err(|e| Error::ManifestParse {
+            path: path.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        atomic::write_file(&path, |out| {
+            out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")
+                .and_then(|()| out.write_all(yaml.as_bytes()))
+                .at("write", &path)
+        })
+    }
+
+    /// The entry whose archive is `backup_file`.
+    pub fn find(&self, backup_file: &str) -> Option<&Entry> {
+        self.backups.iter().find(|e| e.backup_file == backup_file)
+    }
+
+    /// Entries grouped by strategy name, oldest first within each strategy.
+    pub fn sorted(&self) -> Vec<&Entry> {
+        let mut entries: Vec<&Entry> = self.backups.iter().collect();
+        entries.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
+        entries
+    }
+}
+
+/// An advisory lock on the backup folder's lock file, released on drop or process death.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Blocks until this process holds the folder's lock exclusively.
+    pub fn exclusive(backup_dir: &Path) -> Result<Lock> {
+        let path = backup_dir.join(LOCK_NAME);
+        let file = open_lock_file(&path)?;
+        file.lock().at("lock", &path)?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Blocks until this process holds the folder's lock shared with other readers.
+    pub fn shared(backup_dir: &Path) -> Result<Lock> {
+        let path = backup_dir.join(LOCK_NAME);
+        let file = open_lock_file(&path)?;
+        file.lock_shared().at("lock", &path)?;
+        Ok(Lock { _file: file })
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at("open lock file", path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(strategy: &str, file: &str, secs: i64) -> Entry {
+        Entry {
+            strategy: strategy.into(),
+            timestamp: "20260101_000000".into(),
+            backup_file: file.into(),
+            size: 1,
+            sha256: "00".into(),
+            files: 1,
+            bytes: 0,
+            created: DateTime::from_timestamp(secs, 7).unwrap(),
+        }
+    }
+
+    #[test]
+    fn missing_manifest_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Manifest::default());
+    }
+
+    #[test]
+    fn update_round_trips_with_nanosecond_times() {
+        let dir = tempfile::tempdir().unwrap();
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(entry("a", "a_1.tar.gz", 100));
+            Ok(())
+        })
+        .unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded.backups, vec![entry("a", "a_1.tar.gz", 100)]);
+    }
+
+    #[test]
+    fn failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let result: Result<()> = Manifest::update(dir.path(), |m| {
+            m.backups.push(entry("a", "a_1.tar.gz", 100));
+            Err(Error::EmptyResults { path: "x".into() })
+        });
+        assert!(result.is_err());
+        assert!(!Manifest::path(dir.path()).exists());
+    }
+
+    #[test]
+    fn damaged_manifest_names_line_and_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Manifest::path(dir.path());
+        std::fs::write(&path, "version: 1\nbackups:\n  - strategy: [oops\n").unwrap();
+        let err = Manifest::update(dir.path(), |_| Ok(())).unwrap_err();
+        match &err {
+            Error::ManifestParse { line, .. } => assert!(*line >= 3, "line {line}"),
+            other => panic!("unexpected {other}"),
+        }
+        assert!(std::fs::read_to_string(&path).unwrap().contains("[oops"));
+    }
+
+    #[test]
+    fn sorted_groups_by_strategy_then_time() {
+        let mut m = Manifest::default();
+        m.backups.push(entry("b", "b_2", 20));
+        m.backups.push(entry("a", "a_2", 20));
+        m.backups.push(entry("b", "b_1", 10));
+        let order: Vec<&str> = m.sorted().iter().map(|e| e.backup_file.as_str()).collect();
+        assert_eq!(order, ["a_2", "b_1", "b_2"]);
+    }
+}
