@@ -1,1 +1,9 @@
+//! Integration tests: each runs the real `resbak` binary in a fresh temp folder.
+//! One test binary with modules keeps build times down.
 
+mod util;
+
+mod backup;
+mod list;
+mod restore;
+mod verify;

@@ -73,14 +73,12 @@ pub struct Located {
 }
 
 /// Finds the archive `arg` names: a name from `list` (with or without `.tar.gz`) in the backup
-/// folder, or a path. The entry comes from the manifest in the archive's own folder.
+/// folder, else a path. The entry comes from the manifest in the archive's own folder.
 pub fn locate(ctx: &Context, arg: &str) -> Result<Located> {
     let by_name = !arg.contains('/');
     let candidates: Vec<PathBuf> = if by_name {
-        vec![
-            ctx.backup_dir.join(arg),
-            ctx.backup_dir.join(format!("{arg}.tar.gz")),
-        ]
+        let in_backups = [arg.to_string(), format!("{arg}.tar.gz")].map(|n| ctx.backup_dir.join(n));
+        in_backups.into_iter().chain([PathBuf::from(arg)]).collect()
     } else {
         vec![PathBuf::from(arg)]
     };

@@ -1,0 +1,317 @@
+use crate::util::{Env, have, sha256_file, snapshot, write};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+#[test]
+fn backup_writes_named_archive_and_manifest_entry() {
+    let env = Env::new();
+    env.sample("btc_sma_cross");
+    let out = env.run(&["backup", "btc_sma_cross"]);
+    let archive = env.archives().pop().unwrap();
+    assert!(out.contains(&archive), "report names the archive: {out}");
+    assert!(out.contains("files"), "report gives the file count: {out}");
+    let stem = archive
+        .strip_prefix("btc_sma_cross_")
+        .unwrap()
+        .strip_suffix(".tar.gz")
+        .unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(stem, "%Y%m%d_%H%M%S").is_ok(),
+        "{archive}"
+    );
+
+    let m = env.manifest();
+    assert_eq!(m["version"].as_u64(), Some(1));
+    let e = &m["backups"][0];
+    let path = env.backups().join(&archive);
+    assert_eq!(e["strategy"].as_str(), Some("btc_sma_cross"));
+    assert_eq!(e["timestamp"].as_str(), Some(stem));
+    assert_eq!(e["size"].as_u64(), Some(fs::metadata(&path).unwrap().len()));
+    assert_eq!(e["sha256"].as_str().unwrap(), sha256_file(&path));
+    // 6 folders (top, runs, runs/fast10_slow50, scripts, plots, plots/empty), 6 files, 1 link
+    assert_eq!(e["files"].as_u64(), Some(13));
+    assert!(e["bytes"].as_u64().unwrap() > 3000);
+    let created = e["created"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'),
+        "{created}"
+    );
+    assert!(created.contains('.'), "sub-second precision: {created}");
+}
+
+#[test]
+fn archive_is_plain_tar_gz_with_sorted_entries_under_one_top_folder() {
+    let env = Env::new();
+    env.sample("s1");
+    let archive = env.backups().join(env.backup("s1"));
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let names: Vec<String> = String::from_utf8(listing.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "s1" || n.starts_with("s1/")),
+        "{names:?}"
+    );
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(
+        names.contains(&"s1/plots/empty".to_string()),
+        "empty folder stored: {names:?}"
+    );
+    if have("sha256sum") {
+        let out = Command::new("sha256sum").arg(&archive).output().unwrap();
+        let sum = String::from_utf8(out.stdout).unwrap();
+        let recorded = env.manifest()["backups"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            sum.starts_with(&recorded),
+            "sha256sum {sum} vs manifest {recorded}"
+        );
+    }
+}
+
+#[test]
+fn symlinks_are_stored_not_followed_and_setuid_is_dropped() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::set_permissions(
+        root.join("scripts/rerun.sh"),
+        fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    let archive = env.backups().join(env.backup("s"));
+    let out = Command::new("tar")
+        .arg("-tvzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let link = listing
+        .lines()
+        .find(|l| l.contains("latest_metrics.json"))
+        .unwrap();
+    assert!(
+        link.starts_with('l') && link.contains("-> ../metrics.json"),
+        "{link}"
+    );
+    let script = listing.lines().find(|l| l.contains("rerun.sh")).unwrap();
+    assert!(script.starts_with("-rwxr-xr-x"), "setuid dropped: {script}");
+}
+
+#[test]
+fn same_tree_gives_same_archive_bytes() {
+    let env = Env::new();
+    env.sample("s");
+    let a = env.backup("s");
+    let b = env.backup("s");
+    assert_ne!(a, b);
+    assert_eq!(
+        sha256_file(&env.backups().join(a)),
+        sha256_file(&env.backups().join(b))
+    );
+}
+
+#[test]
+fn two_backups_in_one_second_get_distinct_names() {
+    let env = Env::new();
+    env.sample("s");
+    env.run(&["backup", "s", "s", "s"]);
+    let names = env.archives();
+    assert_eq!(names.len(), 3);
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{names:?}");
+}
+
+#[test]
+fn concurrent_backups_all_land_in_the_manifest() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    let mut procs: Vec<_> = ["a", "b", "a", "b", "a", "b"]
+        .iter()
+        .map(|s| {
+            env.cmd(&["backup", s])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in &mut procs {
+        assert!(p.wait().unwrap().success());
+    }
+    let names = env.archives();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for name in &names {
+        assert!(env.backups().join(name).is_file(), "{name} exists");
+    }
+    env.run(&["verify"]);
+}
+
+#[test]
+fn environment_variables_choose_the_folders() {
+    let env = Env::new();
+    let src = env.path().join("elsewhere/res");
+    write(&src.join("s/a.csv"), "x\n");
+    let out = env
+        .cmd(&["backup", "s"])
+        .env("RESBAK_RESULTS_DIR", &src)
+        .env("RESBAK_BACKUP_DIR", env.path().join("elsewhere/bk"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.path().join("elsewhere/bk/manifest.yaml").is_file());
+    assert!(!env.backups().exists());
+}
+
+#[test]
+fn unknown_strategy_lists_the_existing_ones() {
+    let env = Env::new();
+    env.sample("btc_sma_cross");
+    env.sample("eth_mean_revert");
+    let err = env.fail(&["backup", "nope"], 2);
+    assert!(
+        err.contains("\"nope\"") && err.contains("btc_sma_cross, eth_mean_revert"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+    assert!(!env.backups().join("manifest.yaml").exists());
+}
+
+#[test]
+fn names_that_are_not_a_plain_folder_are_refused() {
+    let env = Env::new();
+    env.sample("s");
+    for bad in ["..", "../s", "/etc", "s/runs", "", "."] {
+        let err = env.fail(&["backup", bad], 2);
+        assert!(err.contains("invalid strategy name"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn empty_results_folder_is_an_error_and_leaves_nothing() {
+    let env = Env::new();
+    fs::create_dir(env.results().join("empty")).unwrap();
+    let err = env.fail(&["backup", "empty"], 2);
+    assert!(err.contains("empty"), "{err}");
+    assert_no_archives(&env);
+}
+
+#[test]
+fn unreadable_file_fails_the_backup_and_leaves_nothing() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let secret = root.join("runs/secret.csv");
+    write(&secret, "x\n");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&secret).is_ok() {
+        eprintln!(
+            "SKIPPED unreadable_file_fails_the_backup: running with privileges that read mode-000 files"
+        );
+        return;
+    }
+    let err = env.fail(&["backup", "s"], 2);
+    assert!(err.contains("secret.csv"), "{err}");
+    assert_no_archives(&env);
+}
+
+#[test]
+fn unwritable_backup_dir_fails_cleanly() {
+    let env = Env::new();
+    env.sample("s");
+    fs::write(env.path().join("not_a_dir"), "file").unwrap();
+    let err = env.fail(&["backup", "s", "--backup-dir", "not_a_dir"], 2);
+    assert!(err.contains("not_a_dir"), "{err}");
+    assert_eq!(
+        fs::read_to_string(env.path().join("not_a_dir")).unwrap(),
+        "file"
+    );
+}
+
+#[test]
+fn a_failed_backup_among_several_writes_nothing_when_names_are_bad() {
+    let env = Env::new();
+    env.sample("s");
+    env.fail(&["backup", "s", "missing"], 2);
+    assert_no_archives(&env);
+}
+
+#[test]
+fn damaged_manifest_stops_backup_and_is_not_overwritten() {
+    let env = Env::new();
+    env.sample("s");
+    fs::create_dir(env.backups()).unwrap();
+    let damaged = "version: 1\nbackups:\n- strategy: s\n  size: [unclosed\n";
+    fs::write(env.backups().join("manifest.yaml"), damaged).unwrap();
+    let err = env.fail(&["backup", "s"], 2);
+    assert!(
+        err.contains("manifest.yaml") && err.contains("line"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.backups().join("manifest.yaml")).unwrap(),
+        damaged
+    );
+    let stray: Vec<_> = fs::read_dir(env.backups())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    assert!(stray.is_empty(), "no archive left behind: {stray:?}");
+}
+
+#[test]
+fn round_trip_of_a_generated_results_folder() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make_results.py");
+    if !script.is_file() || !have("python3") {
+        eprintln!(
+            "SKIPPED round_trip_of_a_generated_results_folder: no {} or python3",
+            script.display()
+        );
+        return;
+    }
+    let env = Env::new();
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(env.results())
+        .args(["--strategy", "gen", "--size-mb", "8", "--seed", "3", "-q"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = snapshot(&env.results().join("gen"));
+    let archive = env.backup("gen");
+    env.run(&["verify", "--deep"]);
+    fs::remove_dir_all(env.results().join("gen")).unwrap();
+    env.run(&["restore", &archive]);
+    assert_eq!(snapshot(&env.results().join("gen")), before);
+}
+
+fn assert_no_archives(env: &Env) {
+    let listing: Vec<String> = fs::read_dir(env.backups())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        listing.iter().all(|n| n == "manifest.lock"),
+        "nothing but the lock file may remain: {listing:?}"
+    );
+}

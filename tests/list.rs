@@ -1,0 +1,90 @@
+use crate::util::Env;
+use std::fs;
+
+#[test]
+fn missing_manifest_is_an_empty_catalogue() {
+    let env = Env::new();
+    let out = env.run(&["list"]);
+    assert!(out.contains("No backups"), "{out}");
+    assert_eq!(env.run(&["list", "--json"]).trim(), "[]");
+}
+
+#[test]
+fn rows_are_grouped_by_strategy_oldest_first() {
+    let env = Env::new();
+    env.sample("b_strat");
+    env.sample("a_strat");
+    let b1 = env.backup("b_strat");
+    let a1 = env.backup("a_strat");
+    let b2 = env.backup("b_strat");
+    let out = env.run(&["list"]);
+    let pos = |name: &str| {
+        out.find(name)
+            .unwrap_or_else(|| panic!("{name} missing in\n{out}"))
+    };
+    assert!(pos(&a1) < pos(&b1) && pos(&b1) < pos(&b2), "{out}");
+    let header = out.lines().next().unwrap();
+    for col in ["ARCHIVE", "STRATEGY", "CREATED", "SIZE", "FILES", "SHA256"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let only_b = env.run(&["list", "b_strat"]);
+    assert!(!only_b.contains(&a1) && only_b.contains(&b1), "{only_b}");
+}
+
+#[test]
+fn json_has_every_field() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    let row = &rows[0];
+    let entry = &env.manifest()["backups"][0];
+    assert_eq!(row["archive"], archive.as_str());
+    assert_eq!(row["strategy"], "s");
+    assert_eq!(row["size"].as_u64(), entry["size"].as_u64());
+    assert_eq!(row["files"].as_u64(), Some(13));
+    assert_eq!(row["bytes"].as_u64(), entry["bytes"].as_u64());
+    assert_eq!(row["sha256"].as_str(), entry["sha256"].as_str());
+    assert_eq!(row["created"].as_str(), entry["created"].as_str());
+    assert_eq!(row["status"], "ok");
+}
+
+#[test]
+fn missing_and_untracked_archives_are_flagged() {
+    let env = Env::new();
+    env.sample("s");
+    let gone = env.backup("s");
+    let kept = env.backup("s");
+    fs::remove_file(env.backups().join(&gone)).unwrap();
+    fs::copy(
+        env.backups().join(&kept),
+        env.backups().join("s_20200101_000000.tar.gz"),
+    )
+    .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    let status = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["archive"] == name)
+            .map(|r| r["status"].clone())
+    };
+    assert_eq!(status(&gone), Some("missing".into()));
+    assert_eq!(status(&kept), Some("ok".into()));
+    assert_eq!(status("s_20200101_000000.tar.gz"), Some("untracked".into()));
+    let table = env.run(&["list"]);
+    let line = table.lines().find(|l| l.contains(&gone)).unwrap();
+    assert!(line.ends_with("missing"), "{line}");
+    let line = table.lines().find(|l| l.contains("s_20200101")).unwrap();
+    assert!(line.ends_with("untracked"), "{line}");
+}
+
+#[test]
+fn whole_backup_folder_can_move() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    fs::rename(env.backups(), env.path().join("moved")).unwrap();
+    let out = env.run(&["verify", "--backup-dir", "moved"]);
+    assert!(out.contains("1 intact"), "{out}");
+}

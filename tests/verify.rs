@@ -1,0 +1,91 @@
+use crate::util::{Env, flip_byte};
+use std::fs;
+
+#[test]
+fn intact_backups_verify_with_exit_zero() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    env.backup("a");
+    env.backup("b");
+    let out = env.run(&["verify"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("OK")).count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("2 intact, 0 with problems"), "{out}");
+    let out = env.run(&["verify", "--deep", "a"]);
+    assert!(out.contains("Verified 1 backups (deep)"), "{out}");
+}
+
+#[test]
+fn one_flipped_byte_is_found_and_named() {
+    let env = Env::new();
+    env.sample("s");
+    let good = env.backup("s");
+    let bad = env.backup("s");
+    let path = env.backups().join(&bad);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+    for deep in [false, true] {
+        let args: &[&str] = if deep {
+            &["verify", "--deep"]
+        } else {
+            &["verify"]
+        };
+        let out = crate::util::stdout(&env.run_code(args, 1));
+        let line = out.lines().find(|l| l.contains(&bad)).unwrap();
+        assert!(line.starts_with("FAILED"), "{out}");
+        let line = out.lines().find(|l| l.contains(&good)).unwrap();
+        assert!(line.starts_with("OK"), "{out}");
+    }
+}
+
+#[test]
+fn missing_and_truncated_archives_fail() {
+    let env = Env::new();
+    env.sample("s");
+    let gone = env.backup("s");
+    let short = env.backup("s");
+    fs::remove_file(env.backups().join(&gone)).unwrap();
+    let path = env.backups().join(&short);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let out = crate::util::stdout(&env.run_code(&["verify"], 1));
+    assert!(
+        out.contains(&format!("FAILED  {gone}: archive file is missing")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("FAILED  {short}: size is")), "{out}");
+}
+
+#[test]
+fn deep_verify_checks_entry_count_and_bytes() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("files: 13", "files: 14");
+    fs::write(&path, text).unwrap();
+    env.run(&["verify"]);
+    let out = crate::util::stdout(&env.run_code(&["verify", "--deep"], 1));
+    assert!(out.contains("holds 13 entries"), "{out}");
+}
+
+#[test]
+fn selection_by_archive_or_strategy_and_unknown_names() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    let a = env.backup("a");
+    env.backup("b");
+    let out = env.run(&["verify", a.strip_suffix(".tar.gz").unwrap()]);
+    assert!(out.contains("Verified 1 backups"), "{out}");
+    let out = env.run(&["verify", "b", &a]);
+    assert!(out.contains("Verified 2 backups"), "{out}");
+    let err = env.fail(&["verify", "zzz"], 2);
+    assert!(err.contains("\"zzz\""), "{err}");
+}
