@@ -8,25 +8,17 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "resbak", version, propagate_version = true)]
 pub struct Cli {
-    /// Folder holding one sub-folder per strategy.
-    #[arg(
-        long,
-        global = true,
-        env = "RESBAK_RESULTS_DIR",
-        default_value = "results",
-        value_name = "DIR"
-    )]
-    pub results_dir: PathBuf,
+    /// Folder holding one sub-folder per strategy [env: RESBAK_RESULTS_DIR] [default: results]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
 
-    /// Folder holding the archives and manifest.yaml.
-    #[arg(
-        long,
-        global = true,
-        env = "RESBAK_BACKUP_DIR",
-        default_value = "backups",
-        value_name = "DIR"
-    )]
-    pub backup_dir: PathBuf,
+    /// Folder holding the archives and manifest.yaml [env: RESBAK_BACKUP_DIR] [default: backups]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Configuration file [default: resbak.toml in the current folder, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -40,7 +32,7 @@ pub enum Command {
     ///
     /// The timestamp in the name is UTC. The archive is written to a temporary file, verified,
     /// and only then renamed into place and recorded in manifest.yaml.
-    #[command(after_help = "Example: resbak backup btc_sma_cross")]
+    #[command(after_help = "Example: resbak backup btc_sma_cross --keep 10")]
     Backup(BackupArgs),
 
     /// Show the catalogue: one row per backup, oldest first within each strategy.
@@ -78,6 +70,29 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+
+    /// Keep the N most recent backups of each strategy and delete the older ones.
+    ///
+    /// "Most recent" is the manifest's creation time. Every removal is printed; archives the
+    /// manifest does not know are never touched; the newest backup is never removed.
+    #[command(after_help = "Example: resbak prune btc_sma_cross --keep 5 --dry-run")]
+    Prune {
+        /// Only this strategy; all strategies when omitted.
+        strategy: Option<String>,
+        /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep: Option<u64>,
+        /// Print what would be removed; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print the effective settings and where each came from.
+    #[command(after_help = "Example: resbak config")]
+    Config,
 }
 
 /// Arguments of `resbak backup`.
@@ -86,9 +101,13 @@ pub struct BackupArgs {
     /// Strategy folder names inside the results folder.
     #[arg(required = true, value_name = "STRATEGY")]
     pub strategies: Vec<String>,
-    /// gzip compression level.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
-    pub level: u32,
+    /// gzip compression level [default: `level` from resbak.toml, else 6]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: Option<u32>,
+    /// After a successful backup, keep only the N most recent backups of the strategy
+    /// [default: `keep` from resbak.toml, else no pruning]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
 }
 
 #[cfg(test)]

@@ -86,6 +86,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A keep count of zero, which would remove the newest backup.
+    #[error("keep must be at least 1: the newest backup of a strategy is never removed")]
+    InvalidKeep,
+
+    /// The configuration file is missing or invalid.
+    #[error("configuration {}: {message}", path.display())]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A restore destination already exists and `--force` was not given.
     #[error("{} already exists; use --force to back it up and replace it", path.display())]
     DestinationExists {

@@ -31,6 +31,7 @@ impl From<Outcome> for ExitCode {
         match outcome {
             Outcome::Clean => ExitCode::Success,
             Outcome::ProblemsFound => ExitCode::Problem,
+            Outcome::Incomplete => ExitCode::Error,
         }
     }
 }

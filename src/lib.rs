@@ -2,8 +2,9 @@
 //!
 //! The pieces, from the bottom up: [`checksum`] (hash while streaming), [`atomic`] (replace a
 //! file atomically), [`archive`] (write and read tar.gz), [`extract`] (the safe restore policy),
-//! [`manifest`] (the locked, atomically written catalogue), and [`commands`], which builds the
-//! user-facing commands from them. [`cli`] holds the clap types and [`run`] ties them together.
+//! [`manifest`] (the locked, atomically written catalogue), [`retention`] (keep the N newest),
+//! and [`commands`], which builds the user-facing commands from them. [`config`] resolves
+//! settings from flags, environment and `resbak.toml`. [`cli`] holds the clap types and [`run`] ties them together.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -13,30 +14,50 @@ pub mod atomic;
 pub mod checksum;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod exit_codes;
 pub mod extract;
 pub mod manifest;
+pub mod retention;
 
 pub use error::{Error, Result};
 pub use exit_codes::ExitCode;
 
 use cli::{Cli, Command};
 use commands::{Context, Printer};
+use config::{DEFAULT_KEEP, Overrides, Settings};
 use std::io::Write;
 
 /// Runs the parsed command line, writing reports to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
-    let ctx = Context {
+    let (keep, level) = match &cli.command {
+        Command::Backup(args) => (args.keep, args.level),
+        Command::Prune { keep, .. } => (*keep, None),
+        _ => (None, None),
+    };
+    let flags = Overrides {
+        config: cli.config,
         results_dir: cli.results_dir,
         backup_dir: cli.backup_dir,
+        keep: keep.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+        level,
+    };
+    let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
+    let ctx = Context {
+        results_dir: settings.results_dir.value.clone(),
+        backup_dir: settings.backup_dir.value.clone(),
+    };
+    let archive_options = archive::Options {
+        level: settings.level.value,
     };
     let mut printer = Printer::new(out);
     let outcome = match cli.command {
         Command::Backup(args) => {
             let opts = commands::backup::BackupOptions {
                 strategies: args.strategies,
-                archive: archive::Options { level: args.level },
+                archive: archive_options,
+                keep: settings.keep.value,
             };
             commands::backup::run(&ctx, &opts, &mut printer)
         }
@@ -53,10 +74,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 archive,
                 to,
                 force,
-                archive_options: archive::Options::default(),
+                archive_options,
             };
             commands::restore::run(&ctx, &opts, &mut printer)
         }
+        Command::Prune {
+            strategy,
+            dry_run,
+            json,
+            ..
+        } => {
+            let opts = commands::prune::PruneOptions {
+                strategy,
+                keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
+                dry_run,
+                json,
+            };
+            commands::prune::run(&ctx, &opts, &mut printer)
+        }
+        Command::Config => commands::config::run(&settings, &mut printer),
     }?;
     Ok(outcome.into())
 }

@@ -105,7 +105,7 @@ impl Manifest {
         backup_dir: &Path,
         change: impl FnOnce(&mut Manifest) -> Result<T>,
     ) -> Result<T> {
-        let _lock = Lock::exclusive(backup_dir)?;
+        let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
         let mut manifest = Self::load(backup_dir)?;
         let value = change(&mut manifest)?;
         manifest.save(backup_dir)?;
@@ -140,37 +140,62 @@ impl Manifest {
     }
 }
 
-/// An advisory lock on the backup folder's lock file, released on drop or process death.
+/// The backup folder's lock files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockFile {
+    /// Held exclusively while the manifest is read, changed and written.
+    Manifest,
+    /// Held shared while archives are read (verify, restore), exclusively while they are deleted.
+    Archives,
+}
+
+impl LockFile {
+    /// The lock file's name inside the backup folder.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockFile::Manifest => LOCK_NAME,
+            LockFile::Archives => "archives.lock",
+        }
+    }
+}
+
+/// An advisory OS lock on one of the backup folder's lock files, released on drop or when the
+/// process dies, so a killed resbak never leaves a stale lock.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl Lock {
-    /// Blocks until this process holds the folder's lock exclusively.
-    pub fn exclusive(backup_dir: &Path) -> Result<Lock> {
-        let path = backup_dir.join(LOCK_NAME);
-        let file = open_lock_file(&path)?;
+    /// Blocks until this process holds `which` exclusively.
+    pub fn exclusive(backup_dir: &Path, which: LockFile) -> Result<Lock> {
+        let path = backup_dir.join(which.name());
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at("open lock file", &path)?;
         file.lock().at("lock", &path)?;
-        Ok(Lock { _file: file })
+        Ok(Lock { _file: Some(file) })
     }
 
-    /// Blocks until this process holds the folder's lock shared with other readers.
-    pub fn shared(backup_dir: &Path) -> Result<Lock> {
-        let path = backup_dir.join(LOCK_NAME);
-        let file = open_lock_file(&path)?;
+    /// Blocks until this process holds `which` shared with other readers. In a folder where the
+    /// lock file cannot be created (read-only), nobody can change anything and no lock is taken.
+    pub fn shared(backup_dir: &Path, which: LockFile) -> Result<Lock> {
+        let path = backup_dir.join(which.name());
+        let opened = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .or_else(|_| File::open(&path));
+        let Ok(file) = opened else {
+            return Ok(Lock { _file: None });
+        };
         file.lock_shared().at("lock", &path)?;
-        Ok(Lock { _file: file })
+        Ok(Lock { _file: Some(file) })
     }
-}
-
-fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .at("open lock file", path)
 }
 
 #[cfg(test)]

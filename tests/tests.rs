@@ -4,6 +4,8 @@
 mod util;
 
 mod backup;
+mod config;
 mod list;
 mod restore;
+mod retention;
 mod verify;

@@ -1,10 +1,11 @@
 //! `resbak backup`: archive strategy folders and register them in the manifest.
 
-use super::{Context, Outcome, Printer, check_strategy_name, human_size, strategies};
+use super::{Context, Outcome, Printer, check_strategy_name, human_size, prune, strategies};
 use crate::archive::{self, Written};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Manifest};
+use crate::retention;
 use chrono::{DateTime, Utc};
 use std::io::{BufWriter, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -21,13 +22,17 @@ pub struct BackupOptions {
     pub strategies: Vec<String>,
     /// How to compress.
     pub archive: archive::Options,
+    /// Prune each strategy to this many backups after its backup succeeded.
+    pub keep: Option<usize>,
 }
 
-/// Backs up each strategy in turn. All names are checked before anything is written.
+/// Backs up each strategy in turn, pruning it afterwards when `keep` is set. All names are
+/// checked before anything is written.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
     for name in &opts.strategies {
         source_dir(ctx, name)?;
     }
+    let mut outcome = Outcome::Clean;
     for name in &opts.strategies {
         let started = Instant::now();
         let entry = backup_folder(ctx, name, &source_dir(ctx, name)?, opts.archive, printer)?;
@@ -38,8 +43,15 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
             entry.files,
             started.elapsed().as_secs_f64()
         ))?;
+        if let Some(keep) = opts.keep {
+            let pruned = retention::prune(&ctx.backup_dir, Some(name), keep, false)?;
+            prune::report(&pruned, printer)?;
+            if prune::outcome(&pruned) != Outcome::Clean {
+                outcome = Outcome::Incomplete;
+            }
+        }
     }
-    Ok(Outcome::Clean)
+    Ok(outcome)
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.

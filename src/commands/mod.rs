@@ -2,7 +2,9 @@
 //! through the library modules, and reports through a [`Printer`].
 
 pub mod backup;
+pub mod config;
 pub mod list;
+pub mod prune;
 pub mod restore;
 pub mod verify;
 
@@ -28,6 +30,8 @@ pub enum Outcome {
     Clean,
     /// The command ran, but a check found missing or damaged data.
     ProblemsFound,
+    /// The command ran to its end, but part of it failed and was reported.
+    Incomplete,
 }
 
 /// Where commands write: reports to standard output, warnings to standard error.

@@ -12,6 +12,7 @@ use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
+use crate::manifest::{Lock, LockFile};
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::os::unix::fs::PermissionsExt;
@@ -36,6 +37,10 @@ pub struct RestoreOptions {
 /// Restores one archive.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let Located { path, entry } = locate(ctx, &opts.archive)?;
+    let _reading = match entry {
+        Some(_) => Some(Lock::shared(atomic::parent_dir(&path), LockFile::Archives)?),
+        None => None,
+    };
     let strategy = match &entry {
         Some(entry) => {
             let size = fs::metadata(&path).at("read", &path)?.len();

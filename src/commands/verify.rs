@@ -3,7 +3,7 @@
 use super::{Context, Outcome, Printer};
 use crate::archive::{self, Stats};
 use crate::error::{Error, Result};
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use std::path::Path;
 
 /// Options of `resbak verify`.
@@ -17,6 +17,7 @@ pub struct VerifyOptions {
 
 /// Checks each selected backup and prints one line for each plus a summary.
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
+    let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let selected = select(&manifest, &opts.targets, &ctx.backup_dir)?;
     if selected.is_empty() {

@@ -1,0 +1,35 @@
+//! `resbak config`: the effective settings and where each came from.
+
+use super::{Outcome, Printer};
+use crate::config::{DEFAULT_KEEP, Settings};
+use crate::error::Result;
+
+/// Prints each setting with its source.
+pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
+    let file = settings
+        .file
+        .as_ref()
+        .map_or_else(|| "none".to_string(), |f| f.display().to_string());
+    printer.line(format_args!("config file  {file}"))?;
+    let s = &settings.results_dir;
+    printer.line(format_args!(
+        "results_dir  {}  ({})",
+        s.value.display(),
+        s.source
+    ))?;
+    let s = &settings.backup_dir;
+    printer.line(format_args!(
+        "backup_dir   {}  ({})",
+        s.value.display(),
+        s.source
+    ))?;
+    let s = &settings.keep;
+    let keep = match s.value {
+        Some(n) => format!("{n}  ({}; backup prunes after each backup)", s.source),
+        None => format!("{DEFAULT_KEEP}  (default for prune; backup prunes only with --keep)"),
+    };
+    printer.line(format_args!("keep         {keep}"))?;
+    let s = &settings.level;
+    printer.line(format_args!("level        {}  ({})", s.value, s.source))?;
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,258 @@
+//! Settings and where they come from.
+//!
+//! Each setting is taken from the first of: a command-line flag, an environment variable, the
+//! configuration file (`resbak.toml` in the current folder, or the file named with `--config`),
+//! and the built-in default. Relative paths in the file are relative to the file's folder.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Name of the configuration file looked for in the current folder.
+pub const FILE_NAME: &str = "resbak.toml";
+/// Environment variable for the results folder.
+pub const ENV_RESULTS_DIR: &str = "RESBAK_RESULTS_DIR";
+/// Environment variable for the backup folder.
+pub const ENV_BACKUP_DIR: &str = "RESBAK_BACKUP_DIR";
+/// Backups kept per strategy by `prune` when no count is configured.
+pub const DEFAULT_KEEP: usize = 10;
+/// gzip level when none is configured.
+pub const DEFAULT_LEVEL: u32 = 6;
+
+/// The configuration file's contents. Unknown keys are an error, so typos do not go unnoticed.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Folder holding one sub-folder per strategy.
+    pub results_dir: Option<PathBuf>,
+    /// Folder holding the archives and manifest.
+    pub backup_dir: Option<PathBuf>,
+    /// Backups kept per strategy; when set, `backup` also prunes after each backup.
+    pub keep: Option<usize>,
+    /// gzip level, 0-9.
+    pub level: Option<u32>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// An environment variable.
+    Env(&'static str),
+    /// The configuration file.
+    File(PathBuf),
+    /// resbak's default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => write!(f, "command line"),
+            Source::Env(var) => write!(f, "environment {var}"),
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Default => write!(f, "default"),
+        }
+    }
+}
+
+/// A value and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    /// The effective value.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// Values given on the command line (`None` when the flag was not used).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--results-dir`.
+    pub results_dir: Option<PathBuf>,
+    /// `--backup-dir`.
+    pub backup_dir: Option<PathBuf>,
+    /// `--keep`.
+    pub keep: Option<usize>,
+    /// `--level`.
+    pub level: Option<u32>,
+}
+
+/// The effective settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration file read, if any.
+    pub file: Option<PathBuf>,
+    /// Folder holding one sub-folder per strategy.
+    pub results_dir: Setting<PathBuf>,
+    /// Folder holding the archives and manifest.
+    pub backup_dir: Setting<PathBuf>,
+    /// Backups kept per strategy; `None` when only the default applies.
+    pub keep: Setting<Option<usize>>,
+    /// gzip level.
+    pub level: Setting<u32>,
+}
+
+impl Settings {
+    /// Resolves settings from flags, the environment (through `env`) and the configuration file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the file named with `--config` is missing, or a file does not parse.
+    pub fn resolve(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let (file, config) = load(flags.config.as_deref())?;
+        let base = file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty());
+        let from_file =
+            |v: &Option<PathBuf>| v.as_ref().map(|p| base.map_or(p.clone(), |b| b.join(p)));
+        let src = || Source::File(file.clone().unwrap_or_default());
+        let path =
+            |flag: &Option<PathBuf>, var: &'static str, conf: Option<PathBuf>, default: &str| {
+                pick(
+                    flag.clone(),
+                    env(var)
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                        .map(|v| (v, var)),
+                    conf.map(|v| (v, src())),
+                    PathBuf::from(default),
+                )
+            };
+        Ok(Settings {
+            results_dir: path(
+                &flags.results_dir,
+                ENV_RESULTS_DIR,
+                from_file(&config.results_dir),
+                "results",
+            ),
+            backup_dir: path(
+                &flags.backup_dir,
+                ENV_BACKUP_DIR,
+                from_file(&config.backup_dir),
+                "backups",
+            ),
+            keep: pick(
+                flags.keep.map(Some),
+                None,
+                config.keep.map(|k| (Some(k), src())),
+                None,
+            ),
+            level: pick(
+                flags.level,
+                None,
+                config.level.map(|l| (l, src())),
+                DEFAULT_LEVEL,
+            ),
+            file,
+        })
+    }
+}
+
+fn pick<T>(
+    flag: Option<T>,
+    env: Option<(T, &'static str)>,
+    file: Option<(T, Source)>,
+    default: T,
+) -> Setting<T> {
+    let setting = |value, source| Setting { value, source };
+    match (flag, env, file) {
+        (Some(v), _, _) => setting(v, Source::Flag),
+        (None, Some((v, var)), _) => setting(v, Source::Env(var)),
+        (None, None, Some((v, source))) => setting(v, source),
+        (None, None, None) => setting(default, Source::Default),
+    }
+}
+
+/// Reads the file named with `--config`, else `resbak.toml` in the current folder if present.
+fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
+    let path = match named {
+        Some(path) => path.to_path_buf(),
+        None if Path::new(FILE_NAME).is_file() => PathBuf::from(FILE_NAME),
+        None => return Ok((None, FileConfig::default())),
+    };
+    let bad = |message: String| Error::Config {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let config: FileConfig = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    if config.level.is_some_and(|l| l > 9) {
+        return Err(bad("level must be between 0 and 9".into()));
+    }
+    if config.keep == Some(0) {
+        return Err(bad("keep must be at least 1".into()));
+    }
+    Ok((Some(path), config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resbak.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let (dir, path) =
+            with_file("results_dir = \"r_file\"\nbackup_dir = \"b_file\"\nkeep = 4\n");
+        let env = |var: &str| {
+            (var == ENV_RESULTS_DIR || var == ENV_BACKUP_DIR).then(|| format!("{var}_env"))
+        };
+        let mut flags = Overrides {
+            config: Some(path.clone()),
+            results_dir: Some("r_flag".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&flags, env).unwrap();
+        assert_eq!(s.results_dir.value, PathBuf::from("r_flag"));
+        assert_eq!(s.results_dir.source, Source::Flag);
+        assert_eq!(s.backup_dir.value, PathBuf::from("RESBAK_BACKUP_DIR_env"));
+        assert_eq!(s.backup_dir.source, Source::Env(ENV_BACKUP_DIR));
+        flags.results_dir = None;
+        let s = Settings::resolve(&flags, |_| None).unwrap();
+        assert_eq!(s.results_dir.value, dir.path().join("r_file"));
+        assert_eq!(s.keep.value, Some(4));
+        assert_eq!(s.keep.source, Source::File(path));
+        assert_eq!(
+            s.level,
+            Setting {
+                value: DEFAULT_LEVEL,
+                source: Source::Default
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let flags = Overrides {
+            config: None,
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&flags, |_| None).unwrap();
+        assert_eq!(s.file, None, "no resbak.toml in the package root");
+        assert_eq!(s.backup_dir.value, PathBuf::from("backups"));
+        assert_eq!(s.keep.value, None);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        for text in ["kepp = 3\n", "keep = 0\n", "level = 12\n", "keep = \"x\"\n"] {
+            let (_dir, path) = with_file(text);
+            let flags = Overrides {
+                config: Some(path),
+                ..Overrides::default()
+            };
+            assert!(Settings::resolve(&flags, |_| None).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+use crate::util::{Env, write};
+use std::fs;
+
+#[test]
+fn precedence_is_flag_then_env_then_file_then_default() {
+    let env = Env::new();
+    for dir in ["r_flag", "r_env", "r_file", "results"] {
+        write(&env.path().join(dir).join("s/a.csv"), dir);
+    }
+    fs::write(
+        env.path().join("resbak.toml"),
+        "results_dir = \"r_file\"\nbackup_dir = \"b_file\"\n",
+    )
+    .unwrap();
+    let backed_up_from = |args: &[&str], env_value: Option<&str>| {
+        let mut cmd = env.cmd(args);
+        if let Some(v) = env_value {
+            cmd.env("RESBAK_RESULTS_DIR", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = env
+            .cmd(&["config"])
+            .envs(env_value.map(|v| ("RESBAK_RESULTS_DIR", v)))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&config.stdout).into_owned()
+    };
+    let config = backed_up_from(&["backup", "s", "--results-dir", "r_flag"], Some("r_env"));
+    assert!(
+        config.contains("r_env  (environment RESBAK_RESULTS_DIR)"),
+        "{config}"
+    );
+    let config = backed_up_from(&["backup", "s"], None);
+    assert!(config.contains("r_file  (resbak.toml)"), "{config}");
+    assert!(
+        config.contains("backup_dir   b_file  (resbak.toml)"),
+        "{config}"
+    );
+    let m: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(env.path().join("b_file/manifest.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(m["backups"].as_sequence().unwrap().len(), 2);
+    // Which folder each backup came from: restore both and read the marker file.
+    for (i, expected) in ["r_flag", "r_file"].iter().enumerate() {
+        let name = m["backups"][i]["backup_file"].as_str().unwrap();
+        let to = format!("out{i}");
+        env.run(&["restore", name, "--to", &to]);
+        assert_eq!(
+            fs::read_to_string(env.path().join(&to).join("a.csv")).unwrap(),
+            *expected
+        );
+    }
+    fs::remove_file(env.path().join("resbak.toml")).unwrap();
+    let config = env.run(&["config"]);
+    assert!(
+        config.contains("results_dir  results  (default)"),
+        "{config}"
+    );
+}
+
+#[test]
+fn bad_config_is_a_one_line_error() {
+    let env = Env::new();
+    fs::write(env.path().join("resbak.toml"), "kep = 3\n").unwrap();
+    let err = env.fail(&["list"], 2);
+    assert!(err.contains("resbak.toml") && err.contains("kep"), "{err}");
+    let err = env.fail(&["list", "--config", "nope.toml"], 2);
+    assert!(err.contains("nope.toml"), "{err}");
+}
