@@ -3,23 +3,20 @@
 //! Writing streams: walk (sorted) -> tar -> gzip -> SHA-256 -> the caller's writer, so memory
 //! stays flat whatever the size of the results. Entries are stored under one top folder with
 //! normalised owners, kept modes (without setuid/setgid) and mtimes; links are stored as links,
-//! never followed. Reading checks that an archive decompresses completely and counts what is in
-//! it. This module knows nothing of the manifest.
+//! never followed. Reading entries back is [`crate::extract`]'s job. This module knows nothing
+//! of the manifest.
 
-use crate::checksum::{Checksum, HashingReader, HashingWriter};
+use crate::checksum::{Checksum, HashingWriter};
 use crate::error::{Error, Result};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 use walkdir::WalkDir;
-
-/// Size of read buffers when scanning archives.
-const READ_BUF: usize = 1 << 20;
 
 /// What an archive holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,53 +152,6 @@ impl<R: Read> Read for ExactReader<R> {
         self.left -= n as u64;
         Ok(n)
     }
-}
-
-/// The result of reading an archive file end to end.
-#[derive(Debug)]
-pub struct Scan {
-    /// Checksum and size of the archive file.
-    pub checksum: Checksum,
-    /// What it holds, when it was decompressed (`deep`).
-    pub stats: Option<Stats>,
-}
-
-/// Reads the archive at `path` once: always hashes it; with `deep`, also decompresses every
-/// entry in the same pass and counts them.
-///
-/// # Errors
-/// [`Error::Io`] if the file cannot be opened; [`Error::Corrupt`] if reading or decoding fails.
-pub fn scan(path: &Path, deep: bool) -> Result<Scan> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let corrupt = |e: io::Error| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    };
-    let mut hashing = HashingReader::new(BufReader::with_capacity(READ_BUF, file));
-    let stats = if deep {
-        Some(stats(&mut hashing).map_err(corrupt)?)
-    } else {
-        None
-    };
-    let checksum = hashing.finish().map_err(corrupt)?;
-    Ok(Scan { checksum, stats })
-}
-
-/// Decompresses a tar.gz stream to its end (gzip trailer included) and counts its entries.
-pub fn stats(reader: impl Read) -> io::Result<Stats> {
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(reader));
-    let mut stats = Stats::default();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.header().entry_type().is_pax_global_extensions() {
-            continue;
-        }
-        let copied = io::copy(&mut entry, &mut io::sink())?;
-        stats.files += 1;
-        stats.bytes += copied;
-    }
-    io::copy(&mut archive.into_inner(), &mut io::sink())?;
-    Ok(stats)
 }
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.

@@ -99,6 +99,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The results hold something a restore would refuse, such as a link pointing outside.
+    #[error("cannot back up {}: entry {entry:?} would be refused on restore: {reason}", path.display())]
+    Unrestorable {
+        /// The results folder.
+        path: PathBuf,
+        /// The entry as stored.
+        entry: String,
+        /// Why restore would refuse it.
+        reason: String,
+    },
+
     /// A restore destination already exists and `--force` was not given.
     #[error("{} already exists; use --force to back it up and replace it", path.display())]
     DestinationExists {

@@ -10,11 +10,12 @@
 //! partly filled folder away.
 
 use crate::archive::Stats;
+use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use flate2::read::MultiGzDecoder;
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -29,6 +30,47 @@ const COPY_BUF: usize = 256 * 1024;
 /// [`Error::UnsafeEntry`] for an entry the policy refuses, [`Error::Corrupt`] when the archive
 /// cannot be decoded, [`Error::Io`] when writing fails (for example a full disk).
 pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Stats> {
+    run(reader, archive, Some(root), top)
+}
+
+/// Reads the whole archive as [`extract`] would, applying the same policy, but writes nothing.
+///
+/// # Errors
+/// As [`extract`], without the write errors.
+pub fn check(reader: impl Read, archive: &Path, top: &str) -> Result<Stats> {
+    run(reader, archive, None, top)
+}
+
+/// The result of reading an archive file end to end.
+#[derive(Debug)]
+pub struct Scan {
+    /// Checksum and size of the archive file.
+    pub checksum: Checksum,
+    /// What it holds, when its entries were read (`deep`).
+    pub stats: Option<Stats>,
+}
+
+/// Reads the archive at `path` once: always hashes it; with `deep = Some(top)`, also checks
+/// every entry against the restore policy in the same pass and counts them.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be opened; [`Error::Corrupt`] or [`Error::UnsafeEntry`] if
+/// reading, decoding or the policy fails.
+pub fn scan(path: &Path, deep: Option<&str>) -> Result<Scan> {
+    let file = File::open(path).at("open", path)?;
+    let mut hashing = HashingReader::new(BufReader::with_capacity(COPY_BUF, file));
+    let stats = match deep {
+        Some(top) => Some(check(&mut hashing, path, top)?),
+        None => None,
+    };
+    let checksum = hashing.finish().map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(Scan { checksum, stats })
+}
+
+fn run(reader: impl Read, archive: &Path, root: Option<&Path>, top: &str) -> Result<Stats> {
     let corrupt = |e: io::Error| Error::Corrupt {
         path: archive.to_path_buf(),
         detail: e.to_string(),
@@ -47,9 +89,19 @@ pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Res
     Ok(state.stats)
 }
 
+/// One entry that passed the policy.
+struct Checked {
+    name: String,
+    rel: PathBuf,
+    kind: EntryType,
+    mode: u32,
+    mtime: u64,
+    target: Option<PathBuf>,
+}
+
 struct State<'a> {
     archive: &'a Path,
-    root: &'a Path,
+    root: Option<&'a Path>,
     top: &'a str,
     stats: Stats,
     seen: HashSet<PathBuf>,
@@ -60,7 +112,7 @@ struct State<'a> {
 }
 
 impl<'a> State<'a> {
-    fn new(archive: &'a Path, root: &'a Path, top: &'a str) -> Self {
+    fn new(archive: &'a Path, root: Option<&'a Path>, top: &'a str) -> Self {
         State {
             archive,
             root,
@@ -82,6 +134,27 @@ impl<'a> State<'a> {
     }
 
     fn unpack<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
+        let checked = self.check(entry)?;
+        let len = match self.root {
+            Some(root) => self.create(entry, root, &checked)?,
+            None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
+        };
+        match checked.kind {
+            EntryType::Regular | EntryType::Continuous => {
+                self.stats.bytes += len;
+                self.files.insert(checked.rel);
+            }
+            EntryType::Symlink => {
+                self.links.insert(checked.rel);
+            }
+            _ => {}
+        }
+        self.stats.files += 1;
+        Ok(())
+    }
+
+    /// Applies the policy to one entry's header.
+    fn check<R: Read>(&mut self, entry: &tar::Entry<R>) -> Result<Checked> {
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let refuse = |reason: &str| Error::UnsafeEntry {
             entry: name.clone(),
@@ -96,34 +169,17 @@ impl<'a> State<'a> {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
         }
-        let kind = entry.header().entry_type();
+        let header = entry.header();
+        let kind = header.entry_type();
         if rel.as_os_str() == self.top && kind != EntryType::Directory {
             return Err(refuse("the top entry must be a folder"));
         }
-        let dest = self.root.join(&rel);
-        let header = entry.header();
-        let mode = header.mode().map_err(|e| self.corrupt(&name, e))? & 0o777;
-        let mtime = header.mtime().map_err(|e| self.corrupt(&name, e))?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at("create folder", parent)?;
-        }
-        match kind {
-            EntryType::Directory => {
-                if !dest.is_dir() {
-                    fs::create_dir(&dest).at("create folder", &dest)?;
-                }
-                self.dirs.push((dest, mode, mtime));
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                let len = self.write_file(entry, &name, &dest, (mode, mtime))?;
-                self.stats.bytes += len;
-                self.files.insert(rel);
-            }
+        let target = match kind {
+            EntryType::Directory | EntryType::Regular | EntryType::Continuous => None,
             EntryType::Symlink => {
                 let target = self.link_name(entry, &name)?;
                 symlink_stays_inside(&rel, &target).map_err(refuse)?;
-                std::os::unix::fs::symlink(&target, &dest).at("create link", &dest)?;
-                self.links.insert(rel);
+                Some(target)
             }
             EntryType::Link => {
                 let target = self.link_name(entry, &name)?;
@@ -131,7 +187,7 @@ impl<'a> State<'a> {
                 if !self.files.contains(&target) {
                     return Err(refuse("a hard link must point to a file stored earlier"));
                 }
-                fs::hard_link(self.root.join(&target), &dest).at("create link", &dest)?;
+                Some(target)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 return Err(refuse("device files and FIFOs are not restored"));
@@ -140,39 +196,77 @@ impl<'a> State<'a> {
                 let why = format!("unsupported entry type {:?}", other.as_byte() as char);
                 return Err(refuse(&why));
             }
-        }
-        self.stats.files += 1;
-        Ok(())
+        };
+        let mode = header.mode().map_err(|e| self.corrupt(&name, e))? & 0o777;
+        let mtime = header.mtime().map_err(|e| self.corrupt(&name, e))?;
+        Ok(Checked {
+            name,
+            rel,
+            kind,
+            mode,
+            mtime,
+            target,
+        })
     }
 
-    fn write_file(
-        &mut self,
-        data: &mut impl Read,
-        name: &str,
-        dest: &Path,
-        (mode, mtime): (u32, u64),
-    ) -> Result<u64> {
+    /// Creates a checked entry below `root`; returns the bytes of file content written.
+    fn create(&mut self, data: &mut impl Read, root: &Path, entry: &Checked) -> Result<u64> {
+        let dest = root.join(&entry.rel);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).at("create folder", parent)?;
+        }
+        match (entry.kind, &entry.target) {
+            (EntryType::Directory, _) => {
+                if !dest.is_dir() {
+                    fs::create_dir(&dest).at("create folder", &dest)?;
+                }
+                self.dirs.push((dest, entry.mode, entry.mtime));
+            }
+            (EntryType::Symlink, Some(target)) => {
+                std::os::unix::fs::symlink(target, &dest).at("create link", &dest)?;
+            }
+            (EntryType::Link, Some(target)) => {
+                fs::hard_link(root.join(target), &dest).at("create link", &dest)?;
+            }
+            _ => return self.write_file(data, entry, &dest),
+        }
+        Ok(0)
+    }
+
+    fn write_file(&mut self, data: &mut impl Read, entry: &Checked, dest: &Path) -> Result<u64> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(dest)
             .at("create", dest)?;
+        let len = self.copy(data, &entry.name, &mut file, dest)?;
+        file.set_permissions(fs::Permissions::from_mode(entry.mode))
+            .at("set permissions of", dest)?;
+        file.set_times(times(entry.mtime))
+            .at("set times of", dest)?;
+        Ok(len)
+    }
+
+    /// Streams an entry's data to `out` (the file `dest`, for messages).
+    fn copy(
+        &mut self,
+        data: &mut impl Read,
+        name: &str,
+        out: &mut impl Write,
+        dest: &Path,
+    ) -> Result<u64> {
         let mut len = 0u64;
         loop {
             let n = data
                 .read(&mut self.buf)
                 .map_err(|e| self.corrupt(name, e))?;
             if n == 0 {
-                break;
+                return Ok(len);
             }
-            file.write_all(&self.buf[..n]).at("write", dest)?;
+            out.write_all(&self.buf[..n]).at("write", dest)?;
             len += n as u64;
         }
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .at("set permissions of", dest)?;
-        file.set_times(times(mtime)).at("set times of", dest)?;
-        Ok(len)
     }
 
     fn link_name<R: Read>(&self, entry: &tar::Entry<R>, name: &str) -> Result<PathBuf> {

@@ -315,3 +315,16 @@ fn assert_no_archives(env: &Env) {
         "nothing but the lock file may remain: {listing:?}"
     );
 }
+
+#[test]
+fn a_link_pointing_outside_fails_the_backup_clearly() {
+    let env = Env::new();
+    let root = env.sample("s");
+    std::os::unix::fs::symlink("/etc/hostname", root.join("outside")).unwrap();
+    let err = env.fail(&["backup", "s"], 2);
+    assert!(
+        err.contains("s/outside") && err.contains("refused on restore"),
+        "{err}"
+    );
+    assert_no_archives(&env);
+}

@@ -4,6 +4,7 @@ use super::{Context, Outcome, Printer, check_strategy_name, human_size, prune, s
 use crate::archive::{self, Written};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
+use crate::extract;
 use crate::manifest::{Entry, Manifest};
 use crate::retention;
 use chrono::{DateTime, Utc};
@@ -88,7 +89,14 @@ pub(crate) fn backup_folder(
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
-    verify_written(tmp.path(), &written)?;
+    verify_written(tmp.path(), name, &written).map_err(|e| match e {
+        Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
+            path: src.to_path_buf(),
+            entry,
+            reason,
+        },
+        other => other,
+    })?;
     register(dir, name, created, tmp, &written)
 }
 
@@ -109,8 +117,8 @@ fn write_archive(
 }
 
 /// Re-reads the finished archive from disk: same checksum, and it decompresses to what was written.
-fn verify_written(path: &Path, written: &Written) -> Result<()> {
-    let scan = archive::scan(path, true)?;
+fn verify_written(path: &Path, top: &str, written: &Written) -> Result<()> {
+    let scan = extract::scan(path, Some(top))?;
     let mismatch = |detail: String| Error::Corrupt {
         path: path.to_path_buf(),
         detail: format!("verification after writing failed: {detail}"),

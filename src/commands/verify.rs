@@ -1,8 +1,9 @@
 //! `resbak verify`: prove archives are intact against the manifest.
 
 use super::{Context, Outcome, Printer};
-use crate::archive::{self, Stats};
+use crate::archive::Stats;
 use crate::error::{Error, Result};
+use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use std::path::Path;
 
@@ -101,10 +102,11 @@ pub fn check(backup_dir: &Path, entry: &Entry, deep: bool) -> std::result::Resul
             entry.size
         ));
     }
-    let scan = archive::scan(&path, deep).map_err(|e| match e {
-        Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
-        other => other.to_string(),
-    })?;
+    let scan =
+        extract::scan(&path, deep.then_some(entry.strategy.as_str())).map_err(|e| match e {
+            Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
+            other => other.to_string(),
+        })?;
     if scan.checksum.sha256 != entry.sha256 {
         return Err(format!(
             "SHA-256 mismatch: manifest {}, file {}",
