@@ -10,13 +10,79 @@ use tempfile::NamedTempFile;
 /// Prefix of every temp file resbak creates, so leftovers of a crash can be recognised.
 pub const TEMP_PREFIX: &str = ".resbak-tmp-";
 
-/// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop
-/// unless persisted.
+/// Prefix of the folders a restore extracts into.
+pub const STAGING_PREFIX: &str = ".resbak-restore-";
+
+/// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop unless
+/// persisted. It is locked while open, so [`remove_stale`] can tell a live one from the
+/// leftover of a killed process.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
-        .at("create a temporary file in", dir)
+        .at("create a temporary file in", dir)?;
+    tmp.as_file().lock().at("lock", tmp.path())?;
+    Ok(tmp)
+}
+
+/// Creates a locked staging folder in `dir` (see [`temp_file_in`]); the lock lives as long as
+/// the returned file handle.
+pub fn staging_dir_in(dir: &Path) -> Result<(tempfile::TempDir, File)> {
+    let staging = tempfile::Builder::new()
+        .prefix(STAGING_PREFIX)
+        .tempdir_in(dir)
+        .at("create a temporary folder in", dir)?;
+    let handle = File::open(staging.path()).at("open", staging.path())?;
+    handle.lock().at("lock", staging.path())?;
+    Ok((staging, handle))
+}
+
+/// Removes resbak temp files and staging folders in `dir` left behind by a process that died
+/// (their lock is free). Returns what was removed. Live ones are left alone.
+pub fn remove_stale(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for item in entries.flatten() {
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with(TEMP_PREFIX) && !name.starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let path = item.path();
+        let Ok(handle) = File::open(&path) else {
+            continue;
+        };
+        if handle.try_lock().is_err() {
+            continue;
+        }
+        if item.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&path).at("remove leftover", &path)?;
+        } else {
+            std::fs::remove_file(&path).at("remove leftover", &path)?;
+        }
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// Removes a folder tree, first making its folders writable (restored folders may be read-only).
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for item in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if item.file_type().is_dir() {
+            let mode = item
+                .metadata()
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o700);
+            std::fs::set_permissions(item.path(), std::fs::Permissions::from_mode(mode | 0o700))?;
+        }
+    }
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Replaces `path` with what `fill` writes, atomically and durably.
@@ -85,6 +151,24 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = temp_file_in(dir.path()).unwrap();
+        let stale = dir.path().join(format!("{TEMP_PREFIX}dead"));
+        std::fs::write(&stale, "half").unwrap();
+        let (staging, _lock) = staging_dir_in(dir.path()).unwrap();
+        let dead_staging = dir.path().join(format!("{STAGING_PREFIX}dead"));
+        std::fs::create_dir_all(dead_staging.join("s/sub")).unwrap();
+        let removed = remove_stale(dir.path()).unwrap();
+        let mut expected = vec![stale, dead_staging];
+        expected.sort();
+        let mut removed = removed;
+        removed.sort();
+        assert_eq!(removed, expected);
+        assert!(live.path().exists() && staging.path().exists());
     }
 
     #[test]

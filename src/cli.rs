@@ -90,6 +90,14 @@ pub enum Command {
         json: bool,
     },
 
+    /// Rebuild manifest.yaml from the archives in the backup folder.
+    ///
+    /// Keeps entries that still match, adds uncatalogued archives after a full check (strategy
+    /// from the top folder, time from the name), drops entries whose file is gone, and saves a
+    /// damaged manifest aside first.
+    #[command(after_help = "Example: resbak reindex")]
+    Reindex,
+
     /// Print the effective settings and where each came from.
     #[command(after_help = "Example: resbak config")]
     Config,

@@ -92,6 +92,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             };
             commands::prune::run(&ctx, &opts, &mut printer)
         }
+        Command::Reindex => commands::reindex::run(&ctx, &mut printer),
         Command::Config => commands::config::run(&settings, &mut printer),
     }?;
     Ok(outcome.into())

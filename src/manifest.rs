@@ -108,13 +108,32 @@ impl Manifest {
         let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
         let mut manifest = Self::load(backup_dir)?;
         let value = change(&mut manifest)?;
-        manifest.save(backup_dir)?;
+        manifest.save(backup_dir, true)?;
         Ok(value)
     }
 
-    /// Writes the manifest atomically. Callers hold the exclusive lock.
-    fn save(&self, backup_dir: &Path) -> Result<()> {
+    /// Locks `backup_dir` and replaces its manifest with what `rebuild` makes of the current one
+    /// (which may be missing or damaged: `rebuild` gets the load result). For `reindex`.
+    pub fn replace<T>(
+        backup_dir: &Path,
+        rebuild: impl FnOnce(Result<Manifest>) -> Result<(Manifest, T)>,
+    ) -> Result<T> {
+        let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
+        let loaded = Self::load(backup_dir);
+        let loaded_ok = loaded.is_ok();
+        let (manifest, value) = rebuild(loaded)?;
+        manifest.save(backup_dir, loaded_ok)?;
+        Ok(value)
+    }
+
+    /// Writes the manifest atomically, first keeping the previous version as `manifest.yaml.bak`
+    /// when it was sound (a damaged one never replaces the last good copy). Callers hold the
+    /// exclusive lock.
+    fn save(&self, backup_dir: &Path, previous_is_sound: bool) -> Result<()> {
         let path = Self::path(backup_dir);
+        if previous_is_sound {
+            keep_previous(&path)?;
+        }
         let yaml = serde_yaml::to_string(self).map_err(|e| Error::ManifestParse {
             path: path.clone(),
             line: 0,
@@ -138,6 +157,19 @@ impl Manifest {
         entries.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
         entries
     }
+}
+
+/// Copies the manifest at `path`, if any, to `<path>.bak` atomically.
+fn keep_previous(path: &Path) -> Result<()> {
+    let mut current = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let bak = path.with_extension("yaml.bak");
+    atomic::write_file(&bak, |out| {
+        std::io::copy(&mut current, out).map(drop).at("copy", path)
+    })
 }
 
 /// The backup folder's lock files.
@@ -242,6 +274,23 @@ mod tests {
         });
         assert!(result.is_err());
         assert!(!Manifest::path(dir.path()).exists());
+    }
+
+    #[test]
+    fn every_update_keeps_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let add = |file: &'static str| {
+            Manifest::update(dir.path(), |m| {
+                m.backups.push(entry("a", file, 1));
+                Ok(())
+            })
+        };
+        add("a_1").unwrap();
+        assert!(!dir.path().join("manifest.yaml.bak").exists());
+        add("a_2").unwrap();
+        let bak = std::fs::read_to_string(dir.path().join("manifest.yaml.bak")).unwrap();
+        let previous: Manifest = serde_yaml::from_str(&bak).unwrap();
+        assert_eq!(previous.backups, vec![entry("a", "a_1", 1)]);
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub(crate) fn backup_folder(
 ) -> Result<Entry> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    for leftover in atomic::remove_stale(dir)? {
+        printer.warn(format_args!(
+            "removed {} left by an interrupted run",
+            leftover.display()
+        ));
+    }
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
     let written = write_archive(src, name, &mut tmp, opts)?;

@@ -1,7 +1,7 @@
 //! `resbak list`: the catalogue, with archives that are missing or not catalogued flagged.
 
-use super::{Context, Outcome, Printer, human_size};
-use crate::error::{IoContext, Result};
+use super::{ArchiveName, Context, Outcome, Printer, archive_files, human_size};
+use crate::error::Result;
 use crate::manifest::Manifest;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
         })
         .collect();
     for (file, size) in untracked(backup_dir, &manifest)? {
-        let guess = strategy_from_name(&file);
+        let guess = ArchiveName::parse(&file).map(|n| n.strategy);
         if strategy.is_none() || guess.as_deref() == strategy {
             rows.push(Row {
                 archive: file,
@@ -94,34 +94,9 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
 
 /// `.tar.gz` files in the backup folder that the manifest does not know, sorted by name.
 fn untracked(backup_dir: &Path, manifest: &Manifest) -> Result<Vec<(String, u64)>> {
-    let entries = match std::fs::read_dir(backup_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        other => other.at("read", backup_dir)?,
-    };
-    let mut found = Vec::new();
-    for item in entries {
-        let item = item.at("read", backup_dir)?;
-        let name = item.file_name().to_string_lossy().into_owned();
-        let is_file = item.file_type().is_ok_and(|t| t.is_file());
-        if is_file && name.ends_with(".tar.gz") && manifest.find(&name).is_none() {
-            found.push((name, item.metadata().map_or(0, |m| m.len())));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// The strategy in a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.
-fn strategy_from_name(file: &str) -> Option<String> {
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let stem = file.strip_suffix(".tar.gz")?;
-    let stem = match stem.rsplit_once('_') {
-        Some((head, n)) if (1..6).any(|len| digits(n, len)) => head,
-        _ => stem,
-    };
-    let (rest, time) = stem.rsplit_once('_')?;
-    let (strategy, date) = rest.rsplit_once('_')?;
-    (digits(date, 8) && digits(time, 6) && !strategy.is_empty()).then(|| strategy.to_string())
+    let mut files = archive_files(backup_dir)?;
+    files.retain(|(name, _)| manifest.find(name).is_none());
+    Ok(files)
 }
 
 fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
@@ -179,24 +154,4 @@ fn cells(row: &Row) -> [String; 7] {
             .map_or_else(dash, |s| s.chars().take(12).collect()),
         row.status.to_string(),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strategy_is_read_back_from_archive_names() {
-        let s = |f| strategy_from_name(f);
-        assert_eq!(
-            s("btc_sma_cross_20261122_004306.tar.gz").as_deref(),
-            Some("btc_sma_cross")
-        );
-        assert_eq!(
-            s("btc_sma_cross_20261122_004306_2.tar.gz").as_deref(),
-            Some("btc_sma_cross")
-        );
-        assert_eq!(s("eth_20261122_004306.tar.gz").as_deref(), Some("eth"));
-        assert_eq!(s("random.tar.gz"), None);
-    }
 }

@@ -5,11 +5,13 @@ pub mod backup;
 pub mod config;
 pub mod list;
 pub mod prune;
+pub mod reindex;
 pub mod restore;
 pub mod verify;
 
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Manifest};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use std::fmt::Display;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -117,6 +119,61 @@ pub fn strategies(results_dir: &Path) -> Vec<String> {
     names
 }
 
+/// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveName {
+    /// The strategy.
+    pub strategy: String,
+    /// `YYYYMMDD_HHMMSS`, UTC.
+    pub timestamp: String,
+    /// The time in the name, plus N-1 nanoseconds for a `_N` suffix so same-second backups
+    /// keep their order.
+    pub created: DateTime<Utc>,
+}
+
+impl ArchiveName {
+    /// Parses `file`, or `None` if it is not a resbak archive name.
+    pub fn parse(file: &str) -> Option<ArchiveName> {
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let stem = file.strip_suffix(".tar.gz")?;
+        let (stem, n) = match stem.rsplit_once('_') {
+            Some((head, n)) if (1..6).any(|len| digits(n, len)) => (head, n.parse::<u32>().ok()?),
+            _ => (stem, 1),
+        };
+        let (rest, time) = stem.rsplit_once('_')?;
+        let (strategy, date) = rest.rsplit_once('_')?;
+        if !(digits(date, 8) && digits(time, 6)) || strategy.is_empty() {
+            return None;
+        }
+        let timestamp = format!("{date}_{time}");
+        let naive = NaiveDateTime::parse_from_str(&timestamp, "%Y%m%d_%H%M%S").ok()?;
+        let created = naive.and_utc() + chrono::Duration::nanoseconds(i64::from(n.max(1) - 1));
+        Some(ArchiveName {
+            strategy: strategy.to_string(),
+            timestamp,
+            created,
+        })
+    }
+}
+
+/// Every `.tar.gz` file in `dir` with its size, sorted by name; empty if `dir` does not exist.
+pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.at("read", dir)?,
+    };
+    let mut found = Vec::new();
+    for item in entries {
+        let item = item.at("read", dir)?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tar.gz") && item.file_type().is_ok_and(|t| t.is_file()) {
+            found.push((name, item.metadata().map_or(0, |m| m.len())));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// `bytes` as a human-readable size.
 pub fn human_size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()
@@ -125,6 +182,26 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_names_are_parsed_back() {
+        let parsed = ArchiveName::parse("btc_sma_cross_20261122_004306_2.tar.gz").unwrap();
+        assert_eq!(parsed.strategy, "btc_sma_cross");
+        assert_eq!(parsed.timestamp, "20261122_004306");
+        assert_eq!(
+            parsed.created.to_rfc3339(),
+            "2026-11-22T00:43:06.000000001+00:00"
+        );
+        let plain = ArchiveName::parse("eth_20261122_004306.tar.gz").unwrap();
+        assert_eq!(plain.strategy, "eth");
+        assert!(plain.created < parsed.created);
+        assert_eq!(ArchiveName::parse("random.tar.gz"), None);
+        assert_eq!(
+            ArchiveName::parse("s_20261399_004306.tar.gz"),
+            None,
+            "not a date"
+        );
+    }
 
     #[test]
     fn strategy_names_must_be_one_plain_component() {

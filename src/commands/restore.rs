@@ -15,9 +15,7 @@ use crate::extract;
 use crate::manifest::{Lock, LockFile};
 use std::fs::{self, File};
 use std::io::BufReader;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use walkdir::WalkDir;
 
 const READ_BUF: usize = 1 << 20;
 
@@ -69,16 +67,19 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
 
     let parent = atomic::parent_dir(&dest);
     fs::create_dir_all(parent).at("create folder", parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".resbak-restore-")
-        .tempdir_in(parent)
-        .at("create a temporary folder in", parent)?;
+    for leftover in atomic::remove_stale(parent)? {
+        printer.warn(format_args!(
+            "removed {} left by an interrupted restore",
+            leftover.display()
+        ));
+    }
+    let (staging, _staging_lock) = atomic::staging_dir_in(parent)?;
     let result =
         extract_checked(&path, entry.as_ref(), staging.path(), &strategy).and_then(|stats| {
             move_into_place(&staging.path().join(&strategy), &dest, existing, printer)
                 .map(|()| stats)
         });
-    if let Err(e) = remove_tree(staging.path()) {
+    if let Err(e) = atomic::remove_tree(staging.path()) {
         printer.warn(format_args!(
             "could not remove {}: {e}",
             staging.path().display()
@@ -205,28 +206,11 @@ fn move_into_place(
         return Err(Error::io("move restored folder to", dest, e));
     }
     atomic::sync_dir(parent)?;
-    if let Err(e) = remove_tree(aside.path()) {
+    if let Err(e) = atomic::remove_tree(aside.path()) {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
             old.display()
         ));
     }
     Ok(())
-}
-
-/// Removes a folder tree, first making its folders writable (restored folders may be read-only).
-fn remove_tree(path: &Path) -> std::io::Result<()> {
-    for item in WalkDir::new(path).into_iter().flatten() {
-        if item.file_type().is_dir() {
-            let mode = item
-                .metadata()
-                .map(|m| m.permissions().mode())
-                .unwrap_or(0o700);
-            fs::set_permissions(item.path(), fs::Permissions::from_mode(mode | 0o700))?;
-        }
-    }
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }

@@ -1,0 +1,163 @@
+//! `resbak reindex`: rebuild the manifest from the archives in the backup folder.
+//!
+//! Entries whose archive still matches them are kept as they are. Archives the manifest does not
+//! know are checked in full (the restore policy, every entry decompressed) and added, with the
+//! strategy from their top folder and the time from their name. Entries whose file is gone are
+//! dropped. An entry whose archive no longer matches is kept, so `verify` keeps reporting it:
+//! reindex never blesses a corrupt archive. A damaged manifest is first copied aside.
+
+use super::{ArchiveName, Context, Outcome, Printer, archive_files, check_strategy_name};
+use crate::archive;
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use crate::extract;
+use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// What reindex did.
+#[derive(Debug, Default)]
+struct Report {
+    damaged_copy: Option<PathBuf>,
+    kept: usize,
+    added: Vec<String>,
+    dropped: Vec<String>,
+    mismatched: Vec<String>,
+    skipped: Vec<(String, String)>,
+}
+
+/// Rebuilds the manifest and prints what changed.
+pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
+    let dir = &ctx.backup_dir;
+    if !dir.is_dir() {
+        return Err(Error::io("read", dir, std::io::ErrorKind::NotFound.into()));
+    }
+    let _archives = Lock::exclusive(dir, LockFile::Archives)?;
+    for leftover in atomic::remove_stale(dir)? {
+        printer.warn(format_args!(
+            "removed {} left by an interrupted run",
+            leftover.display()
+        ));
+    }
+    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded))?;
+    print(&report, printer)?;
+    let clean = report.mismatched.is_empty() && report.skipped.is_empty();
+    Ok(if clean {
+        Outcome::Clean
+    } else {
+        Outcome::ProblemsFound
+    })
+}
+
+fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
+    let mut report = Report::default();
+    let old = match loaded {
+        Ok(manifest) => manifest,
+        Err(Error::ManifestParse { path, .. }) => {
+            report.damaged_copy = Some(copy_damaged(&path)?);
+            Manifest::default()
+        }
+        Err(other) => return Err(other),
+    };
+    let files = archive_files(dir)?;
+    let mut manifest = Manifest::default();
+    for entry in &old.backups {
+        if !files.iter().any(|(name, _)| *name == entry.backup_file) {
+            report.dropped.push(entry.backup_file.clone());
+            continue;
+        }
+        let scan = extract::scan(&dir.join(&entry.backup_file), None);
+        if !scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size) {
+            report.mismatched.push(entry.backup_file.clone());
+        }
+        report.kept += 1;
+        manifest.backups.push(entry.clone());
+    }
+    let mut added = Vec::new();
+    for (file, _) in files.iter().filter(|(f, _)| old.find(f).is_none()) {
+        match entry_for(&dir.join(file), file) {
+            Ok(entry) => added.push(entry),
+            Err(e) => report.skipped.push((file.clone(), e.to_string())),
+        }
+    }
+    added.sort_by_key(|e| e.created);
+    report.added = added.iter().map(|e| e.backup_file.clone()).collect();
+    manifest.backups.extend(added);
+    Ok((manifest, report))
+}
+
+/// A fresh entry for an uncatalogued archive, after a full check.
+fn entry_for(path: &Path, file: &str) -> Result<Entry> {
+    let top = File::open(path)
+        .at("open", path)
+        .and_then(|f| {
+            archive::top_folder(BufReader::new(f)).map_err(|e| Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        })?
+        .unwrap_or_default();
+    check_strategy_name(&top)?;
+    let scan = extract::scan(path, Some(&top))?;
+    let stats = scan.stats.unwrap_or_default();
+    let (timestamp, created) = match ArchiveName::parse(file) {
+        Some(name) => (name.timestamp, name.created),
+        None => {
+            let modified = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .at("read", path)?;
+            let created = DateTime::<Utc>::from(modified);
+            (created.format("%Y%m%d_%H%M%S").to_string(), created)
+        }
+    };
+    Ok(Entry {
+        strategy: top,
+        timestamp,
+        backup_file: file.to_string(),
+        size: scan.checksum.len,
+        sha256: scan.checksum.sha256,
+        files: stats.files,
+        bytes: stats.bytes,
+        created,
+    })
+}
+
+/// Copies a damaged manifest to `manifest.yaml.damaged-<UTC time>` before it is replaced.
+fn copy_damaged(path: &Path) -> Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%d_%H%M%S%.f");
+    let copy = path.with_extension(format!("yaml.damaged-{stamp}"));
+    let mut damaged = File::open(path).at("read", path)?;
+    atomic::write_file(&copy, |out| {
+        std::io::copy(&mut damaged, out).map(drop).at("copy", path)
+    })?;
+    Ok(copy)
+}
+
+fn print(report: &Report, printer: &mut Printer) -> Result<()> {
+    if let Some(copy) = &report.damaged_copy {
+        printer.line(format_args!("Damaged manifest saved as {}", copy.display()))?;
+    }
+    for file in &report.added {
+        printer.line(format_args!("Added {file}"))?;
+    }
+    for file in &report.dropped {
+        printer.line(format_args!("Dropped {file}: archive file is missing"))?;
+    }
+    for file in &report.mismatched {
+        printer.warn(format_args!(
+            "{file} no longer matches its entry; the entry is kept so verify reports it"
+        ));
+    }
+    for (file, why) in &report.skipped {
+        printer.warn(format_args!("not added {file}: {why}"));
+    }
+    printer.line(format_args!(
+        "Reindexed: {} kept, {} added, {} dropped, {} not added",
+        report.kept,
+        report.added.len(),
+        report.dropped.len(),
+        report.skipped.len()
+    ))
+}
