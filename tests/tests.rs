@@ -8,4 +8,5 @@ mod config;
 mod list;
 mod restore;
 mod retention;
+mod safety;
 mod verify;

@@ -294,3 +294,42 @@ pub fn raw_archive(path: &Path, entries: &[Raw]) {
     }
     builder.into_inner().unwrap().finish().unwrap();
 }
+
+/// Deterministic pseudo-random bytes (splitmix64), for incompressible test data.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Waits until `ready` holds, checking every millisecond, and fails the test with `what` after
+/// a generous bound. This waits for an observable state; it is not a timing assertion.
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    for _ in 0..60_000 {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// Names in `dir` that start with `prefix`.
+pub fn names_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,315 @@
+//! Crashes, stale locks, concurrency, full disks and manifest recovery.
+
+use crate::util::{Env, names_with_prefix, noise, snapshot, wait_for, write};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use wait_timeout::ChildExt;
+
+/// A results folder big enough that a backup takes a noticeable moment.
+fn big_sample(env: &Env, strategy: &str, mib: usize) {
+    let root = env.sample(strategy);
+    for i in 0..mib {
+        fs::write(
+            root.join(format!("runs/blob_{i:03}.bin")),
+            noise(i as u64, 1 << 20),
+        )
+        .unwrap();
+    }
+}
+
+fn wait_ok(child: &mut Child, what: &str) {
+    let status = child
+        .wait_timeout(Duration::from_secs(120))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what} did not finish: deadlock?"));
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+#[test]
+fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    env.backup("s");
+    // Kill at different points of the write, from "temp file just created" to "mostly written".
+    for threshold in [0u64, 1 << 20, 4 << 20, 9 << 20] {
+        let mut child = env
+            .cmd(&["backup", "s"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the temp archive to grow", || {
+            names_with_prefix(&env.backups(), ".resbak-tmp-")
+                .iter()
+                .any(|n| fs::metadata(env.backups().join(n)).is_ok_and(|m| m.len() >= threshold))
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The manifest still parses and lists only complete archives.
+        let out = env.run(&["verify"]);
+        assert!(out.contains("0 with problems"), "{out}");
+        assert!(
+            !names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty(),
+            "the kill left a temp file"
+        );
+        let out = env.run_code(&["backup", "s"], 0);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("left by an interrupted run"),
+            "the next run says so: {err}"
+        );
+        assert!(names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty());
+    }
+    env.run(&["verify", "--deep"]);
+}
+
+#[test]
+fn a_lock_held_by_a_killed_process_does_not_block() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let lock = env.backups().join("manifest.lock");
+    let script = "import fcntl,sys,time\nf=open(sys.argv[1],'a')\nfcntl.flock(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(600)\n";
+    let Ok(mut holder) = Command::new("python3")
+        .args(["-c", script])
+        .arg(&lock)
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED a_lock_held_by_a_killed_process_does_not_block: no python3");
+        return;
+    };
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let mut backup = env
+        .cmd(&["backup", "s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    wait_ok(&mut backup, "backup after the lock holder died");
+    assert_eq!(env.archives().len(), 2);
+}
+
+#[test]
+fn concurrent_backups_prunes_and_verifies_lose_nothing() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    env.backup("a");
+    let mut backups: Vec<Child> = ["a", "b"]
+        .iter()
+        .cycle()
+        .take(8)
+        .map(|s| {
+            env.cmd(&["backup", s])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut prunes: Vec<Child> = (0..2)
+        .map(|_| {
+            env.cmd(&["prune", "--keep", "3", "--json"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut verifies: Vec<Child> = (0..3)
+        .map(|_| {
+            env.cmd(&["verify", "--deep"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut made = Vec::new();
+    for child in &mut backups {
+        wait_ok(child, "backup");
+        let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+        let name = out.split(" -> ").nth(1).unwrap().split(' ').next().unwrap();
+        made.push(
+            Path::new(name)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    let mut removed = Vec::new();
+    for child in &mut prunes {
+        wait_ok(child, "prune");
+        let report: serde_json::Value =
+            serde_json::from_reader(child.stdout.take().unwrap()).unwrap();
+        removed.extend(
+            report["removed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string()),
+        );
+    }
+    for child in &mut verifies {
+        wait_ok(
+            child,
+            "verify (an archive vanished while it was being verified?)",
+        );
+    }
+    let listed = env.archives();
+    for name in &made {
+        assert!(
+            listed.contains(name) != removed.contains(name),
+            "{name}: listed or reported removed, not both"
+        );
+    }
+    assert_eq!(
+        listed.len(),
+        9 - removed.len(),
+        "listed {listed:?}, removed {removed:?}"
+    );
+    env.run(&["verify", "--deep"]);
+    assert!(names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty());
+}
+
+#[test]
+fn every_manifest_update_keeps_the_previous_version() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    let second = env.backup("s");
+    let bak = fs::read_to_string(env.backups().join("manifest.yaml.bak")).unwrap();
+    assert!(bak.contains(&first) && !bak.contains(&second), "{bak}");
+}
+
+#[test]
+fn reindex_rebuilds_a_lost_manifest() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    let names = [env.backup("a"), env.backup("b"), env.backup("a")];
+    let original = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
+    let out = env.run(&["reindex"]);
+    assert!(out.contains("3 added"), "{out}");
+    let rebuilt = env.manifest();
+    let original: serde_yaml::Value = serde_yaml::from_str(&original).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let new = rebuilt["backups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["backup_file"] == name.as_str())
+            .unwrap();
+        for key in ["strategy", "timestamp", "size", "sha256", "files", "bytes"] {
+            assert_eq!(new[key], original["backups"][i][key], "{name} {key}");
+        }
+    }
+    env.run(&["verify", "--deep"]);
+}
+
+#[test]
+fn reindex_saves_a_damaged_manifest_and_never_blesses_corruption() {
+    let env = Env::new();
+    env.sample("s");
+    let good = env.backup("s");
+    let gone = env.backup("s");
+    let bad = env.backup("s");
+    fs::remove_file(env.backups().join(&gone)).unwrap();
+    crate::util::flip_byte(&env.backups().join(&bad), 100);
+    // Not damaged yet: keeps the good entry, keeps the corrupt one (so verify reports it),
+    // drops the missing one.
+    let out = env.run_code(&["reindex"], 1);
+    let stdout = crate::util::stdout(&out);
+    assert!(stdout.contains(&format!("Dropped {gone}")), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&bad));
+    assert_eq!(env.archives(), [good.clone(), bad.clone()]);
+    env.run_code(&["verify"], 1);
+    // Damaged: saved aside, rebuilt from the archives that pass a full check.
+    let damaged = "version: 1\nbackups: [\n";
+    fs::write(env.backups().join("manifest.yaml"), damaged).unwrap();
+    let out = env.run_code(&["reindex"], 1);
+    let stdout = crate::util::stdout(&out);
+    assert!(stdout.contains("Damaged manifest saved as"), "{stdout}");
+    let copies = names_with_prefix(&env.backups(), "manifest.yaml.damaged-");
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        fs::read_to_string(env.backups().join(&copies[0])).unwrap(),
+        damaged
+    );
+    assert_eq!(env.archives(), [good]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("not added {bad}")));
+}
+
+/// A size-capped tmpfs, unmounted on drop; `None` where mounting is not permitted.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, size: &str) -> Option<SmallDisk> {
+        fs::create_dir_all(&at).unwrap();
+        let opts = format!("size={size}");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(&at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(at))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    let env = Env::new();
+    big_sample(&env, "s", 3);
+    let Some(disk) = SmallDisk::mount(env.path().join("small"), "1m") else {
+        eprintln!(
+            "SKIPPED a_full_disk_fails_cleanly: mounting a size-capped tmpfs is not permitted here"
+        );
+        return;
+    };
+    // Backup onto the full disk: clear error, nothing registered, nothing left behind.
+    let bk = disk.0.join("bk");
+    let err = env.fail(&["backup", "s", "--backup-dir", bk.to_str().unwrap()], 2);
+    assert!(err.contains("No space left on device"), "{err}");
+    let left: Vec<String> = names_with_prefix(&bk, "")
+        .into_iter()
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Restore onto the full disk: clear error, the existing folder there untouched.
+    let archive = env.backup("s");
+    let existing = disk.0.join("res/s");
+    write(&existing.join("keep.csv"), "mine\n");
+    let before = snapshot(&existing);
+    let err = env.fail(
+        &[
+            "restore",
+            &archive,
+            "--to",
+            existing.to_str().unwrap(),
+            "--force",
+        ],
+        2,
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(snapshot(&existing), before);
+    assert!(names_with_prefix(&disk.0.join("res"), ".resbak").is_empty());
+    assert_eq!(
+        env.archives().len(),
+        2,
+        "the --force backup of the existing folder was made first"
+    );
+}
