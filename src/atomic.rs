@@ -3,8 +3,8 @@
 
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, ErrorKind, Write};
+use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 /// Prefix of every temp file resbak creates, so leftovers of a crash can be recognised.
@@ -42,6 +42,23 @@ pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
     };
     result.map_err(|e| Error::io("rename into place", path, e.error))?;
     sync_dir(parent_dir(path))
+}
+
+/// Renames a finished, synced temp file to the first of `names` that is free and syncs its
+/// folder. No existing file is ever replaced, not even one another process creates meanwhile.
+pub fn persist_first_free(
+    mut tmp: NamedTempFile,
+    names: impl IntoIterator<Item = PathBuf>,
+) -> Result<PathBuf> {
+    for path in names {
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => return sync_dir(parent_dir(&path)).map(|()| path),
+            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => tmp = e.file,
+            Err(e) => return Err(Error::io("rename into place", path, e.error)),
+        }
+    }
+    let taken = std::io::Error::new(ErrorKind::AlreadyExists, "every name offered is taken");
+    Err(Error::io("rename into place", tmp.path(), taken))
 }
 
 /// Makes a folder's entries (renames, new files) durable.

@@ -4,6 +4,9 @@
 //! file atomically), [`archive`] (write and read tar.gz), [`extract`] (the safe restore policy),
 //! [`manifest`] (the locked, atomically written catalogue), and [`commands`], which builds the
 //! user-facing commands from them. [`cli`] holds the clap types and [`run`] ties them together.
+//!
+//! [`filebackup`] stands apart: timestamped copies of single files beside them, with an API
+//! ([`filebackup::write_with_backup`]) for programs that rewrite a data file in place.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -16,6 +19,7 @@ pub mod commands;
 pub mod error;
 pub mod exit_codes;
 pub mod extract;
+pub mod filebackup;
 pub mod manifest;
 
 pub use error::{Error, Result};
