@@ -61,6 +61,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             };
             commands::restore::run(&ctx, &opts, &mut printer)
         }
+        Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),
     }?;
     Ok(outcome.into())
+}
+
+/// Converts `resbak file` arguments into the command's plain options.
+fn file_action(cmd: cli::FileCommand) -> commands::file::FileAction {
+    use cli::FileCommand as Args;
+    use commands::file::FileAction;
+    match cmd {
+        Args::Backup { path, keep } => FileAction::Backup { path, keep },
+        Args::List { path, json } => FileAction::List { path, json },
+        Args::Restore {
+            path, backup, keep, ..
+        } => FileAction::Restore {
+            path,
+            pick: backup.map_or(filebackup::Pick::Latest, filebackup::Pick::Named),
+            keep,
+        },
+    }
 }

@@ -2,6 +2,7 @@
 //! through the library modules, and reports through a [`Printer`].
 
 pub mod backup;
+pub mod file;
 pub mod list;
 pub mod restore;
 pub mod verify;
