@@ -4,6 +4,7 @@
 mod util;
 
 mod backup;
+mod filebackup;
 mod list;
 mod restore;
 mod verify;
