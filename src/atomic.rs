@@ -3,8 +3,8 @@
 
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
-use std::io::{BufWriter, ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use tempfile::NamedTempFile;
 
 /// Prefix of every temp file resbak creates, so leftovers of a crash can be recognised.
@@ -48,16 +48,17 @@ pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
 /// folder. No existing file is ever replaced, not even one another process creates meanwhile.
 pub fn persist_first_free(
     mut tmp: NamedTempFile,
-    names: impl IntoIterator<Item = PathBuf>,
-) -> Result<PathBuf> {
+    names: impl IntoIterator<Item = std::path::PathBuf>,
+) -> Result<std::path::PathBuf> {
+    use std::io::ErrorKind::AlreadyExists;
     for path in names {
         match tmp.persist_noclobber(&path) {
             Ok(_) => return sync_dir(parent_dir(&path)).map(|()| path),
-            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => tmp = e.file,
+            Err(e) if e.error.kind() == AlreadyExists => tmp = e.file,
             Err(e) => return Err(Error::io("rename into place", path, e.error)),
         }
     }
-    let taken = std::io::Error::new(ErrorKind::AlreadyExists, "every name offered is taken");
+    let taken = std::io::Error::new(AlreadyExists, "every name offered is taken");
     Err(Error::io("rename into place", tmp.path(), taken))
 }
 

@@ -1,7 +1,7 @@
 //! The command line, as clap types. They stay here: [`crate::run`] converts them into the plain
 //! option structs the commands take.
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Safe, verifiable tar.gz backups of strategy results folders.
@@ -132,7 +132,7 @@ pub enum FileCommand {
     ///
     /// Prints the SHA-256 of the restored file, which equals the copy's.
     #[command(after_help = "Example: resbak file restore data/experiences.json --latest")]
-    #[command(group(ArgGroup::new("which").required(true).args(["backup", "latest"])))]
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["backup", "latest"])))]
     #[command(override_usage = "resbak file restore [OPTIONS] <PATH> <BACKUP|--latest>")]
     Restore {
         /// The file to restore.

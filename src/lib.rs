@@ -68,12 +68,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
 
 /// Converts `resbak file` arguments into the command's plain options.
 fn file_action(cmd: cli::FileCommand) -> commands::file::FileAction {
-    use cli::FileCommand as Args;
+    use cli::FileCommand as Cmd;
     use commands::file::FileAction;
     match cmd {
-        Args::Backup { path, keep } => FileAction::Backup { path, keep },
-        Args::List { path, json } => FileAction::List { path, json },
-        Args::Restore {
+        Cmd::Backup { path, keep } => FileAction::Backup { path, keep },
+        Cmd::List { path, json } => FileAction::List { path, json },
+        Cmd::Restore {
             path, backup, keep, ..
         } => FileAction::Restore {
             path,
