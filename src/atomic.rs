@@ -110,6 +110,24 @@ pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
     sync_dir(parent_dir(path))
 }
 
+/// Renames a finished, synced temp file to the first of `names` that is free and syncs its
+/// folder. No existing file is ever replaced, not even one another process creates meanwhile.
+pub fn persist_first_free(
+    mut tmp: NamedTempFile,
+    names: impl IntoIterator<Item = std::path::PathBuf>,
+) -> Result<std::path::PathBuf> {
+    use std::io::ErrorKind::AlreadyExists;
+    for path in names {
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => return sync_dir(parent_dir(&path)).map(|()| path),
+            Err(e) if e.error.kind() == AlreadyExists => tmp = e.file,
+            Err(e) => return Err(Error::io("rename into place", path, e.error)),
+        }
+    }
+    let taken = std::io::Error::new(AlreadyExists, "every name offered is taken");
+    Err(Error::io("rename into place", tmp.path(), taken))
+}
+
 /// Makes a folder's entries (renames, new files) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

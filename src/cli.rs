@@ -101,6 +101,12 @@ pub enum Command {
     /// Print the effective settings and where each came from.
     #[command(after_help = "Example: resbak config")]
     Config,
+
+    /// Timestamped copies of single files, kept in backups/ beside each file.
+    ///
+    /// For data files a program rewrites in place. --results-dir and --backup-dir do not apply.
+    #[command(subcommand)]
+    File(FileCommand),
 }
 
 /// Arguments of `resbak backup`.
@@ -116,6 +122,67 @@ pub struct BackupArgs {
     /// [default: `keep` from resbak.toml, else no pruning]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub keep: Option<u64>,
+}
+
+/// The `resbak file` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FileCommand {
+    /// Copy PATH to <dir of PATH>/backups/<name>.<YYYYMMDD_HHMMSS>.backup, then keep the newest.
+    ///
+    /// The copy is exact and keeps the file's mtime and permissions; the timestamp is UTC and
+    /// further copies in the same second get _2, _3, ... A missing PATH is not an error: there
+    /// is nothing to protect yet.
+    #[command(after_help = "Example: resbak file backup data/experiences.json --keep 20")]
+    Backup {
+        /// The file to copy.
+        path: PathBuf,
+        /// Copies of this file to keep; older ones are removed.
+        #[arg(long, value_name = "N", default_value_t = crate::filebackup::DEFAULT_KEEP,
+              value_parser = parse_keep)]
+        keep: usize,
+    },
+
+    /// List PATH's copies, newest first, with time, size and SHA-256.
+    ///
+    /// For .json files also whether each copy parses and how many items each top-level array
+    /// holds.
+    #[command(after_help = "Example: resbak file list data/experiences.json")]
+    List {
+        /// The file whose copies to list.
+        path: PathBuf,
+        /// Print a JSON array for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Save the current PATH as a new copy, then replace PATH with BACKUP or the newest copy.
+    ///
+    /// Prints the SHA-256 of the restored file, which equals the copy's.
+    #[command(after_help = "Example: resbak file restore data/experiences.json --latest")]
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["backup", "latest"])))]
+    #[command(override_usage = "resbak file restore [OPTIONS] <PATH> <BACKUP|--latest>")]
+    Restore {
+        /// The file to restore.
+        path: PathBuf,
+        /// A copy's name from `resbak file list` (or its path).
+        backup: Option<String>,
+        /// Restore the newest copy (taken before the current file is saved).
+        #[arg(long)]
+        latest: bool,
+        /// Copies of this file to keep afterwards; the restored copy is always kept.
+        #[arg(long, value_name = "N", default_value_t = crate::filebackup::DEFAULT_KEEP,
+              value_parser = parse_keep)]
+        keep: usize,
+    },
+}
+
+/// Parses `--keep`: a count of at least 1, since the copy just made is always kept.
+fn parse_keep(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) => Err("at least 1 copy is always kept".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

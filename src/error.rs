@@ -116,6 +116,15 @@ pub enum Error {
         /// The destination folder.
         path: PathBuf,
     },
+
+    /// A single file has no copies to restore from.
+    #[error("there are no backups of {} in {}", path.display(), dir.display())]
+    NoFileBackups {
+        /// The file.
+        path: PathBuf,
+        /// The folder searched for its copies.
+        dir: PathBuf,
+    },
 }
 
 impl Error {

@@ -5,6 +5,9 @@
 //! [`manifest`] (the locked, atomically written catalogue), [`retention`] (keep the N newest),
 //! and [`commands`], which builds the user-facing commands from them. [`config`] resolves
 //! settings from flags, environment and `resbak.toml`. [`cli`] holds the clap types and [`run`] ties them together.
+//!
+//! [`filebackup`] stands apart: timestamped copies of single files beside them, with an API
+//! ([`filebackup::write_with_backup`]) for programs that rewrite a data file in place.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod exit_codes;
 pub mod extract;
+pub mod filebackup;
 pub mod manifest;
 pub mod retention;
 
@@ -94,6 +98,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Reindex => commands::reindex::run(&ctx, &mut printer),
         Command::Config => commands::config::run(&settings, &mut printer),
+        Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),
     }?;
     Ok(outcome.into())
+}
+
+/// Converts `resbak file` arguments into the command's plain options.
+fn file_action(cmd: cli::FileCommand) -> commands::file::FileAction {
+    use cli::FileCommand as Cmd;
+    use commands::file::FileAction;
+    match cmd {
+        Cmd::Backup { path, keep } => FileAction::Backup { path, keep },
+        Cmd::List { path, json } => FileAction::List { path, json },
+        Cmd::Restore {
+            path, backup, keep, ..
+        } => FileAction::Restore {
+            path,
+            pick: backup.map_or(filebackup::Pick::Latest, filebackup::Pick::Named),
+            keep,
+        },
+    }
 }

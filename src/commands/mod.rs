@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod file;
 pub mod list;
 pub mod prune;
 pub mod reindex;

@@ -1,0 +1,283 @@
+use crate::util::{Env, set_mtimes, sha256_file, write};
+use resbak::filebackup::{FileBackupOptions, write_with_backup};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const STORE: &str = "data/experiences.json";
+
+fn store(env: &Env) -> PathBuf {
+    env.path().join(STORE)
+}
+
+fn copy_dir(env: &Env) -> PathBuf {
+    env.path().join("data/backups")
+}
+
+/// File names in `data/backups`, sorted.
+fn copies(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(copy_dir(env))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The hex after `SHA-256 ` in a report line.
+fn printed_sha(out: &str) -> String {
+    let at = out.find("SHA-256 ").expect("a SHA-256 in the output") + "SHA-256 ".len();
+    out[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+/// Makes `dir/backups` impossible to write: a read-only folder or, where permissions are not
+/// enforced (as for root), a regular file in its place.
+fn block_backups(dir: &Path) {
+    let backups = dir.join("backups");
+    fs::create_dir(&backups).unwrap();
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
+    if fs::write(backups.join("probe"), "").is_ok() {
+        fs::remove_dir_all(&backups).unwrap();
+        fs::write(&backups, "not a folder").unwrap();
+    }
+}
+
+#[test]
+fn backup_twice_in_one_second_gives_two_copies() {
+    let env = Env::new();
+    write(&store(&env), r#"{"experiences": [1, 2]}"#);
+    env.run(&["file", "backup", STORE]);
+    env.run(&["file", "backup", STORE]);
+    let names = copies(&env);
+    assert_eq!(names.len(), 2, "{}", env.tree());
+    for name in &names {
+        assert_eq!(
+            fs::read(copy_dir(&env).join(name)).unwrap(),
+            fs::read(store(&env)).unwrap()
+        );
+    }
+    let stamp = |name: &str| name["experiences.json.".len()..][..15].to_string();
+    if stamp(&names[0]) == stamp(&names[1]) {
+        let second = format!("experiences.json.{}_2.backup", stamp(&names[0]));
+        assert_eq!(names[1], second);
+    }
+}
+
+#[test]
+fn missing_file_is_not_an_error() {
+    let env = Env::new();
+    let out = env.run(&["file", "backup", STORE]);
+    assert!(
+        out.contains("Nothing to back up") && out.contains(STORE),
+        "{out}"
+    );
+    assert!(!env.path().join("data").exists());
+}
+
+#[test]
+fn a_folder_is_refused() {
+    let env = Env::new();
+    fs::create_dir(env.path().join("data")).unwrap();
+    let err = env.fail(&["file", "backup", "data"], 2);
+    assert!(
+        err.contains("data") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn copy_keeps_bytes_mtime_and_permissions() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, r#"{"experiences": []}"#);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    set_mtimes(&path, 1_700_000_000);
+    let out = env.run(&["file", "backup", STORE]);
+    let copy = copy_dir(&env).join(&copies(&env)[0]);
+    let (orig, kept) = (fs::metadata(&path).unwrap(), fs::metadata(&copy).unwrap());
+    assert_eq!(kept.mode() & 0o7777, 0o640);
+    assert_eq!(kept.modified().unwrap(), orig.modified().unwrap());
+    assert_eq!(sha256_file(&copy), sha256_file(&path));
+    assert_eq!(printed_sha(&out), sha256_file(&path));
+}
+
+#[test]
+fn rotation_keeps_the_ten_newest_and_reports_each_removal() {
+    let env = Env::new();
+    write(&store(&env), "current");
+    for n in 0..11 {
+        let name = format!("experiences.json.20200101_0000{n:02}.backup");
+        write(&copy_dir(&env).join(name), "old");
+    }
+    let unrelated = [
+        "experiences.json.notes.backup",
+        "other.json.20190101_000000.backup",
+        "experiences.json.20190101_000000.backup.bak",
+    ];
+    for name in unrelated {
+        write(&copy_dir(&env).join(name), "not a copy");
+    }
+    let out = env.run(&["file", "backup", STORE]);
+    let removed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Removed old backup: "))
+        .collect();
+    let path_of = |n: u32| format!("data/backups/experiences.json.20200101_0000{n:02}.backup");
+    assert_eq!(removed, [path_of(1), path_of(0)]);
+    let left = copies(&env);
+    for n in 2..11 {
+        assert!(
+            left.iter()
+                .any(|c| c.ends_with(&format!("0000{n:02}.backup")))
+        );
+    }
+    for name in unrelated {
+        assert!(left.iter().any(|c| c == name), "{name} was removed");
+    }
+    assert_eq!(left.len(), 10 + unrelated.len());
+}
+
+#[test]
+fn restore_round_trips_and_saves_the_current_version_first() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, r#"{"experiences": [1, 2, 3]}"#);
+    let original = fs::read(&path).unwrap();
+    env.run(&["file", "backup", STORE]);
+    let copy = copies(&env)[0].clone();
+    write(&path, r#"{"experiences": [1, 2, 3, 4]}"#);
+    let newer = fs::read(&path).unwrap();
+
+    let out = env.run(&["file", "restore", STORE, &copy]);
+    assert_eq!(fs::read(&path).unwrap(), original);
+    let sha = printed_sha(&out);
+    assert_eq!(sha, sha256_file(&copy_dir(&env).join(&copy)));
+    assert_eq!(sha, sha256_file(&path));
+    let saved: Vec<String> = copies(&env).into_iter().filter(|c| *c != copy).collect();
+    assert_eq!(saved.len(), 1, "{}", env.tree());
+    assert_eq!(fs::read(copy_dir(&env).join(&saved[0])).unwrap(), newer);
+    assert!(out.contains(&saved[0]), "{out}");
+}
+
+#[test]
+fn restore_latest_takes_the_newest_copy_before_saving_the_current_file() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, "v1");
+    env.run(&["file", "backup", STORE]);
+    write(&path, "v2");
+    env.run(&["file", "backup", STORE]);
+    write(&path, "v3");
+    let out = env.run(&["file", "restore", STORE, "--latest"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "v2");
+    assert_eq!(printed_sha(&out), sha256_file(&path));
+    let contents: Vec<String> = copies(&env)
+        .iter()
+        .map(|c| fs::read_to_string(copy_dir(&env).join(c)).unwrap())
+        .collect();
+    assert_eq!(contents, ["v1", "v2", "v3"]);
+}
+
+#[test]
+fn restore_never_rotates_away_the_copy_it_restores() {
+    let env = Env::new();
+    let path = store(&env);
+    let oldest = "experiences.json.20200101_000000.backup";
+    write(&copy_dir(&env).join(oldest), "oldest");
+    write(
+        &copy_dir(&env).join("experiences.json.20200102_000000.backup"),
+        "newer",
+    );
+    write(&path, "current");
+    let out = env.run(&["file", "restore", STORE, oldest, "--keep", "1"]);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "oldest");
+    assert!(
+        out.contains("Removed old backup: data/backups/experiences.json.20200102_000000.backup"),
+        "{out}"
+    );
+    let left = copies(&env);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&oldest.to_string()));
+}
+
+#[test]
+fn restore_refuses_unknown_or_missing_choices() {
+    let env = Env::new();
+    write(&store(&env), "v1");
+    let err = env.fail(&["file", "restore", STORE, "--latest"], 2);
+    assert!(err.contains("no backups of"), "{err}");
+    env.run(&["file", "backup", STORE]);
+    let err = env.fail(&["file", "restore", STORE, "nope.backup"], 2);
+    assert!(err.contains("no backup named \"nope.backup\""), "{err}");
+    let err = env.fail(&["file", "restore", STORE], 2);
+    assert!(err.contains("<BACKUP|--latest>"), "{err}");
+    assert_eq!(fs::read_to_string(store(&env)).unwrap(), "v1");
+    assert_eq!(copies(&env).len(), 1);
+}
+
+#[test]
+fn list_checks_json_copies_and_counts_items() {
+    let env = Env::new();
+    let path = store(&env);
+    write(
+        &path,
+        r#"{"experiences": [{"pnl": 1}, {"pnl": 2}, {"pnl": 3}], "meta": {}}"#,
+    );
+    env.run(&["file", "backup", STORE]);
+    write(&path, r#"{"experiences": [{"pnl": 1}, {"pnl""#);
+    env.run(&["file", "backup", STORE]);
+
+    let out = env.run(&["file", "list", STORE]);
+    assert!(out.contains("valid JSON; experiences: 3 items"), "{out}");
+    assert!(out.contains("invalid JSON: EOF"), "{out}");
+    assert!(out.contains(&sha256_file(&path)), "{out}");
+
+    let rows: serde_json::Value =
+        serde_json::from_str(&env.run(&["file", "list", STORE, "--json"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let (newest, older) = (&rows[0], &rows[1]);
+    assert_eq!(newest["json_valid"], false);
+    assert_eq!(newest["sha256"], sha256_file(&path));
+    assert_eq!(older["json_valid"], true);
+    assert_eq!(older["array_counts"]["experiences"], 3);
+    let older_path = env.path().join(older["path"].as_str().unwrap());
+    assert_eq!(older["size"], fs::metadata(older_path).unwrap().len());
+}
+
+#[test]
+fn list_of_a_file_without_copies() {
+    let env = Env::new();
+    let out = env.run(&["file", "list", "notes.txt"]);
+    assert!(out.contains("No backups of notes.txt"), "{out}");
+}
+
+#[test]
+fn library_write_warns_and_still_writes_when_the_backup_fails() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, "old");
+    block_backups(&env.path().join("data"));
+    let report = write_with_backup(&path, b"new", &FileBackupOptions::default()).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"new");
+    assert!(report.backup.is_none());
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains(STORE.split('/').next_back().unwrap()));
+}
+
+#[test]
+fn library_write_in_strict_mode_fails_and_leaves_the_file() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, "old");
+    block_backups(&env.path().join("data"));
+    let strict = FileBackupOptions {
+        strict: true,
+        ..Default::default()
+    };
+    assert!(write_with_backup(&path, b"new", &strict).is_err());
+    assert_eq!(fs::read(&path).unwrap(), b"old");
+}
