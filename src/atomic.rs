@@ -13,28 +13,66 @@ pub const TEMP_PREFIX: &str = ".resbak-tmp-";
 /// Prefix of the folders a restore extracts into.
 pub const STAGING_PREFIX: &str = ".resbak-restore-";
 
+/// Prefix of a temp file or folder in the moment before it is locked and renamed to its
+/// [`TEMP_PREFIX`] or [`STAGING_PREFIX`] name; [`remove_stale`] never looks at these.
+const NEW_PREFIX: &str = ".resbak-new-";
+
 /// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop unless
-/// persisted. It is locked while open, so [`remove_stale`] can tell a live one from the
-/// leftover of a killed process.
+/// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
+/// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
-    let tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let new = tempfile::Builder::new()
+        .prefix(NEW_PREFIX)
         .tempfile_in(dir)
         .at("create a temporary file in", dir)?;
-    tmp.as_file().lock().at("lock", tmp.path())?;
-    Ok(tmp)
+    new.as_file().lock().at("lock", new.path())?;
+    let target = renamed(new.path(), TEMP_PREFIX);
+    let (file, path) = new.into_parts();
+    path.persist_noclobber(&target)
+        .map_err(|e| Error::io("create a temporary file in", dir, e.error))?;
+    let path = tempfile::TempPath::try_from_path(&target).at("create a temporary file in", dir)?;
+    Ok(NamedTempFile::from_parts(file, path))
 }
 
-/// Creates a locked staging folder in `dir` (see [`temp_file_in`]); the lock lives as long as
-/// the returned file handle.
-pub fn staging_dir_in(dir: &Path) -> Result<(tempfile::TempDir, File)> {
-    let staging = tempfile::Builder::new()
-        .prefix(STAGING_PREFIX)
+/// A locked staging folder, removed with everything in it on drop.
+#[derive(Debug)]
+pub struct Staging {
+    path: std::path::PathBuf,
+    _lock: File,
+}
+
+impl Staging {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.path);
+    }
+}
+
+/// Creates a locked staging folder in `dir`, named like [`temp_file_in`]'s files only once
+/// it is locked.
+pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
+    let new = tempfile::Builder::new()
+        .prefix(NEW_PREFIX)
         .tempdir_in(dir)
         .at("create a temporary folder in", dir)?;
-    let handle = File::open(staging.path()).at("open", staging.path())?;
-    handle.lock().at("lock", staging.path())?;
-    Ok((staging, handle))
+    let lock = File::open(new.path()).at("open", new.path())?;
+    lock.lock().at("lock", new.path())?;
+    let path = renamed(new.path(), STAGING_PREFIX);
+    std::fs::rename(new.path(), &path).at("create a temporary folder in", dir)?;
+    let _ = new.keep();
+    Ok(Staging { path, _lock: lock })
+}
+
+/// `path` with its [`NEW_PREFIX`] replaced by `prefix`, keeping the random part.
+fn renamed(path: &Path, prefix: &str) -> std::path::PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{prefix}{}", name.trim_start_matches(NEW_PREFIX)))
 }
 
 /// Removes resbak temp files and staging folders in `dir` left behind by a process that died
@@ -147,6 +185,16 @@ pub fn parent_dir(path: &Path) -> &Path {
 mod tests {
     use super::*;
 
+    /// Names in `dir`.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn write_file_replaces_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
@@ -154,7 +202,7 @@ mod tests {
         std::fs::write(&path, "old").unwrap();
         write_file(&path, |w| w.write_all(b"new").at("write", &path)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(names(dir.path()), ["f.txt"]);
     }
 
     #[test]
@@ -168,7 +216,7 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(names(dir.path()), ["f.txt"]);
     }
 
     #[test]
@@ -177,7 +225,7 @@ mod tests {
         let live = temp_file_in(dir.path()).unwrap();
         let stale = dir.path().join(format!("{TEMP_PREFIX}dead"));
         std::fs::write(&stale, "half").unwrap();
-        let (staging, _lock) = staging_dir_in(dir.path()).unwrap();
+        let staging = staging_dir_in(dir.path()).unwrap();
         let dead_staging = dir.path().join(format!("{STAGING_PREFIX}dead"));
         std::fs::create_dir_all(dead_staging.join("s/sub")).unwrap();
         let removed = remove_stale(dir.path()).unwrap();

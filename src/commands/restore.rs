@@ -73,7 +73,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             leftover.display()
         ));
     }
-    let (staging, _staging_lock) = atomic::staging_dir_in(parent)?;
+    let staging = atomic::staging_dir_in(parent)?;
     let result =
         extract_checked(&path, entry.as_ref(), staging.path(), &strategy).and_then(|stats| {
             move_into_place(&staging.path().join(&strategy), &dest, existing, printer)
