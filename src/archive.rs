@@ -6,7 +6,7 @@
 //! never followed. Reading entries back is [`crate::extract`]'s job. This module knows nothing
 //! of the manifest.
 
-use crate::checksum::{Checksum, HashingWriter};
+use crate::checksum::{Checksum, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -36,60 +36,258 @@ pub struct Written {
     pub stats: Stats,
     /// Special files (sockets, FIFOs, devices) that were left out.
     pub skipped: Vec<PathBuf>,
+    /// The [`Digests`] of what went in.
+    pub digests: Digests,
 }
 
-/// How to compress.
-#[derive(Debug, Clone, Copy)]
+/// How to write an archive.
+#[derive(Debug, Clone)]
 pub struct Options {
     /// gzip level, 0-9.
     pub level: u32,
+    /// Paths left out.
+    pub excludes: Excludes,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { level: 6 }
+        Options {
+            level: 6,
+            excludes: Excludes::default(),
+        }
     }
+}
+
+/// Glob patterns for paths to leave out. A pattern without `/` matches the name of a file or
+/// folder at any depth (`*.tmp`, `__pycache__`); one with `/` matches the path relative to the
+/// strategy folder (`runs/*/plots`). An excluded folder is left out with everything in it.
+#[derive(Debug, Clone, Default)]
+pub struct Excludes {
+    names: globset::GlobSet,
+    paths: globset::GlobSet,
+    patterns: Vec<String>,
+}
+
+impl Excludes {
+    /// Compiles `patterns`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGlob`] naming the first pattern that does not compile.
+    pub fn new(patterns: &[String]) -> Result<Excludes> {
+        let (mut names, mut paths) = (
+            globset::GlobSetBuilder::new(),
+            globset::GlobSetBuilder::new(),
+        );
+        for pattern in patterns {
+            let glob = globset::GlobBuilder::new(pattern.trim_end_matches('/'))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::InvalidGlob {
+                    glob: pattern.clone(),
+                    message: e.kind().to_string(),
+                })?;
+            if pattern.trim_end_matches('/').contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        let build = |b: globset::GlobSetBuilder| b.build().expect("globs compiled one by one");
+        Ok(Excludes {
+            names: build(names),
+            paths: build(paths),
+            patterns: patterns.to_vec(),
+        })
+    }
+
+    /// The patterns, as given.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Whether `rel`, a path relative to the strategy folder, is left out.
+    pub fn matches(&self, rel: &Path) -> bool {
+        rel.file_name()
+            .is_some_and(|name| self.names.is_match(name))
+            || self.paths.is_match(rel)
+    }
+}
+
+/// Walks `src` in sorted order without following links, leaving out excluded paths. Yields
+/// each entry with its path relative to `src`.
+fn walk<'a>(
+    src: &'a Path,
+    excludes: &'a Excludes,
+) -> impl Iterator<Item = Result<(walkdir::DirEntry, PathBuf)>> + 'a {
+    let relative = move |entry: &walkdir::DirEntry| {
+        entry
+            .path()
+            .strip_prefix(src)
+            .unwrap_or(entry.path())
+            .to_path_buf()
+    };
+    WalkDir::new(src)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(move |e| e.depth() == 0 || !excludes.matches(&relative(e)))
+        .map(move |item| {
+            let item = item.map_err(|e| {
+                let path = e.path().unwrap_or(src).to_path_buf();
+                Error::io("read", path, e.into())
+            })?;
+            let rel = relative(&item);
+            Ok((item, rel))
+        })
+}
+
+/// What a backup of a folder would hold.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// Entries and bytes.
+    pub stats: Stats,
+    /// Paths relative to the folder, in archive order, with their sizes.
+    pub paths: Vec<(PathBuf, u64)>,
+}
+
+/// Lists what [`write`] would archive from `src`, without reading file contents.
+pub fn survey(src: &Path, excludes: &Excludes) -> Result<Survey> {
+    let mut survey = Survey::default();
+    for item in walk(src, excludes) {
+        let (entry, rel) = item?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("read", entry.path(), e.into()))?;
+        let kind = meta.file_type();
+        if kind.is_dir() || kind.is_file() || kind.is_symlink() {
+            let len = if kind.is_file() { meta.len() } else { 0 };
+            survey.stats.files += 1;
+            survey.stats.bytes += len;
+            survey.paths.push((rel, len));
+        }
+    }
+    Ok(survey)
+}
+
+/// Digests of a tree as it would be archived. The metadata digest covers paths, kinds, sizes,
+/// modes, mtimes and link targets; the content digest covers all that plus every file's
+/// SHA-256. Equal content digests mean an archive would hold the same thing.
+#[derive(Default)]
+pub struct TreeDigest {
+    meta: sha2::Sha256,
+    content: sha2::Sha256,
+}
+
+/// The two digests, lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Of the metadata.
+    pub meta: String,
+    /// Of the metadata and file contents.
+    pub content: String,
+}
+
+impl TreeDigest {
+    /// Adds one entry; `target` is a link's target, `sha` a file's SHA-256 (when known).
+    fn add(&mut self, rel: &Path, meta: &std::fs::Metadata, target: &[u8], sha: &[u8]) {
+        use sha2::Digest;
+        use std::os::unix::ffi::OsStrExt;
+        let kind = if meta.is_dir() {
+            'd'
+        } else if meta.is_symlink() {
+            'l'
+        } else {
+            'f'
+        };
+        let size = if meta.is_file() { meta.len() } else { 0 };
+        let mode = meta.mode() & 0o7777 & !0o6000;
+        let mut record = format!("{kind} {mode:o} {} {size} ", meta.mtime().max(0)).into_bytes();
+        record.extend_from_slice(target);
+        record.push(b'\t');
+        record.extend_from_slice(rel.as_os_str().as_bytes());
+        record.push(b'\n');
+        self.meta.update(&record);
+        self.content.update(sha);
+        self.content.update(&record);
+    }
+
+    fn finish(self) -> Digests {
+        use sha2::Digest;
+        Digests {
+            meta: crate::checksum::hex(&self.meta.finalize()),
+            content: crate::checksum::hex(&self.content.finalize()),
+        }
+    }
+}
+
+/// The [`Digests`] of `src` as [`write`] would archive it. Reads every file when
+/// `with_content`; otherwise only metadata, and the content digest is meaningless.
+pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Digests> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut digest = TreeDigest::default();
+    for item in walk(src, excludes) {
+        let (entry, rel) = item?;
+        let fail = |e: io::Error| Error::io("read", entry.path(), e);
+        let meta = std::fs::symlink_metadata(entry.path()).map_err(fail)?;
+        let (mut target, mut sha) = (Vec::new(), Vec::new());
+        if meta.is_symlink() {
+            target = std::fs::read_link(entry.path())
+                .map_err(fail)?
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+        } else if meta.is_file() && with_content {
+            let reader = HashingReader::new(File::open(entry.path()).map_err(fail)?);
+            sha = reader.finish().map_err(fail)?.sha256.into_bytes();
+        } else if !meta.is_file() && !meta.is_dir() {
+            continue;
+        }
+        digest.add(&rel, &meta, &target, &sha);
+    }
+    Ok(digest.finish())
 }
 
 /// Writes `src` as a tar.gz whose single top folder is `top` into `out`, and returns `out`.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file that could not be read or written.
-pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: Options) -> Result<(W, Written)> {
+pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<(W, Written)> {
     let gz = GzEncoder::new(HashingWriter::new(out), Compression::new(opts.level));
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let mut stats = Stats::default();
     let mut skipped = Vec::new();
-    for item in WalkDir::new(src).follow_links(false).sort_by_file_name() {
-        let item = item.map_err(|e| {
-            let path = e.path().unwrap_or(src).to_path_buf();
-            Error::io("read", path, e.into())
-        })?;
-        let name = Path::new(top).join(item.path().strip_prefix(src).unwrap_or(item.path()));
-        match append(&mut tar, item.path(), &name)? {
-            Some(len) => {
+    let mut digest = TreeDigest::default();
+    for item in walk(src, &opts.excludes) {
+        let (entry, rel) = item?;
+        let name = Path::new(top).join(&rel);
+        match append(&mut tar, entry.path(), &name)? {
+            Some((meta, target, sha)) => {
                 stats.files += 1;
-                stats.bytes += len;
+                stats.bytes += if meta.is_file() { meta.len() } else { 0 };
+                digest.add(&rel, &meta, &target, &sha);
             }
-            None => skipped.push(item.path().to_path_buf()),
+            None => skipped.push(entry.path().to_path_buf()),
         }
     }
     let fail = |e: io::Error| Error::io("finish archive of", src, e);
     let gz = tar.into_inner().map_err(fail)?;
     let (out, checksum) = gz.finish().map_err(fail)?.finish();
-    Ok((
-        out,
-        Written {
-            checksum,
-            stats,
-            skipped,
-        },
-    ))
+    let written = Written {
+        checksum,
+        stats,
+        skipped,
+        digests: digest.finish(),
+    };
+    Ok((out, written))
 }
 
-/// Appends one filesystem entry; returns its content length, or `None` if it was skipped.
-fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> Result<Option<u64>> {
+/// One entry as stored: its metadata, a link's target and a file's SHA-256 (else empty).
+type Stored = (std::fs::Metadata, Vec<u8>, Vec<u8>);
+
+/// Appends one filesystem entry, or returns `None` for a special file that was skipped.
+fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> Result<Option<Stored>> {
+    use std::os::unix::ffi::OsStrExt;
     let fail = |e: io::Error| Error::io("archive", path, e);
     let meta = std::fs::symlink_metadata(path).map_err(fail)?;
     let kind = meta.file_type();
@@ -99,32 +297,34 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> Resu
     header.set_uid(0);
     header.set_gid(0);
     header.set_size(0);
+    let (mut target, mut sha) = (Vec::new(), Vec::new());
     if kind.is_dir() {
         header.set_entry_type(EntryType::Directory);
         tar.append_data(&mut header, name, io::empty())
             .map_err(fail)?;
-        Ok(Some(0))
     } else if kind.is_file() {
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
         let file = File::open(path).map_err(fail)?;
-        let exact = ExactReader {
+        let mut hashing = HashingReader::new(ExactReader {
             inner: file,
             left: meta.len(),
-        };
-        tar.append_data(&mut header, name, exact).map_err(fail)?;
-        Ok(Some(meta.len()))
+        });
+        tar.append_data(&mut header, name, &mut hashing)
+            .map_err(fail)?;
+        sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
     } else if kind.is_symlink() {
         header.set_entry_type(EntryType::Symlink);
-        let target = std::fs::read_link(path).map_err(fail)?;
-        tar.append_link(&mut header, name, target).map_err(fail)?;
-        Ok(Some(0))
+        let link = std::fs::read_link(path).map_err(fail)?;
+        tar.append_link(&mut header, name, &link).map_err(fail)?;
+        target = link.as_os_str().as_bytes().to_vec();
     } else {
         debug_assert!(
             kind.is_fifo() || kind.is_socket() || kind.is_block_device() || kind.is_char_device()
         );
-        Ok(None)
+        return Ok(None);
     }
+    Ok(Some((meta, target, sha)))
 }
 
 /// Reads exactly `left` bytes: a file that shrinks while it is archived is an error, and bytes

@@ -113,8 +113,26 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Strategy folder names inside the results folder.
-    #[arg(required = true, value_name = "STRATEGY")]
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "STRATEGY"
+    )]
     pub strategies: Vec<String>,
+    /// Back up every strategy folder in the results folder.
+    #[arg(long)]
+    pub all: bool,
+    /// Leave out paths matching GLOB (repeatable; adds to `exclude` in resbak.toml). Without
+    /// '/', it matches names at any depth (`*.tmp`, `__pycache__`); with '/', paths relative to
+    /// the strategy folder.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Show what would be archived and the total size; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Back up even when nothing changed since the strategy's latest backup.
+    #[arg(long)]
+    pub always: bool,
     /// gzip compression level [default: `level` from resbak.toml, else 6]
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub level: Option<u32>,

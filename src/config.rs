@@ -32,6 +32,9 @@ pub struct FileConfig {
     pub keep: Option<usize>,
     /// gzip level, 0-9.
     pub level: Option<u32>,
+    /// Glob patterns left out of every backup.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// Where a setting's value came from.
@@ -80,6 +83,8 @@ pub struct Overrides {
     pub keep: Option<usize>,
     /// `--level`.
     pub level: Option<u32>,
+    /// `--exclude`, repeated.
+    pub exclude: Vec<String>,
 }
 
 /// The effective settings.
@@ -95,6 +100,8 @@ pub struct Settings {
     pub keep: Setting<Option<usize>>,
     /// gzip level.
     pub level: Setting<u32>,
+    /// Exclude patterns: those from the file, then those from flags.
+    pub exclude: Vec<String>,
 }
 
 impl Settings {
@@ -148,6 +155,12 @@ impl Settings {
                 config.level.map(|l| (l, src())),
                 DEFAULT_LEVEL,
             ),
+            exclude: config
+                .exclude
+                .iter()
+                .chain(&flags.exclude)
+                .cloned()
+                .collect(),
             file,
         })
     }

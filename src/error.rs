@@ -86,6 +86,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// An exclude pattern that is not a valid glob.
+    #[error("invalid exclude pattern {glob:?}: {message}")]
+    InvalidGlob {
+        /// The pattern.
+        glob: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// A keep count of zero, which would remove the newest backup.
     #[error("keep must be at least 1: the newest backup of a strategy is never removed")]
     InvalidKeep,

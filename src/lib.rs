@@ -35,10 +35,10 @@ use std::io::Write;
 
 /// Runs the parsed command line, writing reports to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
-    let (keep, level) = match &cli.command {
-        Command::Backup(args) => (args.keep, args.level),
-        Command::Prune { keep, .. } => (*keep, None),
-        _ => (None, None),
+    let (keep, level, exclude) = match &cli.command {
+        Command::Backup(args) => (args.keep, args.level, args.exclude.clone()),
+        Command::Prune { keep, .. } => (*keep, None, Vec::new()),
+        _ => (None, None, Vec::new()),
     };
     let flags = Overrides {
         config: cli.config,
@@ -46,6 +46,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         backup_dir: cli.backup_dir,
         keep: keep.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
         level,
+        exclude,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
     let ctx = Context {
@@ -54,14 +55,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let archive_options = archive::Options {
         level: settings.level.value,
+        excludes: archive::Excludes::new(&settings.exclude)?,
     };
     let mut printer = Printer::new(out);
     let outcome = match cli.command {
         Command::Backup(args) => {
             let opts = commands::backup::BackupOptions {
                 strategies: args.strategies,
+                all: args.all,
                 archive: archive_options,
                 keep: settings.keep.value,
+                dry_run: args.dry_run,
+                always: args.always,
             };
             commands::backup::run(&ctx, &opts, &mut printer)
         }

@@ -50,6 +50,12 @@ pub struct Entry {
     pub bytes: u64,
     /// When the backup was made, RFC 3339 UTC with nanoseconds.
     pub created: DateTime<Utc>,
+    /// Digest of the archived tree's paths, kinds, sizes, modes, mtimes and link targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_digest: Option<String>,
+    /// Digest of all that plus every file's SHA-256: equal means unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
 }
 
 impl Default for Manifest {
@@ -244,6 +250,8 @@ mod tests {
             files: 1,
             bytes: 0,
             created: DateTime::from_timestamp(secs, 7).unwrap(),
+            meta_digest: None,
+            content_digest: None,
         }
     }
 

@@ -127,6 +127,8 @@ mod tests {
                 files: 0,
                 bytes: 0,
                 created: DateTime::from_timestamp(*secs, 0).unwrap(),
+                meta_digest: None,
+                content_digest: None,
             });
         }
         m

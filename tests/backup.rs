@@ -126,7 +126,7 @@ fn same_tree_gives_same_archive_bytes() {
 fn two_backups_in_one_second_get_distinct_names() {
     let env = Env::new();
     env.sample("s");
-    env.run(&["backup", "s", "s", "s"]);
+    env.run(&["backup", "--always", "s", "s", "s"]);
     let names = env.archives();
     assert_eq!(names.len(), 3);
     let mut unique = names.clone();
@@ -142,7 +142,7 @@ fn concurrent_backups_all_land_in_the_manifest() {
     let procs: Vec<_> = ["a", "b", "a", "b", "a", "b"]
         .iter()
         .map(|s| {
-            env.cmd(&["backup", s])
+            env.cmd(&["backup", "--always", s])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -330,4 +330,103 @@ fn a_link_pointing_outside_fails_the_backup_clearly() {
         "{err}"
     );
     assert_no_archives(&env);
+}
+
+#[test]
+fn unchanged_results_are_skipped_unless_always() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    let out = env.run(&["backup", "s"]);
+    assert!(
+        out.contains("No changes in s") && out.contains(&first),
+        "{out}"
+    );
+    assert_eq!(env.archives().len(), 1);
+    env.run(&["backup", "s", "--always"]);
+    assert_eq!(env.archives().len(), 2);
+    // Same size and mtime, different bytes: the content digest still sees it.
+    let meta = fs::metadata(root.join("trades.csv")).unwrap();
+    let text = fs::read_to_string(root.join("trades.csv"))
+        .unwrap()
+        .replace("12.3", "99.9");
+    fs::write(root.join("trades.csv"), text).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(root.join("trades.csv"))
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    let out = env.run(&["backup", "s"]);
+    assert!(out.contains("Backed up s"), "{out}");
+    assert_eq!(env.archives().len(), 3);
+}
+
+#[test]
+fn all_backs_up_every_non_empty_strategy() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    fs::create_dir(env.results().join("empty")).unwrap();
+    let out = env.run_code(&["backup", "--all"], 0);
+    let stdout = crate::util::stdout(&out);
+    assert!(
+        stdout.contains("Backed up a") && stdout.contains("Backed up b"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    assert_eq!(env.archives().len(), 2);
+    env.fail(&["backup", "--all", "a"], 2);
+}
+
+#[test]
+fn excludes_from_flags_and_config_leave_paths_out() {
+    let env = Env::new();
+    let root = env.sample("s");
+    write(&root.join("runs/fast10_slow50/scratch.tmp"), "x");
+    write(&root.join("__pycache__/mod.pyc"), "x");
+    write(&root.join("runs/fast10_slow50/__pycache__/m.pyc"), "x");
+    write(&root.join("plots/big.png"), "x");
+    fs::write(
+        env.path().join("resbak.toml"),
+        "exclude = [\"__pycache__\"]\n",
+    )
+    .unwrap();
+    let archive = env.backups().join({
+        env.run(&[
+            "backup",
+            "s",
+            "--exclude",
+            "*.tmp",
+            "--exclude",
+            "plots/*.png",
+        ]);
+        env.archives().pop().unwrap()
+    });
+    let out = Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    for gone in ["scratch.tmp", "__pycache__", "big.png"] {
+        assert!(!listing.contains(gone), "{gone} archived:\n{listing}");
+    }
+    assert!(
+        listing.contains("s/plots/empty") && listing.contains("s/trades.csv"),
+        "{listing}"
+    );
+    let err = env.fail(&["backup", "s", "--exclude", "a[b"], 2);
+    assert!(err.contains("a[b"), "{err}");
+}
+
+#[test]
+fn dry_run_lists_what_would_be_archived_and_writes_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let out = env.run(&["backup", "s", "--dry-run", "--exclude", "scripts"]);
+    assert!(out.contains("s/runs/fast10_slow50/params.json"), "{out}");
+    assert!(!out.contains("rerun.sh"), "{out}");
+    assert!(out.contains("Would back up s: 11 entries"), "{out}");
+    assert!(!env.backups().exists());
 }

@@ -2,7 +2,8 @@ use crate::util::{Env, stdout};
 use std::fs;
 
 fn backups_of(env: &Env, n: usize, strategy: &str) -> Vec<String> {
-    let args: Vec<&str> = std::iter::once("backup")
+    let args: Vec<&str> = ["backup", "--always"]
+        .into_iter()
         .chain(std::iter::repeat_n(strategy, n))
         .collect();
     env.run(&args);
@@ -32,7 +33,7 @@ fn backup_with_keep_prunes_that_strategy_only() {
     env.sample("t");
     let s_before = backups_of(&env, 3, "s");
     backups_of(&env, 3, "t");
-    let out = env.run(&["backup", "s", "--keep", "2"]);
+    let out = env.run(&["backup", "s", "--always", "--keep", "2"]);
     assert_eq!(out.matches("Removed old backup: ").count(), 2, "{out}");
     assert!(
         out.contains(&s_before[0]) && out.contains(&s_before[1]),
@@ -146,7 +147,7 @@ fn keep_from_resbak_toml_prunes_after_backup() {
     env.sample("s");
     fs::write(env.path().join("resbak.toml"), "keep = 2\n").unwrap();
     backups_of(&env, 2, "s");
-    let out = env.run(&["backup", "s"]);
+    let out = env.run(&["backup", "s", "--always"]);
     assert!(out.contains("Removed old backup: "), "{out}");
     assert_eq!(env.archives().len(), 2);
     let config = env.run(&["config"]);

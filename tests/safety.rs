@@ -36,7 +36,7 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
     // Kill at different points of the write, from "temp file just created" to "mostly written".
     for threshold in [0u64, 1 << 20, 4 << 20, 9 << 20] {
         let mut child = env
-            .cmd(&["backup", "s"])
+            .cmd(&["backup", "s", "--always"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -54,7 +54,7 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
             !names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty(),
             "the kill left a temp file"
         );
-        let out = env.run_code(&["backup", "s"], 0);
+        let out = env.run_code(&["backup", "s", "--always"], 0);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("left by an interrupted run"),
@@ -87,7 +87,7 @@ fn a_lock_held_by_a_killed_process_does_not_block() {
         .unwrap();
     assert_eq!(line.trim(), "locked");
     let mut backup = env
-        .cmd(&["backup", "s"])
+        .cmd(&["backup", "s", "--always"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -108,7 +108,7 @@ fn concurrent_backups_prunes_and_verifies_lose_nothing() {
         .cycle()
         .take(8)
         .map(|s| {
-            env.cmd(&["backup", s])
+            env.cmd(&["backup", "--always", s])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()

@@ -145,7 +145,7 @@ impl Env {
     /// Backs up `strategy` and returns the new archive's file name.
     pub fn backup(&self, strategy: &str) -> String {
         let before = self.archives_if_any();
-        self.run(&["backup", strategy]);
+        self.run(&["backup", "--always", strategy]);
         let after = self.archives();
         let new: Vec<_> = after.into_iter().filter(|a| !before.contains(a)).collect();
         assert_eq!(new.len(), 1, "expected one new archive, got {new:?}");

@@ -17,26 +17,42 @@ use tempfile::NamedTempFile;
 const WRITE_BUF: usize = 1 << 20;
 
 /// Options of `resbak backup`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
     /// Strategy folder names inside the results folder.
     pub strategies: Vec<String>,
-    /// How to compress.
+    /// Back up every strategy folder (non-empty ones) instead.
+    pub all: bool,
+    /// How to write archives, including excludes.
     pub archive: archive::Options,
     /// Prune each strategy to this many backups after its backup succeeded.
     pub keep: Option<usize>,
+    /// Show what would be archived; write nothing.
+    pub dry_run: bool,
+    /// Back up even when nothing changed since the latest backup.
+    pub always: bool,
 }
 
 /// Backs up each strategy in turn, pruning it afterwards when `keep` is set. All names are
-/// checked before anything is written.
+/// checked before anything is written. A strategy whose content is unchanged since its latest
+/// backup is skipped unless `always`.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
-    for name in &opts.strategies {
-        source_dir(ctx, name)?;
-    }
     let mut outcome = Outcome::Clean;
-    for name in &opts.strategies {
+    for (name, src) in sources(ctx, opts, printer)? {
+        if opts.dry_run {
+            dry_run(&name, &src, &opts.archive, printer)?;
+            continue;
+        }
+        if !opts.always
+            && let Some(latest) = unchanged_since(ctx, &name, &src, &opts.archive.excludes)?
+        {
+            printer.line(format_args!(
+                "No changes in {name} since {latest}; skipped (use --always to back up anyway)"
+            ))?;
+            continue;
+        }
         let started = Instant::now();
-        let entry = backup_folder(ctx, name, &source_dir(ctx, name)?, opts.archive, printer)?;
+        let entry = backup_folder(ctx, &name, &src, &opts.archive, printer)?;
         printer.line(format_args!(
             "Backed up {name} -> {} ({}, {} files, {:.2} s)",
             ctx.backup_dir.join(&entry.backup_file).display(),
@@ -45,7 +61,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
             started.elapsed().as_secs_f64()
         ))?;
         if let Some(keep) = opts.keep {
-            let pruned = retention::prune(&ctx.backup_dir, Some(name), keep, false)?;
+            let pruned = retention::prune(&ctx.backup_dir, Some(&name), keep, false)?;
             prune::report(&pruned, printer)?;
             if prune::outcome(&pruned) != Outcome::Clean {
                 outcome = Outcome::Incomplete;
@@ -53,6 +69,84 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
         }
     }
     Ok(outcome)
+}
+
+/// The strategies to back up with their folders, all checked before anything is written.
+/// With `all`, every strategy folder; empty ones are skipped with a warning.
+fn sources(
+    ctx: &Context,
+    opts: &BackupOptions,
+    printer: &mut Printer,
+) -> Result<Vec<(String, PathBuf)>> {
+    if !opts.all {
+        return opts
+            .strategies
+            .iter()
+            .map(|name| Ok((name.clone(), source_dir(ctx, name)?)))
+            .collect();
+    }
+    let mut found = Vec::new();
+    for name in strategies(&ctx.results_dir) {
+        match source_dir(ctx, &name) {
+            Ok(dir) => found.push((name, dir)),
+            Err(Error::EmptyResults { path }) => {
+                printer.warn(format_args!("skipped {}: it is empty", path.display()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::UnknownStrategy {
+            name: "--all".into(),
+            dir: ctx.results_dir.clone(),
+            available: Vec::new(),
+        });
+    }
+    Ok(found)
+}
+
+/// Prints what a backup of `src` would hold.
+fn dry_run(name: &str, src: &Path, opts: &archive::Options, printer: &mut Printer) -> Result<()> {
+    let survey = archive::survey(src, &opts.excludes)?;
+    for (path, len) in &survey.paths {
+        printer.line(format_args!(
+            "{name}/{}  {}",
+            path.display(),
+            human_size(*len)
+        ))?;
+    }
+    printer.line(format_args!(
+        "Would back up {name}: {} entries, {} before compression",
+        survey.stats.files,
+        human_size(survey.stats.bytes)
+    ))
+}
+
+/// The latest backup of `name`, if `src` is unchanged since it: same metadata digest first
+/// (cheap), then the same content digest (reads every file).
+fn unchanged_since(
+    ctx: &Context,
+    name: &str,
+    src: &Path,
+    excludes: &archive::Excludes,
+) -> Result<Option<String>> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    let Some(latest) = manifest
+        .sorted()
+        .into_iter()
+        .rev()
+        .find(|e| e.strategy == name)
+    else {
+        return Ok(None);
+    };
+    let (Some(meta), Some(content)) = (&latest.meta_digest, &latest.content_digest) else {
+        return Ok(None);
+    };
+    if archive::digest(src, excludes, false)?.meta != *meta {
+        return Ok(None);
+    }
+    let same = archive::digest(src, excludes, true)?.content == *content;
+    Ok(same.then(|| latest.backup_file.clone()))
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.
@@ -78,7 +172,7 @@ pub(crate) fn backup_folder(
     ctx: &Context,
     name: &str,
     src: &Path,
-    opts: archive::Options,
+    opts: &archive::Options,
     printer: &mut Printer,
 ) -> Result<Entry> {
     let dir = &ctx.backup_dir;
@@ -110,7 +204,7 @@ fn write_archive(
     src: &Path,
     name: &str,
     tmp: &mut NamedTempFile,
-    opts: archive::Options,
+    opts: &archive::Options,
 ) -> Result<Written> {
     let path = tmp.path().to_path_buf();
     let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());
@@ -168,6 +262,8 @@ fn register(
             files: written.stats.files,
             bytes: written.stats.bytes,
             created,
+            meta_digest: Some(written.digests.meta.clone()),
+            content_digest: Some(written.digests.content.clone()),
         };
         manifest.backups.push(entry.clone());
         Ok(entry)

@@ -31,5 +31,9 @@ pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
     printer.line(format_args!("keep         {keep}"))?;
     let s = &settings.level;
     printer.line(format_args!("level        {}  ({})", s.value, s.source))?;
+    printer.line(format_args!(
+        "exclude      {:?}  (resbak.toml, then --exclude)",
+        settings.exclude
+    ))?;
     Ok(Outcome::Clean)
 }

@@ -121,6 +121,8 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         files: stats.files,
         bytes: stats.bytes,
         created,
+        meta_digest: None,
+        content_digest: None,
     })
 }
 

@@ -136,7 +136,7 @@ fn prepare_destination(
         ));
     }
     if fs::read_dir(dest).at("read", dest)?.next().is_some() {
-        let entry = backup_folder(ctx, strategy, dest, opts.archive_options, printer)?;
+        let entry = backup_folder(ctx, strategy, dest, &opts.archive_options, printer)?;
         printer.line(format_args!(
             "Backed up existing {} -> {} before replacing it",
             dest.display(),
