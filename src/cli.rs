@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 /// Safe, verifiable tar.gz backups of strategy results folders.
 #[derive(Debug, Parser)]
-#[command(name = "resbak", version, propagate_version = true)]
+#[command(
+    name = "resbak",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true,
+    after_help = "Start with: resbak backup <STRATEGY>, then resbak list and resbak verify.\nExit codes: 0 ok, 1 a check found a problem, 2 usage or operational error."
+)]
 pub struct Cli {
     /// Folder holding one sub-folder per strategy [env: RESBAK_RESULTS_DIR] [default: results]
     #[arg(long, global = true, value_name = "DIR")]
@@ -101,6 +107,17 @@ pub enum Command {
     /// Print the effective settings and where each came from.
     #[command(after_help = "Example: resbak config")]
     Config,
+
+    /// Print a shell completion script.
+    #[command(after_help = "Example: resbak completions bash > /etc/bash_completion.d/resbak")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "Example: resbak man > resbak.1 && man ./resbak.1")]
+    Man,
 
     /// Timestamped copies of single files, kept in backups/ beside each file.
     ///

@@ -35,6 +35,22 @@ use std::io::Write;
 
 /// Runs the parsed command line, writing reports to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    let to_stdout = |e| Error::io("write to", "standard output", e);
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "resbak", out);
+            return Ok(ExitCode::Success);
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(out)
+                .map_err(to_stdout)?;
+            return Ok(ExitCode::Success);
+        }
+        _ => {}
+    }
     let (keep, level, exclude) = match &cli.command {
         Command::Backup(args) => (args.keep, args.level, args.exclude.clone()),
         Command::Prune { keep, .. } => (*keep, None, Vec::new()),
@@ -103,6 +119,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Reindex => commands::reindex::run(&ctx, &mut printer),
         Command::Config => commands::config::run(&settings, &mut printer),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),
     }?;
     Ok(outcome.into())

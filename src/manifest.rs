@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "manifest.yaml";
 /// File name of the lock file inside the backup folder.
 pub const LOCK_NAME: &str = "manifest.lock";
+/// File name of the checksum list kept beside the manifest.
+pub const SUMS_NAME: &str = "SHA256SUMS";
 /// The manifest format this resbak writes and understands.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -149,6 +151,21 @@ impl Manifest {
             out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")
                 .and_then(|()| out.write_all(yaml.as_bytes()))
                 .at("write", &path)
+        })?;
+        self.save_sums(backup_dir)
+    }
+
+    /// Writes `SHA256SUMS` (in `sha256sum` format) for the catalogued archives, so
+    /// `sha256sum -c SHA256SUMS` in the backup folder checks them without resbak.
+    fn save_sums(&self, backup_dir: &Path) -> Result<()> {
+        let path = backup_dir.join(SUMS_NAME);
+        let sums: String = self
+            .sorted()
+            .iter()
+            .map(|e| format!("{}  {}\n", e.sha256, e.backup_file))
+            .collect();
+        atomic::write_file(&path, |out| {
+            out.write_all(sums.as_bytes()).at("write", &path)
         })
     }
 
@@ -296,6 +313,8 @@ mod tests {
         add("a_1").unwrap();
         assert!(!dir.path().join("manifest.yaml.bak").exists());
         add("a_2").unwrap();
+        let sums = std::fs::read_to_string(dir.path().join(SUMS_NAME)).unwrap();
+        assert_eq!(sums, "00  a_1\n00  a_2\n");
         let bak = std::fs::read_to_string(dir.path().join("manifest.yaml.bak")).unwrap();
         let previous: Manifest = serde_yaml::from_str(&bak).unwrap();
         assert_eq!(previous.backups, vec![entry("a", "a_1", 1)]);
