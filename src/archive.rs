@@ -58,7 +58,7 @@ impl Default for Options {
     }
 }
 
-/// Glob patterns for paths to leave out. A pattern without `/` matches the name of a file or
+/// Glob patterns for paths to leave out (or, with [`Excludes::covers`], to pick). A pattern without `/` matches the name of a file or
 /// folder at any depth (`*.tmp`, `__pycache__`); one with `/` matches the path relative to the
 /// strategy folder (`runs/*/plots`). An excluded folder is left out with everything in it.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +105,13 @@ impl Excludes {
         &self.patterns
     }
 
+    /// Whether `rel` or a folder above it matches: used as an include filter.
+    pub fn covers(&self, rel: &Path) -> bool {
+        rel.ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| self.matches(a))
+    }
+
     /// Whether `rel`, a path relative to the strategy folder, is left out.
     pub fn matches(&self, rel: &Path) -> bool {
         rel.file_name()
@@ -115,7 +122,7 @@ impl Excludes {
 
 /// Walks `src` in sorted order without following links, leaving out excluded paths. Yields
 /// each entry with its path relative to `src`.
-fn walk<'a>(
+pub(crate) fn walk<'a>(
     src: &'a Path,
     excludes: &'a Excludes,
 ) -> impl Iterator<Item = Result<(walkdir::DirEntry, PathBuf)>> + 'a {

@@ -75,6 +75,28 @@ pub enum Command {
         /// Replace an existing destination, after backing it up as a normal backup.
         #[arg(long)]
         force: bool,
+        /// Restore only paths matching GLOB (repeatable), relative to the strategy folder; a
+        /// matching folder brings everything in it. Combine with --to to pick files out.
+        #[arg(long, value_name = "PATH_OR_GLOB")]
+        include: Vec<String>,
+        /// List what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Show what changed between an archive and the current results (or a second archive).
+    ///
+    /// Compares paths, kinds, permissions and content hashes, reading the archives as streams;
+    /// nothing is extracted. `+` added, `-` removed, `~` changed.
+    #[command(after_help = "Example: resbak diff btc_sma_cross_20261122_004306.tar.gz")]
+    Diff {
+        /// The older archive: a name from `resbak list`, or a path.
+        archive: String,
+        /// The newer archive; the strategy's results folder when omitted.
+        other: Option<String>,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Keep the N most recent backups of each strategy and delete the older ones.

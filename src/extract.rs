@@ -9,7 +9,7 @@
 //! The first violation stops extraction with an error naming the entry; the caller throws the
 //! partly filled folder away.
 
-use crate::archive::Stats;
+use crate::archive::{Excludes, Stats};
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use flate2::read::MultiGzDecoder;
@@ -29,8 +29,29 @@ const COPY_BUF: usize = 256 * 1024;
 /// # Errors
 /// [`Error::UnsafeEntry`] for an entry the policy refuses, [`Error::Corrupt`] when the archive
 /// cannot be decoded, [`Error::Io`] when writing fails (for example a full disk).
-pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Stats> {
-    run(reader, archive, Some(root), top)
+pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Extracted> {
+    run(reader, archive, Some(root), top, None)
+}
+
+/// Like [`extract`], but creates only the entries `include` covers (see [`Excludes::covers`]),
+/// plus the folders above them. Every entry is still read and checked.
+pub fn extract_some(
+    reader: impl Read,
+    archive: &Path,
+    root: &Path,
+    top: &str,
+    include: &Excludes,
+) -> Result<Extracted> {
+    run(reader, archive, Some(root), top, Some(include))
+}
+
+/// What an extraction read and what it created.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extracted {
+    /// The whole archive.
+    pub stats: Stats,
+    /// The entries created.
+    pub written: Stats,
 }
 
 /// Reads the whole archive as [`extract`] would, applying the same policy, but writes nothing.
@@ -38,7 +59,7 @@ pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Res
 /// # Errors
 /// As [`extract`], without the write errors.
 pub fn check(reader: impl Read, archive: &Path, top: &str) -> Result<Stats> {
-    run(reader, archive, None, top)
+    Ok(run(reader, archive, None, top, None)?.stats)
 }
 
 /// The result of reading an archive file end to end.
@@ -70,13 +91,20 @@ pub fn scan(path: &Path, deep: Option<&str>) -> Result<Scan> {
     Ok(Scan { checksum, stats })
 }
 
-fn run(reader: impl Read, archive: &Path, root: Option<&Path>, top: &str) -> Result<Stats> {
+fn run(
+    reader: impl Read,
+    archive: &Path,
+    root: Option<&Path>,
+    top: &str,
+    include: Option<&Excludes>,
+) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::Corrupt {
         path: archive.to_path_buf(),
         detail: e.to_string(),
     };
     let mut tar = tar::Archive::new(MultiGzDecoder::new(reader));
     let mut state = State::new(archive, root, top);
+    state.include = include;
     for entry in tar.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         if entry.header().entry_type().is_pax_global_extensions() {
@@ -86,7 +114,10 @@ fn run(reader: impl Read, archive: &Path, root: Option<&Path>, top: &str) -> Res
     }
     io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(corrupt)?;
     state.finish_dirs()?;
-    Ok(state.stats)
+    Ok(Extracted {
+        stats: state.stats,
+        written: state.written,
+    })
 }
 
 /// One entry that passed the policy.
@@ -103,7 +134,9 @@ struct State<'a> {
     archive: &'a Path,
     root: Option<&'a Path>,
     top: &'a str,
+    include: Option<&'a Excludes>,
     stats: Stats,
+    written: Stats,
     seen: HashSet<PathBuf>,
     files: HashSet<PathBuf>,
     links: HashSet<PathBuf>,
@@ -117,7 +150,9 @@ impl<'a> State<'a> {
             archive,
             root,
             top,
+            include: None,
             stats: Stats::default(),
+            written: Stats::default(),
             seen: HashSet::new(),
             files: HashSet::new(),
             links: HashSet::new(),
@@ -135,8 +170,13 @@ impl<'a> State<'a> {
 
     fn unpack<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
         let checked = self.check(entry)?;
-        let len = match self.root {
-            Some(root) => self.create(entry, root, &checked)?,
+        let len = match self.root.filter(|_| self.wanted(&checked.rel)) {
+            Some(root) => {
+                let len = self.create(entry, root, &checked)?;
+                self.written.files += 1;
+                self.written.bytes += len;
+                len
+            }
             None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
         };
         match checked.kind {
@@ -151,6 +191,12 @@ impl<'a> State<'a> {
         }
         self.stats.files += 1;
         Ok(())
+    }
+
+    /// Whether the entry at `rel` (below the root) is to be created.
+    fn wanted(&self, rel: &Path) -> bool {
+        let below_top: PathBuf = rel.components().skip(1).collect();
+        below_top.as_os_str().is_empty() || self.include.is_none_or(|g| g.covers(&below_top))
     }
 
     /// Applies the policy to one entry's header.

@@ -18,6 +18,7 @@ pub mod checksum;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod diff;
 pub mod error;
 pub mod exit_codes;
 pub mod extract;
@@ -94,12 +95,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             let opts = commands::verify::VerifyOptions { targets, deep };
             commands::verify::run(&ctx, &opts, &mut printer)
         }
-        Command::Restore { archive, to, force } => {
+        Command::Restore {
+            archive,
+            to,
+            force,
+            include,
+            dry_run,
+        } => {
             let opts = commands::restore::RestoreOptions {
                 archive,
                 to,
                 force,
                 archive_options,
+                include: (!include.is_empty())
+                    .then(|| archive::Excludes::new(&include))
+                    .transpose()?,
+                dry_run,
             };
             commands::restore::run(&ctx, &opts, &mut printer)
         }
@@ -118,6 +129,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             commands::prune::run(&ctx, &opts, &mut printer)
         }
         Command::Reindex => commands::reindex::run(&ctx, &mut printer),
+        Command::Diff {
+            archive,
+            other,
+            json,
+        } => {
+            let opts = commands::diff::DiffOptions {
+                archive,
+                other,
+                excludes: archive::Excludes::new(&settings.exclude)?,
+                json,
+            };
+            commands::diff::run(&ctx, &opts, &mut printer)
+        }
         Command::Config => commands::config::run(&settings, &mut printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),

@@ -191,3 +191,51 @@ fn assert_no_leftovers(dir: &std::path::Path) {
         .collect();
     assert!(stray.is_empty(), "temporary folders left: {stray:?}");
 }
+
+#[test]
+fn include_restores_only_the_chosen_paths() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let out = env.run(&[
+        "restore",
+        &archive,
+        "--to",
+        "part",
+        "--include",
+        "runs/fast10_slow50",
+        "--include",
+        "*.json",
+    ]);
+    assert!(out.contains("Restored"), "{out}");
+    let part = env.path().join("part");
+    let full = snapshot(&root);
+    let got = snapshot(&part);
+    for path in [
+        "runs/fast10_slow50/params.json",
+        "runs/fast10_slow50/trades.csv",
+        "metrics.json",
+    ] {
+        assert_eq!(
+            got.get(std::path::Path::new(path)),
+            full.get(std::path::Path::new(path)),
+            "{path}"
+        );
+    }
+    for path in ["trades.csv", "scripts/rerun.sh", "plots/empty"] {
+        assert!(!part.join(path).exists(), "{path} should not be restored");
+    }
+}
+
+#[test]
+fn dry_run_lists_and_writes_nothing() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    fs::remove_dir_all(&root).unwrap();
+    let out = env.run(&["restore", &archive, "--dry-run", "--include", "scripts"]);
+    assert!(out.contains("results/s/scripts/rerun.sh"), "{out}");
+    assert!(!out.contains("trades.csv"), "{out}");
+    assert!(out.contains("Would restore 3 entries"), "{out}");
+    assert!(!root.exists());
+}

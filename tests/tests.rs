@@ -6,6 +6,7 @@ mod util;
 mod backup;
 mod cli;
 mod config;
+mod diff;
 mod filebackup;
 mod list;
 mod restore;

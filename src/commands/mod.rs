@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod diff;
 pub mod file;
 pub mod list;
 pub mod prune;
@@ -77,6 +78,29 @@ pub struct Located {
     pub path: PathBuf,
     /// Its manifest entry, if any.
     pub entry: Option<Entry>,
+}
+
+impl Located {
+    /// The archive's strategy: from its manifest entry, else its top folder; checked to be a
+    /// plain name.
+    pub fn strategy(&self) -> Result<String> {
+        let strategy = match &self.entry {
+            Some(entry) => entry.strategy.clone(),
+            None => {
+                let path = &self.path;
+                let corrupt = |detail: String| Error::Corrupt {
+                    path: path.clone(),
+                    detail,
+                };
+                let file = std::fs::File::open(path).at("open", path)?;
+                crate::archive::top_folder(std::io::BufReader::new(file))
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .ok_or_else(|| corrupt("the archive is empty".into()))?
+            }
+        };
+        check_strategy_name(&strategy)?;
+        Ok(strategy)
+    }
 }
 
 /// Finds the archive `arg` names: a name from `list` (with or without `.tar.gz`) in the backup

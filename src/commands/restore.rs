@@ -6,12 +6,12 @@
 //! only after it was itself backed up.
 
 use super::backup::backup_folder;
-use super::{Context, Located, Outcome, Printer, check_strategy_name, human_size, locate};
+use super::{Context, Located, Outcome, Printer, human_size, locate};
 use crate::archive::{self, Stats};
 use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
-use crate::extract;
+use crate::extract::{self, Extracted};
 use crate::manifest::{Lock, LockFile};
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -30,39 +30,41 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Compression for the backup of an existing destination.
     pub archive_options: archive::Options,
+    /// Restore only the paths these patterns cover (see [`archive::Excludes::covers`]).
+    pub include: Option<archive::Excludes>,
+    /// List what would be written; write nothing.
+    pub dry_run: bool,
 }
 
 /// Restores one archive.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
-    let Located { path, entry } = locate(ctx, &opts.archive)?;
-    let _reading = match entry {
-        Some(_) => Some(Lock::shared(atomic::parent_dir(&path), LockFile::Archives)?),
+    let located = locate(ctx, &opts.archive)?;
+    let path = &located.path;
+    let _reading = match located.entry {
+        Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
         None => None,
     };
-    let strategy = match &entry {
+    match &located.entry {
         Some(entry) => {
-            let size = fs::metadata(&path).at("read", &path)?.len();
+            let size = fs::metadata(path).at("read", path)?.len();
             if size != entry.size {
-                return Err(corrupt(
-                    &path,
-                    format!("size is {size} bytes, manifest says {}", entry.size),
-                ));
+                let detail = format!("size is {size} bytes, manifest says {}", entry.size);
+                return Err(corrupt(path, detail));
             }
-            entry.strategy.clone()
         }
-        None => {
-            printer.warn(format_args!(
-                "{} is not in the manifest: it cannot be checked against a recorded checksum",
-                path.display()
-            ));
-            top_folder(&path)?
-        }
-    };
-    check_strategy_name(&strategy)?;
+        None => printer.warn(format_args!(
+            "{} is not in the manifest: it cannot be checked against a recorded checksum",
+            path.display()
+        )),
+    }
+    let strategy = located.strategy()?;
     let dest = opts
         .to
         .clone()
         .unwrap_or_else(|| ctx.results_dir.join(&strategy));
+    if opts.dry_run {
+        return dry_run(path, &dest, opts.include.as_ref(), printer);
+    }
     let existing = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
 
     let parent = atomic::parent_dir(&dest);
@@ -74,24 +76,47 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         ));
     }
     let staging = atomic::staging_dir_in(parent)?;
-    let result =
-        extract_checked(&path, entry.as_ref(), staging.path(), &strategy).and_then(|stats| {
-            move_into_place(&staging.path().join(&strategy), &dest, existing, printer)
-                .map(|()| stats)
-        });
-    if let Err(e) = atomic::remove_tree(staging.path()) {
-        printer.warn(format_args!(
-            "could not remove {}: {e}",
-            staging.path().display()
-        ));
-    }
-    let stats = result?;
+    let restored = staging.path().join(&strategy);
+    let written = extract_checked(&located, staging.path(), &strategy, opts.include.as_ref())
+        .and_then(|written| {
+            move_into_place(&restored, &dest, existing, printer).map(|()| written)
+        })?;
+    drop(staging);
     printer.line(format_args!(
-        "Restored {} -> {} ({} files, {})",
+        "Restored {} -> {} ({} entries, {})",
         path.display(),
         dest.display(),
-        stats.files,
-        human_size(stats.bytes)
+        written.files,
+        human_size(written.bytes)
+    ))?;
+    Ok(Outcome::Clean)
+}
+
+/// Lists the entries a restore would write to `dest`.
+fn dry_run(
+    path: &Path,
+    dest: &Path,
+    include: Option<&archive::Excludes>,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let tree = crate::diff::of_archive(path)?;
+    let (mut files, mut bytes) = (0, 0);
+    for (rel, signature) in &tree {
+        let top = rel.as_os_str().is_empty();
+        if top || include.is_none_or(|g| g.covers(rel)) {
+            printer.line(format_args!(
+                "{}  {}",
+                dest.join(rel).display(),
+                human_size(signature.size())
+            ))?;
+            files += 1;
+            bytes += signature.size();
+        }
+    }
+    printer.line(format_args!(
+        "Would restore {files} entries ({}) to {}",
+        human_size(bytes),
+        dest.display()
     ))?;
     Ok(Outcome::Clean)
 }
@@ -101,14 +126,6 @@ fn corrupt(path: &Path, detail: String) -> Error {
         path: path.to_path_buf(),
         detail,
     }
-}
-
-/// The strategy of an uncatalogued archive: its first entry's top folder.
-fn top_folder(path: &Path) -> Result<String> {
-    let file = File::open(path).at("open", path)?;
-    archive::top_folder(BufReader::new(file))
-        .map_err(|e| corrupt(path, e.to_string()))?
-        .ok_or_else(|| corrupt(path, "the archive is empty".into()))
 }
 
 /// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
@@ -148,17 +165,21 @@ fn prepare_destination(
 
 /// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
 fn extract_checked(
-    path: &Path,
-    entry: Option<&crate::manifest::Entry>,
+    located: &Located,
     staging: &Path,
     strategy: &str,
+    include: Option<&archive::Excludes>,
 ) -> Result<Stats> {
+    let path = &located.path;
     let file = File::open(path).at("open", path)?;
     let mut hashing = HashingReader::new(BufReader::with_capacity(READ_BUF, file));
-    let extracted = extract::extract(&mut hashing, path, staging, strategy);
+    let extracted = match include {
+        Some(include) => extract::extract_some(&mut hashing, path, staging, strategy, include),
+        None => extract::extract(&mut hashing, path, staging, strategy),
+    };
     let checksum = hashing.finish().map_err(|e| corrupt(path, e.to_string()))?;
-    let Some(entry) = entry else {
-        return extracted;
+    let Some(entry) = &located.entry else {
+        return Ok(extracted?.written);
     };
     if checksum.sha256 != entry.sha256 {
         return Err(corrupt(
@@ -169,7 +190,7 @@ fn extract_checked(
             ),
         ));
     }
-    let stats = extracted?;
+    let Extracted { stats, written } = extracted?;
     if (stats.files, stats.bytes) != (entry.files, entry.bytes) {
         return Err(corrupt(
             path,
@@ -179,7 +200,7 @@ fn extract_checked(
             ),
         ));
     }
-    Ok(stats)
+    Ok(written)
 }
 
 /// Renames the restored folder to `dest`; an existing `dest` is moved aside first and put back
