@@ -8,6 +8,7 @@
 
 use crate::checksum::{Checksum, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -47,6 +48,8 @@ pub struct Options {
     pub level: u32,
     /// Paths left out.
     pub excludes: Excludes,
+    /// Counts the bytes of file content archived.
+    pub progress: Progress,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
         Options {
             level: 6,
             excludes: Excludes::default(),
+            progress: Progress::hidden(),
         }
     }
 }
@@ -268,7 +272,7 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     for item in walk(src, &opts.excludes) {
         let (entry, rel) = item?;
         let name = Path::new(top).join(&rel);
-        match append(&mut tar, entry.path(), &name)? {
+        match append(&mut tar, entry.path(), &name, &opts.progress)? {
             Some((meta, target, sha)) => {
                 stats.files += 1;
                 stats.bytes += if meta.is_file() { meta.len() } else { 0 };
@@ -293,7 +297,12 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
 type Stored = (std::fs::Metadata, Vec<u8>, Vec<u8>);
 
 /// Appends one filesystem entry, or returns `None` for a special file that was skipped.
-fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> Result<Option<Stored>> {
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    progress: &Progress,
+) -> Result<Option<Stored>> {
     use std::os::unix::ffi::OsStrExt;
     let fail = |e: io::Error| Error::io("archive", path, e);
     let meta = std::fs::symlink_metadata(path).map_err(fail)?;
@@ -313,10 +322,10 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> Resu
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
         let file = File::open(path).map_err(fail)?;
-        let mut hashing = HashingReader::new(ExactReader {
+        let mut hashing = HashingReader::new(progress.reader(ExactReader {
             inner: file,
             left: meta.len(),
-        });
+        }));
         tar.append_data(&mut header, name, &mut hashing)
             .map_err(fail)?;
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();

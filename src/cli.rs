@@ -26,6 +26,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Print reports as JSON (see the README's "JSON output" section)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only problems and warnings; no progress bars
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -46,9 +58,6 @@ pub enum Command {
     List {
         /// Only this strategy.
         strategy: Option<String>,
-        /// Print a JSON array for scripts.
-        #[arg(long)]
-        json: bool,
     },
 
     /// Check archives against the manifest (size and SHA-256; --deep also decompresses).
@@ -94,9 +103,6 @@ pub enum Command {
         archive: String,
         /// The newer archive; the strategy's results folder when omitted.
         other: Option<String>,
-        /// Print the changes as JSON.
-        #[arg(long)]
-        json: bool,
     },
 
     /// Keep the N most recent backups of each strategy and delete the older ones.
@@ -113,9 +119,6 @@ pub enum Command {
         /// Print what would be removed; delete nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
     },
 
     /// Rebuild manifest.yaml from the archives in the backup folder.
@@ -207,9 +210,6 @@ pub enum FileCommand {
     List {
         /// The file whose copies to list.
         path: PathBuf,
-        /// Print a JSON array for scripts.
-        #[arg(long)]
-        json: bool,
     },
 
     /// Save the current PATH as a new copy, then replace PATH with BACKUP or the newest copy.

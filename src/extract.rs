@@ -12,6 +12,7 @@
 use crate::archive::{Excludes, Stats};
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
 use flate2::read::MultiGzDecoder;
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
@@ -77,9 +78,10 @@ pub struct Scan {
 /// # Errors
 /// [`Error::Io`] if the file cannot be opened; [`Error::Corrupt`] or [`Error::UnsafeEntry`] if
 /// reading, decoding or the policy fails.
-pub fn scan(path: &Path, deep: Option<&str>) -> Result<Scan> {
+pub fn scan(path: &Path, deep: Option<&str>, progress: &Progress) -> Result<Scan> {
     let file = File::open(path).at("open", path)?;
-    let mut hashing = HashingReader::new(BufReader::with_capacity(COPY_BUF, file));
+    let reader = progress.reader(BufReader::with_capacity(COPY_BUF, file));
+    let mut hashing = HashingReader::new(reader);
     let stats = match deep {
         Some(top) => Some(check(&mut hashing, path, top)?),
         None => None,

@@ -24,6 +24,7 @@ pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
 pub mod manifest;
+pub mod progress;
 pub mod retention;
 
 pub use error::{Error, Result};
@@ -73,8 +74,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let archive_options = archive::Options {
         level: settings.level.value,
         excludes: archive::Excludes::new(&settings.exclude)?,
+        progress: progress::Progress::hidden(),
     };
-    let mut printer = Printer::new(out);
+    let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
+    let mut printer = Printer::with_ui(out, ui);
     let outcome = match cli.command {
         Command::Backup(args) => {
             let opts = commands::backup::BackupOptions {
@@ -87,8 +90,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             };
             commands::backup::run(&ctx, &opts, &mut printer)
         }
-        Command::List { strategy, json } => {
-            let opts = commands::list::ListOptions { strategy, json };
+        Command::List { strategy } => {
+            let opts = commands::list::ListOptions { strategy };
             commands::list::run(&ctx, &opts, &mut printer)
         }
         Command::Verify { targets, deep } => {
@@ -115,30 +118,21 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             commands::restore::run(&ctx, &opts, &mut printer)
         }
         Command::Prune {
-            strategy,
-            dry_run,
-            json,
-            ..
+            strategy, dry_run, ..
         } => {
             let opts = commands::prune::PruneOptions {
                 strategy,
                 keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
                 dry_run,
-                json,
             };
             commands::prune::run(&ctx, &opts, &mut printer)
         }
         Command::Reindex => commands::reindex::run(&ctx, &mut printer),
-        Command::Diff {
-            archive,
-            other,
-            json,
-        } => {
+        Command::Diff { archive, other } => {
             let opts = commands::diff::DiffOptions {
                 archive,
                 other,
                 excludes: archive::Excludes::new(&settings.exclude)?,
-                json,
             };
             commands::diff::run(&ctx, &opts, &mut printer)
         }
@@ -155,7 +149,7 @@ fn file_action(cmd: cli::FileCommand) -> commands::file::FileAction {
     use commands::file::FileAction;
     match cmd {
         Cmd::Backup { path, keep } => FileAction::Backup { path, keep },
-        Cmd::List { path, json } => FileAction::List { path, json },
+        Cmd::List { path } => FileAction::List { path },
         Cmd::Restore {
             path, backup, keep, ..
         } => FileAction::Restore {

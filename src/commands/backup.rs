@@ -6,8 +6,10 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::{Entry, Manifest};
+use crate::progress::Progress;
 use crate::retention;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::io::{BufWriter, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,14 +35,54 @@ pub struct BackupOptions {
     pub always: bool,
 }
 
+/// What happened to one strategy; the JSON shape of `backup --json` (an array of these).
+#[derive(Debug, Serialize)]
+pub struct Backed {
+    /// The strategy.
+    pub strategy: String,
+    /// `backed_up`, `unchanged` (skipped) or `dry_run`.
+    pub status: &'static str,
+    /// The new archive, or for `unchanged` the latest one.
+    pub archive: Option<String>,
+    /// Archive size in bytes.
+    pub size: Option<u64>,
+    /// Entries archived (or that would be).
+    pub files: Option<u64>,
+    /// Bytes of file content archived (or that would be).
+    pub bytes: Option<u64>,
+    /// SHA-256 of the archive.
+    pub sha256: Option<String>,
+    /// Seconds taken.
+    pub seconds: Option<f64>,
+    /// Archives removed by `--keep` afterwards.
+    pub removed: Vec<String>,
+}
+
+impl Backed {
+    fn new(strategy: &str, status: &'static str) -> Backed {
+        Backed {
+            strategy: strategy.to_string(),
+            status,
+            archive: None,
+            size: None,
+            files: None,
+            bytes: None,
+            sha256: None,
+            seconds: None,
+            removed: Vec::new(),
+        }
+    }
+}
+
 /// Backs up each strategy in turn, pruning it afterwards when `keep` is set. All names are
 /// checked before anything is written. A strategy whose content is unchanged since its latest
 /// backup is skipped unless `always`.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
     let mut outcome = Outcome::Clean;
+    let mut report = Vec::new();
     for (name, src) in sources(ctx, opts, printer)? {
         if opts.dry_run {
-            dry_run(&name, &src, &opts.archive, printer)?;
+            report.push(dry_run(&name, &src, &opts.archive, printer)?);
             continue;
         }
         if !opts.always
@@ -49,25 +91,50 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
             printer.line(format_args!(
                 "No changes in {name} since {latest}; skipped (use --always to back up anyway)"
             ))?;
+            report.push(Backed {
+                archive: Some(latest),
+                ..Backed::new(&name, "unchanged")
+            });
             continue;
         }
         let started = Instant::now();
         let entry = backup_folder(ctx, &name, &src, &opts.archive, printer)?;
+        let seconds = started.elapsed().as_secs_f64();
         printer.line(format_args!(
-            "Backed up {name} -> {} ({}, {} files, {:.2} s)",
+            "Backed up {name} -> {} ({}, {} files, {seconds:.2} s)",
             ctx.backup_dir.join(&entry.backup_file).display(),
             human_size(entry.size),
             entry.files,
-            started.elapsed().as_secs_f64()
         ))?;
+        if printer.verbose() {
+            let ratio = entry.bytes as f64 / entry.size.max(1) as f64;
+            let rate = entry.bytes as f64 / seconds.max(1e-9) / (1 << 20) as f64;
+            printer.line(format_args!(
+                "  {} of content, compressed {ratio:.2}x, {rate:.0} MiB/s, sha256 {}",
+                human_size(entry.bytes),
+                entry.sha256
+            ))?;
+        }
+        let mut backed = Backed {
+            archive: Some(entry.backup_file.clone()),
+            size: Some(entry.size),
+            files: Some(entry.files),
+            bytes: Some(entry.bytes),
+            sha256: Some(entry.sha256.clone()),
+            seconds: Some(seconds),
+            ..Backed::new(&name, "backed_up")
+        };
         if let Some(keep) = opts.keep {
             let pruned = retention::prune(&ctx.backup_dir, Some(&name), keep, false)?;
             prune::report(&pruned, printer)?;
             if prune::outcome(&pruned) != Outcome::Clean {
                 outcome = Outcome::Incomplete;
             }
+            backed.removed = pruned.removed;
         }
+        report.push(backed);
     }
+    printer.json_report(&report)?;
     Ok(outcome)
 }
 
@@ -106,7 +173,12 @@ fn sources(
 }
 
 /// Prints what a backup of `src` would hold.
-fn dry_run(name: &str, src: &Path, opts: &archive::Options, printer: &mut Printer) -> Result<()> {
+fn dry_run(
+    name: &str,
+    src: &Path,
+    opts: &archive::Options,
+    printer: &mut Printer,
+) -> Result<Backed> {
     let survey = archive::survey(src, &opts.excludes)?;
     for (path, len) in &survey.paths {
         printer.line(format_args!(
@@ -119,7 +191,12 @@ fn dry_run(name: &str, src: &Path, opts: &archive::Options, printer: &mut Printe
         "Would back up {name}: {} entries, {} before compression",
         survey.stats.files,
         human_size(survey.stats.bytes)
-    ))
+    ))?;
+    Ok(Backed {
+        files: Some(survey.stats.files),
+        bytes: Some(survey.stats.bytes),
+        ..Backed::new(name, "dry_run")
+    })
 }
 
 /// The latest backup of `name`, if `src` is unchanged since it: same metadata digest first
@@ -185,11 +262,20 @@ pub(crate) fn backup_folder(
     }
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
-    let written = write_archive(src, name, &mut tmp, opts)?;
+    let total = archive::survey(src, &opts.excludes)?.stats.bytes;
+    let opts = archive::Options {
+        progress: printer.progress(total, format!("backing up {name}")),
+        ..opts.clone()
+    };
+    let written = write_archive(src, name, &mut tmp, &opts)?;
+    opts.progress.finish();
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
-    verify_written(tmp.path(), name, &written).map_err(|e| match e {
+    let checking = printer.progress(written.checksum.len, format!("checking {name}"));
+    let verified = verify_written(tmp.path(), name, &written, &checking);
+    checking.finish();
+    verified.map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
             entry,
@@ -217,8 +303,8 @@ fn write_archive(
 }
 
 /// Re-reads the finished archive from disk: same checksum, and it decompresses to what was written.
-fn verify_written(path: &Path, top: &str, written: &Written) -> Result<()> {
-    let scan = extract::scan(path, Some(top))?;
+fn verify_written(path: &Path, top: &str, written: &Written, progress: &Progress) -> Result<()> {
+    let scan = extract::scan(path, Some(top), progress)?;
     let mismatch = |detail: String| Error::Corrupt {
         path: path.to_path_buf(),
         detail: format!("verification after writing failed: {detail}"),

@@ -15,8 +15,6 @@ pub struct DiffOptions {
     pub other: Option<String>,
     /// Excludes applied to the results folder side.
     pub excludes: Excludes,
-    /// Print the changes as JSON.
-    pub json: bool,
 }
 
 /// Prints one line per added (`+`), removed (`-`) or changed (`~`) path and a summary.
@@ -44,8 +42,8 @@ pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<O
         }
     };
     let changes = diff::compare(&old_tree, &new_tree);
-    if opts.json {
-        printer.line(serde_json::to_string_pretty(&changes).expect("changes serialise"))?;
+    if printer.json() {
+        printer.json_report(&changes)?;
         return Ok(Outcome::Clean);
     }
     for change in &changes {

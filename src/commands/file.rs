@@ -22,8 +22,6 @@ pub enum FileAction {
     List {
         /// The file.
         path: PathBuf,
-        /// Print a JSON array instead of a table.
-        json: bool,
     },
     /// Save the current `path` as a copy, then replace it with the picked copy.
     Restore {
@@ -60,7 +58,7 @@ pub struct Row {
 pub fn run(action: &FileAction, printer: &mut Printer) -> Result<Outcome> {
     match action {
         FileAction::Backup { path, keep } => backup(path, *keep, printer)?,
-        FileAction::List { path, json } => list(path, *json, printer)?,
+        FileAction::List { path } => list(path, printer)?,
         FileAction::Restore { path, pick, keep } => restore(path, pick, *keep, printer)?,
     }
     Ok(Outcome::Clean)
@@ -115,11 +113,10 @@ fn cleanup(removed: &[PathBuf], warnings: &[String], printer: &mut Printer) -> R
     Ok(())
 }
 
-fn list(path: &Path, json: bool, printer: &mut Printer) -> Result<()> {
+fn list(path: &Path, printer: &mut Printer) -> Result<()> {
     let rows = rows(path)?;
-    if json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialise");
-        return printer.line(json);
+    if printer.json() {
+        return printer.json_report(&rows);
     }
     if rows.is_empty() {
         let dir = filebackup::backup_dir(path);

@@ -12,8 +12,6 @@ use std::path::Path;
 pub struct ListOptions {
     /// Only this strategy.
     pub strategy: Option<String>,
-    /// Print a JSON array instead of a table.
-    pub json: bool,
 }
 
 /// One row of the listing; also the JSON shape.
@@ -40,9 +38,8 @@ pub struct Row {
 /// Prints the catalogue.
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
     let rows = rows(&ctx.backup_dir, opts.strategy.as_deref())?;
-    if opts.json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialise");
-        printer.line(json)?;
+    if printer.json() {
+        printer.json_report(&rows)?;
     } else if rows.is_empty() {
         printer.line(format_args!("No backups in {}.", ctx.backup_dir.display()))?;
     } else {

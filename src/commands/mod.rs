@@ -13,6 +13,7 @@ pub mod verify;
 
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Manifest};
+use crate::progress::Progress;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::fmt::Display;
 use std::io::Write;
@@ -38,25 +39,115 @@ pub enum Outcome {
     Incomplete,
 }
 
-/// Where commands write: reports to standard output, warnings to standard error.
+/// How output should look, decided once from flags and the terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ui {
+    /// Print JSON instead of text reports.
+    pub json: bool,
+    /// Print only problems and warnings; no progress.
+    pub quiet: bool,
+    /// More detail.
+    pub verbose: bool,
+    /// Colour in reports (standard output is a terminal and `NO_COLOR` is not set).
+    pub color: bool,
+    /// Progress bars (standard error is a terminal, not quiet, not JSON).
+    pub progress: bool,
+}
+
+impl Ui {
+    /// Decides colour and progress from the terminal and the environment.
+    pub fn detect(json: bool, quiet: bool, verbose: bool) -> Ui {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ui {
+            json,
+            quiet,
+            verbose,
+            color: !json && !no_color && std::io::stdout().is_terminal(),
+            progress: !json && !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Where commands write: reports to standard output, warnings and progress to standard error.
 pub struct Printer<'a> {
     out: &'a mut dyn Write,
+    ui: Ui,
 }
 
 impl<'a> Printer<'a> {
-    /// Prints reports to `out`.
+    /// Prints reports to `out`, plain text, no progress.
     pub fn new(out: &'a mut dyn Write) -> Self {
-        Printer { out }
+        Printer {
+            out,
+            ui: Ui::default(),
+        }
     }
 
-    /// Writes one line of the report.
+    /// Prints reports to `out` as `ui` says.
+    pub fn with_ui(out: &'a mut dyn Write, ui: Ui) -> Self {
+        Printer { out, ui }
+    }
+
+    /// Whether reports are JSON.
+    pub fn json(&self) -> bool {
+        self.ui.json
+    }
+
+    /// Whether more detail was asked for.
+    pub fn verbose(&self) -> bool {
+        self.ui.verbose && !self.ui.quiet
+    }
+
+    /// Writes one line of the report (not with `--quiet` or `--json`).
     pub fn line(&mut self, text: impl Display) -> Result<()> {
+        if self.ui.quiet || self.ui.json {
+            return Ok(());
+        }
+        self.write(text)
+    }
+
+    /// Writes a line about a problem found (not with `--json`, even with `--quiet`).
+    pub fn problem(&mut self, text: impl Display) -> Result<()> {
+        if self.ui.json {
+            return Ok(());
+        }
+        self.write(text)
+    }
+
+    /// Writes `value` as pretty JSON (only with `--json`).
+    pub fn json_report(&mut self, value: &impl serde::Serialize) -> Result<()> {
+        if !self.ui.json {
+            return Ok(());
+        }
+        self.write(serde_json::to_string_pretty(value).expect("reports serialise"))
+    }
+
+    fn write(&mut self, text: impl Display) -> Result<()> {
         writeln!(self.out, "{text}").at("write to", Path::new("standard output"))
     }
 
     /// Writes a warning to standard error.
     pub fn warn(&mut self, text: impl Display) {
         eprintln!("resbak: warning: {text}");
+    }
+
+    /// `text` in green (good) or red (bad) when colour is on.
+    pub fn paint(&self, text: &str, good: bool) -> String {
+        match (self.ui.color, good) {
+            (false, _) => text.to_string(),
+            (true, true) => format!("\x1b[32m{text}\x1b[0m"),
+            (true, false) => format!("\x1b[31m{text}\x1b[0m"),
+        }
+    }
+
+    /// A progress bar for `total` bytes, or a hidden one when bars are off.
+    pub fn progress(&self, total: u64, message: impl Into<String>) -> Progress {
+        if self.ui.progress {
+            Progress::bar(total, message)
+        } else {
+            Progress::hidden()
+        }
     }
 }
 

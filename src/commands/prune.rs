@@ -13,8 +13,6 @@ pub struct PruneOptions {
     pub keep: usize,
     /// Report what would go, delete nothing.
     pub dry_run: bool,
-    /// Print the report as JSON.
-    pub json: bool,
 }
 
 /// Prunes and reports every removal.
@@ -28,8 +26,8 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
         opts.keep,
         opts.dry_run,
     )?;
-    if opts.json {
-        printer.line(serde_json::to_string_pretty(&pruned).expect("report serialises"))?;
+    if printer.json() {
+        printer.json_report(&pruned)?;
     } else {
         report(&pruned, printer)?;
         printer.line(format_args!(

@@ -12,6 +12,7 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::io::BufReader;
@@ -68,7 +69,7 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
             report.dropped.push(entry.backup_file.clone());
             continue;
         }
-        let scan = extract::scan(&dir.join(&entry.backup_file), None);
+        let scan = extract::scan(&dir.join(&entry.backup_file), None, &Progress::hidden());
         if !scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size) {
             report.mismatched.push(entry.backup_file.clone());
         }
@@ -100,7 +101,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         })?
         .unwrap_or_default();
     check_strategy_name(&top)?;
-    let scan = extract::scan(path, Some(&top))?;
+    let scan = extract::scan(path, Some(&top), &Progress::hidden())?;
     let stats = scan.stats.unwrap_or_default();
     let (timestamp, created) = match ArchiveName::parse(file) {
         Some(name) => (name.timestamp, name.created),

@@ -5,7 +5,11 @@ use crate::archive::Stats;
 use crate::error::{Error, Result};
 use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use crate::progress::Progress;
+use serde::Serialize;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Options of `resbak verify`.
 #[derive(Debug, Clone, Default)]
@@ -16,39 +20,132 @@ pub struct VerifyOptions {
     pub deep: bool,
 }
 
-/// Checks each selected backup and prints one line for each plus a summary.
+/// One backup's result; also the JSON shape.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    /// Archive file name.
+    pub archive: String,
+    /// Its strategy.
+    pub strategy: String,
+    /// `ok` or `failed`.
+    pub status: &'static str,
+    /// What is wrong, for `failed`.
+    pub problem: Option<String>,
+}
+
+/// The whole report; the JSON shape of `verify --json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Whether entries were decompressed and checked too.
+    pub deep: bool,
+    /// Backups checked.
+    pub checked: usize,
+    /// Backups found intact.
+    pub intact: usize,
+    /// Backups with a problem.
+    pub problems: usize,
+    /// One result per backup, in catalogue order.
+    pub results: Vec<Checked>,
+}
+
+/// Checks each selected backup, several at once, and prints one line for each plus a summary.
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let selected = select(&manifest, &opts.targets, &ctx.backup_dir)?;
-    if selected.is_empty() {
-        printer.line(format_args!(
-            "No backups to verify in {}.",
-            ctx.backup_dir.display()
-        ))?;
-        return Ok(Outcome::Clean);
-    }
-    let mut problems = 0;
-    for entry in &selected {
-        match check(&ctx.backup_dir, entry, opts.deep) {
-            Ok(()) => printer.line(format_args!("OK      {}", entry.backup_file))?,
-            Err(problem) => {
-                problems += 1;
-                printer.line(format_args!("FAILED  {}: {problem}", entry.backup_file))?;
-            }
-        }
-    }
-    let kind = if opts.deep { "deep" } else { "checksum" };
-    printer.line(format_args!(
-        "Verified {} backups ({kind}): {} intact, {problems} with problems",
-        selected.len(),
-        selected.len() - problems
-    ))?;
+    let total = selected.iter().map(|e| e.size).sum();
+    let progress = printer.progress(total, "verifying");
+    let outcomes = check_all(&ctx.backup_dir, &selected, opts.deep, &progress);
+    progress.finish();
+    let results: Vec<Checked> = selected
+        .iter()
+        .zip(outcomes)
+        .map(|(entry, outcome)| Checked {
+            archive: entry.backup_file.clone(),
+            strategy: entry.strategy.clone(),
+            status: if outcome.is_ok() { "ok" } else { "failed" },
+            problem: outcome.err(),
+        })
+        .collect();
+    let problems = results.iter().filter(|r| r.problem.is_some()).count();
+    let report = Report {
+        deep: opts.deep,
+        checked: results.len(),
+        intact: results.len() - problems,
+        problems,
+        results,
+    };
+    print(&report, ctx, printer)?;
     Ok(if problems == 0 {
         Outcome::Clean
     } else {
         Outcome::ProblemsFound
     })
+}
+
+/// Checks `entries` on all cores; results in the same order.
+fn check_all(
+    dir: &Path,
+    entries: &[&Entry],
+    deep: bool,
+    progress: &Progress,
+) -> Vec<std::result::Result<(), String>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(entries.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<std::result::Result<(), String>>>> =
+        Mutex::new(vec![None; entries.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(entry) = entries.get(index) else {
+                        break;
+                    };
+                    let outcome = check(dir, entry, deep, progress);
+                    results.lock().expect("no thread panics holding it")[index] = Some(outcome);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no thread panics holding it")
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not checked".into())))
+        .collect()
+}
+
+fn print(report: &Report, ctx: &Context, printer: &mut Printer) -> Result<()> {
+    if printer.json() {
+        return printer.json_report(report);
+    }
+    if report.checked == 0 {
+        return printer.line(format_args!(
+            "No backups to verify in {}.",
+            ctx.backup_dir.display()
+        ));
+    }
+    for result in &report.results {
+        match &result.problem {
+            None => printer.line(format_args!(
+                "{}      {}",
+                printer.paint("OK", true),
+                result.archive
+            ))?,
+            Some(problem) => {
+                let failed = printer.paint("FAILED", false);
+                printer.problem(format_args!("{failed}  {}: {problem}", result.archive))?;
+            }
+        }
+    }
+    let kind = if report.deep { "deep" } else { "checksum" };
+    printer.line(format_args!(
+        "Verified {} backups ({kind}): {} intact, {} with problems",
+        report.checked, report.intact, report.problems
+    ))
 }
 
 /// Entries named by `targets` (archive names, with or without `.tar.gz`, or strategies), in
@@ -87,7 +184,12 @@ fn matches(entry: &Entry, target: &str) -> bool {
 
 /// Checks one backup against its entry: present, same size and SHA-256, and with `deep` the
 /// same entry count and byte total. The error says exactly what is wrong.
-pub fn check(backup_dir: &Path, entry: &Entry, deep: bool) -> std::result::Result<(), String> {
+pub fn check(
+    backup_dir: &Path,
+    entry: &Entry,
+    deep: bool,
+    progress: &Progress,
+) -> std::result::Result<(), String> {
     let path = backup_dir.join(&entry.backup_file);
     let size = match std::fs::metadata(&path) {
         Ok(meta) => meta.len(),
@@ -102,11 +204,12 @@ pub fn check(backup_dir: &Path, entry: &Entry, deep: bool) -> std::result::Resul
             entry.size
         ));
     }
-    let scan =
-        extract::scan(&path, deep.then_some(entry.strategy.as_str())).map_err(|e| match e {
+    let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress).map_err(
+        |e| match e {
             Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
             other => other.to_string(),
-        })?;
+        },
+    )?;
     if scan.checksum.sha256 != entry.sha256 {
         return Err(format!(
             "SHA-256 mismatch: manifest {}, file {}",
