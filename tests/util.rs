@@ -2,7 +2,7 @@
 //! helpers that print everything useful when a command does not do what a test expects.
 
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -205,6 +205,18 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
         map.insert(rel, desc);
     }
     map
+}
+
+/// Every path below `root`, relative to it, without following links: what exists, whatever
+/// its times (folders get new mtimes when temporary entries come and go inside them).
+pub fn paths(root: &Path) -> BTreeSet<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|item| {
+            let item = item.unwrap();
+            item.path().strip_prefix(root).unwrap().to_path_buf()
+        })
+        .collect()
 }
 
 /// Lowercase hex SHA-256 of a file.
