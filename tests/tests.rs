@@ -5,6 +5,7 @@ mod util;
 
 mod backup;
 mod config;
+mod hostile;
 mod list;
 mod restore;
 mod retention;
