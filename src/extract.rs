@@ -95,7 +95,7 @@ struct Checked {
     rel: PathBuf,
     kind: EntryType,
     mode: u32,
-    mtime: u64,
+    mtime: SystemTime,
     target: Option<PathBuf>,
 }
 
@@ -107,7 +107,7 @@ struct State<'a> {
     seen: HashSet<PathBuf>,
     files: HashSet<PathBuf>,
     links: HashSet<PathBuf>,
-    dirs: Vec<(PathBuf, u32, u64)>,
+    dirs: Vec<(PathBuf, u32, SystemTime)>,
     buf: Vec<u8>,
 }
 
@@ -199,6 +199,12 @@ impl<'a> State<'a> {
         };
         let mode = header.mode().map_err(|e| self.corrupt(&name, e))? & 0o777;
         let mtime = header.mtime().map_err(|e| self.corrupt(&name, e))?;
+        let mtime = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(mtime))
+            .ok_or_else(|| {
+                let why = format!("modification time {mtime} is out of range");
+                self.corrupt(&name, io::Error::other(why))
+            })?;
         Ok(Checked {
             name,
             rel,
@@ -293,9 +299,8 @@ impl<'a> State<'a> {
     }
 }
 
-fn times(mtime: u64) -> FileTimes {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
-    FileTimes::new().set_modified(t).set_accessed(t)
+fn times(mtime: SystemTime) -> FileTimes {
+    FileTimes::new().set_modified(mtime).set_accessed(mtime)
 }
 
 /// `path` without `.` components, if it is relative, has no `..` and starts with `top`.

@@ -708,6 +708,19 @@ fn broken_archives_fail_cleanly() {
             expect: Expect::Corrupt(""),
         },
         Case {
+            what: "a modification time no clock can hold",
+            archive: |_| {
+                let mut header = Raw::file("s/when", b"x").header();
+                header.set_mtime(u64::MAX);
+                header.set_cksum();
+                RawTar::new()
+                    .entry(&Raw::dir("s"))
+                    .header(&header, b"x")
+                    .gzip()
+            },
+            expect: Expect::Corrupt("entry \"s/when\": modification time"),
+        },
+        Case {
             what: "a long name with no entry after it",
             archive: |_| {
                 RawTar::new()
