@@ -5,7 +5,8 @@
 //! refused; nothing is written through a link stored earlier in the archive; symlink targets must be
 //! relative, may use `..` only as leading components and must stay inside the top folder; hard
 //! links may only point to a regular file extracted earlier; device files, FIFOs and other special
-//! entries are refused; a path stored twice is refused; setuid, setgid and sticky bits are dropped.
+//! entries are refused; a path stored twice, below an earlier non-folder, or as a non-folder
+//! where earlier entries lie below it is refused; setuid, setgid and sticky bits are dropped.
 //! The first violation stops extraction with an error naming the entry; the caller throws the
 //! partly filled folder away.
 
@@ -107,6 +108,10 @@ struct State<'a> {
     seen: HashSet<PathBuf>,
     files: HashSet<PathBuf>,
     links: HashSet<PathBuf>,
+    /// Entries that are not folders: nothing may be stored below them.
+    leaves: HashSet<PathBuf>,
+    /// Folders that hold entries stored earlier: they may only be stored as folders.
+    parents: HashSet<PathBuf>,
     dirs: Vec<(PathBuf, u32, SystemTime)>,
     buf: Vec<u8>,
 }
@@ -121,6 +126,8 @@ impl<'a> State<'a> {
             seen: HashSet::new(),
             files: HashSet::new(),
             links: HashSet::new(),
+            leaves: HashSet::new(),
+            parents: HashSet::new(),
             dirs: Vec::new(),
             buf: vec![0; COPY_BUF],
         }
@@ -139,6 +146,14 @@ impl<'a> State<'a> {
             Some(root) => self.create(entry, root, &checked)?,
             None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
         };
+        if checked.kind != EntryType::Directory {
+            self.leaves.insert(checked.rel.clone());
+        }
+        for parent in checked.rel.ancestors().skip(1) {
+            if !self.parents.insert(parent.to_path_buf()) {
+                break;
+            }
+        }
         match checked.kind {
             EntryType::Regular | EntryType::Continuous => {
                 self.stats.bytes += len;
@@ -169,10 +184,20 @@ impl<'a> State<'a> {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
         }
+        if let Some(leaf) = rel.ancestors().skip(1).find(|a| self.leaves.contains(*a)) {
+            let why = format!(
+                "it would be written below {}, which is not a folder",
+                leaf.display()
+            );
+            return Err(refuse(&why));
+        }
         let header = entry.header();
         let kind = header.entry_type();
         if rel.as_os_str() == self.top && kind != EntryType::Directory {
             return Err(refuse("the top entry must be a folder"));
+        }
+        if kind != EntryType::Directory && self.parents.contains(&rel) {
+            return Err(refuse("entries stored earlier lie below it"));
         }
         let target = match kind {
             EntryType::Directory | EntryType::Regular | EntryType::Continuous => None,

@@ -789,6 +789,51 @@ fn duplicate_and_conflicting_paths_are_refused() {
             expect: Expect::Refused("\"s/a\"", twice),
         },
         Case {
+            what: "a file, then an entry below it",
+            archive: |_| {
+                tgz(&[
+                    Raw::dir("s"),
+                    Raw::file("s/f", b"1"),
+                    Raw::file("s/f/x", b"2"),
+                ])
+            },
+            expect: Expect::Refused("\"s/f/x\"", "below s/f, which is not a folder"),
+        },
+        Case {
+            what: "a hard link, then an entry below it",
+            archive: |_| {
+                tgz(&[
+                    Raw::dir("s"),
+                    Raw::file("s/f", b"1"),
+                    Raw::link("s/h", EntryType::Link, "s/f"),
+                    Raw::dir("s/h/d"),
+                ])
+            },
+            expect: Expect::Refused("\"s/h/d\"", "below s/h, which is not a folder"),
+        },
+        Case {
+            what: "entries in a folder, then a file in its place",
+            archive: |_| {
+                tgz(&[
+                    Raw::dir("s"),
+                    Raw::file("s/d/x", b"1"),
+                    Raw::file("s/d", b"2"),
+                ])
+            },
+            expect: Expect::Refused("\"s/d\"", "entries stored earlier lie below it"),
+        },
+        Case {
+            what: "entries in a folder, then a symlink in its place",
+            archive: |_| {
+                tgz(&[
+                    Raw::dir("s"),
+                    Raw::file("s/d/x", b"1"),
+                    Raw::link("s/d", EntryType::Symlink, "x"),
+                ])
+            },
+            expect: Expect::Refused("\"s/d\"", "entries stored earlier lie below it"),
+        },
+        Case {
             what: "the top folder twice",
             archive: |_| tgz(&[Raw::dir("s"), Raw::dir("s/")]),
             expect: Expect::Refused("\"s/\"", twice),
