@@ -29,7 +29,8 @@ const COPY_BUF: usize = 256 * 1024;
 ///
 /// # Errors
 /// [`Error::UnsafeEntry`] for an entry the policy refuses, [`Error::Corrupt`] when the archive
-/// cannot be decoded, [`Error::Io`] when writing fails (for example a full disk).
+/// cannot be decoded or holds no entries, [`Error::Io`] when writing fails (for example a full
+/// disk).
 pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Stats> {
     run(reader, archive, Some(root), top)
 }
@@ -86,6 +87,9 @@ fn run(reader: impl Read, archive: &Path, root: Option<&Path>, top: &str) -> Res
         state.unpack(&mut entry)?;
     }
     io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(corrupt)?;
+    if state.stats.files == 0 {
+        return Err(corrupt(io::Error::other("the archive is empty")));
+    }
     state.finish_dirs()?;
     Ok(state.stats)
 }

@@ -721,6 +721,11 @@ fn broken_archives_fail_cleanly() {
             expect: Expect::Corrupt("entry \"s/when\": modification time"),
         },
         Case {
+            what: "no entries at all",
+            archive: |_| RawTar::new().gzip(),
+            expect: Expect::Corrupt("the archive is empty"),
+        },
+        Case {
             what: "a long name with no entry after it",
             archive: |_| {
                 RawTar::new()
