@@ -96,6 +96,7 @@ fn check(case: &Case) {
 
     // Only a deep check applies the policy; the checksum alone matches.
     let out = stdout(&env.run_code(&["verify", "--deep", ARCHIVE], 1));
+    assert_eq!(out.lines().count(), 2, "{what}: verify --deep:\n{out}");
     let line = out
         .lines()
         .find(|l| l.contains(ARCHIVE))
@@ -846,6 +847,45 @@ fn duplicate_and_conflicting_paths_are_refused() {
     ]);
 }
 
+/// Names from an archive may hold newlines and terminal escapes; messages show them escaped, on
+/// one line.
+#[test]
+fn control_characters_in_names_are_escaped_in_messages() {
+    check_all(&[
+        Case {
+            what: "a bad header field in an entry with control characters in its name",
+            archive: |_| {
+                let mut header = Raw::file("", b"x").header();
+                let gnu = header.as_gnu_mut().unwrap();
+                let name = b"s/a\n\x1b[2Jb\rc";
+                gnu.name[..name.len()].copy_from_slice(name);
+                gnu.mode.copy_from_slice(b"garbage\0");
+                header.set_cksum();
+                RawTar::new()
+                    .entry(&Raw::dir("s"))
+                    .header(&header, b"x")
+                    .gzip()
+            },
+            expect: Expect::Corrupt("when getting mode for s/a\\n\\u{1b}[2Jb\\rc"),
+        },
+        Case {
+            what: "a file written through a link with control characters in its name",
+            archive: |_| {
+                tgz(&[
+                    Raw::dir("s"),
+                    Raw::dir("s/d"),
+                    Raw::link("s/l\n\x1b[31m", EntryType::Symlink, "d"),
+                    Raw::file("s/l\n\x1b[31m/x", b"x"),
+                ])
+            },
+            expect: Expect::Refused(
+                "\"s/l\\n\\u{1b}[31m/x\"",
+                "written through the link s/l\\n\\u{1b}[31m",
+            ),
+        },
+    ]);
+}
+
 /// Names a filesystem may hold all come back byte-identical.
 #[test]
 fn deep_long_and_odd_names_round_trip() {
@@ -910,7 +950,8 @@ fn deep_long_and_odd_names_round_trip() {
 fn unrepresentable_names_fail_cleanly() {
     let long_component = format!("s/{}", "x".repeat(256));
     let long_path = format!("s/{}", format!("{}/", "y".repeat(250)).repeat(20));
-    for name in [long_component, long_path + "f"] {
+    let with_newline = format!("s/line\nbreak{}", "z".repeat(250));
+    for name in [long_component, long_path + "f", with_newline] {
         let env = Env::new();
         let root = env.sample("s");
         let loose = env.path().join("long.tar.gz");
@@ -920,7 +961,7 @@ fn unrepresentable_names_fail_cleanly() {
         register(&env.backups(), ARCHIVE, "s", 2, 1);
         let results = snapshot(&root);
         let everything = paths(env.path());
-        let short = &name[..60];
+        let short = name[..60].replace('\n', "\\n");
         for args in [
             vec![
                 "restore",
@@ -942,7 +983,9 @@ fn unrepresentable_names_fail_cleanly() {
                 .filter(|l| !l.starts_with("resbak: warning: "))
                 .collect();
             assert!(
-                errors.len() == 1 && errors[0].starts_with("resbak: ") && errors[0].contains(short),
+                errors.len() == 1
+                    && errors[0].starts_with("resbak: ")
+                    && errors[0].contains(&short),
                 "{short}: {args:?}: one line naming the entry:\n{err}"
             );
             assert_eq!(

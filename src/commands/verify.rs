@@ -2,7 +2,7 @@
 
 use super::{Context, Outcome, Printer};
 use crate::archive::Stats;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, printable};
 use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use std::path::Path;
@@ -104,7 +104,9 @@ pub fn check(backup_dir: &Path, entry: &Entry, deep: bool) -> std::result::Resul
     }
     let scan =
         extract::scan(&path, deep.then_some(entry.strategy.as_str())).map_err(|e| match e {
-            Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
+            Error::Corrupt { detail, .. } => {
+                format!("cannot be decompressed: {}", printable(detail))
+            }
             other => other.to_string(),
         })?;
     if scan.checksum.sha256 != entry.sha256 {
