@@ -7,6 +7,7 @@ mod backup;
 mod config;
 mod hostile;
 mod list;
+mod mutation;
 mod restore;
 mod retention;
 mod verify;
