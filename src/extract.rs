@@ -1,6 +1,7 @@
 //! Safe extraction of a tar.gz archive into a fresh, empty folder.
 //!
-//! The policy is strict (stricter than Python's `tarfile` "data" filter, PEP 706):
+//! The policy is strict (on paths and links stricter than Python's `tarfile` "data" filter,
+//! PEP 706; the README's "Safety" section compares the two):
 //! every entry must lie under the expected top folder; absolute paths and `..` components are
 //! refused; nothing is written through a link stored earlier in the archive; symlink targets must be
 //! relative, may use `..` only as leading components and must stay inside the top folder; hard
