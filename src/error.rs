@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O operation on a path failed.
-    #[error("cannot {action} {}", path.display())]
+    #[error("cannot {action} {}", printable(path.display()))]
     Io {
         /// What was being done, as a verb phrase ("read", "create folder", ...).
         action: &'static str,
@@ -69,7 +69,7 @@ pub enum Error {
     },
 
     /// An archive's bytes do not match what was recorded, or it cannot be decoded.
-    #[error("archive {} is corrupt: {detail}", path.display())]
+    #[error("archive {} is corrupt: {}", path.display(), printable(detail))]
     Corrupt {
         /// The archive file.
         path: PathBuf,
@@ -78,7 +78,7 @@ pub enum Error {
     },
 
     /// An archive entry that would write outside the destination or is not allowed.
-    #[error("refusing archive entry {entry:?}: {reason}")]
+    #[error("refusing archive entry {entry:?}: {}", printable(reason))]
     UnsafeEntry {
         /// The entry's path as stored in the archive.
         entry: String,
@@ -153,6 +153,21 @@ impl Error {
     }
 }
 
+/// `text` with control characters (newlines, terminal escapes) written as escapes, so a message
+/// stays on one line and shows exactly what a name from an archive holds.
+pub(crate) fn printable(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn available_list(names: &[String]) -> String {
     if names.is_empty() {
         "there are no strategy folders yet".to_string()
@@ -173,5 +188,19 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, action: &'static str, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| Error::io(action, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("s/a\n\x1b[2Jb\rc"), "s/a\\n\\u{1b}[2Jb\\rc");
+        assert_eq!(
+            printable("caf\u{e9} \u{1f4c8} a\\nb"),
+            "caf\u{e9} \u{1f4c8} a\\nb"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Safe extraction of a tar.gz archive into a fresh, empty folder.
 //!
-//! The policy is strict (stricter than Python's `tarfile` "data" filter, PEP 706):
+//! The policy is strict (on paths and links stricter than Python's `tarfile` "data" filter,
+//! PEP 706; the README's "Safety" section compares the two):
 //! every entry must lie under the expected top folder; absolute paths and `..` components are
 //! refused; nothing is written through a link stored earlier in the archive; symlink targets must be
 //! relative, may use `..` only as leading components and must stay inside the top folder; hard
 //! links may only point to a regular file extracted earlier; device files, FIFOs and other special
-//! entries are refused; a path stored twice is refused; setuid, setgid and sticky bits are dropped.
+//! entries are refused; a path stored twice, below an earlier non-folder, or as a non-folder
+//! where earlier entries lie below it is refused; setuid, setgid and sticky bits are dropped.
 //! The first violation stops extraction with an error naming the entry; the caller throws the
 //! partly filled folder away.
 
@@ -29,7 +31,8 @@ const COPY_BUF: usize = 256 * 1024;
 ///
 /// # Errors
 /// [`Error::UnsafeEntry`] for an entry the policy refuses, [`Error::Corrupt`] when the archive
-/// cannot be decoded, [`Error::Io`] when writing fails (for example a full disk).
+/// cannot be decoded or holds no entries, [`Error::Io`] when writing fails (for example a full
+/// disk).
 pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Extracted> {
     run(reader, archive, Some(root), top, None)
 }
@@ -115,6 +118,9 @@ fn run(
         state.unpack(&mut entry)?;
     }
     io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(corrupt)?;
+    if state.stats.files == 0 {
+        return Err(corrupt(io::Error::other("the archive is empty")));
+    }
     state.finish_dirs()?;
     Ok(Extracted {
         stats: state.stats,
@@ -128,7 +134,7 @@ struct Checked {
     rel: PathBuf,
     kind: EntryType,
     mode: u32,
-    mtime: u64,
+    mtime: SystemTime,
     target: Option<PathBuf>,
 }
 
@@ -142,7 +148,11 @@ struct State<'a> {
     seen: HashSet<PathBuf>,
     files: HashSet<PathBuf>,
     links: HashSet<PathBuf>,
-    dirs: Vec<(PathBuf, u32, u64)>,
+    /// Entries that are not folders: nothing may be stored below them.
+    leaves: HashSet<PathBuf>,
+    /// Folders that hold entries stored earlier: they may only be stored as folders.
+    parents: HashSet<PathBuf>,
+    dirs: Vec<(PathBuf, u32, SystemTime)>,
     buf: Vec<u8>,
 }
 
@@ -158,6 +168,8 @@ impl<'a> State<'a> {
             seen: HashSet::new(),
             files: HashSet::new(),
             links: HashSet::new(),
+            leaves: HashSet::new(),
+            parents: HashSet::new(),
             dirs: Vec::new(),
             buf: vec![0; COPY_BUF],
         }
@@ -181,6 +193,14 @@ impl<'a> State<'a> {
             }
             None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
         };
+        if checked.kind != EntryType::Directory {
+            self.leaves.insert(checked.rel.clone());
+        }
+        for parent in checked.rel.ancestors().skip(1) {
+            if !self.parents.insert(parent.to_path_buf()) {
+                break;
+            }
+        }
         match checked.kind {
             EntryType::Regular | EntryType::Continuous => {
                 self.stats.bytes += len;
@@ -217,10 +237,20 @@ impl<'a> State<'a> {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
         }
+        if let Some(leaf) = rel.ancestors().skip(1).find(|a| self.leaves.contains(*a)) {
+            let why = format!(
+                "it would be written below {}, which is not a folder",
+                leaf.display()
+            );
+            return Err(refuse(&why));
+        }
         let header = entry.header();
         let kind = header.entry_type();
         if rel.as_os_str() == self.top && kind != EntryType::Directory {
             return Err(refuse("the top entry must be a folder"));
+        }
+        if kind != EntryType::Directory && self.parents.contains(&rel) {
+            return Err(refuse("entries stored earlier lie below it"));
         }
         let target = match kind {
             EntryType::Directory | EntryType::Regular | EntryType::Continuous => None,
@@ -247,6 +277,12 @@ impl<'a> State<'a> {
         };
         let mode = header.mode().map_err(|e| self.corrupt(&name, e))? & 0o777;
         let mtime = header.mtime().map_err(|e| self.corrupt(&name, e))?;
+        let mtime = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(mtime))
+            .ok_or_else(|| {
+                let why = format!("modification time {mtime} is out of range");
+                self.corrupt(&name, io::Error::other(why))
+            })?;
         Ok(Checked {
             name,
             rel,
@@ -341,9 +377,8 @@ impl<'a> State<'a> {
     }
 }
 
-fn times(mtime: u64) -> FileTimes {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
-    FileTimes::new().set_modified(t).set_accessed(t)
+fn times(mtime: SystemTime) -> FileTimes {
+    FileTimes::new().set_modified(mtime).set_accessed(mtime)
 }
 
 /// `path` without `.` components, if it is relative, has no `..` and starts with `top`.

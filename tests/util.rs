@@ -2,7 +2,7 @@
 //! helpers that print everything useful when a command does not do what a test expects.
 
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -183,7 +183,7 @@ pub fn set_mtimes(root: &Path, secs: u64) {
 }
 
 /// What a tree holds, for byte-identical comparisons: per relative path its kind, mode, mtime
-/// and content hash (files) or target (links).
+/// and content hash (files) or target (links, byte-exact even when not UTF-8).
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     let mut map = BTreeMap::new();
     for item in walkdir::WalkDir::new(root).sort_by_file_name() {
@@ -191,7 +191,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
         let rel = item.path().strip_prefix(root).unwrap().to_path_buf();
         let meta = item.path().symlink_metadata().unwrap();
         let desc = if meta.is_symlink() {
-            format!("link -> {}", fs::read_link(item.path()).unwrap().display())
+            format!("link -> {:?}", fs::read_link(item.path()).unwrap())
         } else if meta.is_dir() {
             format!("dir mode {:o} mtime {}", meta.mode() & 0o7777, meta.mtime())
         } else {
@@ -205,6 +205,41 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
         map.insert(rel, desc);
     }
     map
+}
+
+/// Every path below `root`, relative to it, without following links: what exists, whatever
+/// its times (folders get new mtimes when temporary entries come and go inside them).
+pub fn paths(root: &Path) -> BTreeSet<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|item| {
+            let item = item.unwrap();
+            item.path().strip_prefix(root).unwrap().to_path_buf()
+        })
+        .collect()
+}
+
+/// Adds a manifest entry to `backup_dir` for its file `file`, with the file's real size and
+/// SHA-256, so resbak treats whatever bytes it holds as a catalogued backup of `strategy`.
+pub fn register(backup_dir: &Path, file: &str, strategy: &str, files: u64, bytes: u64) {
+    let path = backup_dir.join(file);
+    let manifest = backup_dir.join("manifest.yaml");
+    let mut catalogue: serde_yaml::Value = match fs::read_to_string(&manifest) {
+        Ok(text) => serde_yaml::from_str(&text).unwrap(),
+        Err(_) => serde_yaml::from_str("version: 1\nbackups: []").unwrap(),
+    };
+    let entry = format!(
+        "strategy: {strategy}\ntimestamp: '20260101_000000'\nbackup_file: {file}\n\
+         size: {}\nsha256: {}\nfiles: {files}\nbytes: {bytes}\n\
+         created: 2026-01-01T00:00:00Z\n",
+        fs::metadata(&path).unwrap().len(),
+        sha256_file(&path)
+    );
+    catalogue["backups"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(serde_yaml::from_str(&entry).unwrap());
+    fs::write(manifest, serde_yaml::to_string(&catalogue).unwrap()).unwrap();
 }
 
 /// Lowercase hex SHA-256 of a file.
@@ -275,24 +310,125 @@ impl<'a> Raw<'a> {
 
 /// Writes a tar.gz of `entries` exactly as given.
 pub fn raw_archive(path: &Path, entries: &[Raw]) {
-    let gz = flate2::write::GzEncoder::new(
-        fs::File::create(path).unwrap(),
-        flate2::Compression::default(),
-    );
-    let mut builder = tar::Builder::new(gz);
-    for e in entries {
+    let tar = entries.iter().fold(RawTar::new(), |tar, e| tar.entry(e));
+    fs::write(path, tar.gzip()).unwrap();
+}
+
+impl Raw<'_> {
+    /// The GNU header of this entry: name and link target as they are (cut to the 100 bytes a
+    /// header holds; [`RawTar::entry`] adds GNU long-name records for longer ones).
+    pub fn header(&self) -> tar::Header {
         let mut header = tar::Header::new_gnu();
         let gnu = header.as_gnu_mut().unwrap();
-        gnu.name[..e.name.len()].copy_from_slice(e.name);
-        gnu.linkname[..e.link.len()].copy_from_slice(e.link);
-        header.set_entry_type(e.kind);
-        header.set_size(e.data.len() as u64);
-        header.set_mode(e.mode);
+        let name = &self.name[..self.name.len().min(gnu.name.len())];
+        gnu.name[..name.len()].copy_from_slice(name);
+        let link = &self.link[..self.link.len().min(gnu.linkname.len())];
+        gnu.linkname[..link.len()].copy_from_slice(link);
+        header.set_entry_type(self.kind);
+        header.set_size(self.data.len() as u64);
+        header.set_mode(self.mode);
         header.set_mtime(1_700_000_000);
         header.set_cksum();
-        builder.append(&header, e.data).unwrap();
+        header
     }
-    builder.into_inner().unwrap().finish().unwrap();
+}
+
+/// A tar stream written block by block, for archives no well-behaved writer produces: raw
+/// headers, PAX and GNU long-name records, data shorter than declared, missing end blocks.
+#[derive(Default)]
+pub struct RawTar {
+    pub bytes: Vec<u8>,
+}
+
+impl RawTar {
+    pub fn new() -> RawTar {
+        RawTar::default()
+    }
+
+    /// Appends `header` and then `data`, padded to whole 512-byte blocks. The header is written
+    /// as it is: its size and checksum need not match.
+    pub fn header(mut self, header: &tar::Header, data: &[u8]) -> RawTar {
+        self.bytes.extend_from_slice(header.as_bytes());
+        self.bytes.extend_from_slice(data);
+        let padding = (512 - data.len() % 512) % 512;
+        self.bytes.resize(self.bytes.len() + padding, 0);
+        self
+    }
+
+    /// Appends an entry, preceded by a GNU long name ('L') and long link ('K') record when its
+    /// name or link target does not fit the header.
+    pub fn entry(mut self, e: &Raw) -> RawTar {
+        if e.name.len() > 100 {
+            self = self.gnu_long(tar::EntryType::GNULongName, e.name);
+        }
+        if e.link.len() > 100 {
+            self = self.gnu_long(tar::EntryType::GNULongLink, e.link);
+        }
+        self.header(&e.header(), e.data)
+    }
+
+    /// Appends a GNU long name ('L') or long link ('K') record: a `././@LongLink` entry whose
+    /// data is `value`, which replaces the name or link target of the next entry.
+    pub fn gnu_long(self, kind: tar::EntryType, value: &[u8]) -> RawTar {
+        let mut data = value.to_vec();
+        data.push(0);
+        let long = Raw {
+            name: b"././@LongLink",
+            kind,
+            data: &data,
+            link: b"",
+            mode: 0o644,
+        };
+        self.header(&long.header(), &data)
+    }
+
+    /// Appends a PAX extended header ('x') whose records (`path`, `linkpath`, `size`, ...)
+    /// override the fields of the next entry.
+    pub fn pax(self, records: &[(&str, &[u8])]) -> RawTar {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            data.extend_from_slice(&pax_record(key, value));
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_path("PaxHeaders/next").unwrap();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        self.header(&header, &data)
+    }
+
+    /// The stream ended by the two zero blocks of a complete archive.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes.resize(self.bytes.len() + 1024, 0);
+        self.bytes
+    }
+
+    /// [`RawTar::finish`], gzipped.
+    pub fn gzip(self) -> Vec<u8> {
+        gzip(&self.finish())
+    }
+}
+
+/// One PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    let mut record = format!("{len} {key}=").into_bytes();
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    record
+}
+
+/// `data` as one gzip member.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
 }
 
 /// Deterministic pseudo-random bytes (splitmix64), for incompressible test data.

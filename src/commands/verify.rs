@@ -2,7 +2,7 @@
 
 use super::{Context, Outcome, Printer};
 use crate::archive::Stats;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, printable};
 use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
@@ -206,7 +206,9 @@ pub fn check(
     }
     let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress).map_err(
         |e| match e {
-            Error::Corrupt { detail, .. } => format!("cannot be decompressed: {detail}"),
+            Error::Corrupt { detail, .. } => {
+                format!("cannot be decompressed: {}", printable(detail))
+            }
             other => other.to_string(),
         },
     )?;
