@@ -38,7 +38,8 @@ pub struct FileConfig {
 }
 
 /// Where a setting's value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "String")]
 pub enum Source {
     /// A command-line flag.
     Flag,
@@ -48,6 +49,12 @@ pub enum Source {
     File(PathBuf),
     /// resbak's default.
     Default,
+}
+
+impl From<Source> for String {
+    fn from(source: Source) -> String {
+        source.to_string()
+    }
 }
 
 impl fmt::Display for Source {
@@ -62,7 +69,7 @@ impl fmt::Display for Source {
 }
 
 /// A value and its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Setting<T> {
     /// The effective value.
     pub value: T,
@@ -87,8 +94,8 @@ pub struct Overrides {
     pub exclude: Vec<String>,
 }
 
-/// The effective settings.
-#[derive(Debug, Clone)]
+/// The effective settings; the JSON shape of `config --json`.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Settings {
     /// The configuration file read, if any.
     pub file: Option<PathBuf>,

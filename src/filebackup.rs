@@ -55,7 +55,7 @@ impl Default for FileBackupOptions {
 }
 
 /// A copy [`backup_file`] made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupReport {
     /// The new copy.
     pub backup: PathBuf,
@@ -99,7 +99,7 @@ pub enum Pick {
 }
 
 /// What [`restore`] did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
     /// The copy brought back.
     pub restored: PathBuf,

@@ -6,6 +6,7 @@ use crate::error::Result;
 
 /// Prints each setting with its source.
 pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
+    printer.json_report(settings)?;
     let file = settings
         .file
         .as_ref()

@@ -67,6 +67,7 @@ pub fn run(action: &FileAction, printer: &mut Printer) -> Result<Outcome> {
 fn backup(path: &Path, keep: usize, printer: &mut Printer) -> Result<()> {
     let opts = FileBackupOptions { keep, strict: true };
     let Some(report) = filebackup::backup_file(path, &opts)? else {
+        printer.json_report(&None::<()>)?;
         return printer.line(format_args!(
             "Nothing to back up: {} does not exist.",
             path.display()
@@ -79,6 +80,7 @@ fn backup(path: &Path, keep: usize, printer: &mut Printer) -> Result<()> {
         human_size(report.checksum.len),
         report.checksum.sha256
     ))?;
+    printer.json_report(&report)?;
     cleanup(&report.removed, &report.warnings, printer)
 }
 
@@ -99,6 +101,7 @@ fn restore(path: &Path, pick: &Pick, keep: usize, printer: &mut Printer) -> Resu
         human_size(report.checksum.len),
         report.checksum.sha256
     ))?;
+    printer.json_report(&report)?;
     cleanup(&report.removed, &report.warnings, printer)
 }
 

@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-/// What reindex did.
-#[derive(Debug, Default)]
+/// What reindex did; the JSON shape of `reindex --json`.
+#[derive(Debug, Default, serde::Serialize)]
 struct Report {
     damaged_copy: Option<PathBuf>,
     kept: usize,
@@ -44,6 +44,7 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     }
     let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded))?;
     print(&report, printer)?;
+    printer.json_report(&report)?;
     let clean = report.mismatched.is_empty() && report.skipped.is_empty();
     Ok(if clean {
         Outcome::Clean

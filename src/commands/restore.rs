@@ -13,6 +13,8 @@ use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, Extracted};
 use crate::manifest::{Lock, LockFile};
+use crate::progress::Progress;
+use serde::Serialize;
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -65,7 +67,8 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     if opts.dry_run {
         return dry_run(path, &dest, opts.include.as_ref(), printer);
     }
-    let existing = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
+    let replaced = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
+    let existing = replaced.is_some();
 
     let parent = atomic::parent_dir(&dest);
     fs::create_dir_all(parent).at("create folder", parent)?;
@@ -77,10 +80,19 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     }
     let staging = atomic::staging_dir_in(parent)?;
     let restored = staging.path().join(&strategy);
-    let written = extract_checked(&located, staging.path(), &strategy, opts.include.as_ref())
-        .and_then(|written| {
-            move_into_place(&restored, &dest, existing, printer).map(|()| written)
-        })?;
+    let size = fs::metadata(path).at("read", path)?.len();
+    let progress = printer.progress(size, format!("restoring {strategy}"));
+    let extracted = extract_checked(
+        &located,
+        staging.path(),
+        &strategy,
+        opts.include.as_ref(),
+        &progress,
+    );
+    progress.finish();
+    let written = extracted.and_then(|written| {
+        move_into_place(&restored, &dest, existing, printer).map(|()| written)
+    })?;
     drop(staging);
     printer.line(format_args!(
         "Restored {} -> {} ({} entries, {})",
@@ -89,7 +101,32 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         written.files,
         human_size(written.bytes)
     ))?;
+    printer.json_report(&Restored {
+        archive: path.display().to_string(),
+        destination: dest.display().to_string(),
+        entries: written.files,
+        bytes: written.bytes,
+        checked_against_manifest: located.entry.is_some(),
+        replaced_backed_up_as: replaced.flatten(),
+    })?;
     Ok(Outcome::Clean)
+}
+
+/// The JSON shape of `restore --json`.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    /// The archive restored.
+    pub archive: String,
+    /// Where it went.
+    pub destination: String,
+    /// Entries written.
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Whether the archive was checked against a manifest entry.
+    pub checked_against_manifest: bool,
+    /// With `--force`: the backup made of the replaced folder, if it held anything.
+    pub replaced_backed_up_as: Option<String>,
 }
 
 /// Lists the entries a restore would write to `dest`.
@@ -129,16 +166,17 @@ fn corrupt(path: &Path, detail: String) -> Error {
 }
 
 /// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
-/// anything). Returns whether the destination exists and must be replaced.
+/// anything). Returns `None` when there is nothing to replace, else the backup made of it (if
+/// it held anything).
 fn prepare_destination(
     ctx: &Context,
     dest: &Path,
     strategy: &str,
     opts: &RestoreOptions,
     printer: &mut Printer,
-) -> Result<bool> {
+) -> Result<Option<Option<String>>> {
     let Ok(meta) = fs::symlink_metadata(dest) else {
-        return Ok(false);
+        return Ok(None);
     };
     if !opts.force {
         return Err(Error::DestinationExists {
@@ -152,15 +190,16 @@ fn prepare_destination(
             std::io::Error::other("it is not a folder; move it away first"),
         ));
     }
-    if fs::read_dir(dest).at("read", dest)?.next().is_some() {
-        let entry = backup_folder(ctx, strategy, dest, &opts.archive_options, printer)?;
-        printer.line(format_args!(
-            "Backed up existing {} -> {} before replacing it",
-            dest.display(),
-            ctx.backup_dir.join(&entry.backup_file).display()
-        ))?;
+    if fs::read_dir(dest).at("read", dest)?.next().is_none() {
+        return Ok(Some(None));
     }
-    Ok(true)
+    let entry = backup_folder(ctx, strategy, dest, &opts.archive_options, printer)?;
+    printer.line(format_args!(
+        "Backed up existing {} -> {} before replacing it",
+        dest.display(),
+        ctx.backup_dir.join(&entry.backup_file).display()
+    ))?;
+    Ok(Some(Some(entry.backup_file)))
 }
 
 /// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
@@ -169,10 +208,12 @@ fn extract_checked(
     staging: &Path,
     strategy: &str,
     include: Option<&archive::Excludes>,
+    progress: &Progress,
 ) -> Result<Stats> {
     let path = &located.path;
     let file = File::open(path).at("open", path)?;
-    let mut hashing = HashingReader::new(BufReader::with_capacity(READ_BUF, file));
+    let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
+    let mut hashing = HashingReader::new(reader);
     let extracted = match include {
         Some(include) => extract::extract_some(&mut hashing, path, staging, strategy, include),
         None => extract::extract(&mut hashing, path, staging, strategy),
