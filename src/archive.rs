@@ -1,17 +1,16 @@
 //! Reading and writing `.tar.gz` archives of one results folder.
 //!
-//! Writing streams: walk (sorted) -> tar -> gzip -> SHA-256 -> the caller's writer, so memory
-//! stays flat whatever the size of the results. Entries are stored under one top folder with
+//! Writing streams: walk (sorted) -> tar -> parallel gzip -> SHA-256 -> the caller's writer, so
+//! memory stays flat whatever the size of the results. Entries are stored under one top folder with
 //! normalised owners, kept modes (without setuid/setgid) and mtimes; links are stored as links,
 //! never followed. Reading entries back is [`crate::extract`]'s job. This module knows nothing
 //! of the manifest.
 
 use crate::checksum::{Checksum, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
+use crate::pgzip::ParGzWriter;
 use crate::progress::Progress;
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -46,6 +45,8 @@ pub struct Written {
 pub struct Options {
     /// gzip level, 0-9.
     pub level: u32,
+    /// Compression threads; the archive bytes are the same for any count.
+    pub threads: usize,
     /// Paths left out.
     pub excludes: Excludes,
     /// Counts the bytes of file content archived.
@@ -56,10 +57,16 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             level: 6,
+            threads: default_threads(),
             excludes: Excludes::default(),
             progress: Progress::hidden(),
         }
     }
+}
+
+/// All cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Glob patterns for paths to leave out (or, with [`Excludes::covers`], to pick). A pattern without `/` matches the name of a file or
@@ -263,7 +270,7 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
 /// # Errors
 /// [`Error::Io`] naming the file that could not be read or written.
 pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<(W, Written)> {
-    let gz = GzEncoder::new(HashingWriter::new(out), Compression::new(opts.level));
+    let gz = ParGzWriter::new(HashingWriter::new(out), opts.level, opts.threads.max(1));
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let mut stats = Stats::default();

@@ -24,6 +24,7 @@ pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
 pub mod manifest;
+pub mod pgzip;
 pub mod progress;
 pub mod retention;
 
@@ -53,10 +54,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         _ => {}
     }
-    let (keep, level, exclude) = match &cli.command {
-        Command::Backup(args) => (args.keep, args.level, args.exclude.clone()),
-        Command::Prune { keep, .. } => (*keep, None, Vec::new()),
-        _ => (None, None, Vec::new()),
+    let (keep, level, exclude, threads) = match &cli.command {
+        Command::Backup(args) => (args.keep, args.level, args.exclude.clone(), args.threads),
+        Command::Prune { keep, .. } => (*keep, None, Vec::new(), None),
+        _ => (None, None, Vec::new(), None),
     };
     let flags = Overrides {
         config: cli.config,
@@ -73,6 +74,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let archive_options = archive::Options {
         level: settings.level.value,
+        threads: threads.map_or_else(archive::default_threads, usize::from),
         excludes: archive::Excludes::new(&settings.exclude)?,
         progress: progress::Progress::hidden(),
     };

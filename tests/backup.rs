@@ -430,3 +430,25 @@ fn dry_run_lists_what_would_be_archived_and_writes_nothing() {
     assert!(out.contains("Would back up s: 11 entries"), "{out}");
     assert!(!env.backups().exists());
 }
+
+#[test]
+fn archive_bytes_do_not_depend_on_the_thread_count() {
+    let env = Env::new();
+    let root = env.sample("s");
+    // Several compression blocks of mixed text and noise.
+    fs::write(root.join("runs/noise.bin"), crate::util::noise(9, 700_000)).unwrap();
+    fs::write(
+        root.join("runs/log.txt"),
+        "fill 42,1.5,buy\n".repeat(60_000),
+    )
+    .unwrap();
+    let mut sums = Vec::new();
+    for threads in ["1", "2", "4"] {
+        env.run(&["backup", "s", "--always", "--threads", threads]);
+        let archive = env.archives().pop().unwrap();
+        sums.push(sha256_file(&env.backups().join(archive)));
+    }
+    assert_eq!(sums[0], sums[1]);
+    assert_eq!(sums[0], sums[2]);
+    env.run(&["verify", "--deep"]);
+}

@@ -1,0 +1,739 @@
+//! Deterministic, pigz-style parallel gzip writer.
+//!
+//! [`ParGzWriter`] owns the whole gzip member: header, deflate data and
+//! trailer. The input is cut into fixed [`BLOCK_SIZE`] blocks; each block is
+//! raw-deflated on its own, primed with the previous 32 KiB of input as a
+//! preset dictionary and ended with a sync flush (the last block with a
+//! final block instead), so the blocks concatenate into one ordinary deflate
+//! stream. Block boundaries depend only on byte offsets, never on thread
+//! count, timing or how the caller splits its writes, so the output is
+//! byte-identical for any `threads` value and from run to run.
+//!
+//! Workers compress blocks while the caller keeps producing data; finished
+//! blocks are written to the inner writer, in order, from the caller's
+//! thread (so `W` needs no `Send`). At most `2 * threads + 2` blocks are in
+//! flight, which keeps memory flat whatever the input size.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use crc32fast::Hasher;
+use flate2::{Compress, Compression, FlushCompress, Status};
+
+/// Uncompressed bytes per independently compressed block.
+pub const BLOCK_SIZE: usize = 128 * 1024;
+
+/// Preset dictionary size: the deflate window.
+const DICT_SIZE: usize = 32 * 1024;
+
+/// Gzip OS byte: 255 ("unknown"), so output does not depend on the platform.
+const OS_UNKNOWN: u8 = 255;
+
+/// Compresses one block in place; swapped out by tests to inject failures.
+type CompressFn = fn(&mut Block, Compression) -> io::Result<()>;
+
+/// What a worker sends back: the block (buffers included) and its outcome.
+type Reply = (Block, io::Result<()>);
+
+/// One unit of work, with its buffers, which are recycled.
+#[derive(Default)]
+struct Block {
+    seq: u64,
+    last: bool,
+    dict: Vec<u8>,
+    data: Vec<u8>,
+    out: Vec<u8>,
+    crc: Hasher,
+}
+
+impl Block {
+    /// Prepares `self` to follow `prev`: empty data, dictionary = its tail.
+    fn follow(&mut self, prev: &Block) {
+        let tail = prev.data.len().saturating_sub(DICT_SIZE);
+        self.dict.clear();
+        self.dict.extend_from_slice(&prev.data[tail..]);
+        self.data.clear();
+        self.last = false;
+    }
+}
+
+/// Raw-deflates `b.data` into `b.out` and computes its CRC32.
+///
+/// Each block gets a fresh `Compress` (about 14 µs): zlib-rs's `reset()`
+/// keeps the old window bytes, which can change match choices, so a reused
+/// compressor would make the output depend on which worker ran which block.
+fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
+    b.crc = Hasher::new();
+    b.crc.update(&b.data);
+    let mut c = Compress::new(level, false);
+    if !b.dict.is_empty() {
+        c.set_dictionary(&b.dict).map_err(io::Error::other)?;
+    }
+    let flush = if b.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    deflate_into(&mut c, &b.data, &mut b.out, flush)
+}
+
+/// Runs `c` over all of `input` with `flush`. Output space is sized from the
+/// input length alone, so the bytes never depend on buffer history.
+fn deflate_into(
+    c: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    flush: FlushCompress,
+) -> io::Result<()> {
+    let len = input.len();
+    out.clear();
+    out.resize(len + (len >> 12) + (len >> 14) + 64, 0);
+    let (mut pos_in, mut pos_out) = (0, 0);
+    loop {
+        let (in0, out0) = (c.total_in(), c.total_out());
+        let status = c
+            .compress(&input[pos_in..], &mut out[pos_out..], flush)
+            .map_err(io::Error::other)?;
+        pos_in += usize::try_from(c.total_in() - in0).map_err(io::Error::other)?;
+        pos_out += usize::try_from(c.total_out() - out0).map_err(io::Error::other)?;
+        let done = match flush {
+            FlushCompress::Finish => status == Status::StreamEnd,
+            _ => pos_in == len && pos_out < out.len(),
+        };
+        if done {
+            out.truncate(pos_out);
+            return Ok(());
+        }
+        out.resize(out.len() + len / 4 + 4096, 0);
+    }
+}
+
+/// The inner writer plus the running CRC32 and length of the input.
+struct Sink<W: Write> {
+    inner: W,
+    crc: Hasher,
+    size: u64,
+    header: [u8; 10],
+    header_done: bool,
+}
+
+impl<W: Write> Sink<W> {
+    fn new(inner: W, level: u32) -> Self {
+        let xfl = match level {
+            9 => 2,
+            1 => 4,
+            _ => 0,
+        };
+        let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN];
+        Sink {
+            inner,
+            crc: Hasher::new(),
+            size: 0,
+            header,
+            header_done: false,
+        }
+    }
+
+    /// Writes a compressed block (after the header, the first time).
+    fn put(&mut self, b: &Block) -> io::Result<()> {
+        if !self.header_done {
+            self.inner.write_all(&self.header)?;
+            self.header_done = true;
+        }
+        self.inner.write_all(&b.out)?;
+        self.crc.combine(&b.crc);
+        self.size += b.data.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the trailer (CRC32, ISIZE), flushes and returns the writer.
+    fn finish(mut self) -> io::Result<W> {
+        let isize = self.size as u32; // mod 2^32, as gzip wants
+        let crc = self.crc.finalize();
+        self.inner.write_all(&crc.to_le_bytes())?;
+        self.inner.write_all(&isize.to_le_bytes())?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+/// Worker threads, the queues to them and the reordering of their results.
+struct Pool {
+    jobs: Option<Sender<Block>>,
+    replies: Receiver<Reply>,
+    workers: Vec<JoinHandle<()>>,
+    pending: BTreeMap<u64, Block>,
+    submitted: u64,
+    written: u64,
+    max_in_flight: u64,
+}
+
+impl Pool {
+    fn new(threads: usize, level: Compression, f: CompressFn) -> io::Result<Self> {
+        let (jobs, job_rx) = mpsc::channel::<Block>();
+        let (reply_tx, replies) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let mut pool = Pool {
+            jobs: Some(jobs),
+            replies,
+            workers: Vec::with_capacity(threads),
+            pending: BTreeMap::new(),
+            submitted: 0,
+            written: 0,
+            max_in_flight: 2 * threads as u64 + 2,
+        };
+        for i in 0..threads {
+            let (rx, tx) = (Arc::clone(&job_rx), reply_tx.clone());
+            let handle = thread::Builder::new()
+                .name(format!("pgzip-{i}"))
+                .spawn(move || worker(level, &rx, &tx, f))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.submitted - self.written
+    }
+
+    fn submit(&mut self, mut b: Block) -> io::Result<()> {
+        b.seq = self.submitted;
+        let jobs = self.jobs.as_ref().ok_or_else(|| gone("pool shut down"))?;
+        jobs.send(b).map_err(|_| gone("all workers exited"))?;
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// The next block in order if ready; with `wait`, blocks until it is.
+    /// `None` when nothing is ready (or nothing is in flight).
+    fn next_ready(&mut self, wait: bool) -> io::Result<Option<Block>> {
+        loop {
+            if let Some(b) = self.pending.remove(&self.written) {
+                self.written += 1;
+                return Ok(Some(b));
+            }
+            if self.in_flight() == 0 {
+                return Ok(None);
+            }
+            let (b, res) = if wait {
+                self.replies
+                    .recv()
+                    .map_err(|_| gone("all workers exited"))?
+            } else {
+                match self.replies.try_recv() {
+                    Ok(reply) => reply,
+                    Err(TryRecvError::Empty) => return Ok(None),
+                    Err(TryRecvError::Disconnected) => return Err(gone("all workers exited")),
+                }
+            };
+            res?;
+            self.pending.insert(b.seq, b);
+        }
+    }
+
+    /// Closes the job queue and joins every worker.
+    fn shutdown(&mut self) -> io::Result<()> {
+        drop(self.jobs.take());
+        let mut result = Ok(());
+        for handle in self.workers.drain(..) {
+            if handle.join().is_err() {
+                result = Err(gone("worker panicked"));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn gone(what: &str) -> io::Error {
+    io::Error::other(format!("pgzip: {what}"))
+}
+
+/// Worker loop: compress blocks until the queue closes. A panic is turned
+/// into an error reply (so the writer never waits for a lost block) and
+/// ends the worker.
+fn worker(
+    level: Compression,
+    jobs: &Mutex<Receiver<Block>>,
+    replies: &Sender<Reply>,
+    f: CompressFn,
+) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(mut block) = next else { return };
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(&mut block, level)));
+        let panicked = outcome.is_err();
+        let res = outcome.unwrap_or_else(|_| Err(gone("worker panicked")));
+        if replies.send((block, res)).is_err() || panicked {
+            return;
+        }
+    }
+}
+
+/// Where blocks get compressed.
+enum Engine {
+    /// `threads == 1`: compress on the caller's thread.
+    Inline(Compression, CompressFn),
+    /// Worker threads.
+    Pool(Pool),
+}
+
+impl Engine {
+    /// Compresses `b` and writes every finished block, in order, to `sink`.
+    /// For the last block, waits until everything is written.
+    fn run<W: Write>(
+        &mut self,
+        mut b: Block,
+        sink: &mut Sink<W>,
+        spare: &mut Vec<Block>,
+    ) -> io::Result<()> {
+        match self {
+            Engine::Inline(level, f) => {
+                f(&mut b, *level)?;
+                sink.put(&b)?;
+                spare.push(b);
+                Ok(())
+            }
+            Engine::Pool(pool) => {
+                let last = b.last;
+                pool.submit(b)?;
+                drain(pool, sink, spare, last)
+            }
+        }
+    }
+}
+
+/// Writes ready blocks; waits while too many are in flight, or for all of
+/// them with `all`.
+fn drain<W: Write>(
+    pool: &mut Pool,
+    sink: &mut Sink<W>,
+    spare: &mut Vec<Block>,
+    all: bool,
+) -> io::Result<()> {
+    loop {
+        let wait = all || pool.in_flight() >= pool.max_in_flight;
+        match pool.next_ready(wait)? {
+            Some(b) => {
+                sink.put(&b)?;
+                spare.push(b);
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A `Write` adapter producing one deterministic gzip member, compressed by
+/// `threads` workers. Call [`ParGzWriter::finish`]; dropping it without
+/// finishing leaves a truncated stream.
+pub struct ParGzWriter<W: Write> {
+    sink: Sink<W>,
+    engine: Engine,
+    cur: Block,
+    spare: Vec<Block>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl<W: Write> ParGzWriter<W> {
+    /// Wraps `inner`. `level` is 0-9 (higher values are clamped to 9);
+    /// `threads` below 1 counts as 1. Every `threads` value produces the same
+    /// bytes; with 1 (or if no thread can be spawned), blocks are compressed
+    /// on the caller's thread.
+    pub fn new(inner: W, level: u32, threads: usize) -> Self {
+        Self::with_compressor(inner, level, threads, compress_block)
+    }
+
+    /// `new` with a replaceable block compressor (tests inject failures).
+    fn with_compressor(inner: W, level: u32, threads: usize, f: CompressFn) -> Self {
+        let level = level.min(9);
+        let compression = Compression::new(level);
+        let pool = match threads {
+            0 | 1 => None,
+            n => Pool::new(n, compression, f).ok(),
+        };
+        let engine = match pool {
+            Some(pool) => Engine::Pool(pool),
+            None => Engine::Inline(compression, f),
+        };
+        ParGzWriter {
+            sink: Sink::new(inner, level),
+            engine,
+            cur: Block::default(),
+            spare: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Compresses the remaining data, writes the trailer (CRC32 and length),
+    /// flushes and returns the inner writer. Reports every error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.dispatch(true)?;
+        let ParGzWriter { sink, engine, .. } = self;
+        if let Engine::Pool(mut pool) = engine {
+            pool.shutdown()?;
+        }
+        sink.finish()
+    }
+
+    /// Hands the current block to the engine and starts the next one.
+    fn dispatch(&mut self, last: bool) -> io::Result<()> {
+        self.check()?;
+        let mut next = self.spare.pop().unwrap_or_default();
+        next.follow(&self.cur);
+        let mut block = mem::replace(&mut self.cur, next);
+        block.last = last;
+        let res = self.engine.run(block, &mut self.sink, &mut self.spare);
+        self.record(res)
+    }
+
+    /// Fails fast after an earlier error: the stream is already broken.
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            Some((kind, msg)) => Err(io::Error::new(
+                *kind,
+                format!("pgzip: earlier error: {msg}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn record<T>(&mut self, res: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &res {
+            self.failed = Some((e.kind(), e.to_string()));
+        }
+        res
+    }
+}
+
+impl<W: Write> Write for ParGzWriter<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        self.check()?;
+        let total = data.len();
+        while !data.is_empty() {
+            // A full block is sent only once more data arrives, so the last
+            // block (sent by `finish`) is never empty unless the input is.
+            if self.cur.data.len() == BLOCK_SIZE {
+                self.dispatch(false)?;
+            }
+            let n = data.len().min(BLOCK_SIZE - self.cur.data.len());
+            self.cur.data.extend_from_slice(&data[..n]);
+            data = &data[n..];
+        }
+        Ok(total)
+    }
+
+    /// Writes every block already handed to the workers and flushes the
+    /// inner writer. It does not cut the current block short, so flushing
+    /// never changes the output bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
+        let res = match &mut self.engine {
+            Engine::Pool(pool) => drain(pool, &mut self.sink, &mut self.spare, true),
+            _ => Ok(()),
+        };
+        self.record(res)?;
+        let res = self.sink.inner.flush();
+        self.record(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::{GzDecoder, MultiGzDecoder};
+    use flate2::write::GzEncoder;
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    use std::process::Command;
+
+    /// SplitMix64: small deterministic PRNG for test data.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// CSV-like text of about `len` bytes.
+    fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+        const SYMS: [&str; 5] = ["AAPL", "MSFT", "ES_F", "EURUSD", "BTCUSDT"];
+        let mut out = Vec::with_capacity(len + 64);
+        while out.len() < len {
+            let line = format!(
+                "2024-{:02}-{:02}T{:02}:{:02}:{:02},{},{}.{:02},{}\n",
+                rng.below(12) + 1,
+                rng.below(28) + 1,
+                rng.below(24),
+                rng.below(60),
+                rng.below(60),
+                SYMS[rng.below(5) as usize],
+                rng.below(5000),
+                rng.below(100),
+                rng.below(10_000)
+            );
+            out.extend_from_slice(line.as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn random(rng: &mut Rng, len: usize) -> Vec<u8> {
+        (0..len).map(|_| rng.next() as u8).collect()
+    }
+
+    /// Alternating runs of text and random bytes, `len` bytes in all.
+    fn mixed(seed: u64, len: usize) -> Vec<u8> {
+        let mut rng = Rng(seed);
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let run = rng.below(100_000) as usize + 1;
+            let chunk = if rng.below(4) == 0 {
+                random(&mut rng, run)
+            } else {
+                text(&mut rng, run)
+            };
+            out.extend_from_slice(&chunk);
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn compress(data: &[u8], level: u32, threads: usize) -> Vec<u8> {
+        let mut w = ParGzWriter::new(Vec::new(), level, threads);
+        w.write_all(data).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn sha(data: &[u8]) -> String {
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Asserts that both flate2 decoders give back `data`.
+    fn assert_round_trip(gz: &[u8], data: &[u8]) {
+        let mut out = Vec::new();
+        GzDecoder::new(gz).read_to_end(&mut out).unwrap();
+        assert!(out == data, "GzDecoder mismatch ({} bytes)", data.len());
+        out.clear();
+        MultiGzDecoder::new(gz).read_to_end(&mut out).unwrap();
+        assert!(
+            out == data,
+            "MultiGzDecoder mismatch ({} bytes)",
+            data.len()
+        );
+    }
+
+    #[test]
+    fn round_trip_edge_sizes() {
+        let data = mixed(1, 5 * BLOCK_SIZE + 77);
+        let sizes = [0, 1, DICT_SIZE, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1];
+        for n in sizes.into_iter().chain([2 * BLOCK_SIZE, data.len()]) {
+            for threads in [1, 3] {
+                assert_round_trip(&compress(&data[..n], 6, threads), &data[..n]);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_input_is_minimal_member() {
+        let gz = compress(&[], 6, 2);
+        assert_eq!(gz.len(), 10 + 2 + 8);
+        assert_eq!(&gz[..4], &[0x1f, 0x8b, 8, 0]);
+    }
+
+    #[test]
+    fn round_trip_many_mixed_blocks() {
+        let data = mixed(2, 40 * BLOCK_SIZE + 12_345);
+        assert_round_trip(&compress(&data, 6, 2), &data);
+    }
+
+    #[test]
+    fn all_levels_round_trip_and_agree() {
+        let data = mixed(3, 700_000);
+        for level in 0..=9 {
+            let gz = compress(&data, level, 2);
+            assert_round_trip(&gz, &data);
+            assert_eq!(gz[8], [0, 4, 0, 0, 0, 0, 0, 0, 0, 2][level as usize]);
+            assert!(gz == compress(&data, level, 1), "level {level}");
+        }
+    }
+
+    #[test]
+    fn same_bytes_for_any_thread_count() {
+        let data = mixed(4, 2_000_000);
+        let want = sha(&compress(&data, 6, 1));
+        for threads in [2, 3, 4, 1, 4] {
+            assert_eq!(sha(&compress(&data, 6, threads)), want, "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn same_bytes_for_any_write_split() {
+        let data = mixed(5, 1_500_000);
+        let want = compress(&data, 6, 3);
+        for threads in [1, 3] {
+            let mut rng = Rng(99);
+            let mut w = ParGzWriter::new(Vec::new(), 6, threads);
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let n = (rng.below(3 * BLOCK_SIZE as u64 / 2) as usize).min(rest.len());
+                w.write_all(&rest[..n]).unwrap();
+                if rng.below(5) == 0 {
+                    w.flush().unwrap();
+                }
+                rest = &rest[n..];
+            }
+            assert!(w.finish().unwrap() == want, "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn gzip_tool_accepts_output() {
+        if Command::new("gzip").arg("--version").output().is_err() {
+            println!("note: gzip not found, skipping gzip -t check");
+            return;
+        }
+        let data = mixed(6, 2_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        for (level, threads) in [(0, 2), (1, 1), (6, 2), (9, 3)] {
+            let path = dir.path().join(format!("t{level}.gz"));
+            std::fs::write(&path, compress(&data, level, threads)).unwrap();
+            let test = Command::new("gzip").arg("-t").arg(&path).status().unwrap();
+            assert!(test.success(), "gzip -t failed at level {level}");
+            let out = Command::new("gzip").arg("-dc").arg(&path).output().unwrap();
+            assert!(
+                out.status.success() && out.stdout == data,
+                "gzip -d level {level}"
+            );
+        }
+    }
+
+    /// Accepts `budget` bytes, then fails every write.
+    struct FailAfter {
+        budget: usize,
+    }
+
+    impl Write for FailAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+            }
+            let n = buf.len().min(self.budget);
+            self.budget -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Writes `data` then finishes; returns the first error.
+    fn write_and_finish<W: Write>(mut w: ParGzWriter<W>, data: &[u8]) -> io::Result<W> {
+        for chunk in data.chunks(10_000) {
+            w.write_all(chunk)?;
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn inner_write_error_surfaces() {
+        let data = mixed(7, 4_000_000);
+        for threads in [1, 2, 4] {
+            for budget in [0, 5, 10, 100_000, 1_000_000] {
+                let w = ParGzWriter::new(FailAfter { budget }, 6, threads);
+                let err = write_and_finish(w, &data).err().expect("must fail");
+                assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+            }
+        }
+    }
+
+    #[test]
+    fn error_is_sticky() {
+        let mut w = ParGzWriter::new(FailAfter { budget: 0 }, 6, 2);
+        let block = mixed(8, BLOCK_SIZE + 1);
+        let first = (0..20).find_map(|_| w.write_all(&block).err());
+        assert!(first.is_some());
+        assert!(w.write_all(b"x").is_err());
+        assert!(w.finish().is_err());
+    }
+
+    fn fail_on_third(b: &mut Block, level: Compression) -> io::Result<()> {
+        if b.seq == 3 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "boom"));
+        }
+        compress_block(b, level)
+    }
+
+    fn panic_on_third(b: &mut Block, level: Compression) -> io::Result<()> {
+        assert!(b.seq != 3, "injected worker panic");
+        compress_block(b, level)
+    }
+
+    #[test]
+    fn worker_error_and_panic_surface() {
+        let data = mixed(9, 20 * BLOCK_SIZE);
+        for threads in [2, 4] {
+            let w = ParGzWriter::with_compressor(Vec::new(), 6, threads, fail_on_third);
+            let err = write_and_finish(w, &data).expect_err("must fail");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            let w = ParGzWriter::with_compressor(Vec::new(), 6, threads, panic_on_third);
+            let err = write_and_finish(w, &data).expect_err("must fail");
+            assert!(err.to_string().contains("panicked"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_worker_panicking_does_not_hang() {
+        fn always(_: &mut Block, _: Compression) -> io::Result<()> {
+            panic!("injected worker panic");
+        }
+        let data = mixed(10, 30 * BLOCK_SIZE);
+        let w = ParGzWriter::with_compressor(Vec::new(), 6, 3, always);
+        assert!(write_and_finish(w, &data).is_err());
+    }
+
+    #[test]
+    fn drop_without_finish_does_not_hang() {
+        let data = mixed(11, 10 * BLOCK_SIZE + 5);
+        let mut w = ParGzWriter::new(Vec::new(), 6, 4);
+        w.write_all(&data).unwrap();
+        drop(w);
+    }
+
+    #[test]
+    fn size_close_to_single_stream_gzencoder() {
+        let data = text(&mut Rng(12), 8 << 20);
+        let ours = compress(&data, 6, 2).len();
+        let mut enc = GzEncoder::new(Vec::new(), Compression::new(6));
+        enc.write_all(&data).unwrap();
+        let base = enc.finish().unwrap().len();
+        let overhead = (ours as f64 / base as f64 - 1.0) * 100.0;
+        println!("level 6: ParGzWriter {ours} B, GzEncoder {base} B ({overhead:+.3}%)");
+        assert!(overhead.abs() < 1.0, "{overhead:+.3}%");
+    }
+}
