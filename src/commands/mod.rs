@@ -6,6 +6,8 @@ pub mod config;
 pub mod file;
 pub mod list;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod reindex;
 pub mod restore;
 pub mod verify;
