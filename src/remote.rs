@@ -116,6 +116,15 @@ impl Catalogue {
     }
 }
 
+/// What the remote says about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// The ETag; S3-compatible stores give multipart uploads one ending in `-<parts>`.
+    pub e_tag: Option<String>,
+}
+
 /// A connection to one remote: an S3 bucket and a key prefix inside it.
 pub struct Remote {
     name: String,
@@ -333,13 +342,16 @@ impl Remote {
         }
     }
 
-    /// The size of `object`, or `None` if there is no such object.
+    /// Size and ETag of `object`, or `None` if there is no such object.
     ///
     /// # Errors
     /// [`Error::Remote`] when the request fails.
-    pub fn size(&self, object: &str) -> Result<Option<u64>> {
+    pub fn stat(&self, object: &str) -> Result<Option<ObjectInfo>> {
         match self.rt.block_on(self.store.head(&self.key(object))) {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(ObjectInfo {
+                size: meta.size,
+                e_tag: meta.e_tag,
+            })),
             Err(e) if is_missing_object(&e) => Ok(None),
             Err(e) => Err(self.fail(&format!("looking up {object}"), e)),
         }
@@ -615,8 +627,8 @@ async fn abort(mut upload: Box<dyn MultipartUpload>, name: &str) {
     let outcome = tokio::time::timeout(ABORT_WAIT, upload.abort()).await;
     if !matches!(outcome, Ok(Ok(()))) {
         eprintln!(
-            "resbak: warning: could not abort the unfinished upload of {name}; the server keeps \
-             its parts until it expires them (no object was created)"
+            "resbak: warning: could not abort the unfinished upload of {name}; its parts stay on the \
+             server until a lifecycle rule or cleanup removes them (no object was created)"
         );
     }
 }
