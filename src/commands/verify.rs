@@ -146,6 +146,14 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
         ..Manifest::default()
     };
     let selected = select(&manifest, &opts.targets, Path::new(&remote.location()))?;
+    if selected.is_empty() && catalogue.damaged.is_empty() {
+        printer.line(format_args!(
+            "No backups to verify on {} ({}).",
+            remote.name(),
+            remote.location()
+        ))?;
+        return Ok(Outcome::Clean);
+    }
     let damaged = if opts.targets.is_empty() {
         catalogue.damaged.len()
     } else {
