@@ -116,6 +116,9 @@ impl Catalogue {
     }
 }
 
+/// An entry object's name and its entry, or what is wrong with it.
+type EntryRead = (String, std::result::Result<Entry, String>);
+
 /// What the remote says about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -150,8 +153,8 @@ impl Remote {
     /// Connects to remote `name` with credentials from the environment.
     ///
     /// # Errors
-    /// [`Error::Remote`] when credentials are missing; [`Error::Config`]-like problems of the
-    /// table (a plain HTTP endpoint without `allow_http`, a bad prefix) as [`Error::Remote`].
+    /// [`Error::Remote`] when credentials are missing or the table cannot work (a plain HTTP
+    /// endpoint without `allow_http`, an invalid prefix).
     pub fn connect(name: &str, config: &RemoteConfig) -> Result<Remote> {
         Remote::open(name, config, Credentials::from_env(name)?)
     }
@@ -251,11 +254,7 @@ impl Remote {
     }
 
     /// Fetches entry objects a few at a time; each is parsed and checked against its name.
-    #[allow(clippy::type_complexity)]
-    fn read_entries(
-        &self,
-        objects: Vec<(String, String)>,
-    ) -> Result<Vec<(String, std::result::Result<Entry, String>)>> {
+    fn read_entries(&self, objects: Vec<(String, String)>) -> Result<Vec<EntryRead>> {
         let fetches = objects.into_iter().map(|(object, archive)| async move {
             let got = self.store.get(&self.key(&object)).await;
             let bytes = match got {

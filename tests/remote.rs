@@ -262,20 +262,26 @@ fn a_local_archive_that_changed_is_never_pushed() {
     env.run(&["backup", "big", "--level", "0"]);
     env.sample("s");
     let small = env.backup("s");
+    let gone = env.backup("s");
     let big = env.archives().remove(0);
     for archive in [&big, &small] {
         let path = env.backups().join(archive);
         flip_byte(&path, fs::metadata(&path).unwrap().len() - 100);
     }
+    fs::remove_file(env.backups().join(&gone)).unwrap();
     let out = stdout(&env.run_code(&["push", "--all", R, REMOTE], 1));
     assert!(
         out.contains(&format!("FAILED  {big}")) && out.contains(&format!("FAILED  {small}")),
         "{out}"
     );
+    assert!(
+        out.contains(&format!("FAILED  {gone}: archive file is missing")),
+        "{out}"
+    );
     let remote = server.remote();
-    for archive in [&big, &small] {
+    for archive in [&big, &small, &gone] {
         assert_eq!(remote.stat(archive).unwrap(), None, "{archive} is visible");
-        assert_eq!(listed_status(&env, archive).as_deref(), Some("local"));
+        assert_ne!(listed_status(&env, archive).as_deref(), Some("both"));
     }
 }
 

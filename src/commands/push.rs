@@ -6,9 +6,10 @@
 //! writing its entry object. A push that fails leaves no catalogue entry.
 
 use super::{Context, Outcome, Printer, human_size, verify};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::remote::Remote;
+use std::path::Path;
 use std::time::Instant;
 
 /// Options of `resbak push`.
@@ -63,8 +64,14 @@ pub fn run(
             }
             None => {}
         }
+        let path = ctx.backup_dir.join(name);
+        if !path.is_file() {
+            tally.failed += 1;
+            printer.line(format_args!("FAILED  {name}: archive file is missing"))?;
+            continue;
+        }
         let started = Instant::now();
-        match push_one(ctx, remote, entry) {
+        match push_one(remote, &path, entry) {
             Ok(()) => {
                 tally.pushed += 1;
                 printer.line(format_args!(
@@ -97,15 +104,8 @@ pub fn run(
 }
 
 /// Uploads one archive and, once what landed is checked, catalogues it on the remote.
-fn push_one(ctx: &Context, remote: &Remote, entry: &Entry) -> Result<()> {
-    let path = ctx.backup_dir.join(&entry.backup_file);
-    if !path.is_file() {
-        return Err(Error::Corrupt {
-            path,
-            detail: "the archive file is missing".into(),
-        });
-    }
-    remote.upload(&path, entry)?;
+fn push_one(remote: &Remote, path: &Path, entry: &Entry) -> Result<()> {
+    remote.upload(path, entry)?;
     remote.write_entry(entry)
 }
 
