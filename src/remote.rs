@@ -35,6 +35,7 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path};
 use std::time::Duration;
 use tokio::runtime::Runtime;
+use tokio::time::{Timeout, error::Elapsed, timeout};
 
 /// Suffix of the object that holds an archive's manifest entry, beside the archive.
 pub const ENTRY_SUFFIX: &str = ".entry.yaml";
@@ -55,6 +56,11 @@ const MAX_PARTS: u64 = 10_000;
 const PARTS_IN_FLIGHT: usize = 2;
 /// Entry objects fetched at once when listing the catalogue.
 const ENTRY_FETCHES: usize = 8;
+/// Bound on sending one request's data (one part, or a small archive), retries included: a
+/// server that accepts a connection but stops reading must not hang resbak.
+const SEND_LIMIT: Duration = Duration::from_secs(300);
+/// Entry objects are a few hundred bytes; anything much larger is not one.
+const MAX_ENTRY_BYTES: u64 = 64 << 10;
 /// Bound on cleaning up after a failed multipart upload (the server may be gone).
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
@@ -256,11 +262,7 @@ impl Remote {
     /// Fetches entry objects a few at a time; each is parsed and checked against its name.
     fn read_entries(&self, objects: Vec<(String, String)>) -> Result<Vec<EntryRead>> {
         let fetches = objects.into_iter().map(|(object, archive)| async move {
-            let got = self.store.get(&self.key(&object)).await;
-            let bytes = match got {
-                Ok(got) => got.bytes().await,
-                Err(e) => Err(e),
-            };
+            let bytes = self.fetch_entry(&object).await;
             (object, archive, bytes)
         });
         let fetched: Vec<_> = self.rt.block_on(
@@ -271,7 +273,7 @@ impl Remote {
         let mut read = Vec::new();
         for (object, archive, bytes) in fetched {
             match bytes {
-                Ok(bytes) => read.push((object, parse_entry(&archive, &bytes))),
+                Ok(bytes) => read.push((object, bytes.and_then(|b| parse_entry(&archive, &b)))),
                 Err(e) if is_missing_object(&e) => {}
                 Err(e) => return Err(self.fail(&format!("reading {object}"), e)),
             }
@@ -280,20 +282,30 @@ impl Remote {
         Ok(read)
     }
 
+    /// Reads an entry object whole; one too large to be an entry is refused unread.
+    async fn fetch_entry(
+        &self,
+        object: &str,
+    ) -> object_store::Result<std::result::Result<Bytes, String>> {
+        let got = self.store.get(&self.key(object)).await?;
+        if got.meta.size > MAX_ENTRY_BYTES {
+            return Ok(Err(format!(
+                "not a resbak entry: {} bytes is too large",
+                got.meta.size
+            )));
+        }
+        got.bytes().await.map(Ok)
+    }
+
     /// The entry of archive `name`, or `None` if the remote has none.
     ///
     /// # Errors
     /// [`Error::Remote`] when it cannot be read; [`Error::Corrupt`] when it is damaged.
     pub fn read_entry(&self, name: &str) -> Result<Option<Entry>> {
         let object = format!("{name}{ENTRY_SUFFIX}");
-        let got = self.rt.block_on(async {
-            match self.store.get(&self.key(&object)).await {
-                Ok(got) => got.bytes().await,
-                Err(e) => Err(e),
-            }
-        });
-        match got {
-            Ok(bytes) => parse_entry(name, &bytes)
+        match self.rt.block_on(self.fetch_entry(&object)) {
+            Ok(bytes) => bytes
+                .and_then(|b| parse_entry(name, &b))
                 .map(Some)
                 .map_err(|detail| Error::Corrupt {
                     path: self.url(&object).into(),
@@ -400,10 +412,30 @@ impl Remote {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).at("read", file)?;
         check_sent(&reader.finish().at("read", file)?, entry, file)?;
-        self.rt
-            .block_on(self.store.put(key, PutPayload::from(bytes)))
-            .map(drop)
-            .map_err(|e| self.fail(&format!("uploading {}", entry.backup_file), e))
+        let what = format!("uploading {}", entry.backup_file);
+        let sent = self
+            .rt
+            .block_on(timeout(SEND_LIMIT, self.store.put(key, bytes.into())));
+        self.settle(&what, sent).map(drop)
+    }
+
+    /// The outcome of a bounded request: a clear error when it failed or took too long.
+    fn settle<T>(
+        &self,
+        what: &str,
+        outcome: std::result::Result<object_store::Result<T>, Elapsed>,
+    ) -> Result<T> {
+        match outcome {
+            Ok(done) => done.map_err(|e| self.fail(what, e)),
+            Err(Elapsed { .. }) => Err(Error::Remote {
+                remote: self.name.clone(),
+                message: format!(
+                    "{what}: {} did not take the data within {} s",
+                    self.endpoint,
+                    SEND_LIMIT.as_secs()
+                ),
+            }),
+        }
     }
 
     /// A multipart upload: parts of `part` bytes, a few at a time. Aborted on any error and
@@ -453,7 +485,7 @@ impl Remote {
         what: &str,
         file: &Path,
     ) -> Result<()> {
-        let mut in_flight: FuturesUnordered<UploadPart> = FuturesUnordered::new();
+        let mut in_flight: FuturesUnordered<Timeout<UploadPart>> = FuturesUnordered::new();
         loop {
             let mut buf = Vec::with_capacity(usize::try_from(part).unwrap_or(usize::MAX));
             (&mut *reader)
@@ -466,12 +498,12 @@ impl Remote {
             if in_flight.len() >= PARTS_IN_FLIGHT
                 && let Some(done) = in_flight.next().await
             {
-                done.map_err(|e| self.fail(what, e))?;
+                self.settle(what, done)?;
             }
-            in_flight.push(upload.put_part(PutPayload::from(buf)));
+            in_flight.push(timeout(SEND_LIMIT, upload.put_part(buf.into())));
         }
         while let Some(done) = in_flight.next().await {
-            done.map_err(|e| self.fail(what, e))?;
+            self.settle(what, done)?;
         }
         Ok(())
     }
