@@ -413,9 +413,8 @@ impl Remote {
         reader.read_to_end(&mut bytes).at("read", file)?;
         check_sent(&reader.finish().at("read", file)?, entry, file)?;
         let what = format!("uploading {}", entry.backup_file);
-        let sent = self
-            .rt
-            .block_on(timeout(SEND_LIMIT, self.store.put(key, bytes.into())));
+        let put = self.store.put(key, bytes.into());
+        let sent = self.rt.block_on(async { timeout(SEND_LIMIT, put).await });
         self.settle(&what, sent).map(drop)
     }
 
