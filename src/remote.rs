@@ -10,7 +10,8 @@
 //! its entry (an interrupted push) is invisible.
 //!
 //! The client is `object_store`'s `AmazonS3`, driven by a private single-threaded tokio runtime:
-//! every function here is synchronous, so the rest of resbak never sees async code. Large
+//! every function here is synchronous, so the rest of resbak never sees async code (and they
+//! must not be called from inside another async runtime). Large
 //! archives go up as multipart uploads with a bounded number of parts in memory; downloads and
 //! read-backs stream. Network errors and 5xx answers are retried with backoff for a bounded
 //! time; credentials, a missing bucket or an unreachable endpoint become one clear line.
