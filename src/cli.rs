@@ -58,6 +58,9 @@ pub enum Command {
     List {
         /// Only this strategy.
         strategy: Option<String>,
+        /// Show this remote's catalogue beside the local one (STATUS: both, local, remote).
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
     },
 
     /// Check archives against the manifest (size and SHA-256; --deep also decompresses).
@@ -71,6 +74,9 @@ pub enum Command {
         /// Also decompress every entry and check the entry count and byte total.
         #[arg(long)]
         deep: bool,
+        /// Check the backups on this remote instead, streaming; nothing is written locally.
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
     },
 
     /// Restore an archive into results/<STRATEGY>/ (or --to DIR), after checking it.
@@ -84,6 +90,9 @@ pub enum Command {
         /// Replace an existing destination, after backing it up as a normal backup.
         #[arg(long)]
         force: bool,
+        /// Pull the archive from this remote first unless the backup folder has it.
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
         /// Restore only paths matching GLOB (repeatable), relative to the strategy folder; a
         /// matching folder brings everything in it. Combine with --to to pick files out.
         #[arg(long, value_name = "PATH_OR_GLOB")]
@@ -119,6 +128,9 @@ pub enum Command {
         /// Print what would be removed; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply the retention to this remote's catalogue instead.
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
     },
 
     /// Rebuild manifest.yaml from the archives in the backup folder.
@@ -143,6 +155,39 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(after_help = "Example: resbak man > resbak.1 && man ./resbak.1")]
     Man,
+
+    /// Upload backups the remote lacks, check what landed, and catalogue them there.
+    ///
+    /// Each archive is read back from the remote (size and SHA-256 must match the manifest)
+    /// before its entry is stored beside it. Credentials come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
+    #[command(after_help = "Example: resbak push --all --remote offsite")]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["targets", "all"])))]
+    Push {
+        /// Archive names or strategies.
+        #[arg(value_name = "ARCHIVE|STRATEGY")]
+        targets: Vec<String>,
+        /// Every local backup.
+        #[arg(long)]
+        all: bool,
+        /// The remote: a [remote.NAME] table in resbak.toml.
+        #[arg(long, value_name = "NAME")]
+        remote: String,
+    },
+
+    /// Download backups from a remote into the backup folder and add them to the manifest.
+    ///
+    /// The download goes to a temporary file and is registered only when its size and
+    /// SHA-256 match the remote entry.
+    #[command(after_help = "Example: resbak pull btc_sma_cross_20261122_004306 --remote offsite")]
+    Pull {
+        /// Archive names from `resbak list --remote NAME`.
+        #[arg(required = true, value_name = "ARCHIVE")]
+        archives: Vec<String>,
+        /// The remote: a [remote.NAME] table in resbak.toml.
+        #[arg(long, value_name = "NAME")]
+        remote: String,
+    },
 
     /// Timestamped copies of single files, kept in backups/ beside each file.
     ///

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,31 @@ pub struct FileConfig {
     /// Glob patterns left out of every backup.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Off-site copies: `[remote.NAME]` tables.
+    #[serde(default)]
+    pub remote: BTreeMap<String, RemoteConfig>,
+}
+
+/// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
+///
+/// Credentials are never read from the file: they come from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and the optional `AWS_SESSION_TOKEN`.
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Endpoint URL, such as `http://127.0.0.1:3900`; AWS S3 when omitted.
+    pub endpoint: Option<String>,
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix (a folder inside the bucket); the bucket's top when omitted.
+    pub prefix: Option<String>,
+    /// Region; `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1` when omitted.
+    pub region: Option<String>,
+    /// Allow a plain `http://` endpoint (for a server on the local machine or network).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// How long a failing request is retried before giving up, in seconds (default 60).
+    pub retry_timeout_secs: Option<u64>,
 }
 
 /// Where a setting's value came from.
@@ -109,6 +135,8 @@ pub struct Settings {
     pub level: Setting<u32>,
     /// Exclude patterns: those from the file, then those from flags.
     pub exclude: Vec<String>,
+    /// Remotes configured in the file, by name.
+    pub remotes: BTreeMap<String, RemoteConfig>,
 }
 
 impl Settings {
@@ -168,7 +196,30 @@ impl Settings {
                 .chain(&flags.exclude)
                 .cloned()
                 .collect(),
+            remotes: config.remote,
             file,
+        })
+    }
+
+    /// The configuration of remote `name`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the remotes that are configured when `name` is not one of them.
+    pub fn remote(&self, name: &str) -> Result<&RemoteConfig> {
+        self.remotes.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
+            let message = if known.is_empty() {
+                format!("no remote {name:?}: no [remote.NAME] table is configured")
+            } else {
+                format!("no remote {name:?}; configured: {}", known.join(", "))
+            };
+            Error::Config {
+                path: self
+                    .file
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(FILE_NAME)),
+                message,
+            }
         })
     }
 }
@@ -206,6 +257,9 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
     }
     if config.keep == Some(0) {
         return Err(bad("keep must be at least 1".into()));
+    }
+    if let Some((name, _)) = config.remote.iter().find(|(_, r)| r.bucket.is_empty()) {
+        return Err(bad(format!("remote {name:?}: bucket must not be empty")));
     }
     Ok((Some(path), config))
 }
@@ -262,6 +316,41 @@ mod tests {
         assert_eq!(s.file, None, "no resbak.toml in the package root");
         assert_eq!(s.backup_dir.value, PathBuf::from("backups"));
         assert_eq!(s.keep.value, None);
+    }
+
+    #[test]
+    fn remotes_are_read_and_unknown_names_list_the_configured_ones() {
+        let (_dir, path) = with_file(
+            "[remote.garage]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"b\"\n\
+             allow_http = true\n\n[remote.aws]\nbucket = \"c\"\nprefix = \"lab\"\n",
+        );
+        let flags = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&flags, |_| None).unwrap();
+        let garage = s.remote("garage").unwrap();
+        assert!(garage.allow_http);
+        assert_eq!(garage.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(s.remote("aws").unwrap().prefix.as_deref(), Some("lab"));
+        let err = s.remote("nas").unwrap_err().to_string();
+        assert!(
+            err.contains("no remote \"nas\"; configured: aws, garage"),
+            "{err}"
+        );
+        let bad = [
+            "[remote.r]\nbucket = \"b\"\nsecret = \"x\"\n",
+            "[remote.r]\nendpoint = \"http://x\"\n",
+            "[remote.r]\nbucket = \"\"\n",
+        ];
+        for text in bad {
+            let (_dir, path) = with_file(text);
+            let flags = Overrides {
+                config: Some(path),
+                ..Overrides::default()
+            };
+            assert!(Settings::resolve(&flags, |_| None).is_err(), "{text}");
+        }
     }
 
     #[test]

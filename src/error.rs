@@ -126,6 +126,15 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// An object store could not be reached or refused a request (credentials, bucket, network).
+    #[error("remote {remote}: {message}")]
+    Remote {
+        /// The remote's name from `resbak.toml`.
+        remote: String,
+        /// What went wrong, as one line.
+        message: String,
+    },
+
     /// A single file has no copies to restore from.
     #[error("there are no backups of {} in {}", path.display(), dir.display())]
     NoFileBackups {

@@ -26,6 +26,7 @@ pub mod filebackup;
 pub mod manifest;
 pub mod pgzip;
 pub mod progress;
+pub mod remote;
 pub mod retention;
 
 pub use error::{Error, Result};
@@ -92,11 +93,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             };
             commands::backup::run(&ctx, &opts, &mut printer)
         }
-        Command::List { strategy } => {
+        Command::List {
+            strategy,
+            remote: None,
+        } => {
             let opts = commands::list::ListOptions { strategy };
             commands::list::run(&ctx, &opts, &mut printer)
         }
-        Command::Verify { targets, deep } => {
+        Command::Verify {
+            targets,
+            deep,
+            remote: None,
+        } => {
             let opts = commands::verify::VerifyOptions { targets, deep };
             commands::verify::run(&ctx, &opts, &mut printer)
         }
@@ -106,6 +114,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             force,
             include,
             dry_run,
+            remote: None,
         } => {
             let opts = commands::restore::RestoreOptions {
                 archive,
@@ -120,7 +129,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             commands::restore::run(&ctx, &opts, &mut printer)
         }
         Command::Prune {
-            strategy, dry_run, ..
+            strategy,
+            dry_run,
+            remote: None,
+            ..
         } => {
             let opts = commands::prune::PruneOptions {
                 strategy,
@@ -141,8 +153,100 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Config => commands::config::run(&settings, &mut printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),
+        remote_command => {
+            let opts = RemoteOptions {
+                settings: &settings,
+                ctx: &ctx,
+                archive: archive_options,
+            };
+            run_remote(remote_command, &opts, &mut printer)
+        }
     }?;
     Ok(outcome.into())
+}
+
+/// What the remote commands need besides their arguments.
+struct RemoteOptions<'a> {
+    settings: &'a Settings,
+    ctx: &'a Context,
+    archive: archive::Options,
+}
+
+/// Runs `push`, `pull`, and `list`, `verify`, `restore` and `prune` with `--remote NAME`,
+/// after resolving the remote's `[remote.NAME]` table.
+fn run_remote(
+    command: Command,
+    opts: &RemoteOptions,
+    printer: &mut Printer,
+) -> Result<commands::Outcome> {
+    use commands::{list, prune, pull, push, restore, verify};
+    let connect = |name: &str| remote::Remote::connect(name, opts.settings.remote(name)?);
+    let ctx = opts.ctx;
+    match command {
+        Command::Push {
+            targets, remote, ..
+        } => push::run(
+            ctx,
+            &connect(&remote)?,
+            &push::PushOptions { targets },
+            printer,
+        ),
+        Command::Pull { archives, remote } => pull::run(
+            ctx,
+            &connect(&remote)?,
+            &pull::PullOptions { archives },
+            printer,
+        ),
+        Command::List {
+            strategy,
+            remote: Some(name),
+        } => {
+            let list_opts = list::ListOptions { strategy };
+            list::run_remote(ctx, &connect(&name)?, &list_opts, printer)
+        }
+        Command::Verify {
+            targets,
+            deep,
+            remote: Some(name),
+        } => {
+            let verify_opts = verify::VerifyOptions { targets, deep };
+            verify::run_remote(&connect(&name)?, &verify_opts, printer)
+        }
+        Command::Restore {
+            archive,
+            to,
+            force,
+            include,
+            dry_run,
+            remote: Some(name),
+        } => {
+            let restore_opts = restore::RestoreOptions {
+                archive,
+                to,
+                force,
+                archive_options: opts.archive.clone(),
+                include: (!include.is_empty())
+                    .then(|| archive::Excludes::new(&include))
+                    .transpose()?,
+                dry_run,
+            };
+            restore::run_remote(ctx, &connect(&name)?, &restore_opts, printer)
+        }
+        Command::Prune {
+            strategy,
+            dry_run,
+            remote: Some(name),
+            ..
+        } => {
+            let prune_opts = prune::PruneOptions {
+                strategy,
+                keep: opts.settings.keep.value.unwrap_or(DEFAULT_KEEP),
+                dry_run,
+            };
+            prune::run_remote(&connect(&name)?, &prune_opts, printer)
+        }
+        other => unreachable!("not a remote command: {other:?}"),
+    }
 }
 
 /// Converts `resbak file` arguments into the command's plain options.

@@ -333,16 +333,11 @@ fn register(
     written: &Written,
 ) -> Result<Entry> {
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
-    let mut placed: Option<PathBuf> = None;
-    let result = Manifest::update(dir, |manifest| {
-        let file = free_name(manifest, dir, name, &timestamp);
-        let path = dir.join(&file);
-        atomic::persist(tmp, &path, false)?;
-        placed = Some(path);
-        let entry = Entry {
+    place(dir, tmp, |manifest| {
+        Ok(Entry {
             strategy: name.to_string(),
             timestamp: timestamp.clone(),
-            backup_file: file,
+            backup_file: free_name(manifest, dir, name, &timestamp),
             size: written.checksum.len,
             sha256: written.checksum.sha256.clone(),
             files: written.stats.files,
@@ -350,7 +345,28 @@ fn register(
             created,
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),
-        };
+        })
+    })
+}
+
+/// Under the manifest lock: asks `entry_for` for the entry (and so the file name) given the
+/// current manifest, renames the finished temp file to that name (never over an existing
+/// file) and records the entry, replacing one of the same name. If the manifest cannot be
+/// saved, the renamed archive is removed again.
+pub(crate) fn place(
+    dir: &Path,
+    tmp: NamedTempFile,
+    entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
+) -> Result<Entry> {
+    let mut placed: Option<PathBuf> = None;
+    let result = Manifest::update(dir, |manifest| {
+        let entry = entry_for(manifest)?;
+        let path = dir.join(&entry.backup_file);
+        atomic::persist(tmp, &path, false)?;
+        placed = Some(path);
+        manifest
+            .backups
+            .retain(|e| e.backup_file != entry.backup_file);
         manifest.backups.push(entry.clone());
         Ok(entry)
     });

@@ -36,5 +36,19 @@ pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
         "exclude      {:?}  (resbak.toml, then --exclude)",
         settings.exclude
     ))?;
+    print_remotes(settings, printer)?;
     Ok(Outcome::Clean)
+}
+
+/// One line per configured remote: where it points (credentials are never shown).
+fn print_remotes(settings: &Settings, printer: &mut Printer) -> Result<()> {
+    for (name, remote) in &settings.remotes {
+        let prefix = remote.prefix.as_deref().unwrap_or("").trim_matches('/');
+        printer.line(format_args!(
+            "remote       {name}  s3://{}/{prefix}  at {}",
+            remote.bucket,
+            remote.endpoint.as_deref().unwrap_or("AWS S3")
+        ))?;
+    }
+    Ok(())
 }

@@ -3,8 +3,12 @@
 use super::{ArchiveName, Context, Outcome, Printer, archive_files, human_size};
 use crate::error::Result;
 use crate::manifest::Manifest;
+
+use crate::manifest::Entry;
+use crate::remote::Remote;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Options of `resbak list`.
@@ -31,7 +35,8 @@ pub struct Row {
     pub bytes: Option<u64>,
     /// SHA-256 from the manifest.
     pub sha256: Option<String>,
-    /// `ok`, `missing` (in the manifest, no file) or `untracked` (file, not in the manifest).
+    /// `ok`, `missing` (in the manifest, no file) or `untracked` (file, not in the manifest);
+    /// with `--remote`: `both`, `local`, `remote`, or `conflict` (same name, other bytes).
     pub status: &'static str,
 }
 
@@ -56,19 +61,13 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
         .sorted()
         .into_iter()
         .filter(|e| wanted(&e.strategy))
-        .map(|e| Row {
-            archive: e.backup_file.clone(),
-            strategy: Some(e.strategy.clone()),
-            created: Some(e.created),
-            size: e.size,
-            files: Some(e.files),
-            bytes: Some(e.bytes),
-            sha256: Some(e.sha256.clone()),
-            status: if backup_dir.join(&e.backup_file).is_file() {
+        .map(|e| {
+            let status = if backup_dir.join(&e.backup_file).is_file() {
                 "ok"
             } else {
                 "missing"
-            },
+            };
+            entry_row(e, status)
         })
         .collect();
     for (file, size) in untracked(backup_dir, &manifest)? {
@@ -87,6 +86,20 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// The row of a catalogued backup.
+fn entry_row(e: &Entry, status: &'static str) -> Row {
+    Row {
+        archive: e.backup_file.clone(),
+        strategy: Some(e.strategy.clone()),
+        created: Some(e.created),
+        size: e.size,
+        files: Some(e.files),
+        bytes: Some(e.bytes),
+        sha256: Some(e.sha256.clone()),
+        status,
+    }
 }
 
 /// `.tar.gz` files in the backup folder that the manifest does not know, sorted by name.
@@ -151,4 +164,67 @@ fn cells(row: &Row) -> [String; 7] {
             .map_or_else(dash, |s| s.chars().take(12).collect()),
         row.status.to_string(),
     ]
+}
+
+/// `list --remote`: the remote's catalogue together with the local one, each backup marked
+/// `both`, `local` (here only), `remote` (there only) or `conflict` (same name, other bytes).
+pub fn run_remote(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &ListOptions,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let rows = remote_rows(&ctx.backup_dir, remote, opts.strategy.as_deref(), printer)?;
+    if printer.json() {
+        printer.json_report(&rows)?;
+    } else if rows.is_empty() {
+        printer.line(format_args!(
+            "No backups in {} or on {} ({}).",
+            ctx.backup_dir.display(),
+            remote.name(),
+            remote.location()
+        ))?;
+    } else {
+        print_table(&rows, printer)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Local and remote backups by archive name, grouped by strategy, oldest first. Local backups
+/// count only when their file is present. Unreadable remote entries are warned about.
+pub fn remote_rows(
+    backup_dir: &Path,
+    remote: &Remote,
+    strategy: Option<&str>,
+    printer: &mut Printer,
+) -> Result<Vec<Row>> {
+    let catalogue = remote.catalogue()?;
+    for (object, problem) in &catalogue.damaged {
+        printer.warn(format_args!("skipping {}: {problem}", remote.url(object)));
+    }
+    let local = Manifest::load(backup_dir)?;
+    let mut both: BTreeMap<&str, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
+    let present = local
+        .backups
+        .iter()
+        .filter(|e| backup_dir.join(&e.backup_file).is_file());
+    for e in present {
+        both.entry(&e.backup_file).or_default().0 = Some(e);
+    }
+    for e in &catalogue.entries {
+        both.entry(&e.backup_file).or_default().1 = Some(e);
+    }
+    let mut rows: Vec<(&Entry, &'static str)> = both
+        .into_values()
+        .filter_map(|sides| match sides {
+            (Some(l), Some(r)) if l.sha256 == r.sha256 && l.size == r.size => Some((r, "both")),
+            (Some(_), Some(r)) => Some((r, "conflict")),
+            (Some(l), None) => Some((l, "local")),
+            (None, Some(r)) => Some((r, "remote")),
+            (None, None) => None,
+        })
+        .filter(|(e, _)| strategy.is_none_or(|s| s == e.strategy))
+        .collect();
+    rows.sort_by(|a, b| (&a.0.strategy, a.0.created).cmp(&(&b.0.strategy, b.0.created)));
+    Ok(rows.into_iter().map(|(e, s)| entry_row(e, s)).collect())
 }

@@ -7,6 +7,8 @@ pub mod diff;
 pub mod file;
 pub mod list;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod reindex;
 pub mod restore;
 pub mod verify;

@@ -4,6 +4,11 @@ use super::{Context, Outcome, Printer, check_strategy_name};
 use crate::error::Result;
 use crate::retention::{self, Pruned};
 
+use crate::error::Error;
+use crate::manifest::{Entry, Manifest};
+use crate::remote::Remote;
+use crate::retention::Failure;
+
 /// Options of `resbak prune`.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -26,10 +31,16 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
         opts.keep,
         opts.dry_run,
     )?;
+    print(&pruned, opts, printer)?;
+    Ok(outcome(&pruned))
+}
+
+/// Prints the whole report: JSON, or one line per removal and a summary.
+fn print(pruned: &Pruned, opts: &PruneOptions, printer: &mut Printer) -> Result<()> {
     if printer.json() {
-        printer.json_report(&pruned)?;
+        printer.json_report(pruned)?;
     } else {
-        report(&pruned, printer)?;
+        report(pruned, printer)?;
         printer.line(format_args!(
             "{} {} old backups, kept {}",
             if opts.dry_run {
@@ -41,7 +52,7 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
             pruned.kept.len()
         ))?;
     }
-    Ok(outcome(&pruned))
+    Ok(())
 }
 
 /// Prints one line per removal (or planned removal) and per failure.
@@ -70,4 +81,49 @@ pub fn outcome(pruned: &Pruned) -> Outcome {
     } else {
         Outcome::Incomplete
     }
+}
+
+/// `prune --remote`: applies the same retention to the remote's catalogue. Each removal deletes
+/// the entry object first, then the archive, so a crash never leaves a catalogued backup
+/// without its archive.
+pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -> Result<Outcome> {
+    if let Some(strategy) = &opts.strategy {
+        check_strategy_name(strategy)?;
+    }
+    if opts.keep == 0 {
+        return Err(Error::InvalidKeep);
+    }
+    let manifest = Manifest {
+        backups: remote.catalogue()?.entries,
+        ..Manifest::default()
+    };
+    let (remove, kept) = retention::plan(&manifest, opts.strategy.as_deref(), opts.keep);
+    let mut pruned = Pruned {
+        kept: kept.iter().map(|e| e.backup_file.clone()).collect(),
+        dry_run: opts.dry_run,
+        ..Pruned::default()
+    };
+    for entry in remove {
+        let archive = entry.backup_file.clone();
+        let removed = if opts.dry_run {
+            Ok(())
+        } else {
+            remove_remote(remote, entry)
+        };
+        match removed {
+            Ok(()) => pruned.removed.push(archive),
+            Err(error) => pruned.failed.push(Failure { archive, error }),
+        }
+    }
+    print(&pruned, opts, printer)?;
+    Ok(outcome(&pruned))
+}
+
+/// Deletes one remote backup: its entry object, then its archive object.
+fn remove_remote(remote: &Remote, entry: &Entry) -> std::result::Result<(), String> {
+    let entry_object = format!("{}{}", entry.backup_file, crate::remote::ENTRY_SUFFIX);
+    remote.delete(&entry_object).map_err(|e| e.to_string())?;
+    remote
+        .delete(&entry.backup_file)
+        .map_err(|e| format!("its entry was removed, but the archive object was left behind: {e}"))
 }

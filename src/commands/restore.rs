@@ -276,3 +276,24 @@ fn move_into_place(
     }
     Ok(())
 }
+
+/// `restore --remote`: pulls the archive from the remote unless the backup folder already has
+/// it, then restores as usual (with the same checks).
+pub fn run_remote(
+    ctx: &Context,
+    remote: &crate::remote::Remote,
+    opts: &RestoreOptions,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let name = super::pull::archive_name(&opts.archive);
+    let manifest = crate::manifest::Manifest::load(&ctx.backup_dir)?;
+    let here = manifest.find(&name).is_some() && ctx.backup_dir.join(&name).is_file();
+    if !here {
+        super::pull::pull(ctx, remote, &opts.archive, printer)?;
+    }
+    let local = RestoreOptions {
+        archive: name,
+        ..opts.clone()
+    };
+    run(ctx, &local, printer)
+}

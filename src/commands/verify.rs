@@ -11,6 +11,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::checksum::HashingReader;
+use crate::remote::{Catalogue, Remote};
+use std::io::BufReader;
+
 /// Options of `resbak verify`.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
@@ -212,6 +216,12 @@ pub fn check(
             other => other.to_string(),
         },
     )?;
+    judge(entry, &scan)
+}
+
+/// Compares what reading an archive found with its entry: SHA-256, and when its entries were
+/// read, their count and byte total.
+fn judge(entry: &Entry, scan: &extract::Scan) -> std::result::Result<(), String> {
     if scan.checksum.sha256 != entry.sha256 {
         return Err(format!(
             "SHA-256 mismatch: manifest {}, file {}",
@@ -229,4 +239,90 @@ pub fn check(
         )),
         _ => Ok(()),
     }
+}
+
+/// `verify --remote`: checks every selected remote backup against its stored entry, streaming
+/// each archive object once (with `deep`, through the restore policy in the same pass). Nothing
+/// is written locally. Entry objects that cannot be read count as problems.
+pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
+    let catalogue = remote.catalogue()?;
+    let manifest = Manifest {
+        backups: catalogue.entries.clone(),
+        ..Manifest::default()
+    };
+    let selected = select(&manifest, &opts.targets, Path::new(&remote.location()))?;
+    if selected.is_empty() && catalogue.damaged.is_empty() {
+        printer.line(format_args!(
+            "No backups to verify on {} ({}).",
+            remote.name(),
+            remote.location()
+        ))?;
+        return Ok(Outcome::Clean);
+    }
+    let damaged = if opts.targets.is_empty() {
+        catalogue.damaged.len()
+    } else {
+        0
+    };
+    let mut problems = damaged;
+    for (object, problem) in catalogue.damaged.iter().take(damaged) {
+        printer.line(format_args!("FAILED  {object}: {problem}"))?;
+    }
+    for entry in &selected {
+        match check_remote(remote, &catalogue, entry, opts.deep)? {
+            Ok(()) => printer.line(format_args!("OK      {}", entry.backup_file))?,
+            Err(problem) => {
+                problems += 1;
+                printer.line(format_args!("FAILED  {}: {problem}", entry.backup_file))?;
+            }
+        }
+    }
+    let checked = selected.len() + damaged;
+    let kind = if opts.deep { "deep" } else { "checksum" };
+    printer.line(format_args!(
+        "Verified {checked} backups on {} ({kind}): {} intact, {problems} with problems",
+        remote.name(),
+        checked - problems
+    ))?;
+    Ok(if problems == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::ProblemsFound
+    })
+}
+
+/// Checks one remote backup. The outer error is a failure to talk to the remote; the inner
+/// one says exactly what is wrong with the backup.
+fn check_remote(
+    remote: &Remote,
+    catalogue: &Catalogue,
+    entry: &Entry,
+    deep: bool,
+) -> Result<std::result::Result<(), String>> {
+    let name = &entry.backup_file;
+    match catalogue.archives.get(name) {
+        None => return Ok(Err("archive object is missing".into())),
+        Some(&size) if size != entry.size => {
+            return Ok(Err(format!(
+                "size is {size} bytes, entry says {}",
+                entry.size
+            )));
+        }
+        Some(_) => {}
+    }
+    let url = remote.url(name);
+    let read = remote.read_archive(name, |object| {
+        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, object));
+        let stats = deep.then(|| extract::check(&mut hashing, Path::new(&url), &entry.strategy));
+        (stats.transpose(), hashing.finish())
+    })?;
+    let (stats, checksum) = match read {
+        (Ok(stats), Ok(checksum)) => (stats, checksum),
+        (Err(Error::Corrupt { detail, .. }), _) => {
+            return Ok(Err(format!("cannot be decompressed: {detail}")));
+        }
+        (Err(other), _) => return Ok(Err(other.to_string())),
+        (_, Err(e)) => return Ok(Err(format!("cannot be read: {e}"))),
+    };
+    Ok(judge(entry, &extract::Scan { checksum, stats }))
 }

@@ -1,0 +1,132 @@
+//! `resbak pull`: bring a backup from a remote into the backup folder.
+//!
+//! The archive is downloaded into a temp file in the backup folder and hashed on the way; only
+//! when its size and SHA-256 are those of its remote entry is it renamed into place and added
+//! to the local manifest (under the manifest lock, like a new backup). A partial or damaged
+//! download is never registered. The archive keeps its name.
+
+use super::backup::place;
+use super::push::same;
+use super::{Context, Outcome, Printer, human_size};
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{Entry, Manifest};
+use crate::remote::Remote;
+use std::io::{BufWriter, ErrorKind};
+use std::time::Instant;
+
+/// Write buffer in front of the downloaded file.
+const WRITE_BUF: usize = 1 << 20;
+
+/// Options of `resbak pull`.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Archive names, with or without `.tar.gz`.
+    pub archives: Vec<String>,
+}
+
+/// Pulls each archive in turn.
+pub fn run(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &PullOptions,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    for arg in &opts.archives {
+        pull(ctx, remote, arg, printer)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// The archive file name `arg` stands for: itself, or with `.tar.gz` added.
+pub fn archive_name(arg: &str) -> String {
+    if arg.ends_with(".tar.gz") {
+        arg.to_string()
+    } else {
+        format!("{arg}.tar.gz")
+    }
+}
+
+/// Makes archive `arg` of `remote` available in the backup folder and returns its entry. An
+/// identical local backup is left as it is; a different one of the same name is refused.
+///
+/// # Errors
+/// [`Error::UnknownBackup`] when the remote has no such backup; [`Error::Corrupt`] when the
+/// download does not match the remote entry; [`Error::Remote`] for network problems.
+pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) -> Result<Entry> {
+    let name = archive_name(arg);
+    let entry = remote
+        .read_entry(&name)?
+        .ok_or_else(|| Error::UnknownBackup {
+            name: arg.to_string(),
+            dir: remote.location().into(),
+        })?;
+    let dir = &ctx.backup_dir;
+    if let Some(have) = Manifest::load(dir)?.find(&name) {
+        check_same(ctx, have, &entry)?;
+        if dir.join(&name).is_file() {
+            printer.line(format_args!("Already here: {}", dir.join(&name).display()))?;
+            return Ok(have.clone());
+        }
+    }
+    let started = Instant::now();
+    let placed = download(ctx, remote, &entry, printer)?;
+    printer.line(format_args!(
+        "Pulled {} -> {} ({}, {:.2} s)",
+        remote.url(&name),
+        dir.join(&name).display(),
+        human_size(placed.size),
+        started.elapsed().as_secs_f64()
+    ))?;
+    Ok(placed)
+}
+
+/// Downloads into a temp file, checks it against `entry`, then renames and registers it.
+fn download(ctx: &Context, remote: &Remote, entry: &Entry, printer: &mut Printer) -> Result<Entry> {
+    let dir = &ctx.backup_dir;
+    std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    for leftover in atomic::remove_stale(dir)? {
+        printer.warn(format_args!(
+            "removed {} left by an interrupted run",
+            leftover.display()
+        ));
+    }
+    let mut tmp = atomic::temp_file_in(dir)?;
+    let tmp_path = tmp.path().to_path_buf();
+    let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());
+    let sum = remote.download(&entry.backup_file, out, &tmp_path)?;
+    if sum.len != entry.size || sum.sha256 != entry.sha256 {
+        return Err(Error::Corrupt {
+            path: remote.url(&entry.backup_file).into(),
+            detail: format!(
+                "it downloads as {} bytes with SHA-256 {}, its entry says {} bytes, {}",
+                sum.len, sum.sha256, entry.size, entry.sha256
+            ),
+        });
+    }
+    tmp.as_file().sync_all().at("sync", &tmp_path)?;
+    place(dir, tmp, |manifest| {
+        if let Some(have) = manifest.find(&entry.backup_file) {
+            check_same(ctx, have, entry)?;
+        }
+        Ok(entry.clone())
+    })
+}
+
+/// Refuses a local backup with the same name but other bytes than the remote one.
+fn check_same(ctx: &Context, have: &Entry, entry: &Entry) -> Result<()> {
+    if same(have, entry) {
+        return Ok(());
+    }
+    Err(Error::io(
+        "pull over",
+        ctx.backup_dir.join(&have.backup_file),
+        std::io::Error::new(
+            ErrorKind::AlreadyExists,
+            format!(
+                "a different backup of that name is catalogued here (SHA-256 {}, the remote's is {})",
+                have.sha256, entry.sha256
+            ),
+        ),
+    ))
+}
