@@ -87,9 +87,10 @@ for set in $SETS; do
 
   measure "$set" "tar -czf" "$gz" "rm -f $gz" "tar -czf $gz -C $data $set"
   if need pigz; then
-    measure "$set" "tar | pigz -p 2" "$gz" "rm -f $gz" "tar -cf - -C $data $set | pigz -p 2 > $gz"
+    pz="$work/pigz.tar.gz"
+    measure "$set" "tar | pigz -p 2" "$pz" "rm -f $pz" "tar -cf - -C $data $set | pigz -p 2 > $pz"
+    rm -f "$pz"
   fi
-  [ -f "$gz" ] || tar -czf "$gz" -C "$data" "$set"
   measure "$set" "resbak backup" "$bk" "rm -rf $bk" \
     "$rb backup $set --always --level $LEVEL ${threads_arg[*]:-}"
   archive=$(ls "$bk"/*.tar.gz)
