@@ -380,10 +380,19 @@ impl<R: Read> Read for ExactReader<R> {
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
     let mut archive = tar::Archive::new(MultiGzDecoder::new(reader));
-    let Some(first) = archive.entries()?.next() else {
-        return Ok(None);
+    let mut entries = archive.entries()?;
+    let first = loop {
+        match entries.next() {
+            None => return Ok(None),
+            Some(entry) => {
+                let entry = entry?;
+                if !entry.header().entry_type().is_pax_global_extensions() {
+                    break entry;
+                }
+            }
+        }
     };
-    let path = first?.path()?.into_owned();
+    let path = first.path()?.into_owned();
     Ok(path.components().find_map(|c| match c {
         std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
         _ => None,

@@ -96,13 +96,21 @@ pub fn remove_stale(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             continue;
         }
         if item.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_tree(&path).at("remove leftover", &path)?;
+            // Gone meanwhile (its owner finished and renamed it): nothing to do.
+            ignore_gone(remove_tree(&path)).at("remove leftover", &path)?;
         } else {
-            std::fs::remove_file(&path).at("remove leftover", &path)?;
+            ignore_gone(std::fs::remove_file(&path)).at("remove leftover", &path)?;
         }
         removed.push(path);
     }
     Ok(removed)
+}
+
+fn ignore_gone(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Removes a folder tree, first making its folders writable (restored folders may be read-only).

@@ -36,7 +36,8 @@ pub type Tree = BTreeMap<PathBuf, Signature>;
 /// One difference between two trees.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Change {
-    /// Path relative to the strategy folder.
+    /// Path relative to the strategy folder (shown lossily if it is not UTF-8).
+    #[serde(serialize_with = "lossy")]
     pub path: PathBuf,
     /// `added`, `removed` or `changed`.
     pub change: &'static str,
@@ -136,6 +137,10 @@ pub fn of_archive(path: &Path) -> Result<Tree> {
         );
     }
     Ok(tree)
+}
+
+fn lossy<S: serde::Serializer>(path: &Path, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// What changed from `old` to `new`, in path order.

@@ -77,6 +77,13 @@ pub enum Error {
         detail: String,
     },
 
+    /// A catalogued archive whose file is gone.
+    #[error("archive {} is missing (the manifest lists it)", path.display())]
+    Missing {
+        /// The archive file.
+        path: PathBuf,
+    },
+
     /// An archive entry that would write outside the destination or is not allowed.
     #[error("refusing archive entry {entry:?}: {}", printable(reason))]
     UnsafeEntry {
@@ -158,7 +165,10 @@ impl Error {
     /// True when the error means stored data is damaged or hostile (exit code 1), as opposed
     /// to a usage or operational problem (exit code 2).
     pub fn is_data_problem(&self) -> bool {
-        matches!(self, Error::Corrupt { .. } | Error::UnsafeEntry { .. })
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::UnsafeEntry { .. } | Error::Missing { .. }
+        )
     }
 }
 

@@ -1,7 +1,6 @@
 //! Process exit codes: 0 success, 1 a check found a problem, 2 usage or operational error
 //! (clap also exits 2 on usage errors).
 
-use crate::commands::Outcome;
 use crate::error::Error;
 
 /// How the process ends.
@@ -22,16 +21,6 @@ impl ExitCode {
             ExitCode::Problem
         } else {
             ExitCode::Error
-        }
-    }
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Clean => ExitCode::Success,
-            Outcome::ProblemsFound => ExitCode::Problem,
-            Outcome::Incomplete => ExitCode::Error,
         }
     }
 }

@@ -378,18 +378,13 @@ fn replace_from(source: &Path, path: &Path) -> Result<Checksum> {
 fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
     let old_mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
     let dir = atomic::parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(atomic::TEMP_PREFIX)
-        .permissions(Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .at("create a temporary file in", dir)?;
+    let mut tmp = atomic::temp_file_in(dir)?;
     tmp.write_all(bytes).at("write", tmp.path())?;
-    if let Some(mode) = old_mode {
-        let mode = Permissions::from_mode(mode & 0o777);
-        tmp.as_file()
-            .set_permissions(mode)
-            .at("set permissions of", tmp.path())?;
-    }
+    // An existing file keeps its permission bits; a new one gets the usual rw-r--r--.
+    let mode = Permissions::from_mode(old_mode.map_or(0o644, |m| m & 0o777));
+    tmp.as_file()
+        .set_permissions(mode)
+        .at("set permissions of", tmp.path())?;
     tmp.as_file().sync_all().at("sync", tmp.path())?;
     atomic::persist(tmp, path, true)
 }
@@ -461,7 +456,7 @@ fn next_seq(existing: &[FileBackup], created: DateTime<Utc>) -> u32 {
     existing
         .iter()
         .filter(|c| c.created == created)
-        .map(|c| c.seq + 1)
+        .map(|c| c.seq.saturating_add(1))
         .max()
         .unwrap_or(1)
 }

@@ -60,6 +60,18 @@ pub struct Entry {
     pub content_digest: Option<String>,
 }
 
+impl Entry {
+    /// Whether the entry names a plain `.tar.gz` file in the manifest's own folder and a plain
+    /// strategy name, so nothing resbak does with it can reach outside the backup folder.
+    pub fn is_sound(&self) -> bool {
+        let plain = |name: &str| {
+            let mut parts = Path::new(name).components();
+            matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(p)), None) if p == name)
+        };
+        plain(&self.backup_file) && self.backup_file.ends_with(".tar.gz") && plain(&self.strategy)
+    }
+}
+
 impl Default for Manifest {
     fn default() -> Self {
         Manifest {
@@ -81,15 +93,16 @@ impl Manifest {
     /// [`Error::ManifestParse`] when the file exists but is not a manifest resbak understands.
     pub fn load(backup_dir: &Path) -> Result<Manifest> {
         let path = Self::path(backup_dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Manifest::default()),
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
         let damaged = |line: usize, message: String| Error::ManifestParse {
             path: path.clone(),
             line,
             message,
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
+            Err(e) => return Err(Error::io("read", &path, e)),
         };
         let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
             let line = e.location().map_or(0, |l| l.line());
@@ -103,6 +116,13 @@ impl Manifest {
                     manifest.version
                 ),
             ));
+        }
+        if let Some(bad) = manifest.backups.iter().find(|e| !e.is_sound()) {
+            let message = format!(
+                "entry {:?} of strategy {:?} does not name a plain .tar.gz in this folder",
+                bad.backup_file, bad.strategy
+            );
+            return Err(damaged(0, message));
         }
         Ok(manifest)
     }
@@ -147,12 +167,13 @@ impl Manifest {
             line: 0,
             message: e.to_string(),
         })?;
+        // The checksum list first: once the manifest is renamed into place, the change is made.
+        self.save_sums(backup_dir)?;
         atomic::write_file(&path, |out| {
             out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")
                 .and_then(|()| out.write_all(yaml.as_bytes()))
                 .at("write", &path)
-        })?;
-        self.save_sums(backup_dir)
+        })
     }
 
     /// Writes `SHA256SUMS` (in `sha256sum` format) for the catalogued archives, so
@@ -235,8 +256,9 @@ impl Lock {
         Ok(Lock { _file: Some(file) })
     }
 
-    /// Blocks until this process holds `which` shared with other readers. In a folder where the
-    /// lock file cannot be created (read-only), nobody can change anything and no lock is taken.
+    /// Blocks until this process holds `which` shared with other readers. In a folder that does
+    /// not exist or where the lock file cannot be created (read-only), nobody can change
+    /// anything and no lock is taken.
     pub fn shared(backup_dir: &Path, which: LockFile) -> Result<Lock> {
         let path = backup_dir.join(which.name());
         let opened = OpenOptions::new()
@@ -245,12 +267,22 @@ impl Lock {
             .write(true)
             .open(&path)
             .or_else(|_| File::open(&path));
-        let Ok(file) = opened else {
-            return Ok(Lock { _file: None });
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) if unwritable(&e) => return Ok(Lock { _file: None }),
+            Err(e) => return Err(Error::io("open lock file", &path, e)),
         };
         file.lock_shared().at("lock", &path)?;
         Ok(Lock { _file: Some(file) })
     }
+}
+
+/// Errors that mean nobody can write in the folder, so no writer needs locking out.
+fn unwritable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 #[cfg(test)]
@@ -310,14 +342,34 @@ mod tests {
                 Ok(())
             })
         };
-        add("a_1").unwrap();
+        add("a_1.tar.gz").unwrap();
         assert!(!dir.path().join("manifest.yaml.bak").exists());
-        add("a_2").unwrap();
+        add("a_2.tar.gz").unwrap();
         let sums = std::fs::read_to_string(dir.path().join(SUMS_NAME)).unwrap();
-        assert_eq!(sums, "00  a_1\n00  a_2\n");
+        assert_eq!(sums, "00  a_1.tar.gz\n00  a_2.tar.gz\n");
         let bak = std::fs::read_to_string(dir.path().join("manifest.yaml.bak")).unwrap();
         let previous: Manifest = serde_yaml::from_str(&bak).unwrap();
-        assert_eq!(previous.backups, vec![entry("a", "a_1", 1)]);
+        assert_eq!(previous.backups, vec![entry("a", "a_1.tar.gz", 1)]);
+    }
+
+    #[test]
+    fn entries_that_reach_outside_the_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (strategy, file) in [
+            ("a", "../x.tar.gz"),
+            ("a", "/etc/x.tar.gz"),
+            ("a", "x.txt"),
+            ("..", "a.tar.gz"),
+        ] {
+            let mut m = Manifest::default();
+            m.backups.push(entry(strategy, file, 1));
+            std::fs::write(
+                Manifest::path(dir.path()),
+                serde_yaml::to_string(&m).unwrap(),
+            )
+            .unwrap();
+            assert!(Manifest::load(dir.path()).is_err(), "{strategy} {file}");
+        }
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn prune(
             .map(|e| e.backup_file.clone())
             .collect::<Vec<_>>()
     };
-    if dry_run {
+    if dry_run || !backup_dir.is_dir() {
         let manifest = Manifest::load(backup_dir)?;
         let (remove, kept) = plan(&manifest, strategy, keep);
         let (removed, kept) = (names(&remove), names(&kept));
@@ -88,26 +88,41 @@ pub fn prune(
         });
     }
     let _archives = Lock::exclusive(backup_dir, LockFile::Archives)?;
-    Manifest::update(backup_dir, |manifest| {
+    // First commit the manifest without the doomed entries, then delete their files: a crash in
+    // between leaves untracked files, never entries without archives.
+    let (doomed, kept) = Manifest::update(backup_dir, |manifest| {
         let (remove, kept) = plan(manifest, strategy, keep);
-        let mut report = Pruned {
-            kept: names(&kept),
-            ..Pruned::default()
-        };
-        for file in names(&remove) {
-            match std::fs::remove_file(backup_dir.join(&file)) {
-                Err(e) if e.kind() != ErrorKind::NotFound => report.failed.push(Failure {
-                    archive: file,
-                    error: e.to_string(),
-                }),
-                _ => report.removed.push(file),
-            }
-        }
+        let doomed: Vec<Entry> = remove.into_iter().cloned().collect();
+        let kept = names(&kept);
         manifest
             .backups
-            .retain(|e| !report.removed.contains(&e.backup_file));
-        Ok(report)
-    })
+            .retain(|e| !doomed.iter().any(|d| d.backup_file == e.backup_file));
+        Ok((doomed, kept))
+    })?;
+    let mut report = Pruned {
+        kept,
+        ..Pruned::default()
+    };
+    let mut undeleted = Vec::new();
+    for entry in doomed {
+        match std::fs::remove_file(backup_dir.join(&entry.backup_file)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                report.failed.push(Failure {
+                    archive: entry.backup_file.clone(),
+                    error: e.to_string(),
+                });
+                undeleted.push(entry);
+            }
+            _ => report.removed.push(entry.backup_file),
+        }
+    }
+    if !undeleted.is_empty() {
+        Manifest::update(backup_dir, |manifest| {
+            manifest.backups.extend(undeleted);
+            Ok(())
+        })?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -452,3 +452,13 @@ fn archive_bytes_do_not_depend_on_the_thread_count() {
     assert_eq!(sums[0], sums[2]);
     env.run(&["verify", "--deep"]);
 }
+
+#[test]
+fn unchanged_results_are_backed_up_again_when_the_latest_archive_is_gone() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    fs::remove_file(env.backups().join(&first)).unwrap();
+    let out = env.run(&["backup", "s"]);
+    assert!(out.contains("Backed up s"), "{out}");
+}

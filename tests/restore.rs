@@ -239,3 +239,81 @@ fn dry_run_lists_and_writes_nothing() {
     assert!(out.contains("Would restore 3 entries"), "{out}");
     assert!(!root.exists());
 }
+
+#[test]
+fn force_backs_up_everything_even_configured_excludes() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(env.path().join("resbak.toml"), "exclude = [\"*.tmp\"]\n").unwrap();
+    let archive = env.backup("s");
+    write(&root.join("notes.tmp"), "only copy of my notes\n");
+    env.run(&["restore", &archive, "--force"]);
+    assert!(!root.join("notes.tmp").exists());
+    let saved = env.archives().pop().unwrap();
+    env.run(&["restore", &saved, "--to", "saved"]);
+    let notes = fs::read_to_string(env.path().join("saved/notes.tmp")).unwrap();
+    assert_eq!(notes, "only copy of my notes\n");
+}
+
+#[test]
+fn a_catalogued_archive_that_is_gone_is_a_data_problem() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    fs::remove_file(env.backups().join(&archive)).unwrap();
+    let err = env.fail(&["restore", &archive, "--to", "out"], 1);
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn dry_run_applies_the_policy_and_the_checksum() {
+    let env = Env::new();
+    env.sample("s");
+    let hostile = env.path().join("hostile.tar.gz");
+    raw_archive(
+        &hostile,
+        &[
+            Raw::dir("s"),
+            Raw::link("s/up", EntryType::Symlink, "../.."),
+        ],
+    );
+    let err = env.fail(&["restore", hostile.to_str().unwrap(), "--dry-run"], 1);
+    assert!(err.contains("s/up"), "{err}");
+    let archive = env.backup("s");
+    flip_byte(&env.backups().join(&archive), 200);
+    env.fail(&["restore", &archive, "--dry-run"], 1);
+}
+
+#[test]
+fn a_foreign_damaged_manifest_beside_an_archive_is_ignored() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    fs::copy(
+        env.backups().join(&archive),
+        env.path().join("loose.tar.gz"),
+    )
+    .unwrap();
+    fs::write(env.path().join("manifest.yaml"), "not: [a manifest\n").unwrap();
+    let before = snapshot(&root);
+    let out = env.run_code(&["restore", "./loose.tar.gz", "--to", "out"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in the manifest"));
+    assert_eq!(snapshot(&env.path().join("out")), before);
+}
+
+#[test]
+fn a_pax_global_header_before_the_top_folder_is_skipped() {
+    let env = Env::new();
+    let archive = env.path().join("pax.tar.gz");
+    let mut global = Raw::file("pax_global_header", b"");
+    global.kind = EntryType::XGlobalHeader;
+    raw_archive(
+        &archive,
+        &[global, Raw::dir("s"), Raw::file("s/a.csv", b"1,2\n")],
+    );
+    env.run(&["restore", archive.to_str().unwrap()]);
+    assert_eq!(
+        fs::read_to_string(env.results().join("s/a.csv")).unwrap(),
+        "1,2\n"
+    );
+}

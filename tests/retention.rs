@@ -124,8 +124,19 @@ fn a_file_that_cannot_be_deleted_keeps_its_entry_and_the_rest_goes_on() {
         err.contains(&all[0]) && err.contains("could not remove"),
         "{err}"
     );
-    assert_eq!(env.archives(), vec![all[0].clone(), all[3].clone()]);
+    let mut left = env.archives();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![all[0].clone(), all[3].clone()],
+        "the undeletable one keeps its entry"
+    );
     assert!(stdout(&out).contains(&format!("Removed old backup: {}", all[1])));
+    let list = env.run(&["list"]);
+    assert!(
+        list.find(&all[0]) < list.find(&all[3]),
+        "still listed oldest first:\n{list}"
+    );
 }
 
 #[test]

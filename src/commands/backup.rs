@@ -163,10 +163,8 @@ fn sources(
         }
     }
     if found.is_empty() {
-        return Err(Error::UnknownStrategy {
-            name: "--all".into(),
-            dir: ctx.results_dir.clone(),
-            available: Vec::new(),
+        return Err(Error::EmptyResults {
+            path: ctx.results_dir.clone(),
         });
     }
     Ok(found)
@@ -219,6 +217,11 @@ fn unchanged_since(
     let (Some(meta), Some(content)) = (&latest.meta_digest, &latest.content_digest) else {
         return Ok(None);
     };
+    // A latest backup that is gone or truncated protects nothing: back up again.
+    let on_disk = std::fs::metadata(ctx.backup_dir.join(&latest.backup_file));
+    if !on_disk.is_ok_and(|m| m.len() == latest.size) {
+        return Ok(None);
+    }
     if archive::digest(src, excludes, false)?.meta != *meta {
         return Ok(None);
     }
@@ -254,15 +257,13 @@ pub(crate) fn backup_folder(
 ) -> Result<Entry> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
-    for leftover in atomic::remove_stale(dir)? {
-        printer.warn(format_args!(
-            "removed {} left by an interrupted run",
-            leftover.display()
-        ));
-    }
+    super::clean_leftovers(dir, printer)?;
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
-    let total = archive::survey(src, &opts.excludes)?.stats.bytes;
+    let total = match printer.shows_progress() {
+        true => archive::survey(src, &opts.excludes)?.stats.bytes,
+        false => 0,
+    };
     let opts = archive::Options {
         progress: printer.progress(total, format!("backing up {name}")),
         ..opts.clone()
@@ -370,8 +371,24 @@ pub(crate) fn place(
         manifest.backups.push(entry.clone());
         Ok(entry)
     });
-    if let (Err(_), Some(path)) = (&result, &placed)
-        && let Err(e) = std::fs::remove_file(path)
+    if let (Err(_), Some(path)) = (&result, &placed) {
+        remove_unregistered(dir, path);
+    }
+    result
+}
+
+/// After a failed registration: removes the placed archive, unless the manifest on disk lists
+/// it after all (the rename of the new manifest succeeded and only a later step failed).
+fn remove_unregistered(dir: &Path, path: &Path) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let listed = Manifest::load(dir).is_ok_and(|m| m.find(&name).is_some());
+    if listed {
+        return;
+    }
+    if let Err(e) = std::fs::remove_file(path)
         && e.kind() != ErrorKind::NotFound
     {
         eprintln!(
@@ -379,7 +396,6 @@ pub(crate) fn place(
             path.display()
         );
     }
-    result
 }
 
 /// `<name>_<timestamp>.tar.gz`, or with `_2`, `_3`, ... if that is taken in the manifest or on disk.

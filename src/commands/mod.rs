@@ -71,6 +71,16 @@ impl Ui {
     }
 }
 
+impl From<Outcome> for crate::ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Clean => crate::ExitCode::Success,
+            Outcome::ProblemsFound => crate::ExitCode::Problem,
+            Outcome::Incomplete => crate::ExitCode::Error,
+        }
+    }
+}
+
 /// Where commands write: reports to standard output, warnings and progress to standard error.
 pub struct Printer<'a> {
     out: &'a mut dyn Write,
@@ -122,7 +132,9 @@ impl<'a> Printer<'a> {
         if !self.ui.json {
             return Ok(());
         }
-        self.write(serde_json::to_string_pretty(value).expect("reports serialise"))
+        let json = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::io("write JSON to", "standard output", std::io::Error::other(e)))?;
+        self.write(json)
     }
 
     fn write(&mut self, text: impl Display) -> Result<()> {
@@ -141,6 +153,11 @@ impl<'a> Printer<'a> {
             (true, true) => format!("\x1b[32m{text}\x1b[0m"),
             (true, false) => format!("\x1b[31m{text}\x1b[0m"),
         }
+    }
+
+    /// Whether progress bars are shown (so totals are worth computing).
+    pub fn shows_progress(&self) -> bool {
+        self.ui.progress
     }
 
     /// A progress bar for `total` bytes, or a hidden one when bars are off.
@@ -206,10 +223,16 @@ pub fn locate(ctx: &Context, arg: &str) -> Result<Located> {
     } else {
         vec![PathBuf::from(arg)]
     };
+    // The backup folder's manifest must load; a manifest beside an archive elsewhere is used
+    // only if it does (a foreign or damaged one just leaves the archive uncatalogued).
     let manifest_of = |path: &Path| -> Result<Option<Entry>> {
         let dir = crate::atomic::parent_dir(path);
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        let manifest = Manifest::load(dir)?;
+        let manifest = match Manifest::load(dir) {
+            Ok(manifest) => manifest,
+            Err(e) if same_dir(dir, &ctx.backup_dir) => return Err(e),
+            Err(_) => return Ok(None),
+        };
         Ok(file.and_then(|f| manifest.find(&f).cloned()))
     };
     for path in candidates {
@@ -222,6 +245,25 @@ pub fn locate(ctx: &Context, arg: &str) -> Result<Located> {
         name: arg.to_string(),
         dir: ctx.backup_dir.clone(),
     })
+}
+
+/// Removes temp files and staging folders in `dir` whose owner died, and says so.
+pub fn clean_leftovers(dir: &Path, printer: &mut Printer) -> Result<()> {
+    for leftover in crate::atomic::remove_stale(dir)? {
+        printer.warn(format_args!(
+            "removed {} left by an interrupted run",
+            leftover.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same existing folder.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Strategy folders present in `results_dir`, sorted; empty if it does not exist.

@@ -85,12 +85,7 @@ pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) ->
 fn download(ctx: &Context, remote: &Remote, entry: &Entry, printer: &mut Printer) -> Result<Entry> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
-    for leftover in atomic::remove_stale(dir)? {
-        printer.warn(format_args!(
-            "removed {} left by an interrupted run",
-            leftover.display()
-        ));
-    }
+    super::clean_leftovers(dir, printer)?;
     let mut tmp = atomic::temp_file_in(dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());

@@ -36,12 +36,7 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
         return Err(Error::io("read", dir, std::io::ErrorKind::NotFound.into()));
     }
     let _archives = Lock::exclusive(dir, LockFile::Archives)?;
-    for leftover in atomic::remove_stale(dir)? {
-        printer.warn(format_args!(
-            "removed {} left by an interrupted run",
-            leftover.display()
-        ));
-    }
+    super::clean_leftovers(dir, printer)?;
     let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded))?;
     print(&report, printer)?;
     printer.json_report(&report)?;

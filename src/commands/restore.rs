@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 const READ_BUF: usize = 1 << 20;
 
+/// Prefix of the folder a replaced destination waits in until the restored one is in place.
+const REPLACED_PREFIX: &str = ".resbak-replaced-";
+
 /// Options of `resbak restore`.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -48,7 +51,12 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     };
     match &located.entry {
         Some(entry) => {
-            let size = fs::metadata(path).at("read", path)?.len();
+            let size = match fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Missing { path: path.clone() });
+                }
+                other => other.at("read", path)?.len(),
+            };
             if size != entry.size {
                 let detail = format!("size is {size} bytes, manifest says {}", entry.size);
                 return Err(corrupt(path, detail));
@@ -65,19 +73,15 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         .clone()
         .unwrap_or_else(|| ctx.results_dir.join(&strategy));
     if opts.dry_run {
-        return dry_run(path, &dest, opts.include.as_ref(), printer);
+        return dry_run(&located, &strategy, &dest, opts.include.as_ref(), printer);
     }
     let replaced = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
     let existing = replaced.is_some();
 
     let parent = atomic::parent_dir(&dest);
     fs::create_dir_all(parent).at("create folder", parent)?;
-    for leftover in atomic::remove_stale(parent)? {
-        printer.warn(format_args!(
-            "removed {} left by an interrupted restore",
-            leftover.display()
-        ));
-    }
+    super::clean_leftovers(parent, printer)?;
+    warn_replaced_leftovers(parent, printer);
     let staging = atomic::staging_dir_in(parent)?;
     let restored = staging.path().join(&strategy);
     let size = fs::metadata(path).at("read", path)?.len();
@@ -131,11 +135,24 @@ pub struct Restored {
 
 /// Lists the entries a restore would write to `dest`.
 fn dry_run(
-    path: &Path,
+    located: &Located,
+    strategy: &str,
     dest: &Path,
     include: Option<&archive::Excludes>,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    // The same checks a real restore makes: the restore policy and the checksum.
+    let path = &located.path;
+    let scan = extract::scan(path, Some(strategy), &Progress::hidden())?;
+    if let Some(entry) = &located.entry
+        && scan.checksum.sha256 != entry.sha256
+    {
+        let detail = format!(
+            "SHA-256 is {}, manifest says {}",
+            scan.checksum.sha256, entry.sha256
+        );
+        return Err(corrupt(path, detail));
+    }
     let tree = crate::diff::of_archive(path)?;
     let (mut files, mut bytes) = (0, 0);
     for (rel, signature) in &tree {
@@ -193,7 +210,12 @@ fn prepare_destination(
     if fs::read_dir(dest).at("read", dest)?.next().is_none() {
         return Ok(Some(None));
     }
-    let entry = backup_folder(ctx, strategy, dest, &opts.archive_options, printer)?;
+    // Everything in the folder, whatever the configured excludes: it is about to be replaced.
+    let everything = archive::Options {
+        excludes: archive::Excludes::default(),
+        ..opts.archive_options.clone()
+    };
+    let entry = backup_folder(ctx, strategy, dest, &everything, printer)?;
     printer.line(format_args!(
         "Backed up existing {} -> {} before replacing it",
         dest.display(),
@@ -253,28 +275,56 @@ fn move_into_place(
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
+    // Make the restored files durable before they replace anything (one syncfs, not an fsync
+    // per file).
+    let staged = File::open(restored).at("open", restored)?;
+    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
     if !existing {
         fs::rename(restored, dest).at("move restored folder to", dest)?;
         return atomic::sync_dir(parent);
     }
+    // The replaced folder waits beside the destination until the new one is in place; it is
+    // never removed on a failure path.
     let aside = tempfile::Builder::new()
-        .prefix(".resbak-replaced-")
+        .prefix(REPLACED_PREFIX)
         .tempdir_in(parent)
-        .at("create a temporary folder in", parent)?;
-    let old = aside.path().join("old");
+        .at("create a temporary folder in", parent)?
+        .keep();
+    let old = aside.join("old");
     fs::rename(dest, &old).at("move aside", dest)?;
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
+        let _ = fs::remove_dir(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
     atomic::sync_dir(parent)?;
-    if let Err(e) = atomic::remove_tree(aside.path()) {
+    if let Err(e) = atomic::remove_tree(&aside) {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
             old.display()
         ));
     }
     Ok(())
+}
+
+/// Points at folders an interrupted `--force` restore left beside the destination: they hold
+/// the replaced results (which were backed up first), so they are reported, never removed.
+fn warn_replaced_leftovers(parent: &Path, printer: &mut Printer) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for item in entries.flatten() {
+        if item
+            .file_name()
+            .to_string_lossy()
+            .starts_with(REPLACED_PREFIX)
+        {
+            printer.warn(format_args!(
+                "{} holds a folder replaced by an interrupted restore; remove it once checked",
+                item.path().display()
+            ));
+        }
+    }
 }
 
 /// `restore --remote`: pulls the archive from the remote unless the backup folder already has
