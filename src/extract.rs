@@ -138,6 +138,29 @@ struct Checked {
     target: Option<PathBuf>,
 }
 
+/// A set of paths kept as 128-bit digests, so memory grows by 16 bytes per entry rather than by
+/// the length of every path (archives may hold hundreds of thousands of entries).
+#[derive(Default)]
+struct PathSet(HashSet<u128>);
+
+impl PathSet {
+    fn key(path: &Path) -> u128 {
+        use sha2::Digest;
+        use std::os::unix::ffi::OsStrExt;
+        let digest = sha2::Sha256::digest(path.as_os_str().as_bytes());
+        u128::from_le_bytes(digest[..16].try_into().expect("a SHA-256 has 32 bytes"))
+    }
+
+    /// Adds `path`; false if it was there already.
+    fn insert(&mut self, path: &Path) -> bool {
+        self.0.insert(Self::key(path))
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        self.0.contains(&Self::key(path))
+    }
+}
+
 struct State<'a> {
     archive: &'a Path,
     root: Option<&'a Path>,
@@ -145,13 +168,13 @@ struct State<'a> {
     include: Option<&'a Excludes>,
     stats: Stats,
     written: Stats,
-    seen: HashSet<PathBuf>,
-    files: HashSet<PathBuf>,
-    links: HashSet<PathBuf>,
+    seen: PathSet,
+    files: PathSet,
+    links: PathSet,
     /// Entries that are not folders: nothing may be stored below them.
-    leaves: HashSet<PathBuf>,
+    leaves: PathSet,
     /// Folders that hold entries stored earlier: they may only be stored as folders.
-    parents: HashSet<PathBuf>,
+    parents: PathSet,
     dirs: Vec<(PathBuf, u32, SystemTime)>,
     buf: Vec<u8>,
 }
@@ -165,11 +188,11 @@ impl<'a> State<'a> {
             include: None,
             stats: Stats::default(),
             written: Stats::default(),
-            seen: HashSet::new(),
-            files: HashSet::new(),
-            links: HashSet::new(),
-            leaves: HashSet::new(),
-            parents: HashSet::new(),
+            seen: PathSet::default(),
+            files: PathSet::default(),
+            links: PathSet::default(),
+            leaves: PathSet::default(),
+            parents: PathSet::default(),
             dirs: Vec::new(),
             buf: vec![0; COPY_BUF],
         }
@@ -194,20 +217,20 @@ impl<'a> State<'a> {
             None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
         };
         if checked.kind != EntryType::Directory {
-            self.leaves.insert(checked.rel.clone());
+            self.leaves.insert(&checked.rel);
         }
         for parent in checked.rel.ancestors().skip(1) {
-            if !self.parents.insert(parent.to_path_buf()) {
+            if !self.parents.insert(parent) {
                 break;
             }
         }
         match checked.kind {
             EntryType::Regular | EntryType::Continuous => {
                 self.stats.bytes += len;
-                self.files.insert(checked.rel);
+                self.files.insert(&checked.rel);
             }
             EntryType::Symlink => {
-                self.links.insert(checked.rel);
+                self.links.insert(&checked.rel);
             }
             _ => {}
         }
@@ -230,14 +253,14 @@ impl<'a> State<'a> {
         };
         let path = entry.path().map_err(|e| self.corrupt(&name, e))?;
         let rel = inside_top(&path, self.top).map_err(refuse)?;
-        if !self.seen.insert(rel.clone()) {
+        if !self.seen.insert(&rel) {
             return Err(refuse("the archive stores this path twice"));
         }
-        if let Some(link) = rel.ancestors().skip(1).find(|a| self.links.contains(*a)) {
+        if let Some(link) = rel.ancestors().skip(1).find(|a| self.links.contains(a)) {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
         }
-        if let Some(leaf) = rel.ancestors().skip(1).find(|a| self.leaves.contains(*a)) {
+        if let Some(leaf) = rel.ancestors().skip(1).find(|a| self.leaves.contains(a)) {
             let why = format!(
                 "it would be written below {}, which is not a folder",
                 leaf.display()
