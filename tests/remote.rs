@@ -391,3 +391,34 @@ fn unknown_remote_and_unreachable_endpoint_exit_2() {
     let err = env.fail(&["push", R, "nowhere"], 2);
     assert!(err.contains("--all"), "push needs targets or --all: {err}");
 }
+
+#[test]
+fn push_pull_and_remote_verify_report_json() {
+    let Some(server) = Server::get("push_pull_and_remote_verify_report_json") else {
+        return;
+    };
+    let here = Env::new();
+    server.configure(&here);
+    here.sample("s");
+    let archive = here.backup("s");
+    let parse = |env: &Env, args: &[&str]| -> serde_json::Value {
+        let out = env.run(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+    };
+    let pushed = parse(&here, &["push", "--all", R, REMOTE, "--json"]);
+    assert_eq!(pushed["pushed"], serde_json::json!([archive]));
+    assert_eq!(pushed["failed"], serde_json::json!([]));
+    let again = parse(&here, &["push", "--all", R, REMOTE, "--json"]);
+    assert_eq!(again["present"], serde_json::json!([archive]));
+    let verified = parse(&here, &["verify", R, REMOTE, "--json"]);
+    assert_eq!(verified["checked"], 1);
+    assert_eq!(verified["results"][0]["status"], "ok");
+    let there = Env::new();
+    server.configure(&there);
+    let pulled = parse(&there, &["pull", &archive, R, REMOTE, "--json"]);
+    assert_eq!(pulled[0]["backup_file"], archive.as_str());
+    assert_eq!(
+        pulled[0]["sha256"],
+        here.manifest()["backups"][0]["sha256"].as_str().unwrap()
+    );
+}

@@ -32,9 +32,11 @@ pub fn run(
     opts: &PullOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    let mut pulled = Vec::new();
     for arg in &opts.archives {
-        pull(ctx, remote, arg, printer)?;
+        pulled.push(pull(ctx, remote, arg, printer)?);
     }
+    printer.json_report(&pulled)?;
     Ok(Outcome::Clean)
 }
 

@@ -19,12 +19,24 @@ pub struct PushOptions {
     pub targets: Vec<String>,
 }
 
-/// How many backups went which way.
-#[derive(Debug, Default)]
-struct Tally {
-    pushed: usize,
-    present: usize,
-    failed: usize,
+/// Which backups went which way; the JSON shape of `push --json`.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Tally {
+    /// Archives uploaded and catalogued on the remote.
+    pub pushed: Vec<String>,
+    /// Archives the remote already held, identical.
+    pub present: Vec<String>,
+    /// Archives that could not be pushed, with the problem.
+    pub failed: Vec<Failed>,
+}
+
+/// One archive that could not be pushed.
+#[derive(Debug, serde::Serialize)]
+pub struct Failed {
+    /// Archive file name.
+    pub archive: String,
+    /// What is wrong.
+    pub problem: String,
 }
 
 /// Pushes each selected backup the remote lacks and prints one line for each plus a summary.
@@ -50,30 +62,29 @@ pub fn run(
         let name = &entry.backup_file;
         match catalogue.find(name) {
             Some(there) if same(there, entry) => {
-                tally.present += 1;
+                tally.present.push(name.clone());
                 printer.line(format_args!("Already on {}: {name}", remote.name()))?;
                 continue;
             }
             Some(there) => {
-                tally.failed += 1;
-                printer.line(format_args!(
-                    "FAILED  {name}: the remote holds a different backup of that name (SHA-256 {})",
+                let problem = format!(
+                    "the remote holds a different backup of that name (SHA-256 {})",
                     there.sha256
-                ))?;
+                );
+                fail(&mut tally, name, problem, printer)?;
                 continue;
             }
             None => {}
         }
         let path = ctx.backup_dir.join(name);
         if !path.is_file() {
-            tally.failed += 1;
-            printer.line(format_args!("FAILED  {name}: archive file is missing"))?;
+            fail(&mut tally, name, "archive file is missing".into(), printer)?;
             continue;
         }
         let started = Instant::now();
         match push_one(remote, &path, entry) {
             Ok(()) => {
-                tally.pushed += 1;
+                tally.pushed.push(name.clone());
                 printer.line(format_args!(
                     "Pushed {name} -> {} ({}, {:.2} s)",
                     remote.url(name),
@@ -82,25 +93,35 @@ pub fn run(
                 ))?;
             }
             Err(problem) if problem.is_data_problem() => {
-                tally.failed += 1;
-                printer.line(format_args!("FAILED  {name}: {problem}"))?;
+                fail(&mut tally, name, problem.to_string(), printer)?;
             }
             Err(e) => return Err(e),
         }
     }
     printer.line(format_args!(
         "Pushed {} backups to {} ({}): {} already there, {} failed",
-        tally.pushed,
+        tally.pushed.len(),
         remote.name(),
         remote.location(),
-        tally.present,
-        tally.failed
+        tally.present.len(),
+        tally.failed.len()
     ))?;
-    Ok(if tally.failed == 0 {
+    printer.json_report(&tally)?;
+    Ok(if tally.failed.is_empty() {
         Outcome::Clean
     } else {
         Outcome::ProblemsFound
     })
+}
+
+/// Records and reports an archive that could not be pushed.
+fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -> Result<()> {
+    printer.problem(format_args!("FAILED  {name}: {problem}"))?;
+    tally.failed.push(Failed {
+        archive: name.to_string(),
+        problem,
+    });
+    Ok(())
 }
 
 /// Uploads one archive and, once what landed is checked, catalogues it on the remote.

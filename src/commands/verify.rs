@@ -79,7 +79,7 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         problems,
         results,
     };
-    print(&report, ctx, printer)?;
+    print(&report, &ctx.backup_dir.display().to_string(), printer)?;
     Ok(if problems == 0 {
         Outcome::Clean
     } else {
@@ -122,15 +122,13 @@ fn check_all(
         .collect()
 }
 
-fn print(report: &Report, ctx: &Context, printer: &mut Printer) -> Result<()> {
+/// Prints the report: JSON, or one line per backup and a summary naming `place`.
+fn print(report: &Report, place: &str, printer: &mut Printer) -> Result<()> {
     if printer.json() {
         return printer.json_report(report);
     }
     if report.checked == 0 {
-        return printer.line(format_args!(
-            "No backups to verify in {}.",
-            ctx.backup_dir.display()
-        ));
+        return printer.line(format_args!("No backups to verify in {place}."));
     }
     for result in &report.results {
         match &result.problem {
@@ -251,39 +249,39 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
         ..Manifest::default()
     };
     let selected = select(&manifest, &opts.targets, Path::new(&remote.location()))?;
-    if selected.is_empty() && catalogue.damaged.is_empty() {
-        printer.line(format_args!(
-            "No backups to verify on {} ({}).",
-            remote.name(),
-            remote.location()
-        ))?;
-        return Ok(Outcome::Clean);
-    }
-    let damaged = if opts.targets.is_empty() {
-        catalogue.damaged.len()
-    } else {
-        0
-    };
-    let mut problems = damaged;
-    for (object, problem) in catalogue.damaged.iter().take(damaged) {
-        printer.line(format_args!("FAILED  {object}: {problem}"))?;
-    }
-    for entry in &selected {
-        match check_remote(remote, &catalogue, entry, opts.deep)? {
-            Ok(()) => printer.line(format_args!("OK      {}", entry.backup_file))?,
-            Err(problem) => {
-                problems += 1;
-                printer.line(format_args!("FAILED  {}: {problem}", entry.backup_file))?;
-            }
+    let mut results = Vec::new();
+    if opts.targets.is_empty() {
+        for (object, problem) in &catalogue.damaged {
+            results.push(Checked {
+                archive: object.clone(),
+                strategy: String::new(),
+                status: "failed",
+                problem: Some(problem.clone()),
+            });
         }
     }
-    let checked = selected.len() + damaged;
-    let kind = if opts.deep { "deep" } else { "checksum" };
-    printer.line(format_args!(
-        "Verified {checked} backups on {} ({kind}): {} intact, {problems} with problems",
-        remote.name(),
-        checked - problems
-    ))?;
+    for entry in &selected {
+        let outcome = check_remote(remote, &catalogue, entry, opts.deep)?;
+        results.push(Checked {
+            archive: entry.backup_file.clone(),
+            strategy: entry.strategy.clone(),
+            status: if outcome.is_ok() { "ok" } else { "failed" },
+            problem: outcome.err(),
+        });
+    }
+    let problems = results.iter().filter(|r| r.problem.is_some()).count();
+    let report = Report {
+        deep: opts.deep,
+        checked: results.len(),
+        intact: results.len() - problems,
+        problems,
+        results,
+    };
+    print(
+        &report,
+        &format!("{} ({})", remote.name(), remote.location()),
+        printer,
+    )?;
     Ok(if problems == 0 {
         Outcome::Clean
     } else {
