@@ -121,9 +121,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 to,
                 force,
                 archive_options,
-                include: (!include.is_empty())
-                    .then(|| archive::Excludes::new(&include))
-                    .transpose()?,
+                include: include_filter(&include)?,
                 dry_run,
             };
             commands::restore::run(&ctx, &opts, &mut printer)
@@ -163,6 +161,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }?;
     Ok(outcome.into())
+}
+
+/// `--include` patterns as a filter, or `None` when there are none.
+fn include_filter(patterns: &[String]) -> Result<Option<archive::Excludes>> {
+    (!patterns.is_empty())
+        .then(|| archive::Excludes::new(patterns))
+        .transpose()
 }
 
 /// What the remote commands need besides their arguments.
@@ -225,9 +230,7 @@ fn run_remote(
                 to,
                 force,
                 archive_options: opts.archive.clone(),
-                include: (!include.is_empty())
-                    .then(|| archive::Excludes::new(&include))
-                    .transpose()?,
+                include: include_filter(&include)?,
                 dry_run,
             };
             restore::run_remote(ctx, &connect(&name)?, &restore_opts, printer)

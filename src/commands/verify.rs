@@ -52,6 +52,27 @@ pub struct Report {
     pub results: Vec<Checked>,
 }
 
+impl Report {
+    fn new(deep: bool, results: Vec<Checked>) -> Report {
+        let problems = results.iter().filter(|r| r.problem.is_some()).count();
+        Report {
+            deep,
+            checked: results.len(),
+            intact: results.len() - problems,
+            problems,
+            results,
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        if self.problems == 0 {
+            Outcome::Clean
+        } else {
+            Outcome::ProblemsFound
+        }
+    }
+}
+
 /// Checks each selected backup, several at once, and prints one line for each plus a summary.
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
@@ -71,20 +92,9 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             problem: outcome.err(),
         })
         .collect();
-    let problems = results.iter().filter(|r| r.problem.is_some()).count();
-    let report = Report {
-        deep: opts.deep,
-        checked: results.len(),
-        intact: results.len() - problems,
-        problems,
-        results,
-    };
+    let report = Report::new(opts.deep, results);
     print(&report, &ctx.backup_dir.display().to_string(), printer)?;
-    Ok(if problems == 0 {
-        Outcome::Clean
-    } else {
-        Outcome::ProblemsFound
-    })
+    Ok(report.outcome())
 }
 
 /// Checks `entries` on all cores; results in the same order.
@@ -269,24 +279,10 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
             problem: outcome.err(),
         });
     }
-    let problems = results.iter().filter(|r| r.problem.is_some()).count();
-    let report = Report {
-        deep: opts.deep,
-        checked: results.len(),
-        intact: results.len() - problems,
-        problems,
-        results,
-    };
-    print(
-        &report,
-        &format!("{} ({})", remote.name(), remote.location()),
-        printer,
-    )?;
-    Ok(if problems == 0 {
-        Outcome::Clean
-    } else {
-        Outcome::ProblemsFound
-    })
+    let report = Report::new(opts.deep, results);
+    let place = format!("{} ({})", remote.name(), remote.location());
+    print(&report, &place, printer)?;
+    Ok(report.outcome())
 }
 
 /// Checks one remote backup. The outer error is a failure to talk to the remote; the inner
