@@ -83,7 +83,17 @@ pub struct Scan {
 /// reading, decoding or the policy fails.
 pub fn scan(path: &Path, deep: Option<&str>, progress: &Progress) -> Result<Scan> {
     let file = File::open(path).at("open", path)?;
-    let reader = progress.reader(BufReader::with_capacity(COPY_BUF, file));
+    scan_reader(file, path, deep, progress)
+}
+
+/// [`scan`] of what `reader` returns (the archive `path`, for messages).
+pub fn scan_reader(
+    reader: impl Read,
+    path: &Path,
+    deep: Option<&str>,
+    progress: &Progress,
+) -> Result<Scan> {
+    let reader = progress.reader(BufReader::with_capacity(COPY_BUF, reader));
     let mut hashing = HashingReader::new(reader);
     let stats = match deep {
         Some(top) => Some(check(&mut hashing, path, top)?),
@@ -138,6 +148,29 @@ struct Checked {
     target: Option<PathBuf>,
 }
 
+/// What an entry stored earlier is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Folder,
+    File,
+    Symlink,
+    Other,
+}
+
+/// Every entry stored so far and what it is, keyed by [`PathSet::key`].
+#[derive(Default)]
+struct PathMap(std::collections::HashMap<u128, Seen>);
+
+impl PathMap {
+    fn insert(&mut self, path: &Path, seen: Seen) {
+        self.0.insert(PathSet::key(path), seen);
+    }
+
+    fn get(&self, path: &Path) -> Option<Seen> {
+        self.0.get(&PathSet::key(path)).copied()
+    }
+}
+
 /// A set of paths kept as 128-bit digests, so memory grows by 16 bytes per entry rather than by
 /// the length of every path (archives may hold hundreds of thousands of entries).
 #[derive(Default)]
@@ -168,11 +201,8 @@ struct State<'a> {
     include: Option<&'a Excludes>,
     stats: Stats,
     written: Stats,
-    seen: PathSet,
-    files: PathSet,
-    links: PathSet,
+    seen: PathMap,
     /// Entries that are not folders: nothing may be stored below them.
-    leaves: PathSet,
     /// Folders that hold entries stored earlier: they may only be stored as folders.
     parents: PathSet,
     dirs: Vec<(PathBuf, u32, SystemTime)>,
@@ -188,10 +218,7 @@ impl<'a> State<'a> {
             include: None,
             stats: Stats::default(),
             written: Stats::default(),
-            seen: PathSet::default(),
-            files: PathSet::default(),
-            links: PathSet::default(),
-            leaves: PathSet::default(),
+            seen: PathMap::default(),
             parents: PathSet::default(),
             dirs: Vec::new(),
             buf: vec![0; COPY_BUF],
@@ -216,23 +243,20 @@ impl<'a> State<'a> {
             }
             None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
         };
-        if checked.kind != EntryType::Directory {
-            self.leaves.insert(&checked.rel);
+        let seen = match checked.kind {
+            EntryType::Directory => Seen::Folder,
+            EntryType::Regular | EntryType::Continuous => Seen::File,
+            EntryType::Symlink => Seen::Symlink,
+            _ => Seen::Other,
+        };
+        if seen == Seen::File {
+            self.stats.bytes += len;
         }
+        self.seen.insert(&checked.rel, seen);
         for parent in checked.rel.ancestors().skip(1) {
             if !self.parents.insert(parent) {
                 break;
             }
-        }
-        match checked.kind {
-            EntryType::Regular | EntryType::Continuous => {
-                self.stats.bytes += len;
-                self.files.insert(&checked.rel);
-            }
-            EntryType::Symlink => {
-                self.links.insert(&checked.rel);
-            }
-            _ => {}
         }
         self.stats.files += 1;
         Ok(())
@@ -253,14 +277,23 @@ impl<'a> State<'a> {
         };
         let path = entry.path().map_err(|e| self.corrupt(&name, e))?;
         let rel = inside_top(&path, self.top).map_err(refuse)?;
-        if !self.seen.insert(&rel) {
+        if self.seen.get(&rel).is_some() {
             return Err(refuse("the archive stores this path twice"));
         }
-        if let Some(link) = rel.ancestors().skip(1).find(|a| self.links.contains(a)) {
+        let earlier = |a: &Path, what: fn(Seen) -> bool| self.seen.get(a).is_some_and(what);
+        if let Some(link) = rel
+            .ancestors()
+            .skip(1)
+            .find(|a| earlier(a, |s| s == Seen::Symlink))
+        {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
         }
-        if let Some(leaf) = rel.ancestors().skip(1).find(|a| self.leaves.contains(a)) {
+        if let Some(leaf) = rel
+            .ancestors()
+            .skip(1)
+            .find(|a| earlier(a, |s| s != Seen::Folder))
+        {
             let why = format!(
                 "it would be written below {}, which is not a folder",
                 leaf.display()
@@ -285,7 +318,7 @@ impl<'a> State<'a> {
             EntryType::Link => {
                 let target = self.link_name(entry, &name)?;
                 let target = inside_top(&target, self.top).map_err(refuse)?;
-                if !self.files.contains(&target) {
+                if self.seen.get(&target) != Some(Seen::File) {
                     return Err(refuse("a hard link must point to a file stored earlier"));
                 }
                 Some(target)

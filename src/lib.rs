@@ -23,6 +23,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
+pub mod follow;
 pub mod manifest;
 pub mod pgzip;
 pub mod progress;

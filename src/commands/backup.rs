@@ -5,6 +5,7 @@ use crate::archive::{self, Written};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
+use crate::follow::{FailOnDrop, FollowReader, Growth, GrowthWriter};
 use crate::manifest::{Entry, Manifest};
 use crate::progress::Progress;
 use crate::retention;
@@ -16,7 +17,7 @@ use std::time::Instant;
 use tempfile::NamedTempFile;
 
 /// Write buffer in front of the archive file.
-const WRITE_BUF: usize = 1 << 20;
+const WRITE_BUF: usize = 256 * 1024;
 
 /// Options of `resbak backup`.
 #[derive(Debug, Clone, Default)]
@@ -268,15 +269,12 @@ pub(crate) fn backup_folder(
         progress: printer.progress(total, format!("backing up {name}")),
         ..opts.clone()
     };
-    let written = write_archive(src, name, &mut tmp, &opts)?;
+    let (written, scan) = write_and_read_back(src, name, &mut tmp, &opts)?;
     opts.progress.finish();
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
-    let checking = printer.progress(written.checksum.len, format!("checking {name}"));
-    let verified = verify_written(tmp.path(), name, &written, &checking);
-    checking.finish();
-    verified.map_err(|e| match e {
+    verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
             entry,
@@ -287,25 +285,62 @@ pub(crate) fn backup_folder(
     register(dir, name, created, tmp, &written)
 }
 
+/// Writes the archive into `tmp` while a second thread reads it back from disk through its own
+/// handle (checksum, every entry, the restore policy), following the writer; the check ends
+/// with the file's last byte. Returns what was written and what the read-back found.
+fn write_and_read_back(
+    src: &Path,
+    name: &str,
+    tmp: &mut NamedTempFile,
+    opts: &archive::Options,
+) -> Result<(Written, Result<extract::Scan>)> {
+    let path = tmp.path().to_path_buf();
+    let reader = std::fs::File::open(&path).at("open", &path)?;
+    let growth = Growth::default();
+    std::thread::scope(|scope| {
+        let follower = FollowReader::new(reader, growth.clone());
+        let check =
+            scope.spawn(|| extract::scan_reader(follower, &path, Some(name), &Progress::hidden()));
+        let writing = FailOnDrop(growth.clone());
+        let written = write_archive(src, name, tmp, opts, &growth);
+        if written.is_ok() {
+            growth.finish();
+        }
+        drop(writing);
+        let scan = check.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "read back",
+                &path,
+                std::io::Error::other("the check stopped unexpectedly"),
+            ))
+        });
+        Ok((written?, scan))
+    })
+}
+
 fn write_archive(
     src: &Path,
     name: &str,
     tmp: &mut NamedTempFile,
     opts: &archive::Options,
+    growth: &Growth,
 ) -> Result<Written> {
     let path = tmp.path().to_path_buf();
-    let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());
+    let file = GrowthWriter::new(tmp.as_file_mut(), growth.clone());
+    let out = BufWriter::with_capacity(WRITE_BUF, file);
     let (out, written) = archive::write(src, name, out, opts)?;
     let file = out
         .into_inner()
-        .map_err(|e| Error::io("write", &path, e.into_error()))?;
+        .map_err(|e| Error::io("write", &path, e.into_error()))?
+        .into_inner();
     file.sync_all().at("sync", &path)?;
     Ok(written)
 }
 
-/// Re-reads the finished archive from disk: same checksum, and it decompresses to what was written.
-fn verify_written(path: &Path, top: &str, written: &Written, progress: &Progress) -> Result<()> {
-    let scan = extract::scan(path, Some(top), progress)?;
+/// Compares the read-back of the archive on disk with what was written: same checksum, and it
+/// decompresses to the same entries and bytes.
+fn verify_written(path: &Path, scan: Result<extract::Scan>, written: &Written) -> Result<()> {
+    let scan = scan?;
     let mismatch = |detail: String| Error::Corrupt {
         path: path.to_path_buf(),
         detail: format!("verification after writing failed: {detail}"),
