@@ -23,7 +23,7 @@ pub enum Error {
 
     /// A strategy name that is not a single plain folder name.
     #[error(
-        "invalid strategy name {name:?}: it must be a single folder name (no '/', '..' or empty)"
+        "invalid strategy name {name:?}: it must be a single folder name (no '/', '..', control characters or empty)"
     )]
     InvalidStrategy {
         /// The name given.

@@ -66,7 +66,8 @@ impl Entry {
     pub fn is_sound(&self) -> bool {
         let plain = |name: &str| {
             let mut parts = Path::new(name).components();
-            matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(p)), None) if p == name)
+            let single = matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(p)), None) if p == name);
+            single && !name.contains(char::is_control)
         };
         plain(&self.backup_file) && self.backup_file.ends_with(".tar.gz") && plain(&self.strategy)
     }

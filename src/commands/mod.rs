@@ -174,7 +174,11 @@ impl<'a> Printer<'a> {
 pub fn check_strategy_name(name: &str) -> Result<()> {
     let mut parts = Path::new(name).components();
     match (parts.next(), parts.next()) {
-        (Some(Component::Normal(part)), None) if part == name && !name.contains('\0') => Ok(()),
+        (Some(Component::Normal(part)), None)
+            if part == name && !name.contains(char::is_control) =>
+        {
+            Ok(())
+        }
         _ => Err(Error::InvalidStrategy {
             name: name.to_string(),
         }),
@@ -367,7 +371,9 @@ mod tests {
     fn strategy_names_must_be_one_plain_component() {
         assert!(check_strategy_name("btc_sma_cross").is_ok());
         assert!(check_strategy_name(".hidden").is_ok());
-        for bad in ["", ".", "..", "a/b", "/abs", "a/", "./a", "a\0b"] {
+        for bad in [
+            "", ".", "..", "a/b", "/abs", "a/", "./a", "a\0b", "a\nb", "a\tb",
+        ] {
             assert!(check_strategy_name(bad).is_err(), "{bad:?} accepted");
         }
     }
