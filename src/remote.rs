@@ -521,11 +521,14 @@ impl Remote {
         if sum.len == entry.size && sum.sha256 == entry.sha256 {
             return Ok(());
         }
-        let _ = self.delete(name);
+        let fate = match self.delete(name) {
+            Ok(()) => "it was deleted".to_string(),
+            Err(e) => format!("deleting it failed too: {e}"),
+        };
         Err(Error::Corrupt {
             path: self.url(name).into(),
             detail: format!(
-                "what landed ({} bytes, SHA-256 {}) differs from what was sent ({} bytes, {}); it was deleted",
+                "what landed ({} bytes, SHA-256 {}) differs from what was sent ({} bytes, {}); {fate}",
                 sum.len, sum.sha256, entry.size, entry.sha256
             ),
         })

@@ -154,7 +154,7 @@ fn sources(
             .collect();
     }
     let mut found = Vec::new();
-    for name in strategies(&ctx.results_dir) {
+    for name in strategies(&ctx.results_dir)? {
         match source_dir(ctx, &name) {
             Ok(dir) => found.push((name, dir)),
             Err(Error::EmptyResults { path }) => {
@@ -238,7 +238,7 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
         return Err(Error::UnknownStrategy {
             name: name.to_string(),
             dir: ctx.results_dir.clone(),
-            available: strategies(&ctx.results_dir),
+            available: strategies(&ctx.results_dir).unwrap_or_default(),
         });
     }
     if std::fs::read_dir(&dir).at("read", &dir)?.next().is_none() {

@@ -271,16 +271,23 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// Strategy folders present in `results_dir`, sorted; empty if it does not exist.
-pub fn strategies(results_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(results_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+///
+/// # Errors
+/// [`Error::Io`] when the folder exists but cannot be read.
+pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(results_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.at("read", results_dir)?,
+    };
+    let mut names = Vec::new();
+    for item in entries {
+        let item = item.at("read", results_dir)?;
+        if item.file_type().is_ok_and(|t| t.is_dir()) {
+            names.push(item.file_name().to_string_lossy().into_owned());
+        }
+    }
     names.sort();
-    names
+    Ok(names)
 }
 
 /// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.
