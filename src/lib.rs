@@ -82,9 +82,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
+    let printer = &mut printer;
+    let connect = |name: &str| remote::Remote::connect(name, settings.remote(name)?);
+    use commands::{backup, diff, list, prune, pull, push, reindex, restore, verify};
     let outcome = match cli.command {
         Command::Backup(args) => {
-            let opts = commands::backup::BackupOptions {
+            let opts = backup::BackupOptions {
                 strategies: args.strategies,
                 all: args.all,
                 archive: archive_options,
@@ -92,22 +95,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 dry_run: args.dry_run,
                 always: args.always,
             };
-            commands::backup::run(&ctx, &opts, &mut printer)
+            backup::run(&ctx, &opts, printer)
         }
-        Command::List {
-            strategy,
-            remote: None,
-        } => {
-            let opts = commands::list::ListOptions { strategy };
-            commands::list::run(&ctx, &opts, &mut printer)
+        Command::List { strategy, remote } => {
+            let opts = list::ListOptions { strategy };
+            match remote {
+                None => list::run(&ctx, &opts, printer),
+                Some(name) => list::run_remote(&ctx, &connect(&name)?, &opts, printer),
+            }
         }
         Command::Verify {
             targets,
             deep,
-            remote: None,
+            remote,
         } => {
-            let opts = commands::verify::VerifyOptions { targets, deep };
-            commands::verify::run(&ctx, &opts, &mut printer)
+            let opts = verify::VerifyOptions { targets, deep };
+            match remote {
+                None => verify::run(&ctx, &opts, printer),
+                Some(name) => verify::run_remote(&connect(&name)?, &opts, printer),
+            }
         }
         Command::Restore {
             archive,
@@ -115,9 +121,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             force,
             include,
             dry_run,
-            remote: None,
+            remote,
         } => {
-            let opts = commands::restore::RestoreOptions {
+            let opts = restore::RestoreOptions {
                 archive,
                 to,
                 force,
@@ -125,41 +131,53 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 include: include_filter(&include)?,
                 dry_run,
             };
-            commands::restore::run(&ctx, &opts, &mut printer)
+            match remote {
+                None => restore::run(&ctx, &opts, printer),
+                Some(name) => restore::run_remote(&ctx, &connect(&name)?, &opts, printer),
+            }
         }
         Command::Prune {
             strategy,
             dry_run,
-            remote: None,
+            remote,
             ..
         } => {
-            let opts = commands::prune::PruneOptions {
+            let opts = prune::PruneOptions {
                 strategy,
                 keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
                 dry_run,
             };
-            commands::prune::run(&ctx, &opts, &mut printer)
+            match remote {
+                None => prune::run(&ctx, &opts, printer),
+                Some(name) => prune::run_remote(&connect(&name)?, &opts, printer),
+            }
         }
-        Command::Reindex => commands::reindex::run(&ctx, &mut printer),
+        Command::Push {
+            targets, remote, ..
+        } => push::run(
+            &ctx,
+            &connect(&remote)?,
+            &push::PushOptions { targets },
+            printer,
+        ),
+        Command::Pull { archives, remote } => pull::run(
+            &ctx,
+            &connect(&remote)?,
+            &pull::PullOptions { archives },
+            printer,
+        ),
+        Command::Reindex => reindex::run(&ctx, printer),
         Command::Diff { archive, other } => {
-            let opts = commands::diff::DiffOptions {
+            let opts = diff::DiffOptions {
                 archive,
                 other,
                 excludes: archive::Excludes::new(&settings.exclude)?,
             };
-            commands::diff::run(&ctx, &opts, &mut printer)
+            diff::run(&ctx, &opts, printer)
         }
-        Command::Config => commands::config::run(&settings, &mut printer),
+        Command::Config => commands::config::run(&settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
-        Command::File(cmd) => commands::file::run(&file_action(cmd), &mut printer),
-        remote_command => {
-            let opts = RemoteOptions {
-                settings: &settings,
-                ctx: &ctx,
-                archive: archive_options,
-            };
-            run_remote(remote_command, &opts, &mut printer)
-        }
+        Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
     }?;
     Ok(outcome.into())
 }
@@ -169,88 +187,6 @@ fn include_filter(patterns: &[String]) -> Result<Option<archive::Excludes>> {
     (!patterns.is_empty())
         .then(|| archive::Excludes::new(patterns))
         .transpose()
-}
-
-/// What the remote commands need besides their arguments.
-struct RemoteOptions<'a> {
-    settings: &'a Settings,
-    ctx: &'a Context,
-    archive: archive::Options,
-}
-
-/// Runs `push`, `pull`, and `list`, `verify`, `restore` and `prune` with `--remote NAME`,
-/// after resolving the remote's `[remote.NAME]` table.
-fn run_remote(
-    command: Command,
-    opts: &RemoteOptions,
-    printer: &mut Printer,
-) -> Result<commands::Outcome> {
-    use commands::{list, prune, pull, push, restore, verify};
-    let connect = |name: &str| remote::Remote::connect(name, opts.settings.remote(name)?);
-    let ctx = opts.ctx;
-    match command {
-        Command::Push {
-            targets, remote, ..
-        } => push::run(
-            ctx,
-            &connect(&remote)?,
-            &push::PushOptions { targets },
-            printer,
-        ),
-        Command::Pull { archives, remote } => pull::run(
-            ctx,
-            &connect(&remote)?,
-            &pull::PullOptions { archives },
-            printer,
-        ),
-        Command::List {
-            strategy,
-            remote: Some(name),
-        } => {
-            let list_opts = list::ListOptions { strategy };
-            list::run_remote(ctx, &connect(&name)?, &list_opts, printer)
-        }
-        Command::Verify {
-            targets,
-            deep,
-            remote: Some(name),
-        } => {
-            let verify_opts = verify::VerifyOptions { targets, deep };
-            verify::run_remote(&connect(&name)?, &verify_opts, printer)
-        }
-        Command::Restore {
-            archive,
-            to,
-            force,
-            include,
-            dry_run,
-            remote: Some(name),
-        } => {
-            let restore_opts = restore::RestoreOptions {
-                archive,
-                to,
-                force,
-                archive_options: opts.archive.clone(),
-                include: include_filter(&include)?,
-                dry_run,
-            };
-            restore::run_remote(ctx, &connect(&name)?, &restore_opts, printer)
-        }
-        Command::Prune {
-            strategy,
-            dry_run,
-            remote: Some(name),
-            ..
-        } => {
-            let prune_opts = prune::PruneOptions {
-                strategy,
-                keep: opts.settings.keep.value.unwrap_or(DEFAULT_KEEP),
-                dry_run,
-            };
-            prune::run_remote(&connect(&name)?, &prune_opts, printer)
-        }
-        other => unreachable!("not a remote command: {other:?}"),
-    }
 }
 
 /// Converts `resbak file` arguments into the command's plain options.
