@@ -24,7 +24,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tar::EntryType;
 
-const COPY_BUF: usize = 256 * 1024;
+const COPY_BUF: usize = 128 * 1024;
 
 /// Extracts the tar.gz stream `reader` (the file `archive`, for messages) into the empty folder
 /// `root`, requiring every entry to lie under `root/<top>`. Returns what was extracted.
@@ -159,7 +159,7 @@ enum Seen {
 
 /// Every entry stored so far and what it is, keyed by [`PathSet::key`].
 #[derive(Default)]
-struct PathMap(std::collections::HashMap<u128, Seen>);
+struct PathMap(std::collections::HashMap<u64, Seen>);
 
 impl PathMap {
     fn insert(&mut self, path: &Path, seen: Seen) {
@@ -171,17 +171,19 @@ impl PathMap {
     }
 }
 
-/// A set of paths kept as 128-bit digests, so memory grows by 16 bytes per entry rather than by
-/// the length of every path (archives may hold hundreds of thousands of entries).
+/// A set of paths kept as 64-bit digests, so memory grows by 8 bytes per entry rather than by
+/// the length of every path (archives may hold hundreds of thousands of entries). A collision
+/// can only make a lookup find something that is not there, which refuses an entry (or fails
+/// a hard link inside the staging folder): it never lets an unsafe entry through.
 #[derive(Default)]
-struct PathSet(HashSet<u128>);
+struct PathSet(HashSet<u64>);
 
 impl PathSet {
-    fn key(path: &Path) -> u128 {
+    fn key(path: &Path) -> u64 {
         use sha2::Digest;
         use std::os::unix::ffi::OsStrExt;
         let digest = sha2::Sha256::digest(path.as_os_str().as_bytes());
-        u128::from_le_bytes(digest[..16].try_into().expect("a SHA-256 has 32 bytes"))
+        u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
     }
 
     /// Adds `path`; false if it was there already.
