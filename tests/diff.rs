@@ -37,3 +37,14 @@ fn diff_against_the_results_folder_and_between_archives() {
     assert_eq!(changes.as_array().unwrap().len(), 3, "{changes}");
     assert!(!env.results().join(".resbak-restore").exists());
 }
+
+#[test]
+fn names_with_control_characters_stay_on_one_line() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    write(&root.join("odd\nname.csv"), "x\n");
+    let out = env.run(&["diff", &first]);
+    assert!(out.contains("+ odd\\nname.csv"), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

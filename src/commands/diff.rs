@@ -4,7 +4,7 @@
 use super::{Context, Outcome, Printer, locate};
 use crate::archive::Excludes;
 use crate::diff;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, printable};
 
 /// Options of `resbak diff`.
 #[derive(Debug, Clone)]
@@ -53,7 +53,8 @@ pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<O
             _ => "~",
         };
         let what = change.what.map(|w| format!("  ({w})")).unwrap_or_default();
-        printer.line(format_args!("{mark} {}{what}", change.path.display()))?;
+        let path = printable(change.path.display());
+        printer.line(format_args!("{mark} {path}{what}"))?;
     }
     let count = |kind: &str| changes.iter().filter(|c| c.change == kind).count();
     printer.line(format_args!(
