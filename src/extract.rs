@@ -33,14 +33,19 @@ const COPY_BUF: usize = 128 * 1024;
 /// [`Error::UnsafeEntry`] for an entry the policy refuses, [`Error::Corrupt`] when the archive
 /// cannot be decoded or holds no entries, [`Error::Io`] when writing fails (for example a full
 /// disk).
-pub fn extract(reader: impl Read, archive: &Path, root: &Path, top: &str) -> Result<Extracted> {
+pub fn extract(
+    reader: impl Read + Send,
+    archive: &Path,
+    root: &Path,
+    top: &str,
+) -> Result<Extracted> {
     run(reader, archive, Some(root), top, None)
 }
 
 /// Like [`extract`], but creates only the entries `include` covers (see [`Excludes::covers`]),
 /// plus the folders above them. Every entry is still read and checked.
 pub fn extract_some(
-    reader: impl Read,
+    reader: impl Read + Send,
     archive: &Path,
     root: &Path,
     top: &str,
@@ -62,7 +67,7 @@ pub struct Extracted {
 ///
 /// # Errors
 /// As [`extract`], without the write errors.
-pub fn check(reader: impl Read, archive: &Path, top: &str) -> Result<Stats> {
+pub fn check(reader: impl Read + Send, archive: &Path, top: &str) -> Result<Stats> {
     Ok(run(reader, archive, None, top, None)?.stats)
 }
 
@@ -88,7 +93,7 @@ pub fn scan(path: &Path, deep: Option<&str>, progress: &Progress) -> Result<Scan
 
 /// [`scan`] of what `reader` returns (the archive `path`, for messages).
 pub fn scan_reader(
-    reader: impl Read,
+    reader: impl Read + Send,
     path: &Path,
     deep: Option<&str>,
     progress: &Progress,
@@ -107,7 +112,7 @@ pub fn scan_reader(
 }
 
 fn run(
-    reader: impl Read,
+    reader: impl Read + Send,
     archive: &Path,
     root: Option<&Path>,
     top: &str,
@@ -117,7 +122,99 @@ fn run(
         path: archive.to_path_buf(),
         detail: e.to_string(),
     };
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(reader));
+    if root.is_none() {
+        // Only checking: the decompression is most of the work, so one thread does it all.
+        return unpack_all(MultiGzDecoder::new(reader), archive, root, top, include);
+    }
+    // Extracting: decompression runs on its own thread, a few blocks ahead of the entries
+    // being checked and written here.
+    std::thread::scope(|scope| {
+        let (blocks, tar_stream) = std::sync::mpsc::sync_channel(INFLATE_AHEAD);
+        let inflater = scope.spawn(move || inflate(reader, &blocks));
+        let unpacked = unpack_all(ChannelReader::new(tar_stream), archive, root, top, include);
+        match inflater.join() {
+            Ok(()) => unpacked,
+            Err(_) => Err(corrupt(io::Error::other(
+                "decompression stopped unexpectedly",
+            ))),
+        }
+    })
+}
+
+/// Blocks of decompressed data that may wait between the two threads of [`run`].
+const INFLATE_AHEAD: usize = 4;
+
+/// Decompresses `reader` into blocks sent on `blocks`, ending with the first error. Stops when
+/// the receiving side has gone.
+fn inflate(reader: impl Read, blocks: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    let mut decoder = MultiGzDecoder::new(reader);
+    loop {
+        let mut block = vec![0; COPY_BUF];
+        let sent = match decoder.read(&mut block) {
+            Ok(0) => return,
+            Ok(n) => {
+                block.truncate(n);
+                blocks.send(Ok(block))
+            }
+            Err(e) => {
+                let _ = blocks.send(Err(e));
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the blocks [`inflate`] sends as one stream; the end of the channel is the end.
+struct ChannelReader {
+    blocks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(blocks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChannelReader {
+            blocks,
+            block: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            match self.blocks.recv() {
+                Ok(block) => {
+                    self.block = block?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Checks (and with `root`, creates) every entry of the tar stream `tar_stream`.
+fn unpack_all(
+    tar_stream: impl Read,
+    archive: &Path,
+    root: Option<&Path>,
+    top: &str,
+    include: Option<&Excludes>,
+) -> Result<Extracted> {
+    let corrupt = |e: io::Error| Error::Corrupt {
+        path: archive.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut tar = tar::Archive::new(tar_stream);
     let mut state = State::new(archive, root, top);
     state.include = include;
     for entry in tar.entries().map_err(corrupt)? {

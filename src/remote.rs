@@ -556,7 +556,7 @@ impl Remote {
     pub fn read_archive<T>(
         &self,
         name: &str,
-        use_it: impl FnOnce(&mut dyn Read) -> T,
+        use_it: impl FnOnce(&mut (dyn Read + Send)) -> T,
     ) -> Result<T> {
         let what = format!("reading {name}");
         let got = self
