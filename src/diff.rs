@@ -88,10 +88,7 @@ pub fn of_folder(src: &Path, excludes: &Excludes) -> Result<Tree> {
 
 /// The tree of a tar.gz archive, paths taken below its top folder.
 pub fn of_archive(path: &Path) -> Result<Tree> {
-    let corrupt = |e: io::Error| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    };
+    let corrupt = |e: io::Error| Error::corrupt(path, e);
     let file = File::open(path).at("open", path)?;
     let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
     let mut tree = Tree::new();

@@ -162,6 +162,14 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::Corrupt`] for the archive at `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, detail: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.to_string(),
+        }
+    }
+
     /// True when the error means stored data is damaged or hostile (exit code 1), as opposed
     /// to a usage or operational problem (exit code 2).
     pub fn is_data_problem(&self) -> bool {

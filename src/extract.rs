@@ -104,10 +104,7 @@ pub fn scan_reader(
         Some(top) => Some(check(&mut hashing, path, top)?),
         None => None,
     };
-    let checksum = hashing.finish().map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let checksum = hashing.finish().map_err(|e| Error::corrupt(path, e))?;
     Ok(Scan { checksum, stats })
 }
 
@@ -118,10 +115,7 @@ fn run(
     top: &str,
     include: Option<&Excludes>,
 ) -> Result<Extracted> {
-    let corrupt = |e: io::Error| Error::Corrupt {
-        path: archive.to_path_buf(),
-        detail: e.to_string(),
-    };
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
     if root.is_none() {
         // Only checking: the decompression is most of the work, so one thread does it all.
         return unpack_all(MultiGzDecoder::new(reader), archive, root, top, include);
@@ -210,10 +204,7 @@ fn unpack_all(
     top: &str,
     include: Option<&Excludes>,
 ) -> Result<Extracted> {
-    let corrupt = |e: io::Error| Error::Corrupt {
-        path: archive.to_path_buf(),
-        detail: e.to_string(),
-    };
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
     let mut tar = tar::Archive::new(tar_stream);
     let mut state = State::new(archive, root, top);
     state.include = include;
@@ -325,10 +316,7 @@ impl<'a> State<'a> {
     }
 
     fn corrupt(&self, entry: &str, e: io::Error) -> Error {
-        Error::Corrupt {
-            path: self.archive.to_path_buf(),
-            detail: format!("entry {entry:?}: {e}"),
-        }
+        Error::corrupt(self.archive, format_args!("entry {entry:?}: {e}"))
     }
 
     fn unpack<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {

@@ -198,23 +198,24 @@ impl Located {
     /// The archive's strategy: from its manifest entry, else its top folder; checked to be a
     /// plain name.
     pub fn strategy(&self) -> Result<String> {
-        let strategy = match &self.entry {
-            Some(entry) => entry.strategy.clone(),
-            None => {
-                let path = &self.path;
-                let corrupt = |detail: String| Error::Corrupt {
-                    path: path.clone(),
-                    detail,
-                };
-                let file = std::fs::File::open(path).at("open", path)?;
-                crate::archive::top_folder(std::io::BufReader::new(file))
-                    .map_err(|e| corrupt(e.to_string()))?
-                    .ok_or_else(|| corrupt("the archive is empty".into()))?
+        match &self.entry {
+            Some(entry) => {
+                check_strategy_name(&entry.strategy)?;
+                Ok(entry.strategy.clone())
             }
-        };
-        check_strategy_name(&strategy)?;
-        Ok(strategy)
+            None => strategy_of(&self.path),
+        }
     }
+}
+
+/// The strategy of the archive file at `path`: its top folder, checked to be a plain name.
+pub fn strategy_of(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).at("open", path)?;
+    let strategy = crate::archive::top_folder(std::io::BufReader::new(file))
+        .map_err(|e| Error::corrupt(path, e))?
+        .ok_or_else(|| Error::corrupt(path, "the archive is empty"))?;
+    check_strategy_name(&strategy)?;
+    Ok(strategy)
 }
 
 /// Finds the archive `arg` names: a name from `list` (with or without `.tar.gz`) in the backup

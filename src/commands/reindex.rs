@@ -6,8 +6,7 @@
 //! dropped. An entry whose archive no longer matches is kept, so `verify` keeps reporting it:
 //! reindex never blesses a corrupt archive. A damaged manifest is first copied aside.
 
-use super::{ArchiveName, Context, Outcome, Printer, archive_files, check_strategy_name};
-use crate::archive;
+use super::{ArchiveName, Context, Outcome, Printer, archive_files, strategy_of};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
@@ -15,7 +14,6 @@ use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// What reindex did; the JSON shape of `reindex --json`.
@@ -87,16 +85,7 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
 
 /// A fresh entry for an uncatalogued archive, after a full check.
 fn entry_for(path: &Path, file: &str) -> Result<Entry> {
-    let top = File::open(path)
-        .at("open", path)
-        .and_then(|f| {
-            archive::top_folder(BufReader::new(f)).map_err(|e| Error::Corrupt {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })
-        })?
-        .unwrap_or_default();
-    check_strategy_name(&top)?;
+    let top = strategy_of(path)?;
     let scan = extract::scan(path, Some(&top), &Progress::hidden())?;
     let stats = scan.stats.unwrap_or_default();
     let (timestamp, created) = match ArchiveName::parse(file) {

@@ -59,7 +59,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             };
             if size != entry.size {
                 let detail = format!("size is {size} bytes, manifest says {}", entry.size);
-                return Err(corrupt(path, detail));
+                return Err(Error::corrupt(path, detail));
             }
         }
         None => printer.warn(format_args!(
@@ -151,7 +151,7 @@ fn dry_run(
             "SHA-256 is {}, manifest says {}",
             scan.checksum.sha256, entry.sha256
         );
-        return Err(corrupt(path, detail));
+        return Err(Error::corrupt(path, detail));
     }
     let tree = crate::diff::of_archive(path)?;
     let (mut files, mut bytes) = (0, 0);
@@ -173,13 +173,6 @@ fn dry_run(
         dest.display()
     ))?;
     Ok(Outcome::Clean)
-}
-
-fn corrupt(path: &Path, detail: String) -> Error {
-    Error::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    }
 }
 
 /// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
@@ -240,12 +233,14 @@ fn extract_checked(
         Some(include) => extract::extract_some(&mut hashing, path, staging, strategy, include),
         None => extract::extract(&mut hashing, path, staging, strategy),
     };
-    let checksum = hashing.finish().map_err(|e| corrupt(path, e.to_string()))?;
+    let checksum = hashing
+        .finish()
+        .map_err(|e| Error::corrupt(path, e.to_string()))?;
     let Some(entry) = &located.entry else {
         return Ok(extracted?.written);
     };
     if checksum.sha256 != entry.sha256 {
-        return Err(corrupt(
+        return Err(Error::corrupt(
             path,
             format!(
                 "SHA-256 is {}, manifest says {}",
@@ -255,7 +250,7 @@ fn extract_checked(
     }
     let Extracted { stats, written } = extracted?;
     if (stats.files, stats.bytes) != (entry.files, entry.bytes) {
-        return Err(corrupt(
+        return Err(Error::corrupt(
             path,
             format!(
                 "it holds {} entries and {} bytes, manifest says {} and {}",
