@@ -9,7 +9,7 @@
 //! `RESBAK_MUTATIONS` sets the number of cases (default [`DEFAULT_CASES`]) and
 //! `RESBAK_MUTATION_SEED` the first seed (default 1); a failure prints how to replay its case.
 
-use crate::util::{Env, paths, register, snapshot};
+use crate::util::{Env, Rng, paths, register, snapshot};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -190,24 +190,6 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) -> String {
             bytes[start..end].fill(0);
             format!("zeroed bytes {start}..{end}")
         }
-    }
-}
-
-/// SplitMix64: a tiny deterministic generator, so every case can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`; `n` must not be zero.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 
