@@ -270,6 +270,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn messages_escape_control_characters_in_names() {
+        let err = Error::io(
+            "remove",
+            "backups/a\nresbak: ok",
+            io::ErrorKind::NotFound.into(),
+        );
+        assert_eq!(err.to_string(), "cannot remove backups/a\\nresbak: ok");
+        let err = Error::UnknownStrategy {
+            name: "x".into(),
+            dir: "r".into(),
+            available: vec!["a\x1b[2J".into()],
+        };
+        assert!(err.to_string().ends_with("available: a\\u{1b}[2J"), "{err}");
+    }
+
+    #[test]
+    fn kinds_are_stable_snake_case_names() {
+        let err = Error::corrupt("a", "x");
+        assert_eq!(err.kind(), "corrupt");
+        assert_eq!(Error::InvalidKeep.kind(), "invalid_keep");
+    }
+
+    #[test]
+    fn printable_keeping_passes_only_the_listed_sequences() {
+        let text = "\x1b[32mOK\x1b[0m \x1b[2J";
+        assert_eq!(
+            printable_keeping(text, &["\x1b[32m", "\x1b[0m"]),
+            "\x1b[32mOK\x1b[0m \\u{1b}[2J"
+        );
+    }
+
+    #[test]
     fn printable_escapes_control_characters_only() {
         assert_eq!(printable("s/a\n\x1b[2Jb\rc"), "s/a\\n\\u{1b}[2Jb\\rc");
         assert_eq!(

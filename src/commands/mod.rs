@@ -182,7 +182,7 @@ impl<'a> Printer<'a> {
 
     /// Writes a hint, a next step worth taking, to standard error.
     pub fn hint(&mut self, text: impl Display) {
-        to_stderr(format_args!("resbak: hint: {text}"));
+        to_stderr(&printable(format_args!("resbak: hint: {text}")));
     }
 
     /// `text` in green (good) or red (bad) when colour is on.
@@ -218,12 +218,17 @@ const COLOURS: [&str; 3] = [GREEN, RED, RESET];
 /// Writes `resbak: warning: {text}` to standard error, control characters escaped; a warning
 /// that cannot be written is dropped (it must never end the program).
 pub fn warn(text: impl Display) {
-    to_stderr(format_args!("resbak: warning: {text}"));
+    to_stderr(&warning_line(text));
 }
 
-/// Writes one line to standard error with control characters escaped, ignoring failures.
-fn to_stderr(text: impl Display) {
-    let _ = writeln!(std::io::stderr(), "{}", printable(text));
+/// The line [`warn`] writes.
+fn warning_line(text: impl Display) -> String {
+    printable(format_args!("resbak: warning: {text}"))
+}
+
+/// Writes one line to standard error, ignoring failures.
+fn to_stderr(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Hints at `backup --always` for each strategy in `failed` whose results folder is still
@@ -450,6 +455,68 @@ mod tests {
             None,
             "not a date"
         );
+    }
+
+    /// Fails every write with `kind`, counting the attempts.
+    struct Broken(std::io::ErrorKind, usize);
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            self.1 += 1;
+            Err(self.0.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn report_and_problem_lines_escape_control_characters() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out);
+        printer
+            .line("Removed old backup: a\nRemoved old backup: b")
+            .unwrap();
+        printer.problem("FAILED  x\x1b[2J\ry.tar.gz").unwrap();
+        assert!(printer.finish().is_none());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Removed old backup: a\\nRemoved old backup: b\nFAILED  x\\u{1b}[2J\\ry.tar.gz\n"
+        );
+    }
+
+    #[test]
+    fn colour_codes_pass_only_when_colour_is_on() {
+        let ui = Ui {
+            color: true,
+            ..Ui::default()
+        };
+        let mut out = Vec::new();
+        let mut printer = Printer::with_ui(&mut out, ui);
+        let ok = printer.paint("OK", true);
+        printer.line(format_args!("{ok} a\x1b[2Jb")).unwrap();
+        drop(printer);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "\x1b[32mOK\x1b[0m a\\u{1b}[2Jb\n");
+    }
+
+    #[test]
+    fn warnings_escape_control_characters() {
+        assert_eq!(
+            warning_line("removed a\nresbak: all good"),
+            "resbak: warning: removed a\\nresbak: all good"
+        );
+    }
+
+    #[test]
+    fn a_broken_stdout_is_remembered_and_later_lines_dropped() {
+        let mut out = Broken(std::io::ErrorKind::BrokenPipe, 0);
+        let mut printer = Printer::new(&mut out);
+        printer.line("one").unwrap();
+        printer.problem("two").unwrap();
+        let broken = printer.finish().expect("the failure is reported");
+        assert_eq!(broken.kind(), std::io::ErrorKind::BrokenPipe);
+        assert_eq!(out.1, 1, "nothing is written after the break");
     }
 
     #[test]
