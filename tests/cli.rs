@@ -237,6 +237,7 @@ fn a_closed_stdout_neither_hides_a_failure_nor_stops_the_work() {
     assert_eq!(with_closed_stdout(&env, &["verify"]), Some(1));
     assert_eq!(with_closed_stdout(&env, &["verify", "--json"]), Some(1));
     assert_eq!(with_closed_stdout(&env, &["verify", "nope"]), Some(2));
+    assert_eq!(with_closed_stdout(&env, &["completions", "bash"]), Some(0));
 }
 
 #[test]
