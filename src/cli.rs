@@ -22,7 +22,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub backup_dir: Option<PathBuf>,
 
-    /// Configuration file [default: resbak.toml in the current folder, if present]
+    /// Configuration file [default: resbak.toml in the current folder or the nearest parent]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

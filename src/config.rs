@@ -1,8 +1,9 @@
 //! Settings and where they come from.
 //!
 //! Each setting is taken from the first of: a command-line flag, an environment variable, the
-//! configuration file (`resbak.toml` in the current folder, or the file named with `--config`),
-//! and the built-in default. Relative paths in the file are relative to the file's folder.
+//! configuration file (the file named with `--config`, else `resbak.toml` in the current folder
+//! or the nearest parent folder that has one), and the built-in default. Relative paths in the
+//! file are relative to the file's folder.
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Name of the configuration file looked for in the current folder.
+/// Name of the configuration file looked for in the current folder and its parents.
 pub const FILE_NAME: &str = "resbak.toml";
 /// Environment variable for the results folder.
 pub const ENV_RESULTS_DIR: &str = "RESBAK_RESULTS_DIR";
@@ -239,12 +240,10 @@ fn pick<T>(
     }
 }
 
-/// Reads the file named with `--config`, else `resbak.toml` in the current folder if present.
+/// Reads the file named with `--config`, else the nearest `resbak.toml` (see [`discover`]).
 fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
-    let path = match named {
-        Some(path) => path.to_path_buf(),
-        None if Path::new(FILE_NAME).is_file() => PathBuf::from(FILE_NAME),
-        None => return Ok((None, FileConfig::default())),
+    let Some(path) = named.map(Path::to_path_buf).or_else(discover) else {
+        return Ok((None, FileConfig::default()));
     };
     let bad = |message: String| Error::Config {
         path: path.clone(),
@@ -262,6 +261,19 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));
     }
     Ok((Some(path), config))
+}
+
+/// `resbak.toml` in the current folder (as a relative path), else in the nearest parent folder
+/// that has one (as an absolute path), as cargo and git look for theirs.
+pub fn discover() -> Option<PathBuf> {
+    if Path::new(FILE_NAME).is_file() {
+        return Some(PathBuf::from(FILE_NAME));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .skip(1)
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|path| path.is_file())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub enum Error {
     },
 
     /// The strategy folder does not exist.
-    #[error("no strategy {name:?} in {}; {}", dir.display(), available_list(available))]
+    #[error("no strategy {name:?} in {}; {}", printable(dir.display()), available_list(available))]
     UnknownStrategy {
         /// The name given.
         name: String,
@@ -42,14 +42,14 @@ pub enum Error {
     },
 
     /// The strategy folder holds nothing to back up.
-    #[error("results folder {} is empty: nothing to back up", path.display())]
+    #[error("results folder {} is empty: nothing to back up", printable(path.display()))]
     EmptyResults {
         /// The empty folder.
         path: PathBuf,
     },
 
     /// The manifest exists but cannot be understood; it is left untouched.
-    #[error("manifest {} is damaged at line {line}: {message} (it was not modified)", path.display())]
+    #[error("manifest {} is damaged at line {line}: {} (it was not modified); {}", printable(path.display()), printable(message), manifest_hint(path))]
     ManifestParse {
         /// The manifest file.
         path: PathBuf,
@@ -60,7 +60,7 @@ pub enum Error {
     },
 
     /// An archive or backup name the manifest does not know and no file matches.
-    #[error("no backup named {name:?} in {}", dir.display())]
+    #[error("no backup named {name:?} in {}", printable(dir.display()))]
     UnknownBackup {
         /// The name given.
         name: String,
@@ -69,7 +69,7 @@ pub enum Error {
     },
 
     /// An archive's bytes do not match what was recorded, or it cannot be decoded.
-    #[error("archive {} is corrupt: {}", path.display(), printable(detail))]
+    #[error("archive {} is corrupt: {}", printable(path.display()), printable(detail))]
     Corrupt {
         /// The archive file.
         path: PathBuf,
@@ -78,7 +78,7 @@ pub enum Error {
     },
 
     /// A catalogued archive whose file is gone.
-    #[error("archive {} is missing (the manifest lists it)", path.display())]
+    #[error("archive {} is missing (the manifest lists it)", printable(path.display()))]
     Missing {
         /// The archive file.
         path: PathBuf,
@@ -94,7 +94,7 @@ pub enum Error {
     },
 
     /// An exclude pattern that is not a valid glob.
-    #[error("invalid exclude pattern {glob:?}: {message}")]
+    #[error("invalid exclude pattern {glob:?}: {}", printable(message))]
     InvalidGlob {
         /// The pattern.
         glob: String,
@@ -107,7 +107,7 @@ pub enum Error {
     InvalidKeep,
 
     /// The configuration file is missing or invalid.
-    #[error("configuration {}: {message}", path.display())]
+    #[error("configuration {}: {}", printable(path.display()), printable(message))]
     Config {
         /// The configuration file.
         path: PathBuf,
@@ -116,7 +116,7 @@ pub enum Error {
     },
 
     /// The results hold something a restore would refuse, such as a link pointing outside.
-    #[error("cannot back up {}: entry {entry:?} would be refused on restore: {reason}", path.display())]
+    #[error("cannot back up {}: entry {entry:?} would be refused on restore: {}", printable(path.display()), printable(reason))]
     Unrestorable {
         /// The results folder.
         path: PathBuf,
@@ -127,14 +127,14 @@ pub enum Error {
     },
 
     /// A restore destination already exists and `--force` was not given.
-    #[error("{} already exists; use --force to back it up and replace it", path.display())]
+    #[error("{} already exists; use --force to back it up and replace it", printable(path.display()))]
     DestinationExists {
         /// The destination folder.
         path: PathBuf,
     },
 
     /// An object store could not be reached or refused a request (credentials, bucket, network).
-    #[error("remote {remote}: {message}")]
+    #[error("remote {}: {}", printable(remote), printable(message))]
     Remote {
         /// The remote's name from `resbak.toml`.
         remote: String,
@@ -143,7 +143,7 @@ pub enum Error {
     },
 
     /// A single file has no copies to restore from.
-    #[error("there are no backups of {} in {}", path.display(), dir.display())]
+    #[error("there are no backups of {} in {}", printable(path.display()), printable(dir.display()))]
     NoFileBackups {
         /// The file.
         path: PathBuf,
@@ -170,6 +170,28 @@ impl Error {
         }
     }
 
+    /// A stable snake_case name for the kind of error, as in the `--json` error object.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::InvalidStrategy { .. } => "invalid_strategy",
+            Error::UnknownStrategy { .. } => "unknown_strategy",
+            Error::EmptyResults { .. } => "empty_results",
+            Error::ManifestParse { .. } => "damaged_manifest",
+            Error::UnknownBackup { .. } => "unknown_backup",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Missing { .. } => "missing",
+            Error::UnsafeEntry { .. } => "unsafe_entry",
+            Error::InvalidGlob { .. } => "invalid_glob",
+            Error::InvalidKeep => "invalid_keep",
+            Error::Config { .. } => "config",
+            Error::Unrestorable { .. } => "unrestorable",
+            Error::DestinationExists { .. } => "destination_exists",
+            Error::Remote { .. } => "remote",
+            Error::NoFileBackups { .. } => "no_file_backups",
+        }
+    }
+
     /// True when the error means stored data is damaged or hostile (exit code 1), as opposed
     /// to a usage or operational problem (exit code 2).
     pub fn is_data_problem(&self) -> bool {
@@ -182,24 +204,49 @@ impl Error {
 
 /// `text` with control characters (newlines, terminal escapes) written as escapes, so a message
 /// stays on one line and shows exactly what a name from an archive holds.
-pub(crate) fn printable(text: impl std::fmt::Display) -> String {
-    text.to_string()
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+pub fn printable(text: impl std::fmt::Display) -> String {
+    printable_keeping(&text.to_string(), &[])
+}
+
+/// [`printable`], except that the exact sequences in `keep` (such as colour codes the program
+/// itself added) are passed through.
+pub fn printable_keeping(text: &str, keep: &[&str]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(code) = keep.iter().find(|code| rest.starts_with(**code)) {
+            out.push_str(code);
+            rest = &rest[code.len()..];
+            continue;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The next step for a damaged manifest: the previous version, when kept, or a rebuild.
+fn manifest_hint(path: &std::path::Path) -> String {
+    let previous = path.with_extension("yaml.bak");
+    if previous.is_file() {
+        format!(
+            "the previous version is {}; copy it over the manifest, or rebuild it with `resbak reindex`",
+            printable(previous.display())
+        )
+    } else {
+        "rebuild it from the archives with `resbak reindex`".to_string()
+    }
 }
 
 fn available_list(names: &[String]) -> String {
     if names.is_empty() {
         "there are no strategy folders yet".to_string()
     } else {
-        format!("available: {}", names.join(", "))
+        format!("available: {}", printable(names.join(", ")))
     }
 }
 
@@ -221,6 +268,38 @@ impl<T> IoContext<T> for io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_escape_control_characters_in_names() {
+        let err = Error::io(
+            "remove",
+            "backups/a\nresbak: ok",
+            io::ErrorKind::NotFound.into(),
+        );
+        assert_eq!(err.to_string(), "cannot remove backups/a\\nresbak: ok");
+        let err = Error::UnknownStrategy {
+            name: "x".into(),
+            dir: "r".into(),
+            available: vec!["a\x1b[2J".into()],
+        };
+        assert!(err.to_string().ends_with("available: a\\u{1b}[2J"), "{err}");
+    }
+
+    #[test]
+    fn kinds_are_stable_snake_case_names() {
+        let err = Error::corrupt("a", "x");
+        assert_eq!(err.kind(), "corrupt");
+        assert_eq!(Error::InvalidKeep.kind(), "invalid_keep");
+    }
+
+    #[test]
+    fn printable_keeping_passes_only_the_listed_sequences() {
+        let text = "\x1b[32mOK\x1b[0m \x1b[2J";
+        assert_eq!(
+            printable_keeping(text, &["\x1b[32m", "\x1b[0m"]),
+            "\x1b[32mOK\x1b[0m \\u{1b}[2J"
+        );
+    }
 
     #[test]
     fn printable_escapes_control_characters_only() {

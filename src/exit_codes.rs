@@ -1,5 +1,5 @@
 //! Process exit codes: 0 success, 1 a check found a problem, 2 usage or operational error
-//! (clap also exits 2 on usage errors).
+//! (argument errors included).
 
 use crate::error::Error;
 

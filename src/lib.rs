@@ -36,23 +36,28 @@ pub use exit_codes::ExitCode;
 use cli::{Cli, Command};
 use commands::{Context, Printer};
 use config::{DEFAULT_KEEP, Overrides, Settings};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 
 /// Runs the parsed command line, writing reports to `out`.
+///
+/// When `out` breaks (say, a reader closed the pipe), the command still does all its work and
+/// the exit code reflects that work; report lines after the break are lost. A report that could
+/// not be written for another reason (a full disk) turns a success into an error.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
-    let to_stdout = |e| Error::io("write to", "standard output", e);
     match &cli.command {
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "resbak", out);
-            return Ok(ExitCode::Success);
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "resbak", &mut text);
+            return emit(out, &text);
         }
         Command::Man => {
             use clap::CommandFactory;
+            let mut text = Vec::new();
             clap_mangen::Man::new(Cli::command())
-                .render(out)
-                .map_err(to_stdout)?;
-            return Ok(ExitCode::Success);
+                .render(&mut text)
+                .map_err(|e| Error::io("write", "the man page", e))?;
+            return emit(out, &text);
         }
         _ => {}
     }
@@ -82,10 +87,38 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
-    let printer = &mut printer;
+    let outcome = dispatch(cli.command, &ctx, &settings, archive_options, &mut printer);
+    let broken = printer.finish();
+    let code = ExitCode::from(outcome?);
+    match broken {
+        Some(e) if e.kind() != ErrorKind::BrokenPipe && code == ExitCode::Success => {
+            Err(Error::io("write to", "standard output", e))
+        }
+        _ => Ok(code),
+    }
+}
+
+/// Writes generated text (completions, man page); a reader that stops early is no failure.
+fn emit(out: &mut dyn Write, text: &[u8]) -> Result<ExitCode> {
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
+            Err(Error::io("write to", "standard output", e))
+        }
+        _ => Ok(ExitCode::Success),
+    }
+}
+
+/// Runs the command itself.
+fn dispatch(
+    command: Command,
+    ctx: &Context,
+    settings: &Settings,
+    archive_options: archive::Options,
+    printer: &mut Printer,
+) -> Result<commands::Outcome> {
     let connect = |name: &str| remote::Remote::connect(name, settings.remote(name)?);
     use commands::{backup, diff, list, prune, pull, push, reindex, restore, verify};
-    let outcome = match cli.command {
+    match command {
         Command::Backup(args) => {
             let opts = backup::BackupOptions {
                 strategies: args.strategies,
@@ -95,13 +128,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 dry_run: args.dry_run,
                 always: args.always,
             };
-            backup::run(&ctx, &opts, printer)
+            backup::run(ctx, &opts, printer)
         }
         Command::List { strategy, remote } => {
             let opts = list::ListOptions { strategy };
             match remote {
-                None => list::run(&ctx, &opts, printer),
-                Some(name) => list::run_remote(&ctx, &connect(&name)?, &opts, printer),
+                None => list::run(ctx, &opts, printer),
+                Some(name) => list::run_remote(ctx, &connect(&name)?, &opts, printer),
             }
         }
         Command::Verify {
@@ -111,7 +144,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         } => {
             let opts = verify::VerifyOptions { targets, deep };
             match remote {
-                None => verify::run(&ctx, &opts, printer),
+                None => verify::run(ctx, &opts, printer),
                 Some(name) => verify::run_remote(&connect(&name)?, &opts, printer),
             }
         }
@@ -132,8 +165,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 dry_run,
             };
             match remote {
-                None => restore::run(&ctx, &opts, printer),
-                Some(name) => restore::run_remote(&ctx, &connect(&name)?, &opts, printer),
+                None => restore::run(ctx, &opts, printer),
+                Some(name) => restore::run_remote(ctx, &connect(&name)?, &opts, printer),
             }
         }
         Command::Prune {
@@ -148,38 +181,37 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 dry_run,
             };
             match remote {
-                None => prune::run(&ctx, &opts, printer),
+                None => prune::run(ctx, &opts, printer),
                 Some(name) => prune::run_remote(&connect(&name)?, &opts, printer),
             }
         }
         Command::Push {
             targets, remote, ..
         } => push::run(
-            &ctx,
+            ctx,
             &connect(&remote)?,
             &push::PushOptions { targets },
             printer,
         ),
         Command::Pull { archives, remote } => pull::run(
-            &ctx,
+            ctx,
             &connect(&remote)?,
             &pull::PullOptions { archives },
             printer,
         ),
-        Command::Reindex => reindex::run(&ctx, printer),
+        Command::Reindex => reindex::run(ctx, printer),
         Command::Diff { archive, other } => {
             let opts = diff::DiffOptions {
                 archive,
                 other,
                 excludes: archive::Excludes::new(&settings.exclude)?,
             };
-            diff::run(&ctx, &opts, printer)
+            diff::run(ctx, &opts, printer)
         }
-        Command::Config => commands::config::run(&settings, printer),
+        Command::Config => commands::config::run(settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
-    }?;
-    Ok(outcome.into())
+    }
 }
 
 /// `--include` patterns as a filter, or `None` when there are none.

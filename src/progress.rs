@@ -18,7 +18,7 @@ impl Progress {
         .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
             .with_style(style)
-            .with_message(message.into());
+            .with_message(crate::error::printable(message.into()));
         Progress(Some(bar))
     }
 

@@ -660,10 +660,10 @@ fn part_size(size: u64) -> u64 {
 async fn abort(mut upload: Box<dyn MultipartUpload>, name: &str) {
     let outcome = tokio::time::timeout(ABORT_WAIT, upload.abort()).await;
     if !matches!(outcome, Ok(Ok(()))) {
-        eprintln!(
-            "resbak: warning: could not abort the unfinished upload of {name}; its parts stay on the \
+        crate::commands::warn(format_args!(
+            "could not abort the unfinished upload of {name}; its parts stay on the \
              server until a lifecycle rule or cleanup removes them (no object was created)"
-        );
+        ));
     }
 }
 

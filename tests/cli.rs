@@ -210,3 +210,183 @@ fn a_terminal_gets_a_progress_bar_and_colour_unless_no_color() {
         "colour despite NO_COLOR: {seen:?}"
     );
 }
+
+/// Runs resbak with its standard output a pipe nobody reads (the reader is closed, as after
+/// `| head -c0`) and returns the exit code.
+fn with_closed_stdout(env: &Env, args: &[&str]) -> Option<i32> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env.cmd(args).stdout(writer).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.code()
+}
+
+#[test]
+fn a_closed_stdout_neither_hides_a_failure_nor_stops_the_work() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    assert_eq!(with_closed_stdout(&env, &["backup", "a", "b"]), Some(0));
+    assert_eq!(env.archives().len(), 2, "the backup stopped halfway");
+    let archive = env.archives()[0].clone();
+    crate::util::flip_byte(&env.backups().join(&archive), 40);
+    assert_eq!(with_closed_stdout(&env, &["verify"]), Some(1));
+    assert_eq!(with_closed_stdout(&env, &["verify", "--json"]), Some(1));
+    assert_eq!(with_closed_stdout(&env, &["verify", "nope"]), Some(2));
+    assert_eq!(with_closed_stdout(&env, &["completions", "bash"]), Some(0));
+}
+
+#[test]
+fn an_unwritable_stderr_never_panics() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED unwritable stderr: no /dev/full");
+        return;
+    };
+    let env = Env::new();
+    std::fs::create_dir(env.backups()).unwrap();
+    std::fs::write(env.backups().join("junk.tar.gz"), "not gzip").unwrap();
+    let code = |args: &[&str]| {
+        let stderr = full.try_clone().unwrap();
+        env.cmd(args).stderr(stderr).output().unwrap().status.code()
+    };
+    assert_eq!(
+        code(&["reindex"]),
+        Some(1),
+        "a warning that cannot be written"
+    );
+    assert_eq!(
+        code(&["verify", "nope"]),
+        Some(2),
+        "an error that cannot be written"
+    );
+    assert_eq!(code(&["verify", "--bogus"]), Some(2), "an argument error");
+}
+
+#[test]
+fn errors_under_json_are_one_json_object_on_stdout() {
+    let env = Env::new();
+    env.sample("s");
+    let error = |args: &[&str], code: i32| -> serde_json::Value {
+        let out = env.run_code(args, code);
+        let text = crate::util::stdout(&out);
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("resbak: "), "{stderr}");
+        value["error"].clone()
+    };
+    let err = error(&["verify", "nope", "--json"], 2);
+    assert_eq!(err["kind"], "unknown_backup");
+    assert!(err["message"].as_str().unwrap().contains("nope"), "{err}");
+    let err = error(&["backup", "absent", "--json"], 2);
+    assert_eq!(err["kind"], "unknown_strategy");
+    let archive = env.backup("s");
+    crate::util::flip_byte(&env.backups().join(&archive), 40);
+    let err = error(&["restore", &archive, "--to", "out", "--json"], 1);
+    assert_eq!(err["kind"], "corrupt");
+    let err = error(&["--json", "backup", "--bogus"], 2);
+    assert_eq!(err["kind"], "usage");
+}
+
+#[test]
+fn argument_errors_are_one_resbak_line_and_help_is_not_an_error() {
+    let env = Env::new();
+    for args in [
+        &["backup", "--bogus"][..],
+        &["bogus"],
+        &["prune", "--keep", "0"],
+    ] {
+        let err = env.fail(args, 2);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("resbak: "), "{args:?}: {err}");
+    }
+    assert!(env.run(&["--help"]).contains("Usage: resbak"));
+    assert!(
+        env.run(&["backup", "--help"])
+            .contains("Usage: resbak backup")
+    );
+    assert!(env.run(&["--version"]).starts_with("resbak "));
+}
+
+#[test]
+fn names_with_control_characters_cannot_forge_report_lines() {
+    let env = Env::new();
+    let name = "evil\nRemoved old backup: keep.csv";
+    let path = env.path().join("d").join(name);
+    crate::util::write(&path, "1");
+    let arg = format!("d/{name}");
+    env.run(&["file", "backup", &arg]);
+    let out = env.run(&["file", "backup", &arg, "--keep", "1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("Backed up d/evil\\nRemoved"), "{out}");
+    assert!(
+        lines[1].starts_with("Removed old backup: d/backups/evil\\nRemoved"),
+        "{out}"
+    );
+}
+
+#[test]
+fn reindex_leaves_out_archives_the_manifest_could_not_hold() {
+    use crate::util::{Raw, raw_archive};
+    let env = Env::new();
+    env.sample("s");
+    let good = env.backup("s");
+    let forged = "s_20260101_000000\nRemoved old backup: x.tar.gz";
+    std::fs::copy(env.backups().join(&good), env.backups().join(forged)).unwrap();
+    let dotdot = env.backups().join("dots_20260101_000000.tar.gz");
+    raw_archive(&dotdot, &[Raw::dir("../"), Raw::file("../a", b"x")]);
+    std::fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
+    let out = env.run_code(&["reindex"], 1);
+    let stdout = crate::util::stdout(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("\nRemoved"), "{stdout}");
+    assert!(
+        stderr.contains("not added s_20260101_000000\\nRemoved"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not added dots_20260101_000000.tar.gz"),
+        "{stderr}"
+    );
+    assert_eq!(env.archives(), vec![good]);
+    env.run(&["list"]);
+}
+
+#[test]
+fn a_damaged_manifest_points_to_its_previous_version_and_reindex() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    env.backup("s");
+    let manifest = env.backups().join("manifest.yaml");
+    std::fs::write(&manifest, "backups: [oops\n").unwrap();
+    let err = env.fail(&["list"], 2);
+    assert!(
+        err.contains("manifest.yaml.bak") && err.contains("resbak reindex"),
+        "{err}"
+    );
+    std::fs::remove_file(env.backups().join("manifest.yaml.bak")).unwrap();
+    let err = env.fail(&["list"], 2);
+    assert!(
+        !err.contains(".bak") && err.contains("resbak reindex"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failed_verify_suggests_a_fresh_backup_while_the_results_are_there() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    crate::util::flip_byte(&env.backups().join(&archive), 40);
+    let err = env.fail(&["verify"], 1);
+    assert!(err.contains("resbak backup --always s"), "{err}");
+    std::fs::remove_dir_all(env.results().join("s")).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(!err.contains("backup --always"), "{err}");
+}

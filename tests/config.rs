@@ -72,3 +72,39 @@ fn bad_config_is_a_one_line_error() {
     let err = env.fail(&["list", "--config", "nope.toml"], 2);
     assert!(err.contains("nope.toml"), "{err}");
 }
+
+#[test]
+fn the_nearest_resbak_toml_in_a_parent_folder_is_used() {
+    let env = Env::new();
+    write(&env.path().join("r/s/a.csv"), "from r");
+    fs::write(
+        env.path().join("resbak.toml"),
+        "results_dir = \"r\"\nbackup_dir = \"b\"\n",
+    )
+    .unwrap();
+    let deep = env.path().join("notebooks/today");
+    fs::create_dir_all(&deep).unwrap();
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&deep).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let config = run(&["config"]);
+    let root = env.path().canonicalize().unwrap();
+    let file = root.join("resbak.toml");
+    assert!(
+        config.contains(&format!("config file  {}", file.display())),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!("results_dir  {}", root.join("r").display())),
+        "{config}"
+    );
+    run(&["backup", "s"]);
+    let manifest = fs::read_to_string(env.path().join("b/manifest.yaml")).unwrap();
+    assert!(manifest.contains("strategy: s"), "{manifest}");
+}

@@ -426,10 +426,10 @@ fn remove_unregistered(dir: &Path, path: &Path) {
     if let Err(e) = std::fs::remove_file(path)
         && e.kind() != ErrorKind::NotFound
     {
-        eprintln!(
-            "resbak: warning: could not remove unregistered {}: {e}",
+        super::warn(format_args!(
+            "could not remove unregistered {}: {e}",
             path.display()
-        );
+        ));
     }
 }
 

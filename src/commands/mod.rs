@@ -13,7 +13,7 @@ pub mod reindex;
 pub mod restore;
 pub mod verify;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, printable, printable_keeping};
 use crate::manifest::{Entry, Manifest};
 use crate::progress::Progress;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -82,23 +82,31 @@ impl From<Outcome> for crate::ExitCode {
 }
 
 /// Where commands write: reports to standard output, warnings and progress to standard error.
+///
+/// Control characters in what is printed are shown as escapes (see [`printable`]), so a name
+/// from disk, the manifest or an archive can never forge a line or move the cursor. When
+/// standard output breaks (a closed pipe, a full disk), the command goes on with its work:
+/// later report lines are dropped and [`Printer::finish`] hands back what went wrong, so the
+/// exit code still reflects the work. Warnings that cannot be written are dropped.
 pub struct Printer<'a> {
     out: &'a mut dyn Write,
     ui: Ui,
+    broken: Option<std::io::Error>,
 }
 
 impl<'a> Printer<'a> {
     /// Prints reports to `out`, plain text, no progress.
     pub fn new(out: &'a mut dyn Write) -> Self {
-        Printer {
-            out,
-            ui: Ui::default(),
-        }
+        Printer::with_ui(out, Ui::default())
     }
 
     /// Prints reports to `out` as `ui` says.
     pub fn with_ui(out: &'a mut dyn Write, ui: Ui) -> Self {
-        Printer { out, ui }
+        Printer {
+            out,
+            ui,
+            broken: None,
+        }
     }
 
     /// Whether reports are JSON.
@@ -116,7 +124,7 @@ impl<'a> Printer<'a> {
         if self.ui.quiet || self.ui.json {
             return Ok(());
         }
-        self.write(text)
+        self.write_line(text)
     }
 
     /// Writes a line about a problem found (not with `--json`, even with `--quiet`).
@@ -124,7 +132,7 @@ impl<'a> Printer<'a> {
         if self.ui.json {
             return Ok(());
         }
-        self.write(text)
+        self.write_line(text)
     }
 
     /// Writes `value` as pretty JSON (only with `--json`).
@@ -134,24 +142,55 @@ impl<'a> Printer<'a> {
         }
         let json = serde_json::to_string_pretty(value)
             .map_err(|e| Error::io("write JSON to", "standard output", std::io::Error::other(e)))?;
-        self.write(json)
+        self.write_raw(&json);
+        Ok(())
     }
 
-    fn write(&mut self, text: impl Display) -> Result<()> {
-        writeln!(self.out, "{text}").at("write to", Path::new("standard output"))
+    /// Writes one report line with control characters escaped; colour codes from
+    /// [`Printer::paint`] pass when colour is on.
+    fn write_line(&mut self, text: impl Display) -> Result<()> {
+        let keep: &[&str] = if self.ui.color { &COLOURS } else { &[] };
+        let line = printable_keeping(&text.to_string(), keep);
+        self.write_raw(&line);
+        Ok(())
+    }
+
+    /// Writes `text` and a newline unless standard output already broke; remembers a failure.
+    fn write_raw(&mut self, text: &str) {
+        if self.broken.is_none()
+            && let Err(e) = writeln!(self.out, "{text}")
+        {
+            self.broken = Some(e);
+        }
+    }
+
+    /// Flushes the report and returns the first error writing it, if any (the lines after it
+    /// were dropped).
+    pub fn finish(mut self) -> Option<std::io::Error> {
+        if self.broken.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.broken = Some(e);
+        }
+        self.broken
     }
 
     /// Writes a warning to standard error.
     pub fn warn(&mut self, text: impl Display) {
-        eprintln!("resbak: warning: {text}");
+        warn(text);
+    }
+
+    /// Writes a hint, a next step worth taking, to standard error.
+    pub fn hint(&mut self, text: impl Display) {
+        to_stderr(&printable(format_args!("resbak: hint: {text}")));
     }
 
     /// `text` in green (good) or red (bad) when colour is on.
     pub fn paint(&self, text: &str, good: bool) -> String {
         match (self.ui.color, good) {
             (false, _) => text.to_string(),
-            (true, true) => format!("\x1b[32m{text}\x1b[0m"),
-            (true, false) => format!("\x1b[31m{text}\x1b[0m"),
+            (true, true) => format!("{GREEN}{text}{RESET}"),
+            (true, false) => format!("{RED}{text}{RESET}"),
         }
     }
 
@@ -166,6 +205,49 @@ impl<'a> Printer<'a> {
             Progress::bar(total, message)
         } else {
             Progress::hidden()
+        }
+    }
+}
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const RESET: &str = "\x1b[0m";
+/// The only control sequences a report line may hold: those [`Printer::paint`] writes.
+const COLOURS: [&str; 3] = [GREEN, RED, RESET];
+
+/// Writes `resbak: warning: {text}` to standard error, control characters escaped; a warning
+/// that cannot be written is dropped (it must never end the program).
+pub fn warn(text: impl Display) {
+    to_stderr(&warning_line(text));
+}
+
+/// The line [`warn`] writes.
+fn warning_line(text: impl Display) -> String {
+    printable(format_args!("resbak: warning: {text}"))
+}
+
+/// Writes one line to standard error, ignoring failures.
+fn to_stderr(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Hints at `backup --always` for each strategy in `failed` whose results folder is still
+/// there: a fresh backup replaces what a damaged one no longer protects.
+pub fn hint_fresh_backups<'s>(
+    results_dir: &Path,
+    failed: impl IntoIterator<Item = &'s str>,
+    printer: &mut Printer,
+) {
+    let mut strategies: Vec<&str> = failed.into_iter().collect();
+    strategies.sort_unstable();
+    strategies.dedup();
+    for strategy in strategies {
+        let folder = results_dir.join(strategy);
+        if check_strategy_name(strategy).is_ok() && folder.is_dir() {
+            printer.hint(format_args!(
+                "{} is still there: `resbak backup --always {strategy}` makes a fresh backup",
+                folder.display()
+            ));
         }
     }
 }
@@ -373,6 +455,68 @@ mod tests {
             None,
             "not a date"
         );
+    }
+
+    /// Fails every write with `kind`, counting the attempts.
+    struct Broken(std::io::ErrorKind, usize);
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            self.1 += 1;
+            Err(self.0.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn report_and_problem_lines_escape_control_characters() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out);
+        printer
+            .line("Removed old backup: a\nRemoved old backup: b")
+            .unwrap();
+        printer.problem("FAILED  x\x1b[2J\ry.tar.gz").unwrap();
+        assert!(printer.finish().is_none());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Removed old backup: a\\nRemoved old backup: b\nFAILED  x\\u{1b}[2J\\ry.tar.gz\n"
+        );
+    }
+
+    #[test]
+    fn colour_codes_pass_only_when_colour_is_on() {
+        let ui = Ui {
+            color: true,
+            ..Ui::default()
+        };
+        let mut out = Vec::new();
+        let mut printer = Printer::with_ui(&mut out, ui);
+        let ok = printer.paint("OK", true);
+        printer.line(format_args!("{ok} a\x1b[2Jb")).unwrap();
+        drop(printer);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "\x1b[32mOK\x1b[0m a\\u{1b}[2Jb\n");
+    }
+
+    #[test]
+    fn warnings_escape_control_characters() {
+        assert_eq!(
+            warning_line("removed a\nresbak: all good"),
+            "resbak: warning: removed a\\nresbak: all good"
+        );
+    }
+
+    #[test]
+    fn a_broken_stdout_is_remembered_and_later_lines_dropped() {
+        let mut out = Broken(std::io::ErrorKind::BrokenPipe, 0);
+        let mut printer = Printer::new(&mut out);
+        printer.line("one").unwrap();
+        printer.problem("two").unwrap();
+        let broken = printer.finish().expect("the failure is reported");
+        assert_eq!(broken.kind(), std::io::ErrorKind::BrokenPipe);
+        assert_eq!(out.1, 1, "nothing is written after the break");
     }
 
     #[test]

@@ -16,6 +16,10 @@ use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// Why an archive whose name the manifest cannot hold is left out.
+const UNSOUND: &str = "the manifest only holds plain .tar.gz file names without control \
+                       characters; rename the file and run reindex again";
+
 /// What reindex did; the JSON shape of `reindex --json`.
 #[derive(Debug, Default, serde::Serialize)]
 struct Report {
@@ -72,8 +76,10 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
     }
     let mut added = Vec::new();
     for (file, _) in files.iter().filter(|(f, _)| old.find(f).is_none()) {
+        // Never an entry the manifest would refuse to load.
         match entry_for(&dir.join(file), file) {
-            Ok(entry) => added.push(entry),
+            Ok(entry) if entry.is_sound() => added.push(entry),
+            Ok(_) => report.skipped.push((file.clone(), UNSOUND.to_string())),
             Err(e) => report.skipped.push((file.clone(), e.to_string())),
         }
     }

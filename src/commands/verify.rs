@@ -94,6 +94,12 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         .collect();
     let report = Report::new(opts.deep, results);
     print(&report, &ctx.backup_dir.display().to_string(), printer)?;
+    let failed = report.results.iter().filter(|r| r.problem.is_some());
+    super::hint_fresh_backups(
+        &ctx.results_dir,
+        failed.map(|r| r.strategy.as_str()),
+        printer,
+    );
     Ok(report.outcome())
 }
 
