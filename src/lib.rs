@@ -130,6 +130,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 archive_options,
                 include: include_filter(&include)?,
                 dry_run,
+                config_file: settings.file.clone(),
             };
             match remote {
                 None => restore::run(&ctx, &opts, printer),

@@ -317,3 +317,68 @@ fn a_pax_global_header_before_the_top_folder_is_skipped() {
         "1,2\n"
     );
 }
+
+/// A destination that is, contains or lies inside the backup folder, the archive, the manifest
+/// or the configuration file in use is refused before anything is touched, however it is
+/// spelled (relative, with `..`, through a link, not existing yet).
+#[test]
+fn a_destination_overlapping_what_restore_keeps_is_refused() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    write(&env.path().join("conf/resbak.toml"), "level = 6\n");
+    std::os::unix::fs::symlink(".", env.path().join("here")).unwrap();
+    let config = ["--config", "conf/resbak.toml"];
+    let cases: [(&str, &[&str]); 8] = [
+        (".", &[]),
+        ("here", &[]),
+        ("backups", &[]),
+        ("backups/new/s", &[]),
+        ("new/../backups", &[]),
+        ("here/backups/manifest.yaml", &[]),
+        ("conf", &config),
+        ("conf/resbak.toml", &config),
+    ];
+    for (to, extra) in cases {
+        let before = (env.tree(), snapshot(env.path()));
+        let mut args = vec!["restore", &archive, "--force", "--to", to];
+        args.extend_from_slice(extra);
+        let err = env.fail(&args, 2);
+        assert!(err.contains("refusing to restore into"), "{to}: {err}");
+        assert_eq!(err.lines().count(), 1, "{to}: one line: {err}");
+        assert_eq!((env.tree(), snapshot(env.path())), before, "{to}: touched");
+    }
+    let by_path = env.backups().join(&archive);
+    let err = env.fail(
+        &[
+            "restore",
+            by_path.to_str().unwrap(),
+            "--force",
+            "--to",
+            "backups",
+        ],
+        2,
+    );
+    assert!(err.contains("refusing to restore into"), "{err}");
+}
+
+/// An uncatalogued archive whose name says one strategy and whose folder says another goes
+/// nowhere by default; `--to` settles it.
+#[test]
+fn an_archive_named_for_another_strategy_needs_to() {
+    let env = Env::new();
+    env.sample("b");
+    let archive = env.backup("b");
+    env.sample("a");
+    let loose = env.path().join("a_20260101_000000.tar.gz");
+    fs::copy(env.backups().join(&archive), &loose).unwrap();
+    let before = (env.tree(), snapshot(&env.results()));
+    let err = env.fail(&["restore", loose.to_str().unwrap(), "--force"], 2);
+    assert!(
+        err.contains("\"a\"") && err.contains("\"b\"") && err.contains("--to"),
+        "{err}"
+    );
+    assert_eq!((env.tree(), snapshot(&env.results())), before);
+    env.run(&["restore", loose.to_str().unwrap(), "--to", "elsewhere"]);
+    assert!(env.path().join("elsewhere/trades.csv").is_file());
+}

@@ -39,12 +39,20 @@ pub struct RestoreOptions {
     pub include: Option<archive::Excludes>,
     /// List what would be written; write nothing.
     pub dry_run: bool,
+    /// The configuration file in use, which a restore must never replace.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Restores one archive.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let located = locate(ctx, &opts.archive)?;
     let path = &located.path;
+    let strategy = located.strategy()?;
+    let dest = match &opts.to {
+        Some(to) => to.clone(),
+        None => default_destination(ctx, &located, &strategy)?,
+    };
+    check_destination(ctx, &located, &dest, opts)?;
     let _reading = match located.entry {
         Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
         None => None,
@@ -67,11 +75,6 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             path.display()
         )),
     }
-    let strategy = located.strategy()?;
-    let dest = opts
-        .to
-        .clone()
-        .unwrap_or_else(|| ctx.results_dir.join(&strategy));
     if opts.dry_run {
         return dry_run(&located, &strategy, &dest, opts.include.as_ref(), printer);
     }
@@ -114,6 +117,104 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         replaced_backed_up_as: replaced.flatten(),
     })?;
     Ok(Outcome::Clean)
+}
+
+/// `<results>/<strategy>`, unless the archive's file name names another strategy than the
+/// folder it holds: then only `--to` may say where it goes.
+fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Result<PathBuf> {
+    let dest = ctx.results_dir.join(strategy);
+    let file = located
+        .path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    match super::ArchiveName::parse(&file) {
+        Some(name) if name.strategy != strategy => Err(Error::UnsafeDestination {
+            path: dest,
+            reason: format!(
+                "archive {file} is named for strategy {:?} but holds the folder {strategy:?}; \
+                 name the destination with --to",
+                name.strategy
+            ),
+        }),
+        _ => Ok(dest),
+    }
+}
+
+/// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
+/// a manifest involved or the configuration file in use, before anything is touched.
+fn check_destination(
+    ctx: &Context,
+    located: &Located,
+    dest: &Path,
+    opts: &RestoreOptions,
+) -> Result<()> {
+    let manifest = crate::manifest::Manifest::path;
+    // The manifest beside the archive, when it is the one that catalogues it.
+    let catalogue = located
+        .entry
+        .as_ref()
+        .map(|_| atomic::parent_dir(&located.path));
+    let kept = [
+        ("the backup folder", ctx.backup_dir.clone()),
+        ("the manifest", manifest(&ctx.backup_dir)),
+        ("the archive", located.path.clone()),
+    ];
+    let more = [
+        catalogue.map(|dir| ("the manifest", manifest(dir))),
+        opts.config_file
+            .clone()
+            .map(|c| ("the configuration file", c)),
+    ];
+    let to = resolved(dest)?;
+    for (what, path) in kept.into_iter().chain(more.into_iter().flatten()) {
+        let path = resolved(&path)?;
+        let relation = if to == path {
+            "is"
+        } else if path.starts_with(&to) {
+            "contains"
+        } else if to.starts_with(&path) {
+            "lies inside"
+        } else {
+            continue;
+        };
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!("it {relation} {what} {}", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every link resolved: its nearest existing ancestor canonicalised,
+/// the rest (which does not exist yet, so holds no links) appended with `..` applied.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).at("resolve", path)?;
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    let base = loop {
+        match existing.canonicalize() {
+            Ok(base) => break base,
+            Err(_) => match existing.parent() {
+                Some(parent) => {
+                    missing.push(existing.components().next_back());
+                    existing = parent;
+                }
+                None => break existing.to_path_buf(),
+            },
+        }
+    };
+    let mut out = base;
+    for part in missing.into_iter().rev().flatten() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The JSON shape of `restore --json`.
