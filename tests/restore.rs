@@ -382,3 +382,130 @@ fn an_archive_named_for_another_strategy_needs_to() {
     env.run(&["restore", loose.to_str().unwrap(), "--to", "elsewhere"]);
     assert!(env.path().join("elsewhere/trades.csv").is_file());
 }
+
+/// With `--include`, a forced restore into a live folder creates or overwrites only the
+/// matching paths and leaves every other file as it was; what it overwrites is backed up.
+#[test]
+fn include_into_a_live_folder_touches_only_the_matching_paths() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let original = snapshot(&root);
+    for i in 0..20 {
+        write(&root.join(format!("runs/new_{i}.csv")), "later run\n");
+    }
+    write(&root.join("trades.csv"), "edited since\n");
+    write(&root.join("metrics.json"), "{}");
+    fs::remove_dir_all(root.join("scripts")).unwrap();
+    let live = snapshot(&root);
+
+    let out = env.run(&[
+        "restore",
+        &archive,
+        "--force",
+        "--dry-run",
+        "--include",
+        "metrics.json",
+        "--include",
+        "scripts",
+    ]);
+    assert!(
+        out.contains("overwrite  ") && out.contains("results/s/metrics.json"),
+        "{out}"
+    );
+    assert!(
+        out.contains("create     ") && out.contains("results/s/scripts/rerun.sh"),
+        "{out}"
+    );
+    assert!(!out.contains("trades.csv"), "{out}");
+    assert_eq!(snapshot(&root), live, "a dry run writes nothing");
+
+    env.run(&[
+        "restore",
+        &archive,
+        "--force",
+        "--include",
+        "metrics.json",
+        "--include",
+        "scripts",
+    ]);
+    let now = snapshot(&root);
+    for (path, desc) in &live {
+        let picked = path.starts_with("metrics.json") || path.starts_with("scripts");
+        if !picked && !path.as_os_str().is_empty() {
+            assert_eq!(now.get(path), Some(desc), "{path:?} was touched");
+        }
+    }
+    for path in ["metrics.json", "scripts", "scripts/rerun.sh"] {
+        let path = std::path::Path::new(path);
+        assert_eq!(now.get(path), original.get(path), "{path:?} restored");
+    }
+    assert_eq!(
+        now.len(),
+        live.len() + 2,
+        "only scripts/ and its file added"
+    );
+    let saved = env.archives().pop().unwrap();
+    env.run(&["restore", &saved, "--to", "saved"]);
+    assert_eq!(snapshot(&env.path().join("saved")), live, "the safety copy");
+    assert_no_leftovers(&env.results());
+}
+
+/// An `--include` pattern that matches nothing is named, exits 1 and touches nothing (not even
+/// a safety copy is made).
+#[test]
+fn an_include_that_matches_nothing_touches_nothing() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "only here\n");
+    // Lock files are empty coordination files, created on first use: not data.
+    let stored = || {
+        let mut all = snapshot(env.path());
+        all.retain(|p, _| p.extension().is_none_or(|e| e != "lock"));
+        all
+    };
+    let before = stored();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["restore", &archive, "--force", "--include", "metrics.json"];
+        args.extend_from_slice(&["--include", "no_such_file*"]);
+        args.extend_from_slice(extra);
+        let err = env.fail(&args, 1);
+        assert!(
+            err.contains("\"no_such_file*\"") && err.contains("matches nothing"),
+            "{err}"
+        );
+        assert_eq!(stored(), before);
+    }
+}
+
+/// A hard link that is included, pointing to a file that is not, comes back as a regular file
+/// with the same bytes.
+#[test]
+fn an_included_hard_link_to_a_file_left_out_gets_its_bytes() {
+    let env = Env::new();
+    let archive = env.path().join("links.tar.gz");
+    raw_archive(
+        &archive,
+        &[
+            Raw::dir("s"),
+            Raw::file("s/a.csv", b"the bytes\n"),
+            Raw::dir("s/sub"),
+            Raw::link("s/sub/b.csv", EntryType::Link, "s/a.csv"),
+            Raw::link("s/sub/c.csv", EntryType::Link, "s/a.csv"),
+        ],
+    );
+    env.run(&[
+        "restore",
+        archive.to_str().unwrap(),
+        "--to",
+        "out",
+        "--include",
+        "sub",
+    ]);
+    let out = env.path().join("out");
+    assert!(!out.join("a.csv").exists());
+    for name in ["sub/b.csv", "sub/c.csv"] {
+        assert_eq!(fs::read(out.join(name)).unwrap(), b"the bytes\n", "{name}");
+    }
+}

@@ -75,8 +75,13 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             path.display()
         )),
     }
+    let include = match &opts.include {
+        Some(include) => Some((include, select(&located, &strategy, include)?)),
+        None => None,
+    };
+    let include = include.as_ref().map(|(g, s)| (*g, s));
     if opts.dry_run {
-        return dry_run(&located, &strategy, &dest, opts.include.as_ref(), printer);
+        return dry_run(&located, &strategy, &dest, include, printer);
     }
     let replaced = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
     let existing = replaced.is_some();
@@ -89,16 +94,14 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let restored = staging.path().join(&strategy);
     let size = fs::metadata(path).at("read", path)?.len();
     let progress = printer.progress(size, format!("restoring {strategy}"));
-    let extracted = extract_checked(
-        &located,
-        staging.path(),
-        &strategy,
-        opts.include.as_ref(),
-        &progress,
-    );
+    let extracted = extract_checked(&located, staging.path(), &strategy, include, &progress);
     progress.finish();
     let written = extracted.and_then(|written| {
-        move_into_place(&restored, &dest, existing, printer).map(|()| written)
+        match (existing, include) {
+            (true, Some(_)) => merge_into(&restored, &dest),
+            _ => move_into_place(&restored, &dest, existing, printer),
+        }
+        .map(|()| written)
     })?;
     drop(staging);
     printer.line(format_args!(
@@ -234,12 +237,32 @@ pub struct Restored {
     pub replaced_backed_up_as: Option<String>,
 }
 
-/// Lists the entries a restore would write to `dest`.
+/// What `--include` picks from the archive; refuses a pattern that matches nothing.
+fn select(
+    located: &Located,
+    strategy: &str,
+    include: &archive::Excludes,
+) -> Result<extract::Selection> {
+    let path = &located.path;
+    let file = File::open(path).at("open", path)?;
+    let reader = BufReader::with_capacity(READ_BUF, file);
+    let selection = extract::select(reader, path, strategy, include)?;
+    match selection.unmatched.first() {
+        Some(pattern) => Err(Error::NotInArchive {
+            pattern: pattern.clone(),
+            path: path.clone(),
+        }),
+        None => Ok(selection),
+    }
+}
+
+/// Lists the entries a restore would write to `dest`; with `--include`, whether each is
+/// created or overwritten.
 fn dry_run(
     located: &Located,
     strategy: &str,
     dest: &Path,
-    include: Option<&archive::Excludes>,
+    include: Option<(&archive::Excludes, &extract::Selection)>,
     printer: &mut Printer,
 ) -> Result<Outcome> {
     // The same checks a real restore makes: the restore policy and the checksum.
@@ -254,22 +277,38 @@ fn dry_run(
         );
         return Err(Error::corrupt(path, detail));
     }
-    let tree = crate::diff::of_archive(path)?;
-    let (mut files, mut bytes) = (0, 0);
-    for (rel, signature) in &tree {
-        let top = rel.as_os_str().is_empty();
-        if top || include.is_none_or(|g| g.covers(rel)) {
-            printer.line(format_args!(
-                "{}  {}",
-                dest.join(rel).display(),
-                human_size(signature.size())
-            ))?;
-            files += 1;
-            bytes += signature.size();
-        }
+    let entries: Vec<(PathBuf, bool, u64)> = match include {
+        Some((_, selection)) => selection.entries.clone(),
+        None => crate::diff::of_archive(path)?
+            .into_iter()
+            .map(|(rel, signature)| (rel, false, signature.size()))
+            .collect(),
+    };
+    let (mut files, mut bytes, mut overwritten) = (0, 0, 0);
+    for (rel, dir, size) in &entries {
+        let target = dest.join(rel);
+        let exists = fs::symlink_metadata(&target).is_ok();
+        let mark = match (include.is_some(), exists, dir) {
+            (false, ..) => "",
+            (true, false, _) => "create     ",
+            (true, true, true) => "keep       ",
+            (true, true, false) => "overwrite  ",
+        };
+        overwritten += u64::from(include.is_some() && exists && !dir);
+        printer.line(format_args!(
+            "{mark}{}  {}",
+            target.display(),
+            human_size(*size)
+        ))?;
+        files += 1;
+        bytes += size;
     }
+    let detail = match include {
+        Some(_) => format!(", {overwritten} of them overwritten"),
+        None => String::new(),
+    };
     printer.line(format_args!(
-        "Would restore {files} entries ({}) to {}",
+        "Would restore {files} entries ({}) to {}{detail}",
         human_size(bytes),
         dest.display()
     ))?;
@@ -323,7 +362,7 @@ fn extract_checked(
     located: &Located,
     staging: &Path,
     strategy: &str,
-    include: Option<&archive::Excludes>,
+    include: Option<(&archive::Excludes, &extract::Selection)>,
     progress: &Progress,
 ) -> Result<Stats> {
     let path = &located.path;
@@ -331,7 +370,9 @@ fn extract_checked(
     let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
     let mut hashing = HashingReader::new(reader);
     let extracted = match include {
-        Some(include) => extract::extract_some(&mut hashing, path, staging, strategy, include),
+        Some((include, selection)) => {
+            extract::extract_some(&mut hashing, path, staging, strategy, include, selection)
+        }
         None => extract::extract(&mut hashing, path, staging, strategy),
     };
     let checksum = hashing
@@ -401,6 +442,47 @@ fn move_into_place(
         ));
     }
     Ok(())
+}
+
+/// Moves each entry of the restored folder into `dest`, leaving everything else in `dest`
+/// alone: a file or link replaces the one at its path (one rename each, so atomically); a
+/// folder `dest` lacks moves in whole; a folder it has is kept and filled. Every path is
+/// checked first, so a conflict (a folder where the archive has a file, a link or file where
+/// it has a folder) stops the restore before anything is moved.
+fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
+    let staged = File::open(restored).at("open", restored)?;
+    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    let mut moves = Vec::new();
+    let mut walk = walkdir::WalkDir::new(restored)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = walk.next() {
+        let item = item.map_err(|e| Error::io("read", restored, e.into()))?;
+        let rel = item.path().strip_prefix(restored).unwrap_or(item.path());
+        let target = dest.join(rel);
+        let folder = item.file_type().is_dir();
+        match fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if folder {
+                    walk.skip_current_dir();
+                }
+            }
+            Err(e) => return Err(Error::io("read", &target, e)),
+            Ok(meta) if meta.is_dir() && folder => continue,
+            Ok(meta) if !meta.is_dir() && !folder => {}
+            Ok(_) => {
+                let why = "the archive holds a folder where it has a file or link, or the reverse";
+                return Err(Error::io("overwrite", &target, std::io::Error::other(why)));
+            }
+        }
+        moves.push((item.path().to_path_buf(), target));
+    }
+    for (from, to) in &moves {
+        fs::rename(from, to).at("move restored entry to", to)?;
+    }
+    let written = File::open(dest).at("open", dest)?;
+    rustix::fs::syncfs(&written).map_err(|e| Error::io("sync", dest, e.into()))
 }
 
 /// Points at folders an interrupted `--force` restore left beside the destination: they hold
