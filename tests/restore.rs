@@ -61,6 +61,8 @@ fn existing_destination_needs_force_and_is_backed_up_first() {
         "the pre-restore backup holds the replaced folder"
     );
     assert_no_leftovers(&env.results());
+    let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
+    assert!(kept.is_empty(), "unchanged since its safety copy: removed");
 }
 
 #[test]
@@ -508,4 +510,64 @@ fn an_included_hard_link_to_a_file_left_out_gets_its_bytes() {
     for name in ["sub/b.csv", "sub/c.csv"] {
         assert_eq!(fs::read(out.join(name)).unwrap(), b"the bytes\n", "{name}");
     }
+}
+
+/// A pipe whose buffer is already full: a child writing its report to it stops at its first
+/// line until the reader drains it. `restore --force` prints its first line right after the
+/// safety copy, before extracting, so this holds it at that point without any timing.
+pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    use std::io::Write;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let flags = fcntl_getfl(&writer).unwrap();
+    fcntl_setfl(&writer, flags | OFlags::NONBLOCK).unwrap();
+    for chunk in [4096, 1] {
+        loop {
+            match writer.write(&vec![b'.'; chunk]) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling a pipe: {e}"),
+            }
+        }
+    }
+    fcntl_setfl(&writer, flags).unwrap();
+    (reader, writer)
+}
+
+/// A file written between the safety copy and the swap is in neither the safety copy nor the
+/// restored folder: the replaced folder is then kept beside the destination, not deleted.
+#[test]
+fn a_file_written_after_the_safety_copy_is_kept() {
+    use std::io::Read;
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let restored = snapshot(&root);
+    write(&root.join("mine.csv"), "mine\n");
+    let (mut reader, writer) = full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    crate::util::wait_for("the safety copy", || env.archives().len() == 2);
+    write(&root.join("late.csv"), "written after the safety copy\n");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    assert_eq!(snapshot(&root), restored);
+    let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
+    assert_eq!(kept.len(), 1, "{err}");
+    assert!(err.contains(&kept[0]), "{err}");
+    let kept = env.results().join(&kept[0]);
+    let late = fs::read_to_string(kept.join("late.csv")).unwrap();
+    assert_eq!(late, "written after the safety copy\n");
+    assert_eq!(fs::read_to_string(kept.join("mine.csv")).unwrap(), "mine\n");
+    assert_no_leftovers(&env.results());
 }

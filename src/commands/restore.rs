@@ -12,7 +12,7 @@ use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, Extracted};
-use crate::manifest::{Lock, LockFile};
+use crate::manifest::{Entry, Lock, LockFile};
 use crate::progress::Progress;
 use serde::Serialize;
 use std::fs::{self, File};
@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let written = extracted.and_then(|written| {
         match (existing, include) {
             (true, Some(_)) => merge_into(&restored, &dest),
-            _ => move_into_place(&restored, &dest, existing, printer),
+            _ => move_into_place(&restored, &dest, replaced.as_ref(), printer),
         }
         .map(|()| written)
     })?;
@@ -117,7 +117,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         entries: written.files,
         bytes: written.bytes,
         checked_against_manifest: located.entry.is_some(),
-        replaced_backed_up_as: replaced.flatten(),
+        replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
     })?;
     Ok(Outcome::Clean)
 }
@@ -316,15 +316,15 @@ fn dry_run(
 }
 
 /// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
-/// anything). Returns `None` when there is nothing to replace, else the backup made of it (if
-/// it held anything).
+/// anything). Returns `None` when there is nothing to replace, else the manifest entry of the
+/// backup made of it (if it held anything).
 fn prepare_destination(
     ctx: &Context,
     dest: &Path,
     strategy: &str,
     opts: &RestoreOptions,
     printer: &mut Printer,
-) -> Result<Option<Option<String>>> {
+) -> Result<Option<Option<Entry>>> {
     let Ok(meta) = fs::symlink_metadata(dest) else {
         return Ok(None);
     };
@@ -354,7 +354,7 @@ fn prepare_destination(
         dest.display(),
         ctx.backup_dir.join(&entry.backup_file).display()
     ))?;
-    Ok(Some(Some(entry.backup_file)))
+    Ok(Some(Some(entry)))
 }
 
 /// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
@@ -403,12 +403,14 @@ fn extract_checked(
     Ok(written)
 }
 
-/// Renames the restored folder to `dest`; an existing `dest` is moved aside first and put back
-/// if the rename fails, then removed.
+/// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its
+/// safety copy, if it held anything) is moved aside first and put back if the rename fails;
+/// then it is removed only if it still holds exactly what its safety copy holds, else kept
+/// beside `dest` as `NAME.replaced-<UTC time>`.
 fn move_into_place(
     restored: &Path,
     dest: &Path,
-    existing: bool,
+    replaced: Option<&Option<Entry>>,
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
@@ -416,10 +418,10 @@ fn move_into_place(
     // per file).
     let staged = File::open(restored).at("open", restored)?;
     rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
-    if !existing {
+    let Some(saved) = replaced else {
         fs::rename(restored, dest).at("move restored folder to", dest)?;
         return atomic::sync_dir(parent);
-    }
+    };
     // The replaced folder waits beside the destination until the new one is in place; it is
     // never removed on a failure path.
     let aside = tempfile::Builder::new()
@@ -435,6 +437,17 @@ fn move_into_place(
         return Err(Error::io("move restored folder to", dest, e));
     }
     atomic::sync_dir(parent)?;
+    let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
+    if !holds_only(&old, digest)? {
+        let kept = keep_beside(&old, dest)?;
+        let _ = fs::remove_dir(&aside);
+        printer.warn(format_args!(
+            "{} changed after its safety copy was taken; the replaced folder is kept as {}",
+            dest.display(),
+            kept.display()
+        ));
+        return Ok(());
+    }
     if let Err(e) = atomic::remove_tree(&aside) {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
@@ -442,6 +455,39 @@ fn move_into_place(
         ));
     }
     Ok(())
+}
+
+/// Whether `folder` holds exactly the tree whose metadata digest (paths, kinds, sizes, modes,
+/// mtimes, link targets) is `digest`; with no digest, whether it is empty.
+fn holds_only(folder: &Path, digest: Option<&str>) -> Result<bool> {
+    match digest {
+        Some(digest) => {
+            let now = archive::digest(folder, &archive::Excludes::default(), false)?;
+            Ok(now.meta == digest)
+        }
+        None => Ok(fs::read_dir(folder).at("read", folder)?.next().is_none()),
+    }
+}
+
+/// Moves `old` to `<dest>.replaced-<UTC time>` (with `-N` if taken) and returns that path.
+fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let parent = atomic::parent_dir(dest);
+    for n in 1.. {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let kept = parent.join(format!("{name}.replaced-{stamp}{suffix}"));
+        if fs::symlink_metadata(&kept).is_err() {
+            fs::rename(old, &kept).at("keep the replaced folder as", &kept)?;
+            atomic::sync_dir(parent)?;
+            return Ok(kept);
+        }
+    }
+    unreachable!("some suffix is free")
 }
 
 /// Moves each entry of the restored folder into `dest`, leaving everything else in `dest`
@@ -524,4 +570,26 @@ pub fn run_remote(
         ..opts.clone()
     };
     run(ctx, &local, printer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_holds_only_its_safety_copy_until_anything_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path();
+        assert!(holds_only(folder, None).unwrap(), "empty, no copy");
+        fs::write(folder.join("a.csv"), "1\n").unwrap();
+        assert!(!holds_only(folder, None).unwrap(), "not empty, no copy");
+        let everything = archive::Excludes::default();
+        let saved = archive::digest(folder, &everything, false).unwrap().meta;
+        assert!(holds_only(folder, Some(&saved)).unwrap());
+        fs::write(folder.join("b.csv"), "2\n").unwrap();
+        assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file added");
+        fs::remove_file(folder.join("b.csv")).unwrap();
+        fs::write(folder.join("a.csv"), "12\n").unwrap();
+        assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file grew");
+    }
 }
