@@ -142,6 +142,25 @@ pub enum Error {
         message: String,
     },
 
+    /// A restore destination that would overlap what the restore reads or keeps, or that the
+    /// archive does not clearly name.
+    #[error("refusing to restore into {}: {}", path.display(), printable(reason))]
+    UnsafeDestination {
+        /// The destination folder.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// An `--include` pattern that matches nothing in the archive.
+    #[error("--include {pattern:?} matches nothing in archive {}", path.display())]
+    NotInArchive {
+        /// The pattern.
+        pattern: String,
+        /// The archive file.
+        path: PathBuf,
+    },
+
     /// A single file has no copies to restore from.
     #[error("there are no backups of {} in {}", printable(path.display()), printable(dir.display()))]
     NoFileBackups {
@@ -197,7 +216,10 @@ impl Error {
     pub fn is_data_problem(&self) -> bool {
         matches!(
             self,
-            Error::Corrupt { .. } | Error::UnsafeEntry { .. } | Error::Missing { .. }
+            Error::Corrupt { .. }
+                | Error::UnsafeEntry { .. }
+                | Error::Missing { .. }
+                | Error::NotInArchive { .. }
         )
     }
 }

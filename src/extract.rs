@@ -43,15 +43,92 @@ pub fn extract(
 }
 
 /// Like [`extract`], but creates only the entries `include` covers (see [`Excludes::covers`]),
-/// plus the folders above them. Every entry is still read and checked.
+/// plus the folders above them. Every entry is still read and checked. `selection`, from
+/// [`select`], says which files not included a hard link that is included needs: such a link
+/// is created as a regular file with the same bytes.
 pub fn extract_some(
     reader: impl Read + Send,
     archive: &Path,
     root: &Path,
     top: &str,
     include: &Excludes,
+    selection: &Selection,
 ) -> Result<Extracted> {
-    run(reader, archive, Some(root), top, Some(include))
+    run(reader, archive, Some(root), top, Some((include, selection)))
+}
+
+/// What an `--include` restore will create, read from the archive's headers alone.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// The entries included, as paths below the top folder (the top folder itself is the empty
+    /// path), with whether each is a folder and its size.
+    pub entries: Vec<(PathBuf, bool, u64)>,
+    /// The patterns that cover no entry.
+    pub unmatched: Vec<String>,
+    /// Files not included that an included hard link points to, each with the first such link
+    /// (paths below the extraction root): the file's bytes are written there.
+    link_sources: std::collections::HashMap<PathBuf, PathBuf>,
+}
+
+/// Reads the headers of the tar.gz stream `reader` (the file `archive`, for messages) and says
+/// what [`extract_some`] with `include` would create. Entries that break the policy are left
+/// for the extraction to refuse.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the archive cannot be decoded.
+pub fn select(
+    reader: impl Read,
+    archive: &Path,
+    top: &str,
+    include: &Excludes,
+) -> Result<Selection> {
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
+    let singles = include
+        .patterns()
+        .iter()
+        .map(|p| Excludes::new(std::slice::from_ref(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut matched = vec![false; singles.len()];
+    let mut selection = Selection::default();
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(reader));
+    for entry in tar.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        let Ok(rel) = inside_top(&entry.path().map_err(corrupt)?, top) else {
+            continue;
+        };
+        let below: PathBuf = rel.components().skip(1).collect();
+        let top_folder = below.as_os_str().is_empty();
+        for (hit, single) in matched.iter_mut().zip(&singles) {
+            *hit |= !top_folder && single.covers(&below);
+        }
+        if !(top_folder || include.covers(&below)) {
+            continue;
+        }
+        let header = entry.header();
+        let kind = header.entry_type();
+        if kind == EntryType::Link
+            && let Ok(Some(target)) = entry.link_name()
+            && let Ok(target) = inside_top(&target, top)
+        {
+            let target_below: PathBuf = target.components().skip(1).collect();
+            if !include.covers(&target_below) {
+                selection.link_sources.entry(target).or_insert(rel.clone());
+            }
+        }
+        let size = header.size().map_err(corrupt)?;
+        let dir = kind == EntryType::Directory;
+        selection
+            .entries
+            .push((below, dir, if dir { 0 } else { size }));
+    }
+    selection.unmatched = include
+        .patterns()
+        .iter()
+        .zip(matched)
+        .filter(|(_, hit)| !hit)
+        .map(|(p, _)| p.clone())
+        .collect();
+    Ok(selection)
 }
 
 /// What an extraction read and what it created.
@@ -108,12 +185,15 @@ pub fn scan_reader(
     Ok(Scan { checksum, stats })
 }
 
+/// Files to create: everything, or those included (and the bytes hard links need).
+type Pick<'a> = Option<(&'a Excludes, &'a Selection)>;
+
 fn run(
     reader: impl Read + Send,
     archive: &Path,
     root: Option<&Path>,
     top: &str,
-    include: Option<&Excludes>,
+    include: Pick,
 ) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
     if root.is_none() {
@@ -202,7 +282,7 @@ fn unpack_all(
     archive: &Path,
     root: Option<&Path>,
     top: &str,
-    include: Option<&Excludes>,
+    include: Pick,
 ) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
     let mut tar = tar::Archive::new(tar_stream);
@@ -288,7 +368,9 @@ struct State<'a> {
     archive: &'a Path,
     root: Option<&'a Path>,
     top: &'a str,
-    include: Option<&'a Excludes>,
+    include: Pick<'a>,
+    /// Files not included whose bytes were written where a hard link to them goes.
+    relocated: std::collections::HashMap<PathBuf, PathBuf>,
     stats: Stats,
     written: Stats,
     seen: PathMap,
@@ -306,6 +388,7 @@ impl<'a> State<'a> {
             root,
             top,
             include: None,
+            relocated: Default::default(),
             stats: Stats::default(),
             written: Stats::default(),
             seen: PathMap::default(),
@@ -328,7 +411,14 @@ impl<'a> State<'a> {
                 self.written.bytes += len;
                 len
             }
-            None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
+            None => match self.root.zip(self.link_source(&checked)) {
+                Some((root, at)) => {
+                    let len = self.write_file(entry, &checked, &root.join(&at))?;
+                    self.relocated.insert(checked.rel.clone(), at);
+                    len
+                }
+                None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
+            },
         };
         let seen = match checked.kind {
             EntryType::Directory => Seen::Folder,
@@ -352,7 +442,15 @@ impl<'a> State<'a> {
     /// Whether the entry at `rel` (below the root) is to be created.
     fn wanted(&self, rel: &Path) -> bool {
         let below_top: PathBuf = rel.components().skip(1).collect();
-        below_top.as_os_str().is_empty() || self.include.is_none_or(|g| g.covers(&below_top))
+        below_top.as_os_str().is_empty() || self.include.is_none_or(|(g, _)| g.covers(&below_top))
+    }
+
+    /// Where the bytes of a file not included go because an included hard link needs them.
+    fn link_source(&self, entry: &Checked) -> Option<PathBuf> {
+        let file = matches!(entry.kind, EntryType::Regular | EntryType::Continuous);
+        let (_, selection) = self.include?;
+        file.then(|| selection.link_sources.get(&entry.rel).cloned())
+            .flatten()
     }
 
     /// Applies the policy to one entry's header.
@@ -453,7 +551,10 @@ impl<'a> State<'a> {
                 std::os::unix::fs::symlink(target, &dest).at("create link", &dest)?;
             }
             (EntryType::Link, Some(target)) => {
-                fs::hard_link(root.join(target), &dest).at("create link", &dest)?;
+                let source = self.relocated.get(target).unwrap_or(target);
+                if *source != entry.rel {
+                    fs::hard_link(root.join(source), &dest).at("create link", &dest)?;
+                }
             }
             _ => return self.write_file(data, entry, &dest),
         }
@@ -461,6 +562,9 @@ impl<'a> State<'a> {
     }
 
     fn write_file(&mut self, data: &mut impl Read, entry: &Checked, dest: &Path) -> Result<u64> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).at("create folder", parent)?;
+        }
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)

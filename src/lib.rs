@@ -163,6 +163,7 @@ fn dispatch(
                 archive_options,
                 include: include_filter(&include)?,
                 dry_run,
+                config_file: settings.file.clone(),
             };
             match remote {
                 None => restore::run(ctx, &opts, printer),

@@ -61,6 +61,8 @@ fn existing_destination_needs_force_and_is_backed_up_first() {
         "the pre-restore backup holds the replaced folder"
     );
     assert_no_leftovers(&env.results());
+    let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
+    assert!(kept.is_empty(), "unchanged since its safety copy: removed");
 }
 
 #[test]
@@ -316,4 +318,256 @@ fn a_pax_global_header_before_the_top_folder_is_skipped() {
         fs::read_to_string(env.results().join("s/a.csv")).unwrap(),
         "1,2\n"
     );
+}
+
+/// A destination that is, contains or lies inside the backup folder, the archive, the manifest
+/// or the configuration file in use is refused before anything is touched, however it is
+/// spelled (relative, with `..`, through a link, not existing yet).
+#[test]
+fn a_destination_overlapping_what_restore_keeps_is_refused() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    write(&env.path().join("conf/resbak.toml"), "level = 6\n");
+    std::os::unix::fs::symlink(".", env.path().join("here")).unwrap();
+    let config = ["--config", "conf/resbak.toml"];
+    let cases: [(&str, &[&str]); 8] = [
+        (".", &[]),
+        ("here", &[]),
+        ("backups", &[]),
+        ("backups/new/s", &[]),
+        ("new/../backups", &[]),
+        ("here/backups/manifest.yaml", &[]),
+        ("conf", &config),
+        ("conf/resbak.toml", &config),
+    ];
+    for (to, extra) in cases {
+        let before = (env.tree(), snapshot(env.path()));
+        let mut args = vec!["restore", &archive, "--force", "--to", to];
+        args.extend_from_slice(extra);
+        let err = env.fail(&args, 2);
+        assert!(err.contains("refusing to restore into"), "{to}: {err}");
+        assert_eq!(err.lines().count(), 1, "{to}: one line: {err}");
+        assert_eq!((env.tree(), snapshot(env.path())), before, "{to}: touched");
+    }
+    let by_path = env.backups().join(&archive);
+    let err = env.fail(
+        &[
+            "restore",
+            by_path.to_str().unwrap(),
+            "--force",
+            "--to",
+            "backups",
+        ],
+        2,
+    );
+    assert!(err.contains("refusing to restore into"), "{err}");
+}
+
+/// An uncatalogued archive whose name says one strategy and whose folder says another goes
+/// nowhere by default; `--to` settles it.
+#[test]
+fn an_archive_named_for_another_strategy_needs_to() {
+    let env = Env::new();
+    env.sample("b");
+    let archive = env.backup("b");
+    env.sample("a");
+    let loose = env.path().join("a_20260101_000000.tar.gz");
+    fs::copy(env.backups().join(&archive), &loose).unwrap();
+    let before = (env.tree(), snapshot(&env.results()));
+    let err = env.fail(&["restore", loose.to_str().unwrap(), "--force"], 2);
+    assert!(
+        err.contains("\"a\"") && err.contains("\"b\"") && err.contains("--to"),
+        "{err}"
+    );
+    assert_eq!((env.tree(), snapshot(&env.results())), before);
+    env.run(&["restore", loose.to_str().unwrap(), "--to", "elsewhere"]);
+    assert!(env.path().join("elsewhere/trades.csv").is_file());
+}
+
+/// With `--include`, a forced restore into a live folder creates or overwrites only the
+/// matching paths and leaves every other file as it was; what it overwrites is backed up.
+#[test]
+fn include_into_a_live_folder_touches_only_the_matching_paths() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let original = snapshot(&root);
+    for i in 0..20 {
+        write(&root.join(format!("runs/new_{i}.csv")), "later run\n");
+    }
+    write(&root.join("trades.csv"), "edited since\n");
+    write(&root.join("metrics.json"), "{}");
+    fs::remove_dir_all(root.join("scripts")).unwrap();
+    let live = snapshot(&root);
+
+    let out = env.run(&[
+        "restore",
+        &archive,
+        "--force",
+        "--dry-run",
+        "--include",
+        "metrics.json",
+        "--include",
+        "scripts",
+    ]);
+    assert!(
+        out.contains("overwrite  ") && out.contains("results/s/metrics.json"),
+        "{out}"
+    );
+    assert!(
+        out.contains("create     ") && out.contains("results/s/scripts/rerun.sh"),
+        "{out}"
+    );
+    assert!(!out.contains("trades.csv"), "{out}");
+    assert_eq!(snapshot(&root), live, "a dry run writes nothing");
+
+    env.run(&[
+        "restore",
+        &archive,
+        "--force",
+        "--include",
+        "metrics.json",
+        "--include",
+        "scripts",
+    ]);
+    let now = snapshot(&root);
+    for (path, desc) in &live {
+        let picked = path.starts_with("metrics.json") || path.starts_with("scripts");
+        if !picked && !path.as_os_str().is_empty() {
+            assert_eq!(now.get(path), Some(desc), "{path:?} was touched");
+        }
+    }
+    for path in ["metrics.json", "scripts", "scripts/rerun.sh"] {
+        let path = std::path::Path::new(path);
+        assert_eq!(now.get(path), original.get(path), "{path:?} restored");
+    }
+    assert_eq!(
+        now.len(),
+        live.len() + 2,
+        "only scripts/ and its file added"
+    );
+    let saved = env.archives().pop().unwrap();
+    env.run(&["restore", &saved, "--to", "saved"]);
+    assert_eq!(snapshot(&env.path().join("saved")), live, "the safety copy");
+    assert_no_leftovers(&env.results());
+}
+
+/// An `--include` pattern that matches nothing is named, exits 1 and touches nothing (not even
+/// a safety copy is made).
+#[test]
+fn an_include_that_matches_nothing_touches_nothing() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "only here\n");
+    // Lock files are empty coordination files, created on first use: not data.
+    let stored = || {
+        let mut all = snapshot(env.path());
+        all.retain(|p, _| p.extension().is_none_or(|e| e != "lock"));
+        all
+    };
+    let before = stored();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["restore", &archive, "--force", "--include", "metrics.json"];
+        args.extend_from_slice(&["--include", "no_such_file*"]);
+        args.extend_from_slice(extra);
+        let err = env.fail(&args, 1);
+        assert!(
+            err.contains("\"no_such_file*\"") && err.contains("matches nothing"),
+            "{err}"
+        );
+        assert_eq!(stored(), before);
+    }
+}
+
+/// A hard link that is included, pointing to a file that is not, comes back as a regular file
+/// with the same bytes.
+#[test]
+fn an_included_hard_link_to_a_file_left_out_gets_its_bytes() {
+    let env = Env::new();
+    let archive = env.path().join("links.tar.gz");
+    raw_archive(
+        &archive,
+        &[
+            Raw::dir("s"),
+            Raw::file("s/a.csv", b"the bytes\n"),
+            Raw::dir("s/sub"),
+            Raw::link("s/sub/b.csv", EntryType::Link, "s/a.csv"),
+            Raw::link("s/sub/c.csv", EntryType::Link, "s/a.csv"),
+        ],
+    );
+    env.run(&[
+        "restore",
+        archive.to_str().unwrap(),
+        "--to",
+        "out",
+        "--include",
+        "sub",
+    ]);
+    let out = env.path().join("out");
+    assert!(!out.join("a.csv").exists());
+    for name in ["sub/b.csv", "sub/c.csv"] {
+        assert_eq!(fs::read(out.join(name)).unwrap(), b"the bytes\n", "{name}");
+    }
+}
+
+/// A pipe whose buffer is already full: a child writing its report to it stops at its first
+/// line until the reader drains it. `restore --force` prints its first line right after the
+/// safety copy, before extracting, so this holds it at that point without any timing.
+pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    use std::io::Write;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let flags = fcntl_getfl(&writer).unwrap();
+    fcntl_setfl(&writer, flags | OFlags::NONBLOCK).unwrap();
+    for chunk in [4096, 1] {
+        loop {
+            match writer.write(&vec![b'.'; chunk]) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling a pipe: {e}"),
+            }
+        }
+    }
+    fcntl_setfl(&writer, flags).unwrap();
+    (reader, writer)
+}
+
+/// A file written between the safety copy and the swap is in neither the safety copy nor the
+/// restored folder: the replaced folder is then kept beside the destination, not deleted.
+#[test]
+fn a_file_written_after_the_safety_copy_is_kept() {
+    use std::io::Read;
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let restored = snapshot(&root);
+    write(&root.join("mine.csv"), "mine\n");
+    let (mut reader, writer) = full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    crate::util::wait_for("the safety copy", || env.archives().len() == 2);
+    write(&root.join("late.csv"), "written after the safety copy\n");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    assert_eq!(snapshot(&root), restored);
+    let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
+    assert_eq!(kept.len(), 1, "{err}");
+    assert!(err.contains(&kept[0]), "{err}");
+    let kept = env.results().join(&kept[0]);
+    let late = fs::read_to_string(kept.join("late.csv")).unwrap();
+    assert_eq!(late, "written after the safety copy\n");
+    assert_eq!(fs::read_to_string(kept.join("mine.csv")).unwrap(), "mine\n");
+    assert_no_leftovers(&env.results());
 }

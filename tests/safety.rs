@@ -319,3 +319,105 @@ fn a_full_disk_fails_cleanly() {
         "the --force backup of the existing folder was made first"
     );
 }
+
+/// Killing `restore --force` at any point leaves the old folder, the new one, or a safety copy
+/// that holds everything the old folder held. Each point is reached by watching the
+/// filesystem: right after the safety copy (the report line is held by a full pipe), while
+/// extracting, and while swapping (a point the restore may already have passed: the invariant
+/// is checked wherever the kill landed).
+#[test]
+fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
+    let env = Env::new();
+    big_sample(&env, "s", 12);
+    let archive = env.backup("s");
+    let root = env.results().join("s");
+    let new = snapshot(&root);
+    let make_old = || {
+        let _ = fs::remove_dir_all(&root);
+        env.run(&["restore", &archive]);
+        write(&root.join("old_only.csv"), "only in the old folder\n");
+        crate::util::set_mtimes(&root, 1_700_000_100);
+        snapshot(&root)
+    };
+    let staged = |prefix: &str| -> u64 {
+        names_with_prefix(&env.results(), prefix)
+            .iter()
+            .flat_map(|n| walkdir::WalkDir::new(env.results().join(n)))
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    for point in ["safety copy taken", "extracting", "swapping"] {
+        let old = make_old();
+        let copies = env.archives().len();
+        let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+        let reader = match point {
+            "safety copy taken" => {
+                let (reader, writer) = crate::restore::full_pipe();
+                cmd.stdout(writer);
+                Some(reader)
+            }
+            _ => {
+                cmd.stdout(Stdio::null());
+                None
+            }
+        };
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        wait_for(point, || {
+            let mut done = || child.try_wait().unwrap().is_some();
+            match point {
+                "safety copy taken" => env.archives().len() > copies,
+                "extracting" => staged(".resbak-restore-") >= 4 << 20 || done(),
+                _ => !names_with_prefix(&env.results(), ".resbak-replaced-").is_empty() || done(),
+            }
+        });
+        let _ = child.kill();
+        child.wait().unwrap();
+        drop(reader);
+        assert_old_data_kept(&env, &root, &old, &new, copies, point);
+    }
+}
+
+/// The invariant of a killed restore: the destination holds the old or the new folder, or the
+/// old folder waits beside it, or a safety copy made by the restore holds all of it.
+fn assert_old_data_kept(
+    env: &Env,
+    root: &Path,
+    old: &std::collections::BTreeMap<PathBuf, String>,
+    new: &std::collections::BTreeMap<PathBuf, String>,
+    copies: usize,
+    point: &str,
+) {
+    let now = root.exists().then(|| snapshot(root));
+    if now.as_ref() == Some(old) {
+        return;
+    }
+    let aside = names_with_prefix(&env.results(), ".resbak-replaced-")
+        .into_iter()
+        .map(|n| env.results().join(n).join("old"))
+        .chain(
+            names_with_prefix(&env.results(), "s.replaced-")
+                .into_iter()
+                .map(|n| env.results().join(n)),
+        )
+        .any(|p| p.exists() && snapshot(&p) == *old);
+    let archives = env.archives();
+    let copy_holds_old = archives.len() > copies && {
+        let check = format!("check_{}", archives.len());
+        env.run(&["restore", archives.last().unwrap(), "--to", &check]);
+        snapshot(&env.path().join(check)) == *old
+    };
+    assert!(
+        copy_holds_old || aside,
+        "killed at {point}: the old folder is lost (destination holds the new one: {})",
+        now.as_ref() == Some(new)
+    );
+    for leftover in names_with_prefix(&env.results(), ".resbak-replaced-")
+        .into_iter()
+        .chain(names_with_prefix(&env.results(), "s.replaced-"))
+    {
+        fs::remove_dir_all(env.results().join(leftover)).unwrap();
+    }
+}

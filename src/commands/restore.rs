@@ -12,7 +12,7 @@ use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, Extracted};
-use crate::manifest::{Lock, LockFile};
+use crate::manifest::{Entry, Lock, LockFile};
 use crate::progress::Progress;
 use serde::Serialize;
 use std::fs::{self, File};
@@ -39,12 +39,20 @@ pub struct RestoreOptions {
     pub include: Option<archive::Excludes>,
     /// List what would be written; write nothing.
     pub dry_run: bool,
+    /// The configuration file in use, which a restore must never replace.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Restores one archive.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let located = locate(ctx, &opts.archive)?;
     let path = &located.path;
+    let strategy = located.strategy()?;
+    let dest = match &opts.to {
+        Some(to) => to.clone(),
+        None => default_destination(ctx, &located, &strategy)?,
+    };
+    check_destination(ctx, &located, &dest, opts)?;
     let _reading = match located.entry {
         Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
         None => None,
@@ -67,13 +75,13 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             path.display()
         )),
     }
-    let strategy = located.strategy()?;
-    let dest = opts
-        .to
-        .clone()
-        .unwrap_or_else(|| ctx.results_dir.join(&strategy));
+    let include = match &opts.include {
+        Some(include) => Some((include, select(&located, &strategy, include)?)),
+        None => None,
+    };
+    let include = include.as_ref().map(|(g, s)| (*g, s));
     if opts.dry_run {
-        return dry_run(&located, &strategy, &dest, opts.include.as_ref(), printer);
+        return dry_run(&located, &strategy, &dest, include, printer);
     }
     let replaced = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
     let existing = replaced.is_some();
@@ -86,16 +94,14 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let restored = staging.path().join(&strategy);
     let size = fs::metadata(path).at("read", path)?.len();
     let progress = printer.progress(size, format!("restoring {strategy}"));
-    let extracted = extract_checked(
-        &located,
-        staging.path(),
-        &strategy,
-        opts.include.as_ref(),
-        &progress,
-    );
+    let extracted = extract_checked(&located, staging.path(), &strategy, include, &progress);
     progress.finish();
     let written = extracted.and_then(|written| {
-        move_into_place(&restored, &dest, existing, printer).map(|()| written)
+        match (existing, include) {
+            (true, Some(_)) => merge_into(&restored, &dest),
+            _ => move_into_place(&restored, &dest, replaced.as_ref(), printer),
+        }
+        .map(|()| written)
     })?;
     drop(staging);
     printer.line(format_args!(
@@ -111,9 +117,107 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         entries: written.files,
         bytes: written.bytes,
         checked_against_manifest: located.entry.is_some(),
-        replaced_backed_up_as: replaced.flatten(),
+        replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
     })?;
     Ok(Outcome::Clean)
+}
+
+/// `<results>/<strategy>`, unless the archive's file name names another strategy than the
+/// folder it holds: then only `--to` may say where it goes.
+fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Result<PathBuf> {
+    let dest = ctx.results_dir.join(strategy);
+    let file = located
+        .path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    match super::ArchiveName::parse(&file) {
+        Some(name) if name.strategy != strategy => Err(Error::UnsafeDestination {
+            path: dest,
+            reason: format!(
+                "archive {file} is named for strategy {:?} but holds the folder {strategy:?}; \
+                 name the destination with --to",
+                name.strategy
+            ),
+        }),
+        _ => Ok(dest),
+    }
+}
+
+/// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
+/// a manifest involved or the configuration file in use, before anything is touched.
+fn check_destination(
+    ctx: &Context,
+    located: &Located,
+    dest: &Path,
+    opts: &RestoreOptions,
+) -> Result<()> {
+    let manifest = crate::manifest::Manifest::path;
+    // The manifest beside the archive, when it is the one that catalogues it.
+    let catalogue = located
+        .entry
+        .as_ref()
+        .map(|_| atomic::parent_dir(&located.path));
+    let kept = [
+        ("the backup folder", ctx.backup_dir.clone()),
+        ("the manifest", manifest(&ctx.backup_dir)),
+        ("the archive", located.path.clone()),
+    ];
+    let more = [
+        catalogue.map(|dir| ("the manifest", manifest(dir))),
+        opts.config_file
+            .clone()
+            .map(|c| ("the configuration file", c)),
+    ];
+    let to = resolved(dest)?;
+    for (what, path) in kept.into_iter().chain(more.into_iter().flatten()) {
+        let path = resolved(&path)?;
+        let relation = if to == path {
+            "is"
+        } else if path.starts_with(&to) {
+            "contains"
+        } else if to.starts_with(&path) {
+            "lies inside"
+        } else {
+            continue;
+        };
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!("it {relation} {what} {}", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every link resolved: its nearest existing ancestor canonicalised,
+/// the rest (which does not exist yet, so holds no links) appended with `..` applied.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).at("resolve", path)?;
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    let base = loop {
+        match existing.canonicalize() {
+            Ok(base) => break base,
+            Err(_) => match existing.parent() {
+                Some(parent) => {
+                    missing.push(existing.components().next_back());
+                    existing = parent;
+                }
+                None => break existing.to_path_buf(),
+            },
+        }
+    };
+    let mut out = base;
+    for part in missing.into_iter().rev().flatten() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The JSON shape of `restore --json`.
@@ -133,12 +237,32 @@ pub struct Restored {
     pub replaced_backed_up_as: Option<String>,
 }
 
-/// Lists the entries a restore would write to `dest`.
+/// What `--include` picks from the archive; refuses a pattern that matches nothing.
+fn select(
+    located: &Located,
+    strategy: &str,
+    include: &archive::Excludes,
+) -> Result<extract::Selection> {
+    let path = &located.path;
+    let file = File::open(path).at("open", path)?;
+    let reader = BufReader::with_capacity(READ_BUF, file);
+    let selection = extract::select(reader, path, strategy, include)?;
+    match selection.unmatched.first() {
+        Some(pattern) => Err(Error::NotInArchive {
+            pattern: pattern.clone(),
+            path: path.clone(),
+        }),
+        None => Ok(selection),
+    }
+}
+
+/// Lists the entries a restore would write to `dest`; with `--include`, whether each is
+/// created or overwritten.
 fn dry_run(
     located: &Located,
     strategy: &str,
     dest: &Path,
-    include: Option<&archive::Excludes>,
+    include: Option<(&archive::Excludes, &extract::Selection)>,
     printer: &mut Printer,
 ) -> Result<Outcome> {
     // The same checks a real restore makes: the restore policy and the checksum.
@@ -153,22 +277,38 @@ fn dry_run(
         );
         return Err(Error::corrupt(path, detail));
     }
-    let tree = crate::diff::of_archive(path)?;
-    let (mut files, mut bytes) = (0, 0);
-    for (rel, signature) in &tree {
-        let top = rel.as_os_str().is_empty();
-        if top || include.is_none_or(|g| g.covers(rel)) {
-            printer.line(format_args!(
-                "{}  {}",
-                dest.join(rel).display(),
-                human_size(signature.size())
-            ))?;
-            files += 1;
-            bytes += signature.size();
-        }
+    let entries: Vec<(PathBuf, bool, u64)> = match include {
+        Some((_, selection)) => selection.entries.clone(),
+        None => crate::diff::of_archive(path)?
+            .into_iter()
+            .map(|(rel, signature)| (rel, false, signature.size()))
+            .collect(),
+    };
+    let (mut files, mut bytes, mut overwritten) = (0, 0, 0);
+    for (rel, dir, size) in &entries {
+        let target = dest.join(rel);
+        let exists = fs::symlink_metadata(&target).is_ok();
+        let mark = match (include.is_some(), exists, dir) {
+            (false, ..) => "",
+            (true, false, _) => "create     ",
+            (true, true, true) => "keep       ",
+            (true, true, false) => "overwrite  ",
+        };
+        overwritten += u64::from(include.is_some() && exists && !dir);
+        printer.line(format_args!(
+            "{mark}{}  {}",
+            target.display(),
+            human_size(*size)
+        ))?;
+        files += 1;
+        bytes += size;
     }
+    let detail = match include {
+        Some(_) => format!(", {overwritten} of them overwritten"),
+        None => String::new(),
+    };
     printer.line(format_args!(
-        "Would restore {files} entries ({}) to {}",
+        "Would restore {files} entries ({}) to {}{detail}",
         human_size(bytes),
         dest.display()
     ))?;
@@ -176,15 +316,15 @@ fn dry_run(
 }
 
 /// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
-/// anything). Returns `None` when there is nothing to replace, else the backup made of it (if
-/// it held anything).
+/// anything). Returns `None` when there is nothing to replace, else the manifest entry of the
+/// backup made of it (if it held anything).
 fn prepare_destination(
     ctx: &Context,
     dest: &Path,
     strategy: &str,
     opts: &RestoreOptions,
     printer: &mut Printer,
-) -> Result<Option<Option<String>>> {
+) -> Result<Option<Option<Entry>>> {
     let Ok(meta) = fs::symlink_metadata(dest) else {
         return Ok(None);
     };
@@ -214,7 +354,7 @@ fn prepare_destination(
         dest.display(),
         ctx.backup_dir.join(&entry.backup_file).display()
     ))?;
-    Ok(Some(Some(entry.backup_file)))
+    Ok(Some(Some(entry)))
 }
 
 /// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
@@ -222,7 +362,7 @@ fn extract_checked(
     located: &Located,
     staging: &Path,
     strategy: &str,
-    include: Option<&archive::Excludes>,
+    include: Option<(&archive::Excludes, &extract::Selection)>,
     progress: &Progress,
 ) -> Result<Stats> {
     let path = &located.path;
@@ -230,7 +370,9 @@ fn extract_checked(
     let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
     let mut hashing = HashingReader::new(reader);
     let extracted = match include {
-        Some(include) => extract::extract_some(&mut hashing, path, staging, strategy, include),
+        Some((include, selection)) => {
+            extract::extract_some(&mut hashing, path, staging, strategy, include, selection)
+        }
         None => extract::extract(&mut hashing, path, staging, strategy),
     };
     let checksum = hashing
@@ -261,12 +403,14 @@ fn extract_checked(
     Ok(written)
 }
 
-/// Renames the restored folder to `dest`; an existing `dest` is moved aside first and put back
-/// if the rename fails, then removed.
+/// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its
+/// safety copy, if it held anything) is moved aside first and put back if the rename fails;
+/// then it is removed only if it still holds exactly what its safety copy holds, else kept
+/// beside `dest` as `NAME.replaced-<UTC time>`.
 fn move_into_place(
     restored: &Path,
     dest: &Path,
-    existing: bool,
+    replaced: Option<&Option<Entry>>,
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
@@ -274,10 +418,10 @@ fn move_into_place(
     // per file).
     let staged = File::open(restored).at("open", restored)?;
     rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
-    if !existing {
+    let Some(saved) = replaced else {
         fs::rename(restored, dest).at("move restored folder to", dest)?;
         return atomic::sync_dir(parent);
-    }
+    };
     // The replaced folder waits beside the destination until the new one is in place; it is
     // never removed on a failure path.
     let aside = tempfile::Builder::new()
@@ -293,6 +437,17 @@ fn move_into_place(
         return Err(Error::io("move restored folder to", dest, e));
     }
     atomic::sync_dir(parent)?;
+    let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
+    if !holds_only(&old, digest)? {
+        let kept = keep_beside(&old, dest)?;
+        let _ = fs::remove_dir(&aside);
+        printer.warn(format_args!(
+            "{} changed after its safety copy was taken; the replaced folder is kept as {}",
+            dest.display(),
+            kept.display()
+        ));
+        return Ok(());
+    }
     if let Err(e) = atomic::remove_tree(&aside) {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
@@ -300,6 +455,80 @@ fn move_into_place(
         ));
     }
     Ok(())
+}
+
+/// Whether `folder` holds exactly the tree whose metadata digest (paths, kinds, sizes, modes,
+/// mtimes, link targets) is `digest`; with no digest, whether it is empty.
+fn holds_only(folder: &Path, digest: Option<&str>) -> Result<bool> {
+    match digest {
+        Some(digest) => {
+            let now = archive::digest(folder, &archive::Excludes::default(), false)?;
+            Ok(now.meta == digest)
+        }
+        None => Ok(fs::read_dir(folder).at("read", folder)?.next().is_none()),
+    }
+}
+
+/// Moves `old` to `<dest>.replaced-<UTC time>` (with `-N` if taken) and returns that path.
+fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let parent = atomic::parent_dir(dest);
+    for n in 1.. {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let kept = parent.join(format!("{name}.replaced-{stamp}{suffix}"));
+        if fs::symlink_metadata(&kept).is_err() {
+            fs::rename(old, &kept).at("keep the replaced folder as", &kept)?;
+            atomic::sync_dir(parent)?;
+            return Ok(kept);
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+/// Moves each entry of the restored folder into `dest`, leaving everything else in `dest`
+/// alone: a file or link replaces the one at its path (one rename each, so atomically); a
+/// folder `dest` lacks moves in whole; a folder it has is kept and filled. Every path is
+/// checked first, so a conflict (a folder where the archive has a file, a link or file where
+/// it has a folder) stops the restore before anything is moved.
+fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
+    let staged = File::open(restored).at("open", restored)?;
+    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    let mut moves = Vec::new();
+    let mut walk = walkdir::WalkDir::new(restored)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = walk.next() {
+        let item = item.map_err(|e| Error::io("read", restored, e.into()))?;
+        let rel = item.path().strip_prefix(restored).unwrap_or(item.path());
+        let target = dest.join(rel);
+        let folder = item.file_type().is_dir();
+        match fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if folder {
+                    walk.skip_current_dir();
+                }
+            }
+            Err(e) => return Err(Error::io("read", &target, e)),
+            Ok(meta) if meta.is_dir() && folder => continue,
+            Ok(meta) if !meta.is_dir() && !folder => {}
+            Ok(_) => {
+                let why = "the archive holds a folder where it has a file or link, or the reverse";
+                return Err(Error::io("overwrite", &target, std::io::Error::other(why)));
+            }
+        }
+        moves.push((item.path().to_path_buf(), target));
+    }
+    for (from, to) in &moves {
+        fs::rename(from, to).at("move restored entry to", to)?;
+    }
+    let written = File::open(dest).at("open", dest)?;
+    rustix::fs::syncfs(&written).map_err(|e| Error::io("sync", dest, e.into()))
 }
 
 /// Points at folders an interrupted `--force` restore left beside the destination: they hold
@@ -341,4 +570,26 @@ pub fn run_remote(
         ..opts.clone()
     };
     run(ctx, &local, printer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_holds_only_its_safety_copy_until_anything_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path();
+        assert!(holds_only(folder, None).unwrap(), "empty, no copy");
+        fs::write(folder.join("a.csv"), "1\n").unwrap();
+        assert!(!holds_only(folder, None).unwrap(), "not empty, no copy");
+        let everything = archive::Excludes::default();
+        let saved = archive::digest(folder, &everything, false).unwrap().meta;
+        assert!(holds_only(folder, Some(&saved)).unwrap());
+        fs::write(folder.join("b.csv"), "2\n").unwrap();
+        assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file added");
+        fs::remove_file(folder.join("b.csv")).unwrap();
+        fs::write(folder.join("a.csv"), "12\n").unwrap();
+        assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file grew");
+    }
 }
