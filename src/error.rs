@@ -144,7 +144,7 @@ pub enum Error {
 
     /// A restore destination that would overlap what the restore reads or keeps, or that the
     /// archive does not clearly name.
-    #[error("refusing to restore into {}: {}", path.display(), printable(reason))]
+    #[error("refusing to restore into {}: {}", printable(path.display()), printable(reason))]
     UnsafeDestination {
         /// The destination folder.
         path: PathBuf,
@@ -153,7 +153,7 @@ pub enum Error {
     },
 
     /// An `--include` pattern that matches nothing in the archive.
-    #[error("--include {pattern:?} matches nothing in archive {}", path.display())]
+    #[error("--include {pattern:?} matches nothing in archive {}", printable(path.display()))]
     NotInArchive {
         /// The pattern.
         pattern: String,
@@ -208,6 +208,8 @@ impl Error {
             Error::DestinationExists { .. } => "destination_exists",
             Error::Remote { .. } => "remote",
             Error::NoFileBackups { .. } => "no_file_backups",
+            Error::UnsafeDestination { .. } => "unsafe_destination",
+            Error::NotInArchive { .. } => "not_in_archive",
         }
     }
 
