@@ -150,6 +150,11 @@ pub enum Error {
         /// The folder searched for its copies.
         dir: PathBuf,
     },
+
+    /// A comparison (`diff`) that could not be made, whatever the cause, even a damaged archive:
+    /// exit code 2, as for diff(1). Shows the cause's message.
+    #[error(transparent)]
+    Uncompared(Box<Error>),
 }
 
 impl Error {
