@@ -330,6 +330,7 @@ fn a_link_pointing_outside_fails_the_backup_clearly() {
         err.contains("s/outside") && err.contains("refused on restore"),
         "{err}"
     );
+    assert!(err.contains("add --exclude 'outside'"), "{err}");
     assert_no_archives(&env);
 }
 
