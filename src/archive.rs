@@ -27,6 +27,52 @@ pub struct Stats {
     pub bytes: u64,
 }
 
+/// An archive's entries by kind; shown as `13 entries (9 files, 3 folders, 1 link)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Regular files.
+    pub files: u64,
+    /// Folders, the top folder included.
+    pub folders: u64,
+    /// Symbolic links.
+    pub links: u64,
+}
+
+impl Counts {
+    /// All entries.
+    pub fn entries(&self) -> u64 {
+        self.files + self.folders + self.links
+    }
+
+    /// Counts one entry of type `kind` (folder, file or link; other kinds are not archived).
+    pub fn add(&mut self, kind: std::fs::FileType) {
+        if kind.is_dir() {
+            self.folders += 1;
+        } else if kind.is_symlink() {
+            self.links += 1;
+        } else if kind.is_file() {
+            self.files += 1;
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |count: u64, one: &str, many: &str| match count {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
+        write!(
+            f,
+            "{} ({}, {}, {})",
+            n(self.entries(), "entry", "entries"),
+            n(self.files, "file", "files"),
+            n(self.folders, "folder", "folders"),
+            n(self.links, "link", "links")
+        )
+    }
+}
+
 /// The result of writing an archive.
 #[derive(Debug)]
 pub struct Written {
@@ -34,6 +80,8 @@ pub struct Written {
     pub checksum: Checksum,
     /// What went into it.
     pub stats: Stats,
+    /// What went into it, by kind.
+    pub counts: Counts,
     /// Special files (sockets, FIFOs, devices) that were left out.
     pub skipped: Vec<PathBuf>,
     /// The [`Digests`] of what went in.
@@ -164,6 +212,8 @@ pub(crate) fn walk<'a>(
 pub struct Survey {
     /// Entries and bytes.
     pub stats: Stats,
+    /// Entries by kind.
+    pub counts: Counts,
     /// Paths relative to the folder, in archive order, with their sizes.
     pub paths: Vec<(PathBuf, u64)>,
 }
@@ -180,6 +230,7 @@ pub fn survey(src: &Path, excludes: &Excludes) -> Result<Survey> {
         if kind.is_dir() || kind.is_file() || kind.is_symlink() {
             let len = if kind.is_file() { meta.len() } else { 0 };
             survey.stats.files += 1;
+            survey.counts.add(kind);
             survey.stats.bytes += len;
             survey.paths.push((rel, len));
         }
@@ -274,6 +325,7 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let mut stats = Stats::default();
+    let mut counts = Counts::default();
     let mut skipped = Vec::new();
     let mut digest = TreeDigest::default();
     for item in walk(src, &opts.excludes) {
@@ -282,6 +334,7 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
         match append(&mut tar, entry.path(), &name, &opts.progress)? {
             Some((meta, target, sha)) => {
                 stats.files += 1;
+                counts.add(meta.file_type());
                 stats.bytes += if meta.is_file() { meta.len() } else { 0 };
                 digest.add(&rel, &meta, &target, &sha);
             }
@@ -294,6 +347,7 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     let written = Written {
         checksum,
         stats,
+        counts,
         skipped,
         digests: digest.finish(),
     };

@@ -2,7 +2,7 @@
 //! both as streams and extracting nothing to disk.
 
 use crate::archive::{self, Excludes};
-use crate::checksum::HashingReader;
+use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
@@ -43,6 +43,41 @@ pub struct Change {
     pub change: &'static str,
     /// For `changed`: what differs (`content`, `mode`, `kind`, `link`).
     pub what: Option<&'static str>,
+    /// Permission bits before (`0644`), when they changed (with or without the content).
+    pub old_mode: Option<String>,
+    /// Permission bits after (`0755`), when they changed.
+    pub new_mode: Option<String>,
+    /// File size in bytes before, when the content changed.
+    pub old_size: Option<u64>,
+    /// File size in bytes after, when the content changed.
+    pub new_size: Option<u64>,
+}
+
+impl Change {
+    fn new(path: &Path, change: &'static str, what: Option<&'static str>) -> Change {
+        Change {
+            path: path.to_path_buf(),
+            change,
+            what,
+            old_mode: None,
+            new_mode: None,
+            old_size: None,
+            new_size: None,
+        }
+    }
+
+    /// A change of `path` from `a` to `b`, or `None` if they are the same.
+    fn between(path: &Path, a: &Signature, b: &Signature) -> Option<Change> {
+        let mut change = Change::new(path, "changed", Some(difference(a, b)?));
+        if a.kind == b.kind && a.mode != b.mode {
+            change.old_mode = Some(format!("{:04o}", a.mode));
+            change.new_mode = Some(format!("{:04o}", b.mode));
+        }
+        if change.what == Some("content") {
+            (change.old_size, change.new_size) = (Some(a.size), Some(b.size));
+        }
+        Some(change)
+    }
 }
 
 /// The tree of a folder as a backup would store it, hashing every file.
@@ -88,9 +123,43 @@ pub fn of_folder(src: &Path, excludes: &Excludes) -> Result<Tree> {
 
 /// The tree of a tar.gz archive, paths taken below its top folder.
 pub fn of_archive(path: &Path) -> Result<Tree> {
-    let corrupt = |e: io::Error| Error::corrupt(path, e);
+    of_archive_checked(path, None)
+}
+
+/// [`of_archive`], reading the whole file and, when `expected` (the manifest's record) is given,
+/// checking its size and SHA-256 on the way.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the archive does not decode or does not match `expected`.
+pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tree> {
     let file = File::open(path).at("open", path)?;
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
+    let mut hashing = HashingReader::new(file);
+    let tree = read_tree(&mut hashing, path);
+    let Some(expected) = expected else {
+        return tree;
+    };
+    let sum = hashing.finish().at("read", path)?;
+    if sum == *expected {
+        return tree;
+    }
+    let mut detail = format!(
+        "SHA-256 is {}, manifest says {}",
+        sum.sha256, expected.sha256
+    );
+    if sum.len != expected.len {
+        detail += &format!(" ({} bytes, manifest says {})", sum.len, expected.len);
+    }
+    Err(Error::corrupt(path, detail))
+}
+
+/// Reads the tree of the tar.gz stream `reader` (the archive at `path`), then the rest of the
+/// gzip stream so its checksums are checked too.
+fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {
+    let corrupt = |e: io::Error| Error::corrupt(path, e);
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(
+        1 << 20,
+        reader,
+    )));
     let mut tree = Tree::new();
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;
@@ -133,6 +202,7 @@ pub fn of_archive(path: &Path) -> Result<Tree> {
             },
         );
     }
+    io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(corrupt)?;
     Ok(tree)
 }
 
@@ -147,18 +217,11 @@ pub fn compare(old: &Tree, new: &Tree) -> Vec<Change> {
     paths.dedup();
     paths
         .into_iter()
-        .filter_map(|path| {
-            let (change, what) = match (old.get(path), new.get(path)) {
-                (None, Some(_)) => ("added", None),
-                (Some(_), None) => ("removed", None),
-                (Some(a), Some(b)) => ("changed", Some(difference(a, b)?)),
-                (None, None) => return None,
-            };
-            Some(Change {
-                path: path.clone(),
-                change,
-                what,
-            })
+        .filter_map(|path| match (old.get(path), new.get(path)) {
+            (None, Some(_)) => Some(Change::new(path, "added", None)),
+            (Some(_), None) => Some(Change::new(path, "removed", None)),
+            (Some(a), Some(b)) => Change::between(path, a, b),
+            (None, None) => None,
         })
         .collect()
 }
@@ -219,5 +282,16 @@ mod tests {
                 ("e".into(), "added", None),
             ]
         );
+        let changes = compare(&old, &new);
+        let (b, c) = (&changes[1], &changes[2]);
+        assert_eq!(
+            (b.old_size, b.new_size, &b.old_mode),
+            (Some(1), Some(1), &None)
+        );
+        assert_eq!(
+            (c.old_mode.as_deref(), c.new_mode.as_deref()),
+            (Some("0644"), Some("0755"))
+        );
+        assert_eq!(c.old_size, None);
     }
 }

@@ -169,6 +169,11 @@ pub enum Error {
         /// The folder searched for its copies.
         dir: PathBuf,
     },
+
+    /// A comparison (`diff`) that could not be made, whatever the cause, even a damaged archive:
+    /// exit code 2, as for diff(1). Shows the cause's message.
+    #[error(transparent)]
+    Uncompared(Box<Error>),
 }
 
 impl Error {
@@ -210,6 +215,7 @@ impl Error {
             Error::NoFileBackups { .. } => "no_file_backups",
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
+            Error::Uncompared(inner) => inner.kind(),
         }
     }
 

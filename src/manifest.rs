@@ -46,10 +46,15 @@ pub struct Entry {
     pub size: u64,
     /// Lowercase hex SHA-256 of the whole archive file.
     pub sha256: String,
-    /// Number of entries in the archive (folders, files and links).
+    /// Number of entries in the archive (folders, files and links); the name is historical,
+    /// [`Entry::kinds`] has the count of regular files.
     pub files: u64,
     /// Total bytes of file contents, uncompressed.
     pub bytes: u64,
+    /// The entries by kind (`files` there counts regular files only); absent in entries
+    /// written before resbak recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<crate::archive::Counts>,
     /// When the backup was made, RFC 3339 UTC with nanoseconds.
     pub created: DateTime<Utc>,
     /// Digest of the archived tree's paths, kinds, sizes, modes, mtimes and link targets.
@@ -61,6 +66,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
+    /// `13 entries` for an entry written before the kinds were recorded.
+    pub fn counts_text(&self) -> String {
+        match &self.kinds {
+            Some(kinds) => kinds.to_string(),
+            None => format!("{} entries", self.files),
+        }
+    }
+
     /// Whether the entry names a plain `.tar.gz` file in the manifest's own folder and a plain
     /// strategy name, so nothing resbak does with it can reach outside the backup folder.
     pub fn is_sound(&self) -> bool {
@@ -299,6 +313,7 @@ mod tests {
             sha256: "00".into(),
             files: 1,
             bytes: 0,
+            kinds: None,
             created: DateTime::from_timestamp(secs, 7).unwrap(),
             meta_digest: None,
             content_digest: None,

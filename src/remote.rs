@@ -845,6 +845,7 @@ mod tests {
             sha256: "00".into(),
             files: 1,
             bytes: 0,
+            kinds: None,
             created: chrono::DateTime::from_timestamp(1, 0).unwrap(),
             meta_digest: None,
             content_digest: None,

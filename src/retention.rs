@@ -141,6 +141,7 @@ mod tests {
                 sha256: String::new(),
                 files: 0,
                 bytes: 0,
+                kinds: None,
                 created: DateTime::from_timestamp(*secs, 0).unwrap(),
                 meta_digest: None,
                 content_digest: None,

@@ -1,6 +1,7 @@
-use crate::util::{Env, have, sha256_file, snapshot, write};
+use crate::util::{Env, have, sha256_file, snapshot, stdout, write};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -329,6 +330,7 @@ fn a_link_pointing_outside_fails_the_backup_clearly() {
         err.contains("s/outside") && err.contains("refused on restore"),
         "{err}"
     );
+    assert!(err.contains("add --exclude 'outside'"), "{err}");
     assert_no_archives(&env);
 }
 
@@ -459,6 +461,137 @@ fn unchanged_results_are_backed_up_again_when_the_latest_archive_is_gone() {
     env.sample("s");
     let first = env.backup("s");
     fs::remove_file(env.backups().join(&first)).unwrap();
+    let out = env.run_code(&["backup", "s"], 1);
+    assert!(stdout(&out).contains("Backed up s"), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{first} is missing")), "{err}");
+}
+
+/// Flips the lowest bit of the byte in the middle of `path`.
+fn flip_middle_bit(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_latest_archive_is_not_skipped_over() {
+    let env = Env::new();
+    env.sample("a");
+    env.sample("b");
+    let damaged = env.backup("a");
+    env.backup("b");
+    flip_middle_bit(&env.backups().join(&damaged));
+    let out = env.run_code(&["backup", "--all"], 1);
+    let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("Backed up a") && text.contains("No changes in b"),
+        "{text}"
+    );
+    assert!(
+        err.contains(&format!("{damaged} is damaged")) && err.contains("SHA-256"),
+        "{err}"
+    );
+    assert_eq!(env.archives().len(), 3);
+    // The new backup is intact: the next run skips again, cleanly.
+    let out = env.run(&["backup", "a"]);
+    assert!(out.contains("No changes in a"), "{out}");
+}
+
+#[test]
+fn dry_run_decides_like_the_real_run() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    let out = env.run(&["backup", "s", "--dry-run"]);
+    assert!(
+        out.contains(&format!("No changes in s since {first}; would be skipped")),
+        "{out}"
+    );
+    assert!(!out.contains("Would back up"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["backup", "s", "--dry-run", "--json"])).unwrap();
+    assert_eq!(json[0]["status"], "unchanged", "{json}");
+    let out = env.run(&["backup", "s", "--dry-run", "--always"]);
+    assert!(out.contains("Would back up s"), "{out}");
+    flip_middle_bit(&env.backups().join(&first));
+    let out = env.run_code(&["backup", "s", "--dry-run"], 1);
+    assert!(stdout(&out).contains("Would back up s"), "{}", stdout(&out));
+    write(&root.join("new.csv"), "x\n");
+    assert!(
+        env.run(&["backup", "s", "--dry-run", "--always"])
+            .contains("Would back up s")
+    );
+    assert_eq!(env.archives(), [first]);
+}
+
+#[test]
+fn all_goes_on_after_a_failing_strategy_and_reports_it_at_the_end() {
+    let env = Env::new();
+    env.sample("a");
+    let bad = env.sample("b");
+    env.sample("c");
+    std::os::unix::fs::symlink("/etc/hostname", bad.join("runs/outside")).unwrap();
+    let out = env.run_code(&["backup", "--all"], 1);
+    let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("Backed up a") && text.contains("Backed up c"),
+        "{text}"
+    );
+    assert!(
+        err.contains("backup of b failed") && err.contains("1 of 3 strategies failed: b"),
+        "{err}"
+    );
+    assert!(err.contains("--exclude 'runs/outside'"), "{err}");
+    assert_eq!(env.archives().len(), 2);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run_code(&["backup", "b", "a", "--json"], 1))).unwrap();
+    assert_eq!(json[0]["status"], "failed", "{json}");
+    assert!(json[0]["error"].as_str().unwrap().contains("runs/outside"));
+    assert_eq!(json[1]["status"], "unchanged", "{json}");
+    // The suggested exclude works.
+    env.run(&["backup", "b", "--exclude", "runs/outside"]);
+    assert_eq!(env.archives().len(), 3);
+}
+
+#[test]
+fn counts_say_what_they_count() {
+    let env = Env::new();
+    env.sample("s");
+    let counts = "13 entries (6 files, 6 folders, 1 link)";
+    let out = env.run(&["backup", "s", "--dry-run"]);
+    assert!(out.contains(counts), "{out}");
     let out = env.run(&["backup", "s"]);
-    assert!(out.contains("Backed up s"), "{out}");
+    assert!(out.contains(counts), "{out}");
+    let e = &env.manifest()["backups"][0];
+    assert_eq!(
+        e["files"].as_u64(),
+        Some(13),
+        "entries, as in old manifests"
+    );
+    let kinds = &e["kinds"];
+    assert_eq!(
+        [&kinds["files"], &kinds["folders"], &kinds["links"]].map(|v| v.as_u64()),
+        [Some(6), Some(6), Some(1)]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["backup", "s", "--always", "--json"])).unwrap();
+    let b = &json[0];
+    assert_eq!(
+        ["entries", "files", "folders", "links"].map(|k| b[k].as_u64()),
+        [Some(13), Some(6), Some(6), Some(1)]
+    );
+    assert!(b["bytes"].as_u64().unwrap() > 3000);
+    // A manifest written before the kinds were recorded still loads and is used.
+    let manifest = env.backups().join("manifest.yaml");
+    let old = fs::read_to_string(&manifest).unwrap();
+    let old: String = old
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("  kinds:") && !l.starts_with("    "))
+        .collect();
+    assert!(!old.contains("folders"), "{old}");
+    fs::write(&manifest, old).unwrap();
+    env.run(&["list"]);
+    assert!(env.run(&["backup", "s"]).contains("No changes in s"));
 }

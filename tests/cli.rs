@@ -97,7 +97,8 @@ fn json_reports_are_complete_and_parse() {
     assert_eq!(b["status"], "backed_up");
     assert_eq!(b["archive"].as_str(), entry["backup_file"].as_str());
     assert_eq!(b["size"].as_u64(), entry["size"].as_u64());
-    assert_eq!(b["files"].as_u64(), Some(13));
+    assert_eq!(b["files"].as_u64(), Some(6));
+    assert_eq!(b["entries"].as_u64(), Some(13));
     assert_eq!(b["sha256"].as_str(), entry["sha256"].as_str());
     assert!(b["seconds"].as_f64().is_some());
     let skipped = parse(&["backup", "s", "--json"]);

@@ -1,5 +1,6 @@
-use crate::util::{Env, write};
+use crate::util::{Env, stdout, write};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn diff_against_the_results_folder_and_between_archives() {
@@ -14,14 +15,16 @@ fn diff_against_the_results_folder_and_between_archives() {
     write(&root.join("runs/new.csv"), "n\n");
     fs::remove_file(root.join("trades.csv")).unwrap();
     write(&root.join("metrics.json"), "{\"sharpe\": 2.0}");
-    let out = env.run(&["diff", &first]);
+    let out = stdout(&env.run_code(&["diff", &first], 1));
     assert!(out.contains("+ runs/new.csv"), "{out}");
     assert!(out.contains("- trades.csv"), "{out}");
-    assert!(out.contains("~ metrics.json  (content)"), "{out}");
+    assert!(out.contains("~ metrics.json  (content "), "{out}");
     assert!(out.contains("1 added, 1 removed, 1 changed"), "{out}");
     let second = env.backup("s");
-    let changes: serde_json::Value =
-        serde_json::from_str(&env.run(&["diff", &first, &second, "--json"])).unwrap();
+    let changes: serde_json::Value = serde_json::from_str(&stdout(
+        &env.run_code(&["diff", &first, &second, "--json"], 1),
+    ))
+    .unwrap();
     let by_path = |p: &str| {
         changes
             .as_array()
@@ -44,7 +47,81 @@ fn names_with_control_characters_stay_on_one_line() {
     let root = env.sample("s");
     let first = env.backup("s");
     write(&root.join("odd\nname.csv"), "x\n");
-    let out = env.run(&["diff", &first]);
+    let out = stdout(&env.run_code(&["diff", &first], 1));
     assert!(out.contains("+ odd\\nname.csv"), "{out}");
     assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn changes_show_old_and_new_values_and_exit_1() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let mode = |path: &str, mode: u32| {
+        fs::set_permissions(root.join(path), fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("trades.csv", 0o644);
+    mode("metrics.json", 0o644);
+    let first = env.backup("s");
+    assert!(
+        env.run(&["diff", &first]).contains("0 changed"),
+        "identical: exit 0"
+    );
+    let old_size = fs::metadata(root.join("metrics.json")).unwrap().len();
+    mode("trades.csv", 0o755);
+    write(&root.join("metrics.json"), &"x".repeat(2200));
+    mode("metrics.json", 0o600);
+    let out = stdout(&env.run_code(&["diff", &first], 1));
+    assert!(out.contains("~ trades.csv  (mode 0644 -> 0755)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "~ metrics.json  (content {old_size} -> 2200 bytes, +2.1 KiB; mode 0644 -> 0600)"
+        )),
+        "{out}"
+    );
+    let changes: serde_json::Value =
+        serde_json::from_str(&stdout(&env.run_code(&["diff", &first, "--json"], 1))).unwrap();
+    let by_path = |p: &str| {
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == p)
+            .cloned()
+            .unwrap()
+    };
+    let trades = by_path("trades.csv");
+    assert_eq!(
+        (&trades["what"], &trades["old_mode"], &trades["new_mode"]),
+        (&"mode".into(), &"0644".into(), &"0755".into())
+    );
+    let metrics = by_path("metrics.json");
+    assert_eq!(metrics["what"], "content");
+    assert_eq!(metrics["old_size"].as_u64(), Some(old_size));
+    assert_eq!(metrics["new_size"].as_u64(), Some(2200));
+}
+
+#[test]
+fn a_damaged_archive_is_trouble_not_a_list_of_changes() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    write(&root.join("metrics.json"), "{}");
+    let second = env.backup("s");
+    let (first_path, second_path) = (env.backups().join(&first), env.backups().join(&second));
+    // A valid archive, but not the one the manifest records: it reads cleanly.
+    fs::copy(&second_path, &first_path).unwrap();
+    let err = env.fail(&["diff", &first, &second], 2);
+    assert!(
+        err.contains(&first) && err.contains("corrupt") && err.contains("SHA-256"),
+        "{err}"
+    );
+    // One flipped bit in the newer archive.
+    let mut bytes = fs::read(&second_path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(&second_path, bytes).unwrap();
+    let err = env.fail(&["diff", &second], 2);
+    assert!(err.contains(&second) && err.contains("corrupt"), "{err}");
+    let err = env.fail(&["diff", &second, "--json"], 2);
+    assert!(err.contains("corrupt"), "{err}");
 }

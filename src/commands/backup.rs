@@ -1,8 +1,9 @@
 //! `resbak backup`: archive strategy folders and register them in the manifest.
 
 use super::{Context, Outcome, Printer, check_strategy_name, human_size, prune, strategies};
-use crate::archive::{self, Written};
+use crate::archive::{self, Counts, Written};
 use crate::atomic;
+use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::follow::{FailOnDrop, FollowReader, Growth, GrowthWriter};
@@ -41,14 +42,21 @@ pub struct BackupOptions {
 pub struct Backed {
     /// The strategy.
     pub strategy: String,
-    /// `backed_up`, `unchanged` (skipped) or `dry_run`.
+    /// `backed_up`, `unchanged` (skipped, or would be with `--dry-run`), `dry_run` (would be
+    /// backed up) or `failed`.
     pub status: &'static str,
     /// The new archive, or for `unchanged` the latest one.
     pub archive: Option<String>,
     /// Archive size in bytes.
     pub size: Option<u64>,
-    /// Entries archived (or that would be).
+    /// Entries archived (or that would be): files, folders and links.
+    pub entries: Option<u64>,
+    /// Regular files archived (or that would be).
     pub files: Option<u64>,
+    /// Folders archived (or that would be), the top folder included.
+    pub folders: Option<u64>,
+    /// Symbolic links archived (or that would be).
+    pub links: Option<u64>,
     /// Bytes of file content archived (or that would be).
     pub bytes: Option<u64>,
     /// SHA-256 of the archive.
@@ -57,6 +65,10 @@ pub struct Backed {
     pub seconds: Option<f64>,
     /// Archives removed by `--keep` afterwards.
     pub removed: Vec<String>,
+    /// Why nothing changed yet a backup was made: the latest archive is missing or damaged.
+    pub reason: Option<String>,
+    /// For `failed`: the error.
+    pub error: Option<String>,
 }
 
 impl Backed {
@@ -66,77 +78,231 @@ impl Backed {
             status,
             archive: None,
             size: None,
+            entries: None,
             files: None,
+            folders: None,
+            links: None,
             bytes: None,
             sha256: None,
             seconds: None,
             removed: Vec::new(),
+            reason: None,
+            error: None,
+        }
+    }
+
+    fn with_counts(self, counts: Counts, bytes: u64) -> Backed {
+        Backed {
+            entries: Some(counts.entries()),
+            files: Some(counts.files),
+            folders: Some(counts.folders),
+            links: Some(counts.links),
+            bytes: Some(bytes),
+            ..self
         }
     }
 }
 
+/// What a run does with one strategy; the real run and `--dry-run` decide alike.
+#[derive(Debug)]
+enum Plan {
+    /// Nothing changed since the latest backup, whose archive is intact.
+    Skip {
+        /// The latest archive.
+        latest: String,
+    },
+    /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
+    Backup { why: Option<String> },
+}
+
 /// Backs up each strategy in turn, pruning it afterwards when `keep` is set. All names are
 /// checked before anything is written. A strategy whose content is unchanged since its latest
-/// backup is skipped unless `always`.
+/// backup is skipped unless `always` or that backup's archive is missing or damaged. With
+/// several strategies, a failing one is reported at the end and the others still run.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
+    let sources = sources(ctx, opts, printer)?;
+    let several = sources.len() > 1;
     let mut outcome = Outcome::Clean;
     let mut report = Vec::new();
-    for (name, src) in sources(ctx, opts, printer)? {
-        if opts.dry_run {
-            report.push(dry_run(&name, &src, &opts.archive, printer)?);
-            continue;
-        }
-        if !opts.always
-            && let Some(latest) = unchanged_since(ctx, &name, &src, &opts.archive.excludes)?
-        {
-            printer.line(format_args!(
-                "No changes in {name} since {latest}; skipped (use --always to back up anyway)"
-            ))?;
-            report.push(Backed {
-                archive: Some(latest),
-                ..Backed::new(&name, "unchanged")
-            });
-            continue;
-        }
-        let started = Instant::now();
-        let entry = backup_folder(ctx, &name, &src, &opts.archive, printer)?;
-        let seconds = started.elapsed().as_secs_f64();
-        printer.line(format_args!(
-            "Backed up {name} -> {} ({}, {} files, {seconds:.2} s)",
-            ctx.backup_dir.join(&entry.backup_file).display(),
-            human_size(entry.size),
-            entry.files,
-        ))?;
-        if printer.verbose() {
-            let ratio = entry.bytes as f64 / entry.size.max(1) as f64;
-            let rate = entry.bytes as f64 / seconds.max(1e-9) / (1 << 20) as f64;
-            printer.line(format_args!(
-                "  {} of content, compressed {ratio:.2}x, {rate:.0} MiB/s, sha256 {}",
-                human_size(entry.bytes),
-                entry.sha256
-            ))?;
-        }
-        let mut backed = Backed {
-            archive: Some(entry.backup_file.clone()),
-            size: Some(entry.size),
-            files: Some(entry.files),
-            bytes: Some(entry.bytes),
-            sha256: Some(entry.sha256.clone()),
-            seconds: Some(seconds),
-            ..Backed::new(&name, "backed_up")
-        };
-        if let Some(keep) = opts.keep {
-            let pruned = retention::prune(&ctx.backup_dir, Some(&name), keep, false)?;
-            prune::report(&pruned, printer)?;
-            if prune::outcome(&pruned) != Outcome::Clean {
-                outcome = Outcome::Incomplete;
+    let mut failed = Vec::new();
+    for (name, src) in sources {
+        match one(ctx, opts, &name, &src, printer) {
+            Ok((backed, result)) => {
+                outcome = worse(outcome, result);
+                report.push(backed);
             }
-            backed.removed = pruned.removed;
+            Err(e) if several && !is_output_error(&e) => {
+                report.push(Backed {
+                    error: Some(error_chain(&e)),
+                    ..Backed::new(&name, "failed")
+                });
+                failed.push((name, e));
+            }
+            Err(e) => return Err(e),
         }
-        report.push(backed);
+    }
+    if !failed.is_empty() {
+        report_failures(&failed, report.len(), printer);
+        outcome = worse(outcome, Outcome::ProblemsFound);
     }
     printer.json_report(&report)?;
     Ok(outcome)
+}
+
+/// Plans and carries out the backup of one strategy.
+fn one(
+    ctx: &Context,
+    opts: &BackupOptions,
+    name: &str,
+    src: &Path,
+    printer: &mut Printer,
+) -> Result<(Backed, Outcome)> {
+    let plan = plan(ctx, opts, name, src)?;
+    let mut outcome = Outcome::Clean;
+    if let Plan::Backup { why: Some(why) } = &plan {
+        printer.warn(format_args!(
+            "{why}; backing up {name} although nothing changed"
+        ));
+        outcome = Outcome::ProblemsFound;
+    }
+    let backed = match plan {
+        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, printer)?,
+        Plan::Backup { why } if opts.dry_run => Backed {
+            reason: why,
+            ..dry_run(name, src, &opts.archive, printer)?
+        },
+        Plan::Backup { why } => {
+            let (backed, result) = back_up(ctx, opts, name, src, printer)?;
+            outcome = worse(outcome, result);
+            Backed {
+                reason: why,
+                ..backed
+            }
+        }
+    };
+    Ok((backed, outcome))
+}
+
+/// Whether to skip `name` or back it up, and why.
+fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<Plan> {
+    if opts.always {
+        return Ok(Plan::Backup { why: None });
+    }
+    let Some(latest) = unchanged_since(ctx, name, src, &opts.archive.excludes)? else {
+        return Ok(Plan::Backup { why: None });
+    };
+    Ok(match damage(&ctx.backup_dir, &latest) {
+        None => Plan::Skip {
+            latest: latest.backup_file,
+        },
+        Some(problem) => Plan::Backup {
+            why: Some(format!(
+                "the latest backup {} {problem}",
+                latest.backup_file
+            )),
+        },
+    })
+}
+
+/// Reports a strategy left alone because nothing changed.
+fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> Result<Backed> {
+    let verb = if dry_run {
+        "would be skipped"
+    } else {
+        "skipped"
+    };
+    printer.line(format_args!(
+        "No changes in {name} since {latest}; {verb} (use --always to back up anyway)"
+    ))?;
+    Ok(Backed {
+        archive: Some(latest),
+        ..Backed::new(name, "unchanged")
+    })
+}
+
+/// Backs up one strategy, reports it and prunes it when `keep` is set.
+fn back_up(
+    ctx: &Context,
+    opts: &BackupOptions,
+    name: &str,
+    src: &Path,
+    printer: &mut Printer,
+) -> Result<(Backed, Outcome)> {
+    let started = Instant::now();
+    let entry = backup_folder(ctx, name, src, &opts.archive, printer)?;
+    let seconds = started.elapsed().as_secs_f64();
+    printer.line(format_args!(
+        "Backed up {name} -> {} ({}, {seconds:.2} s): {}",
+        ctx.backup_dir.join(&entry.backup_file).display(),
+        human_size(entry.size),
+        entry.counts_text(),
+    ))?;
+    if printer.verbose() {
+        let ratio = entry.bytes as f64 / entry.size.max(1) as f64;
+        let rate = entry.bytes as f64 / seconds.max(1e-9) / (1 << 20) as f64;
+        printer.line(format_args!(
+            "  {} of content, compressed {ratio:.2}x, {rate:.0} MiB/s, sha256 {}",
+            human_size(entry.bytes),
+            entry.sha256
+        ))?;
+    }
+    let mut backed = Backed {
+        archive: Some(entry.backup_file.clone()),
+        size: Some(entry.size),
+        sha256: Some(entry.sha256.clone()),
+        seconds: Some(seconds),
+        ..Backed::new(name, "backed_up")
+    }
+    .with_counts(entry.kinds.unwrap_or_default(), entry.bytes);
+    let mut outcome = Outcome::Clean;
+    if let Some(keep) = opts.keep {
+        let pruned = retention::prune(&ctx.backup_dir, Some(name), keep, false)?;
+        prune::report(&pruned, printer)?;
+        if prune::outcome(&pruned) != Outcome::Clean {
+            outcome = Outcome::Incomplete;
+        }
+        backed.removed = pruned.removed;
+    }
+    Ok((backed, outcome))
+}
+
+/// The more serious of two outcomes.
+fn worse(a: Outcome, b: Outcome) -> Outcome {
+    let rank = |o| match o {
+        Outcome::Clean => 0,
+        Outcome::ProblemsFound => 1,
+        Outcome::Incomplete => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// Whether `e` is a failure to write the report itself, which ends the run.
+fn is_output_error(e: &Error) -> bool {
+    matches!(e, Error::Io { path, .. } if path == Path::new("standard output"))
+}
+
+/// `e` and its causes, `: `-separated, on one line.
+fn error_chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints every failed strategy with its error, then how many failed.
+fn report_failures(failed: &[(String, Error)], total: usize, printer: &mut Printer) {
+    for (name, e) in failed {
+        printer.warn(format_args!("backup of {name} failed: {}", error_chain(e)));
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    printer.warn(format_args!(
+        "{} of {total} strategies failed: {}",
+        failed.len(),
+        names.join(", ")
+    ));
 }
 
 /// The strategies to back up with their folders, all checked before anything is written.
@@ -187,15 +353,11 @@ fn dry_run(
         ))?;
     }
     printer.line(format_args!(
-        "Would back up {name}: {} entries, {} before compression",
-        survey.stats.files,
+        "Would back up {name}: {}, {} before compression",
+        survey.counts,
         human_size(survey.stats.bytes)
     ))?;
-    Ok(Backed {
-        files: Some(survey.stats.files),
-        bytes: Some(survey.stats.bytes),
-        ..Backed::new(name, "dry_run")
-    })
+    Ok(Backed::new(name, "dry_run").with_counts(survey.counts, survey.stats.bytes))
 }
 
 /// The latest backup of `name`, if `src` is unchanged since it: same metadata digest first
@@ -205,7 +367,7 @@ fn unchanged_since(
     name: &str,
     src: &Path,
     excludes: &archive::Excludes,
-) -> Result<Option<String>> {
+) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let Some(latest) = manifest
         .sorted()
@@ -218,16 +380,33 @@ fn unchanged_since(
     let (Some(meta), Some(content)) = (&latest.meta_digest, &latest.content_digest) else {
         return Ok(None);
     };
-    // A latest backup that is gone or truncated protects nothing: back up again.
-    let on_disk = std::fs::metadata(ctx.backup_dir.join(&latest.backup_file));
-    if !on_disk.is_ok_and(|m| m.len() == latest.size) {
-        return Ok(None);
-    }
     if archive::digest(src, excludes, false)?.meta != *meta {
         return Ok(None);
     }
     let same = archive::digest(src, excludes, true)?.content == *content;
-    Ok(same.then(|| latest.backup_file.clone()))
+    Ok(same.then(|| latest.clone()))
+}
+
+/// What is wrong with `entry`'s archive in `dir`, if anything: missing, unreadable, or its size
+/// or SHA-256 not the manifest's. One streaming read.
+fn damage(dir: &Path, entry: &Entry) -> Option<String> {
+    let path = dir.join(&entry.backup_file);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Some("is missing".into()),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
+    match HashingReader::new(file).finish() {
+        Err(e) => Some(format!("cannot be read: {e}")),
+        Ok(sum) if sum.len != entry.size => Some(format!(
+            "is damaged: it has {} bytes, the manifest records {}",
+            sum.len, entry.size
+        )),
+        Ok(sum) if sum.sha256 != entry.sha256 => {
+            Some("is damaged: its SHA-256 differs from the manifest's".into())
+        }
+        Ok(_) => None,
+    }
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.
@@ -277,12 +456,21 @@ pub(crate) fn backup_folder(
     verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
+            reason: format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
             entry,
-            reason,
         },
         other => other,
     })?;
     register(dir, name, created, tmp, &written)
+}
+
+/// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
+/// stored under the strategy's top folder.
+fn exclude_for(entry: &str) -> String {
+    let rel: PathBuf = Path::new(entry).components().skip(1).collect();
+    let glob = globset::escape(&rel.to_string_lossy());
+    let quoted = glob.replace('\'', "'\\''");
+    format!("--exclude '{}'", crate::error::printable(quoted))
 }
 
 /// Writes the archive into `tmp` while a second thread reads it back from disk through its own
@@ -378,6 +566,7 @@ fn register(
             sha256: written.checksum.sha256.clone(),
             files: written.stats.files,
             bytes: written.stats.bytes,
+            kinds: Some(written.counts),
             created,
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),

@@ -1,9 +1,11 @@
 //! `resbak diff`: what changed between an archive and the current results, or between two
-//! archives, by content hash and without extracting anything.
+//! archives, by content hash and without extracting anything. Exits like diff(1): 0 when the
+//! trees are the same, 1 when they differ, 2 when they could not be compared.
 
-use super::{Context, Outcome, Printer, locate};
+use super::{Context, Located, Outcome, Printer, human_size, locate};
 use crate::archive::Excludes;
-use crate::diff;
+use crate::checksum::Checksum;
+use crate::diff::{self, Change, Tree};
 use crate::error::{Error, Result, printable};
 
 /// Options of `resbak diff`.
@@ -18,13 +20,54 @@ pub struct DiffOptions {
 }
 
 /// Prints one line per added (`+`), removed (`-`) or changed (`~`) path and a summary.
+/// Archives the manifest knows are checked against it while they are read.
+///
+/// # Errors
+/// [`Error::Uncompared`] holding the cause when either side cannot be read or an archive is
+/// damaged.
 pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<Outcome> {
+    let (old_label, new_label, old_tree, new_tree) =
+        trees(ctx, opts).map_err(|e| Error::Uncompared(Box::new(e)))?;
+    let changes = diff::compare(&old_tree, &new_tree);
+    let outcome = match changes.is_empty() {
+        true => Outcome::Clean,
+        false => Outcome::ProblemsFound,
+    };
+    if printer.json() {
+        printer.json_report(&changes)?;
+        return Ok(outcome);
+    }
+    for change in &changes {
+        let mark = match change.change {
+            "added" => "+",
+            "removed" => "-",
+            _ => "~",
+        };
+        let what = change
+            .what
+            .map(|_| format!("  ({})", detail(change)))
+            .unwrap_or_default();
+        let path = printable(change.path.display());
+        printer.line(format_args!("{mark} {path}{what}"))?;
+    }
+    let count = |kind: &str| changes.iter().filter(|c| c.change == kind).count();
+    printer.line(format_args!(
+        "{old_label} -> {new_label}: {} added, {} removed, {} changed",
+        count("added"),
+        count("removed"),
+        count("changed")
+    ))?;
+    Ok(outcome)
+}
+
+/// Both sides' labels and trees.
+fn trees(ctx: &Context, opts: &DiffOptions) -> Result<(String, String, Tree, Tree)> {
     let old = locate(ctx, &opts.archive)?;
-    let old_tree = diff::of_archive(&old.path)?;
+    let old_tree = tree_of(&old)?;
     let (new_label, new_tree) = match &opts.other {
         Some(other) => {
             let new = locate(ctx, other)?;
-            (new.path.display().to_string(), diff::of_archive(&new.path)?)
+            (new.path.display().to_string(), tree_of(&new)?)
         }
         None => {
             let folder = ctx.results_dir.join(old.strategy()?);
@@ -41,28 +84,41 @@ pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<O
             )
         }
     };
-    let changes = diff::compare(&old_tree, &new_tree);
-    if printer.json() {
-        printer.json_report(&changes)?;
-        return Ok(Outcome::Clean);
+    Ok((
+        old.path.display().to_string(),
+        new_label,
+        old_tree,
+        new_tree,
+    ))
+}
+
+/// The tree of a located archive, checked against its manifest entry if it has one.
+fn tree_of(located: &Located) -> Result<Tree> {
+    let expected = located.entry.as_ref().map(|e| Checksum {
+        sha256: e.sha256.clone(),
+        len: e.size,
+    });
+    diff::of_archive_checked(&located.path, expected.as_ref())
+}
+
+/// What changed, with the old and new values: `content 1000 -> 2200 bytes, +1.2 KiB`,
+/// `mode 0644 -> 0755`, or both.
+fn detail(change: &Change) -> String {
+    let mut parts = Vec::new();
+    match (change.what, change.old_size, change.new_size) {
+        (Some("content"), Some(old), Some(new)) if old == new => {
+            parts.push(format!("content, same size {new} bytes"));
+        }
+        (Some("content"), Some(old), Some(new)) => {
+            let sign = if new > old { '+' } else { '-' };
+            let delta = human_size(new.abs_diff(old));
+            parts.push(format!("content {old} -> {new} bytes, {sign}{delta}"));
+        }
+        (Some("mode"), ..) => {}
+        (what, ..) => parts.push(what.unwrap_or_default().to_string()),
     }
-    for change in &changes {
-        let mark = match change.change {
-            "added" => "+",
-            "removed" => "-",
-            _ => "~",
-        };
-        let what = change.what.map(|w| format!("  ({w})")).unwrap_or_default();
-        let path = printable(change.path.display());
-        printer.line(format_args!("{mark} {path}{what}"))?;
+    if let (Some(old), Some(new)) = (&change.old_mode, &change.new_mode) {
+        parts.push(format!("mode {old} -> {new}"));
     }
-    let count = |kind: &str| changes.iter().filter(|c| c.change == kind).count();
-    printer.line(format_args!(
-        "{} -> {new_label}: {} added, {} removed, {} changed",
-        old.path.display(),
-        count("added"),
-        count("removed"),
-        count("changed")
-    ))?;
-    Ok(Outcome::Clean)
+    parts.join("; ")
 }

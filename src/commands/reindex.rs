@@ -112,6 +112,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         sha256: scan.checksum.sha256,
         files: stats.files,
         bytes: stats.bytes,
+        kinds: None,
         created,
         meta_digest: None,
         content_digest: None,
