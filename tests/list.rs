@@ -4,6 +4,7 @@ use std::fs;
 #[test]
 fn missing_manifest_is_an_empty_catalogue() {
     let env = Env::new();
+    fs::create_dir(env.backups()).unwrap();
     let out = env.run(&["list"]);
     assert!(out.contains("No backups"), "{out}");
     assert_eq!(env.run(&["list", "--json"]).trim(), "[]");
@@ -46,7 +47,9 @@ fn json_has_every_field() {
     assert_eq!(row["bytes"].as_u64(), entry["bytes"].as_u64());
     assert_eq!(row["sha256"].as_str(), entry["sha256"].as_str());
     assert_eq!(row["created"].as_str(), entry["created"].as_str());
-    assert_eq!(row["status"], "ok");
+    assert_eq!(row["kind"], "regular");
+    assert_eq!(row["verified"], serde_json::Value::Null);
+    assert_eq!(row["status"], "present");
 }
 
 #[test]
@@ -70,7 +73,7 @@ fn missing_and_untracked_archives_are_flagged() {
             .map(|r| r["status"].clone())
     };
     assert_eq!(status(&gone), Some("missing".into()));
-    assert_eq!(status(&kept), Some("ok".into()));
+    assert_eq!(status(&kept), Some("present".into()));
     assert_eq!(status("s_20200101_000000.tar.gz"), Some("untracked".into()));
     let table = env.run(&["list"]);
     let line = table.lines().find(|l| l.contains(&gone)).unwrap();
