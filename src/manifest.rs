@@ -537,6 +537,88 @@ mod tests {
     }
 
     #[test]
+    fn two_entries_for_one_archive_are_refused_at_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(entry("a", "a_2.tar.gz", 2));
+        m.backups.push(entry("b", "a_1.tar.gz", 3));
+        let text = serde_yaml::to_string(&m).unwrap();
+        std::fs::write(Manifest::path(dir.path()), &text).unwrap();
+        let second = text
+            .lines()
+            .position(|l| l.contains("strategy: b"))
+            .unwrap();
+        match Manifest::load(dir.path()).unwrap_err() {
+            Error::ManifestParse { line, message, .. } => {
+                assert!((second..second + 4).contains(&line), "line {line}");
+                assert!(message.contains("entries 1 and 3"), "{message}");
+                assert!(message.contains("resbak reindex"), "{message}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn kind_defaults_to_regular_and_safety_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(Entry {
+            kind: Kind::Safety,
+            ..entry("a", "a_2.tar.gz", 2)
+        });
+        let text = serde_yaml::to_string(&m).unwrap();
+        assert_eq!(
+            text.matches("kind:").count(),
+            1,
+            "old manifests stay as they were"
+        );
+        std::fs::write(Manifest::path(dir.path()), &text).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded, m);
+        assert_eq!(
+            loaded.latest_regular("a").unwrap().backup_file,
+            "a_1.tar.gz"
+        );
+    }
+
+    #[test]
+    fn checks_speak_only_for_the_bytes_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entry("a", "a_1.tar.gz", 1);
+        let gone = entry("a", "gone.tar.gz", 1);
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        let check = Check {
+            at: e.created,
+            sha256: e.sha256.clone(),
+            deep: false,
+            problem: None,
+        };
+        let records = vec![
+            (e.backup_file.clone(), check.clone()),
+            (gone.backup_file.clone(), check.clone()),
+        ];
+        Checks::record(dir.path(), records).unwrap();
+        let checks = Checks::load(dir.path()).unwrap();
+        assert_eq!(checks.of(&e), Some(&check));
+        assert_eq!(
+            checks.archives.len(),
+            1,
+            "results of uncatalogued files are dropped"
+        );
+        let other_bytes = Entry {
+            sha256: "ff".into(),
+            ..e
+        };
+        assert_eq!(checks.of(&other_bytes), None);
+    }
+
+    #[test]
     fn sorted_groups_by_strategy_then_time() {
         let mut m = Manifest::default();
         m.backups.push(entry("b", "b_2", 20));

@@ -328,10 +328,10 @@ fn select_or_locate<'m>(
             Err(e) => return Err(e),
         }
     }
-    let entries = if targets.is_empty() {
-        sorted
-    } else {
-        select(manifest, &named, &ctx.backup_dir)?
+    let entries = match (targets.is_empty(), named.is_empty()) {
+        (true, _) => sorted,
+        (false, true) => Vec::new(),
+        (false, false) => select(manifest, &named, &ctx.backup_dir)?,
     };
     Ok((entries, others))
 }
