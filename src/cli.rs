@@ -61,6 +61,9 @@ pub enum Command {
         /// Show this remote's catalogue beside the local one (STATUS: both, local, remote).
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
+        /// Check every archive's size and SHA-256 first (as verify does) and record the results.
+        #[arg(long, conflicts_with = "remote")]
+        check: bool,
     },
 
     /// Check archives against the manifest (size and SHA-256; --deep also decompresses).
@@ -87,7 +90,7 @@ pub enum Command {
         /// Restore into this folder instead of results/<STRATEGY>.
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
-        /// Replace an existing destination, after backing it up as a normal backup.
+        /// Replace an existing destination, after backing it up as a safety copy.
         #[arg(long)]
         force: bool,
         /// Pull the archive from this remote first unless the backup folder has it.
@@ -131,6 +134,9 @@ pub enum Command {
         /// Apply the retention to this remote's catalogue instead.
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
+        /// Safety copies (made by restore --force) to keep per strategy [default: 3]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        keep_safety: Option<u64>,
     },
 
     /// Rebuild manifest.yaml from the archives in the backup folder.
@@ -231,6 +237,10 @@ pub struct BackupArgs {
     /// [default: `keep` from resbak.toml, else no pruning]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub keep: Option<u64>,
+    /// After a successful backup, keep only the N most recent safety copies (made by
+    /// restore --force) of the strategy [default: 3 when pruning]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_safety: Option<u64>,
 }
 
 /// The `resbak file` subcommands.

@@ -174,6 +174,28 @@ pub enum Error {
     /// exit code 2, as for diff(1). Shows the cause's message.
     #[error(transparent)]
     Uncompared(Box<Error>),
+
+    /// A results or backup folder that does not exist.
+    #[error("{what} folder {} does not exist", printable(path.display()))]
+    MissingFolder {
+        /// Which folder: "results" or "backup".
+        what: &'static str,
+        /// The folder.
+        path: PathBuf,
+    },
+
+    /// A name that matches nothing in the catalogue, with close names that do.
+    #[error("no {what} named {name:?} in {}{}", printable(dir.display()), did_you_mean(suggestions))]
+    UnknownName {
+        /// What was looked for ("strategy", "backup or strategy").
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The folder (or remote) searched.
+        dir: PathBuf,
+        /// Close names that exist, best first.
+        suggestions: Vec<String>,
+    },
 }
 
 impl Error {
@@ -216,6 +238,8 @@ impl Error {
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
             Error::Uncompared(inner) => inner.kind(),
+            Error::MissingFolder { .. } => "missing_folder",
+            Error::UnknownName { .. } => "unknown_name",
         }
     }
 
@@ -277,6 +301,15 @@ fn available_list(names: &[String]) -> String {
         "there are no strategy folders yet".to_string()
     } else {
         format!("available: {}", printable(names.join(", ")))
+    }
+}
+
+fn did_you_mean(suggestions: &[String]) -> String {
+    let quoted: Vec<String> = suggestions.iter().map(|s| format!("{s:?}")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [init @ .., last] => format!("; did you mean {} or {last}?", init.join(", ")),
     }
 }
 

@@ -127,11 +127,16 @@ fn dispatch(
                 keep: settings.keep.value,
                 dry_run: args.dry_run,
                 always: args.always,
+                keep_safety: args.keep_safety.map(count),
             };
             backup::run(ctx, &opts, printer)
         }
-        Command::List { strategy, remote } => {
-            let opts = list::ListOptions { strategy };
+        Command::List {
+            strategy,
+            remote,
+            check,
+        } => {
+            let opts = list::ListOptions { strategy, check };
             match remote {
                 None => list::run(ctx, &opts, printer),
                 Some(name) => list::run_remote(ctx, &connect(&name)?, &opts, printer),
@@ -174,12 +179,14 @@ fn dispatch(
             strategy,
             dry_run,
             remote,
+            keep_safety,
             ..
         } => {
             let opts = prune::PruneOptions {
                 strategy,
                 keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
                 dry_run,
+                keep_safety: keep_safety.map(count),
             };
             match remote {
                 None => prune::run(ctx, &opts, printer),
@@ -213,6 +220,11 @@ fn dispatch(
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
     }
+}
+
+/// A count from the command line as `usize`.
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// `--include` patterns as a filter, or `None` when there are none.

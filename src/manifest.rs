@@ -10,6 +10,7 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ pub const FILE_NAME: &str = "manifest.yaml";
 pub const LOCK_NAME: &str = "manifest.lock";
 /// File name of the checksum list kept beside the manifest.
 pub const SUMS_NAME: &str = "SHA256SUMS";
+/// File name of the last verify results, kept beside the manifest.
+pub const CHECKS_NAME: &str = "verified.yaml";
 /// The manifest format this resbak writes and understands.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -63,6 +66,28 @@ pub struct Entry {
     /// Digest of all that plus every file's SHA-256: equal means unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_digest: Option<String>,
+    /// Why the backup was made; entries without it are regular backups.
+    #[serde(default, skip_serializing_if = "Kind::is_regular")]
+    pub kind: Kind,
+}
+
+/// Why a backup was made, which decides how retention and "latest" treat it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A backup asked for: the strategy's history.
+    #[default]
+    Regular,
+    /// A copy `restore --force` made of a folder before replacing it; kept by its own rule and
+    /// never the strategy's latest backup.
+    Safety,
+}
+
+impl Kind {
+    /// Whether this is a regular backup.
+    pub fn is_regular(&self) -> bool {
+        *self == Kind::Regular
+    }
 }
 
 impl Entry {
@@ -139,7 +164,26 @@ impl Manifest {
             );
             return Err(damaged(0, message));
         }
+        if let Some((first, second)) = manifest.duplicate() {
+            let file = &manifest.backups[second].backup_file;
+            let message = format!(
+                "{file:?} is listed twice (entries {} and {}); run `resbak reindex` to rebuild \
+                 the catalogue from the archives",
+                first + 1,
+                second + 1
+            );
+            return Err(damaged(entry_line(&text, second), message));
+        }
         Ok(manifest)
+    }
+
+    /// The positions of the first two entries naming the same archive file, if any.
+    fn duplicate(&self) -> Option<(usize, usize)> {
+        let mut seen = std::collections::HashMap::new();
+        self.backups.iter().enumerate().find_map(|(i, e)| {
+            seen.insert(e.backup_file.as_str(), i)
+                .map(|first| (first, i))
+        })
     }
 
     /// Locks `backup_dir`, loads its manifest, applies `change` and saves the result atomically.
@@ -210,12 +254,117 @@ impl Manifest {
         self.backups.iter().find(|e| e.backup_file == backup_file)
     }
 
+    /// The newest regular backup of `strategy` (safety copies never count as latest).
+    pub fn latest_regular(&self, strategy: &str) -> Option<&Entry> {
+        self.backups
+            .iter()
+            .filter(|e| e.strategy == strategy && e.kind.is_regular())
+            .max_by_key(|e| e.created)
+    }
+
     /// Entries grouped by strategy name, oldest first within each strategy.
     pub fn sorted(&self) -> Vec<&Entry> {
-        let mut entries: Vec<&Entry> = self.backups.iter().collect();
-        entries.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
-        entries
+        self.sorted_positions()
+            .into_iter()
+            .map(|i| &self.backups[i])
+            .collect()
     }
+
+    /// Positions in [`Manifest::backups`] in the order of [`Manifest::sorted`].
+    pub fn sorted_positions(&self) -> Vec<usize> {
+        let key = |i: &usize| (&self.backups[*i].strategy, self.backups[*i].created);
+        let mut positions: Vec<usize> = (0..self.backups.len()).collect();
+        positions.sort_by(|a, b| key(a).cmp(&key(b)));
+        positions
+    }
+}
+
+/// The last verify result of each catalogued archive, kept in [`CHECKS_NAME`] beside the
+/// manifest (so verifying never rewrites the manifest or its `.bak`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Checks {
+    /// By archive file name.
+    #[serde(default)]
+    pub archives: BTreeMap<String, Check>,
+}
+
+/// One verify result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    /// When the archive was checked.
+    pub at: DateTime<Utc>,
+    /// The entry's SHA-256 it was checked against, so the result never speaks for other bytes.
+    pub sha256: String,
+    /// Whether its entries were decompressed and checked too.
+    pub deep: bool,
+    /// What was wrong, `None` when it was found intact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Checks {
+    /// Reads the results beside the manifest in `backup_dir`; none when the file is missing.
+    ///
+    /// # Errors
+    /// [`Error::ManifestParse`] when the file cannot be read or understood.
+    pub fn load(backup_dir: &Path) -> Result<Checks> {
+        let path = backup_dir.join(CHECKS_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Checks::default()),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        serde_yaml::from_str(&text).map_err(|e| Error::ManifestParse {
+            line: e.location().map_or(0, |l| l.line()),
+            message: e.to_string(),
+            path,
+        })
+    }
+
+    /// The last result for `entry`, if it was checked as it is catalogued now.
+    pub fn of(&self, entry: &Entry) -> Option<&Check> {
+        self.archives
+            .get(&entry.backup_file)
+            .filter(|c| c.sha256 == entry.sha256)
+    }
+
+    /// Under the manifest lock, adds `results` (by archive file name) and drops results of
+    /// archives the manifest no longer lists, then writes the file atomically. Unreadable old
+    /// results are replaced: they are only a record, never a backup.
+    pub fn record(backup_dir: &Path, results: Vec<(String, Check)>) -> Result<()> {
+        let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
+        let manifest = Manifest::load(backup_dir)?;
+        let mut checks = Checks::load(backup_dir).unwrap_or_default();
+        checks.archives.extend(results);
+        checks
+            .archives
+            .retain(|file, _| manifest.find(file).is_some());
+        let path = backup_dir.join(CHECKS_NAME);
+        let yaml = serde_yaml::to_string(&checks).map_err(|e| Error::ManifestParse {
+            path: path.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        atomic::write_file(&path, |out| {
+            out.write_all(b"# resbak: the last verify result of each archive.\n")
+                .and_then(|()| out.write_all(yaml.as_bytes()))
+                .at("write", &path)
+        })
+    }
+}
+
+/// The 1-based line of the `backup_file` key of entry `index` in a block-style manifest, or 0.
+fn entry_line(text: &str, index: usize) -> usize {
+    let is_key = |line: &str| {
+        let line = line.trim_start().trim_start_matches("- ").trim_start();
+        line.strip_prefix("backup_file")
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| is_key(line))
+        .nth(index)
+        .map_or(0, |(n, _)| n + 1)
 }
 
 /// Copies the manifest at `path`, if any, to `<path>.bak` atomically.
@@ -317,6 +466,7 @@ mod tests {
             created: DateTime::from_timestamp(secs, 7).unwrap(),
             meta_digest: None,
             content_digest: None,
+            kind: Kind::Regular,
         }
     }
 
@@ -399,6 +549,88 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         assert!(std::fs::read_to_string(&path).unwrap().contains("[oops"));
+    }
+
+    #[test]
+    fn two_entries_for_one_archive_are_refused_at_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(entry("a", "a_2.tar.gz", 2));
+        m.backups.push(entry("b", "a_1.tar.gz", 3));
+        let text = serde_yaml::to_string(&m).unwrap();
+        std::fs::write(Manifest::path(dir.path()), &text).unwrap();
+        let second = text
+            .lines()
+            .position(|l| l.contains("strategy: b"))
+            .unwrap();
+        match Manifest::load(dir.path()).unwrap_err() {
+            Error::ManifestParse { line, message, .. } => {
+                assert!((second..second + 4).contains(&line), "line {line}");
+                assert!(message.contains("entries 1 and 3"), "{message}");
+                assert!(message.contains("resbak reindex"), "{message}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn kind_defaults_to_regular_and_safety_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(Entry {
+            kind: Kind::Safety,
+            ..entry("a", "a_2.tar.gz", 2)
+        });
+        let text = serde_yaml::to_string(&m).unwrap();
+        assert_eq!(
+            text.matches("kind:").count(),
+            1,
+            "old manifests stay as they were"
+        );
+        std::fs::write(Manifest::path(dir.path()), &text).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded, m);
+        assert_eq!(
+            loaded.latest_regular("a").unwrap().backup_file,
+            "a_1.tar.gz"
+        );
+    }
+
+    #[test]
+    fn checks_speak_only_for_the_bytes_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entry("a", "a_1.tar.gz", 1);
+        let gone = entry("a", "gone.tar.gz", 1);
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        let check = Check {
+            at: e.created,
+            sha256: e.sha256.clone(),
+            deep: false,
+            problem: None,
+        };
+        let records = vec![
+            (e.backup_file.clone(), check.clone()),
+            (gone.backup_file.clone(), check.clone()),
+        ];
+        Checks::record(dir.path(), records).unwrap();
+        let checks = Checks::load(dir.path()).unwrap();
+        assert_eq!(checks.of(&e), Some(&check));
+        assert_eq!(
+            checks.archives.len(),
+            1,
+            "results of uncatalogued files are dropped"
+        );
+        let other_bytes = Entry {
+            sha256: "ff".into(),
+            ..e
+        };
+        assert_eq!(checks.of(&other_bytes), None);
     }
 
     #[test]

@@ -849,6 +849,7 @@ mod tests {
             created: chrono::DateTime::from_timestamp(1, 0).unwrap(),
             meta_digest: None,
             content_digest: None,
+            kind: Default::default(),
         }
     }
 

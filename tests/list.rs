@@ -4,6 +4,7 @@ use std::fs;
 #[test]
 fn missing_manifest_is_an_empty_catalogue() {
     let env = Env::new();
+    fs::create_dir(env.backups()).unwrap();
     let out = env.run(&["list"]);
     assert!(out.contains("No backups"), "{out}");
     assert_eq!(env.run(&["list", "--json"]).trim(), "[]");
@@ -46,7 +47,9 @@ fn json_has_every_field() {
     assert_eq!(row["bytes"].as_u64(), entry["bytes"].as_u64());
     assert_eq!(row["sha256"].as_str(), entry["sha256"].as_str());
     assert_eq!(row["created"].as_str(), entry["created"].as_str());
-    assert_eq!(row["status"], "ok");
+    assert_eq!(row["kind"], "regular");
+    assert_eq!(row["verified"], serde_json::Value::Null);
+    assert_eq!(row["status"], "present");
 }
 
 #[test]
@@ -70,7 +73,7 @@ fn missing_and_untracked_archives_are_flagged() {
             .map(|r| r["status"].clone())
     };
     assert_eq!(status(&gone), Some("missing".into()));
-    assert_eq!(status(&kept), Some("ok".into()));
+    assert_eq!(status(&kept), Some("present".into()));
     assert_eq!(status("s_20200101_000000.tar.gz"), Some("untracked".into()));
     let table = env.run(&["list"]);
     let line = table.lines().find(|l| l.contains(&gone)).unwrap();
@@ -87,4 +90,77 @@ fn whole_backup_folder_can_move() {
     fs::rename(env.backups(), env.path().join("moved")).unwrap();
     let out = env.run(&["verify", "--backup-dir", "moved"]);
     assert!(out.contains("1 intact"), "{out}");
+}
+
+#[test]
+fn status_says_only_what_was_checked() {
+    let env = Env::new();
+    env.sample("s");
+    let good = env.backup("s");
+    let bad = env.backup("s");
+    let path = env.backups().join(&bad);
+    crate::util::flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let row = |name: &str| {
+        let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+        let found = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["archive"] == name);
+        found.unwrap().clone()
+    };
+    assert_eq!(row(&bad)["status"], "present", "never verified: not ok");
+    assert_eq!(row(&bad)["verified"], serde_json::Value::Null);
+    env.run_code(&["verify"], 1);
+    let bad_row = row(&bad);
+    assert_eq!(bad_row["status"], "failed");
+    assert!(bad_row["verified"]["at"].is_string(), "{bad_row}");
+    assert!(
+        bad_row["problem"].as_str().unwrap().contains("SHA-256"),
+        "{bad_row}"
+    );
+    assert_eq!(row(&good)["status"], "verified");
+    let table = env.run(&["list"]);
+    let line = table.lines().find(|l| l.contains(&bad)).unwrap();
+    assert!(line.ends_with("failed"), "{table}");
+    assert!(
+        table.contains(&format!("{bad}: SHA-256 mismatch")),
+        "{table}"
+    );
+}
+
+#[test]
+fn check_hashes_every_archive_and_records_the_results() {
+    let env = Env::new();
+    env.sample("s");
+    let bad = env.backup("s");
+    let path = env.backups().join(&bad);
+    crate::util::flip_byte(&path, 100);
+    let out = crate::util::stdout(&env.run_code(&["list", "--check"], 1));
+    let line = out.lines().find(|l| l.starts_with(&bad)).unwrap();
+    assert!(line.ends_with("failed"), "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    assert_eq!(rows[0]["status"], "failed", "the check was recorded");
+    crate::util::flip_byte(&path, 100);
+    let out = env.run(&["list", "--check"]);
+    assert!(out.lines().nth(1).unwrap().ends_with("verified"), "{out}");
+}
+
+#[test]
+fn missing_folder_and_unknown_strategy_are_errors() {
+    let env = Env::new();
+    let err = env.fail(&["list"], 2);
+    assert!(
+        err.contains("backup folder backups does not exist"),
+        "{err}"
+    );
+    env.sample("btc_sma_cross");
+    env.backup("btc_sma_cross");
+    let err = env.fail(&["list", "btc_sma_crss"], 2);
+    assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
+    let err = env.fail(&["backup", "--all", "--results-dir", "nowhere"], 2);
+    assert!(
+        err.contains("results folder nowhere does not exist"),
+        "{err}"
+    );
 }

@@ -168,3 +168,126 @@ fn keep_from_resbak_toml_prunes_after_backup() {
         "{config}"
     );
 }
+
+/// The manifest with its first entry listed a second time, as a hand edit or a merge makes it.
+fn duplicate_first_entry(env: &Env) {
+    let mut manifest = env.manifest();
+    let backups = manifest["backups"].as_sequence_mut().unwrap();
+    backups.push(backups[0].clone());
+    let text = serde_yaml::to_string(&manifest).unwrap();
+    fs::write(env.backups().join("manifest.yaml"), text).unwrap();
+}
+
+#[test]
+fn duplicate_entries_are_refused_and_prune_deletes_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let only = backups_of(&env, 1, "s");
+    duplicate_first_entry(&env);
+    let text = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    let second = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("backup_file:"))
+        .nth(1)
+        .map(|(n, _)| n + 1)
+        .unwrap();
+    for args in [&["prune", "--keep", "1"][..], &["list"], &["verify"]] {
+        let err = env.fail(args, 2);
+        assert!(err.contains(&format!("line {second}:")), "{args:?}: {err}");
+        assert!(
+            err.contains("listed twice") && err.contains("resbak reindex"),
+            "{err}"
+        );
+    }
+    assert!(env.backups().join(&only[0]).is_file(), "{}", env.tree());
+    assert_eq!(env.archives(), [only[0].clone(), only[0].clone()]);
+    env.run(&["reindex"]);
+    assert_eq!(env.archives(), only);
+    env.run(&["verify"]);
+}
+
+/// Results that differ from the sample, so a backup of them is not "unchanged".
+fn change(env: &Env, strategy: &str) {
+    crate::util::write(&env.results().join(strategy).join("new.csv"), "changed\n");
+}
+
+fn kinds(env: &Env) -> Vec<(String, String)> {
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let kind = r["kind"].as_str().unwrap_or("-").to_string();
+            (r["archive"].as_str().unwrap().to_string(), kind)
+        })
+        .collect()
+}
+
+#[test]
+fn safety_copies_are_never_latest_and_never_push_out_backups() {
+    let env = Env::new();
+    env.sample("s");
+    let real = backups_of(&env, 1, "s").remove(0);
+    change(&env, "s");
+    env.run(&["restore", &real, "--force"]);
+    let safety: Vec<String> = env.archives().into_iter().filter(|a| *a != real).collect();
+    assert_eq!(safety.len(), 1, "{}", env.tree());
+    assert_eq!(env.manifest()["backups"][1]["kind"], "safety");
+    assert_eq!(
+        kinds(&env),
+        [
+            (real.clone(), "regular".into()),
+            (safety[0].clone(), "safety".into())
+        ]
+    );
+    // The results equal the real backup again: nothing to back up, whatever the safety copy holds.
+    let out = env.run(&["backup", "s"]);
+    assert!(out.contains(&format!("since {real}")), "{out}");
+    assert_eq!(env.archives().len(), 2);
+    // keep 1 keeps the real backup; the safety copy is kept by its own rule.
+    let out = env.run(&["prune", "--keep", "1"]);
+    assert!(out.contains("Removed 0 old backups, kept 2"), "{out}");
+    assert_eq!(env.archives(), [real, safety[0].clone()]);
+}
+
+#[test]
+fn safety_copies_are_pruned_by_their_own_count() {
+    let env = Env::new();
+    env.sample("s");
+    let real = backups_of(&env, 1, "s").remove(0);
+    for _ in 0..4 {
+        env.run(&["restore", &real, "--force"]);
+    }
+    let safety: Vec<String> = env.archives().into_iter().filter(|a| *a != real).collect();
+    assert_eq!(safety.len(), 4);
+    let out = env.run(&["prune", "--keep", "10"]);
+    assert!(
+        out.contains(&format!("Removed old backup: {}", safety[0])),
+        "{out}"
+    );
+    let mut expected = vec![real.clone()];
+    expected.extend_from_slice(&safety[1..]);
+    assert_eq!(env.archives(), expected);
+    env.run(&["backup", "s", "--always", "--keep-safety", "1"]);
+    let left = kinds(&env);
+    let safety_left: Vec<_> = left.iter().filter(|(_, k)| k == "safety").collect();
+    assert_eq!(safety_left.len(), 1, "{left:?}");
+    assert_eq!(safety_left[0].0, safety[3], "the newest safety copy stays");
+    env.fail(&["prune", "--keep-safety", "0"], 2);
+}
+
+#[test]
+fn missing_folder_and_unknown_strategy_are_errors() {
+    let env = Env::new();
+    let err = env.fail(&["prune"], 2);
+    assert!(
+        err.contains("backups") && err.contains("does not exist"),
+        "{err}"
+    );
+    env.sample("btc_sma_cross");
+    let all = backups_of(&env, 2, "btc_sma_cross");
+    let err = env.fail(&["prune", "btc_sma_cros", "--keep", "1"], 2);
+    assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
+    assert_eq!(env.archives(), all);
+}

@@ -89,3 +89,63 @@ fn selection_by_archive_or_strategy_and_unknown_names() {
     let err = env.fail(&["verify", "zzz"], 2);
     assert!(err.contains("\"zzz\""), "{err}");
 }
+
+#[test]
+fn an_archive_no_manifest_knows_is_read_in_full() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    fs::create_dir(env.path().join("elsewhere")).unwrap();
+    let copy = env.path().join("elsewhere").join(&archive);
+    fs::copy(env.backups().join(&archive), &copy).unwrap();
+    let arg = format!("elsewhere/{archive}");
+    let out = env.run(&["verify", &arg]);
+    assert!(out.contains("no recorded checksum"), "{out}");
+    assert!(out.contains("1 intact"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&env.run(&["verify", "--json", &arg])).unwrap();
+    assert_eq!(report["results"][0]["catalogued"], false);
+    assert_eq!(report["results"][0]["strategy"], "s");
+    let len = fs::metadata(&copy).unwrap().len();
+    flip_byte(&copy, len / 2);
+    let out = crate::util::stdout(&env.run_code(&["verify", &arg], 1));
+    assert!(out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn json_problems_carry_their_kind() {
+    let env = Env::new();
+    env.sample("s");
+    let gone = env.backup("s");
+    let short = env.backup("s");
+    let flipped = env.backup("s");
+    fs::remove_file(env.backups().join(&gone)).unwrap();
+    let path = env.backups().join(&short);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let path = env.backups().join(&flipped);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() - 3);
+    let out = crate::util::stdout(&env.run_code(&["verify", "--json"], 1));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kind = |name: &str| {
+        let results = report["results"].as_array().unwrap();
+        results.iter().find(|r| r["archive"] == name).unwrap()["problem_kind"].clone()
+    };
+    assert_eq!(kind(&gone), "missing");
+    assert_eq!(kind(&short), "size");
+    assert_eq!(kind(&flipped), "checksum");
+}
+
+#[test]
+fn missing_folder_and_unknown_names_are_errors() {
+    let env = Env::new();
+    let err = env.fail(&["verify"], 2);
+    assert!(
+        err.contains("backup folder backups does not exist"),
+        "{err}"
+    );
+    env.sample("btc_sma_cross");
+    env.backup("btc_sma_cross");
+    let err = env.fail(&["verify", "btc_sma_cros"], 2);
+    assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
+}

@@ -7,7 +7,7 @@ use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::follow::{FailOnDrop, FollowReader, Growth, GrowthWriter};
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Entry, Kind, Manifest};
 use crate::progress::Progress;
 use crate::retention;
 use chrono::{DateTime, Utc};
@@ -35,6 +35,8 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// Back up even when nothing changed since the latest backup.
     pub always: bool,
+    /// Prune each strategy's safety copies to this many after its backup succeeded.
+    pub keep_safety: Option<usize>,
 }
 
 /// What happened to one strategy; the JSON shape of `backup --json` (an array of these).
@@ -229,7 +231,7 @@ fn back_up(
     printer: &mut Printer,
 ) -> Result<(Backed, Outcome)> {
     let started = Instant::now();
-    let entry = backup_folder(ctx, name, src, &opts.archive, printer)?;
+    let entry = backup_folder(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
     let seconds = started.elapsed().as_secs_f64();
     printer.line(format_args!(
         "Backed up {name} -> {} ({}, {seconds:.2} s): {}",
@@ -255,8 +257,9 @@ fn back_up(
     }
     .with_counts(entry.kinds.unwrap_or_default(), entry.bytes);
     let mut outcome = Outcome::Clean;
-    if let Some(keep) = opts.keep {
-        let pruned = retention::prune(&ctx.backup_dir, Some(name), keep, false)?;
+    if opts.keep.is_some() || opts.keep_safety.is_some() {
+        let rules = retention::Rules::new(opts.keep, opts.keep_safety);
+        let pruned = retention::prune(&ctx.backup_dir, Some(name), &rules, false)?;
         prune::report(&pruned, printer)?;
         if prune::outcome(&pruned) != Outcome::Clean {
             outcome = Outcome::Incomplete;
@@ -369,12 +372,7 @@ fn unchanged_since(
     excludes: &archive::Excludes,
 ) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
-    let Some(latest) = manifest
-        .sorted()
-        .into_iter()
-        .rev()
-        .find(|e| e.strategy == name)
-    else {
+    let Some(latest) = manifest.latest_regular(name) else {
         return Ok(None);
     };
     let (Some(meta), Some(content)) = (&latest.meta_digest, &latest.content_digest) else {
@@ -426,13 +424,14 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Archives `src` as strategy `name`, verifies the written archive, and registers it.
-/// On any failure nothing is left behind: no archive file and no manifest entry.
+/// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
+/// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
 pub(crate) fn backup_folder(
     ctx: &Context,
     name: &str,
     src: &Path,
     opts: &archive::Options,
+    kind: Kind,
     printer: &mut Printer,
 ) -> Result<Entry> {
     let dir = &ctx.backup_dir;
@@ -461,7 +460,7 @@ pub(crate) fn backup_folder(
         },
         other => other,
     })?;
-    register(dir, name, created, tmp, &written)
+    register(dir, name, created, tmp, &written, kind)
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
@@ -555,6 +554,7 @@ fn register(
     created: DateTime<Utc>,
     tmp: NamedTempFile,
     written: &Written,
+    kind: Kind,
 ) -> Result<Entry> {
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
     place(dir, tmp, |manifest| {
@@ -570,6 +570,7 @@ fn register(
             created,
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),
+            kind,
         })
     })
 }

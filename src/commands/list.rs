@@ -1,8 +1,12 @@
-//! `resbak list`: the catalogue, with archives that are missing or not catalogued flagged.
+//! `resbak list`: the catalogue, with each archive's last verify result, and archives that are
+//! missing or not catalogued flagged. `ok` is never claimed for what was not checked.
 
-use super::{ArchiveName, Context, Outcome, Printer, archive_files, human_size};
-use crate::error::Result;
-use crate::manifest::Manifest;
+use super::{
+    ArchiveName, Context, Outcome, Printer, archive_files, check_strategy_name, human_size,
+    strategies, suggest, verify,
+};
+use crate::error::{Error, Result};
+use crate::manifest::{Check, Checks, Kind, Lock, LockFile, Manifest};
 
 use crate::manifest::Entry;
 use crate::remote::Remote;
@@ -16,6 +20,8 @@ use std::path::Path;
 pub struct ListOptions {
     /// Only this strategy.
     pub strategy: Option<String>,
+    /// Check every listed archive's size and SHA-256 first and record the results.
+    pub check: bool,
 }
 
 /// One row of the listing; also the JSON shape.
@@ -25,6 +31,8 @@ pub struct Row {
     pub archive: String,
     /// Strategy, if known.
     pub strategy: Option<String>,
+    /// `regular` or `safety` (a copy `restore --force` made); unknown for untracked archives.
+    pub kind: Option<Kind>,
     /// Creation time from the manifest.
     pub created: Option<DateTime<Utc>>,
     /// Size in bytes: from the manifest, or of the file for untracked archives.
@@ -35,40 +43,94 @@ pub struct Row {
     pub bytes: Option<u64>,
     /// SHA-256 from the manifest.
     pub sha256: Option<String>,
-    /// `ok`, `missing` (in the manifest, no file) or `untracked` (file, not in the manifest);
-    /// with `--remote`: `both`, `local`, `remote`, or `conflict` (same name, other bytes).
+    /// The last verify of these bytes: when, whether deep, and any problem.
+    pub verified: Option<Check>,
+    /// `verified` (the last verify found it intact and its size is unchanged), `failed` (the
+    /// last verify found a problem, or its size changed since), `present` (never verified),
+    /// `missing` (in the manifest, no file) or `untracked` (file, not in the manifest); with
+    /// `--remote`: `both`, `local`, `remote`, or `conflict` (same name, other bytes).
     pub status: &'static str,
+    /// What is wrong, for `failed`.
+    pub problem: Option<String>,
 }
 
-/// Prints the catalogue.
+/// Prints the catalogue; with `check`, verifies the listed archives first.
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
-    let rows = rows(&ctx.backup_dir, opts.strategy.as_deref())?;
+    let dir = &ctx.backup_dir;
+    if !dir.is_dir() {
+        return Err(Error::MissingFolder {
+            what: "backup",
+            path: dir.clone(),
+        });
+    }
+    let strategy = opts.strategy.as_deref();
+    let manifest = Manifest::load(dir)?;
+    if let Some(name) = strategy {
+        check_known(ctx, &manifest, name)?;
+    }
+    if opts.check {
+        let _reading = Lock::shared(dir, LockFile::Archives)?;
+        let selected: Vec<&Entry> = manifest
+            .sorted()
+            .into_iter()
+            .filter(|e| strategy.is_none_or(|s| s == e.strategy))
+            .collect();
+        verify::check_entries(dir, &selected, false, printer);
+    }
+    let rows = rows(dir, strategy)?;
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
-        printer.line(format_args!("No backups in {}.", ctx.backup_dir.display()))?;
+        printer.line(format_args!("No backups in {}.", dir.display()))?;
     } else {
         print_table(&rows, printer)?;
+        print_problems(&rows, printer)?;
     }
-    Ok(Outcome::Clean)
+    let failed = rows
+        .iter()
+        .any(|r| r.status == "failed" || r.status == "missing");
+    Ok(match opts.check && failed {
+        true => Outcome::ProblemsFound,
+        false => Outcome::Clean,
+    })
+}
+
+/// Checks that `name` is a strategy with backups or a results folder; else an error with close
+/// names as suggestions.
+fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
+    check_strategy_name(name)?;
+    let mut known: Vec<String> = manifest
+        .backups
+        .iter()
+        .map(|e| e.strategy.clone())
+        .collect();
+    known.extend(strategies(&ctx.results_dir).unwrap_or_default());
+    let untracked = archive_files(&ctx.backup_dir)?.into_iter();
+    known.extend(untracked.filter_map(|(f, _)| ArchiveName::parse(&f).map(|n| n.strategy)));
+    if known.iter().any(|k| k == name) {
+        return Ok(());
+    }
+    Err(Error::UnknownName {
+        what: "strategy",
+        name: name.to_string(),
+        dir: ctx.backup_dir.clone(),
+        suggestions: suggest(name, &known),
+    })
 }
 
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.
 pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
     let manifest = Manifest::load(backup_dir)?;
+    let checks = Checks::load(backup_dir).unwrap_or_else(|e| {
+        eprintln!("resbak: warning: ignoring the recorded verify results: {e}");
+        Checks::default()
+    });
     let wanted = |s: &str| strategy.is_none_or(|w| w == s);
     let mut rows: Vec<Row> = manifest
         .sorted()
         .into_iter()
         .filter(|e| wanted(&e.strategy))
-        .map(|e| {
-            let status = if backup_dir.join(&e.backup_file).is_file() {
-                "ok"
-            } else {
-                "missing"
-            };
-            entry_row(e, status)
-        })
+        .map(|e| local_row(backup_dir, e, checks.of(e)))
         .collect();
     for (file, size) in untracked(backup_dir, &manifest)? {
         let guess = ArchiveName::parse(&file).map(|n| n.strategy);
@@ -76,29 +138,59 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
             rows.push(Row {
                 archive: file,
                 strategy: guess,
+                kind: None,
                 created: None,
                 size,
                 files: None,
                 bytes: None,
                 sha256: None,
+                verified: None,
                 status: "untracked",
+                problem: None,
             });
         }
     }
     Ok(rows)
 }
 
-/// The row of a catalogued backup.
+/// The row of a catalogued backup here: its file's presence and size now, and its last verify.
+fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
+    let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
+    let (status, problem) = match (on_disk, check) {
+        (Err(_), _) => ("missing", None),
+        (Ok(m), _) if m.len() != e.size => (
+            "failed",
+            Some(format!(
+                "size is {} bytes, manifest says {}",
+                m.len(),
+                e.size
+            )),
+        ),
+        (Ok(_), Some(c)) if c.problem.is_some() => ("failed", c.problem.clone()),
+        (Ok(_), Some(_)) => ("verified", None),
+        (Ok(_), None) => ("present", None),
+    };
+    Row {
+        verified: check.cloned(),
+        problem,
+        ..entry_row(e, status)
+    }
+}
+
+/// The row of a catalogued backup, with no verify result.
 fn entry_row(e: &Entry, status: &'static str) -> Row {
     Row {
         archive: e.backup_file.clone(),
         strategy: Some(e.strategy.clone()),
+        kind: Some(e.kind),
         created: Some(e.created),
         size: e.size,
         files: Some(e.files),
         bytes: Some(e.bytes),
         sha256: Some(e.sha256.clone()),
+        verified: None,
         status,
+        problem: None,
     }
 }
 
@@ -109,27 +201,41 @@ fn untracked(backup_dir: &Path, manifest: &Manifest) -> Result<Vec<(String, u64)
     Ok(files)
 }
 
+/// One line per failed archive after the table: what is wrong.
+fn print_problems(rows: &[Row], printer: &mut Printer) -> Result<()> {
+    for row in rows {
+        if let Some(problem) = &row.problem {
+            printer.problem(format_args!("{}: {problem}", row.archive))?;
+        }
+    }
+    Ok(())
+}
+
+const COLUMNS: usize = 9;
+
 fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
     let header = [
         "ARCHIVE",
         "STRATEGY",
+        "KIND",
         "CREATED (UTC)",
         "SIZE",
         "FILES",
         "SHA256",
+        "VERIFIED (UTC)",
         "STATUS",
     ];
-    let cells: Vec<[String; 7]> = rows.iter().map(cells).collect();
+    let cells: Vec<[String; COLUMNS]> = rows.iter().map(cells).collect();
     let mut widths = header.map(str::len);
     for row in &cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cols: [&str; 7]| {
+    let line = |cols: [&str; COLUMNS]| {
         let mut s = String::new();
         for (i, (col, w)) in cols.iter().zip(widths).enumerate() {
-            let right = i == 3 || i == 4;
+            let right = i == 4 || i == 5;
             let cell = if right {
                 format!("{col:>w$}")
             } else {
@@ -147,21 +253,31 @@ fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
-fn cells(row: &Row) -> [String; 7] {
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+        .replace('T', " ")
+        .replace('Z', "")
+}
+
+fn cells(row: &Row) -> [String; COLUMNS] {
     let dash = || "-".to_string();
     [
         row.archive.clone(),
         row.strategy.clone().unwrap_or_else(|| "?".into()),
-        row.created.map_or_else(dash, |c| {
-            c.to_rfc3339_opts(SecondsFormat::Secs, true)
-                .replace('T', " ")
-                .replace('Z', "")
-        }),
+        match row.kind {
+            Some(Kind::Regular) => "backup".into(),
+            Some(Kind::Safety) => "safety".into(),
+            None => dash(),
+        },
+        row.created.as_ref().map_or_else(dash, time),
         human_size(row.size),
         row.files.map_or_else(dash, |f| f.to_string()),
         row.sha256
             .as_ref()
             .map_or_else(dash, |s| s.chars().take(12).collect()),
+        row.verified.as_ref().map_or_else(dash, |c| {
+            format!("{}{}", time(&c.at), if c.deep { " deep" } else { "" })
+        }),
         row.status.to_string(),
     ]
 }

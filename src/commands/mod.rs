@@ -353,13 +353,19 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Strategy folders present in `results_dir`, sorted; empty if it does not exist.
+/// Strategy folders present in `results_dir`, sorted.
 ///
 /// # Errors
-/// [`Error::Io`] when the folder exists but cannot be read.
+/// [`Error::MissingFolder`] when the folder does not exist; [`Error::Io`] when it cannot be read.
 pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(results_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let path = results_dir.to_path_buf();
+            return Err(Error::MissingFolder {
+                what: "results",
+                path,
+            });
+        }
         other => other.at("read", results_dir)?,
     };
     let mut names = Vec::new();
@@ -426,6 +432,40 @@ pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     }
     found.sort();
     Ok(found)
+}
+
+/// Up to three of `candidates` close to `name` (edit distance at most a third of its length,
+/// at least 1), closest first, for "did you mean" hints.
+pub fn suggest<S: AsRef<str>>(name: &str, candidates: &[S]) -> Vec<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    let mut close: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|c| (edit_distance(name, c.as_ref()), c.as_ref()))
+        .filter(|&(d, c)| d <= limit && c != name)
+        .collect();
+    close.sort();
+    close.dedup();
+    close
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// Levenshtein distance between `a` and `b`, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `bytes` as a human-readable size.
@@ -517,6 +557,22 @@ mod tests {
         let broken = printer.finish().expect("the failure is reported");
         assert_eq!(broken.kind(), std::io::ErrorKind::BrokenPipe);
         assert_eq!(out.1, 1, "nothing is written after the break");
+    }
+
+    #[test]
+    fn suggestions_are_close_names_closest_first() {
+        let names = ["btc_sma_cross", "btc_sma_crash", "eth_rsi", "btc_sma_cross"];
+        assert_eq!(
+            suggest("btc_sma_cros", &names),
+            ["btc_sma_cross", "btc_sma_crash"]
+        );
+        assert_eq!(suggest("eth_rs", &names), ["eth_rsi"]);
+        assert!(suggest("zzz", &names).is_empty());
+        assert!(
+            suggest("eth_rsi", &names).is_empty(),
+            "an exact name is no hint"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

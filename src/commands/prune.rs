@@ -1,8 +1,10 @@
-//! `resbak prune`: keep the N most recent backups per strategy, remove the rest, say so.
+//! `resbak prune`: keep the N most recent backups per strategy (and the newest safety copies by
+//! their own count), remove the rest, say so.
 
-use super::{Context, Outcome, Printer, check_strategy_name};
+use super::{Context, Outcome, Printer, check_strategy_name, suggest};
 use crate::error::Result;
-use crate::retention::{self, Pruned};
+use crate::retention::{self, Pruned, Rules};
+use std::path::Path;
 
 use crate::error::Error;
 use crate::manifest::{Entry, Manifest};
@@ -18,17 +20,49 @@ pub struct PruneOptions {
     pub keep: usize,
     /// Report what would go, delete nothing.
     pub dry_run: bool,
+    /// Safety copies to keep per strategy; [`retention::DEFAULT_KEEP_SAFETY`] when `None`.
+    pub keep_safety: Option<usize>,
+}
+
+impl PruneOptions {
+    fn rules(&self) -> Rules {
+        Rules::new(Some(self.keep), self.keep_safety)
+    }
+}
+
+/// Checks that `strategy`, if given, is a plain name with backups in `manifest`; else an
+/// error with close names as suggestions.
+fn check_known(strategy: Option<&str>, manifest: &Manifest, place: &Path) -> Result<()> {
+    let Some(name) = strategy else {
+        return Ok(());
+    };
+    check_strategy_name(name)?;
+    let known: Vec<&str> = manifest
+        .backups
+        .iter()
+        .map(|e| e.strategy.as_str())
+        .collect();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    Err(Error::UnknownName {
+        what: "strategy",
+        name: name.to_string(),
+        dir: place.to_path_buf(),
+        suggestions: suggest(name, &known),
+    })
 }
 
 /// Prunes and reports every removal.
 pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<Outcome> {
-    if let Some(strategy) = &opts.strategy {
-        check_strategy_name(strategy)?;
+    if ctx.backup_dir.is_dir() {
+        let manifest = Manifest::load(&ctx.backup_dir)?;
+        check_known(opts.strategy.as_deref(), &manifest, &ctx.backup_dir)?;
     }
     let pruned = retention::prune(
         &ctx.backup_dir,
         opts.strategy.as_deref(),
-        opts.keep,
+        &opts.rules(),
         opts.dry_run,
     )?;
     print(&pruned, opts, printer)?;
@@ -87,17 +121,16 @@ pub fn outcome(pruned: &Pruned) -> Outcome {
 /// the entry object first, then the archive, so a crash never leaves a catalogued backup
 /// without its archive.
 pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -> Result<Outcome> {
-    if let Some(strategy) = &opts.strategy {
-        check_strategy_name(strategy)?;
-    }
-    if opts.keep == 0 {
+    if opts.keep == 0 || opts.keep_safety == Some(0) {
         return Err(Error::InvalidKeep);
     }
     let manifest = Manifest {
         backups: remote.catalogue()?.entries,
         ..Manifest::default()
     };
-    let (remove, kept) = retention::plan(&manifest, opts.strategy.as_deref(), opts.keep);
+    let place = Path::new(remote.name());
+    check_known(opts.strategy.as_deref(), &manifest, place)?;
+    let (remove, kept) = retention::plan(&manifest, opts.strategy.as_deref(), &opts.rules());
     let mut pruned = Pruned {
         kept: kept.iter().map(|e| e.backup_file.clone()).collect(),
         dry_run: opts.dry_run,

@@ -116,6 +116,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         created,
         meta_digest: None,
         content_digest: None,
+        kind: Default::default(),
     })
 }
 

@@ -348,7 +348,14 @@ fn prepare_destination(
         excludes: archive::Excludes::default(),
         ..opts.archive_options.clone()
     };
-    let entry = backup_folder(ctx, strategy, dest, &everything, printer)?;
+    let entry = backup_folder(
+        ctx,
+        strategy,
+        dest,
+        &everything,
+        crate::manifest::Kind::Safety,
+        printer,
+    )?;
     printer.line(format_args!(
         "Backed up existing {} -> {} before replacing it",
         dest.display(),

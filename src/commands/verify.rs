@@ -1,13 +1,15 @@
-//! `resbak verify`: prove archives are intact against the manifest.
+//! `resbak verify`: prove archives are intact against the manifest, and record each result
+//! beside it (see [`manifest::Checks`]).
 
-use super::{Context, Outcome, Printer};
+use super::{Context, Located, Outcome, Printer, locate, strategy_of, suggest};
 use crate::archive::Stats;
 use crate::error::{Error, Result, printable};
 use crate::extract;
-use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use crate::manifest::{self, Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
+use chrono::Utc;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,7 +29,7 @@ pub struct VerifyOptions {
 /// One backup's result; also the JSON shape.
 #[derive(Debug, Serialize)]
 pub struct Checked {
-    /// Archive file name.
+    /// Archive file name (the path given, for an archive the manifest does not know).
     pub archive: String,
     /// Its strategy.
     pub strategy: String,
@@ -35,6 +37,83 @@ pub struct Checked {
     pub status: &'static str,
     /// What is wrong, for `failed`.
     pub problem: Option<String>,
+    /// What kind of problem, for `failed`.
+    pub problem_kind: Option<ProblemKind>,
+    /// Whether a manifest lists it; an archive no manifest knows is read in full, with no
+    /// recorded checksum to compare.
+    pub catalogued: bool,
+    /// Its SHA-256 as read, for an archive no manifest knows.
+    pub sha256: Option<String>,
+}
+
+impl Checked {
+    fn new(archive: String, strategy: String, outcome: Result<(), Problem>) -> Checked {
+        let (problem, problem_kind) = match outcome {
+            Ok(()) => (None, None),
+            Err(p) => (Some(p.message), Some(p.kind)),
+        };
+        Checked {
+            archive,
+            strategy,
+            status: if problem.is_none() { "ok" } else { "failed" },
+            problem,
+            problem_kind,
+            catalogued: true,
+            sha256: None,
+        }
+    }
+}
+
+/// What kind of problem a check found; `problem_kind` in `verify --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemKind {
+    /// The archive file is gone.
+    Missing,
+    /// The file cannot be opened or read.
+    Unreadable,
+    /// Its size differs from the recorded one.
+    Size,
+    /// Its SHA-256 differs from the recorded one.
+    Checksum,
+    /// It cannot be decompressed or is not a valid tar.
+    Corrupt,
+    /// An entry the restore policy refuses.
+    Entry,
+    /// Its entry count or byte total differs from the recorded ones.
+    Count,
+    /// Its catalogue entry cannot be read (remotes).
+    Catalogue,
+}
+
+/// A problem a check found: its kind and a one-line description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What kind.
+    pub kind: ProblemKind,
+    /// What exactly is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, message: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The problem an error reading an archive means.
+    fn reading(error: Error) -> Problem {
+        match error {
+            Error::Corrupt { detail, .. } => Problem::new(
+                ProblemKind::Corrupt,
+                format!("cannot be decompressed: {}", printable(detail)),
+            ),
+            e @ Error::UnsafeEntry { .. } => Problem::new(ProblemKind::Entry, e.to_string()),
+            other => Problem::new(ProblemKind::Unreadable, other.to_string()),
+        }
+    }
 }
 
 /// The whole report; the JSON shape of `verify --json`.
@@ -73,27 +152,30 @@ impl Report {
     }
 }
 
-/// Checks each selected backup, several at once, and prints one line for each plus a summary.
+/// Checks each selected backup, several at once, records the results beside the manifest,
+/// and prints one line for each plus a summary. Targets the backup folder's manifest does not
+/// know are looked up as archive files (see [`super::locate`]) and checked on their own.
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
-    let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
-    let manifest = Manifest::load(&ctx.backup_dir)?;
-    let selected = select(&manifest, &opts.targets, &ctx.backup_dir)?;
-    let total = selected.iter().map(|e| e.size).sum();
-    let progress = printer.progress(total, "verifying");
-    let outcomes = check_all(&ctx.backup_dir, &selected, opts.deep, &progress);
-    progress.finish();
-    let results: Vec<Checked> = selected
+    let dir = &ctx.backup_dir;
+    if opts.targets.is_empty() && !dir.is_dir() {
+        return Err(missing_folder(dir));
+    }
+    let _reading = Lock::shared(dir, LockFile::Archives)?;
+    let manifest = Manifest::load(dir)?;
+    let (selected, others) = select_or_locate(ctx, &manifest, &opts.targets)?;
+    let outcomes = check_entries(dir, &selected, opts.deep, printer);
+    let mut results: Vec<Checked> = selected
         .iter()
         .zip(outcomes)
-        .map(|(entry, outcome)| Checked {
-            archive: entry.backup_file.clone(),
-            strategy: entry.strategy.clone(),
-            status: if outcome.is_ok() { "ok" } else { "failed" },
-            problem: outcome.err(),
-        })
+        .map(|(e, outcome)| Checked::new(e.backup_file.clone(), e.strategy.clone(), outcome))
         .collect();
+    results.extend(
+        others
+            .iter()
+            .map(|located| check_located(located, opts.deep)),
+    );
     let report = Report::new(opts.deep, results);
-    print(&report, &ctx.backup_dir.display().to_string(), printer)?;
+    print(&report, &dir.display().to_string(), printer)?;
     let failed = report.results.iter().filter(|r| r.problem.is_some());
     super::hint_fresh_backups(
         &ctx.results_dir,
@@ -103,19 +185,72 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     Ok(report.outcome())
 }
 
+/// Checks `entries` of the manifest in `dir` on all cores, records the results beside the
+/// manifest (a failure to record is a warning) and returns them in the same order.
+pub fn check_entries(
+    dir: &Path,
+    entries: &[&Entry],
+    deep: bool,
+    printer: &mut Printer,
+) -> Vec<Result<(), Problem>> {
+    let total = entries.iter().map(|e| e.size).sum();
+    let progress = printer.progress(total, "verifying");
+    let outcomes = check_all(dir, entries, deep, &progress);
+    progress.finish();
+    let at = Utc::now();
+    let records = entries.iter().zip(&outcomes).map(|(entry, outcome)| {
+        let check = manifest::Check {
+            at,
+            sha256: entry.sha256.clone(),
+            deep,
+            problem: outcome.as_ref().err().map(|p| p.message.clone()),
+        };
+        (entry.backup_file.clone(), check)
+    });
+    if let Err(e) = manifest::Checks::record(dir, records.collect()) {
+        printer.warn(format_args!("could not record the results: {e}"));
+    }
+    outcomes
+}
+
+/// Checks an archive found by path: against the manifest beside it when that lists it, else
+/// in full on its own (there is no recorded checksum to compare).
+fn check_located(located: &Located, deep: bool) -> Checked {
+    let archive = located.path.display().to_string();
+    if let Some(entry) = &located.entry {
+        let dir = crate::atomic::parent_dir(&located.path);
+        let outcome = check(dir, entry, deep, &Progress::hidden());
+        return Checked::new(archive, entry.strategy.clone(), outcome);
+    }
+    let read = strategy_of(&located.path).and_then(|strategy| {
+        let scan = extract::scan(&located.path, Some(&strategy), &Progress::hidden())?;
+        Ok((strategy, scan.checksum.sha256))
+    });
+    match read {
+        Ok((strategy, sha256)) => Checked {
+            catalogued: false,
+            sha256: Some(sha256),
+            ..Checked::new(archive, strategy, Ok(()))
+        },
+        Err(e) => Checked {
+            catalogued: false,
+            ..Checked::new(archive, String::new(), Err(Problem::reading(e)))
+        },
+    }
+}
+
 /// Checks `entries` on all cores; results in the same order.
 fn check_all(
     dir: &Path,
     entries: &[&Entry],
     deep: bool,
     progress: &Progress,
-) -> Vec<std::result::Result<(), String>> {
+) -> Vec<Result<(), Problem>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(entries.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<std::result::Result<(), String>>>> =
-        Mutex::new(vec![None; entries.len()]);
+    let results: Mutex<Vec<Option<Result<(), Problem>>>> = Mutex::new(vec![None; entries.len()]);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -134,7 +269,7 @@ fn check_all(
         .into_inner()
         .expect("no thread panics holding it")
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not checked".into())))
+        .map(|r| r.unwrap_or_else(|| Err(Problem::new(ProblemKind::Unreadable, "not checked"))))
         .collect()
 }
 
@@ -149,9 +284,10 @@ fn print(report: &Report, place: &str, printer: &mut Printer) -> Result<()> {
     for result in &report.results {
         match &result.problem {
             None => printer.line(format_args!(
-                "{}      {}",
+                "{}      {}{}",
                 printer.paint("OK", true),
-                result.archive
+                result.archive,
+                uncatalogued_note(result)
             ))?,
             Some(problem) => {
                 let failed = printer.paint("FAILED", false);
@@ -164,6 +300,87 @@ fn print(report: &Report, place: &str, printer: &mut Printer) -> Result<()> {
         "Verified {} backups ({kind}): {} intact, {} with problems",
         report.checked, report.intact, report.problems
     ))
+}
+
+/// For an archive no manifest knows: what was and was not checked.
+fn uncatalogued_note(result: &Checked) -> String {
+    match (&result.sha256, result.catalogued) {
+        (Some(sha256), false) => format!(
+            " (no manifest lists it, so there is no recorded checksum: read in full, sha256 {sha256})"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The backup folder's entries named by `targets` (see [`select`]), and archive files for the
+/// targets no entry matches; every entry when `targets` is empty.
+fn select_or_locate<'m>(
+    ctx: &Context,
+    manifest: &'m Manifest,
+    targets: &[String],
+) -> Result<(Vec<&'m Entry>, Vec<Located>)> {
+    let sorted = manifest.sorted();
+    let by_path = |t: &String| t.contains('/');
+    let (mut named, mut others) = (Vec::new(), Vec::new());
+    for target in targets {
+        if !by_path(target) && sorted.iter().any(|e| matches(e, target)) {
+            named.push(target.clone());
+            continue;
+        }
+        match locate(ctx, target) {
+            Ok(located) if in_folder(&located.path, &ctx.backup_dir) => named.push(target.clone()),
+            Ok(located) => others.push(located),
+            Err(Error::UnknownBackup { .. }) => return Err(unknown(target, manifest, ctx)),
+            Err(e) => return Err(e),
+        }
+    }
+    let entries = match (targets.is_empty(), named.is_empty()) {
+        (true, _) => sorted,
+        (false, true) => Vec::new(),
+        (false, false) => select(manifest, &named, &ctx.backup_dir)?,
+    };
+    Ok((entries, others))
+}
+
+/// Whether `path` is a catalogued archive of the backup folder `dir`.
+fn in_folder(path: &Path, dir: &Path) -> bool {
+    let parent = crate::atomic::parent_dir(path).canonicalize();
+    parent.is_ok_and(|p| dir.canonicalize().is_ok_and(|d| d == p))
+        && Manifest::load(dir).is_ok_and(|m| {
+            path.file_name()
+                .is_some_and(|f| m.find(&f.to_string_lossy()).is_some())
+        })
+}
+
+/// The error for a target nothing matches: the backup folder is missing, or close names.
+fn unknown(target: &str, manifest: &Manifest, ctx: &Context) -> Error {
+    if !ctx.backup_dir.is_dir() {
+        return missing_folder(&ctx.backup_dir);
+    }
+    let mut names: Vec<&str> = manifest
+        .backups
+        .iter()
+        .map(|e| e.strategy.as_str())
+        .collect();
+    names.extend(
+        manifest
+            .backups
+            .iter()
+            .filter_map(|e| e.backup_file.strip_suffix(".tar.gz")),
+    );
+    Error::UnknownName {
+        what: "backup or strategy",
+        name: target.to_string(),
+        dir: ctx.backup_dir.clone(),
+        suggestions: suggest(target, &names),
+    }
+}
+
+fn missing_folder(dir: &Path) -> Error {
+    Error::MissingFolder {
+        what: "backup",
+        path: dir.to_path_buf(),
+    }
 }
 
 /// Entries named by `targets` (archive names, with or without `.tar.gz`, or strategies), in
@@ -179,10 +396,11 @@ pub fn select<'m>(
     }
     for target in targets {
         if !sorted.iter().any(|e| matches(e, target)) {
-            return Err(Error::UnknownBackup {
-                name: target.clone(),
-                dir: backup_dir.to_path_buf(),
-            });
+            let ctx = Context {
+                results_dir: PathBuf::new(),
+                backup_dir: backup_dir.to_path_buf(),
+            };
+            return Err(unknown(target, manifest, &ctx));
         }
     }
     Ok(sorted
@@ -201,45 +419,50 @@ fn matches(entry: &Entry, target: &str) -> bool {
 }
 
 /// Checks one backup against its entry: present, same size and SHA-256, and with `deep` the
-/// same entry count and byte total. The error says exactly what is wrong.
+/// same entry count and byte total. The problem says exactly what is wrong.
 pub fn check(
     backup_dir: &Path,
     entry: &Entry,
     deep: bool,
     progress: &Progress,
-) -> std::result::Result<(), String> {
+) -> Result<(), Problem> {
     let path = backup_dir.join(&entry.backup_file);
     let size = match std::fs::metadata(&path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("archive file is missing".into());
+            return Err(Problem::new(
+                ProblemKind::Missing,
+                "archive file is missing",
+            ));
         }
-        Err(e) => return Err(format!("cannot read it: {e}")),
+        Err(e) => {
+            return Err(Problem::new(
+                ProblemKind::Unreadable,
+                format!("cannot read it: {e}"),
+            ));
+        }
     };
     if size != entry.size {
-        return Err(format!(
-            "size is {size} bytes, manifest says {}",
-            entry.size
+        return Err(Problem::new(
+            ProblemKind::Size,
+            format!("size is {size} bytes, manifest says {}", entry.size),
         ));
     }
-    let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress).map_err(
-        |e| match e {
-            Error::Corrupt { detail, .. } => {
-                format!("cannot be decompressed: {}", printable(detail))
-            }
-            other => other.to_string(),
-        },
-    )?;
+    let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress)
+        .map_err(Problem::reading)?;
     judge(entry, &scan)
 }
 
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were
 /// read, their count and byte total.
-fn judge(entry: &Entry, scan: &extract::Scan) -> std::result::Result<(), String> {
+fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
     if scan.checksum.sha256 != entry.sha256 {
-        return Err(format!(
-            "SHA-256 mismatch: manifest {}, file {}",
-            entry.sha256, scan.checksum.sha256
+        return Err(Problem::new(
+            ProblemKind::Checksum,
+            format!(
+                "SHA-256 mismatch: manifest {}, file {}",
+                entry.sha256, scan.checksum.sha256
+            ),
         ));
     }
     let recorded = Stats {
@@ -247,9 +470,12 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> std::result::Result<(), String>
         bytes: entry.bytes,
     };
     match scan.stats {
-        Some(found) if found != recorded => Err(format!(
-            "holds {} entries and {} bytes, manifest says {} and {}",
-            found.files, found.bytes, recorded.files, recorded.bytes
+        Some(found) if found != recorded => Err(Problem::new(
+            ProblemKind::Count,
+            format!(
+                "holds {} entries and {} bytes, manifest says {} and {}",
+                found.files, found.bytes, recorded.files, recorded.bytes
+            ),
         )),
         _ => Ok(()),
     }
@@ -268,22 +494,14 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
     let mut results = Vec::new();
     if opts.targets.is_empty() {
         for (object, problem) in &catalogue.damaged {
-            results.push(Checked {
-                archive: object.clone(),
-                strategy: String::new(),
-                status: "failed",
-                problem: Some(problem.clone()),
-            });
+            let problem = Problem::new(ProblemKind::Catalogue, problem.clone());
+            results.push(Checked::new(object.clone(), String::new(), Err(problem)));
         }
     }
     for entry in &selected {
         let outcome = check_remote(remote, &catalogue, entry, opts.deep)?;
-        results.push(Checked {
-            archive: entry.backup_file.clone(),
-            strategy: entry.strategy.clone(),
-            status: if outcome.is_ok() { "ok" } else { "failed" },
-            problem: outcome.err(),
-        });
+        let (archive, strategy) = (entry.backup_file.clone(), entry.strategy.clone());
+        results.push(Checked::new(archive, strategy, outcome));
     }
     let report = Report::new(opts.deep, results);
     let place = format!("{} ({})", remote.name(), remote.location());
@@ -298,15 +516,16 @@ fn check_remote(
     catalogue: &Catalogue,
     entry: &Entry,
     deep: bool,
-) -> Result<std::result::Result<(), String>> {
+) -> crate::error::Result<Result<(), Problem>> {
     let name = &entry.backup_file;
     match catalogue.archives.get(name) {
-        None => return Ok(Err("archive object is missing".into())),
+        None => {
+            let missing = Problem::new(ProblemKind::Missing, "archive object is missing");
+            return Ok(Err(missing));
+        }
         Some(&size) if size != entry.size => {
-            return Ok(Err(format!(
-                "size is {size} bytes, entry says {}",
-                entry.size
-            )));
+            let message = format!("size is {size} bytes, entry says {}", entry.size);
+            return Ok(Err(Problem::new(ProblemKind::Size, message)));
         }
         Some(_) => {}
     }
@@ -318,11 +537,11 @@ fn check_remote(
     })?;
     let (stats, checksum) = match read {
         (Ok(stats), Ok(checksum)) => (stats, checksum),
-        (Err(Error::Corrupt { detail, .. }), _) => {
-            return Ok(Err(format!("cannot be decompressed: {detail}")));
+        (Err(e), _) => return Ok(Err(Problem::reading(e))),
+        (_, Err(e)) => {
+            let message = format!("cannot be read: {e}");
+            return Ok(Err(Problem::new(ProblemKind::Unreadable, message)));
         }
-        (Err(other), _) => return Ok(Err(other.to_string())),
-        (_, Err(e)) => return Ok(Err(format!("cannot be read: {e}"))),
     };
     Ok(judge(entry, &extract::Scan { checksum, stats }))
 }
