@@ -281,11 +281,13 @@ fn errors_under_json_are_one_json_object_on_stdout() {
         value["error"].clone()
     };
     let err = error(&["verify", "nope", "--json"], 2);
-    assert_eq!(err["kind"], "unknown_backup");
+    assert_eq!(err["kind"], "missing_folder", "no backup folder yet");
+    let archive = env.backup("s");
+    let err = error(&["verify", "nope", "--json"], 2);
+    assert_eq!(err["kind"], "unknown_name");
     assert!(err["message"].as_str().unwrap().contains("nope"), "{err}");
     let err = error(&["backup", "absent", "--json"], 2);
     assert_eq!(err["kind"], "unknown_strategy");
-    let archive = env.backup("s");
     crate::util::flip_byte(&env.backups().join(&archive), 40);
     let err = error(&["restore", &archive, "--to", "out", "--json"], 1);
     assert_eq!(err["kind"], "corrupt");
