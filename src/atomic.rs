@@ -21,8 +21,11 @@ const NEW_PREFIX: &str = ".resbak-new-";
 /// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
 /// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    // 0666 less the umask, as tar and cp create files, so others may read what is kept.
     let new = tempfile::Builder::new()
         .prefix(NEW_PREFIX)
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .at("create a temporary file in", dir)?;
     new.as_file().lock().at("lock", new.path())?;

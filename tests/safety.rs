@@ -319,3 +319,48 @@ fn a_full_disk_fails_cleanly() {
         "the --force backup of the existing folder was made first"
     );
 }
+
+/// Runs resbak with `umask` in force, as a shell would.
+fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
+    let resbak = env!("CARGO_BIN_EXE_resbak");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(resbak)
+        .args(args)
+        .current_dir(env.path())
+        .env_remove("RESBAK_RESULTS_DIR")
+        .env_remove("RESBAK_BACKUP_DIR")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "resbak {args:?}: {status}");
+}
+
+#[test]
+fn what_resbak_keeps_is_created_0666_less_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    for (umask, mode) in [("022", 0o644), ("002", 0o664)] {
+        let env = Env::new();
+        env.sample("s");
+        run_with_umask(&env, umask, &["backup", "s"]);
+        run_with_umask(&env, umask, &["backup", "s", "--always"]);
+        let mut seen = Vec::new();
+        for item in fs::read_dir(env.backups()).unwrap().flatten() {
+            let meta = item.metadata().unwrap();
+            if meta.is_file() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    mode,
+                    "{name} (umask {umask})"
+                );
+                seen.push(name);
+            }
+        }
+        for expected in ["manifest.yaml", "SHA256SUMS", "manifest.lock"] {
+            assert!(seen.iter().any(|n| n == expected), "{expected} in {seen:?}");
+        }
+        assert!(seen.iter().filter(|n| n.ends_with(".tar.gz")).count() == 2);
+    }
+}
