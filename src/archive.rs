@@ -379,7 +379,8 @@ impl<R: Read> Read for ExactReader<R> {
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(reader));
+    let guarded = crate::targuard::TarGuard::new(MultiGzDecoder::new(reader));
+    let mut archive = tar::Archive::new(guarded);
     let mut entries = archive.entries()?;
     let first = loop {
         match entries.next() {

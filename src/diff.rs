@@ -90,7 +90,8 @@ pub fn of_folder(src: &Path, excludes: &Excludes) -> Result<Tree> {
 pub fn of_archive(path: &Path) -> Result<Tree> {
     let corrupt = |e: io::Error| Error::corrupt(path, e);
     let file = File::open(path).at("open", path)?;
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
+    let gz = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut tar = tar::Archive::new(crate::targuard::TarGuard::new(gz));
     let mut tree = Tree::new();
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;

@@ -29,6 +29,7 @@ pub mod pgzip;
 pub mod progress;
 pub mod remote;
 pub mod retention;
+pub mod targuard;
 
 pub use error::{Error, Result};
 pub use exit_codes::ExitCode;
