@@ -3,6 +3,7 @@
 use crate::util::{Env, names_with_prefix, noise, snapshot, wait_for, write};
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -363,4 +364,98 @@ fn what_resbak_keeps_is_created_0666_less_the_umask() {
         }
         assert!(seen.iter().filter(|n| n.ends_with(".tar.gz")).count() == 2);
     }
+}
+
+/// Runs resbak to its end, failing the test if it has not ended after a generous bound (a
+/// hang), and returns its output.
+fn run_bounded(env: &Env, args: &[&str]) -> std::process::Output {
+    let mut child = env
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if child
+        .wait_timeout(Duration::from_secs(60))
+        .unwrap()
+        .is_none()
+    {
+        child.kill().unwrap();
+        panic!("resbak {args:?} hangs");
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn folders_named_like_resbak_working_folders_are_left_alone() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    // A user's own folders that merely bear resbak names, beside the restore destination.
+    for name in [".resbak-tmp-mine", ".resbak-restore-mine"] {
+        write(&env.results().join(name).join("notes.txt"), "mine");
+    }
+    fs::remove_dir_all(env.results().join("s")).unwrap();
+    env.run(&["restore", &archive]);
+    for name in [".resbak-tmp-mine", ".resbak-restore-mine"] {
+        let notes = env.results().join(name).join("notes.txt");
+        assert_eq!(fs::read_to_string(&notes).unwrap(), "mine", "{name}");
+    }
+}
+
+#[test]
+fn a_fifo_with_a_resbak_name_hangs_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let fifo = env.backups().join(".resbak-tmp-x");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        &["backup", "s", "--always"][..],
+        &["reindex"],
+        &["verify"],
+        &["list"],
+    ] {
+        let out = run_bounded(&env, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn backup_all_archives_no_working_or_replaced_folder() {
+    let env = Env::new();
+    env.sample("s");
+    for name in [
+        ".resbak-restore-x",
+        ".resbak-replaced-y",
+        ".resbak-tmp-z",
+        "s.replaced-20260101T000000Z",
+    ] {
+        write(&env.results().join(name).join("old/trades.csv"), "id\n1\n");
+    }
+    let out = env.run_code(&["backup", "--all"], 0);
+    let strategies: Vec<String> = env.manifest()["backups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["strategy"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(strategies, ["s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s.replaced-20260101T000000Z") && err.contains("not a strategy"),
+        "{err}"
+    );
+    assert!(
+        env.results()
+            .join("s.replaced-20260101T000000Z/old")
+            .is_dir()
+    );
 }

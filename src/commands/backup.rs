@@ -154,6 +154,7 @@ fn sources(
             .collect();
     }
     let mut found = Vec::new();
+    super::note_replaced_copies(&ctx.results_dir, printer);
     for name in strategies(&ctx.results_dir)? {
         match source_dir(ctx, &name) {
             Ok(dir) => found.push((name, dir)),
