@@ -41,6 +41,7 @@ pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
     path.persist_noclobber(&target)
         .map_err(|e| Error::io("create a temporary file in", dir, e.error))?;
     let path = tempfile::TempPath::try_from_path(&target).at("create a temporary file in", dir)?;
+    in_flight::track(&target);
     Ok(NamedTempFile::from_parts(file, path))
 }
 
@@ -61,6 +62,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = remove_tree(&self.path);
+        in_flight::untrack(&self.path);
     }
 }
 
@@ -78,6 +80,7 @@ pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
     let path = renamed(new.path(), STAGING_PREFIX);
     std::fs::rename(new.path(), &path).at("create a temporary folder in", dir)?;
     let _ = new.keep();
+    in_flight::track(&path);
     Ok(Staging { path, _lock: lock })
 }
 
@@ -241,12 +244,15 @@ pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 /// Renames a finished, synced temp file to `path` and syncs the folder. With `overwrite`
 /// false, an existing `path` is an error of kind `AlreadyExists` and the temp file is removed.
 pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
+    let _renaming = in_flight::renaming();
+    let from = tmp.path().to_path_buf();
     let result = if overwrite {
         tmp.persist(path).map(drop)
     } else {
         tmp.persist_noclobber(path).map(drop)
     };
     result.map_err(|e| Error::io("rename into place", path, e.error))?;
+    in_flight::persisted(&from);
     sync_dir(parent_dir(path))
 }
 
@@ -257,15 +263,97 @@ pub fn persist_first_free(
     names: impl IntoIterator<Item = std::path::PathBuf>,
 ) -> Result<std::path::PathBuf> {
     use std::io::ErrorKind::AlreadyExists;
+    let _renaming = in_flight::renaming();
+    let from = tmp.path().to_path_buf();
     for path in names {
         match tmp.persist_noclobber(&path) {
-            Ok(_) => return sync_dir(parent_dir(&path)).map(|()| path),
+            Ok(_) => {
+                in_flight::persisted(&from);
+                return sync_dir(parent_dir(&path)).map(|()| path);
+            }
             Err(e) if e.error.kind() == AlreadyExists => tmp = e.file,
             Err(e) => return Err(Error::io("rename into place", path, e.error)),
         }
     }
     let taken = std::io::Error::new(AlreadyExists, "every name offered is taken");
     Err(Error::io("rename into place", tmp.path(), taken))
+}
+
+/// The temp files and staging folders of this process that are not finished yet, so that an
+/// interruption can remove them (see [`on_interrupt_clean_up`]).
+mod in_flight {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, RwLock};
+
+    static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Held for reading while a temp file is renamed into place; the interrupt handler takes
+    /// it for writing, so it never removes a file in the middle of its rename.
+    pub(super) static RENAMES: RwLock<u64> = RwLock::new(0);
+
+    pub(super) fn track(path: &Path) {
+        PATHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_path_buf());
+    }
+
+    pub(super) fn untrack(path: &Path) {
+        PATHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != path);
+    }
+
+    pub(super) fn renaming() -> std::sync::RwLockReadGuard<'static, u64> {
+        RENAMES.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A temp file was renamed into place: it is no longer in flight.
+    pub(super) fn persisted(path: &Path) {
+        untrack(path);
+        COMMITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Files this process renamed into place.
+    pub(super) static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    /// Everything in flight, forgotten.
+    pub(super) fn take() -> Vec<PathBuf> {
+        std::mem::take(&mut *PATHS.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, clears progress bars, removes this
+/// process's unfinished temp files and staging folders, prints one line and exits with 128
+/// plus the signal number (130, 143, 129). A rename into place is never cut in half.
+///
+/// # Errors
+/// [`Error::Io`] when the handlers cannot be installed.
+pub fn on_interrupt_clean_up() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::io("handle signals of", "this process", e))?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _no_renames = in_flight::RENAMES.write();
+            crate::progress::clear_all();
+            for path in in_flight::take() {
+                // The main thread may still be adding entries to a staging folder.
+                for _ in 0..100 {
+                    if remove_tree(&path).is_ok() {
+                        break;
+                    }
+                }
+            }
+            let done = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst);
+            match done {
+                0 => eprintln!("resbak: interrupted: nothing was registered"),
+                _ => eprintln!("resbak: interrupted: the work in progress was not registered"),
+            }
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 /// Makes a folder's entries (renames, new files) durable.

@@ -71,6 +71,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         exclude,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
+    atomic::on_interrupt_clean_up()?;
     let ctx = Context {
         results_dir: settings.results_dir.value.clone(),
         backup_dir: settings.backup_dir.value.clone(),

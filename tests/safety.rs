@@ -1,6 +1,6 @@
 //! Crashes, stale locks, concurrency, full disks and manifest recovery.
 
-use crate::util::{Env, names_with_prefix, noise, snapshot, wait_for, write};
+use crate::util::{Env, names_with_prefix, noise, snapshot, stdout, wait_for, write};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileTypeExt;
@@ -48,9 +48,14 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
         });
         child.kill().unwrap();
         child.wait().unwrap();
-        // The manifest still parses and lists only complete archives.
-        let out = env.run(&["verify"]);
-        assert!(out.contains("0 with problems"), "{out}");
+        // The manifest still parses and lists only complete archives; the leftover is named.
+        let out = env.run_code(&["verify"], 0);
+        assert!(stdout(&out).contains("0 with problems"), "{out:?}");
+        let listed = env.run_code(&["list"], 0);
+        for err in [&out.stderr, &listed.stderr] {
+            let err = String::from_utf8_lossy(err);
+            assert!(err.contains("left by an interrupted run"), "{err}");
+        }
         assert!(
             !names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty(),
             "the kill left a temp file"
@@ -458,4 +463,60 @@ fn backup_all_archives_no_working_or_replaced_folder() {
             .join("s.replaced-20260101T000000Z/old")
             .is_dir()
     );
+}
+
+#[test]
+fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
+    use nix::sys::signal::Signal::{SIGHUP, SIGINT, SIGTERM};
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    let archive = env.backup("s");
+    let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
+    for (signal, code) in [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)] {
+        let backup = env.cmd(&["backup", "s", "--always"]);
+        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code);
+        assert_eq!(
+            fs::read(env.backups().join("manifest.yaml")).unwrap(),
+            manifest
+        );
+        let restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
+        let parent = env.path().join("elsewhere");
+        interrupt(restore, &parent, ".resbak-restore-", signal, code);
+        assert!(!parent.join("s").exists());
+    }
+}
+
+/// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
+/// `signal` and checks the exit code, the one line it prints and that nothing is left in `dir`
+/// but what was there before.
+fn interrupt(
+    mut cmd: Command,
+    dir: &Path,
+    prefix: &str,
+    signal: nix::sys::signal::Signal,
+    code: i32,
+) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the working entry", || {
+        !names_with_prefix(dir, prefix).is_empty()
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(120))
+        .unwrap()
+        .expect("it ends");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(code), "{signal}: {err}");
+    assert_eq!(
+        err, "resbak: interrupted: nothing was registered\n",
+        "{signal}"
+    );
+    let left: Vec<_> = names_with_prefix(dir, ".resbak-");
+    assert!(left.is_empty(), "{signal} left {left:?}");
 }

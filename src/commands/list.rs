@@ -43,6 +43,7 @@ pub struct Row {
 /// Prints the catalogue.
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
     let rows = rows(&ctx.backup_dir, opts.strategy.as_deref())?;
+    super::warn_leftovers(&ctx.backup_dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {

@@ -263,6 +263,17 @@ pub fn clean_leftovers(dir: &Path, printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// Mentions temp files and staging folders in `dir` that a killed run left behind, without
+/// removing them (commands that write remove them).
+pub fn warn_leftovers(dir: &Path, printer: &mut Printer) {
+    for leftover in crate::atomic::find_leftovers(dir) {
+        printer.warn(format_args!(
+            "{} was left by an interrupted run; the next backup removes it",
+            leftover.path.display()
+        ));
+    }
+}
+
 /// Says which folders in `results_dir` a restore replaced and kept: they are not backed up
 /// as strategies.
 pub fn note_replaced_copies(results_dir: &Path, printer: &mut Printer) {

@@ -76,6 +76,7 @@ impl Report {
 /// Checks each selected backup, several at once, and prints one line for each plus a summary.
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
+    super::warn_leftovers(&ctx.backup_dir, printer);
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let selected = select(&manifest, &opts.targets, &ctx.backup_dir)?;
     let total = selected.iter().map(|e| e.size).sum();
