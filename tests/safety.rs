@@ -520,3 +520,37 @@ fn interrupt(
     let left: Vec<_> = names_with_prefix(dir, ".resbak-");
     assert!(left.is_empty(), "{signal} left {left:?}");
 }
+
+#[test]
+fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
+    let env = Env::new();
+    big_sample(&env, "s", 8);
+    let growing = env.results().join("s/runs/blob_000.bin");
+    let child = env
+        .cmd(&["backup", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Appends to the file for as long as the backup runs, so it grows while it is read.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::io::Write::write_all(&mut file, b"more\n").unwrap();
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s/runs/blob_000.bin: changed while it was read"),
+        "{err}"
+    );
+    assert_eq!(env.archives().len(), 1, "the archive is registered");
+    env.run(&["verify", "--deep"]);
+}

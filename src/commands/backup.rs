@@ -99,7 +99,10 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
             continue;
         }
         let started = Instant::now();
-        let entry = backup_folder(ctx, &name, &src, &opts.archive, printer)?;
+        let (entry, changed) = backup_folder_noting(ctx, &name, &src, &opts.archive, printer)?;
+        if changed && outcome == Outcome::Clean {
+            outcome = Outcome::ProblemsFound;
+        }
         let seconds = started.elapsed().as_secs_f64();
         printer.line(format_args!(
             "Backed up {name} -> {} ({}, {} files, {seconds:.2} s)",
@@ -257,6 +260,17 @@ pub(crate) fn backup_folder(
     opts: &archive::Options,
     printer: &mut Printer,
 ) -> Result<Entry> {
+    backup_folder_noting(ctx, name, src, opts, printer).map(|(entry, _)| entry)
+}
+
+/// [`backup_folder`], also telling whether a file changed while it was read (each is named).
+fn backup_folder_noting(
+    ctx: &Context,
+    name: &str,
+    src: &Path,
+    opts: &archive::Options,
+    printer: &mut Printer,
+) -> Result<(Entry, bool)> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     super::clean_leftovers(dir, printer)?;
@@ -275,6 +289,12 @@ pub(crate) fn backup_folder(
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
+    for changed in &written.changed {
+        printer.warn(format_args!(
+            "{}: changed while it was read",
+            changed.display()
+        ));
+    }
     verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
@@ -283,7 +303,8 @@ pub(crate) fn backup_folder(
         },
         other => other,
     })?;
-    register(dir, name, created, tmp, &written)
+    let changed = !written.changed.is_empty();
+    register(dir, name, created, tmp, &written).map(|entry| (entry, changed))
 }
 
 /// Writes the archive into `tmp` while a second thread reads it back from disk through its own
