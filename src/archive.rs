@@ -430,8 +430,6 @@ pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_fifo_where_a_file_was_is_skipped_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
