@@ -86,6 +86,9 @@ pub struct Written {
     pub skipped: Vec<PathBuf>,
     /// The [`Digests`] of what went in.
     pub digests: Digests,
+    /// Files whose size or mtime differed after they were read: the archive holds what was
+    /// read, which may mix old and new content.
+    pub changed: Vec<PathBuf>,
 }
 
 /// How to write an archive.
@@ -327,12 +330,16 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     let mut stats = Stats::default();
     let mut counts = Counts::default();
     let mut skipped = Vec::new();
+    let mut changed = Vec::new();
     let mut digest = TreeDigest::default();
     for item in walk(src, &opts.excludes) {
         let (entry, rel) = item?;
         let name = Path::new(top).join(&rel);
         match append(&mut tar, entry.path(), &name, &opts.progress)? {
-            Some((meta, target, sha)) => {
+            Some((meta, target, sha, same)) => {
+                if !same {
+                    changed.push(entry.path().to_path_buf());
+                }
                 stats.files += 1;
                 counts.add(meta.file_type());
                 stats.bytes += if meta.is_file() { meta.len() } else { 0 };
@@ -350,14 +357,18 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
         counts,
         skipped,
         digests: digest.finish(),
+        changed,
     };
     Ok((out, written))
 }
 
-/// One entry as stored: its metadata, a link's target and a file's SHA-256 (else empty).
-type Stored = (std::fs::Metadata, Vec<u8>, Vec<u8>);
+/// One entry as stored: its metadata, a link's target, a file's SHA-256 (else empty), and
+/// whether the file was unchanged by the time it was read.
+type Stored = (std::fs::Metadata, Vec<u8>, Vec<u8>, bool);
 
-/// Appends one filesystem entry, or returns `None` for a special file that was skipped.
+/// Appends one filesystem entry, or returns `None` for a special file that was skipped. A file
+/// is opened without blocking or following a link, and its header comes from the open handle:
+/// a file swapped for a FIFO or link since the walk saw it is skipped, never waited on.
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
@@ -366,7 +377,23 @@ fn append<W: Write>(
 ) -> Result<Option<Stored>> {
     use std::os::unix::ffi::OsStrExt;
     let fail = |e: io::Error| Error::io("archive", path, e);
-    let meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let mut meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let mut file = None;
+    if meta.is_file() {
+        let opened = match crate::atomic::open_no_follow(path, false) {
+            Ok(opened) => opened,
+            // Replaced by a link meanwhile: skipped like any other non-file.
+            Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(fail(e)),
+        };
+        meta = opened.metadata().map_err(fail)?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        file = Some(opened);
+    }
     let kind = meta.file_type();
     let mut header = Header::new_gnu();
     header.set_mode(meta.mode() & 0o7777 & !0o6000);
@@ -374,22 +401,23 @@ fn append<W: Write>(
     header.set_uid(0);
     header.set_gid(0);
     header.set_size(0);
-    let (mut target, mut sha) = (Vec::new(), Vec::new());
+    let (mut target, mut sha, mut same) = (Vec::new(), Vec::new(), true);
     if kind.is_dir() {
         header.set_entry_type(EntryType::Directory);
         tar.append_data(&mut header, name, io::empty())
             .map_err(fail)?;
-    } else if kind.is_file() {
+    } else if let Some(file) = file {
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
-        let file = File::open(path).map_err(fail)?;
         let mut hashing = HashingReader::new(progress.reader(ExactReader {
-            inner: file,
+            inner: &file,
             left: meta.len(),
         }));
         tar.append_data(&mut header, name, &mut hashing)
             .map_err(fail)?;
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
+        let after = file.metadata().map_err(fail)?;
+        same = after.len() == meta.len() && after.modified().ok() == meta.modified().ok();
     } else if kind.is_symlink() {
         header.set_entry_type(EntryType::Symlink);
         let link = std::fs::read_link(path).map_err(fail)?;
@@ -401,7 +429,7 @@ fn append<W: Write>(
         );
         return Ok(None);
     }
-    Ok(Some((meta, target, sha)))
+    Ok(Some((meta, target, sha, same)))
 }
 
 /// Reads exactly `left` bytes: a file that shrinks while it is archived is an error, and bytes
@@ -433,7 +461,8 @@ impl<R: Read> Read for ExactReader<R> {
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(reader));
+    let guarded = crate::targuard::TarGuard::new(MultiGzDecoder::new(reader));
+    let mut archive = tar::Archive::new(guarded);
     let mut entries = archive.entries()?;
     let first = loop {
         match entries.next() {
@@ -451,4 +480,23 @@ pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
         std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
         _ => None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fifo_where_a_file_was_is_skipped_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        // Opened as append opens a file the walk saw as regular: at once, no writer needed.
+        let (sender, opened) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(crate::atomic::open_no_follow(&fifo, false)));
+        let handle = opened
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("opening a FIFO hangs")
+            .unwrap();
+        assert!(!handle.metadata().unwrap().is_file());
+    }
 }

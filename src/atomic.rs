@@ -17,12 +17,22 @@ pub const STAGING_PREFIX: &str = ".resbak-restore-";
 /// [`TEMP_PREFIX`] or [`STAGING_PREFIX`] name; [`remove_stale`] never looks at these.
 const NEW_PREFIX: &str = ".resbak-new-";
 
+/// Prefix of every name resbak gives its own working files and folders in a results or backup
+/// folder; no strategy is ever taken from such a name.
+pub const OWN_PREFIX: &str = ".resbak-";
+
+/// File inside a staging folder that marks it as resbak's.
+const STAGING_MARKER: &str = ".resbak-staging";
+
 /// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop unless
 /// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
 /// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    // 0666 less the umask, as tar and cp create files, so others may read what is kept.
     let new = tempfile::Builder::new()
         .prefix(NEW_PREFIX)
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .at("create a temporary file in", dir)?;
     new.as_file().lock().at("lock", new.path())?;
@@ -31,6 +41,7 @@ pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
     path.persist_noclobber(&target)
         .map_err(|e| Error::io("create a temporary file in", dir, e.error))?;
     let path = tempfile::TempPath::try_from_path(&target).at("create a temporary file in", dir)?;
+    in_flight::track(&target);
     Ok(NamedTempFile::from_parts(file, path))
 }
 
@@ -51,11 +62,12 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = remove_tree(&self.path);
+        in_flight::untrack(&self.path);
     }
 }
 
 /// Creates a locked staging folder in `dir`, named like [`temp_file_in`]'s files only once
-/// it is locked.
+/// it is locked and holds its marker file.
 pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
     let new = tempfile::Builder::new()
         .prefix(NEW_PREFIX)
@@ -63,45 +75,124 @@ pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
         .at("create a temporary folder in", dir)?;
     let lock = File::open(new.path()).at("open", new.path())?;
     lock.lock().at("lock", new.path())?;
+    let marker = new.path().join(STAGING_MARKER);
+    std::fs::write(&marker, b"resbak staging folder\n").at("create", &marker)?;
     let path = renamed(new.path(), STAGING_PREFIX);
     std::fs::rename(new.path(), &path).at("create a temporary folder in", dir)?;
     let _ = new.keep();
+    in_flight::track(&path);
     Ok(Staging { path, _lock: lock })
 }
 
-/// `path` with its [`NEW_PREFIX`] replaced by `prefix`, keeping the random part.
+/// `path` with its [`NEW_PREFIX`] replaced by `prefix`, keeping the random part and adding
+/// the tag [`is_tagged`] checks.
 fn renamed(path: &Path, prefix: &str) -> std::path::PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!("{prefix}{}", name.trim_start_matches(NEW_PREFIX)))
+    let random = name.trim_start_matches(NEW_PREFIX);
+    path.with_file_name(format!("{prefix}{random}.{}", tag(random)))
 }
 
-/// Removes resbak temp files and staging folders in `dir` left behind by a process that died
-/// (their lock is free). Returns what was removed. Live ones are left alone.
-pub fn remove_stale(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+/// A short digest of the random part of a working name: written by resbak into the names it
+/// creates, so a name merely starting with a resbak prefix is not taken for resbak's.
+fn tag(random: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("resbak working name {random}"));
+    crate::checksum::hex(&digest[..4])
+}
+
+/// Whether `rest` (a name less its prefix) is `<random>.<tag>` with the right tag.
+fn is_tagged(rest: &str) -> bool {
+    rest.rsplit_once('.')
+        .is_some_and(|(random, tag_part)| !random.is_empty() && tag(random) == tag_part)
+}
+
+/// A temp file or staging folder left behind by a resbak process that died.
+#[derive(Debug)]
+pub struct Leftover {
+    /// Its path.
+    pub path: std::path::PathBuf,
+    /// Whether it is a staging folder (else a temp file).
+    pub is_dir: bool,
+    /// The open, locked handle: it stays resbak's while held.
+    handle: File,
+}
+
+/// resbak's temp files and staging folders in `dir` whose owner died (their lock is free).
+/// Each is recognised by what resbak wrote (the tag in its name and, for a folder, its marker
+/// file) and by its kind, checked on an open handle: nothing that merely bears a resbak name
+/// is taken, no link is followed and nothing but a regular file or folder is opened.
+pub fn find_leftovers(dir: &Path) -> Vec<Leftover> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
+    let mut found: Vec<Leftover> = entries
+        .flatten()
+        .filter_map(|item| leftover(&item.path()))
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// `path` as a [`Leftover`], if it is one.
+fn leftover(path: &Path) -> Option<Leftover> {
+    let name = path.file_name()?.to_str()?;
+    let is_dir = if let Some(rest) = name.strip_prefix(TEMP_PREFIX) {
+        is_tagged(rest).then_some(false)?
+    } else {
+        is_tagged(name.strip_prefix(STAGING_PREFIX)?).then_some(true)?
+    };
+    let handle = open_no_follow(path, is_dir).ok()?;
+    let meta = handle.metadata().ok()?;
+    let right_kind = if is_dir {
+        meta.is_dir()
+    } else {
+        meta.is_file()
+    };
+    if !right_kind || (is_dir && !has_marker(path)) || handle.try_lock().is_err() {
+        return None;
+    }
+    Some(Leftover {
+        path: path.to_path_buf(),
+        is_dir,
+        handle,
+    })
+}
+
+/// Whether the staging folder `dir` holds its marker as a regular file.
+fn has_marker(dir: &Path) -> bool {
+    open_no_follow(&dir.join(STAGING_MARKER), false)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.is_file())
+}
+
+/// Opens `path` for reading without following a final link and without blocking (a FIFO
+/// opens at once); with `dir`, only a folder opens.
+pub fn open_no_follow(path: &Path, dir: bool) -> std::io::Result<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    if dir {
+        flags |= OFlags::DIRECTORY;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+}
+
+/// Removes the leftovers [`find_leftovers`] finds in `dir`. Returns what was removed.
+pub fn remove_stale(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut removed = Vec::new();
-    for item in entries.flatten() {
-        let name = item.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with(TEMP_PREFIX) && !name.starts_with(STAGING_PREFIX) {
-            continue;
-        }
-        let path = item.path();
-        let Ok(handle) = File::open(&path) else {
-            continue;
+    for leftover in find_leftovers(dir) {
+        let path = &leftover.path;
+        // Gone meanwhile (its owner finished and renamed it): nothing to do.
+        let result = match leftover.is_dir {
+            true => remove_tree(path),
+            false => std::fs::remove_file(path),
         };
-        if handle.try_lock().is_err() {
-            continue;
-        }
-        if item.file_type().is_ok_and(|t| t.is_dir()) {
-            // Gone meanwhile (its owner finished and renamed it): nothing to do.
-            ignore_gone(remove_tree(&path)).at("remove leftover", &path)?;
-        } else {
-            ignore_gone(std::fs::remove_file(&path)).at("remove leftover", &path)?;
-        }
-        removed.push(path);
+        ignore_gone(result).at("remove leftover", path)?;
+        drop(leftover.handle);
+        removed.push(leftover.path);
     }
     Ok(removed)
 }
@@ -113,22 +204,28 @@ fn ignore_gone(result: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
-/// Removes a folder tree, first making its folders writable (restored folders may be read-only).
+/// Removes a folder tree, first making its folders writable (restored folders may be
+/// read-only). No link is followed: modes are changed on handles opened without following
+/// one, and a link in the tree (or at `path` itself) is removed, not what it points to.
 pub fn remove_tree(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for item in walkdir::WalkDir::new(path).into_iter().flatten() {
+    let walk = walkdir::WalkDir::new(path).follow_root_links(false);
+    for item in walk.into_iter().flatten() {
         if item.file_type().is_dir() {
-            let mode = item
-                .metadata()
-                .map(|m| m.permissions().mode())
-                .unwrap_or(0o700);
-            std::fs::set_permissions(item.path(), std::fs::Permissions::from_mode(mode | 0o700))?;
+            let Ok(handle) = open_no_follow(item.path(), true) else {
+                continue;
+            };
+            let mode = handle.metadata()?.permissions().mode();
+            if mode & 0o700 != 0o700 {
+                handle.set_permissions(std::fs::Permissions::from_mode(mode | 0o700))?;
+            }
         }
     }
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_dir() => std::fs::remove_file(path),
+        _ => std::fs::remove_dir_all(path),
+    };
+    ignore_gone(removed)
 }
 
 /// Replaces `path` with what `fill` writes, atomically and durably.
@@ -147,12 +244,15 @@ pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 /// Renames a finished, synced temp file to `path` and syncs the folder. With `overwrite`
 /// false, an existing `path` is an error of kind `AlreadyExists` and the temp file is removed.
 pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
+    let _renaming = in_flight::renaming();
+    let from = tmp.path().to_path_buf();
     let result = if overwrite {
         tmp.persist(path).map(drop)
     } else {
         tmp.persist_noclobber(path).map(drop)
     };
     result.map_err(|e| Error::io("rename into place", path, e.error))?;
+    in_flight::persisted(&from);
     sync_dir(parent_dir(path))
 }
 
@@ -163,15 +263,97 @@ pub fn persist_first_free(
     names: impl IntoIterator<Item = std::path::PathBuf>,
 ) -> Result<std::path::PathBuf> {
     use std::io::ErrorKind::AlreadyExists;
+    let _renaming = in_flight::renaming();
+    let from = tmp.path().to_path_buf();
     for path in names {
         match tmp.persist_noclobber(&path) {
-            Ok(_) => return sync_dir(parent_dir(&path)).map(|()| path),
+            Ok(_) => {
+                in_flight::persisted(&from);
+                return sync_dir(parent_dir(&path)).map(|()| path);
+            }
             Err(e) if e.error.kind() == AlreadyExists => tmp = e.file,
             Err(e) => return Err(Error::io("rename into place", path, e.error)),
         }
     }
     let taken = std::io::Error::new(AlreadyExists, "every name offered is taken");
     Err(Error::io("rename into place", tmp.path(), taken))
+}
+
+/// The temp files and staging folders of this process that are not finished yet, so that an
+/// interruption can remove them (see [`on_interrupt_clean_up`]).
+mod in_flight {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, RwLock};
+
+    static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Held for reading while a temp file is renamed into place; the interrupt handler takes
+    /// it for writing, so it never removes a file in the middle of its rename.
+    pub(super) static RENAMES: RwLock<u64> = RwLock::new(0);
+
+    pub(super) fn track(path: &Path) {
+        PATHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_path_buf());
+    }
+
+    pub(super) fn untrack(path: &Path) {
+        PATHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != path);
+    }
+
+    pub(super) fn renaming() -> std::sync::RwLockReadGuard<'static, u64> {
+        RENAMES.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A temp file was renamed into place: it is no longer in flight.
+    pub(super) fn persisted(path: &Path) {
+        untrack(path);
+        COMMITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Files this process renamed into place.
+    pub(super) static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    /// Everything in flight, forgotten.
+    pub(super) fn take() -> Vec<PathBuf> {
+        std::mem::take(&mut *PATHS.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, clears progress bars, removes this
+/// process's unfinished temp files and staging folders, prints one line and exits with 128
+/// plus the signal number (130, 143, 129). A rename into place is never cut in half.
+///
+/// # Errors
+/// [`Error::Io`] when the handlers cannot be installed.
+pub fn on_interrupt_clean_up() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::io("handle signals of", "this process", e))?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _no_renames = in_flight::RENAMES.write();
+            crate::progress::clear_all();
+            for path in in_flight::take() {
+                // The main thread may still be adding entries to a staging folder.
+                for _ in 0..100 {
+                    if remove_tree(&path).is_ok() {
+                        break;
+                    }
+                }
+            }
+            let done = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst);
+            match done {
+                0 => eprintln!("resbak: interrupted: nothing was registered"),
+                _ => eprintln!("resbak: interrupted: the work in progress was not registered"),
+            }
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 /// Makes a folder's entries (renames, new files) durable.
@@ -227,22 +409,81 @@ mod tests {
         assert_eq!(names(dir.path()), ["f.txt"]);
     }
 
+    /// A name resbak would give, with the tag, for a random part `random`.
+    fn own_name(prefix: &str, random: &str) -> String {
+        format!("{prefix}{random}.{}", tag(random))
+    }
+
     #[test]
     fn stale_temp_files_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let live = temp_file_in(dir.path()).unwrap();
-        let stale = dir.path().join(format!("{TEMP_PREFIX}dead"));
+        let stale = dir.path().join(own_name(TEMP_PREFIX, "dead"));
         std::fs::write(&stale, "half").unwrap();
         let staging = staging_dir_in(dir.path()).unwrap();
-        let dead_staging = dir.path().join(format!("{STAGING_PREFIX}dead"));
+        let dead_staging = dir.path().join(own_name(STAGING_PREFIX, "dead"));
         std::fs::create_dir_all(dead_staging.join("s/sub")).unwrap();
+        std::fs::write(dead_staging.join(STAGING_MARKER), "").unwrap();
         let removed = remove_stale(dir.path()).unwrap();
-        let mut expected = vec![stale, dead_staging];
-        expected.sort();
-        let mut removed = removed;
-        removed.sort();
-        assert_eq!(removed, expected);
+        assert_eq!(removed, [dead_staging, stale]);
         assert!(live.path().exists() && staging.path().exists());
+    }
+
+    #[test]
+    fn only_what_resbak_marked_is_a_leftover() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Bare resbak names, a folder where a file is expected and the other way round, a
+        // tagged staging folder without its marker, links and a FIFO: none is resbak's.
+        std::fs::create_dir_all(d.join(".resbak-tmp-mine/data")).unwrap();
+        std::fs::create_dir_all(d.join(".resbak-restore-mine/data")).unwrap();
+        std::fs::create_dir_all(d.join(own_name(TEMP_PREFIX, "a"))).unwrap();
+        std::fs::write(d.join(own_name(STAGING_PREFIX, "b")), "").unwrap();
+        std::fs::create_dir(d.join(own_name(STAGING_PREFIX, "c"))).unwrap();
+        std::fs::create_dir(d.join("target")).unwrap();
+        std::fs::write(d.join("target").join(STAGING_MARKER), "").unwrap();
+        std::os::unix::fs::symlink("target", d.join(own_name(STAGING_PREFIX, "d"))).unwrap();
+        std::fs::write(d.join("file"), "keep").unwrap();
+        std::os::unix::fs::symlink("file", d.join(own_name(TEMP_PREFIX, "e"))).unwrap();
+        let fifo = d.join(own_name(TEMP_PREFIX, "f"));
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let before = names(d);
+        assert_eq!(remove_stale(d).unwrap(), Vec::<std::path::PathBuf>::new());
+        assert_eq!(names(d), before);
+    }
+
+    #[test]
+    fn removing_a_tree_follows_no_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("locked")).unwrap();
+        std::fs::write(outside.join("locked/f"), "keep").unwrap();
+        let read_only = std::fs::Permissions::from_mode(0o555);
+        std::fs::set_permissions(outside.join("locked"), read_only).unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        let root_link = dir.path().join("root_link");
+        std::os::unix::fs::symlink(&outside, &root_link).unwrap();
+        remove_tree(&tree).unwrap();
+        remove_tree(&root_link).unwrap();
+        assert!(!tree.exists() && root_link.symlink_metadata().is_err());
+        let mode = std::fs::metadata(outside.join("locked"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o555, "a mode was changed through a link");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("locked/f")).unwrap(),
+            "keep"
+        );
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn unpack_all(
     include: Pick,
 ) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
-    let mut tar = tar::Archive::new(tar_stream);
+    let mut tar = tar::Archive::new(crate::targuard::TarGuard::new(tar_stream));
     let mut state = State::new(archive, root, top);
     state.include = include;
     for entry in tar.entries().map_err(corrupt)? {

@@ -29,6 +29,7 @@ pub mod pgzip;
 pub mod progress;
 pub mod remote;
 pub mod retention;
+pub mod targuard;
 
 pub use error::{Error, Result};
 pub use exit_codes::ExitCode;
@@ -75,6 +76,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         exclude,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
+    atomic::on_interrupt_clean_up()?;
     let ctx = Context {
         results_dir: settings.results_dir.value.clone(),
         backup_dir: settings.backup_dir.value.clone(),

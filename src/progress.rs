@@ -19,6 +19,7 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
             .with_style(style)
             .with_message(crate::error::printable(message.into()));
+        live().push(bar.clone());
         Progress(Some(bar))
     }
 
@@ -38,6 +39,7 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
+            live().retain(|b| !b.is_finished());
         }
     }
 
@@ -47,6 +49,19 @@ impl Progress {
             inner,
             progress: self.clone(),
         }
+    }
+}
+
+/// Bars on the terminal now.
+fn live() -> std::sync::MutexGuard<'static, Vec<ProgressBar>> {
+    static LIVE: std::sync::Mutex<Vec<ProgressBar>> = std::sync::Mutex::new(Vec::new());
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every bar from the terminal (on an interruption), so no half-drawn line is left.
+pub fn clear_all() {
+    for bar in live().drain(..) {
+        bar.finish_and_clear();
     }
 }
 

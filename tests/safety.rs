@@ -1,8 +1,9 @@
 //! Crashes, stale locks, concurrency, full disks and manifest recovery.
 
-use crate::util::{Env, names_with_prefix, noise, snapshot, wait_for, write};
+use crate::util::{Env, names_with_prefix, noise, snapshot, stdout, wait_for, write};
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -47,9 +48,14 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
         });
         child.kill().unwrap();
         child.wait().unwrap();
-        // The manifest still parses and lists only complete archives.
-        let out = env.run(&["verify"]);
-        assert!(out.contains("0 with problems"), "{out}");
+        // The manifest still parses and lists only complete archives; the leftover is named.
+        let out = env.run_code(&["verify"], 0);
+        assert!(stdout(&out).contains("0 with problems"), "{out:?}");
+        let listed = env.run_code(&["list"], 0);
+        for err in [&out.stderr, &listed.stderr] {
+            let err = String::from_utf8_lossy(err);
+            assert!(err.contains("left by an interrupted run"), "{err}");
+        }
         assert!(
             !names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty(),
             "the kill left a temp file"
@@ -420,4 +426,233 @@ fn assert_old_data_kept(
     {
         fs::remove_dir_all(env.results().join(leftover)).unwrap();
     }
+}
+
+/// Runs resbak with `umask` in force, as a shell would.
+fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
+    let resbak = env!("CARGO_BIN_EXE_resbak");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(resbak)
+        .args(args)
+        .current_dir(env.path())
+        .env_remove("RESBAK_RESULTS_DIR")
+        .env_remove("RESBAK_BACKUP_DIR")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "resbak {args:?}: {status}");
+}
+
+#[test]
+fn what_resbak_keeps_is_created_0666_less_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    for (umask, mode) in [("022", 0o644), ("002", 0o664)] {
+        let env = Env::new();
+        env.sample("s");
+        run_with_umask(&env, umask, &["backup", "s"]);
+        run_with_umask(&env, umask, &["backup", "s", "--always"]);
+        let mut seen = Vec::new();
+        for item in fs::read_dir(env.backups()).unwrap().flatten() {
+            let meta = item.metadata().unwrap();
+            if meta.is_file() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    mode,
+                    "{name} (umask {umask})"
+                );
+                seen.push(name);
+            }
+        }
+        for expected in ["manifest.yaml", "SHA256SUMS", "manifest.lock"] {
+            assert!(seen.iter().any(|n| n == expected), "{expected} in {seen:?}");
+        }
+        assert!(seen.iter().filter(|n| n.ends_with(".tar.gz")).count() == 2);
+    }
+}
+
+/// Runs resbak to its end, failing the test if it has not ended after a generous bound (a
+/// hang), and returns its output.
+fn run_bounded(env: &Env, args: &[&str]) -> std::process::Output {
+    let mut child = env
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if child
+        .wait_timeout(Duration::from_secs(60))
+        .unwrap()
+        .is_none()
+    {
+        child.kill().unwrap();
+        panic!("resbak {args:?} hangs");
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn folders_named_like_resbak_working_folders_are_left_alone() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    // A user's own folders that merely bear resbak names, beside the restore destination.
+    for name in [".resbak-tmp-mine", ".resbak-restore-mine"] {
+        write(&env.results().join(name).join("notes.txt"), "mine");
+    }
+    fs::remove_dir_all(env.results().join("s")).unwrap();
+    env.run(&["restore", &archive]);
+    for name in [".resbak-tmp-mine", ".resbak-restore-mine"] {
+        let notes = env.results().join(name).join("notes.txt");
+        assert_eq!(fs::read_to_string(&notes).unwrap(), "mine", "{name}");
+    }
+}
+
+#[test]
+fn a_fifo_with_a_resbak_name_hangs_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let fifo = env.backups().join(".resbak-tmp-x");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        &["backup", "s", "--always"][..],
+        &["reindex"],
+        &["verify"],
+        &["list"],
+    ] {
+        let out = run_bounded(&env, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn backup_all_archives_no_working_or_replaced_folder() {
+    let env = Env::new();
+    env.sample("s");
+    for name in [
+        ".resbak-restore-x",
+        ".resbak-replaced-y",
+        ".resbak-tmp-z",
+        "s.replaced-20260101T000000Z",
+    ] {
+        write(&env.results().join(name).join("old/trades.csv"), "id\n1\n");
+    }
+    let out = env.run_code(&["backup", "--all"], 0);
+    let strategies: Vec<String> = env.manifest()["backups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["strategy"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(strategies, ["s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s.replaced-20260101T000000Z") && err.contains("not a strategy"),
+        "{err}"
+    );
+    assert!(
+        env.results()
+            .join("s.replaced-20260101T000000Z/old")
+            .is_dir()
+    );
+}
+
+#[test]
+fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
+    use nix::sys::signal::Signal::{SIGHUP, SIGINT, SIGTERM};
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    let archive = env.backup("s");
+    let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
+    for (signal, code) in [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)] {
+        let backup = env.cmd(&["backup", "s", "--always"]);
+        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code);
+        assert_eq!(
+            fs::read(env.backups().join("manifest.yaml")).unwrap(),
+            manifest
+        );
+        let restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
+        let parent = env.path().join("elsewhere");
+        interrupt(restore, &parent, ".resbak-restore-", signal, code);
+        assert!(!parent.join("s").exists());
+    }
+}
+
+/// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
+/// `signal` and checks the exit code, the one line it prints and that nothing is left in `dir`
+/// but what was there before.
+fn interrupt(
+    mut cmd: Command,
+    dir: &Path,
+    prefix: &str,
+    signal: nix::sys::signal::Signal,
+    code: i32,
+) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the working entry", || {
+        !names_with_prefix(dir, prefix).is_empty()
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(120))
+        .unwrap()
+        .expect("it ends");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(code), "{signal}: {err}");
+    assert_eq!(
+        err, "resbak: interrupted: nothing was registered\n",
+        "{signal}"
+    );
+    let left: Vec<_> = names_with_prefix(dir, ".resbak-");
+    assert!(left.is_empty(), "{signal} left {left:?}");
+}
+
+#[test]
+fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
+    let env = Env::new();
+    big_sample(&env, "s", 8);
+    let growing = env.results().join("s/runs/blob_000.bin");
+    let child = env
+        .cmd(&["backup", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Appends to the file for as long as the backup runs, so it grows while it is read.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::io::Write::write_all(&mut file, b"more\n").unwrap();
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s/runs/blob_000.bin: changed while it was read"),
+        "{err}"
+    );
+    assert_eq!(env.archives().len(), 1, "the archive is registered");
+    env.run(&["verify", "--deep"]);
 }

@@ -231,7 +231,8 @@ fn back_up(
     printer: &mut Printer,
 ) -> Result<(Backed, Outcome)> {
     let started = Instant::now();
-    let entry = backup_folder(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
+    let (entry, changed) =
+        backup_folder_noting(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
     let seconds = started.elapsed().as_secs_f64();
     printer.line(format_args!(
         "Backed up {name} -> {} ({}, {seconds:.2} s): {}",
@@ -256,7 +257,10 @@ fn back_up(
         ..Backed::new(name, "backed_up")
     }
     .with_counts(entry.kinds.unwrap_or_default(), entry.bytes);
-    let mut outcome = Outcome::Clean;
+    let mut outcome = match changed {
+        true => Outcome::ProblemsFound,
+        false => Outcome::Clean,
+    };
     if opts.keep.is_some() || opts.keep_safety.is_some() {
         let rules = retention::Rules::new(opts.keep, opts.keep_safety);
         let pruned = retention::prune(&ctx.backup_dir, Some(name), &rules, false)?;
@@ -323,6 +327,7 @@ fn sources(
             .collect();
     }
     let mut found = Vec::new();
+    super::note_replaced_copies(&ctx.results_dir, printer);
     for name in strategies(&ctx.results_dir)? {
         match source_dir(ctx, &name) {
             Ok(dir) => found.push((name, dir)),
@@ -434,6 +439,18 @@ pub(crate) fn backup_folder(
     kind: Kind,
     printer: &mut Printer,
 ) -> Result<Entry> {
+    backup_folder_noting(ctx, name, src, opts, kind, printer).map(|(entry, _)| entry)
+}
+
+/// [`backup_folder`], also telling whether a file changed while it was read (each is named).
+fn backup_folder_noting(
+    ctx: &Context,
+    name: &str,
+    src: &Path,
+    opts: &archive::Options,
+    kind: Kind,
+    printer: &mut Printer,
+) -> Result<(Entry, bool)> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     super::clean_leftovers(dir, printer)?;
@@ -452,6 +469,12 @@ pub(crate) fn backup_folder(
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
+    for changed in &written.changed {
+        printer.warn(format_args!(
+            "{}: changed while it was read",
+            changed.display()
+        ));
+    }
     verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
@@ -460,7 +483,8 @@ pub(crate) fn backup_folder(
         },
         other => other,
     })?;
-    register(dir, name, created, tmp, &written, kind)
+    let changed = !written.changed.is_empty();
+    register(dir, name, created, tmp, &written, kind).map(|entry| (entry, changed))
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,

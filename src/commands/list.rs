@@ -78,6 +78,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
         verify::check_entries(dir, &selected, false, printer);
     }
     let rows = rows(dir, strategy)?;
+    super::warn_leftovers(dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {

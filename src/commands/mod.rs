@@ -345,6 +345,34 @@ pub fn clean_leftovers(dir: &Path, printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// Mentions temp files and staging folders in `dir` that a killed run left behind, without
+/// removing them (commands that write remove them).
+pub fn warn_leftovers(dir: &Path, printer: &mut Printer) {
+    for leftover in crate::atomic::find_leftovers(dir) {
+        printer.warn(format_args!(
+            "{} was left by an interrupted run; the next backup removes it",
+            leftover.path.display()
+        ));
+    }
+}
+
+/// Says which folders in `results_dir` a restore replaced and kept: they are not backed up
+/// as strategies.
+pub fn note_replaced_copies(results_dir: &Path, printer: &mut Printer) {
+    let Ok(entries) = std::fs::read_dir(results_dir) else {
+        return;
+    };
+    for item in entries.flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        if is_replaced_copy(&name) && item.file_type().is_ok_and(|t| t.is_dir()) {
+            printer.warn(format_args!(
+                "skipped {}: a folder replaced by a restore, kept as it was, not a strategy",
+                item.path().display()
+            ));
+        }
+    }
+}
+
 /// Whether two paths name the same existing folder.
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
@@ -371,12 +399,27 @@ pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for item in entries {
         let item = item.at("read", results_dir)?;
-        if item.file_type().is_ok_and(|t| t.is_dir()) {
-            names.push(item.file_name().to_string_lossy().into_owned());
+        let name = item.file_name().to_string_lossy().into_owned();
+        if item.file_type().is_ok_and(|t| t.is_dir()) && !set_aside(&name) {
+            names.push(name);
         }
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether a folder in the results folder is no strategy: one of resbak's own working folders,
+/// or a folder a restore replaced and kept as `NAME.replaced-<time>`.
+pub fn set_aside(name: &str) -> bool {
+    name.starts_with(crate::atomic::OWN_PREFIX) || is_replaced_copy(name)
+}
+
+/// Whether `name` is `NAME.replaced-<time>`, a folder a restore replaced and kept.
+pub fn is_replaced_copy(name: &str) -> bool {
+    name.split_once(".replaced-")
+        .is_some_and(|(strategy, time)| {
+            !strategy.is_empty() && time.starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
 /// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.

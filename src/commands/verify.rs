@@ -161,6 +161,7 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         return Err(missing_folder(dir));
     }
     let _reading = Lock::shared(dir, LockFile::Archives)?;
+    super::warn_leftovers(dir, printer);
     let manifest = Manifest::load(dir)?;
     let (selected, others) = select_or_locate(ctx, &manifest, &opts.targets)?;
     let outcomes = check_entries(dir, &selected, opts.deep, printer);
