@@ -214,17 +214,17 @@ pub enum Error {
 
     /// `STRATEGY~N` asking for more backups before the newest than the strategy has.
     #[error(
-        "{}~{back} is out of range: strategy {strategy:?} has {} in {} (~0 is the newest, ~{} the oldest)",
-        printable(strategy),
+        "{} is out of range: strategy {strategy:?} has {} in {} (~0 is the newest, ~{} the oldest)",
+        printable(name),
         count(*regular, "regular backup", "regular backups"),
         printable(dir.display()),
         regular.saturating_sub(1)
     )]
     BackupOutOfRange {
+        /// The name given, `STRATEGY~N`.
+        name: String,
         /// The strategy.
         strategy: String,
-        /// How many backups before the newest were asked for.
-        back: usize,
         /// How many regular backups it has.
         regular: usize,
         /// The backup folder.

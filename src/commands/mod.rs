@@ -412,8 +412,8 @@ fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>
                 dir,
             },
             n => Error::BackupOutOfRange {
+                name: arg.to_string(),
                 strategy,
-                back,
                 regular: n,
                 dir,
             },
