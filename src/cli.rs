@@ -83,9 +83,19 @@ pub enum Command {
     },
 
     /// Restore an archive into results/<STRATEGY>/ (or --to DIR), after checking it.
-    #[command(after_help = "Example: resbak restore btc_sma_cross_20261122_004306.tar.gz")]
+    ///
+    /// A strategy name picks its newest regular backup and STRATEGY~N the Nth one before that
+    /// (~0 is the newest, ~1 the one before); safety copies are never picked this way. An
+    /// archive name always wins over a strategy of the same name.
+    #[command(
+        after_help = "Example: resbak restore btc_sma_cross_20261122_004306.tar.gz\n         \
+                            resbak restore btc_sma_cross       # its newest regular backup\n         \
+                            resbak restore btc_sma_cross~1     # the one before that"
+    )]
     Restore {
-        /// Archive name from `resbak list`, or a path to a .tar.gz.
+        /// Archive name from `resbak list`, STRATEGY, STRATEGY~N, or a path to a .tar.gz. With
+        /// --remote, an archive name.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
         archive: String,
         /// Restore into this folder instead of results/<STRATEGY>.
         #[arg(long, value_name = "DIR")]
@@ -108,12 +118,20 @@ pub enum Command {
     /// Show what changed between an archive and the current results (or a second archive).
     ///
     /// Compares paths, kinds, permissions and content hashes, reading the archives as streams;
-    /// nothing is extracted. `+` added, `-` removed, `~` changed.
-    #[command(after_help = "Example: resbak diff btc_sma_cross_20261122_004306.tar.gz")]
+    /// nothing is extracted. `+` added, `-` removed, `~` changed. Either archive may be named
+    /// by strategy: STRATEGY is its newest regular backup, STRATEGY~N the Nth one before that
+    /// (an archive name always wins over a strategy of the same name).
+    #[command(
+        after_help = "Example: resbak diff btc_sma_cross_20261122_004306.tar.gz\n         \
+                            resbak diff btc_sma_cross                   # newest backup -> results folder\n         \
+                            resbak diff btc_sma_cross~1 btc_sma_cross   # the one before -> newest"
+    )]
     Diff {
-        /// The older archive: a name from `resbak list`, or a path.
+        /// The older archive: a name from `resbak list`, STRATEGY, STRATEGY~N, or a path.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
         archive: String,
-        /// The newer archive; the strategy's results folder when omitted.
+        /// The newer archive, named the same ways; the older one's results folder when omitted.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
         other: Option<String>,
     },
 

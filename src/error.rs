@@ -196,6 +196,40 @@ pub enum Error {
         /// Close names that exist, best first.
         suggestions: Vec<String>,
     },
+
+    /// A strategy named for restore or diff whose catalogued backups are all safety copies.
+    #[error(
+        "strategy {strategy:?} has no regular backup in {}, only {}; name one by its archive name (see `resbak list`)",
+        printable(dir.display()),
+        count(*safety, "safety copy", "safety copies")
+    )]
+    NoRegularBackup {
+        /// The strategy.
+        strategy: String,
+        /// How many safety copies it has.
+        safety: usize,
+        /// The backup folder.
+        dir: PathBuf,
+    },
+
+    /// `STRATEGY~N` asking for more backups before the newest than the strategy has.
+    #[error(
+        "{} is out of range: strategy {strategy:?} has {} in {} (~0 is the newest, ~{} the oldest)",
+        printable(name),
+        count(*regular, "regular backup", "regular backups"),
+        printable(dir.display()),
+        regular.saturating_sub(1)
+    )]
+    BackupOutOfRange {
+        /// The name given, `STRATEGY~N`.
+        name: String,
+        /// The strategy.
+        strategy: String,
+        /// How many regular backups it has.
+        regular: usize,
+        /// The backup folder.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -240,6 +274,8 @@ impl Error {
             Error::Uncompared(inner) => inner.kind(),
             Error::MissingFolder { .. } => "missing_folder",
             Error::UnknownName { .. } => "unknown_name",
+            Error::NoRegularBackup { .. } => "no_regular_backup",
+            Error::BackupOutOfRange { .. } => "backup_out_of_range",
         }
     }
 
@@ -301,6 +337,14 @@ fn available_list(names: &[String]) -> String {
         "there are no strategy folders yet".to_string()
     } else {
         format!("available: {}", printable(names.join(", ")))
+    }
+}
+
+/// `1 thing` or `N things`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
     }
 }
 

@@ -256,10 +256,20 @@ impl Manifest {
 
     /// The newest regular backup of `strategy` (safety copies never count as latest).
     pub fn latest_regular(&self, strategy: &str) -> Option<&Entry> {
-        self.backups
+        self.regular_newest_first(strategy).first().copied()
+    }
+
+    /// The regular backups of `strategy`, newest first by creation time (of two with the same
+    /// time, the one registered later first); safety copies are never among them.
+    pub fn regular_newest_first(&self, strategy: &str) -> Vec<&Entry> {
+        let mut regular: Vec<(usize, &Entry)> = self
+            .backups
             .iter()
-            .filter(|e| e.strategy == strategy && e.kind.is_regular())
-            .max_by_key(|e| e.created)
+            .enumerate()
+            .filter(|(_, e)| e.strategy == strategy && e.kind.is_regular())
+            .collect();
+        regular.sort_by_key(|&(i, e)| std::cmp::Reverse((e.created, i)));
+        regular.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Entries grouped by strategy name, oldest first within each strategy.
@@ -596,6 +606,27 @@ mod tests {
             loaded.latest_regular("a").unwrap().backup_file,
             "a_1.tar.gz"
         );
+    }
+
+    #[test]
+    fn regular_backups_newest_first_skip_safety_copies() {
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_3.tar.gz", 3));
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(entry("b", "b_9.tar.gz", 9));
+        m.backups.push(Entry {
+            kind: Kind::Safety,
+            ..entry("a", "a_4.tar.gz", 4)
+        });
+        m.backups.push(entry("a", "a_3b.tar.gz", 3));
+        let files: Vec<&str> = m
+            .regular_newest_first("a")
+            .iter()
+            .map(|e| e.backup_file.as_str())
+            .collect();
+        assert_eq!(files, ["a_3b.tar.gz", "a_3.tar.gz", "a_1.tar.gz"]);
+        assert_eq!(m.latest_regular("a").unwrap().backup_file, "a_3b.tar.gz");
+        assert!(m.regular_newest_first("c").is_empty());
     }
 
     #[test]

@@ -125,3 +125,89 @@ fn a_damaged_archive_is_trouble_not_a_list_of_changes() {
     let err = env.fail(&["diff", &second, "--json"], 2);
     assert!(err.contains("corrupt"), "{err}");
 }
+
+/// Two regular backups of `s` (the second with a changed metrics file), then a safety copy,
+/// newer than both, made when the first replaces results holding an extra file. Returns the
+/// two regular archive names; the results folder then holds what the first does.
+fn history(env: &Env) -> (String, String) {
+    let root = env.sample("s");
+    let first = env.backup("s");
+    write(&root.join("metrics.json"), "{\"sharpe\": 2.0}");
+    let second = env.backup("s");
+    write(&root.join("extra.csv"), "x\n");
+    env.run(&["restore", &first, "--force"]);
+    assert_eq!(env.manifest()["backups"][2]["kind"], "safety");
+    (first, second)
+}
+
+#[test]
+fn a_strategy_name_compares_its_newest_regular_backup_with_the_results() {
+    let env = Env::new();
+    let (_, second) = history(&env);
+    let out = stdout(&env.run_code(&["diff", "s"], 1));
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("Comparing {second} (newest backup of s) with results/s").as_str()),
+        "{out}"
+    );
+    assert!(out.contains("~ metrics.json"), "{out}");
+    assert!(!out.contains("extra.csv"), "not the safety copy: {out}");
+    assert!(
+        out.contains(&format!(
+            "backups/{second} -> results/s: 0 added, 0 removed, 1 changed"
+        )),
+        "{out}"
+    );
+    let json = stdout(&env.run_code(&["diff", "s", "--json"], 1));
+    let changes: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
+}
+
+#[test]
+fn strategy_tilde_n_picks_older_backups_on_either_side() {
+    let env = Env::new();
+    let (first, second) = history(&env);
+    let out = env.run(&["diff", "s~1"]);
+    assert!(
+        out.starts_with(&format!(
+            "Comparing {first} (1 before the newest backup of s) with results/s\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("0 added, 0 removed, 0 changed"), "{out}");
+    let out = stdout(&env.run_code(&["diff", "s~1", "s"], 1));
+    assert!(
+        out.starts_with(&format!(
+            "Comparing {first} (1 before the newest backup of s) with {second} (newest backup of s)\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("~ metrics.json"), "{out}");
+    assert!(out.contains("0 added, 0 removed, 1 changed"), "{out}");
+    let err = env.fail(&["diff", "s~2"], 2);
+    assert!(
+        err.contains("s~2 is out of range") && err.contains("has 2 regular backups"),
+        "{err}"
+    );
+    let err = env.fail(&["diff", &first, "s~5"], 2);
+    assert!(err.contains("s~5 is out of range"), "{err}");
+}
+
+#[test]
+fn unknown_names_get_suggestions_and_archive_names_print_no_pick() {
+    let env = Env::new();
+    env.sample("eth_rsi");
+    let archive = env.backup("eth_rsi");
+    let err = env.fail(&["diff", "eth_rs"], 2);
+    assert!(
+        err.contains("no backup or strategy named \"eth_rs\"")
+            && err.contains("did you mean \"eth_rsi\"?"),
+        "{err}"
+    );
+    let err = env.fail(&["diff", &archive, "eth_rsj~1"], 2);
+    assert!(err.contains("did you mean \"eth_rsi~1\"?"), "{err}");
+    let out = env.run(&["diff", &archive]);
+    assert!(!out.contains("Comparing"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

@@ -571,3 +571,118 @@ fn a_file_written_after_the_safety_copy_is_kept() {
     assert_eq!(fs::read_to_string(kept.join("mine.csv")).unwrap(), "mine\n");
     assert_no_leftovers(&env.results());
 }
+
+/// Two regular backups of `s` (the second with a changed metrics file), then a safety copy,
+/// newer than both, made when the first replaces changed results. Returns the archive names
+/// (first, second, safety copy) and the tree each holds.
+fn history(env: &Env) -> ([String; 3], [Tree; 3]) {
+    let root = env.sample("s");
+    let first = env.backup("s");
+    let first_tree = snapshot(&root);
+    write(&root.join("metrics.json"), "{\"sharpe\": 2.0}");
+    let second = env.backup("s");
+    let second_tree = snapshot(&root);
+    write(&root.join("extra.csv"), "x\n");
+    let safety_tree = snapshot(&root);
+    env.run(&["restore", &first, "--force"]);
+    let archives = env.archives();
+    assert_eq!(archives.len(), 3, "{archives:?}");
+    assert_eq!(env.manifest()["backups"][2]["kind"], "safety");
+    let names = [first, second, archives[2].clone()];
+    (names, [first_tree, second_tree, safety_tree])
+}
+
+type Tree = std::collections::BTreeMap<std::path::PathBuf, String>;
+
+#[test]
+fn a_strategy_name_restores_its_newest_regular_backup_never_a_safety_copy() {
+    let env = Env::new();
+    let ([_, second, _], [_, second_tree, _]) = history(&env);
+    let out = env.run(&["restore", "s", "--force"]);
+    assert!(
+        out.starts_with(&format!("Restoring {second} (newest backup of s)\n")),
+        "{out}"
+    );
+    assert_eq!(snapshot(&env.results().join("s")), second_tree);
+    let out = env.run(&["restore", "s~0", "--to", "zero"]);
+    assert!(out.contains("(newest backup of s)"), "{out}");
+    assert_eq!(snapshot(&env.path().join("zero")), second_tree);
+    let json = env.run(&["restore", "s", "--to", "as_json", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["archive"], format!("backups/{second}"));
+}
+
+#[test]
+fn strategy_tilde_n_counts_back_from_the_newest_and_out_of_range_is_an_error() {
+    let env = Env::new();
+    let ([first, ..], [first_tree, ..]) = history(&env);
+    let out = env.run(&["restore", "s~1", "--to", "one"]);
+    assert!(
+        out.starts_with(&format!(
+            "Restoring {first} (1 before the newest backup of s)\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(snapshot(&env.path().join("one")), first_tree);
+    for arg in ["s~2", "s~99999999999999999999999"] {
+        let err = env.fail(&["restore", arg, "--to", "two"], 2);
+        assert!(
+            err.contains(&format!("{arg} is out of range"))
+                && err.contains("has 2 regular backups in backups"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert!(!env.path().join("two").exists());
+}
+
+#[test]
+fn a_strategy_with_only_safety_copies_has_no_regular_backup() {
+    let env = Env::new();
+    history(&env);
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let backups = value["backups"].as_sequence_mut().unwrap();
+    backups.retain(|e| e["kind"] == "safety");
+    fs::write(&manifest, serde_yaml::to_string(&value).unwrap()).unwrap();
+    let err = env.fail(&["restore", "s", "--to", "out"], 2);
+    assert!(
+        err.contains("strategy \"s\" has no regular backup in backups, only 1 safety copy"),
+        "{err}"
+    );
+    assert!(!env.path().join("out").exists());
+}
+
+#[test]
+fn unknown_names_get_suggestions_and_an_archive_name_wins_over_a_strategy() {
+    let env = Env::new();
+    env.sample("btc_sma_cross");
+    let archive = env.backup("btc_sma_cross");
+    let err = env.fail(&["restore", "btc_sma_cros"], 2);
+    assert!(
+        err.contains("no backup or strategy named \"btc_sma_cros\" in backups")
+            && err.contains("did you mean \"btc_sma_cross\"?"),
+        "{err}"
+    );
+    let err = env.fail(&["restore", "btc_sma_cros~1"], 2);
+    assert!(err.contains("did you mean \"btc_sma_cross~1\"?"), "{err}");
+    let stem = archive.strip_suffix(".tar.gz").unwrap();
+    let typo = format!("{}x", &stem[..stem.len() - 1]);
+    let err = env.fail(&["restore", &typo], 2);
+    assert!(err.contains(&format!("did you mean \"{stem}\"")), "{err}");
+    // A strategy named like that archive: the archive name wins.
+    let twin = env.sample(stem);
+    write(&twin.join("twin_only.csv"), "t\n");
+    env.backup(stem);
+    let out = env.run(&["restore", stem, "--to", "picked"]);
+    assert!(!out.contains("Restoring"), "{out}");
+    let picked = env.path().join("picked");
+    assert!(picked.join("trades.csv").is_file());
+    assert!(!picked.join("twin_only.csv").exists(), "the archive won");
+    let out = env.run(&["restore", &archive, "--to", "by_file_name"]);
+    assert!(
+        out.contains(&format!("Restored backups/{archive}")),
+        "{out}"
+    );
+}

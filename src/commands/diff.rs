@@ -2,18 +2,21 @@
 //! archives, by content hash and without extracting anything. Exits like diff(1): 0 when the
 //! trees are the same, 1 when they differ, 2 when they could not be compared.
 
-use super::{Context, Located, Outcome, Printer, human_size, locate};
+use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
 use crate::archive::Excludes;
 use crate::checksum::Checksum;
 use crate::diff::{self, Change, Tree};
 use crate::error::{Error, Result, printable};
+use std::path::PathBuf;
 
 /// Options of `resbak diff`.
 #[derive(Debug, Clone)]
 pub struct DiffOptions {
-    /// The older side: an archive name or path.
+    /// The older side: an archive name, `STRATEGY`, `STRATEGY~N` or a path (see
+    /// [`super::locate_backup`]).
     pub archive: String,
-    /// The newer side: another archive; the strategy's results folder when `None`.
+    /// The newer side: another archive, named the same ways; the strategy's results folder
+    /// when `None`.
     pub other: Option<String>,
     /// Excludes applied to the results folder side.
     pub excludes: Excludes,
@@ -27,7 +30,7 @@ pub struct DiffOptions {
 /// damaged.
 pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<Outcome> {
     let (old_label, new_label, old_tree, new_tree) =
-        trees(ctx, opts).map_err(|e| Error::Uncompared(Box::new(e)))?;
+        trees(ctx, opts, printer).map_err(|e| Error::Uncompared(Box::new(e)))?;
     let changes = diff::compare(&old_tree, &new_tree);
     let outcome = match changes.is_empty() {
         true => Outcome::Clean,
@@ -60,17 +63,29 @@ pub fn run(ctx: &Context, opts: &DiffOptions, printer: &mut Printer) -> Result<O
     Ok(outcome)
 }
 
-/// Both sides' labels and trees.
-fn trees(ctx: &Context, opts: &DiffOptions) -> Result<(String, String, Tree, Tree)> {
-    let old = locate(ctx, &opts.archive)?;
+/// Both sides' labels and trees. When a strategy picked either archive, says which archives
+/// are compared before reading them.
+fn trees(
+    ctx: &Context,
+    opts: &DiffOptions,
+    printer: &mut Printer,
+) -> Result<(String, String, Tree, Tree)> {
+    let old = locate_backup(ctx, &opts.archive)?;
+    let new = match &opts.other {
+        Some(other) => Side::Archive(Box::new(locate_backup(ctx, other)?)),
+        None => Side::Folder(ctx.results_dir.join(old.strategy()?)),
+    };
+    if old.picked.is_some() || matches!(&new, Side::Archive(a) if a.picked.is_some()) {
+        let with = match &new {
+            Side::Archive(archive) => archive.describe(),
+            Side::Folder(folder) => folder.display().to_string(),
+        };
+        printer.line(format_args!("Comparing {} with {with}", old.describe()))?;
+    }
     let old_tree = tree_of(&old)?;
-    let (new_label, new_tree) = match &opts.other {
-        Some(other) => {
-            let new = locate(ctx, other)?;
-            (new.path.display().to_string(), tree_of(&new)?)
-        }
-        None => {
-            let folder = ctx.results_dir.join(old.strategy()?);
+    let (new_label, new_tree) = match new {
+        Side::Archive(new) => (new.path.display().to_string(), tree_of(&new)?),
+        Side::Folder(folder) => {
             if !folder.is_dir() {
                 return Err(Error::io(
                     "read",
@@ -78,10 +93,8 @@ fn trees(ctx: &Context, opts: &DiffOptions) -> Result<(String, String, Tree, Tre
                     std::io::ErrorKind::NotFound.into(),
                 ));
             }
-            (
-                folder.display().to_string(),
-                diff::of_folder(&folder, &opts.excludes)?,
-            )
+            let tree = diff::of_folder(&folder, &opts.excludes)?;
+            (folder.display().to_string(), tree)
         }
     };
     Ok((
@@ -90,6 +103,14 @@ fn trees(ctx: &Context, opts: &DiffOptions) -> Result<(String, String, Tree, Tre
         old_tree,
         new_tree,
     ))
+}
+
+/// The newer side of a comparison.
+enum Side {
+    /// A second archive.
+    Archive(Box<Located>),
+    /// The strategy's results folder.
+    Folder(PathBuf),
 }
 
 /// The tree of a located archive, checked against its manifest entry if it has one.

@@ -274,6 +274,27 @@ pub struct Located {
     pub path: PathBuf,
     /// Its manifest entry, if any.
     pub entry: Option<Entry>,
+    /// How it was picked when the command line named a strategy instead of an archive.
+    pub picked: Option<Pick>,
+}
+
+/// A backup picked by strategy: `STRATEGY` (its newest regular backup) or `STRATEGY~N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    /// The strategy named.
+    pub strategy: String,
+    /// How many regular backups before the newest: 0 for the newest.
+    pub back: usize,
+}
+
+impl Display for Pick {
+    /// `newest backup of btc` or `2 before the newest backup of btc`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.back {
+            0 => write!(f, "newest backup of {}", self.strategy),
+            n => write!(f, "{n} before the newest backup of {}", self.strategy),
+        }
+    }
 }
 
 impl Located {
@@ -286,6 +307,16 @@ impl Located {
                 Ok(entry.strategy.clone())
             }
             None => strategy_of(&self.path),
+        }
+    }
+
+    /// The archive's file name, and how it was picked if a strategy named it:
+    /// `btc_20261122_012255.tar.gz (newest backup of btc)`.
+    pub fn describe(&self) -> String {
+        let file = self.path.file_name().unwrap_or(self.path.as_os_str());
+        match &self.picked {
+            Some(pick) => format!("{} ({pick})", file.display()),
+            None => self.path.display().to_string(),
         }
     }
 }
@@ -303,35 +334,166 @@ pub fn strategy_of(path: &Path) -> Result<String> {
 /// Finds the archive `arg` names: a name from `list` (with or without `.tar.gz`) in the backup
 /// folder, else a path. The entry comes from the manifest in the archive's own folder.
 pub fn locate(ctx: &Context, arg: &str) -> Result<Located> {
-    let by_name = !arg.contains('/');
-    let candidates: Vec<PathBuf> = if by_name {
-        let in_backups = [arg.to_string(), format!("{arg}.tar.gz")].map(|n| ctx.backup_dir.join(n));
-        in_backups.into_iter().chain([PathBuf::from(arg)]).collect()
-    } else {
-        vec![PathBuf::from(arg)]
+    if let Some(located) = in_backup_folder(ctx, arg)? {
+        return Ok(located);
+    }
+    match found_at(ctx, PathBuf::from(arg))? {
+        Some(located) => Ok(located),
+        None => Err(Error::UnknownBackup {
+            name: arg.to_string(),
+            dir: ctx.backup_dir.clone(),
+        }),
+    }
+}
+
+/// Finds the backup `arg` names for `restore` and `diff`, trying in turn:
+///
+/// 1. an archive name from `list` (with or without `.tar.gz`) in the backup folder, so an
+///    archive name always wins over a strategy name;
+/// 2. `STRATEGY`: the strategy's newest regular backup in the backup folder's manifest, or
+///    `STRATEGY~N`: the Nth regular backup before that (`~0` is the newest, as in git).
+///    Safety copies are never picked this way;
+/// 3. a path to an archive file (any argument with a `/` is only ever a path).
+///
+/// # Errors
+/// [`Error::BackupOutOfRange`] when `STRATEGY~N` goes past the oldest backup,
+/// [`Error::NoRegularBackup`] when the strategy has only safety copies,
+/// [`Error::MissingFolder`] when nothing matches and the backup folder does not exist, and
+/// [`Error::UnknownName`] with close archive and strategy names when it does.
+pub fn locate_backup(ctx: &Context, arg: &str) -> Result<Located> {
+    if arg.contains('/') {
+        return locate(ctx, arg);
+    }
+    if let Some(located) = in_backup_folder(ctx, arg)? {
+        return Ok(located);
+    }
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    if let Some(picked) = pick(ctx, &manifest, arg) {
+        return picked;
+    }
+    if let Some(located) = found_at(ctx, PathBuf::from(arg))? {
+        return Ok(located);
+    }
+    Err(unknown_name(arg, &manifest, &ctx.backup_dir))
+}
+
+/// `arg` as `STRATEGY` or `STRATEGY~N`: the name and N (0 without `~N`). An N too large to
+/// count is as out of range as it looks.
+fn split_pick(arg: &str) -> (&str, usize) {
+    match arg.rsplit_once('~') {
+        Some((name, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, n.parse().unwrap_or(usize::MAX))
+        }
+        _ => (arg, 0),
+    }
+}
+
+/// The backup `arg` picks as `STRATEGY` or `STRATEGY~N`, or `None` when no catalogued backup
+/// has that strategy.
+fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>> {
+    let (strategy, back) = split_pick(arg);
+    let sound = |e: &&Entry| e.strategy == strategy && e.is_sound();
+    let catalogued = manifest.backups.iter().filter(sound).count();
+    if catalogued == 0 {
+        return None;
+    }
+    let regular: Vec<&Entry> = manifest
+        .regular_newest_first(strategy)
+        .into_iter()
+        .filter(|e| e.is_sound())
+        .collect();
+    let dir = ctx.backup_dir.clone();
+    let strategy = strategy.to_string();
+    let Some(entry) = regular.get(back) else {
+        return Some(Err(match regular.len() {
+            0 => Error::NoRegularBackup {
+                strategy,
+                safety: catalogued,
+                dir,
+            },
+            n => Error::BackupOutOfRange {
+                name: arg.to_string(),
+                strategy,
+                regular: n,
+                dir,
+            },
+        }));
     };
-    // The backup folder's manifest must load; a manifest beside an archive elsewhere is used
-    // only if it does (a foreign or damaged one just leaves the archive uncatalogued).
-    let manifest_of = |path: &Path| -> Result<Option<Entry>> {
-        let dir = crate::atomic::parent_dir(path);
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-        let manifest = match Manifest::load(dir) {
-            Ok(manifest) => manifest,
-            Err(e) if same_dir(dir, &ctx.backup_dir) => return Err(e),
-            Err(_) => return Ok(None),
+    Some(Ok(Located {
+        path: ctx.backup_dir.join(&entry.backup_file),
+        entry: Some((*entry).clone()),
+        picked: Some(Pick { strategy, back }),
+    }))
+}
+
+/// The error for a backup or strategy name nothing matches: the backup folder is missing, or
+/// close archive and strategy names from the manifest (for `NAME~N`, close strategies with the
+/// same `~N`).
+pub fn unknown_name(name: &str, manifest: &Manifest, backup_dir: &Path) -> Error {
+    if !backup_dir.is_dir() {
+        return Error::MissingFolder {
+            what: "backup",
+            path: backup_dir.to_path_buf(),
         };
-        Ok(file.and_then(|f| manifest.find(&f).cloned()))
+    }
+    let strategies: Vec<&str> = manifest
+        .backups
+        .iter()
+        .map(|e| e.strategy.as_str())
+        .collect();
+    let suggestions = match name.rsplit_once('~') {
+        Some((strategy, n)) if split_pick(name).0 == strategy => suggest(strategy, &strategies)
+            .into_iter()
+            .map(|s| format!("{s}~{n}"))
+            .collect(),
+        _ => {
+            let stems = manifest
+                .backups
+                .iter()
+                .filter_map(|e| e.backup_file.strip_suffix(".tar.gz"));
+            let names: Vec<&str> = strategies.iter().copied().chain(stems).collect();
+            suggest(name.strip_suffix(".tar.gz").unwrap_or(name), &names)
+        }
     };
-    for path in candidates {
-        let entry = manifest_of(&path)?;
-        if entry.is_some() || path.is_file() {
-            return Ok(Located { path, entry });
+    Error::UnknownName {
+        what: "backup or strategy",
+        name: name.to_string(),
+        dir: backup_dir.to_path_buf(),
+        suggestions,
+    }
+}
+
+/// The archive `arg` names in the backup folder (`arg` or `arg.tar.gz`), if any; never for an
+/// `arg` holding a `/`.
+fn in_backup_folder(ctx: &Context, arg: &str) -> Result<Option<Located>> {
+    if arg.contains('/') {
+        return Ok(None);
+    }
+    for name in [arg.to_string(), format!("{arg}.tar.gz")] {
+        if let Some(located) = found_at(ctx, ctx.backup_dir.join(name))? {
+            return Ok(Some(located));
         }
     }
-    Err(Error::UnknownBackup {
-        name: arg.to_string(),
-        dir: ctx.backup_dir.clone(),
-    })
+    Ok(None)
+}
+
+/// The archive at `path` if the manifest beside it lists it or the file exists. The backup
+/// folder's manifest must load; a manifest beside an archive elsewhere is used only if it does
+/// (a foreign or damaged one just leaves the archive uncatalogued).
+fn found_at(ctx: &Context, path: PathBuf) -> Result<Option<Located>> {
+    let dir = crate::atomic::parent_dir(&path);
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+    let manifest = match Manifest::load(dir) {
+        Ok(manifest) => Some(manifest),
+        Err(e) if same_dir(dir, &ctx.backup_dir) => return Err(e),
+        Err(_) => None,
+    };
+    let entry = manifest.and_then(|m| file.and_then(|f| m.find(&f).cloned()));
+    Ok((entry.is_some() || path.is_file()).then_some(Located {
+        path,
+        entry,
+        picked: None,
+    }))
 }
 
 /// Removes temp files and staging folders in `dir` whose owner died, and says so.

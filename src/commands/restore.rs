@@ -6,7 +6,7 @@
 //! only after it was itself backed up.
 
 use super::backup::backup_folder;
-use super::{Context, Located, Outcome, Printer, human_size, locate};
+use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
 use crate::archive::{self, Stats};
 use crate::atomic;
 use crate::checksum::HashingReader;
@@ -27,7 +27,7 @@ const REPLACED_PREFIX: &str = ".resbak-replaced-";
 /// Options of `resbak restore`.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// Archive name from `list`, or a path.
+    /// Archive name from `list`, `STRATEGY`, `STRATEGY~N`, or a path (see [`locate_backup`]).
     pub archive: String,
     /// Destination folder instead of `<results>/<strategy>`.
     pub to: Option<PathBuf>,
@@ -43,9 +43,17 @@ pub struct RestoreOptions {
     pub config_file: Option<PathBuf>,
 }
 
-/// Restores one archive.
+/// Restores one archive: named, at a path, or picked by strategy (see [`locate_backup`]).
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
-    let located = locate(ctx, &opts.archive)?;
+    let located = locate_backup(ctx, &opts.archive)?;
+    if located.picked.is_some() {
+        let verb = if opts.dry_run {
+            "Would restore"
+        } else {
+            "Restoring"
+        };
+        printer.line(format_args!("{verb} {}", located.describe()))?;
+    }
     let path = &located.path;
     let strategy = located.strategy()?;
     let dest = match &opts.to {

@@ -1,7 +1,7 @@
 //! `resbak verify`: prove archives are intact against the manifest, and record each result
 //! beside it (see [`manifest::Checks`]).
 
-use super::{Context, Located, Outcome, Printer, locate, strategy_of, suggest};
+use super::{Context, Located, Outcome, Printer, locate, strategy_of, unknown_name};
 use crate::archive::Stats;
 use crate::error::{Error, Result, printable};
 use crate::extract;
@@ -9,7 +9,7 @@ use crate::manifest::{self, Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
 use chrono::Utc;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -331,7 +331,9 @@ fn select_or_locate<'m>(
         match locate(ctx, target) {
             Ok(located) if in_folder(&located.path, &ctx.backup_dir) => named.push(target.clone()),
             Ok(located) => others.push(located),
-            Err(Error::UnknownBackup { .. }) => return Err(unknown(target, manifest, ctx)),
+            Err(Error::UnknownBackup { .. }) => {
+                return Err(unknown_name(target, manifest, &ctx.backup_dir));
+            }
             Err(e) => return Err(e),
         }
     }
@@ -351,30 +353,6 @@ fn in_folder(path: &Path, dir: &Path) -> bool {
             path.file_name()
                 .is_some_and(|f| m.find(&f.to_string_lossy()).is_some())
         })
-}
-
-/// The error for a target nothing matches: the backup folder is missing, or close names.
-fn unknown(target: &str, manifest: &Manifest, ctx: &Context) -> Error {
-    if !ctx.backup_dir.is_dir() {
-        return missing_folder(&ctx.backup_dir);
-    }
-    let mut names: Vec<&str> = manifest
-        .backups
-        .iter()
-        .map(|e| e.strategy.as_str())
-        .collect();
-    names.extend(
-        manifest
-            .backups
-            .iter()
-            .filter_map(|e| e.backup_file.strip_suffix(".tar.gz")),
-    );
-    Error::UnknownName {
-        what: "backup or strategy",
-        name: target.to_string(),
-        dir: ctx.backup_dir.clone(),
-        suggestions: suggest(target, &names),
-    }
 }
 
 fn missing_folder(dir: &Path) -> Error {
@@ -397,11 +375,7 @@ pub fn select<'m>(
     }
     for target in targets {
         if !sorted.iter().any(|e| matches(e, target)) {
-            let ctx = Context {
-                results_dir: PathBuf::new(),
-                backup_dir: backup_dir.to_path_buf(),
-            };
-            return Err(unknown(target, manifest, &ctx));
+            return Err(unknown_name(target, manifest, backup_dir));
         }
     }
     Ok(sorted
