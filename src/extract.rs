@@ -549,6 +549,7 @@ impl<'a> State<'a> {
             }
             (EntryType::Symlink, Some(target)) => {
                 std::os::unix::fs::symlink(target, &dest).at("create link", &dest)?;
+                set_link_times(&dest, entry.mtime).at("set times of", &dest)?;
             }
             (EntryType::Link, Some(target)) => {
                 let source = self.relocated.get(target).unwrap_or(target);
@@ -622,6 +623,23 @@ impl<'a> State<'a> {
         }
         Ok(())
     }
+}
+
+/// Sets a symlink's own times (not its target's), so a restored tree is the tree backed up.
+fn set_link_times(link: &Path, mtime: SystemTime) -> io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
+    let since = mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Timespec {
+        tv_sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: since.subsec_nanos().into(),
+    };
+    let times = Timestamps {
+        last_access: at,
+        last_modification: at,
+    };
+    rustix::fs::utimensat(CWD, link, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
 }
 
 fn times(mtime: SystemTime) -> FileTimes {

@@ -211,3 +211,21 @@ fn unknown_names_get_suggestions_and_archive_names_print_no_pick() {
     assert!(!out.contains("Comparing"), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+/// A restored tree is the tree that was backed up, links' own times included: it diffs
+/// identical and the next backup skips it as unchanged.
+#[test]
+fn a_restored_tree_is_unchanged_for_diff_and_backup() {
+    let env = Env::new();
+    let root = env.sample("s");
+    crate::util::set_mtimes(&root, 1_600_000_000);
+    let archive = env.backup("s");
+    fs::remove_dir_all(&root).unwrap();
+    env.run(&["restore", &archive]);
+    let link = fs::symlink_metadata(root.join("runs/latest_metrics.json")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::mtime(&link), 1_600_000_000);
+    let out = env.run(&["diff", &archive]);
+    assert!(out.contains("0 added, 0 removed, 0 changed"), "{out}");
+    let out = env.run(&["backup", "s"]);
+    assert!(out.starts_with("No changes in s"), "{out}");
+}

@@ -175,7 +175,18 @@ pub fn set_mtimes(root: &Path, secs: u64) {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
     for item in walkdir::WalkDir::new(root).contents_first(true) {
         let item = item.unwrap();
-        if !item.path_is_symlink() {
+        if item.path_is_symlink() {
+            let at = rustix::fs::Timespec {
+                tv_sec: secs as i64,
+                tv_nsec: 0,
+            };
+            let times = rustix::fs::Timestamps {
+                last_access: at,
+                last_modification: at,
+            };
+            let nofollow = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+            rustix::fs::utimensat(rustix::fs::CWD, item.path(), &times, nofollow).unwrap();
+        } else {
             let f = fs::File::open(item.path()).unwrap();
             f.set_modified(t).unwrap();
         }
