@@ -126,6 +126,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A folder to back up that holds the backup folder: each backup would hold the ones before.
+    #[error("cannot back up {}: it holds the backup folder {}; keep backups outside the results (--backup-dir)", printable(path.display()), printable(backup_dir.display()))]
+    SourceHoldsBackups {
+        /// The folder to back up.
+        path: PathBuf,
+        /// The backup folder inside it.
+        backup_dir: PathBuf,
+    },
+
     /// A restore destination already exists and `--force` was not given.
     #[error("{} already exists; use --force to back it up and replace it", printable(path.display()))]
     DestinationExists {
@@ -266,6 +275,7 @@ impl Error {
             Error::InvalidKeep => "invalid_keep",
             Error::Config { .. } => "config",
             Error::Unrestorable { .. } => "unrestorable",
+            Error::SourceHoldsBackups { .. } => "source_holds_backups",
             Error::DestinationExists { .. } => "destination_exists",
             Error::Remote { .. } => "remote",
             Error::NoFileBackups { .. } => "no_file_backups",

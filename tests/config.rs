@@ -108,3 +108,36 @@ fn the_nearest_resbak_toml_in_a_parent_folder_is_used() {
     let manifest = fs::read_to_string(env.path().join("b/manifest.yaml")).unwrap();
     assert!(manifest.contains("strategy: s"), "{manifest}");
 }
+
+/// A backup folder inside the results is never archived: `--all` skips the folder that holds
+/// it, and a strategy that holds it is refused, so no backup holds the ones before it.
+#[test]
+fn a_backup_folder_inside_the_results_is_never_archived() {
+    let env = Env::new();
+    env.sample("s");
+    let inside = ["--backup-dir", "results/_bk"];
+    let all = |code| {
+        env.run_code(
+            &[&inside[..], &["backup", "--all", "--always"]].concat(),
+            code,
+        )
+    };
+    all(0);
+    let out = all(0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped _bk") && err.contains("holds the backup folder"),
+        "{err}"
+    );
+    let archives: Vec<_> = fs::read_dir(env.results().join("_bk"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(archives.len(), 2, "only s, twice: {archives:?}");
+    assert!(archives.iter().all(|n| n.starts_with("s_")), "{archives:?}");
+    let nested = ["--backup-dir", "results/s/runs/bk"];
+    let out = env.run_code(&[&nested[..], &["backup", "s"]].concat(), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds the backup folder"), "{err}");
+}

@@ -329,6 +329,10 @@ fn sources(
     let mut found = Vec::new();
     super::note_replaced_copies(&ctx.results_dir, printer);
     for name in strategies(&ctx.results_dir)? {
+        if let Err(e) = check_outside(ctx, &ctx.results_dir.join(&name)) {
+            printer.warn(format_args!("skipped {name}: {e}"));
+            continue;
+        }
         match source_dir(ctx, &name) {
             Ok(dir) => found.push((name, dir)),
             Err(Error::EmptyResults { path }) => {
@@ -429,6 +433,21 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Refuses `src` when the backup folder lies inside it (or is it): each backup would hold the
+/// ones before it. A backup folder that does not exist yet is inside nothing.
+fn check_outside(ctx: &Context, src: &Path) -> Result<()> {
+    let (Ok(src), Ok(dir)) = (src.canonicalize(), ctx.backup_dir.canonicalize()) else {
+        return Ok(());
+    };
+    match dir.starts_with(&src) {
+        true => Err(Error::SourceHoldsBackups {
+            path: src,
+            backup_dir: dir,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
 /// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
 pub(crate) fn backup_folder(
@@ -453,6 +472,7 @@ fn backup_folder_noting(
 ) -> Result<(Entry, bool)> {
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    check_outside(ctx, src)?;
     super::clean_leftovers(dir, printer)?;
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
