@@ -429,7 +429,7 @@ fn assert_old_data_kept(
 }
 
 /// Runs resbak with `umask` in force, as a shell would.
-fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
+pub(crate) fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
     let resbak = env!("CARGO_BIN_EXE_resbak");
     let status = Command::new("sh")
         .arg("-c")
