@@ -734,3 +734,53 @@ fn a_file_that_shrinks_while_it_is_read_is_padded_named_and_registered() {
     assert!(next.contains("Backed up s"), "{next}");
     assert_eq!(env.archives().len(), 2);
 }
+
+#[test]
+fn reindex_takes_safety_kinds_from_the_previous_manifest() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    write(&env.results().join("s/notes.txt"), "changed\n");
+    env.run(&["restore", &first, "--force"]);
+    let kinds = |env: &Env| -> Vec<(String, String)> {
+        let manifest = env.manifest();
+        let entries = manifest["backups"].as_sequence().unwrap().iter();
+        entries
+            .map(|e| {
+                let kind = e["kind"].as_str().unwrap_or("regular").to_string();
+                (e["backup_file"].as_str().unwrap().to_string(), kind)
+            })
+            .collect()
+    };
+    let before = kinds(&env);
+    let safety = before
+        .iter()
+        .find(|(_, k)| k == "safety")
+        .unwrap()
+        .0
+        .clone();
+    // One more update, so the previous manifest lists the safety copy; this backup is in
+    // the damaged manifest only.
+    let last = env.backup("s");
+    fs::write(
+        env.backups().join("manifest.yaml"),
+        "version: 1\nbackups: [\n",
+    )
+    .unwrap();
+    let out = env.run_code(&["reindex"], 0);
+    let mut after = kinds(&env);
+    after.sort();
+    let mut expected = before.clone();
+    expected.push((last.clone(), "regular".into()));
+    expected.sort();
+    assert_eq!(after, expected, "{}", stdout(&out));
+    assert!(after.contains(&(safety, "safety".into())));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be recovered") && err.contains(&last),
+        "{err}"
+    );
+    // The safety copy never becomes the strategy's latest backup.
+    let restored = env.run(&["restore", "s", "--to", "latest"]);
+    assert!(restored.contains(&last), "{restored}");
+}
