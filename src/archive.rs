@@ -89,6 +89,9 @@ pub struct Written {
     /// Files whose size or mtime differed after they were read: the archive holds what was
     /// read, which may mix old and new content.
     pub changed: Vec<PathBuf>,
+    /// Those of [`Written::changed`] that shrank while they were read, with the number of
+    /// bytes that were missing: their entries are padded with zeros to the size first seen.
+    pub shrank: Vec<(PathBuf, u64)>,
 }
 
 /// How to write an archive.
@@ -331,14 +334,24 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     let mut counts = Counts::default();
     let mut skipped = Vec::new();
     let mut changed = Vec::new();
+    let mut shrank = Vec::new();
     let mut digest = TreeDigest::default();
     for item in walk(src, &opts.excludes) {
         let (entry, rel) = item?;
         let name = Path::new(top).join(&rel);
         match append(&mut tar, entry.path(), &name, &opts.progress)? {
-            Some((meta, target, sha, same)) => {
+            Some(Stored {
+                meta,
+                target,
+                sha,
+                same,
+                padded,
+            }) => {
                 if !same {
                     changed.push(entry.path().to_path_buf());
+                }
+                if padded > 0 {
+                    shrank.push((entry.path().to_path_buf(), padded));
                 }
                 stats.files += 1;
                 counts.add(meta.file_type());
@@ -358,13 +371,24 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
         skipped,
         digests: digest.finish(),
         changed,
+        shrank,
     };
     Ok((out, written))
 }
 
-/// One entry as stored: its metadata, a link's target, a file's SHA-256 (else empty), and
-/// whether the file was unchanged by the time it was read.
-type Stored = (std::fs::Metadata, Vec<u8>, Vec<u8>, bool);
+/// One entry as stored.
+struct Stored {
+    /// Its metadata as first seen; a file's entry has this size whatever was read.
+    meta: std::fs::Metadata,
+    /// A link's target, else empty.
+    target: Vec<u8>,
+    /// The SHA-256 of a file's entry content, padding included; else empty.
+    sha: Vec<u8>,
+    /// Whether the file was unchanged by the time it was read.
+    same: bool,
+    /// Zero bytes added because the file shrank while it was read.
+    padded: u64,
+}
 
 /// Appends one filesystem entry, or returns `None` for a special file that was skipped. A file
 /// is opened without blocking or following a link, and its header comes from the open handle:
@@ -401,7 +425,7 @@ fn append<W: Write>(
     header.set_uid(0);
     header.set_gid(0);
     header.set_size(0);
-    let (mut target, mut sha, mut same) = (Vec::new(), Vec::new(), true);
+    let (mut target, mut sha, mut same, mut padded) = (Vec::new(), Vec::new(), true, 0);
     if kind.is_dir() {
         header.set_entry_type(EntryType::Directory);
         tar.append_data(&mut header, name, io::empty())
@@ -409,15 +433,16 @@ fn append<W: Write>(
     } else if let Some(file) = file {
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
-        let mut hashing = HashingReader::new(progress.reader(ExactReader {
-            inner: &file,
-            left: meta.len(),
-        }));
+        let mut exact = ExactReader::new(&file, meta.len());
+        let mut hashing = HashingReader::new(progress.reader(&mut exact));
         tar.append_data(&mut header, name, &mut hashing)
             .map_err(fail)?;
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
+        padded = exact.padded;
         let after = file.metadata().map_err(fail)?;
-        same = after.len() == meta.len() && after.modified().ok() == meta.modified().ok();
+        same = padded == 0
+            && after.len() == meta.len()
+            && after.modified().ok() == meta.modified().ok();
     } else if kind.is_symlink() {
         header.set_entry_type(EntryType::Symlink);
         let link = std::fs::read_link(path).map_err(fail)?;
@@ -429,14 +454,32 @@ fn append<W: Write>(
         );
         return Ok(None);
     }
-    Ok(Some((meta, target, sha, same)))
+    Ok(Some(Stored {
+        meta,
+        target,
+        sha,
+        same,
+        padded,
+    }))
 }
 
-/// Reads exactly `left` bytes: a file that shrinks while it is archived is an error, and bytes
-/// appended meanwhile are not read, so the tar header's size always holds.
+/// Reads exactly `left` bytes, so the tar header's size always holds: bytes appended meanwhile
+/// are not read, and if the file ends early (it shrank while it was read) the rest is zeros,
+/// counted in `padded`, as GNU tar does.
 struct ExactReader<R> {
     inner: R,
     left: u64,
+    padded: u64,
+}
+
+impl<R> ExactReader<R> {
+    fn new(inner: R, len: u64) -> ExactReader<R> {
+        ExactReader {
+            inner,
+            left: len,
+            padded: 0,
+        }
+    }
 }
 
 impl<R: Read> Read for ExactReader<R> {
@@ -447,13 +490,18 @@ impl<R: Read> Read for ExactReader<R> {
         let max = buf
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while it was being backed up",
-            ));
-        }
+        let n = match self.padded {
+            0 => self.inner.read(&mut buf[..max])?,
+            _ => 0,
+        };
+        let n = match n {
+            0 => {
+                buf[..max].fill(0);
+                self.padded += max as u64;
+                max
+            }
+            n => n,
+        };
         self.left -= n as u64;
         Ok(n)
     }
@@ -484,6 +532,21 @@ pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
+    #[test]
+    fn a_file_that_ends_early_is_padded_with_zeros_to_its_header_size() {
+        let mut exact = super::ExactReader::new(&b"abc"[..], 8);
+        let mut read = Vec::new();
+        exact.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"abc\0\0\0\0\0");
+        assert_eq!(exact.padded, 5);
+        let mut exact = super::ExactReader::new(&b"abcdef"[..], 4);
+        let mut read = Vec::new();
+        exact.read_to_end(&mut read).unwrap();
+        assert_eq!((&read[..], exact.padded), (&b"abcd"[..], 0));
+    }
+
     #[test]
     fn a_fifo_where_a_file_was_is_skipped_without_waiting() {
         let dir = tempfile::tempdir().unwrap();

@@ -28,11 +28,17 @@ const STAGING_MARKER: &str = ".resbak-staging";
 /// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
 /// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
-    use std::os::unix::fs::PermissionsExt;
     // 0666 less the umask, as tar and cp create files, so others may read what is kept.
+    temp_file_with_mode(dir, 0o666)
+}
+
+/// [`temp_file_in`], created with permission bits `mode` less the umask, as `cp` creates a new
+/// file with its source's bits less the umask.
+pub fn temp_file_with_mode(dir: &Path, mode: u32) -> Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     let new = tempfile::Builder::new()
         .prefix(NEW_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o666))
+        .permissions(std::fs::Permissions::from_mode(mode & 0o777))
         .tempfile_in(dir)
         .at("create a temporary file in", dir)?;
     new.as_file().lock().at("lock", new.path())?;

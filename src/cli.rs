@@ -266,9 +266,9 @@ pub struct BackupArgs {
 pub enum FileCommand {
     /// Copy PATH to <dir of PATH>/backups/<name>.<YYYYMMDD_HHMMSS>.backup, then keep the newest.
     ///
-    /// The copy is exact and keeps the file's mtime and permissions; the timestamp is UTC and
-    /// further copies in the same second get _2, _3, ... A missing PATH is not an error: there
-    /// is nothing to protect yet.
+    /// The copy is exact and keeps the file's mtime; as with cp, it gets the file's permissions
+    /// less the umask. The timestamp is UTC and further copies in the same second get _2, _3,
+    /// ... A missing PATH is not an error: there is nothing to protect yet.
     #[command(after_help = "Example: resbak file backup data/experiences.json --keep 20")]
     Backup {
         /// The file to copy.

@@ -2,8 +2,8 @@
 //!
 //! A copy of `dir/name` lives in `dir/backups/` as `name.<YYYYMMDD_HHMMSS>.backup` (UTC), with
 //! `_2`, `_3`, ... for further copies in the same second. It is a byte-exact copy that keeps the
-//! file's modification time and permission bits (setuid and setgid are dropped, as the copy may
-//! have another owner). There is no catalogue: names are parsed back and name order is creation
+//! file's modification time; like `cp`, it gets the file's permission bits less the umask
+//! (setuid and setgid are dropped, as the copy may have another owner). There is no catalogue: names are parsed back and name order is creation
 //! order. Files in `backups/` that do not match that pattern exactly are never listed or removed.
 //!
 //! [`backup_file`] and [`write_with_backup`] are the API for programs that rewrite a data file in
@@ -173,7 +173,8 @@ pub fn backup_file(path: &Path, opts: &FileBackupOptions) -> Result<Option<Backu
 }
 
 /// Backs `path` up with [`backup_file`], then replaces it with `bytes` atomically (temp file,
-/// fsync, rename, folder fsync). An existing file's permission bits are kept.
+/// fsync, rename, folder fsync). An existing file's permission bits are kept; a new file gets
+/// 0666 less the umask.
 ///
 /// A failed backup is a warning in the report and the write still happens, since losing the
 /// new data is worse than missing one copy; with `opts.strict` it is an error and nothing is
@@ -224,8 +225,9 @@ pub fn write_with_backup(
 }
 
 /// Saves the current `path` as a new copy, then replaces it atomically with a copy of the picked
-/// backup (bytes, mtime and permissions), then removes all but the `keep` newest copies, never
-/// the one restored.
+/// backup (bytes and mtime), then removes all but the `keep` newest copies, never
+/// the one restored. Like `cp`, the restored file keeps the permission bits `path` had; if it
+/// did not exist, it gets the copy's bits less the umask.
 ///
 /// # Errors
 ///
@@ -322,42 +324,45 @@ fn make_copy(path: &Path, now: DateTime<Utc>) -> Result<(PathBuf, Checksum)> {
     let now = now.trunc_subsecs(0);
     let dir = backup_dir(path);
     fs::create_dir_all(&dir).at("create backup folder", &dir)?;
-    let (tmp, checksum) = copy_to_temp(path, &dir)?;
+    let (tmp, checksum) = copy_to_temp(path, &dir, None)?;
     let first = next_seq(&list_backups(path)?, now);
     let names = (first..).map(|seq| dir.join(backup_name(name, now, seq)));
     Ok((atomic::persist_first_free(tmp, names)?, checksum))
 }
 
-/// Streams `src` into a synced temp file in `dir` that has `src`'s mtime and permission bits.
-fn copy_to_temp(src: &Path, dir: &Path) -> Result<(NamedTempFile, Checksum)> {
+/// Streams `src` into a synced temp file in `dir` that has `src`'s mtime and the permission
+/// bits `mode`, or else, as `cp` gives a new file, `src`'s less the umask.
+fn copy_to_temp(src: &Path, dir: &Path, mode: Option<u32>) -> Result<(NamedTempFile, Checksum)> {
     let file = File::open(src).at("open", src)?;
     let meta = file.metadata().at("read", src)?;
     if !meta.is_file() {
         return Err(not_a_file("copy", src));
     }
-    let tmp = atomic::temp_file_in(dir)?;
+    let tmp = atomic::temp_file_with_mode(dir, meta.permissions().mode())?;
     let mut reader = HashingReader::new(file);
     let mut out = BufWriter::with_capacity(COPY_BUF, tmp.as_file());
     io::copy(&mut reader, &mut out).at("copy", src)?;
     out.flush().at("write", tmp.path())?;
     drop(out);
     let checksum = reader.finish().at("read", src)?;
-    let mode = Permissions::from_mode(meta.permissions().mode() & 0o777);
     let times = FileTimes::new()
         .set_accessed(meta.accessed().at("read", src)?)
         .set_modified(meta.modified().at("read", src)?);
     let out = tmp.as_file();
-    out.set_permissions(mode)
-        .at("set permissions of", tmp.path())?;
+    if let Some(mode) = mode {
+        out.set_permissions(Permissions::from_mode(mode & 0o777))
+            .at("set permissions of", tmp.path())?;
+    }
     out.set_times(times).at("set times of", tmp.path())?;
     out.sync_all().at("sync", tmp.path())?;
     Ok((tmp, checksum))
 }
 
 /// Replaces `path` atomically with a copy of `source`, checking that the bytes on disk hash to
-/// what was read from `source`.
+/// what was read from `source`. An existing `path` keeps its permission bits.
 fn replace_from(source: &Path, path: &Path) -> Result<Checksum> {
-    let (tmp, copied) = copy_to_temp(source, atomic::parent_dir(path))?;
+    let mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
+    let (tmp, copied) = copy_to_temp(source, atomic::parent_dir(path), mode)?;
     let file = File::open(tmp.path()).at("open", tmp.path())?;
     let written = HashingReader::new(BufReader::with_capacity(COPY_BUF, file))
         .finish()
@@ -380,11 +385,12 @@ fn write_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = atomic::parent_dir(path);
     let mut tmp = atomic::temp_file_in(dir)?;
     tmp.write_all(bytes).at("write", tmp.path())?;
-    // An existing file keeps its permission bits; a new one gets the usual rw-r--r--.
-    let mode = Permissions::from_mode(old_mode.map_or(0o644, |m| m & 0o777));
-    tmp.as_file()
-        .set_permissions(mode)
-        .at("set permissions of", tmp.path())?;
+    // An existing file keeps its permission bits; a new one keeps those it was created with.
+    if let Some(mode) = old_mode {
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode & 0o777))
+            .at("set permissions of", tmp.path())?;
+    }
     tmp.as_file().sync_all().at("sync", tmp.path())?;
     atomic::persist(tmp, path, true)
 }

@@ -132,7 +132,17 @@ impl Manifest {
     /// # Errors
     /// [`Error::ManifestParse`] when the file exists but is not a manifest resbak understands.
     pub fn load(backup_dir: &Path) -> Result<Manifest> {
-        let path = Self::path(backup_dir);
+        Self::load_file(&Self::path(backup_dir))
+    }
+
+    /// Path of the previous manifest, kept by every update while the manifest was sound.
+    pub fn previous_path(backup_dir: &Path) -> PathBuf {
+        Self::path(backup_dir).with_extension("yaml.bak")
+    }
+
+    /// Reads the manifest at `path` as [`Manifest::load`] does.
+    pub(crate) fn load_file(path: &Path) -> Result<Manifest> {
+        let path = path.to_path_buf();
         let damaged = |line: usize, message: String| Error::ManifestParse {
             path: path.clone(),
             line,

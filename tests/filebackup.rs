@@ -1,3 +1,4 @@
+use crate::safety::run_with_umask;
 use crate::util::{Env, set_mtimes, sha256_file, write};
 use resbak::filebackup::{FileBackupOptions, write_with_backup};
 use std::fs;
@@ -280,4 +281,70 @@ fn library_write_in_strict_mode_fails_and_leaves_the_file() {
     };
     assert!(write_with_backup(&path, b"new", &strict).is_err());
     assert_eq!(fs::read(&path).unwrap(), b"old");
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn copies_and_restores_get_their_modes_as_cp_gives_them() {
+    for (umask, mask) in [("022", 0o022), ("002", 0o002)] {
+        let env = Env::new();
+        let path = store(&env);
+        write(&path, "v1");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        // A new copy: the file's bits less the umask, never more than the file's.
+        run_with_umask(&env, umask, &["file", "backup", STORE]);
+        let copy = copy_dir(&env).join(&copies(&env)[0]);
+        assert_eq!(mode(&copy), 0o666 & !mask, "copy (umask {umask})");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        run_with_umask(&env, umask, &["file", "backup", STORE]);
+        let newest = copy_dir(&env).join(&copies(&env)[1]);
+        assert_eq!(
+            mode(&newest),
+            0o600,
+            "copy of a private file (umask {umask})"
+        );
+        // Restoring over the file keeps the file's bits.
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o666)).unwrap();
+        let name = copy.file_name().unwrap().to_str().unwrap();
+        run_with_umask(&env, umask, &["file", "restore", STORE, name]);
+        assert_eq!(fs::read(&path).unwrap(), b"v1");
+        assert_eq!(mode(&path), 0o600, "restored over (umask {umask})");
+        // Restoring a missing file: the copy's bits less the umask.
+        fs::remove_file(&path).unwrap();
+        run_with_umask(&env, umask, &["file", "restore", STORE, name]);
+        assert_eq!(mode(&path), 0o666 & !mask, "restored anew (umask {umask})");
+    }
+}
+
+/// Set in a copy of this test binary that runs one test under another umask.
+const UMASK_CHILD: &str = "RESBAK_TEST_UMASK_CHILD";
+
+#[test]
+fn a_new_file_written_with_backup_gets_0666_less_the_umask() {
+    let name = "filebackup::a_new_file_written_with_backup_gets_0666_less_the_umask";
+    if let Ok(expected) = std::env::var(UMASK_CHILD) {
+        let env = Env::new();
+        let path = store(&env);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_with_backup(&path, b"new", &FileBackupOptions::default()).unwrap();
+        assert_eq!(format!("{:o}", mode(&path)), expected);
+        return;
+    }
+    for (umask, expected) in [("022", "644"), ("002", "664")] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1"])
+            .env(UMASK_CHILD, expected)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "umask {umask}: {text}{err}");
+        assert!(text.contains("1 passed"), "umask {umask}: {text}");
+    }
 }

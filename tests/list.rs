@@ -1,4 +1,4 @@
-use crate::util::Env;
+use crate::util::{Env, stdout};
 use std::fs;
 
 #[test]
@@ -64,7 +64,9 @@ fn missing_and_untracked_archives_are_flagged() {
         env.backups().join("s_20200101_000000.tar.gz"),
     )
     .unwrap();
-    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    // A missing archive is a problem: exit 1, and the JSON is still one document.
+    let json = stdout(&env.run_code(&["list", "--json"], 1));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     let status = |name: &str| {
         rows.as_array()
             .unwrap()
@@ -75,11 +77,20 @@ fn missing_and_untracked_archives_are_flagged() {
     assert_eq!(status(&gone), Some("missing".into()));
     assert_eq!(status(&kept), Some("present".into()));
     assert_eq!(status("s_20200101_000000.tar.gz"), Some("untracked".into()));
-    let table = env.run(&["list"]);
+    let table = stdout(&env.run_code(&["list"], 1));
     let line = table.lines().find(|l| l.contains(&gone)).unwrap();
     assert!(line.ends_with("missing"), "{line}");
     let line = table.lines().find(|l| l.contains("s_20200101")).unwrap();
     assert!(line.ends_with("untracked"), "{line}");
+    assert_eq!(
+        table.lines().last(),
+        Some("Problems: 1 of 2 catalogued backups (1 missing)"),
+        "{table}"
+    );
+    // Untracked and never-verified archives are not problems.
+    fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
+    let table = env.run(&["list"]);
+    assert!(!table.contains("Problems"), "{table}");
 }
 
 #[test]
@@ -101,7 +112,8 @@ fn status_says_only_what_was_checked() {
     let path = env.backups().join(&bad);
     crate::util::flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
     let row = |name: &str| {
-        let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+        let out = env.cmd(&["list", "--json"]).output().unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let found = rows
             .as_array()
             .unwrap()
@@ -120,7 +132,13 @@ fn status_says_only_what_was_checked() {
         "{bad_row}"
     );
     assert_eq!(row(&good)["status"], "verified");
-    let table = env.run(&["list"]);
+    // A failed row is a problem: exit 1, with a summary after the table.
+    env.run_code(&["list", "--json"], 1);
+    let table = stdout(&env.run_code(&["list"], 1));
+    assert!(
+        table.ends_with("Problems: 1 of 2 catalogued backups (1 failed)\n"),
+        "{table}"
+    );
     let line = table.lines().find(|l| l.contains(&bad)).unwrap();
     assert!(line.ends_with("failed"), "{table}");
     assert!(
@@ -139,7 +157,8 @@ fn check_hashes_every_archive_and_records_the_results() {
     let out = crate::util::stdout(&env.run_code(&["list", "--check"], 1));
     let line = out.lines().find(|l| l.starts_with(&bad)).unwrap();
     assert!(line.ends_with("failed"), "{out}");
-    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    let json = stdout(&env.run_code(&["list", "--json"], 1));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows[0]["status"], "failed", "the check was recorded");
     crate::util::flip_byte(&path, 100);
     let out = env.run(&["list", "--check"]);

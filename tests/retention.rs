@@ -132,7 +132,8 @@ fn a_file_that_cannot_be_deleted_keeps_its_entry_and_the_rest_goes_on() {
         "the undeletable one keeps its entry"
     );
     assert!(stdout(&out).contains(&format!("Removed old backup: {}", all[1])));
-    let list = env.run(&["list"]);
+    // A folder in place of an archive is a problem list reports.
+    let list = stdout(&env.run_code(&["list"], 1));
     assert!(
         list.find(&all[0]) < list.find(&all[3]),
         "still listed oldest first:\n{list}"

@@ -429,7 +429,7 @@ fn assert_old_data_kept(
 }
 
 /// Runs resbak with `umask` in force, as a shell would.
-fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
+pub(crate) fn run_with_umask(env: &Env, umask: &str, args: &[&str]) {
     let resbak = env!("CARGO_BIN_EXE_resbak");
     let status = Command::new("sh")
         .arg("-c")
@@ -655,4 +655,132 @@ fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     );
     assert_eq!(env.archives().len(), 1, "the archive is registered");
     env.run(&["verify", "--deep"]);
+}
+
+/// The position of `pid`'s open handle on `path`, if it has one.
+fn read_position(pid: u32, path: &Path) -> Option<u64> {
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        if fs::read_link(fd.path()).is_ok_and(|target| target == path) {
+            let info = fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            let pos = info.lines().find_map(|l| l.strip_prefix("pos:"))?;
+            return pos.trim().parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn a_file_that_shrinks_while_it_is_read_is_padded_named_and_registered() {
+    let env = Env::new();
+    env.sample("s");
+    let shrinking = env.results().join("s/runs/big.bin");
+    let len: u64 = 32 << 20;
+    fs::File::create(&shrinking).unwrap().set_len(len).unwrap();
+    let child = env
+        .cmd(&["backup", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Truncates the file once the backup has started reading it and has not finished.
+    let out = std::thread::scope(|scope| {
+        let cut = scope.spawn(|| {
+            let shrinking = fs::canonicalize(&shrinking).unwrap();
+            loop {
+                match read_position(pid, &shrinking) {
+                    Some(pos) if pos > 0 && pos < len => {
+                        fs::File::options()
+                            .write(true)
+                            .open(&shrinking)
+                            .unwrap()
+                            .set_len(0)
+                            .unwrap();
+                        return true;
+                    }
+                    Some(_) => {}
+                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
+                    None => {}
+                }
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        assert!(cut.join().unwrap(), "the file was cut while it was read");
+        out
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s/runs/big.bin: changed while it was read (it shrank by "),
+        "{err}"
+    );
+    assert!(err.contains("bytes; padded with zeros)"), "{err}");
+    assert_eq!(env.archives().len(), 1, "the archive is registered");
+    let manifest = env.manifest();
+    let entry = &manifest["backups"][0];
+    assert!(entry["bytes"].as_u64().unwrap() >= len, "{entry:?}");
+    env.run(&["verify", "--deep"]);
+    // The archive holds the file at the size it had when reading began, padded with zeros.
+    let archive = entry["backup_file"].as_str().unwrap();
+    env.run(&["restore", archive, "--to", "out"]);
+    let restored = fs::metadata(env.path().join("out/runs/big.bin")).unwrap();
+    assert_eq!(restored.len(), len);
+    // The next backup sees the file as changed, not as what the archive holds.
+    let next = env.run(&["backup", "s"]);
+    assert!(next.contains("Backed up s"), "{next}");
+    assert_eq!(env.archives().len(), 2);
+}
+
+#[test]
+fn reindex_takes_safety_kinds_from_the_previous_manifest() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    write(&env.results().join("s/notes.txt"), "changed\n");
+    env.run(&["restore", &first, "--force"]);
+    let kinds = |env: &Env| -> Vec<(String, String)> {
+        let manifest = env.manifest();
+        let entries = manifest["backups"].as_sequence().unwrap().iter();
+        entries
+            .map(|e| {
+                let kind = e["kind"].as_str().unwrap_or("regular").to_string();
+                (e["backup_file"].as_str().unwrap().to_string(), kind)
+            })
+            .collect()
+    };
+    let before = kinds(&env);
+    let safety = before
+        .iter()
+        .find(|(_, k)| k == "safety")
+        .unwrap()
+        .0
+        .clone();
+    // One more update, so the previous manifest lists the safety copy; this backup is in
+    // the damaged manifest only.
+    let last = env.backup("s");
+    fs::write(
+        env.backups().join("manifest.yaml"),
+        "version: 1\nbackups: [\n",
+    )
+    .unwrap();
+    let out = env.run_code(&["reindex"], 0);
+    let mut after = kinds(&env);
+    after.sort();
+    let mut expected = before.clone();
+    expected.push((last.clone(), "regular".into()));
+    expected.sort();
+    assert_eq!(after, expected, "{}", stdout(&out));
+    assert!(after.contains(&(safety, "safety".into())));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("could not be recovered") && err.contains(&last),
+        "{err}"
+    );
+    // The safety copy never becomes the strategy's latest backup.
+    let restored = env.run(&["restore", "s", "--to", "latest"]);
+    assert!(restored.contains(&last), "{restored}");
 }

@@ -149,3 +149,31 @@ fn missing_folder_and_unknown_names_are_errors() {
     let err = env.fail(&["verify", "btc_sma_cros"], 2);
     assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
 }
+
+#[test]
+fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
+    let env = Env::new();
+    fs::create_dir(env.backups()).unwrap();
+    let out = env.run_code(&["verify"], 1);
+    let text = crate::util::stdout(&out);
+    assert_eq!(
+        text.trim(),
+        "Nothing to verify: the catalogue in backups is empty"
+    );
+    let out = env.run_code(&["verify", "--json", "--deep"], 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checked"], 0);
+    assert_eq!(report["problems"], 0);
+    // An archive no manifest lists: still nothing catalogued, and the way out is named.
+    env.sample("s");
+    let archive = env.backup("s");
+    fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains("1 archive(s) in backups are not catalogued"),
+        "{err}"
+    );
+    // Named targets are checked as before.
+    let out = env.run(&["verify", &format!("backups/{archive}")]);
+    assert!(out.contains("Verified 1 backups"), "{out}");
+}

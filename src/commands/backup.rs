@@ -490,8 +490,13 @@ fn backup_folder_noting(
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
     for changed in &written.changed {
+        let padded = written.shrank.iter().find(|(path, _)| path == changed);
+        let shrank = match padded {
+            Some((_, n)) => format!(" (it shrank by {n} bytes; padded with zeros)"),
+            None => String::new(),
+        };
         printer.warn(format_args!(
-            "{}: changed while it was read",
+            "{}: changed while it was read{shrank}",
             changed.display()
         ));
     }

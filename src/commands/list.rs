@@ -54,7 +54,8 @@ pub struct Row {
     pub problem: Option<String>,
 }
 
-/// Prints the catalogue; with `check`, verifies the listed archives first.
+/// Prints the catalogue; with `check`, verifies the listed archives first. Any listed backup
+/// `missing` or `failed` is a problem found.
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
@@ -87,12 +88,32 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
         print_table(&rows, printer)?;
         print_problems(&rows, printer)?;
     }
-    let failed = rows
-        .iter()
-        .any(|r| r.status == "failed" || r.status == "missing");
-    Ok(match opts.check && failed {
-        true => Outcome::ProblemsFound,
-        false => Outcome::Clean,
+    Ok(match summary(&rows) {
+        Some(summary) => {
+            printer.problem(summary)?;
+            Outcome::ProblemsFound
+        }
+        None => Outcome::Clean,
+    })
+}
+
+/// One line counting the rows that are `missing` or `failed`, if any: the problems that make
+/// `list` exit 1. Untracked and never-verified archives are not problems.
+fn summary(rows: &[Row]) -> Option<String> {
+    let count = |status: &str| rows.iter().filter(|r| r.status == status).count();
+    let (missing, failed) = (count("missing"), count("failed"));
+    let parts: Vec<String> = [(missing, "missing"), (failed, "failed")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let listed = rows.iter().filter(|r| r.status != "untracked").count();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Problems: {} of {listed} catalogued backups ({})",
+            missing + failed,
+            parts.join(", ")
+        )
     })
 }
 

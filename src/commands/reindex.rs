@@ -5,6 +5,11 @@
 //! strategy from their top folder and the time from their name. Entries whose file is gone are
 //! dropped. An entry whose archive no longer matches is kept, so `verify` keeps reporting it:
 //! reindex never blesses a corrupt archive. A damaged manifest is first copied aside.
+//!
+//! An archive's name does not say whether it is a safety copy (made by `restore --force`) or a
+//! regular backup; only the manifest does. An added archive takes its kind from the previous
+//! manifest (`manifest.yaml.bak`) when that lists the same bytes under the same name; otherwise
+//! it is added as a regular backup and named in a warning.
 
 use super::{ArchiveName, Context, Outcome, Printer, archive_files, strategy_of};
 use crate::atomic;
@@ -29,6 +34,10 @@ struct Report {
     dropped: Vec<String>,
     mismatched: Vec<String>,
     skipped: Vec<(String, String)>,
+    /// Added archives whose kind came from the previous manifest.
+    kinds_recovered: usize,
+    /// Added archives whose kind could not be recovered: catalogued as regular backups.
+    kinds_unknown: Vec<String>,
 }
 
 /// Rebuilds the manifest and prints what changed.
@@ -83,10 +92,32 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
             Err(e) => report.skipped.push((file.clone(), e.to_string())),
         }
     }
+    recover_kinds(dir, &mut added, &mut report);
     added.sort_by_key(|e| e.created);
     report.added = added.iter().map(|e| e.backup_file.clone()).collect();
     manifest.backups.extend(added);
     Ok((manifest, report))
+}
+
+/// Gives each of `added` the kind the previous manifest records for the same name, size and
+/// SHA-256; the others stay regular backups and are listed as of unknown kind.
+fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
+    let previous = match added.is_empty() {
+        true => Manifest::default(),
+        false => Manifest::load_file(&Manifest::previous_path(dir)).unwrap_or_default(),
+    };
+    for entry in added {
+        let known = previous.find(&entry.backup_file).filter(|e| {
+            e.strategy == entry.strategy && e.size == entry.size && e.sha256 == entry.sha256
+        });
+        match known {
+            Some(known) => {
+                entry.kind = known.kind;
+                report.kinds_recovered += 1;
+            }
+            None => report.kinds_unknown.push(entry.backup_file.clone()),
+        }
+    }
 }
 
 /// A fresh entry for an uncatalogued archive, after a full check.
@@ -148,6 +179,20 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
     }
     for (file, why) in &report.skipped {
         printer.warn(format_args!("not added {file}: {why}"));
+    }
+    if report.kinds_recovered > 0 {
+        printer.line(format_args!(
+            "Kinds (backup or safety copy) of {} added archives taken from {}.bak",
+            report.kinds_recovered,
+            crate::manifest::FILE_NAME
+        ))?;
+    }
+    if !report.kinds_unknown.is_empty() {
+        printer.warn(format_args!(
+            "added as regular backups, though whether each is a safety copy made by restore \
+             --force could not be recovered (the previous manifest does not list it): {}",
+            report.kinds_unknown.join(", ")
+        ));
     }
     printer.line(format_args!(
         "Reindexed: {} kept, {} added, {} dropped, {} not added",

@@ -143,8 +143,10 @@ impl Report {
         }
     }
 
-    fn outcome(&self) -> Outcome {
-        if self.problems == 0 {
+    /// Clean only when every backup checked is intact and, when `all` were asked for, there
+    /// was at least one: an empty catalogue is no proof of anything.
+    fn outcome(&self, all: bool) -> Outcome {
+        if self.problems == 0 && !(all && self.checked == 0) {
             Outcome::Clean
         } else {
             Outcome::ProblemsFound
@@ -176,14 +178,24 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             .map(|located| check_located(located, opts.deep)),
     );
     let report = Report::new(opts.deep, results);
-    print(&report, &dir.display().to_string(), printer)?;
+    let all = opts.targets.is_empty();
+    print(&report, &dir.display().to_string(), all, printer)?;
+    if all && report.checked == 0 {
+        let untracked = super::archive_files(dir)?.len();
+        if untracked > 0 {
+            printer.hint(format_args!(
+                "{untracked} archive(s) in {} are not catalogued; resbak reindex catalogues them",
+                dir.display()
+            ));
+        }
+    }
     let failed = report.results.iter().filter(|r| r.problem.is_some());
     super::hint_fresh_backups(
         &ctx.results_dir,
         failed.map(|r| r.strategy.as_str()),
         printer,
     );
-    Ok(report.outcome())
+    Ok(report.outcome(all))
 }
 
 /// Checks `entries` of the manifest in `dir` on all cores, records the results beside the
@@ -275,9 +287,14 @@ fn check_all(
 }
 
 /// Prints the report: JSON, or one line per backup and a summary naming `place`.
-fn print(report: &Report, place: &str, printer: &mut Printer) -> Result<()> {
+fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Result<()> {
     if printer.json() {
         return printer.json_report(report);
+    }
+    if report.checked == 0 && all {
+        return printer.problem(format_args!(
+            "Nothing to verify: the catalogue in {place} is empty"
+        ));
     }
     if report.checked == 0 {
         return printer.line(format_args!("No backups to verify in {place}."));
@@ -480,8 +497,9 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
     }
     let report = Report::new(opts.deep, results);
     let place = format!("{} ({})", remote.name(), remote.location());
-    print(&report, &place, printer)?;
-    Ok(report.outcome())
+    let all = opts.targets.is_empty();
+    print(&report, &place, all, printer)?;
+    Ok(report.outcome(all))
 }
 
 /// Checks one remote backup. The outer error is a failure to talk to the remote; the inner
