@@ -94,7 +94,7 @@ pub enum Error {
     },
 
     /// An exclude pattern that is not a valid glob.
-    #[error("invalid exclude pattern {glob:?}: {}", printable(message))]
+    #[error("invalid glob pattern {glob:?}: {}", printable(message))]
     InvalidGlob {
         /// The pattern.
         glob: String,

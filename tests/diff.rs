@@ -229,3 +229,15 @@ fn a_restored_tree_is_unchanged_for_diff_and_backup() {
     let out = env.run(&["backup", "s"]);
     assert!(out.starts_with("No changes in s"), "{out}");
 }
+
+/// A bad `--include` pattern is named as what it is, not as an exclude pattern.
+#[test]
+fn a_bad_include_pattern_is_not_called_an_exclude() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let out = env.run_code(&["restore", &archive, "--to", "out", "--include", "["], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid glob pattern \"[\""), "{err}");
+    assert!(!err.contains("exclude"), "{err}");
+}
