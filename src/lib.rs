@@ -123,7 +123,7 @@ fn dispatch(
     match command {
         Command::Backup(args) => {
             let opts = backup::BackupOptions {
-                strategies: args.strategies,
+                strategies: args.strategies.iter().map(|s| folder_name(s)).collect(),
                 all: args.all,
                 archive: archive_options,
                 keep: settings.keep.value,
@@ -138,6 +138,7 @@ fn dispatch(
             remote,
             check,
         } => {
+            let strategy = strategy.as_deref().map(folder_name);
             let opts = list::ListOptions { strategy, check };
             match remote {
                 None => list::run(ctx, &opts, printer),
@@ -185,7 +186,7 @@ fn dispatch(
             ..
         } => {
             let opts = prune::PruneOptions {
-                strategy,
+                strategy: strategy.as_deref().map(folder_name),
                 keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
                 dry_run,
                 keep_safety: keep_safety.map(count),
@@ -227,6 +228,15 @@ fn dispatch(
 /// A count from the command line as `usize`.
 fn count(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// A strategy named on the command line, without the trailing `/` that a shell's completion of
+/// `results/NAME` leaves (the name is checked later).
+fn folder_name(arg: &str) -> String {
+    match arg.trim_end_matches('/') {
+        "" => arg.to_string(),
+        name => name.to_string(),
+    }
 }
 
 /// `--include` patterns as a filter, or `None` when there are none.

@@ -141,3 +141,14 @@ fn a_backup_folder_inside_the_results_is_never_archived() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds the backup folder"), "{err}");
 }
+
+/// `results/s/` as a shell completes it: the trailing slash does not make the name invalid.
+#[test]
+fn a_strategy_name_with_a_trailing_slash_is_the_strategy() {
+    let env = Env::new();
+    env.sample("s");
+    env.run(&["backup", "s/"]);
+    env.run(&["list", "s/"]);
+    env.run(&["prune", "s/", "--keep", "1"]);
+    env.run_code(&["backup", "/"], 2);
+}
