@@ -8,12 +8,13 @@
 #       SETS="mixed small" datasets: mixed = 1 GiB realistic folder, small = 50,000 small files,
 #                          mixed200 = 200 MiB (shows memory stays flat)
 #       LEVEL=6 THREADS=   resbak --level / --threads (THREADS empty: all cores)
-# Needs python3, GNU tar, gzip, sha256sum, /usr/bin/time; pigz optional. As root it installs the
-# missing Debian packages (time, pigz); otherwise it skips what is missing and says so.
+# The data comes from the project's own generator (examples/make_results.rs), built here with
+# resbak. Needs cargo, python3 (for the table), GNU tar, gzip, sha256sum, /usr/bin/time; pigz
+# optional. As root it installs the missing Debian packages (time, pigz); otherwise it skips
+# what is missing and says so.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-gen="$repo/../shared/bench/make_results.py"
 RUNS=${RUNS:-3}
 SETS=${SETS:-"mixed small"}
 LEVEL=${LEVEL:-6}
@@ -38,11 +39,10 @@ install_missing() {
 install_missing
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is required (Debian package 'time')" >&2; exit 2; }
 need pigz || echo "bench: pigz not installed: skipping the pigz rows" >&2
-[ -f "$gen" ] || { echo "bench: $gen not found" >&2; exit 2; }
-
-echo "building resbak (release)" >&2
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+echo "building resbak and the data generator (release)" >&2
+cargo build --release --quiet --manifest-path "$repo/Cargo.toml" --bin resbak --example make_results
 resbak="$repo/target/release/resbak"
+gen="$repo/target/release/examples/make_results"
 threads_arg=()
 [ -n "$THREADS" ] && threads_arg=(--threads "$THREADS")
 
@@ -68,9 +68,9 @@ dataset() {
   local set=$1 data="$scratch/data-$1"
   if [ ! -d "$data/$set" ]; then
     case $set in
-      mixed) python3 "$gen" "$data" --strategy "$set" --size-mb 1024 --seed 1 -q ;;
-      mixed200) python3 "$gen" "$data" --strategy "$set" --size-mb 200 --seed 1 -q ;;
-      small) python3 "$gen" "$data" --strategy "$set" --size-mb 200 --files 50000 --seed 2 -q ;;
+      mixed) "$gen" "$data" --strategy "$set" --size 1G --seed 1 -q ;;
+      mixed200) "$gen" "$data" --strategy "$set" --size 200M --seed 1 -q ;;
+      small) "$gen" "$data" --strategy "$set" --size 200M --files 50000 --seed 2 -q ;;
       *) echo "bench: unknown set $set" >&2; exit 2 ;;
     esac
   fi

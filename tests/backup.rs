@@ -1,3 +1,4 @@
+use crate::datagen::{Spec, generate};
 use crate::util::{Env, have, sha256_file, snapshot, stdout, write};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -281,29 +282,72 @@ fn damaged_manifest_stops_backup_and_is_not_overwritten() {
 
 #[test]
 fn round_trip_of_a_generated_results_folder() {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/make_results.py");
-    if !script.is_file() || !have("python3") {
-        eprintln!(
-            "SKIPPED round_trip_of_a_generated_results_folder: no {} or python3",
-            script.display()
-        );
-        return;
-    }
     let env = Env::new();
-    let status = Command::new("python3")
-        .arg(&script)
-        .arg(env.results())
-        .args(["--strategy", "gen", "--size-mb", "8", "--seed", "3", "-q"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let before = snapshot(&env.results().join("gen"));
+    let spec = Spec {
+        size: 8 << 20,
+        seed: 3,
+        files: None,
+    };
+    let made = generate(&env.results(), "gen", &spec).unwrap();
+    assert_eq!(made.bytes, 8 << 20);
+    let before = snapshot(&made.root);
     let archive = env.backup("gen");
     env.run(&["verify", "--deep"]);
-    fs::remove_dir_all(env.results().join("gen")).unwrap();
+    fs::remove_dir_all(&made.root).unwrap();
     env.run(&["restore", &archive]);
-    assert_eq!(snapshot(&env.results().join("gen")), before);
+    assert_eq!(snapshot(&made.root), before);
+}
+
+#[test]
+fn the_generator_is_deterministic_and_sized() {
+    let env = Env::new();
+    let spec = |seed, files| Spec {
+        size: 1 << 20,
+        seed,
+        files,
+    };
+    let out = |n: &str| env.path().join(n);
+    let a = generate(&out("a"), "s", &spec(7, None)).unwrap();
+    let b = generate(&out("b"), "s", &spec(7, None)).unwrap();
+    let c = generate(&out("c"), "s", &spec(8, None)).unwrap();
+    assert_eq!(snapshot(&a.root), snapshot(&b.root));
+    assert_ne!(snapshot(&a.root), snapshot(&c.root));
+    let metas: Vec<_> = walkdir::WalkDir::new(&a.root)
+        .into_iter()
+        .map(|e| e.unwrap().path().symlink_metadata().unwrap())
+        .collect();
+    let files = metas.iter().filter(|m| m.is_file());
+    let stored: u64 = files.clone().map(|m| m.len()).sum();
+    assert_eq!((a.bytes, stored), (1 << 20, 1 << 20));
+    assert_eq!(a.files, files.count() as u64);
+    assert_eq!(a.dirs, metas.iter().filter(|m| m.is_dir()).count() as u64);
+    for shape in [
+        "stats.json",
+        "trades.csv",
+        "equity_curve.csv",
+        "plots/heatmap.png",
+        "runs",
+        "cache",
+    ] {
+        assert!(a.root.join(shape).exists(), "{shape}");
+    }
+    let stats = fs::read_to_string(a.root.join("stats.json")).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(
+        stats["Sharpe Ratio"].is_f64() && stats["# Trades"].is_u64(),
+        "{stats}"
+    );
+    assert!(a.root.join("best_stats.json").is_symlink());
+    assert!(
+        fs::read(a.root.join("plots/heatmap.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    // Many small files: about as many as asked, none large.
+    let small = generate(&out("d"), "s", &spec(2, Some(500))).unwrap();
+    assert!((480..=520).contains(&small.files), "{}", small.files);
+    assert_eq!(small.bytes, 1 << 20);
+    assert!(!small.root.join("plots").exists());
 }
 
 fn assert_no_archives(env: &Env) {

@@ -3,6 +3,8 @@
 //! so each bound holds for every command run here.
 
 #[allow(dead_code)]
+mod datagen;
+#[allow(dead_code)]
 mod util;
 
 use std::io::Write;

@@ -6,6 +6,8 @@
 //! tests that cannot overlap) for the same reason.
 
 #[allow(dead_code)]
+mod datagen;
+#[allow(dead_code)]
 mod s3;
 #[allow(dead_code)]
 mod util;

@@ -1,6 +1,7 @@
 //! Integration tests: each runs the real `resbak` binary in a fresh temp folder.
 //! One test binary with modules keeps build times down.
 
+mod datagen;
 mod util;
 
 mod backup;
