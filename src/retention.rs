@@ -152,10 +152,7 @@ pub fn prune(
         return Err(Error::InvalidKeep);
     }
     if !backup_dir.is_dir() {
-        return Err(Error::MissingFolder {
-            what: "backup",
-            path: backup_dir.to_path_buf(),
-        });
+        return Err(Error::missing_folder("backup", backup_dir));
     }
     let names = |manifest: &Manifest, positions: &[usize]| {
         positions

@@ -2,8 +2,7 @@
 //! missing or not catalogued flagged. `ok` is never claimed for what was not checked.
 
 use super::{
-    ArchiveName, Context, Outcome, Printer, archive_files, check_strategy_name, human_size,
-    strategies, suggest, verify,
+    ArchiveName, Context, Outcome, Printer, archive_files, human_size, strategies, verify,
 };
 use crate::error::{Error, Result};
 use crate::manifest::{Check, Checks, Kind, Lock, LockFile, Manifest};
@@ -58,10 +57,7 @@ pub struct Row {
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
-        return Err(Error::MissingFolder {
-            what: "backup",
-            path: dir.clone(),
-        });
+        return Err(Error::missing_folder("backup", dir));
     }
     let strategy = opts.strategy.as_deref();
     let manifest = Manifest::load(dir)?;
@@ -99,7 +95,6 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
 /// Checks that `name` is a strategy with backups or a results folder; else an error with close
 /// names as suggestions.
 fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
-    check_strategy_name(name)?;
     let mut known: Vec<String> = manifest
         .backups
         .iter()
@@ -108,15 +103,7 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
     known.extend(strategies(&ctx.results_dir).unwrap_or_default());
     let untracked = archive_files(&ctx.backup_dir)?.into_iter();
     known.extend(untracked.filter_map(|(f, _)| ArchiveName::parse(&f).map(|n| n.strategy)));
-    if known.iter().any(|k| k == name) {
-        return Ok(());
-    }
-    Err(Error::UnknownName {
-        what: "strategy",
-        name: name.to_string(),
-        dir: ctx.backup_dir.clone(),
-        suggestions: suggest(name, &known),
-    })
+    super::check_known(name, &known, &ctx.backup_dir)
 }
 
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.

@@ -429,10 +429,7 @@ fn move_into_place(
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
-    // Make the restored files durable before they replace anything (one syncfs, not an fsync
-    // per file).
-    let staged = File::open(restored).at("open", restored)?;
-    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    sync_filesystem(restored)?;
     let Some(saved) = replaced else {
         fs::rename(restored, dest).at("move restored folder to", dest)?;
         return atomic::sync_dir(parent);
@@ -511,8 +508,7 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// checked first, so a conflict (a folder where the archive has a file, a link or file where
 /// it has a folder) stops the restore before anything is moved.
 fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
-    let staged = File::open(restored).at("open", restored)?;
-    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    sync_filesystem(restored)?;
     let mut moves = Vec::new();
     let mut walk = walkdir::WalkDir::new(restored)
         .min_depth(1)
@@ -542,8 +538,15 @@ fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     for (from, to) in &moves {
         fs::rename(from, to).at("move restored entry to", to)?;
     }
-    let written = File::open(dest).at("open", dest)?;
-    rustix::fs::syncfs(&written).map_err(|e| Error::io("sync", dest, e.into()))
+    sync_filesystem(dest)
+}
+
+/// Makes everything written to the file system holding `folder` durable: restored files before
+/// they replace anything (one syncfs, not an fsync per file), or the renames that put them in
+/// place.
+fn sync_filesystem(folder: &Path) -> Result<()> {
+    let open = File::open(folder).at("open", folder)?;
+    rustix::fs::syncfs(&open).map_err(|e| Error::io("sync", folder, e.into()))
 }
 
 /// Points at folders an interrupted `--force` restore left beside the destination: they hold

@@ -158,7 +158,7 @@ impl Report {
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if opts.targets.is_empty() && !dir.is_dir() {
-        return Err(missing_folder(dir));
+        return Err(Error::missing_folder("backup", dir));
     }
     let _reading = Lock::shared(dir, LockFile::Archives)?;
     super::warn_leftovers(dir, printer);
@@ -353,13 +353,6 @@ fn in_folder(path: &Path, dir: &Path) -> bool {
             path.file_name()
                 .is_some_and(|f| m.find(&f.to_string_lossy()).is_some())
         })
-}
-
-fn missing_folder(dir: &Path) -> Error {
-    Error::MissingFolder {
-        what: "backup",
-        path: dir.to_path_buf(),
-    }
 }
 
 /// Entries named by `targets` (archive names, with or without `.tar.gz`, or strategies), in
