@@ -595,3 +595,17 @@ fn counts_say_what_they_count() {
     env.run(&["list"]);
     assert!(env.run(&["backup", "s"]).contains("No changes in s"));
 }
+
+#[test]
+fn a_named_strategy_in_a_missing_results_folder_names_the_missing_folder() {
+    let env = Env::new();
+    let out = env.run_code(&["backup", "s", "--results-dir", "nowhere", "--json"], 2);
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "missing_folder", "{err}");
+    let err = env.fail(&["backup", "s", "--results-dir", "nowhere"], 2);
+    assert!(
+        err.contains("results folder nowhere does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("no strategy folders yet"), "{err}");
+}

@@ -413,6 +413,7 @@ fn damage(dir: &Path, entry: &Entry) -> Option<String> {
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.
+/// A missing results folder is [`Error::MissingFolder`], not an unknown strategy.
 fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     check_strategy_name(name)?;
     let dir = ctx.results_dir.join(name);
@@ -420,7 +421,7 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
         return Err(Error::UnknownStrategy {
             name: name.to_string(),
             dir: ctx.results_dir.clone(),
-            available: strategies(&ctx.results_dir).unwrap_or_default(),
+            available: strategies(&ctx.results_dir)?,
         });
     }
     if std::fs::read_dir(&dir).at("read", &dir)?.next().is_none() {
