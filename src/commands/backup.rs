@@ -479,7 +479,11 @@ fn backup_folder_noting(
     verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
-            reason: format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
+            // A safety copy must hold everything about to be replaced: no exclude helps there.
+            reason: match kind {
+                Kind::Regular => format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
+                Kind::Safety => format!("{reason}; move it out of the folder first"),
+            },
             entry,
         },
         other => other,
