@@ -222,7 +222,7 @@ mod tests {
             backup_file: file,
             size: 0,
             sha256: String::new(),
-            files: 0,
+            entries: 0,
             bytes: 0,
             kinds: None,
             created: DateTime::from_timestamp(secs, 0).unwrap(),

@@ -593,7 +593,7 @@ fn register(
             backup_file: free_name(manifest, dir, name, &timestamp),
             size: written.checksum.len,
             sha256: written.checksum.sha256.clone(),
-            files: written.stats.files,
+            entries: written.stats.files,
             bytes: written.stats.bytes,
             kinds: Some(written.counts),
             created,

@@ -36,8 +36,14 @@ pub struct Row {
     pub created: Option<DateTime<Utc>>,
     /// Size in bytes: from the manifest, or of the file for untracked archives.
     pub size: u64,
-    /// Entry count.
+    /// Entries in the archive: files, folders and links.
+    pub entries: Option<u64>,
+    /// Regular files; unknown for entries from older resbak that did not record the kinds.
     pub files: Option<u64>,
+    /// Folders, the top folder included; unknown as for `files`.
+    pub folders: Option<u64>,
+    /// Symbolic links; unknown as for `files`.
+    pub links: Option<u64>,
     /// Uncompressed bytes.
     pub bytes: Option<u64>,
     /// SHA-256 from the manifest.
@@ -129,7 +135,10 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
                 kind: None,
                 created: None,
                 size,
+                entries: None,
                 files: None,
+                folders: None,
+                links: None,
                 bytes: None,
                 sha256: None,
                 verified: None,
@@ -173,7 +182,10 @@ fn entry_row(e: &Entry, status: &'static str) -> Row {
         kind: Some(e.kind),
         created: Some(e.created),
         size: e.size,
-        files: Some(e.files),
+        entries: Some(e.entries),
+        files: e.kinds.map(|k| k.files),
+        folders: e.kinds.map(|k| k.folders),
+        links: e.kinds.map(|k| k.links),
         bytes: Some(e.bytes),
         sha256: Some(e.sha256.clone()),
         verified: None,
@@ -208,7 +220,7 @@ fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
         "KIND",
         "CREATED (UTC)",
         "SIZE",
-        "FILES",
+        "ENTRIES",
         "SHA256",
         "VERIFIED (UTC)",
         "STATUS",
@@ -259,7 +271,7 @@ fn cells(row: &Row) -> [String; COLUMNS] {
         },
         row.created.as_ref().map_or_else(dash, time),
         human_size(row.size),
-        row.files.map_or_else(dash, |f| f.to_string()),
+        row.entries.map_or_else(dash, |n| n.to_string()),
         row.sha256
             .as_ref()
             .map_or_else(dash, |s| s.chars().take(12).collect()),

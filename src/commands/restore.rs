@@ -7,7 +7,7 @@
 
 use super::backup::backup_folder;
 use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
-use crate::archive::{self, Stats};
+use crate::archive::{self, Counts, Stats};
 use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
@@ -84,7 +84,11 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let progress = printer.progress(size, format!("restoring {strategy}"));
     let extracted = extract_checked(located, staging.path(), strategy, include, &progress);
     progress.finish();
-    let written = extracted.and_then(|written| {
+    let extracted = extracted.and_then(|written| {
+        let counts = written_counts(&restored, plan.selection.as_ref())?;
+        Ok((written, counts))
+    });
+    let (written, counts) = extracted.and_then(|written| {
         match (existing, include) {
             (true, Some(_)) => merge_into(&restored, dest),
             _ => move_into_place(&restored, dest, replaced.as_ref(), printer),
@@ -103,6 +107,9 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         archive: path.display().to_string(),
         destination: dest.display().to_string(),
         entries: written.files,
+        files: counts.files,
+        folders: counts.folders,
+        links: counts.links,
         bytes: written.bytes,
         checked_against_manifest: located.entry.is_some(),
         replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
@@ -303,8 +310,14 @@ pub struct Restored {
     pub archive: String,
     /// Where it went.
     pub destination: String,
-    /// Entries written.
+    /// Entries written: files, folders and links.
     pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Folders written, the top folder included.
+    pub folders: u64,
+    /// Symbolic links written.
+    pub links: u64,
     /// Bytes of file content written.
     pub bytes: u64,
     /// Whether the archive was checked against a manifest entry.
@@ -400,6 +413,20 @@ fn dry_run(
         dest.display()
     ))?;
     Ok(Outcome::Clean)
+}
+
+/// What the restore wrote into `restored` (before it moves into place), by kind: everything,
+/// or with `--include` the entries picked.
+fn written_counts(restored: &Path, selection: Option<&extract::Selection>) -> Result<Counts> {
+    let Some(selection) = selection else {
+        return Ok(archive::survey(restored, &archive::Excludes::default())?.counts);
+    };
+    let mut counts = Counts::default();
+    for (rel, ..) in &selection.entries {
+        let path = restored.join(rel);
+        counts.add(fs::symlink_metadata(&path).at("read", &path)?.file_type());
+    }
+    Ok(counts)
 }
 
 /// Refuses an archive whose SHA-256 is not its manifest entry's; an archive the manifest does
@@ -523,12 +550,12 @@ fn extract_checked(
         return Ok(extracted?.written);
     };
     let Extracted { stats, written } = extracted?;
-    if (stats.files, stats.bytes) != (entry.files, entry.bytes) {
+    if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
         return Err(Error::corrupt(
             path,
             format!(
                 "it holds {} entries and {} bytes, manifest says {} and {}",
-                stats.files, stats.bytes, entry.files, entry.bytes
+                stats.files, stats.bytes, entry.entries, entry.bytes
             ),
         ));
     }

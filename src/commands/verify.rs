@@ -434,7 +434,7 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
         ));
     }
     let recorded = Stats {
-        files: entry.files,
+        files: entry.entries,
         bytes: entry.bytes,
     };
     match scan.stats {
