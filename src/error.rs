@@ -242,6 +242,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Builds an [`Error::MissingFolder`]: the `what` folder ("results" or "backup") at `path`
+    /// does not exist.
+    pub fn missing_folder(what: &'static str, path: impl Into<PathBuf>) -> Self {
+        Error::MissingFolder {
+            what,
+            path: path.into(),
+        }
+    }
+
     /// Builds an [`Error::Io`] for `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {

@@ -665,7 +665,10 @@ fn inside_top(path: &Path, top: &str) -> std::result::Result<PathBuf, &'static s
 
 /// Whether a symlink stored at `rel` with `target` resolves inside the top folder: the target is
 /// relative, uses `..` only as leading components, and climbs no higher than the top folder.
-fn symlink_stays_inside(rel: &Path, target: &Path) -> std::result::Result<(), &'static str> {
+pub(crate) fn symlink_stays_inside(
+    rel: &Path,
+    target: &Path,
+) -> std::result::Result<(), &'static str> {
     let outside = "its target lies outside the archive's top folder";
     let mut depth = rel.components().count() - 1;
     let mut descended = false;

@@ -49,9 +49,10 @@ pub struct Entry {
     pub size: u64,
     /// Lowercase hex SHA-256 of the whole archive file.
     pub sha256: String,
-    /// Number of entries in the archive (folders, files and links); the name is historical,
-    /// [`Entry::kinds`] has the count of regular files.
-    pub files: u64,
+    /// Number of entries in the archive: folders, files and links. Written as `entries`;
+    /// manifests from older resbak call it `files`, which is still read.
+    #[serde(alias = "files")]
+    pub entries: u64,
     /// Total bytes of file contents, uncompressed.
     pub bytes: u64,
     /// The entries by kind (`files` there counts regular files only); absent in entries
@@ -96,7 +97,7 @@ impl Entry {
     pub fn counts_text(&self) -> String {
         match &self.kinds {
             Some(kinds) => kinds.to_string(),
-            None => format!("{} entries", self.files),
+            None => format!("{} entries", self.entries),
         }
     }
 
@@ -480,7 +481,7 @@ mod tests {
             backup_file: file.into(),
             size: 1,
             sha256: "00".into(),
-            files: 1,
+            entries: 1,
             bytes: 0,
             kinds: None,
             created: DateTime::from_timestamp(secs, 7).unwrap(),

@@ -843,7 +843,7 @@ mod tests {
             backup_file: name.into(),
             size: 1,
             sha256: "00".into(),
-            files: 1,
+            entries: 1,
             bytes: 0,
             kinds: None,
             created: chrono::DateTime::from_timestamp(1, 0).unwrap(),

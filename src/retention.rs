@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Kind, Lock, LockFile, Manifest};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -106,19 +106,34 @@ pub fn plan<'m>(
 
 /// Removes the entries at `positions` (by position, so an entry is never mistaken for another
 /// naming the same file) and returns those whose archive no remaining entry names.
+/// Linear in the manifest's length: a mask of the positions, a set of the names kept.
 fn take(manifest: &mut Manifest, positions: &[usize]) -> Vec<Entry> {
-    let mut taken = Vec::new();
-    let mut index = 0;
-    manifest.backups.retain(|entry| {
-        let doomed = positions.contains(&index);
-        index += 1;
-        if doomed {
-            taken.push(entry.clone());
+    let mut doomed = vec![false; manifest.backups.len()];
+    for &i in positions {
+        if let Some(slot) = doomed.get_mut(i) {
+            *slot = true;
         }
-        !doomed
-    });
-    taken.retain(|entry| manifest.find(&entry.backup_file).is_none());
+    }
+    let mut taken = Vec::new();
+    for (entry, doomed) in std::mem::take(&mut manifest.backups)
+        .into_iter()
+        .zip(doomed)
+    {
+        if doomed {
+            taken.push(entry);
+        } else {
+            manifest.backups.push(entry);
+        }
+    }
+    let named: HashSet<&str> = manifest
+        .backups
+        .iter()
+        .map(|e| e.backup_file.as_str())
+        .collect();
     taken
+        .into_iter()
+        .filter(|entry| !named.contains(entry.backup_file.as_str()))
+        .collect()
 }
 
 /// Removes the backups `rules` do not keep, of each strategy (or of `strategy`).
@@ -137,10 +152,7 @@ pub fn prune(
         return Err(Error::InvalidKeep);
     }
     if !backup_dir.is_dir() {
-        return Err(Error::MissingFolder {
-            what: "backup",
-            path: backup_dir.to_path_buf(),
-        });
+        return Err(Error::missing_folder("backup", backup_dir));
     }
     let names = |manifest: &Manifest, positions: &[usize]| {
         positions
@@ -210,7 +222,7 @@ mod tests {
             backup_file: file,
             size: 0,
             sha256: String::new(),
-            files: 0,
+            entries: 0,
             bytes: 0,
             kinds: None,
             created: DateTime::from_timestamp(secs, 0).unwrap(),
@@ -284,5 +296,13 @@ mod tests {
             doomed.is_empty(),
             "a file a kept entry names is never deleted"
         );
+    }
+
+    #[test]
+    fn removal_takes_exactly_the_positions_in_any_order() {
+        let mut m = manifest(&[("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]);
+        let doomed = take(&mut m, &[3, 0, 3, 99]);
+        assert_eq!(files(doomed.iter().collect()), ["a_0", "b_3"]);
+        assert_eq!(files(m.backups.iter().collect()), ["a_1", "a_2", "b_4"]);
     }
 }

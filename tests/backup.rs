@@ -32,7 +32,7 @@ fn backup_writes_named_archive_and_manifest_entry() {
     assert_eq!(e["size"].as_u64(), Some(fs::metadata(&path).unwrap().len()));
     assert_eq!(e["sha256"].as_str().unwrap(), sha256_file(&path));
     // 6 folders (top, runs, runs/fast10_slow50, scripts, plots, plots/empty), 6 files, 1 link
-    assert_eq!(e["files"].as_u64(), Some(13));
+    assert_eq!(e["entries"].as_u64(), Some(13));
     assert!(e["bytes"].as_u64().unwrap() > 3000);
     let created = e["created"].as_str().unwrap();
     assert!(
@@ -609,11 +609,7 @@ fn counts_say_what_they_count() {
     let out = env.run(&["backup", "s"]);
     assert!(out.contains(counts), "{out}");
     let e = &env.manifest()["backups"][0];
-    assert_eq!(
-        e["files"].as_u64(),
-        Some(13),
-        "entries, as in old manifests"
-    );
+    assert_eq!(e["entries"].as_u64(), Some(13), "{e:?}");
     let kinds = &e["kinds"];
     assert_eq!(
         [&kinds["files"], &kinds["folders"], &kinds["links"]].map(|v| v.as_u64()),
@@ -638,4 +634,72 @@ fn counts_say_what_they_count() {
     fs::write(&manifest, old).unwrap();
     env.run(&["list"]);
     assert!(env.run(&["backup", "s"]).contains("No changes in s"));
+}
+
+#[test]
+fn a_named_strategy_in_a_missing_results_folder_names_the_missing_folder() {
+    let env = Env::new();
+    let out = env.run_code(&["backup", "s", "--results-dir", "nowhere", "--json"], 2);
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "missing_folder", "{err}");
+    let err = env.fail(&["backup", "s", "--results-dir", "nowhere"], 2);
+    assert!(
+        err.contains("results folder nowhere does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("no strategy folders yet"), "{err}");
+}
+
+#[test]
+fn counts_say_what_they_count_on_every_surface() {
+    let env = Env::new();
+    let root = env.sample("s");
+    env.backup("s");
+    let entry = env.manifest()["backups"][0].clone();
+    assert_eq!(entry["entries"].as_u64(), Some(13), "{entry:?}");
+    assert!(
+        entry.get("files").is_none(),
+        "files never means entries: {entry:?}"
+    );
+    assert_eq!(entry["kinds"]["files"].as_u64(), Some(6), "{entry:?}");
+    let counts =
+        |v: &serde_json::Value| ["entries", "files", "folders", "links"].map(|k| v[k].as_u64());
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    assert_eq!(
+        counts(&rows[0]),
+        [Some(13), Some(6), Some(6), Some(1)],
+        "{rows}"
+    );
+    let table = env.run(&["list"]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("ENTRIES") && !header.contains("FILES"),
+        "{table}"
+    );
+
+    fs::remove_dir_all(&root).unwrap();
+    let restored: serde_json::Value =
+        serde_json::from_str(&env.run(&["restore", "s", "--json"])).unwrap();
+    assert_eq!(
+        counts(&restored),
+        [Some(13), Some(6), Some(6), Some(1)],
+        "{restored}"
+    );
+
+    // An entry from an older resbak: `files` meant entries, no breakdown.
+    let old = "s_20260101_000000.tar.gz";
+    let archive = entry["backup_file"].as_str().unwrap();
+    fs::copy(env.backups().join(archive), env.backups().join(old)).unwrap();
+    let bytes = entry["bytes"].as_u64().unwrap();
+    crate::util::register(&env.backups(), old, "s", 13, bytes);
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["archive"] == old)
+        .unwrap();
+    assert_eq!(counts(row), [Some(13), None, None, None], "{row}");
+    assert!(row["files"].is_null(), "{row}");
+    env.run(&["verify", old]);
 }

@@ -25,7 +25,9 @@ fn rows_are_grouped_by_strategy_oldest_first() {
     };
     assert!(pos(&a1) < pos(&b1) && pos(&b1) < pos(&b2), "{out}");
     let header = out.lines().next().unwrap();
-    for col in ["ARCHIVE", "STRATEGY", "CREATED", "SIZE", "FILES", "SHA256"] {
+    for col in [
+        "ARCHIVE", "STRATEGY", "CREATED", "SIZE", "ENTRIES", "SHA256",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     let only_b = env.run(&["list", "b_strat"]);
@@ -43,7 +45,8 @@ fn json_has_every_field() {
     assert_eq!(row["archive"], archive.as_str());
     assert_eq!(row["strategy"], "s");
     assert_eq!(row["size"].as_u64(), entry["size"].as_u64());
-    assert_eq!(row["files"].as_u64(), Some(13));
+    assert_eq!(row["entries"].as_u64(), Some(13));
+    assert_eq!(row["files"].as_u64(), Some(6));
     assert_eq!(row["bytes"].as_u64(), entry["bytes"].as_u64());
     assert_eq!(row["sha256"].as_str(), entry["sha256"].as_str());
     assert_eq!(row["created"].as_str(), entry["created"].as_str());

@@ -31,7 +31,7 @@ fn corrupted_archives_restore_exactly_or_fail_cleanly() {
     let original = fs::read(env.backups().join(&name)).unwrap();
     let recorded = &env.manifest()["backups"][0];
     let (files, bytes) = (
-        recorded["files"].as_u64().unwrap(),
+        recorded["entries"].as_u64().unwrap(),
         recorded["bytes"].as_u64().unwrap(),
     );
     let sandbox = env.path().join("sandbox");

@@ -279,11 +279,13 @@ fn dry_run_applies_the_policy_and_the_checksum() {
             Raw::link("s/up", EntryType::Symlink, "../.."),
         ],
     );
-    let err = env.fail(&["restore", hostile.to_str().unwrap(), "--dry-run"], 1);
+    // --to a new folder: over the existing results/s the dry run refuses first, as a real run.
+    let hostile = hostile.to_str().unwrap();
+    let err = env.fail(&["restore", hostile, "--dry-run", "--to", "out"], 1);
     assert!(err.contains("s/up"), "{err}");
     let archive = env.backup("s");
     flip_byte(&env.backups().join(&archive), 200);
-    env.fail(&["restore", &archive, "--dry-run"], 1);
+    env.fail(&["restore", &archive, "--dry-run", "--to", "out"], 1);
 }
 
 #[test]
@@ -685,4 +687,99 @@ fn unknown_names_get_suggestions_and_an_archive_name_wins_over_a_strategy() {
         out.contains(&format!("Restored backups/{archive}")),
         "{out}"
     );
+}
+
+#[test]
+fn dry_run_refuses_what_the_real_run_refuses() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    for args in [
+        vec!["restore", archive.as_str()],
+        vec!["restore", &archive, "--to", "backups/inside"],
+    ] {
+        let real = env.fail(&args, 2);
+        let dry = env.fail(&[args.as_slice(), &["--dry-run"]].concat(), 2);
+        assert_eq!(dry, real, "{args:?}");
+    }
+    write(&env.path().join("a_file"), "not a folder\n");
+    let args = ["restore", &archive, "--force", "--to", "a_file"];
+    let real = env.fail(&args, 2);
+    assert_eq!(env.fail(&[&args[..], &["--dry-run"]].concat(), 2), real);
+    // An archive named for another strategy than the folder it holds.
+    fs::create_dir(env.path().join("loose")).unwrap();
+    let renamed = "loose/t_20261122_012255.tar.gz";
+    fs::copy(env.backups().join(&archive), env.path().join(renamed)).unwrap();
+    let dry = env.fail(&["restore", renamed, "--dry-run"], 2);
+    assert!(dry.contains("name the destination with --to"), "{dry}");
+    assert_eq!(env.archives(), [archive], "nothing written");
+    assert!(root.is_dir());
+}
+
+#[test]
+fn dry_run_with_force_says_the_destination_would_be_backed_up_first() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("new_run.csv"), "newer results\n");
+    let before = snapshot(&root);
+    let out = env.run(&["restore", &archive, "--dry-run", "--force"]);
+    assert!(
+        out.contains("Would back up existing results/s as a safety copy, then replace it"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&root), before);
+    assert_eq!(env.archives().len(), 1, "no safety copy made");
+    // An empty destination is replaced without a safety copy, and the dry run says so.
+    fs::create_dir(env.path().join("empty")).unwrap();
+    let out = env.run(&["restore", &archive, "--dry-run", "--force", "--to", "empty"]);
+    assert!(
+        out.contains("Would replace the empty folder empty"),
+        "{out}"
+    );
+    assert!(!out.contains("safety copy"), "{out}");
+}
+
+#[test]
+fn a_picked_backup_is_announced_only_once_the_checks_passed() {
+    let env = Env::new();
+    let root = env.sample("s");
+    env.backup("s");
+    for args in [&["restore", "s"][..], &["restore", "s", "--dry-run"]] {
+        let out = env.run_code(args, 2);
+        let stdout = crate::util::stdout(&out);
+        assert!(
+            stdout.is_empty(),
+            "{args:?} announced a refused restore: {stdout}"
+        );
+    }
+    fs::remove_dir_all(&root).unwrap();
+    let out = env.run(&["restore", "s"]);
+    assert!(out.starts_with("Restoring s_"), "{out}");
+}
+
+#[test]
+fn force_over_a_link_pointing_outside_is_refused_with_a_way_on() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    std::os::unix::fs::symlink("../../elsewhere", root.join("data")).unwrap();
+    let before = snapshot(&root);
+    let err = env.fail(&["restore", &archive, "--force"], 2);
+    assert!(
+        err.contains("its link data") && err.contains("move the link out of the folder"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--exclude"),
+        "restore applies no excludes: {err}"
+    );
+    assert_eq!(
+        env.fail(&["restore", &archive, "--force", "--dry-run"], 2),
+        err
+    );
+    assert_eq!(snapshot(&root), before, "nothing replaced");
+    assert_eq!(env.archives().len(), 1, "no safety copy made");
+    fs::rename(root.join("data"), env.path().join("data")).unwrap();
+    env.run(&["restore", &archive, "--force"]);
 }

@@ -219,7 +219,14 @@ fn reindex_rebuilds_a_lost_manifest() {
             .iter()
             .find(|e| e["backup_file"] == name.as_str())
             .unwrap();
-        for key in ["strategy", "timestamp", "size", "sha256", "files", "bytes"] {
+        for key in [
+            "strategy",
+            "timestamp",
+            "size",
+            "sha256",
+            "entries",
+            "bytes",
+        ] {
             assert_eq!(new[key], original["backups"][i][key], "{name} {key}");
         }
     }

@@ -68,7 +68,7 @@ fn deep_verify_checks_entry_count_and_bytes() {
     let path = env.backups().join("manifest.yaml");
     let text = fs::read_to_string(&path)
         .unwrap()
-        .replace("files: 13", "files: 14");
+        .replace("entries: 13", "entries: 14");
     fs::write(&path, text).unwrap();
     env.run(&["verify"]);
     let out = crate::util::stdout(&env.run_code(&["verify", "--deep"], 1));

@@ -417,6 +417,7 @@ fn damage(dir: &Path, entry: &Entry) -> Option<String> {
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.
+/// A missing results folder is [`Error::MissingFolder`], not an unknown strategy.
 fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     check_strategy_name(name)?;
     let dir = ctx.results_dir.join(name);
@@ -424,7 +425,7 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
         return Err(Error::UnknownStrategy {
             name: name.to_string(),
             dir: ctx.results_dir.clone(),
-            available: strategies(&ctx.results_dir).unwrap_or_default(),
+            available: strategies(&ctx.results_dir)?,
         });
     }
     if std::fs::read_dir(&dir).at("read", &dir)?.next().is_none() {
@@ -503,7 +504,11 @@ fn backup_folder_noting(
     verify_written(tmp.path(), scan, &written).map_err(|e| match e {
         Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
             path: src.to_path_buf(),
-            reason: format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
+            // A safety copy must hold everything about to be replaced: no exclude helps there.
+            reason: match kind {
+                Kind::Regular => format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
+                Kind::Safety => format!("{reason}; move it out of the folder first"),
+            },
             entry,
         },
         other => other,
@@ -613,7 +618,7 @@ fn register(
             backup_file: free_name(manifest, dir, name, &timestamp),
             size: written.checksum.len,
             sha256: written.checksum.sha256.clone(),
-            files: written.stats.files,
+            entries: written.stats.files,
             bytes: written.stats.bytes,
             kinds: Some(written.counts),
             created,

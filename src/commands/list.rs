@@ -2,8 +2,7 @@
 //! missing or not catalogued flagged. `ok` is never claimed for what was not checked.
 
 use super::{
-    ArchiveName, Context, Outcome, Printer, archive_files, check_strategy_name, human_size,
-    strategies, suggest, verify,
+    ArchiveName, Context, Outcome, Printer, archive_files, human_size, strategies, verify,
 };
 use crate::error::{Error, Result};
 use crate::manifest::{Check, Checks, Kind, Lock, LockFile, Manifest};
@@ -37,8 +36,14 @@ pub struct Row {
     pub created: Option<DateTime<Utc>>,
     /// Size in bytes: from the manifest, or of the file for untracked archives.
     pub size: u64,
-    /// Entry count.
+    /// Entries in the archive: files, folders and links.
+    pub entries: Option<u64>,
+    /// Regular files; unknown for entries from older resbak that did not record the kinds.
     pub files: Option<u64>,
+    /// Folders, the top folder included; unknown as for `files`.
+    pub folders: Option<u64>,
+    /// Symbolic links; unknown as for `files`.
+    pub links: Option<u64>,
     /// Uncompressed bytes.
     pub bytes: Option<u64>,
     /// SHA-256 from the manifest.
@@ -59,10 +64,7 @@ pub struct Row {
 pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
-        return Err(Error::MissingFolder {
-            what: "backup",
-            path: dir.clone(),
-        });
+        return Err(Error::missing_folder("backup", dir));
     }
     let strategy = opts.strategy.as_deref();
     let manifest = Manifest::load(dir)?;
@@ -120,7 +122,6 @@ fn summary(rows: &[Row]) -> Option<String> {
 /// Checks that `name` is a strategy with backups or a results folder; else an error with close
 /// names as suggestions.
 fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
-    check_strategy_name(name)?;
     let mut known: Vec<String> = manifest
         .backups
         .iter()
@@ -129,15 +130,7 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
     known.extend(strategies(&ctx.results_dir).unwrap_or_default());
     let untracked = archive_files(&ctx.backup_dir)?.into_iter();
     known.extend(untracked.filter_map(|(f, _)| ArchiveName::parse(&f).map(|n| n.strategy)));
-    if known.iter().any(|k| k == name) {
-        return Ok(());
-    }
-    Err(Error::UnknownName {
-        what: "strategy",
-        name: name.to_string(),
-        dir: ctx.backup_dir.clone(),
-        suggestions: suggest(name, &known),
-    })
+    super::check_known(name, &known, &ctx.backup_dir)
 }
 
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.
@@ -163,7 +156,10 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
                 kind: None,
                 created: None,
                 size,
+                entries: None,
                 files: None,
+                folders: None,
+                links: None,
                 bytes: None,
                 sha256: None,
                 verified: None,
@@ -207,7 +203,10 @@ fn entry_row(e: &Entry, status: &'static str) -> Row {
         kind: Some(e.kind),
         created: Some(e.created),
         size: e.size,
-        files: Some(e.files),
+        entries: Some(e.entries),
+        files: e.kinds.map(|k| k.files),
+        folders: e.kinds.map(|k| k.folders),
+        links: e.kinds.map(|k| k.links),
         bytes: Some(e.bytes),
         sha256: Some(e.sha256.clone()),
         verified: None,
@@ -242,7 +241,7 @@ fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
         "KIND",
         "CREATED (UTC)",
         "SIZE",
-        "FILES",
+        "ENTRIES",
         "SHA256",
         "VERIFIED (UTC)",
         "STATUS",
@@ -293,7 +292,7 @@ fn cells(row: &Row) -> [String; COLUMNS] {
         },
         row.created.as_ref().map_or_else(dash, time),
         human_size(row.size),
-        row.files.map_or_else(dash, |f| f.to_string()),
+        row.entries.map_or_else(dash, |n| n.to_string()),
         row.sha256
             .as_ref()
             .map_or_else(dash, |s| s.chars().take(12).collect()),

@@ -431,35 +431,43 @@ fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>
 /// same `~N`).
 pub fn unknown_name(name: &str, manifest: &Manifest, backup_dir: &Path) -> Error {
     if !backup_dir.is_dir() {
-        return Error::MissingFolder {
-            what: "backup",
-            path: backup_dir.to_path_buf(),
-        };
+        return Error::missing_folder("backup", backup_dir);
     }
-    let strategies: Vec<&str> = manifest
-        .backups
-        .iter()
-        .map(|e| e.strategy.as_str())
-        .collect();
-    let suggestions = match name.rsplit_once('~') {
-        Some((strategy, n)) if split_pick(name).0 == strategy => suggest(strategy, &strategies)
-            .into_iter()
-            .map(|s| format!("{s}~{n}"))
-            .collect(),
+    let strategies = manifest.backups.iter().map(|e| e.strategy.clone());
+    let known: Vec<String> = match name.rsplit_once('~') {
+        Some((strategy, n)) if split_pick(name).0 == strategy => {
+            strategies.map(|s| format!("{s}~{n}")).collect()
+        }
         _ => {
             let stems = manifest
                 .backups
                 .iter()
-                .filter_map(|e| e.backup_file.strip_suffix(".tar.gz"));
-            let names: Vec<&str> = strategies.iter().copied().chain(stems).collect();
-            suggest(name.strip_suffix(".tar.gz").unwrap_or(name), &names)
+                .filter_map(|e| e.backup_file.strip_suffix(".tar.gz"))
+                .map(str::to_string);
+            strategies.chain(stems).collect()
         }
     };
+    unknown("backup or strategy", name, &known, backup_dir)
+}
+
+/// Checks that `name` is a plain strategy name and one of `known`; else
+/// [`Error::UnknownName`] for it in `place`, with close names as suggestions.
+pub fn check_known<S: AsRef<str>>(name: &str, known: &[S], place: &Path) -> Result<()> {
+    check_strategy_name(name)?;
+    if known.iter().any(|k| k.as_ref() == name) {
+        return Ok(());
+    }
+    Err(unknown("strategy", name, known, place))
+}
+
+/// [`Error::UnknownName`]: no `what` named `name` in `place`, suggesting close names of `known`
+/// (compared without a `.tar.gz` suffix).
+fn unknown<S: AsRef<str>>(what: &'static str, name: &str, known: &[S], place: &Path) -> Error {
     Error::UnknownName {
-        what: "backup or strategy",
+        what,
         name: name.to_string(),
-        dir: backup_dir.to_path_buf(),
-        suggestions,
+        dir: place.to_path_buf(),
+        suggestions: suggest(name.strip_suffix(".tar.gz").unwrap_or(name), known),
     }
 }
 
@@ -550,11 +558,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(results_dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let path = results_dir.to_path_buf();
-            return Err(Error::MissingFolder {
-                what: "results",
-                path,
-            });
+            return Err(Error::missing_folder("results", results_dir));
         }
         other => other.at("read", results_dir)?,
     };
@@ -778,6 +782,39 @@ mod tests {
             "an exact name is no hint"
         );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn unknown_names_suggest_close_known_ones() {
+        let place = Path::new("backups");
+        assert!(check_known("btc", &["eth", "btc"], place).is_ok());
+        let err = check_known("btcc", &["eth", "btc"], place).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownName { what: "strategy", suggestions, .. } if suggestions == &["btc"]),
+            "{err:?}"
+        );
+        assert!(matches!(
+            check_known("a/b", &["a/b"], place),
+            Err(Error::InvalidStrategy { .. })
+        ));
+        let mut manifest = Manifest::default();
+        let dir = tempfile::tempdir().unwrap();
+        let entry: Entry = serde_yaml::from_str(
+            "{strategy: btc, timestamp: '20261122_012255', backup_file: btc_20261122_012255.tar.gz, \
+             size: 1, sha256: x, files: 1, bytes: 1, created: '2026-11-22T01:22:55Z'}",
+        )
+        .unwrap();
+        manifest.backups.push(entry);
+        let hint = |name: &str| match unknown_name(name, &manifest, dir.path()) {
+            Error::UnknownName { suggestions, .. } => suggestions,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hint("btd~2"), ["btc~2"]);
+        assert_eq!(hint("btc_20261122_012256.tar.gz"), ["btc_20261122_012255"]);
+        assert!(matches!(
+            unknown_name("btd", &manifest, &dir.path().join("none")),
+            Error::MissingFolder { what: "backup", .. }
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `resbak prune`: keep the N most recent backups per strategy (and the newest safety copies by
 //! their own count), remove the rest, say so.
 
-use super::{Context, Outcome, Printer, check_strategy_name, suggest};
+use super::{Context, Outcome, Printer};
 use crate::error::Result;
 use crate::retention::{self, Pruned, Rules};
 use std::path::Path;
@@ -33,24 +33,12 @@ impl PruneOptions {
 /// Checks that `strategy`, if given, is a plain name with backups in `manifest`; else an
 /// error with close names as suggestions.
 fn check_known(strategy: Option<&str>, manifest: &Manifest, place: &Path) -> Result<()> {
-    let Some(name) = strategy else {
-        return Ok(());
-    };
-    check_strategy_name(name)?;
     let known: Vec<&str> = manifest
         .backups
         .iter()
         .map(|e| e.strategy.as_str())
         .collect();
-    if known.contains(&name) {
-        return Ok(());
-    }
-    Err(Error::UnknownName {
-        what: "strategy",
-        name: name.to_string(),
-        dir: place.to_path_buf(),
-        suggestions: suggest(name, &known),
-    })
+    strategy.map_or(Ok(()), |name| super::check_known(name, &known, place))
 }
 
 /// Prunes and reports every removal.

@@ -141,7 +141,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         backup_file: file.to_string(),
         size: scan.checksum.len,
         sha256: scan.checksum.sha256,
-        files: stats.files,
+        entries: stats.files,
         bytes: stats.bytes,
         kinds: None,
         created,

@@ -7,7 +7,7 @@
 
 use super::backup::backup_folder;
 use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
-use crate::archive::{self, Stats};
+use crate::archive::{self, Counts, Stats};
 use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
@@ -44,16 +44,123 @@ pub struct RestoreOptions {
 }
 
 /// Restores one archive: named, at a path, or picked by strategy (see [`locate_backup`]).
+/// `--dry-run` makes every decision the real run makes (see [`plan`]) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
-    let located = locate_backup(ctx, &opts.archive)?;
-    if located.picked.is_some() {
+    let plan = plan(ctx, opts, printer)?;
+    if plan.located.picked.is_some() {
         let verb = if opts.dry_run {
             "Would restore"
         } else {
             "Restoring"
         };
-        printer.line(format_args!("{verb} {}", located.describe()))?;
+        printer.line(format_args!("{verb} {}", plan.located.describe()))?;
     }
+    let include = plan.include(opts);
+    if opts.dry_run {
+        return dry_run(&plan, include, printer);
+    }
+    let Plan {
+        located,
+        strategy,
+        dest,
+        replace,
+        ..
+    } = &plan;
+    let path = &located.path;
+    let replaced = match replace {
+        Replace::Nothing => None,
+        Replace::Empty => Some(None),
+        Replace::Folder => Some(Some(safety_copy(ctx, dest, strategy, opts, printer)?)),
+    };
+    let existing = replaced.is_some();
+
+    let parent = atomic::parent_dir(dest);
+    fs::create_dir_all(parent).at("create folder", parent)?;
+    super::clean_leftovers(parent, printer)?;
+    warn_replaced_leftovers(parent, printer);
+    let staging = atomic::staging_dir_in(parent)?;
+    let restored = staging.path().join(strategy);
+    let size = fs::metadata(path).at("read", path)?.len();
+    let progress = printer.progress(size, format!("restoring {strategy}"));
+    let extracted = extract_checked(located, staging.path(), strategy, include, &progress);
+    progress.finish();
+    let extracted = extracted.and_then(|written| {
+        let counts = written_counts(&restored, plan.selection.as_ref())?;
+        Ok((written, counts))
+    });
+    let (written, counts) = extracted.and_then(|written| {
+        match (existing, include) {
+            (true, Some(_)) => merge_into(&restored, dest),
+            _ => move_into_place(&restored, dest, replaced.as_ref(), printer),
+        }
+        .map(|()| written)
+    })?;
+    drop(staging);
+    printer.line(format_args!(
+        "Restored {} -> {} ({} entries, {})",
+        path.display(),
+        dest.display(),
+        written.files,
+        human_size(written.bytes)
+    ))?;
+    printer.json_report(&Restored {
+        archive: path.display().to_string(),
+        destination: dest.display().to_string(),
+        entries: written.files,
+        files: counts.files,
+        folders: counts.folders,
+        links: counts.links,
+        bytes: written.bytes,
+        checked_against_manifest: located.entry.is_some(),
+        replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
+    })?;
+    Ok(Outcome::Clean)
+}
+
+/// Everything a restore decides before it writes anything; the real run and `--dry-run` both
+/// start from it, so a dry run refuses exactly what the real run refuses.
+struct Plan {
+    /// The archive.
+    located: Located,
+    /// Its strategy (its top folder).
+    strategy: String,
+    /// Where it goes.
+    dest: PathBuf,
+    /// What happens to what is at `dest` now.
+    replace: Replace,
+    /// With `--include`: what the patterns pick.
+    selection: Option<extract::Selection>,
+    /// Keeps catalogued archives from being pruned while they are read.
+    _reading: Option<Lock>,
+}
+
+impl Plan {
+    /// The `--include` patterns with what they pick.
+    fn include<'a>(
+        &'a self,
+        opts: &'a RestoreOptions,
+    ) -> Option<(&'a archive::Excludes, &'a extract::Selection)> {
+        opts.include.as_ref().zip(self.selection.as_ref())
+    }
+}
+
+/// What a restore does with its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// Nothing is there: the restored folder is moved there.
+    Nothing,
+    /// An empty folder (with `--force`): replaced, no safety copy needed.
+    Empty,
+    /// A folder holding something (with `--force`): backed up as a safety copy first.
+    Folder,
+}
+
+/// Makes every check and decision of a restore, in the order the real run needs them: the
+/// archive and its strategy, the destination (never overlapping what the restore reads or
+/// keeps), the archive's size against its manifest entry, what `--include` picks, and what
+/// happens to an existing destination. The checksum is checked as the archive is read.
+fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Plan> {
+    let located = locate_backup(ctx, &opts.archive)?;
     let path = &located.path;
     let strategy = located.strategy()?;
     let dest = match &opts.to {
@@ -61,7 +168,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         None => default_destination(ctx, &located, &strategy)?,
     };
     check_destination(ctx, &located, &dest, opts)?;
-    let _reading = match located.entry {
+    let reading = match located.entry {
         Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
         None => None,
     };
@@ -83,51 +190,19 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             path.display()
         )),
     }
-    let include = match &opts.include {
-        Some(include) => Some((include, select(&located, &strategy, include)?)),
+    let selection = match &opts.include {
+        Some(include) => Some(select(&located, &strategy, include)?),
         None => None,
     };
-    let include = include.as_ref().map(|(g, s)| (*g, s));
-    if opts.dry_run {
-        return dry_run(&located, &strategy, &dest, include, printer);
-    }
-    let replaced = prepare_destination(ctx, &dest, &strategy, opts, printer)?;
-    let existing = replaced.is_some();
-
-    let parent = atomic::parent_dir(&dest);
-    fs::create_dir_all(parent).at("create folder", parent)?;
-    super::clean_leftovers(parent, printer)?;
-    warn_replaced_leftovers(parent, printer);
-    let staging = atomic::staging_dir_in(parent)?;
-    let restored = staging.path().join(&strategy);
-    let size = fs::metadata(path).at("read", path)?.len();
-    let progress = printer.progress(size, format!("restoring {strategy}"));
-    let extracted = extract_checked(&located, staging.path(), &strategy, include, &progress);
-    progress.finish();
-    let written = extracted.and_then(|written| {
-        match (existing, include) {
-            (true, Some(_)) => merge_into(&restored, &dest),
-            _ => move_into_place(&restored, &dest, replaced.as_ref(), printer),
-        }
-        .map(|()| written)
-    })?;
-    drop(staging);
-    printer.line(format_args!(
-        "Restored {} -> {} ({} entries, {})",
-        path.display(),
-        dest.display(),
-        written.files,
-        human_size(written.bytes)
-    ))?;
-    printer.json_report(&Restored {
-        archive: path.display().to_string(),
-        destination: dest.display().to_string(),
-        entries: written.files,
-        bytes: written.bytes,
-        checked_against_manifest: located.entry.is_some(),
-        replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
-    })?;
-    Ok(Outcome::Clean)
+    let replace = replace(&dest, &strategy, opts)?;
+    Ok(Plan {
+        located,
+        strategy,
+        dest,
+        replace,
+        selection,
+        _reading: reading,
+    })
 }
 
 /// `<results>/<strategy>`, unless the archive's file name names another strategy than the
@@ -235,8 +310,14 @@ pub struct Restored {
     pub archive: String,
     /// Where it went.
     pub destination: String,
-    /// Entries written.
+    /// Entries written: files, folders and links.
     pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Folders written, the top folder included.
+    pub folders: u64,
+    /// Symbolic links written.
+    pub links: u64,
     /// Bytes of file content written.
     pub bytes: u64,
     /// Whether the archive was checked against a manifest entry.
@@ -265,26 +346,22 @@ fn select(
 }
 
 /// Lists the entries a restore would write to `dest`; with `--include`, whether each is
-/// created or overwritten.
+/// created or overwritten. Says when an existing destination would be backed up first.
 fn dry_run(
-    located: &Located,
-    strategy: &str,
-    dest: &Path,
+    plan: &Plan,
     include: Option<(&archive::Excludes, &extract::Selection)>,
     printer: &mut Printer,
 ) -> Result<Outcome> {
-    // The same checks a real restore makes: the restore policy and the checksum.
+    // The checks a real restore makes as it reads: the restore policy and the checksum.
+    let Plan {
+        located,
+        strategy,
+        dest,
+        ..
+    } = plan;
     let path = &located.path;
     let scan = extract::scan(path, Some(strategy), &Progress::hidden())?;
-    if let Some(entry) = &located.entry
-        && scan.checksum.sha256 != entry.sha256
-    {
-        let detail = format!(
-            "SHA-256 is {}, manifest says {}",
-            scan.checksum.sha256, entry.sha256
-        );
-        return Err(Error::corrupt(path, detail));
-    }
+    check_checksum(located, &scan.checksum.sha256)?;
     let entries: Vec<(PathBuf, bool, u64)> = match include {
         Some((_, selection)) => selection.entries.clone(),
         None => crate::diff::of_archive(path)?
@@ -311,6 +388,21 @@ fn dry_run(
         files += 1;
         bytes += size;
     }
+    match (plan.replace, include) {
+        (Replace::Nothing, _) => {}
+        (Replace::Empty, _) => printer.line(format_args!(
+            "Would replace the empty folder {}",
+            dest.display()
+        ))?,
+        (Replace::Folder, None) => printer.line(format_args!(
+            "Would back up existing {} as a safety copy, then replace it",
+            dest.display()
+        ))?,
+        (Replace::Folder, Some(_)) => printer.line(format_args!(
+            "Would back up existing {} as a safety copy, then write into it",
+            dest.display()
+        ))?,
+    }
     let detail = match include {
         Some(_) => format!(", {overwritten} of them overwritten"),
         None => String::new(),
@@ -323,18 +415,39 @@ fn dry_run(
     Ok(Outcome::Clean)
 }
 
-/// Refuses an existing destination unless `force`; with `force`, backs it up first (if it holds
-/// anything). Returns `None` when there is nothing to replace, else the manifest entry of the
-/// backup made of it (if it held anything).
-fn prepare_destination(
-    ctx: &Context,
-    dest: &Path,
-    strategy: &str,
-    opts: &RestoreOptions,
-    printer: &mut Printer,
-) -> Result<Option<Option<Entry>>> {
+/// What the restore wrote into `restored` (before it moves into place), by kind: everything,
+/// or with `--include` the entries picked.
+fn written_counts(restored: &Path, selection: Option<&extract::Selection>) -> Result<Counts> {
+    let Some(selection) = selection else {
+        return Ok(archive::survey(restored, &archive::Excludes::default())?.counts);
+    };
+    let mut counts = Counts::default();
+    for (rel, ..) in &selection.entries {
+        let path = restored.join(rel);
+        counts.add(fs::symlink_metadata(&path).at("read", &path)?.file_type());
+    }
+    Ok(counts)
+}
+
+/// Refuses an archive whose SHA-256 is not its manifest entry's; an archive the manifest does
+/// not know has nothing to be checked against.
+fn check_checksum(located: &Located, sha256: &str) -> Result<()> {
+    match &located.entry {
+        Some(entry) if entry.sha256 != sha256 => Err(Error::corrupt(
+            &located.path,
+            format!("SHA-256 is {sha256}, manifest says {}", entry.sha256),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What to do with the destination: nothing is there, or (only with `force`) an empty folder
+/// to replace, or a folder to back up as a safety copy first. Refuses an existing destination
+/// without `force`, one that is not a folder, and one whose safety copy could not be restored
+/// (see [`check_restorable`]).
+fn replace(dest: &Path, strategy: &str, opts: &RestoreOptions) -> Result<Replace> {
     let Ok(meta) = fs::symlink_metadata(dest) else {
-        return Ok(None);
+        return Ok(Replace::Nothing);
     };
     if !opts.force {
         return Err(Error::DestinationExists {
@@ -349,9 +462,48 @@ fn prepare_destination(
         ));
     }
     if fs::read_dir(dest).at("read", dest)?.next().is_none() {
-        return Ok(Some(None));
+        return Ok(Replace::Empty);
     }
-    // Everything in the folder, whatever the configured excludes: it is about to be replaced.
+    check_restorable(dest, strategy)?;
+    Ok(Replace::Folder)
+}
+
+/// Refuses to replace `dest` when it holds a link the restore policy refuses (its target lies
+/// outside the folder, or climbs with `..` after a name): a safety copy holds everything about
+/// to be deleted, excludes or not, and a safety copy with such a link could not be restored.
+/// The way on is to move the link out of the folder, not to leave it out of the copy.
+fn check_restorable(dest: &Path, strategy: &str) -> Result<()> {
+    for item in archive::walk(dest, &archive::Excludes::default()) {
+        let (entry, rel) = item?;
+        if !entry.path_is_symlink() {
+            continue;
+        }
+        let target = fs::read_link(entry.path()).at("read link", entry.path())?;
+        if let Err(reason) = extract::symlink_stays_inside(&Path::new(strategy).join(&rel), &target)
+        {
+            return Err(Error::UnsafeDestination {
+                path: dest.to_path_buf(),
+                reason: format!(
+                    "its link {} cannot go into the safety copy taken before replacing it: \
+                     {reason}, so the copy could not be restored; move the link out of the \
+                     folder, then run the restore again",
+                    rel.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Backs up the folder at `dest`, which a restore is about to replace, as a safety copy, and
+/// says so. Everything in it goes in, whatever the configured excludes.
+fn safety_copy(
+    ctx: &Context,
+    dest: &Path,
+    strategy: &str,
+    opts: &RestoreOptions,
+    printer: &mut Printer,
+) -> Result<Entry> {
     let everything = archive::Options {
         excludes: archive::Excludes::default(),
         ..opts.archive_options.clone()
@@ -369,7 +521,7 @@ fn prepare_destination(
         dest.display(),
         ctx.backup_dir.join(&entry.backup_file).display()
     ))?;
-    Ok(Some(Some(entry)))
+    Ok(entry)
 }
 
 /// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
@@ -393,25 +545,17 @@ fn extract_checked(
     let checksum = hashing
         .finish()
         .map_err(|e| Error::corrupt(path, e.to_string()))?;
+    check_checksum(located, &checksum.sha256)?;
     let Some(entry) = &located.entry else {
         return Ok(extracted?.written);
     };
-    if checksum.sha256 != entry.sha256 {
-        return Err(Error::corrupt(
-            path,
-            format!(
-                "SHA-256 is {}, manifest says {}",
-                checksum.sha256, entry.sha256
-            ),
-        ));
-    }
     let Extracted { stats, written } = extracted?;
-    if (stats.files, stats.bytes) != (entry.files, entry.bytes) {
+    if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
         return Err(Error::corrupt(
             path,
             format!(
                 "it holds {} entries and {} bytes, manifest says {} and {}",
-                stats.files, stats.bytes, entry.files, entry.bytes
+                stats.files, stats.bytes, entry.entries, entry.bytes
             ),
         ));
     }
@@ -429,10 +573,7 @@ fn move_into_place(
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
-    // Make the restored files durable before they replace anything (one syncfs, not an fsync
-    // per file).
-    let staged = File::open(restored).at("open", restored)?;
-    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    sync_filesystem(restored)?;
     let Some(saved) = replaced else {
         fs::rename(restored, dest).at("move restored folder to", dest)?;
         return atomic::sync_dir(parent);
@@ -511,8 +652,7 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// checked first, so a conflict (a folder where the archive has a file, a link or file where
 /// it has a folder) stops the restore before anything is moved.
 fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
-    let staged = File::open(restored).at("open", restored)?;
-    rustix::fs::syncfs(&staged).map_err(|e| Error::io("sync", restored, e.into()))?;
+    sync_filesystem(restored)?;
     let mut moves = Vec::new();
     let mut walk = walkdir::WalkDir::new(restored)
         .min_depth(1)
@@ -542,8 +682,15 @@ fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     for (from, to) in &moves {
         fs::rename(from, to).at("move restored entry to", to)?;
     }
-    let written = File::open(dest).at("open", dest)?;
-    rustix::fs::syncfs(&written).map_err(|e| Error::io("sync", dest, e.into()))
+    sync_filesystem(dest)
+}
+
+/// Makes everything written to the file system holding `folder` durable: restored files before
+/// they replace anything (one syncfs, not an fsync per file), or the renames that put them in
+/// place.
+fn sync_filesystem(folder: &Path) -> Result<()> {
+    let open = File::open(folder).at("open", folder)?;
+    rustix::fs::syncfs(&open).map_err(|e| Error::io("sync", folder, e.into()))
 }
 
 /// Points at folders an interrupted `--force` restore left beside the destination: they hold

@@ -160,7 +160,7 @@ impl Report {
 pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if opts.targets.is_empty() && !dir.is_dir() {
-        return Err(missing_folder(dir));
+        return Err(Error::missing_folder("backup", dir));
     }
     let _reading = Lock::shared(dir, LockFile::Archives)?;
     super::warn_leftovers(dir, printer);
@@ -372,13 +372,6 @@ fn in_folder(path: &Path, dir: &Path) -> bool {
         })
 }
 
-fn missing_folder(dir: &Path) -> Error {
-    Error::MissingFolder {
-        what: "backup",
-        path: dir.to_path_buf(),
-    }
-}
-
 /// Entries named by `targets` (archive names, with or without `.tar.gz`, or strategies), in
 /// catalogue order without repeats; every entry when `targets` is empty.
 pub fn select<'m>(
@@ -458,7 +451,7 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
         ));
     }
     let recorded = Stats {
-        files: entry.files,
+        files: entry.entries,
         bytes: entry.bytes,
     };
     match scan.stats {
