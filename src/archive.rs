@@ -461,8 +461,7 @@ impl<R: Read> Read for ExactReader<R> {
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
-    let guarded = crate::targuard::TarGuard::new(MultiGzDecoder::new(reader));
-    let mut archive = tar::Archive::new(guarded);
+    let mut archive = crate::targuard::reader(MultiGzDecoder::new(reader));
     let mut entries = archive.entries()?;
     let first = loop {
         match entries.next() {

@@ -157,7 +157,7 @@ pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tr
 fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {
     let corrupt = |e: io::Error| Error::corrupt(path, e);
     let gz = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, reader));
-    let mut tar = tar::Archive::new(crate::targuard::TarGuard::new(gz));
+    let mut tar = crate::targuard::reader(gz);
     let mut tree = Tree::new();
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;
