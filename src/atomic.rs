@@ -280,7 +280,7 @@ pub fn persist_first_free(
 }
 
 /// The temp files and staging folders of this process that are not finished yet, so that an
-/// interruption can remove them (see [`on_interrupt_clean_up`]).
+/// interruption can remove them (see [`remove_in_flight`]).
 mod in_flight {
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, RwLock};
@@ -323,37 +323,41 @@ mod in_flight {
     }
 }
 
-/// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, clears progress bars, removes this
-/// process's unfinished temp files and staging folders, prints one line and exits with 128
-/// plus the signal number (130, 143, 129). A rename into place is never cut in half.
-///
-/// # Errors
-/// [`Error::Io`] when the handlers cannot be installed.
-pub fn on_interrupt_clean_up() -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| Error::io("handle signals of", "this process", e))?;
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let _no_renames = in_flight::RENAMES.write();
-            crate::progress::clear_all();
-            for path in in_flight::take() {
-                // The main thread may still be adding entries to a staging folder.
-                for _ in 0..100 {
-                    if remove_tree(&path).is_ok() {
-                        break;
-                    }
-                }
+/// Held by [`remove_in_flight`]'s caller: while it lives no temp file is renamed into place.
+#[derive(Debug)]
+pub struct Halted {
+    _no_renames: std::sync::RwLockWriteGuard<'static, u64>,
+    committed: bool,
+}
+
+impl Halted {
+    /// Whether this process renamed any file into place before it was halted.
+    pub fn committed(&self) -> bool {
+        self.committed
+    }
+}
+
+/// Stops renames into place (waiting for one under way to finish) and removes this process's
+/// unfinished temp files and staging folders. Renames stay stopped while the returned value
+/// lives, so the caller can end the process without a rename being cut in half or a removed
+/// file coming back under its final name.
+pub fn remove_in_flight() -> Halted {
+    let no_renames = in_flight::RENAMES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
+    for path in in_flight::take() {
+        // The main thread may still be adding entries to a staging folder.
+        for _ in 0..100 {
+            if remove_tree(&path).is_ok() {
+                break;
             }
-            let done = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst);
-            match done {
-                0 => eprintln!("resbak: interrupted: nothing was registered"),
-                _ => eprintln!("resbak: interrupted: the work in progress was not registered"),
-            }
-            std::process::exit(128 + signal);
         }
-    });
-    Ok(())
+    }
+    let committed = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst) > 0;
+    Halted {
+        _no_renames: no_renames,
+        committed,
+    }
 }
 
 /// Makes a folder's entries (renames, new files) durable.

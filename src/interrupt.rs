@@ -1,0 +1,30 @@
+//! What an interruption does: on SIGINT, SIGTERM or SIGHUP, clear progress bars, remove this
+//! process's unfinished work (see [`crate::atomic::remove_in_flight`]), say so in one line and
+//! exit with 128 plus the signal number (130, 143, 129).
+
+use crate::error::{Error, Result};
+use std::io::Write;
+
+/// Starts a thread that handles SIGINT, SIGTERM and SIGHUP as the module docs say. Nothing it
+/// does can panic on an unwritable standard error: the process always exits.
+///
+/// # Errors
+/// [`Error::Io`] when the handlers cannot be installed.
+pub fn on_signal_clean_up_and_exit() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::io("handle signals of", "this process", e))?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let halted = crate::atomic::remove_in_flight();
+            crate::progress::clear_all();
+            let said = match halted.committed() {
+                false => "resbak: interrupted: nothing was registered",
+                true => "resbak: interrupted: the work in progress was not registered",
+            };
+            let _ = writeln!(std::io::stderr(), "{said}");
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
+}
