@@ -13,10 +13,6 @@ pub const TEMP_PREFIX: &str = ".resbak-tmp-";
 /// Prefix of the folders a restore extracts into.
 pub const STAGING_PREFIX: &str = ".resbak-restore-";
 
-/// Prefix of a temp file or folder in the moment before it is locked and renamed to its
-/// [`TEMP_PREFIX`] or [`STAGING_PREFIX`] name; [`remove_stale`] never looks at these.
-const NEW_PREFIX: &str = ".resbak-new-";
-
 /// Prefix of every name resbak gives its own working files and folders in a results or backup
 /// folder; no strategy is ever taken from such a name.
 pub const OWN_PREFIX: &str = ".resbak-";
@@ -25,25 +21,106 @@ pub const OWN_PREFIX: &str = ".resbak-";
 const STAGING_MARKER: &str = ".resbak-staging";
 
 /// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop unless
-/// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
-/// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
+/// persisted. It is created under its final name, tracked for an interruption from the moment
+/// it exists, and locked while `dir` is locked against [`find_leftovers`], so a cleaner never
+/// sees it unlocked while its owner lives.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
-    use std::os::unix::fs::PermissionsExt;
-    // 0666 less the umask, as tar and cp create files, so others may read what is kept.
-    let new = tempfile::Builder::new()
-        .prefix(NEW_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .at("create a temporary file in", dir)?;
-    new.as_file().lock().at("lock", new.path())?;
-    let target = renamed(new.path(), TEMP_PREFIX);
-    let (file, path) = new.into_parts();
-    path.persist_noclobber(&target)
-        .map_err(|e| Error::io("create a temporary file in", dir, e.error))?;
-    let path = tempfile::TempPath::try_from_path(&target).at("create a temporary file in", dir)?;
-    in_flight::track(&target);
-    Ok(NamedTempFile::from_parts(file, path))
+    use std::os::unix::fs::OpenOptionsExt;
+    let _creating = lock_dir(dir, false);
+    let (file, path) = create_own(dir, TEMP_PREFIX, |path| {
+        // 0666 less the umask, as tar and cp create files, so others may read what is kept.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(path)
+    })?;
+    step(dir);
+    let made = file.lock().at("lock", &path).and_then(|()| {
+        tempfile::TempPath::try_from_path(&path).at("create a temporary file in", dir)
+    });
+    let temp = match made {
+        Ok(temp) => temp,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            in_flight::untrack(&path);
+            return Err(e);
+        }
+    };
+    step(dir);
+    Ok(NamedTempFile::from_parts(file, temp))
 }
+
+/// Creates a working entry `<prefix><random>.<tag>` in `dir` with `create`, trying new random
+/// parts while the name is taken. It is tracked for an interruption as it is created: the
+/// interrupt handler waits until it is either not created or tracked.
+fn create_own<T>(
+    dir: &Path,
+    prefix: &str,
+    mut create: impl FnMut(&Path) -> std::io::Result<T>,
+) -> Result<(T, std::path::PathBuf)> {
+    for _ in 0..100 {
+        let random = random_part();
+        let path = dir.join(format!("{prefix}{random}.{}", tag(&random)));
+        let _busy = in_flight::busy();
+        match create(&path) {
+            Ok(made) => {
+                in_flight::track(&path);
+                return Ok((made, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create a working file in", dir, e)),
+        }
+    }
+    let taken = std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "every name tried is taken",
+    );
+    Err(Error::io("create a working file in", dir, taken))
+}
+
+/// A fresh random part for a working name: unique names come from `create_new`, so it need
+/// only make collisions rare.
+fn random_part() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
+/// Locks the folder `dir` itself: shared while a working entry is created and locked,
+/// exclusive while [`find_leftovers`] judges entries, so it never takes one in the moment
+/// between its creation and its lock. `None` when `dir` cannot be opened (then no lock).
+fn lock_dir(dir: &Path, exclusive: bool) -> Option<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::DIRECTORY | OFlags::NONBLOCK).bits() as i32)
+        .open(dir)
+        .ok()?;
+    let locked = match exclusive {
+        true => handle.lock(),
+        false => handle.lock_shared(),
+    };
+    locked.ok().map(|()| handle)
+}
+
+/// A point in the making of a working entry, where tests check what is on disk.
+#[cfg(test)]
+fn step(dir: &Path) {
+    tests::STEP.with(|check| {
+        if let Some(check) = check.borrow_mut().as_mut() {
+            check(dir);
+        }
+    });
+}
+
+#[cfg(not(test))]
+fn step(_: &Path) {}
 
 /// A locked staging folder, removed with everything in it on drop.
 #[derive(Debug)]
@@ -66,30 +143,33 @@ impl Drop for Staging {
     }
 }
 
-/// Creates a locked staging folder in `dir`, named like [`temp_file_in`]'s files only once
-/// it is locked and holds its marker file.
+/// Creates a locked staging folder in `dir`, made like [`temp_file_in`]'s files: under its
+/// final name, tracked at once, locked and holding its marker file before `dir` is unlocked.
 pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
-    let new = tempfile::Builder::new()
-        .prefix(NEW_PREFIX)
-        .tempdir_in(dir)
-        .at("create a temporary folder in", dir)?;
-    let lock = File::open(new.path()).at("open", new.path())?;
-    lock.lock().at("lock", new.path())?;
-    let marker = new.path().join(STAGING_MARKER);
-    std::fs::write(&marker, b"resbak staging folder\n").at("create", &marker)?;
-    let path = renamed(new.path(), STAGING_PREFIX);
-    std::fs::rename(new.path(), &path).at("create a temporary folder in", dir)?;
-    let _ = new.keep();
-    in_flight::track(&path);
-    Ok(Staging { path, _lock: lock })
-}
-
-/// `path` with its [`NEW_PREFIX`] replaced by `prefix`, keeping the random part and adding
-/// the tag [`is_tagged`] checks.
-fn renamed(path: &Path, prefix: &str) -> std::path::PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let random = name.trim_start_matches(NEW_PREFIX);
-    path.with_file_name(format!("{prefix}{random}.{}", tag(random)))
+    use std::os::unix::fs::DirBuilderExt;
+    let _creating = lock_dir(dir, false);
+    let ((), path) = create_own(dir, STAGING_PREFIX, |path| {
+        std::fs::DirBuilder::new().mode(0o700).create(path)
+    })?;
+    step(dir);
+    let locked = (|| {
+        let lock = open_no_follow(&path, true).at("open", &path)?;
+        lock.lock().at("lock", &path)?;
+        let marker = path.join(STAGING_MARKER);
+        std::fs::write(&marker, b"resbak staging folder\n").at("create", &marker)?;
+        Ok(lock)
+    })();
+    match locked {
+        Ok(lock) => {
+            step(dir);
+            Ok(Staging { path, _lock: lock })
+        }
+        Err(e) => {
+            let _ = remove_tree(&path);
+            in_flight::untrack(&path);
+            Err(e)
+        }
+    }
 }
 
 /// A short digest of the random part of a working name: written by resbak into the names it
@@ -125,6 +205,7 @@ pub fn find_leftovers(dir: &Path) -> Vec<Leftover> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
+    let _no_creations = lock_dir(dir, true);
     let mut found: Vec<Leftover> = entries
         .flatten()
         .filter_map(|item| leftover(&item.path()))
@@ -244,7 +325,7 @@ pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 /// Renames a finished, synced temp file to `path` and syncs the folder. With `overwrite`
 /// false, an existing `path` is an error of kind `AlreadyExists` and the temp file is removed.
 pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
-    let _renaming = in_flight::renaming();
+    let _renaming = in_flight::busy();
     let from = tmp.path().to_path_buf();
     let result = if overwrite {
         tmp.persist(path).map(drop)
@@ -263,7 +344,7 @@ pub fn persist_first_free(
     names: impl IntoIterator<Item = std::path::PathBuf>,
 ) -> Result<std::path::PathBuf> {
     use std::io::ErrorKind::AlreadyExists;
-    let _renaming = in_flight::renaming();
+    let _renaming = in_flight::busy();
     let from = tmp.path().to_path_buf();
     for path in names {
         match tmp.persist_noclobber(&path) {
@@ -285,9 +366,10 @@ mod in_flight {
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, RwLock};
 
-    static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    /// Held for reading while a temp file is renamed into place; the interrupt handler takes
-    /// it for writing, so it never removes a file in the middle of its rename.
+    pub(super) static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Held for reading while a working entry is created and tracked or a temp file is renamed
+    /// into place; [`super::remove_in_flight`] takes it for writing, so it never cuts either
+    /// in half.
     pub(super) static RENAMES: RwLock<u64> = RwLock::new(0);
 
     pub(super) fn track(path: &Path) {
@@ -304,7 +386,7 @@ mod in_flight {
             .retain(|p| p != path);
     }
 
-    pub(super) fn renaming() -> std::sync::RwLockReadGuard<'static, u64> {
+    pub(super) fn busy() -> std::sync::RwLockReadGuard<'static, u64> {
         RENAMES.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -378,6 +460,54 @@ pub fn parent_dir(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Check = Box<dyn FnMut(&Path)>;
+
+    thread_local! {
+        /// Called at each step of the making of a working entry, with its folder.
+        pub(super) static STEP: std::cell::RefCell<Option<Check>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_working_entry_is_tracked_and_cleanable_at_every_step_of_its_making() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = steps.clone();
+        STEP.with(|step| {
+            *step.borrow_mut() = Some(Box::new(move |dir: &Path| {
+                seen.set(seen.get() + 1);
+                let tracked = in_flight::PATHS.lock().unwrap().clone();
+                for name in names(dir) {
+                    let path = dir.join(&name);
+                    // Interrupted now, it is removed: it is tracked.
+                    assert!(tracked.contains(&path), "{name} is not tracked");
+                    // Killed now, a later cleaner knows it for resbak's by its name alone.
+                    let rest = name.strip_prefix(TEMP_PREFIX);
+                    let rest = rest.or_else(|| name.strip_prefix(STAGING_PREFIX));
+                    assert!(rest.is_some_and(is_tagged), "{name} is no working name");
+                }
+                // And no cleaner judges it while its owner may not have locked it yet.
+                let other = File::open(dir).unwrap();
+                assert!(
+                    other.try_lock().is_err(),
+                    "a cleaner could take it unlocked"
+                );
+            }));
+        });
+        let file = temp_file_in(dir.path()).unwrap();
+        let staging = staging_dir_in(dir.path()).unwrap();
+        STEP.with(|step| step.borrow_mut().take());
+        assert_eq!(steps.get(), 4);
+        assert!(file.path().is_file() && staging.path().is_dir());
+        assert_eq!(
+            remove_stale(dir.path()).unwrap(),
+            Vec::<std::path::PathBuf>::new()
+        );
+        drop(file);
+        drop(staging);
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
 
     /// Names in `dir`.
     fn names(dir: &Path) -> Vec<String> {
