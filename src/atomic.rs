@@ -285,28 +285,75 @@ fn ignore_gone(result: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
-/// Removes a folder tree, first making its folders writable (restored folders may be
-/// read-only). No link is followed: modes are changed on handles opened without following
-/// one, and a link in the tree (or at `path` itself) is removed, not what it points to.
+/// Removes a folder tree, first giving its owner full access to its folders (restored folders
+/// may be read-only, or even without read or search permission). No link is followed: each
+/// folder is looked at and opened relative to its parent's handle without following a link,
+/// and a link in the tree (or at `path` itself) is removed, not what it points to.
 pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let walk = walkdir::WalkDir::new(path).follow_root_links(false);
-    for item in walk.into_iter().flatten() {
-        if item.file_type().is_dir() {
-            let Ok(handle) = open_no_follow(item.path(), true) else {
-                continue;
-            };
-            let mode = handle.metadata()?.permissions().mode();
-            if mode & 0o700 != 0o700 {
-                handle.set_permissions(std::fs::Permissions::from_mode(mode | 0o700))?;
-            }
-        }
-    }
     let removed = match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.is_dir() => std::fs::remove_file(path),
-        _ => std::fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            // The folder holding `path` is the caller's: a link to it is followed.
+            if let Ok(parent) = std::fs::File::open(parent_dir(path)) {
+                let _ = make_removable(&parent, name);
+            }
+            std::fs::remove_dir_all(path)
+        }
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
     };
     ignore_gone(removed)
+}
+
+/// Gives the owner full access to the folder `name` in the folder `parent` and everything
+/// below it, following no link. Not a folder: nothing to do.
+fn make_removable(parent: impl rustix::fd::AsFd, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode};
+    let seen = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(seen.st_mode) != FileType::Directory {
+        return Ok(());
+    }
+    let mode = seen.st_mode & 0o7777;
+    if mode & 0o700 != 0o700 {
+        rustix::fs::chmodat(
+            &parent,
+            name,
+            Mode::from_raw_mode(mode | 0o700),
+            AtFlags::empty(),
+        )?;
+    }
+    let dir = open_dir_at(&parent, name)?;
+    let opened = rustix::fs::fstat(&dir)?;
+    if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) {
+        return Err(std::io::Error::other(
+            "a folder was replaced while it was removed",
+        ));
+    }
+    let mut folders = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let child = entry.file_name().to_bytes();
+        let maybe_dir = matches!(entry.file_type(), FileType::Directory | FileType::Unknown);
+        if maybe_dir && child != b"." && child != b".." {
+            use std::os::unix::ffi::OsStrExt;
+            folders.push(std::ffi::OsStr::from_bytes(child).to_os_string());
+        }
+    }
+    let mut first_error = Ok(());
+    for child in folders {
+        first_error = first_error.and(make_removable(&dir, &child));
+    }
+    first_error
+}
+
+/// Opens the folder `path` relative to `at` for reading, without following a final link.
+fn open_dir_at(
+    at: impl rustix::fd::AsFd,
+    path: impl rustix::path::Arg,
+) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(at, path, flags, Mode::empty())?)
 }
 
 /// Replaces `path` with what `fill` writes, atomically and durably.
@@ -618,6 +665,79 @@ mod tests {
             std::fs::read_to_string(outside.join("locked/f")).unwrap(),
             "keep"
         );
+    }
+
+    /// Runs the test `name` again as an unprivileged user when this process runs as root (who
+    /// may read and search any folder), in the folder `dir`, which that user is given.
+    /// Returns false when it ran elsewhere (the caller stops), true to run here.
+    fn as_unprivileged(name: &str, dir: &Path) -> bool {
+        const CHILD: &str = "RESBAK_TEST_UNPRIVILEGED_DIR";
+        use std::os::unix::fs::MetadataExt;
+        // `dir` was just created by this process: its owner is who this process runs as.
+        if std::fs::metadata(dir).unwrap().uid() != 0 {
+            return true;
+        }
+        if std::env::var_os(CHILD).is_some() {
+            panic!("still root after dropping privileges");
+        }
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        let status = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, dir)
+            .status();
+        match status {
+            Ok(status) => assert!(status.success(), "{name} as an unprivileged user"),
+            Err(e) => panic!("root cannot test permissions without setpriv: {e}"),
+        }
+        false
+    }
+
+    #[test]
+    fn removing_a_tree_opens_folders_without_read_or_search_permission() {
+        use std::os::unix::fs::PermissionsExt;
+        let name = "atomic::tests::removing_a_tree_opens_folders_without_read_or_search_permission";
+        let owned;
+        let dir = match std::env::var_os("RESBAK_TEST_UNPRIVILEGED_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => {
+                owned = tempfile::tempdir().unwrap();
+                if !as_unprivileged(name, owned.path()) {
+                    assert_eq!(names(owned.path()), ["outside"]);
+                    return;
+                }
+                owned.path().to_path_buf()
+            }
+        };
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(outside.join("shut")).unwrap();
+        let tree = dir.join(own_name(STAGING_PREFIX, "t"));
+        for sub in ["none/deeper", "write_search/none", "read_only"] {
+            std::fs::create_dir_all(tree.join(sub)).unwrap();
+            std::fs::write(tree.join(sub).join("f"), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, tree.join("write_search/link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("shut"), tree.join("none/link")).unwrap();
+        set(&outside.join("shut"), 0o000).unwrap();
+        set(&outside, 0o500).unwrap();
+        for (sub, m) in [
+            ("none/deeper", 0o000),
+            ("none", 0o000),
+            ("write_search/none", 0o000),
+            ("write_search", 0o300),
+            ("read_only", 0o500),
+        ] {
+            set(&tree.join(sub), m).unwrap();
+        }
+        remove_tree(&tree).unwrap();
+        assert!(tree.symlink_metadata().is_err(), "the tree is gone");
+        assert_eq!(mode(&outside), 0o500, "a mode was changed through a link");
+        set(&outside, 0o700).unwrap();
+        assert_eq!(mode(&outside.join("shut")), 0o000, "changed through a link");
+        set(&outside.join("shut"), 0o700).unwrap();
     }
 
     #[test]
