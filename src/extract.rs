@@ -164,7 +164,7 @@ pub struct Scan {
 /// [`Error::Io`] if the file cannot be opened; [`Error::Corrupt`] or [`Error::UnsafeEntry`] if
 /// reading, decoding or the policy fails.
 pub fn scan(path: &Path, deep: Option<&str>, progress: &Progress) -> Result<Scan> {
-    let file = File::open(path).at("open", path)?;
+    let file = crate::archive::open_file(path)?;
     scan_reader(file, path, deep, progress)
 }
 

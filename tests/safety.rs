@@ -536,6 +536,29 @@ fn a_fifo_with_a_resbak_name_hangs_nothing() {
 }
 
 #[test]
+fn a_fifo_where_a_catalogued_archive_was_hangs_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    fs::remove_file(&path).unwrap();
+    let made = Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    // backup checks the latest archive before it skips an unchanged folder; the others read it.
+    for (args, code) in [
+        (&["backup", "s"][..], 1),
+        (&["verify", archive.as_str()], 1),
+        (&["verify", "--deep", archive.as_str()], 1),
+        (&["diff", archive.as_str()], 2),
+        (&["restore", archive.as_str(), "--to", "elsewhere/s"], 1),
+    ] {
+        let out = run_bounded(&env, args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+    assert!(path.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+#[test]
 fn backup_all_archives_no_working_or_replaced_folder() {
     let env = Env::new();
     env.sample("s");
