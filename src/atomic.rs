@@ -470,16 +470,22 @@ impl Halted {
 /// unfinished temp files and staging folders. Renames stay stopped while the returned value
 /// lives, so the caller can end the process without a rename being cut in half or a removed
 /// file coming back under its final name.
-pub fn remove_in_flight() -> Halted {
+///
+/// Another thread may still be adding entries to a staging folder, so a removal that fails is
+/// tried again until it succeeds, or until `writers_stopped` says nothing writes any more and
+/// one more try fails, or after many tries.
+pub fn remove_in_flight(writers_stopped: impl Fn() -> bool) -> Halted {
+    const TRIES: u32 = 1_000_000;
     let no_renames = in_flight::RENAMES
         .write()
         .unwrap_or_else(|e| e.into_inner());
     for path in in_flight::take() {
-        // The main thread may still be adding entries to a staging folder.
-        for _ in 0..100 {
-            if remove_tree(&path).is_ok() {
+        for _ in 0..TRIES {
+            let last = writers_stopped();
+            if remove_tree(&path).is_ok() || last {
                 break;
             }
+            std::thread::yield_now();
         }
     }
     let committed = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst) > 0;

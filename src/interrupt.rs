@@ -4,6 +4,12 @@
 
 use crate::error::{Error, Result};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when a signal arrives: the handler is removing this process's work and will exit.
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// Set when the main thread has stopped for good (see [`settle`]).
+static SETTLED: AtomicBool = AtomicBool::new(false);
 
 /// Starts a thread that handles SIGINT, SIGTERM and SIGHUP as the module docs say. Nothing it
 /// does can panic on an unwritable standard error: the process always exits.
@@ -16,7 +22,8 @@ pub fn on_signal_clean_up_and_exit() -> Result<()> {
         .map_err(|e| Error::io("handle signals of", "this process", e))?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let halted = crate::atomic::remove_in_flight();
+            STARTED.store(true, Ordering::SeqCst);
+            let halted = crate::atomic::remove_in_flight(|| SETTLED.load(Ordering::SeqCst));
             crate::progress::clear_all();
             let said = match halted.committed() {
                 false => "resbak: interrupted: nothing was registered",
@@ -27,4 +34,16 @@ pub fn on_signal_clean_up_and_exit() -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// Called by the main thread when its command is over, before it reports anything: when an
+/// interruption is being handled, waits for the handler to exit the process, so that an error
+/// caused by the handler removing work in progress never becomes the exit code.
+pub fn settle() {
+    if STARTED.load(Ordering::SeqCst) {
+        SETTLED.store(true, Ordering::SeqCst);
+        loop {
+            std::thread::park();
+        }
+    }
 }

@@ -91,6 +91,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
     let outcome = dispatch(cli.command, &ctx, &settings, archive_options, &mut printer);
+    interrupt::settle();
     let broken = printer.finish();
     let code = ExitCode::from(outcome?);
     match broken {
