@@ -295,6 +295,38 @@ impl TreeDigest {
     }
 }
 
+/// Opens `path` for reading if it is a regular file, without blocking or following a link: a
+/// file swapped for a FIFO, a link or anything else since it was looked at gives `None`,
+/// never a wait. The kind is checked on the open handle, which then reads as usual.
+pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    use rustix::fs::OFlags;
+    let file = match crate::atomic::open_no_follow(path, false) {
+        Ok(file) => file,
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(Some(file))
+}
+
+/// [`open_regular`] for a file that must be one, such as an archive: anything else is an
+/// error naming `path`.
+pub fn open_file(path: &Path) -> Result<File> {
+    match open_regular(path) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(Error::io(
+            "open",
+            path,
+            io::Error::other("not a regular file"),
+        )),
+        Err(e) => Err(Error::io("open", path, e)),
+    }
+}
+
 /// The [`Digests`] of `src` as [`write`] would archive it. Reads every file when
 /// `with_content`; otherwise only metadata, and the content digest is meaningless.
 pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Digests> {
@@ -312,8 +344,15 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
                 .as_bytes()
                 .to_vec();
         } else if meta.is_file() && with_content {
-            let reader = HashingReader::new(File::open(entry.path()).map_err(fail)?);
-            sha = reader.finish().map_err(fail)?.sha256.into_bytes();
+            // Swapped for something else since the walk: skipped, as [`write`] skips it.
+            let Some(file) = open_regular(entry.path()).map_err(fail)? else {
+                continue;
+            };
+            sha = HashingReader::new(file)
+                .finish()
+                .map_err(fail)?
+                .sha256
+                .into_bytes();
         } else if !meta.is_file() && !meta.is_dir() {
             continue;
         }
@@ -404,18 +443,11 @@ fn append<W: Write>(
     let mut meta = std::fs::symlink_metadata(path).map_err(fail)?;
     let mut file = None;
     if meta.is_file() {
-        let opened = match crate::atomic::open_no_follow(path, false) {
-            Ok(opened) => opened,
-            // Replaced by a link meanwhile: skipped like any other non-file.
-            Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(fail(e)),
+        // Replaced by a link, a FIFO or anything else meanwhile: skipped like any non-file.
+        let Some(opened) = open_regular(path).map_err(fail)? else {
+            return Ok(None);
         };
         meta = opened.metadata().map_err(fail)?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
         file = Some(opened);
     }
     let kind = meta.file_type();
@@ -509,8 +541,7 @@ impl<R: Read> Read for ExactReader<R> {
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
-    let guarded = crate::targuard::TarGuard::new(MultiGzDecoder::new(reader));
-    let mut archive = tar::Archive::new(guarded);
+    let mut archive = crate::targuard::reader(MultiGzDecoder::new(reader));
     let mut entries = archive.entries()?;
     let first = loop {
         match entries.next() {
@@ -555,11 +586,11 @@ mod tests {
         assert!(made.unwrap().success());
         // Opened as append opens a file the walk saw as regular: at once, no writer needed.
         let (sender, opened) = std::sync::mpsc::channel();
-        std::thread::spawn(move || sender.send(crate::atomic::open_no_follow(&fifo, false)));
-        let handle = opened
+        std::thread::spawn(move || sender.send(super::open_regular(&fifo).map(|f| f.is_none())));
+        let skipped = opened
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("opening a FIFO hangs")
             .unwrap();
-        assert!(!handle.metadata().unwrap().is_file());
+        assert!(skipped, "a FIFO opened as a regular file");
     }
 }

@@ -13,10 +13,6 @@ pub const TEMP_PREFIX: &str = ".resbak-tmp-";
 /// Prefix of the folders a restore extracts into.
 pub const STAGING_PREFIX: &str = ".resbak-restore-";
 
-/// Prefix of a temp file or folder in the moment before it is locked and renamed to its
-/// [`TEMP_PREFIX`] or [`STAGING_PREFIX`] name; [`remove_stale`] never looks at these.
-const NEW_PREFIX: &str = ".resbak-new-";
-
 /// Prefix of every name resbak gives its own working files and folders in a results or backup
 /// folder; no strategy is ever taken from such a name.
 pub const OWN_PREFIX: &str = ".resbak-";
@@ -25,8 +21,9 @@ pub const OWN_PREFIX: &str = ".resbak-";
 const STAGING_MARKER: &str = ".resbak-staging";
 
 /// Creates a temp file in `dir` whose name marks it as resbak's; it is removed on drop unless
-/// persisted. It carries its [`TEMP_PREFIX`] name only once it is locked, and stays locked
-/// while open, so [`remove_stale`] can tell a live one from the leftover of a killed process.
+/// persisted. It is created under its final name, tracked for an interruption from the moment
+/// it exists, and locked while `dir` is locked against [`find_leftovers`], so a cleaner never
+/// sees it unlocked while its owner lives.
 pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
     // 0666 less the umask, as tar and cp create files, so others may read what is kept.
     temp_file_with_mode(dir, 0o666)
@@ -35,21 +32,101 @@ pub fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
 /// [`temp_file_in`], created with permission bits `mode` less the umask, as `cp` creates a new
 /// file with its source's bits less the umask.
 pub fn temp_file_with_mode(dir: &Path, mode: u32) -> Result<NamedTempFile> {
-    use std::os::unix::fs::PermissionsExt;
-    let new = tempfile::Builder::new()
-        .prefix(NEW_PREFIX)
-        .permissions(std::fs::Permissions::from_mode(mode & 0o777))
-        .tempfile_in(dir)
-        .at("create a temporary file in", dir)?;
-    new.as_file().lock().at("lock", new.path())?;
-    let target = renamed(new.path(), TEMP_PREFIX);
-    let (file, path) = new.into_parts();
-    path.persist_noclobber(&target)
-        .map_err(|e| Error::io("create a temporary file in", dir, e.error))?;
-    let path = tempfile::TempPath::try_from_path(&target).at("create a temporary file in", dir)?;
-    in_flight::track(&target);
-    Ok(NamedTempFile::from_parts(file, path))
+    use std::os::unix::fs::OpenOptionsExt;
+    let _creating = lock_dir(dir, false);
+    let (file, path) = create_own(dir, TEMP_PREFIX, |path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o777)
+            .open(path)
+    })?;
+    step(dir);
+    let made = file.lock().at("lock", &path).and_then(|()| {
+        tempfile::TempPath::try_from_path(&path).at("create a temporary file in", dir)
+    });
+    let temp = match made {
+        Ok(temp) => temp,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            in_flight::untrack(&path);
+            return Err(e);
+        }
+    };
+    step(dir);
+    Ok(NamedTempFile::from_parts(file, temp))
 }
+
+/// Creates a working entry `<prefix><random>.<tag>` in `dir` with `create`, trying new random
+/// parts while the name is taken. It is tracked for an interruption as it is created: the
+/// interrupt handler waits until it is either not created or tracked.
+fn create_own<T>(
+    dir: &Path,
+    prefix: &str,
+    mut create: impl FnMut(&Path) -> std::io::Result<T>,
+) -> Result<(T, std::path::PathBuf)> {
+    for _ in 0..100 {
+        let random = random_part();
+        let path = dir.join(format!("{prefix}{random}.{}", tag(&random)));
+        let _busy = in_flight::busy();
+        match create(&path) {
+            Ok(made) => {
+                in_flight::track(&path);
+                return Ok((made, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create a working file in", dir, e)),
+        }
+    }
+    let taken = std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "every name tried is taken",
+    );
+    Err(Error::io("create a working file in", dir, taken))
+}
+
+/// A fresh random part for a working name: unique names come from `create_new`, so it need
+/// only make collisions rare.
+fn random_part() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
+/// Locks the folder `dir` itself: shared while a working entry is created and locked,
+/// exclusive while [`find_leftovers`] judges entries, so it never takes one in the moment
+/// between its creation and its lock. `None` when `dir` cannot be opened (then no lock).
+fn lock_dir(dir: &Path, exclusive: bool) -> Option<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::DIRECTORY | OFlags::NONBLOCK).bits() as i32)
+        .open(dir)
+        .ok()?;
+    let locked = match exclusive {
+        true => handle.lock(),
+        false => handle.lock_shared(),
+    };
+    locked.ok().map(|()| handle)
+}
+
+/// A point in the making of a working entry, where tests check what is on disk.
+#[cfg(test)]
+fn step(dir: &Path) {
+    tests::STEP.with(|check| {
+        if let Some(check) = check.borrow_mut().as_mut() {
+            check(dir);
+        }
+    });
+}
+
+#[cfg(not(test))]
+fn step(_: &Path) {}
 
 /// A locked staging folder, removed with everything in it on drop.
 #[derive(Debug)]
@@ -72,30 +149,33 @@ impl Drop for Staging {
     }
 }
 
-/// Creates a locked staging folder in `dir`, named like [`temp_file_in`]'s files only once
-/// it is locked and holds its marker file.
+/// Creates a locked staging folder in `dir`, made like [`temp_file_in`]'s files: under its
+/// final name, tracked at once, locked and holding its marker file before `dir` is unlocked.
 pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
-    let new = tempfile::Builder::new()
-        .prefix(NEW_PREFIX)
-        .tempdir_in(dir)
-        .at("create a temporary folder in", dir)?;
-    let lock = File::open(new.path()).at("open", new.path())?;
-    lock.lock().at("lock", new.path())?;
-    let marker = new.path().join(STAGING_MARKER);
-    std::fs::write(&marker, b"resbak staging folder\n").at("create", &marker)?;
-    let path = renamed(new.path(), STAGING_PREFIX);
-    std::fs::rename(new.path(), &path).at("create a temporary folder in", dir)?;
-    let _ = new.keep();
-    in_flight::track(&path);
-    Ok(Staging { path, _lock: lock })
-}
-
-/// `path` with its [`NEW_PREFIX`] replaced by `prefix`, keeping the random part and adding
-/// the tag [`is_tagged`] checks.
-fn renamed(path: &Path, prefix: &str) -> std::path::PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let random = name.trim_start_matches(NEW_PREFIX);
-    path.with_file_name(format!("{prefix}{random}.{}", tag(random)))
+    use std::os::unix::fs::DirBuilderExt;
+    let _creating = lock_dir(dir, false);
+    let ((), path) = create_own(dir, STAGING_PREFIX, |path| {
+        std::fs::DirBuilder::new().mode(0o700).create(path)
+    })?;
+    step(dir);
+    let locked = (|| {
+        let lock = open_no_follow(&path, true).at("open", &path)?;
+        lock.lock().at("lock", &path)?;
+        let marker = path.join(STAGING_MARKER);
+        std::fs::write(&marker, b"resbak staging folder\n").at("create", &marker)?;
+        Ok(lock)
+    })();
+    match locked {
+        Ok(lock) => {
+            step(dir);
+            Ok(Staging { path, _lock: lock })
+        }
+        Err(e) => {
+            let _ = remove_tree(&path);
+            in_flight::untrack(&path);
+            Err(e)
+        }
+    }
 }
 
 /// A short digest of the random part of a working name: written by resbak into the names it
@@ -131,6 +211,7 @@ pub fn find_leftovers(dir: &Path) -> Vec<Leftover> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
+    let _no_creations = lock_dir(dir, true);
     let mut found: Vec<Leftover> = entries
         .flatten()
         .filter_map(|item| leftover(&item.path()))
@@ -210,28 +291,75 @@ fn ignore_gone(result: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
-/// Removes a folder tree, first making its folders writable (restored folders may be
-/// read-only). No link is followed: modes are changed on handles opened without following
-/// one, and a link in the tree (or at `path` itself) is removed, not what it points to.
+/// Removes a folder tree, first giving its owner full access to its folders (restored folders
+/// may be read-only, or even without read or search permission). No link is followed: each
+/// folder is looked at and opened relative to its parent's handle without following a link,
+/// and a link in the tree (or at `path` itself) is removed, not what it points to.
 pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let walk = walkdir::WalkDir::new(path).follow_root_links(false);
-    for item in walk.into_iter().flatten() {
-        if item.file_type().is_dir() {
-            let Ok(handle) = open_no_follow(item.path(), true) else {
-                continue;
-            };
-            let mode = handle.metadata()?.permissions().mode();
-            if mode & 0o700 != 0o700 {
-                handle.set_permissions(std::fs::Permissions::from_mode(mode | 0o700))?;
-            }
-        }
-    }
     let removed = match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.is_dir() => std::fs::remove_file(path),
-        _ => std::fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            // The folder holding `path` is the caller's: a link to it is followed.
+            if let Ok(parent) = std::fs::File::open(parent_dir(path)) {
+                let _ = make_removable(&parent, name);
+            }
+            std::fs::remove_dir_all(path)
+        }
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
     };
     ignore_gone(removed)
+}
+
+/// Gives the owner full access to the folder `name` in the folder `parent` and everything
+/// below it, following no link. Not a folder: nothing to do.
+fn make_removable(parent: impl rustix::fd::AsFd, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode};
+    let seen = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(seen.st_mode) != FileType::Directory {
+        return Ok(());
+    }
+    let mode = seen.st_mode & 0o7777;
+    if mode & 0o700 != 0o700 {
+        rustix::fs::chmodat(
+            &parent,
+            name,
+            Mode::from_raw_mode(mode | 0o700),
+            AtFlags::empty(),
+        )?;
+    }
+    let dir = open_dir_at(&parent, name)?;
+    let opened = rustix::fs::fstat(&dir)?;
+    if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) {
+        return Err(std::io::Error::other(
+            "a folder was replaced while it was removed",
+        ));
+    }
+    let mut folders = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let child = entry.file_name().to_bytes();
+        let maybe_dir = matches!(entry.file_type(), FileType::Directory | FileType::Unknown);
+        if maybe_dir && child != b"." && child != b".." {
+            use std::os::unix::ffi::OsStrExt;
+            folders.push(std::ffi::OsStr::from_bytes(child).to_os_string());
+        }
+    }
+    let mut first_error = Ok(());
+    for child in folders {
+        first_error = first_error.and(make_removable(&dir, &child));
+    }
+    first_error
+}
+
+/// Opens the folder `path` relative to `at` for reading, without following a final link.
+fn open_dir_at(
+    at: impl rustix::fd::AsFd,
+    path: impl rustix::path::Arg,
+) -> std::io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(at, path, flags, Mode::empty())?)
 }
 
 /// Replaces `path` with what `fill` writes, atomically and durably.
@@ -250,7 +378,7 @@ pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 /// Renames a finished, synced temp file to `path` and syncs the folder. With `overwrite`
 /// false, an existing `path` is an error of kind `AlreadyExists` and the temp file is removed.
 pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<()> {
-    let _renaming = in_flight::renaming();
+    let _renaming = in_flight::busy();
     let from = tmp.path().to_path_buf();
     let result = if overwrite {
         tmp.persist(path).map(drop)
@@ -269,7 +397,7 @@ pub fn persist_first_free(
     names: impl IntoIterator<Item = std::path::PathBuf>,
 ) -> Result<std::path::PathBuf> {
     use std::io::ErrorKind::AlreadyExists;
-    let _renaming = in_flight::renaming();
+    let _renaming = in_flight::busy();
     let from = tmp.path().to_path_buf();
     for path in names {
         match tmp.persist_noclobber(&path) {
@@ -286,14 +414,15 @@ pub fn persist_first_free(
 }
 
 /// The temp files and staging folders of this process that are not finished yet, so that an
-/// interruption can remove them (see [`on_interrupt_clean_up`]).
+/// interruption can remove them (see [`remove_in_flight`]).
 mod in_flight {
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, RwLock};
 
-    static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    /// Held for reading while a temp file is renamed into place; the interrupt handler takes
-    /// it for writing, so it never removes a file in the middle of its rename.
+    pub(super) static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    /// Held for reading while a working entry is created and tracked or a temp file is renamed
+    /// into place; [`super::remove_in_flight`] takes it for writing, so it never cuts either
+    /// in half.
     pub(super) static RENAMES: RwLock<u64> = RwLock::new(0);
 
     pub(super) fn track(path: &Path) {
@@ -310,7 +439,7 @@ mod in_flight {
             .retain(|p| p != path);
     }
 
-    pub(super) fn renaming() -> std::sync::RwLockReadGuard<'static, u64> {
+    pub(super) fn busy() -> std::sync::RwLockReadGuard<'static, u64> {
         RENAMES.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -329,37 +458,47 @@ mod in_flight {
     }
 }
 
-/// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, clears progress bars, removes this
-/// process's unfinished temp files and staging folders, prints one line and exits with 128
-/// plus the signal number (130, 143, 129). A rename into place is never cut in half.
+/// Held by [`remove_in_flight`]'s caller: while it lives no temp file is renamed into place.
+#[derive(Debug)]
+pub struct Halted {
+    _no_renames: std::sync::RwLockWriteGuard<'static, u64>,
+    committed: bool,
+}
+
+impl Halted {
+    /// Whether this process renamed any file into place before it was halted.
+    pub fn committed(&self) -> bool {
+        self.committed
+    }
+}
+
+/// Stops renames into place (waiting for one under way to finish) and removes this process's
+/// unfinished temp files and staging folders. Renames stay stopped while the returned value
+/// lives, so the caller can end the process without a rename being cut in half or a removed
+/// file coming back under its final name.
 ///
-/// # Errors
-/// [`Error::Io`] when the handlers cannot be installed.
-pub fn on_interrupt_clean_up() -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| Error::io("handle signals of", "this process", e))?;
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            let _no_renames = in_flight::RENAMES.write();
-            crate::progress::clear_all();
-            for path in in_flight::take() {
-                // The main thread may still be adding entries to a staging folder.
-                for _ in 0..100 {
-                    if remove_tree(&path).is_ok() {
-                        break;
-                    }
-                }
+/// Another thread may still be adding entries to a staging folder, so a removal that fails is
+/// tried again until it succeeds, or until `writers_stopped` says nothing writes any more and
+/// one more try fails, or after many tries.
+pub fn remove_in_flight(writers_stopped: impl Fn() -> bool) -> Halted {
+    const TRIES: u32 = 1_000_000;
+    let no_renames = in_flight::RENAMES
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
+    for path in in_flight::take() {
+        for _ in 0..TRIES {
+            let last = writers_stopped();
+            if remove_tree(&path).is_ok() || last {
+                break;
             }
-            let done = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst);
-            match done {
-                0 => eprintln!("resbak: interrupted: nothing was registered"),
-                _ => eprintln!("resbak: interrupted: the work in progress was not registered"),
-            }
-            std::process::exit(128 + signal);
+            std::thread::yield_now();
         }
-    });
-    Ok(())
+    }
+    let committed = in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst) > 0;
+    Halted {
+        _no_renames: no_renames,
+        committed,
+    }
 }
 
 /// Makes a folder's entries (renames, new files) durable.
@@ -380,6 +519,54 @@ pub fn parent_dir(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Check = Box<dyn FnMut(&Path)>;
+
+    thread_local! {
+        /// Called at each step of the making of a working entry, with its folder.
+        pub(super) static STEP: std::cell::RefCell<Option<Check>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_working_entry_is_tracked_and_cleanable_at_every_step_of_its_making() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = steps.clone();
+        STEP.with(|step| {
+            *step.borrow_mut() = Some(Box::new(move |dir: &Path| {
+                seen.set(seen.get() + 1);
+                let tracked = in_flight::PATHS.lock().unwrap().clone();
+                for name in names(dir) {
+                    let path = dir.join(&name);
+                    // Interrupted now, it is removed: it is tracked.
+                    assert!(tracked.contains(&path), "{name} is not tracked");
+                    // Killed now, a later cleaner knows it for resbak's by its name alone.
+                    let rest = name.strip_prefix(TEMP_PREFIX);
+                    let rest = rest.or_else(|| name.strip_prefix(STAGING_PREFIX));
+                    assert!(rest.is_some_and(is_tagged), "{name} is no working name");
+                }
+                // And no cleaner judges it while its owner may not have locked it yet.
+                let other = File::open(dir).unwrap();
+                assert!(
+                    other.try_lock().is_err(),
+                    "a cleaner could take it unlocked"
+                );
+            }));
+        });
+        let file = temp_file_in(dir.path()).unwrap();
+        let staging = staging_dir_in(dir.path()).unwrap();
+        STEP.with(|step| step.borrow_mut().take());
+        assert_eq!(steps.get(), 4);
+        assert!(file.path().is_file() && staging.path().is_dir());
+        assert_eq!(
+            remove_stale(dir.path()).unwrap(),
+            Vec::<std::path::PathBuf>::new()
+        );
+        drop(file);
+        drop(staging);
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
 
     /// Names in `dir`.
     fn names(dir: &Path) -> Vec<String> {
@@ -490,6 +677,79 @@ mod tests {
             std::fs::read_to_string(outside.join("locked/f")).unwrap(),
             "keep"
         );
+    }
+
+    /// Runs the test `name` again as an unprivileged user when this process runs as root (who
+    /// may read and search any folder), in the folder `dir`, which that user is given.
+    /// Returns false when it ran elsewhere (the caller stops), true to run here.
+    fn as_unprivileged(name: &str, dir: &Path) -> bool {
+        const CHILD: &str = "RESBAK_TEST_UNPRIVILEGED_DIR";
+        use std::os::unix::fs::MetadataExt;
+        // `dir` was just created by this process: its owner is who this process runs as.
+        if std::fs::metadata(dir).unwrap().uid() != 0 {
+            return true;
+        }
+        if std::env::var_os(CHILD).is_some() {
+            panic!("still root after dropping privileges");
+        }
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        let status = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, dir)
+            .status();
+        match status {
+            Ok(status) => assert!(status.success(), "{name} as an unprivileged user"),
+            Err(e) => panic!("root cannot test permissions without setpriv: {e}"),
+        }
+        false
+    }
+
+    #[test]
+    fn removing_a_tree_opens_folders_without_read_or_search_permission() {
+        use std::os::unix::fs::PermissionsExt;
+        let name = "atomic::tests::removing_a_tree_opens_folders_without_read_or_search_permission";
+        let owned;
+        let dir = match std::env::var_os("RESBAK_TEST_UNPRIVILEGED_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => {
+                owned = tempfile::tempdir().unwrap();
+                if !as_unprivileged(name, owned.path()) {
+                    assert_eq!(names(owned.path()), ["outside"]);
+                    return;
+                }
+                owned.path().to_path_buf()
+            }
+        };
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(outside.join("shut")).unwrap();
+        let tree = dir.join(own_name(STAGING_PREFIX, "t"));
+        for sub in ["none/deeper", "write_search/none", "read_only"] {
+            std::fs::create_dir_all(tree.join(sub)).unwrap();
+            std::fs::write(tree.join(sub).join("f"), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, tree.join("write_search/link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("shut"), tree.join("none/link")).unwrap();
+        set(&outside.join("shut"), 0o000).unwrap();
+        set(&outside, 0o500).unwrap();
+        for (sub, m) in [
+            ("none/deeper", 0o000),
+            ("none", 0o000),
+            ("write_search/none", 0o000),
+            ("write_search", 0o300),
+            ("read_only", 0o500),
+        ] {
+            set(&tree.join(sub), m).unwrap();
+        }
+        remove_tree(&tree).unwrap();
+        assert!(tree.symlink_metadata().is_err(), "the tree is gone");
+        assert_eq!(mode(&outside), 0o500, "a mode was changed through a link");
+        set(&outside, 0o700).unwrap();
+        assert_eq!(mode(&outside.join("shut")), 0o000, "changed through a link");
+        set(&outside.join("shut"), 0o700).unwrap();
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::error::{Error, IoContext, Result};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -95,7 +94,10 @@ pub fn of_folder(src: &Path, excludes: &Excludes) -> Result<Tree> {
                 String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned(),
             )
         } else if meta.is_file() {
-            let file = File::open(entry.path()).at("read", entry.path())?;
+            let Some(file) = crate::archive::open_regular(entry.path()).at("read", entry.path())?
+            else {
+                continue;
+            };
             (
                 'f',
                 HashingReader::new(file)
@@ -132,7 +134,7 @@ pub fn of_archive(path: &Path) -> Result<Tree> {
 /// # Errors
 /// [`Error::Corrupt`] when the archive does not decode or does not match `expected`.
 pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tree> {
-    let file = File::open(path).at("open", path)?;
+    let file = crate::archive::open_file(path)?;
     let mut hashing = HashingReader::new(file);
     let tree = read_tree(&mut hashing, path);
     let Some(expected) = expected else {
@@ -157,7 +159,7 @@ pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tr
 fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {
     let corrupt = |e: io::Error| Error::corrupt(path, e);
     let gz = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, reader));
-    let mut tar = tar::Archive::new(crate::targuard::TarGuard::new(gz));
+    let mut tar = crate::targuard::reader(gz);
     let mut tree = Tree::new();
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;

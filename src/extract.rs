@@ -90,7 +90,7 @@ pub fn select(
         .collect::<Result<Vec<_>>>()?;
     let mut matched = vec![false; singles.len()];
     let mut selection = Selection::default();
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(reader));
+    let mut tar = crate::targuard::reader(MultiGzDecoder::new(reader));
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;
         let Ok(rel) = inside_top(&entry.path().map_err(corrupt)?, top) else {
@@ -164,7 +164,7 @@ pub struct Scan {
 /// [`Error::Io`] if the file cannot be opened; [`Error::Corrupt`] or [`Error::UnsafeEntry`] if
 /// reading, decoding or the policy fails.
 pub fn scan(path: &Path, deep: Option<&str>, progress: &Progress) -> Result<Scan> {
-    let file = File::open(path).at("open", path)?;
+    let file = crate::archive::open_file(path)?;
     scan_reader(file, path, deep, progress)
 }
 
@@ -285,7 +285,7 @@ fn unpack_all(
     include: Pick,
 ) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
-    let mut tar = tar::Archive::new(crate::targuard::TarGuard::new(tar_stream));
+    let mut tar = crate::targuard::reader(tar_stream);
     let mut state = State::new(archive, root, top);
     state.include = include;
     for entry in tar.entries().map_err(corrupt)? {

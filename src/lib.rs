@@ -24,6 +24,7 @@ pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
 pub mod follow;
+pub mod interrupt;
 pub mod manifest;
 pub mod pgzip;
 pub mod progress;
@@ -76,7 +77,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         exclude,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
-    atomic::on_interrupt_clean_up()?;
+    interrupt::on_signal_clean_up_and_exit()?;
     let ctx = Context {
         results_dir: settings.results_dir.value.clone(),
         backup_dir: settings.backup_dir.value.clone(),
@@ -90,6 +91,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
     let outcome = dispatch(cli.command, &ctx, &settings, archive_options, &mut printer);
+    interrupt::settle();
     let broken = printer.finish();
     let code = ExitCode::from(outcome?);
     match broken {

@@ -27,6 +27,12 @@ enum At {
     Done,
 }
 
+/// A tar reader over the tar stream `tar_stream`, guarded: the only way resbak reads a tar
+/// stream, so no reader can hold an oversized extension header in memory.
+pub fn reader<R: Read>(tar_stream: R) -> tar::Archive<TarGuard<R>> {
+    tar::Archive::new(TarGuard::new(tar_stream))
+}
+
 /// Passes a tar stream through, refusing oversized extension headers (see the module docs).
 pub struct TarGuard<R> {
     inner: R,

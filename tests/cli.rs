@@ -265,6 +265,12 @@ fn an_unwritable_stderr_never_panics() {
         "an error that cannot be written"
     );
     assert_eq!(code(&["verify", "--bogus"]), Some(2), "an argument error");
+    std::fs::write(env.backups().join("verified.yaml"), "{ damaged").unwrap();
+    assert_eq!(
+        code(&["list"]),
+        Some(0),
+        "a warning about damaged verify results that cannot be written"
+    );
 }
 
 #[test]

@@ -56,6 +56,9 @@ fn a_huge_long_name_is_refused_in_bounded_memory() {
     for (args, code) in [
         (&["verify", "--deep"][..], 1),
         (&["restore", name], 1),
+        (&["restore", name, "--include", "x"], 1),
+        (&["restore", name, "--dry-run"], 1),
+        (&["restore", name, "--dry-run", "--include", "x"], 1),
         (&["diff", name], 2),
     ] {
         let out = env.cmd(args).output().unwrap();

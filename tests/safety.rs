@@ -543,6 +543,29 @@ fn a_fifo_with_a_resbak_name_hangs_nothing() {
 }
 
 #[test]
+fn a_fifo_where_a_catalogued_archive_was_hangs_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    fs::remove_file(&path).unwrap();
+    let made = Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    // backup checks the latest archive before it skips an unchanged folder; the others read it.
+    for (args, code) in [
+        (&["backup", "s"][..], 1),
+        (&["verify", archive.as_str()], 1),
+        (&["verify", "--deep", archive.as_str()], 1),
+        (&["diff", archive.as_str()], 2),
+        (&["restore", archive.as_str(), "--to", "elsewhere/s"], 1),
+    ] {
+        let out = run_bounded(&env, args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+    assert!(path.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+#[test]
 fn backup_all_archives_no_working_or_replaced_folder() {
     let env = Env::new();
     env.sample("s");
@@ -595,6 +618,31 @@ fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
     }
 }
 
+#[test]
+fn an_interrupt_with_an_unwritable_stderr_still_exits_and_leaves_nothing() {
+    use nix::sys::signal::Signal::SIGINT;
+    let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED unwritable stderr: no /dev/full");
+        return;
+    };
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    let archive = env.backup("s");
+    let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
+    let mut backup = env.cmd(&["backup", "s", "--always"]);
+    backup.stderr(full.try_clone().unwrap());
+    signal_and_check(backup, &env.backups(), ".resbak-tmp-", SIGINT, 130);
+    assert_eq!(
+        fs::read(env.backups().join("manifest.yaml")).unwrap(),
+        manifest
+    );
+    let mut restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
+    restore.stderr(full);
+    let parent = env.path().join("elsewhere");
+    signal_and_check(restore, &parent, ".resbak-restore-", SIGINT, 130);
+    assert!(!parent.join("s").exists());
+}
+
 /// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
 /// `signal` and checks the exit code, the one line it prints and that nothing is left in `dir`
 /// but what was there before.
@@ -605,29 +653,43 @@ fn interrupt(
     signal: nix::sys::signal::Signal,
     code: i32,
 ) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    cmd.stderr(Stdio::piped());
+    let err = signal_and_check(cmd, dir, prefix, signal, code);
+    assert_eq!(
+        err, "resbak: interrupted: nothing was registered\n",
+        "{signal}"
+    );
+}
+
+/// Starts `cmd` (its standard error as set), waits until it has created a working entry named
+/// `prefix...` in `dir`, sends `signal` and checks the exit code and that nothing is left in
+/// `dir` but what was there before. Returns what it printed to a piped standard error.
+fn signal_and_check(
+    mut cmd: Command,
+    dir: &Path,
+    prefix: &str,
+    signal: nix::sys::signal::Signal,
+    code: i32,
+) -> String {
+    let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
     wait_for("the working entry", || {
         !names_with_prefix(dir, prefix).is_empty()
     });
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, signal).unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(120))
-        .unwrap()
-        .expect("it ends");
+    let status = child.wait_timeout(Duration::from_secs(120)).unwrap();
+    let Some(status) = status else {
+        child.kill().unwrap();
+        panic!("{signal}: it goes on after the signal");
+    };
     let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    }
     assert_eq!(status.code(), Some(code), "{signal}: {err}");
-    assert_eq!(
-        err, "resbak: interrupted: nothing was registered\n",
-        "{signal}"
-    );
     let left: Vec<_> = names_with_prefix(dir, ".resbak-");
     assert!(left.is_empty(), "{signal} left {left:?}");
+    err
 }
 
 #[test]

@@ -398,8 +398,9 @@ fn unchanged_since(
 /// or SHA-256 not the manifest's. One streaming read.
 fn damage(dir: &Path, entry: &Entry) -> Option<String> {
     let path = dir.join(&entry.backup_file);
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
+    let file = match archive::open_regular(&path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Some("is not a regular file".into()),
         Err(e) if e.kind() == ErrorKind::NotFound => return Some("is missing".into()),
         Err(e) => return Some(format!("cannot be read: {e}")),
     };

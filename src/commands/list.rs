@@ -137,7 +137,7 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
 pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
     let manifest = Manifest::load(backup_dir)?;
     let checks = Checks::load(backup_dir).unwrap_or_else(|e| {
-        eprintln!("resbak: warning: ignoring the recorded verify results: {e}");
+        super::warn(format_args!("ignoring the recorded verify results: {e}"));
         Checks::default()
     });
     let wanted = |s: &str| strategy.is_none_or(|w| w == s);

@@ -323,7 +323,7 @@ impl Located {
 
 /// The strategy of the archive file at `path`: its top folder, checked to be a plain name.
 pub fn strategy_of(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).at("open", path)?;
+    let file = crate::archive::open_file(path)?;
     let strategy = crate::archive::top_folder(std::io::BufReader::new(file))
         .map_err(|e| Error::corrupt(path, e))?
         .ok_or_else(|| Error::corrupt(path, "the archive is empty"))?;
