@@ -110,8 +110,8 @@ impl Backed {
 enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
-        /// The latest archive.
-        latest: String,
+        /// The latest backup, whose archive holds the strategy as it is now.
+        latest: Entry,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -168,7 +168,7 @@ fn one(
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, printer)?,
+        Plan::Skip { latest } => skipped(name, latest.backup_file, opts.dry_run, printer)?,
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -194,15 +194,25 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
         return Ok(Plan::Backup { why: None });
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
-        None => Plan::Skip {
-            latest: latest.backup_file,
-        },
+        None => Plan::Skip { latest },
         Some(problem) => Plan::Backup {
             why: Some(format!(
                 "the latest backup {} {problem}",
                 latest.backup_file
             )),
         },
+    })
+}
+
+/// The newest regular backup of strategy `name` when it holds everything in `folder` as it is
+/// now and its archive still matches the manifest: the decision a backup makes to skip an
+/// unchanged strategy, with nothing excluded (so a folder holding anything the backup left out
+/// is never taken as unchanged).
+pub(crate) fn kept_by(ctx: &Context, name: &str, folder: &Path) -> Result<Option<Entry>> {
+    let everything = BackupOptions::default();
+    Ok(match plan(ctx, &everything, name, folder)? {
+        Plan::Skip { latest } => Some(latest),
+        Plan::Backup { .. } => None,
     })
 }
 
