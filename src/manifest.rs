@@ -321,6 +321,21 @@ pub struct Check {
     /// What was wrong, `None` when it was found intact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Whether the archive file was missing: then the check read no bytes, and the result
+    /// stops applying once a file is there again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+}
+
+/// The problem a check records for an archive file that is missing.
+pub const MISSING_PROBLEM: &str = "archive file is missing";
+
+impl Check {
+    /// Whether the check found no file to read (also for results recorded before
+    /// [`Check::missing`] existed, by their message).
+    pub fn found_missing(&self) -> bool {
+        self.missing || self.problem.as_deref() == Some(MISSING_PROBLEM)
+    }
 }
 
 impl Checks {
@@ -655,6 +670,7 @@ mod tests {
             sha256: e.sha256.clone(),
             deep: false,
             problem: None,
+            missing: false,
         };
         let records = vec![
             (e.backup_file.clone(), check.clone()),

@@ -217,6 +217,9 @@ pub fn check_entries(
             sha256: entry.sha256.clone(),
             deep,
             problem: outcome.as_ref().err().map(|p| p.message.clone()),
+            missing: outcome
+                .as_ref()
+                .is_err_and(|p| p.kind == ProblemKind::Missing),
         };
         (entry.backup_file.clone(), check)
     });
@@ -417,7 +420,7 @@ pub fn check(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Problem::new(
                 ProblemKind::Missing,
-                "archive file is missing",
+                manifest::MISSING_PROBLEM,
             ));
         }
         Err(e) => {
