@@ -177,3 +177,31 @@ fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     let out = env.run(&["verify", &format!("backups/{archive}")]);
     assert!(out.contains("Verified 1 backups"), "{out}");
 }
+
+#[test]
+fn a_damaged_older_backup_points_at_prune_not_at_a_fresh_backup() {
+    let env = Env::new();
+    env.sample("s");
+    let old = env.backup("s");
+    let new = env.backup("s");
+    let path = env.backups().join(&old);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!(
+            "hint: {old} is not the newest backup of s: the newest, {new}, is intact"
+        )) && err.contains("`resbak prune s --keep 1`"),
+        "{err}"
+    );
+    assert!(!err.contains("backup --always"), "{err}");
+    let err = env.fail(&["verify", &old], 1);
+    assert!(err.contains("was not checked here"), "{err}");
+    // The newest damaged too: a fresh backup is the way on.
+    let path = env.backups().join(&new);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains("`resbak backup --always s` makes a fresh backup"),
+        "{err}"
+    );
+}

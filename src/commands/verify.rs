@@ -189,12 +189,16 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             ));
         }
     }
-    let failed = report.results.iter().filter(|r| r.problem.is_some());
-    super::hint_fresh_backups(
-        &ctx.results_dir,
-        failed.map(|r| r.strategy.as_str()),
-        printer,
-    );
+    let verdicts: Vec<super::Verdict> = report
+        .results
+        .iter()
+        .map(|r| super::Verdict {
+            archive: &r.archive,
+            strategy: &r.strategy,
+            intact: r.problem.is_none(),
+        })
+        .collect();
+    super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
     Ok(report.outcome(all))
 }
 
