@@ -162,8 +162,12 @@ fn one(
     let plan = plan(ctx, opts, name, src)?;
     let mut outcome = Outcome::Clean;
     if let Plan::Backup { why: Some(why) } = &plan {
+        let verb = match opts.dry_run {
+            true => "would back up",
+            false => "backing up",
+        };
         printer.warn(format_args!(
-            "{why}; backing up {name} although nothing changed"
+            "{why}; {verb} {name} although nothing changed"
         ));
         outcome = Outcome::ProblemsFound;
     }
