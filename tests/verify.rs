@@ -16,7 +16,7 @@ fn intact_backups_verify_with_exit_zero() {
     );
     assert!(out.contains("2 intact, 0 with problems"), "{out}");
     let out = env.run(&["verify", "--deep", "a"]);
-    assert!(out.contains("Verified 1 backups (deep)"), "{out}");
+    assert!(out.contains("Verified 1 backup (deep)"), "{out}");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn selection_by_archive_or_strategy_and_unknown_names() {
     let a = env.backup("a");
     env.backup("b");
     let out = env.run(&["verify", a.strip_suffix(".tar.gz").unwrap()]);
-    assert!(out.contains("Verified 1 backups"), "{out}");
+    assert!(out.contains("Verified 1 backup "), "{out}");
     let out = env.run(&["verify", "b", &a]);
     assert!(out.contains("Verified 2 backups"), "{out}");
     let err = env.fail(&["verify", "zzz"], 2);
@@ -170,12 +170,12 @@ fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
     let err = env.fail(&["verify"], 1);
     assert!(
-        err.contains("1 archive(s) in backups are not catalogued"),
+        err.contains("1 archive in backups is not catalogued"),
         "{err}"
     );
     // Named targets are checked as before.
     let out = env.run(&["verify", &format!("backups/{archive}")]);
-    assert!(out.contains("Verified 1 backups"), "{out}");
+    assert!(out.contains("Verified 1 backup "), "{out}");
 }
 
 #[test]

@@ -302,15 +302,9 @@ fn is_output_error(e: &Error) -> bool {
     matches!(e, Error::Io { path, .. } if path == Path::new("standard output"))
 }
 
-/// `e` and its causes, `: `-separated, on one line.
+/// `e` and its causes, `: `-separated, on one line (see [`crate::error::chain`]).
 fn error_chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    crate::error::chain(e)
 }
 
 /// Prints every failed strategy with its error, then how many failed.
@@ -507,7 +501,10 @@ fn backup_folder_noting(
     for changed in &written.changed {
         let padded = written.shrank.iter().find(|(path, _)| path == changed);
         let shrank = match padded {
-            Some((_, n)) => format!(" (it shrank by {n} bytes; padded with zeros)"),
+            Some((_, n)) => format!(
+                " (it shrank by {}; padded with zeros)",
+                crate::error::count(*n, "byte", "bytes")
+            ),
             None => String::new(),
         };
         printer.warn(format_args!(

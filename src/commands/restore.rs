@@ -108,10 +108,10 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     })?;
     drop(staging);
     printer.line(format_args!(
-        "Restored {} -> {} ({} entries, {})",
+        "Restored {} -> {} ({}, {})",
         path.display(),
         dest.display(),
-        written.files,
+        crate::error::count(written.files, "entry", "entries"),
         human_size(written.bytes)
     ))?;
     printer.json_report(&Restored {
@@ -471,7 +471,8 @@ fn dry_run(
         None => String::new(),
     };
     printer.line(format_args!(
-        "Would restore {files} entries ({}) to {}{detail}",
+        "Would restore {} ({}) to {}{detail}",
+        crate::error::count(files, "entry", "entries"),
         human_size(bytes),
         dest.display()
     ))?;
@@ -630,8 +631,11 @@ fn extract_checked(
         return Err(Error::corrupt(
             path,
             format!(
-                "it holds {} entries and {} bytes, manifest says {} and {}",
-                stats.files, stats.bytes, entry.entries, entry.bytes
+                "it holds {} and {}, manifest says {} and {}",
+                crate::error::count(stats.files, "entry", "entries"),
+                crate::error::count(stats.bytes, "byte", "bytes"),
+                entry.entries,
+                entry.bytes
             ),
         ));
     }
