@@ -144,7 +144,7 @@ pub enum Command {
         /// Only this strategy; all strategies when omitted.
         strategy: Option<String>,
         /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10]
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
         keep: Option<u64>,
         /// Print what would be removed; delete nothing.
         #[arg(long)]
@@ -153,7 +153,7 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
         /// Safety copies (made by restore --force) to keep per strategy [default: 3]
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
         keep_safety: Option<u64>,
     },
 
@@ -245,7 +245,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub always: bool,
     /// Compression threads [default: all cores]; the archive is byte-identical for any count
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u16>)]
     pub threads: Option<u16>,
     /// gzip level [default: `level` from resbak.toml, else 6]. 6 matches gzip's size; 2-3 is
     /// the sweet spot for speed; 1 compresses noticeably worse with this backend
@@ -253,11 +253,11 @@ pub struct BackupArgs {
     pub level: Option<u32>,
     /// After a successful backup, keep only the N most recent backups of the strategy
     /// [default: `keep` from resbak.toml, else no pruning]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     pub keep: Option<u64>,
     /// After a successful backup, keep only the N most recent safety copies (made by
     /// restore --force) of the strategy [default: 3 when pruning]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     pub keep_safety: Option<u64>,
 }
 
@@ -316,6 +316,15 @@ fn parse_keep(text: &str) -> Result<usize, String> {
         Ok(0) => Err("at least 1 copy is always kept".to_string()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a count that must be at least 1, saying so when it is 0.
+fn at_least_one<N: std::str::FromStr + PartialEq + From<u8>>(text: &str) -> Result<N, String> {
+    match text.parse::<N>() {
+        Ok(n) if n == N::from(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("must be a whole number, at least 1".to_string()),
     }
 }
 

@@ -250,7 +250,16 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
         message,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    let config: FileConfig = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+    let config: FileConfig = toml::from_str(&text).map_err(|e| {
+        let message = e.message().trim_end();
+        bad(match e.span() {
+            Some(span) => {
+                let (line, column) = line_and_column(&text, span.start);
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message.to_string(),
+        })
+    })?;
     if config.level.is_some_and(|l| l > 9) {
         return Err(bad("level must be between 0 and 9".into()));
     }
@@ -261,6 +270,18 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));
     }
     Ok((Some(path), config))
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
 }
 
 /// `resbak.toml` in the current folder (as a relative path), else in the nearest parent folder

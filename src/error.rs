@@ -359,11 +359,29 @@ fn available_list(names: &[String]) -> String {
     }
 }
 
-/// `1 thing` or `N things`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 {one}"),
-        _ => format!("{n} {many}"),
+/// `error` and its causes, `: `-separated, on one line. A cause whose text already ends the
+/// line is left out: a wrapper that shows its cause's text (as an I/O error made from another
+/// error does) would otherwise repeat it.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `1 thing` or `N things` (`0 things` too).
+pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 
@@ -409,6 +427,36 @@ mod tests {
             available: vec!["a\x1b[2J".into()],
         };
         assert!(err.to_string().ends_with("available: a\\u{1b}[2J"), "{err}");
+    }
+
+    /// Shows its cause's text as its own, as an I/O error made from a folder-walk error does.
+    #[derive(Debug)]
+    struct Showing(io::Error);
+
+    impl std::fmt::Display for Showing {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for Showing {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let denied = || io::Error::from_raw_os_error(13);
+        let wrapped = io::Error::new(io::ErrorKind::PermissionDenied, Showing(denied()));
+        let err = Error::io("read", "results/s/runs", wrapped);
+        let expected = format!("cannot read results/s/runs: {}", denied());
+        assert_eq!(chain(&err), expected);
+        let plain = Error::io("read", "results/s/runs", denied());
+        assert_eq!(chain(&plain), expected);
+        let other = io::Error::other(Showing(io::Error::other("disk on fire")));
+        let err = Error::io("write", "backups/x", other);
+        assert_eq!(chain(&err), "cannot write backups/x: disk on fire");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use resbak::{ExitCode, cli::Cli, error::printable};
+use resbak::{
+    ExitCode,
+    cli::Cli,
+    error::{chain, printable},
+};
 use std::io::{self, Write};
 
 fn main() -> std::process::ExitCode {
@@ -20,7 +24,7 @@ fn main() -> std::process::ExitCode {
                 Err(err) => {
                     let kind = err.kind();
                     let code = ExitCode::for_error(&err);
-                    fail(kind, &format!("{:#}", anyhow::Error::new(err)), json);
+                    fail(kind, &chain(&err), json);
                     code
                 }
             }

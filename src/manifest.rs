@@ -97,7 +97,7 @@ impl Entry {
     pub fn counts_text(&self) -> String {
         match &self.kinds {
             Some(kinds) => kinds.to_string(),
-            None => format!("{} entries", self.entries),
+            None => crate::error::count(self.entries, "entry", "entries"),
         }
     }
 
@@ -178,8 +178,7 @@ impl Manifest {
         if let Some((first, second)) = manifest.duplicate() {
             let file = &manifest.backups[second].backup_file;
             let message = format!(
-                "{file:?} is listed twice (entries {} and {}); run `resbak reindex` to rebuild \
-                 the catalogue from the archives",
+                "{file:?} is listed twice (entries {} and {})",
                 first + 1,
                 second + 1
             );
@@ -321,6 +320,21 @@ pub struct Check {
     /// What was wrong, `None` when it was found intact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Whether the archive file was missing: then the check read no bytes, and the result
+    /// stops applying once a file is there again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+}
+
+/// The problem a check records for an archive file that is missing.
+pub const MISSING_PROBLEM: &str = "archive file is missing";
+
+impl Check {
+    /// Whether the check found no file to read (also for results recorded before
+    /// [`Check::missing`] existed, by their message).
+    pub fn found_missing(&self) -> bool {
+        self.missing || self.problem.as_deref() == Some(MISSING_PROBLEM)
+    }
 }
 
 impl Checks {
@@ -589,7 +603,8 @@ mod tests {
             Error::ManifestParse { line, message, .. } => {
                 assert!((second..second + 4).contains(&line), "line {line}");
                 assert!(message.contains("entries 1 and 3"), "{message}");
-                assert!(message.contains("resbak reindex"), "{message}");
+                let hint = Manifest::load(dir.path()).unwrap_err().to_string();
+                assert_eq!(hint.matches("resbak reindex").count(), 1, "{hint}");
             }
             other => panic!("unexpected {other}"),
         }
@@ -655,6 +670,7 @@ mod tests {
             sha256: e.sha256.clone(),
             deep: false,
             problem: None,
+            missing: false,
         };
         let records = vec![
             (e.backup_file.clone(), check.clone()),

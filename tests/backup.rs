@@ -511,6 +511,24 @@ fn unchanged_results_are_backed_up_again_when_the_latest_archive_is_gone() {
     assert!(err.contains(&format!("{first} is missing")), "{err}");
 }
 
+#[test]
+fn a_dry_run_over_a_missing_latest_archive_says_it_would_back_up() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    fs::remove_file(env.backups().join(&first)).unwrap();
+    let out = env.run_code(&["backup", "s", "--dry-run"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{first} is missing; would back up s although nothing changed"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("backing up"), "{err}");
+    assert_eq!(env.archives(), [first], "nothing written");
+}
+
 /// Flips the lowest bit of the byte in the middle of `path`.
 fn flip_middle_bit(path: &Path) {
     let mut bytes = fs::read(path).unwrap();

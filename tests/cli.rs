@@ -399,3 +399,21 @@ fn a_failed_verify_suggests_a_fresh_backup_while_the_results_are_there() {
     let err = env.fail(&["verify"], 1);
     assert!(!err.contains("backup --always"), "{err}");
 }
+
+#[test]
+fn a_count_of_zero_says_it_must_be_at_least_one() {
+    let env = Env::new();
+    for args in [
+        &["prune", "--keep", "0"][..],
+        &["prune", "--keep-safety", "0"],
+        &["backup", "--all", "--keep", "0"],
+        &["backup", "--all", "--threads", "0"],
+    ] {
+        let err = env.fail(args, 2);
+        assert!(
+            err.contains("'0'") && err.contains("must be at least 1"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("18446744073709551615"), "{err}");
+    }
+}

@@ -152,3 +152,14 @@ fn a_strategy_name_with_a_trailing_slash_is_the_strategy() {
     env.run(&["prune", "s/", "--keep", "1"]);
     env.run_code(&["backup", "/"], 2);
 }
+
+#[test]
+fn a_configuration_that_does_not_parse_says_where() {
+    let env = Env::new();
+    write(
+        &env.path().join("resbak.toml"),
+        "keep = 3\nlevel = \"six\"\n",
+    );
+    let err = env.fail(&["config"], 2);
+    assert!(err.contains("resbak.toml: line 2, column 9:"), "{err}");
+}

@@ -241,3 +241,20 @@ fn a_bad_include_pattern_is_not_called_an_exclude() {
     assert!(err.contains("invalid glob pattern \"[\""), "{err}");
     assert!(!err.contains("exclude"), "{err}");
 }
+
+#[test]
+fn a_missing_results_folder_is_named_with_a_way_on() {
+    let env = Env::new();
+    let root = env.sample("s1");
+    env.backup("s1");
+    fs::rename(&root, env.path().join("elsewhere")).unwrap();
+    let err = env.fail(&["diff", "s1"], 2);
+    assert!(
+        err.contains("resbak: results folder results/s1 does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("`resbak diff s1 OTHER`"), "{err}");
+    assert!(!err.contains("entity not found"), "{err}");
+    let json = stdout(&env.run_code(&["diff", "s1", "--json"], 2));
+    assert!(json.contains("\"missing_folder\""), "{json}");
+}

@@ -186,3 +186,40 @@ fn missing_folder_and_unknown_strategy_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_check_that_found_no_file_says_nothing_once_the_file_is_back() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    let away = env.path().join("away.tar.gz");
+    fs::rename(&path, &away).unwrap();
+    env.run_code(&["verify"], 1);
+    let table = stdout(&env.run_code(&["list"], 1));
+    assert!(table.contains("missing"), "{table}");
+    fs::rename(&away, &path).unwrap();
+    let table = env.run(&["list"]);
+    let line = table.lines().find(|l| l.contains(&archive)).unwrap();
+    assert!(line.ends_with("present"), "never verified since: {table}");
+    assert!(!table.contains("archive file is missing"), "{table}");
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    assert_eq!(rows[0]["status"], "present");
+    assert!(rows[0]["verified"].is_null(), "{rows}");
+    env.run(&["verify"]);
+    let table = env.run(&["list"]);
+    let line = table.lines().find(|l| l.contains(&archive)).unwrap();
+    assert!(line.ends_with("verified"), "{table}");
+}
+
+#[test]
+fn the_kind_column_says_what_the_json_says() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let table = env.run(&["list"]);
+    let line = table.lines().find(|l| l.contains(&archive)).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&env.run(&["list", "--json"])).unwrap();
+    assert_eq!(rows[0]["kind"], "regular");
+    assert!(line.contains(" regular "), "{table}");
+}

@@ -783,3 +783,100 @@ fn force_over_a_link_pointing_outside_is_refused_with_a_way_on() {
     fs::rename(root.join("data"), env.path().join("data")).unwrap();
     env.run(&["restore", &archive, "--force"]);
 }
+
+#[test]
+fn the_results_folder_itself_is_never_a_destination() {
+    let env = Env::new();
+    env.sample("btc");
+    env.sample("eth");
+    let archive = env.backup("btc");
+    let before = snapshot(&env.results());
+    for dest in ["results", "results/", "./results", "results/btc/..", "."] {
+        for dry in [&[][..], &["--dry-run"]] {
+            let args = [&["restore", &archive, "--to", dest, "--force"][..], dry].concat();
+            let err = env.fail(&args, 2);
+            assert!(err.contains("refusing to restore into"), "{dest}: {err}");
+            if dest != "." {
+                assert!(
+                    err.contains("is the results folder") && err.contains("results/btc"),
+                    "{dest}: {err}"
+                );
+            }
+        }
+    }
+    assert_eq!(snapshot(&env.results()), before, "every strategy untouched");
+    assert_eq!(env.archives(), [archive], "no safety copy made");
+}
+
+#[test]
+fn a_strategy_folder_replaced_by_another_strategys_archive_is_saved_under_its_own_name() {
+    let env = Env::new();
+    let btc = env.sample("btc");
+    let eth = env.sample("eth");
+    write(&eth.join("eth_only.csv"), "unsaved eth work\n");
+    let eth_before = snapshot(&eth);
+    let archive = env.backup("btc");
+    let out = env.run(&["restore", &archive, "--to", "results/eth", "--force"]);
+    let archives = env.archives();
+    assert_eq!(archives.len(), 2, "{out}");
+    let saved = &archives[1];
+    assert!(saved.starts_with("eth_"), "{saved}");
+    assert!(
+        out.contains(&format!(
+            "results/eth holds strategy eth; its safety copy is {saved}"
+        )),
+        "{out}"
+    );
+    let entry = &env.manifest()["backups"][1];
+    assert_eq!(entry["strategy"].as_str(), Some("eth"));
+    assert_eq!(entry["kind"].as_str(), Some("safety"));
+    assert_eq!(
+        snapshot(&eth),
+        snapshot(&btc),
+        "btc's files are in results/eth"
+    );
+    env.run(&["restore", saved, "--to", "eth_again"]);
+    assert_eq!(snapshot(&env.path().join("eth_again")), eth_before);
+}
+
+#[test]
+fn force_over_a_folder_its_newest_backup_holds_makes_no_new_safety_copy() {
+    let env = Env::new();
+    let root = env.sample("big");
+    let archive = env.backup("big");
+    let before = snapshot(&root);
+    for _ in 0..2 {
+        let out = env.run(&["restore", &archive, "--force"]);
+        assert!(
+            out.contains(&format!(
+                "results/big is unchanged since {archive}; that backup keeps it"
+            )),
+            "{out}"
+        );
+        assert_eq!(
+            env.archives(),
+            std::slice::from_ref(&archive),
+            "no new archive"
+        );
+        assert_eq!(snapshot(&root), before);
+        let kept = crate::util::names_with_prefix(&env.results(), "big.replaced-");
+        assert!(
+            kept.is_empty(),
+            "the replaced folder matched the backup: {kept:?}"
+        );
+    }
+    let out = env.run(&["restore", &archive, "--force", "--dry-run"]);
+    assert!(out.contains("Would make no safety copy"), "{out}");
+    // A changed folder still gets its safety copy.
+    write(&root.join("new_run.csv"), "newer results\n");
+    let changed = snapshot(&root);
+    env.run(&["restore", &archive, "--force"]);
+    let archives = env.archives();
+    assert_eq!(archives.len(), 2);
+    assert_eq!(
+        env.manifest()["backups"][1]["kind"].as_str(),
+        Some("safety")
+    );
+    env.run(&["restore", &archives[1], "--to", "saved"]);
+    assert_eq!(snapshot(&env.path().join("saved")), changed);
+}

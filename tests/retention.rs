@@ -200,6 +200,7 @@ fn duplicate_entries_are_refused_and_prune_deletes_nothing() {
             err.contains("listed twice") && err.contains("resbak reindex"),
             "{err}"
         );
+        assert_eq!(err.matches("reindex").count(), 1, "one next step: {err}");
     }
     assert!(env.backups().join(&only[0]).is_file(), "{}", env.tree());
     assert_eq!(env.archives(), [only[0].clone(), only[0].clone()]);
@@ -258,6 +259,8 @@ fn safety_copies_are_pruned_by_their_own_count() {
     env.sample("s");
     let real = backups_of(&env, 1, "s").remove(0);
     for _ in 0..4 {
+        // A folder its newest backup already holds needs no safety copy.
+        change(&env, "s");
         env.run(&["restore", &real, "--force"]);
     }
     let safety: Vec<String> = env.archives().into_iter().filter(|a| *a != real).collect();
@@ -291,4 +294,14 @@ fn missing_folder_and_unknown_strategy_are_errors() {
     let err = env.fail(&["prune", "btc_sma_cros", "--keep", "1"], 2);
     assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
     assert_eq!(env.archives(), all);
+}
+
+#[test]
+fn one_removal_is_one_old_backup() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    env.backup("s");
+    let out = env.run(&["prune", "--keep", "1"]);
+    assert!(out.contains("Removed 1 old backup, kept 1"), "{out}");
 }

@@ -16,7 +16,7 @@ fn intact_backups_verify_with_exit_zero() {
     );
     assert!(out.contains("2 intact, 0 with problems"), "{out}");
     let out = env.run(&["verify", "--deep", "a"]);
-    assert!(out.contains("Verified 1 backups (deep)"), "{out}");
+    assert!(out.contains("Verified 1 backup (deep)"), "{out}");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn selection_by_archive_or_strategy_and_unknown_names() {
     let a = env.backup("a");
     env.backup("b");
     let out = env.run(&["verify", a.strip_suffix(".tar.gz").unwrap()]);
-    assert!(out.contains("Verified 1 backups"), "{out}");
+    assert!(out.contains("Verified 1 backup "), "{out}");
     let out = env.run(&["verify", "b", &a]);
     assert!(out.contains("Verified 2 backups"), "{out}");
     let err = env.fail(&["verify", "zzz"], 2);
@@ -170,10 +170,38 @@ fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     fs::remove_file(env.backups().join("manifest.yaml")).unwrap();
     let err = env.fail(&["verify"], 1);
     assert!(
-        err.contains("1 archive(s) in backups are not catalogued"),
+        err.contains("1 archive in backups is not catalogued"),
         "{err}"
     );
     // Named targets are checked as before.
     let out = env.run(&["verify", &format!("backups/{archive}")]);
-    assert!(out.contains("Verified 1 backups"), "{out}");
+    assert!(out.contains("Verified 1 backup "), "{out}");
+}
+
+#[test]
+fn a_damaged_older_backup_points_at_prune_not_at_a_fresh_backup() {
+    let env = Env::new();
+    env.sample("s");
+    let old = env.backup("s");
+    let new = env.backup("s");
+    let path = env.backups().join(&old);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!(
+            "hint: {old} is not the newest backup of s: the newest, {new}, is intact"
+        )) && err.contains("`resbak prune s --keep 1`"),
+        "{err}"
+    );
+    assert!(!err.contains("backup --always"), "{err}");
+    let err = env.fail(&["verify", &old], 1);
+    assert!(err.contains("was not checked here"), "{err}");
+    // The newest damaged too: a fresh backup is the way on.
+    let path = env.backups().join(&new);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains("`resbak backup --always s` makes a fresh backup"),
+        "{err}"
+    );
 }

@@ -110,8 +110,8 @@ impl Backed {
 enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
-        /// The latest archive.
-        latest: String,
+        /// The latest backup, whose archive holds the strategy as it is now.
+        latest: Entry,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -162,13 +162,17 @@ fn one(
     let plan = plan(ctx, opts, name, src)?;
     let mut outcome = Outcome::Clean;
     if let Plan::Backup { why: Some(why) } = &plan {
+        let verb = match opts.dry_run {
+            true => "would back up",
+            false => "backing up",
+        };
         printer.warn(format_args!(
-            "{why}; backing up {name} although nothing changed"
+            "{why}; {verb} {name} although nothing changed"
         ));
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, printer)?,
+        Plan::Skip { latest } => skipped(name, latest.backup_file, opts.dry_run, printer)?,
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -194,15 +198,25 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
         return Ok(Plan::Backup { why: None });
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
-        None => Plan::Skip {
-            latest: latest.backup_file,
-        },
+        None => Plan::Skip { latest },
         Some(problem) => Plan::Backup {
             why: Some(format!(
                 "the latest backup {} {problem}",
                 latest.backup_file
             )),
         },
+    })
+}
+
+/// The newest regular backup of strategy `name` when it holds everything in `folder` as it is
+/// now and its archive still matches the manifest: the decision a backup makes to skip an
+/// unchanged strategy, with nothing excluded (so a folder holding anything the backup left out
+/// is never taken as unchanged).
+pub(crate) fn kept_by(ctx: &Context, name: &str, folder: &Path) -> Result<Option<Entry>> {
+    let everything = BackupOptions::default();
+    Ok(match plan(ctx, &everything, name, folder)? {
+        Plan::Skip { latest } => Some(latest),
+        Plan::Backup { .. } => None,
     })
 }
 
@@ -288,15 +302,9 @@ fn is_output_error(e: &Error) -> bool {
     matches!(e, Error::Io { path, .. } if path == Path::new("standard output"))
 }
 
-/// `e` and its causes, `: `-separated, on one line.
+/// `e` and its causes, `: `-separated, on one line (see [`crate::error::chain`]).
 fn error_chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    crate::error::chain(e)
 }
 
 /// Prints every failed strategy with its error, then how many failed.
@@ -494,7 +502,10 @@ fn backup_folder_noting(
     for changed in &written.changed {
         let padded = written.shrank.iter().find(|(path, _)| path == changed);
         let shrank = match padded {
-            Some((_, n)) => format!(" (it shrank by {n} bytes; padded with zeros)"),
+            Some((_, n)) => format!(
+                " (it shrank by {}; padded with zeros)",
+                crate::error::count(*n, "byte", "bytes")
+            ),
             None => String::new(),
         };
         printer.warn(format_args!(

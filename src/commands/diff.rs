@@ -87,11 +87,12 @@ fn trees(
         Side::Archive(new) => (new.path.display().to_string(), tree_of(&new)?),
         Side::Folder(folder) => {
             if !folder.is_dir() {
-                return Err(Error::io(
-                    "read",
-                    &folder,
-                    std::io::ErrorKind::NotFound.into(),
+                printer.hint(format_args!(
+                    "to compare two archives instead: `resbak diff {} OTHER` (OTHER: an \
+                     archive name, STRATEGY or STRATEGY~N)",
+                    opts.archive
                 ));
+                return Err(Error::missing_folder("results", &folder));
             }
             let tree = diff::of_folder(&folder, &opts.excludes)?;
             (folder.display().to_string(), tree)

@@ -206,8 +206,8 @@ fn json_summary(row: &Row) -> String {
             let items: Vec<String> = counts
                 .iter()
                 .map(|(key, n)| match key.as_str() {
-                    "$" => format!("{n} items"),
-                    _ => format!("{key}: {n} items"),
+                    "$" => crate::error::count(*n, "item", "items"),
+                    _ => format!("{key}: {}", crate::error::count(*n, "item", "items")),
                 })
                 .collect();
             format!("valid JSON; {}", items.join(", "))

@@ -171,8 +171,10 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The row of a catalogued backup here: its file's presence and size now, and its last verify.
+/// The row of a catalogued backup here: its file's presence and size now, and its last verify
+/// of its bytes (a verify that found no file read none: it says nothing about a file there now).
 fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
+    let check = check.filter(|c| !c.found_missing());
     let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
     let (status, problem) = match (on_disk, check) {
         (Err(_), _) => ("missing", None),
@@ -286,7 +288,7 @@ fn cells(row: &Row) -> [String; COLUMNS] {
         row.archive.clone(),
         row.strategy.clone().unwrap_or_else(|| "?".into()),
         match row.kind {
-            Some(Kind::Regular) => "backup".into(),
+            Some(Kind::Regular) => "regular".into(),
             Some(Kind::Safety) => "safety".into(),
             None => dash(),
         },

@@ -231,17 +231,57 @@ fn to_stderr(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Hints at `backup --always` for each strategy in `failed` whose results folder is still
-/// there: a fresh backup replaces what a damaged one no longer protects.
-pub fn hint_fresh_backups<'s>(
+/// One archive's result in a check, for [`hint_after_check`].
+pub struct Verdict<'a> {
+    /// The archive: its file name in the backup folder, or the path given.
+    pub archive: &'a str,
+    /// Its strategy.
+    pub strategy: &'a str,
+    /// Whether it was found intact.
+    pub intact: bool,
+}
+
+/// After a check, the next step for each damaged archive. When it is its strategy's newest
+/// regular backup (or the backup folder's manifest does not know it), `backup --always` makes
+/// a fresh one if the results folder is still there. An older backup or a safety copy leaves
+/// the newest backup protecting the strategy: the hint says whether that one was found intact
+/// and how `prune` removes the damaged archive once it is no longer needed.
+pub fn hint_after_check(
     results_dir: &Path,
-    failed: impl IntoIterator<Item = &'s str>,
+    manifest: &Manifest,
+    verdicts: &[Verdict],
     printer: &mut Printer,
 ) {
-    let mut strategies: Vec<&str> = failed.into_iter().collect();
-    strategies.sort_unstable();
-    strategies.dedup();
-    for strategy in strategies {
+    let mut fresh: Vec<&str> = Vec::new();
+    for damaged in verdicts.iter().filter(|v| !v.intact) {
+        let strategy = damaged.strategy;
+        let newest = manifest.latest_regular(strategy);
+        let Some(entry) = manifest.find(damaged.archive) else {
+            fresh.push(strategy);
+            continue;
+        };
+        let Some(newest) = newest.filter(|n| n.backup_file != entry.backup_file) else {
+            fresh.push(strategy);
+            continue;
+        };
+        let state = match verdicts.iter().find(|v| v.archive == newest.backup_file) {
+            Some(v) if v.intact => "is intact".to_string(),
+            Some(_) => "is damaged too".to_string(),
+            None => format!(
+                "was not checked here (`resbak verify {}` checks it)",
+                newest.backup_file
+            ),
+        };
+        printer.hint(format_args!(
+            "{} is not the newest backup of {strategy}: the newest, {}, {state}; {}",
+            entry.backup_file,
+            newest.backup_file,
+            prune_hint(manifest, entry)
+        ));
+    }
+    fresh.sort_unstable();
+    fresh.dedup();
+    for strategy in fresh {
         let folder = results_dir.join(strategy);
         if check_strategy_name(strategy).is_ok() && folder.is_dir() {
             printer.hint(format_args!(
@@ -249,6 +289,37 @@ pub fn hint_fresh_backups<'s>(
                 folder.display()
             ));
         }
+    }
+}
+
+/// How `prune` can remove `entry`, an older backup or a safety copy of its strategy.
+fn prune_hint(manifest: &Manifest, entry: &Entry) -> String {
+    let strategy = &entry.strategy;
+    let mut same: Vec<(usize, &Entry)> = manifest
+        .backups
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.strategy == *strategy && e.kind == entry.kind)
+        .collect();
+    same.sort_by_key(|&(i, e)| std::cmp::Reverse((e.created, i)));
+    let newer = same
+        .iter()
+        .position(|(_, e)| e.backup_file == entry.backup_file)
+        .unwrap_or(0);
+    let (option, what) = match entry.kind {
+        crate::manifest::Kind::Regular => ("--keep", "backups"),
+        crate::manifest::Kind::Safety => ("--keep-safety", "safety copies"),
+    };
+    match newer {
+        0 => format!(
+            "`resbak prune` keeps {strategy}'s newest safety copy, so it removes {} once a \
+             newer safety copy replaces it",
+            entry.backup_file
+        ),
+        n => format!(
+            "once it is no longer needed, `resbak prune {strategy} {option} {n}` removes it \
+             with any older {what} of {strategy} (see what first with --dry-run)"
+        ),
     }
 }
 

@@ -64,13 +64,13 @@ fn print(pruned: &Pruned, opts: &PruneOptions, printer: &mut Printer) -> Result<
     } else {
         report(pruned, printer)?;
         printer.line(format_args!(
-            "{} {} old backups, kept {}",
+            "{} {}, kept {}",
             if opts.dry_run {
                 "Would remove"
             } else {
                 "Removed"
             },
-            pruned.removed.len(),
+            crate::error::count(pruned.removed.len(), "old backup", "old backups"),
             pruned.kept.len()
         ))?;
     }

@@ -99,8 +99,8 @@ pub fn run(
         }
     }
     printer.line(format_args!(
-        "Pushed {} backups to {} ({}): {} already there, {} failed",
-        tally.pushed.len(),
+        "Pushed {} to {} ({}): {} already there, {} failed",
+        crate::error::count(tally.pushed.len(), "backup", "backups"),
         remote.name(),
         remote.location(),
         tally.present.len(),

@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         located,
         strategy,
         dest,
+        holder,
         replace,
         ..
     } = &plan;
@@ -70,7 +71,17 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let replaced = match replace {
         Replace::Nothing => None,
         Replace::Empty => Some(None),
-        Replace::Folder => Some(Some(safety_copy(ctx, dest, strategy, opts, printer)?)),
+        Replace::Folder => Some(Some(safety_copy(
+            ctx, dest, strategy, holder, opts, printer,
+        )?)),
+        Replace::Unchanged(kept) => {
+            printer.line(format_args!(
+                "{} is unchanged since {}; that backup keeps it",
+                dest.display(),
+                kept.backup_file
+            ))?;
+            Some(Some(Entry::clone(kept)))
+        }
     };
     let existing = replaced.is_some();
 
@@ -97,10 +108,10 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     })?;
     drop(staging);
     printer.line(format_args!(
-        "Restored {} -> {} ({} entries, {})",
+        "Restored {} -> {} ({}, {})",
         path.display(),
         dest.display(),
-        written.files,
+        crate::error::count(written.files, "entry", "entries"),
         human_size(written.bytes)
     ))?;
     printer.json_report(&Restored {
@@ -126,6 +137,9 @@ struct Plan {
     strategy: String,
     /// Where it goes.
     dest: PathBuf,
+    /// The strategy whose data the destination holds: its folder name when it lies directly in
+    /// the results folder, else the archive's strategy. Its safety copy is filed under it.
+    holder: String,
     /// What happens to what is at `dest` now.
     replace: Replace,
     /// With `--include`: what the patterns pick.
@@ -145,7 +159,7 @@ impl Plan {
 }
 
 /// What a restore does with its destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Replace {
     /// Nothing is there: the restored folder is moved there.
     Nothing,
@@ -153,6 +167,9 @@ enum Replace {
     Empty,
     /// A folder holding something (with `--force`): backed up as a safety copy first.
     Folder,
+    /// A folder (with `--force`) unchanged since this intact regular backup of its strategy:
+    /// that backup keeps it, so no safety copy is made.
+    Unchanged(Box<Entry>),
 }
 
 /// Makes every check and decision of a restore, in the order the real run needs them: the
@@ -168,6 +185,7 @@ fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<P
         None => default_destination(ctx, &located, &strategy)?,
     };
     check_destination(ctx, &located, &dest, opts)?;
+    let holder = holder(ctx, &dest, &strategy)?;
     let reading = match located.entry {
         Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
         None => None,
@@ -194,11 +212,12 @@ fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<P
         Some(include) => Some(select(&located, &strategy, include)?),
         None => None,
     };
-    let replace = replace(&dest, &strategy, opts)?;
+    let replace = replace(ctx, &dest, &holder, opts)?;
     Ok(Plan {
         located,
         strategy,
         dest,
+        holder,
         replace,
         selection,
         _reading: reading,
@@ -227,8 +246,27 @@ fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Resu
     }
 }
 
+/// The strategy whose data `dest` holds: its folder name when it lies directly in the results
+/// folder (and is a plain name, not one of resbak's own), else the archive's `strategy`.
+fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
+    let results = resolved(&ctx.results_dir)?;
+    let parent = resolved(atomic::parent_dir(dest))?;
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned());
+    Ok(match name {
+        Some(name)
+            if parent == results
+                && super::check_strategy_name(&name).is_ok()
+                && !super::set_aside(&name) =>
+        {
+            name
+        }
+        _ => strategy.to_string(),
+    })
+}
+
 /// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
-/// a manifest involved or the configuration file in use, before anything is touched.
+/// a manifest involved or the configuration file in use, or that equals or contains the
+/// results folder (replacing it would replace every strategy), before anything is touched.
 fn check_destination(
     ctx: &Context,
     located: &Located,
@@ -267,6 +305,21 @@ fn check_destination(
         return Err(Error::UnsafeDestination {
             path: dest.to_path_buf(),
             reason: format!("it {relation} {what} {}", path.display()),
+        });
+    }
+    // Inside the results folder is where strategies go; the folder itself or above holds
+    // every strategy.
+    let results = resolved(&ctx.results_dir)?;
+    if results.starts_with(&to) {
+        let relation = if to == results { "is" } else { "contains" };
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!(
+                "it {relation} the results folder {}, which holds every strategy; restore \
+                 into one strategy folder, such as {}",
+                ctx.results_dir.display(),
+                ctx.results_dir.join(located.strategy()?).display()
+            ),
         });
     }
     Ok(())
@@ -322,7 +375,8 @@ pub struct Restored {
     pub bytes: u64,
     /// Whether the archive was checked against a manifest entry.
     pub checked_against_manifest: bool,
-    /// With `--force`: the backup made of the replaced folder, if it held anything.
+    /// With `--force`: the backup holding the replaced folder, if it held anything: its new
+    /// safety copy, or the newest regular backup when the folder was unchanged since it.
     pub replaced_backed_up_as: Option<String>,
 }
 
@@ -388,19 +442,28 @@ fn dry_run(
         files += 1;
         bytes += size;
     }
-    match (plan.replace, include) {
+    let of_holder = match plan.holder == *strategy {
+        true => String::new(),
+        false => format!(" of strategy {}", plan.holder),
+    };
+    match (&plan.replace, include) {
         (Replace::Nothing, _) => {}
         (Replace::Empty, _) => printer.line(format_args!(
             "Would replace the empty folder {}",
             dest.display()
         ))?,
         (Replace::Folder, None) => printer.line(format_args!(
-            "Would back up existing {} as a safety copy, then replace it",
+            "Would back up existing {} as a safety copy{of_holder}, then replace it",
             dest.display()
         ))?,
         (Replace::Folder, Some(_)) => printer.line(format_args!(
-            "Would back up existing {} as a safety copy, then write into it",
+            "Would back up existing {} as a safety copy{of_holder}, then write into it",
             dest.display()
+        ))?,
+        (Replace::Unchanged(kept), _) => printer.line(format_args!(
+            "Would make no safety copy: {} is unchanged since {}; that backup keeps it",
+            dest.display(),
+            kept.backup_file
         ))?,
     }
     let detail = match include {
@@ -408,7 +471,8 @@ fn dry_run(
         None => String::new(),
     };
     printer.line(format_args!(
-        "Would restore {files} entries ({}) to {}{detail}",
+        "Would restore {} ({}) to {}{detail}",
+        crate::error::count(files, "entry", "entries"),
         human_size(bytes),
         dest.display()
     ))?;
@@ -442,10 +506,11 @@ fn check_checksum(located: &Located, sha256: &str) -> Result<()> {
 }
 
 /// What to do with the destination: nothing is there, or (only with `force`) an empty folder
-/// to replace, or a folder to back up as a safety copy first. Refuses an existing destination
-/// without `force`, one that is not a folder, and one whose safety copy could not be restored
-/// (see [`check_restorable`]).
-fn replace(dest: &Path, strategy: &str, opts: &RestoreOptions) -> Result<Replace> {
+/// to replace, a folder its strategy's newest intact backup already holds (see
+/// [`super::backup::kept_by`]), or a folder to back up as a safety copy of `holder` first.
+/// Refuses an existing destination without `force`, one that is not a folder, and one whose
+/// safety copy could not be restored (see [`check_restorable`]).
+fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> Result<Replace> {
     let Ok(meta) = fs::symlink_metadata(dest) else {
         return Ok(Replace::Nothing);
     };
@@ -464,8 +529,11 @@ fn replace(dest: &Path, strategy: &str, opts: &RestoreOptions) -> Result<Replace
     if fs::read_dir(dest).at("read", dest)?.next().is_none() {
         return Ok(Replace::Empty);
     }
-    check_restorable(dest, strategy)?;
-    Ok(Replace::Folder)
+    check_restorable(dest, holder)?;
+    Ok(match super::backup::kept_by(ctx, holder, dest)? {
+        Some(kept) => Replace::Unchanged(Box::new(kept)),
+        None => Replace::Folder,
+    })
 }
 
 /// Refuses to replace `dest` when it holds a link the restore policy refuses (its target lies
@@ -495,12 +563,14 @@ fn check_restorable(dest: &Path, strategy: &str) -> Result<()> {
     Ok(())
 }
 
-/// Backs up the folder at `dest`, which a restore is about to replace, as a safety copy, and
-/// says so. Everything in it goes in, whatever the configured excludes.
+/// Backs up the folder at `dest`, which a restore of `strategy` is about to replace, as a
+/// safety copy of `holder` (the strategy whose data it holds), and says so. Everything in it
+/// goes in, whatever the configured excludes.
 fn safety_copy(
     ctx: &Context,
     dest: &Path,
     strategy: &str,
+    holder: &str,
     opts: &RestoreOptions,
     printer: &mut Printer,
 ) -> Result<Entry> {
@@ -510,7 +580,7 @@ fn safety_copy(
     };
     let entry = backup_folder(
         ctx,
-        strategy,
+        holder,
         dest,
         &everything,
         crate::manifest::Kind::Safety,
@@ -521,6 +591,13 @@ fn safety_copy(
         dest.display(),
         ctx.backup_dir.join(&entry.backup_file).display()
     ))?;
+    if holder != strategy {
+        printer.line(format_args!(
+            "{} holds strategy {holder}; its safety copy is {}",
+            dest.display(),
+            entry.backup_file
+        ))?;
+    }
     Ok(entry)
 }
 
@@ -554,8 +631,11 @@ fn extract_checked(
         return Err(Error::corrupt(
             path,
             format!(
-                "it holds {} entries and {} bytes, manifest says {} and {}",
-                stats.files, stats.bytes, entry.entries, entry.bytes
+                "it holds {} and {}, manifest says {} and {}",
+                crate::error::count(stats.files, "entry", "entries"),
+                crate::error::count(stats.bytes, "byte", "bytes"),
+                entry.entries,
+                entry.bytes
             ),
         ));
     }

@@ -3,7 +3,7 @@
 
 use super::{Context, Located, Outcome, Printer, locate, strategy_of, unknown_name};
 use crate::archive::Stats;
-use crate::error::{Error, Result, printable};
+use crate::error::{Error, Result, count, printable};
 use crate::extract;
 use crate::manifest::{self, Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
@@ -184,17 +184,23 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         let untracked = super::archive_files(dir)?.len();
         if untracked > 0 {
             printer.hint(format_args!(
-                "{untracked} archive(s) in {} are not catalogued; resbak reindex catalogues them",
-                dir.display()
+                "{} in {} {} not catalogued; resbak reindex catalogues them",
+                count(untracked, "archive", "archives"),
+                dir.display(),
+                if untracked == 1 { "is" } else { "are" }
             ));
         }
     }
-    let failed = report.results.iter().filter(|r| r.problem.is_some());
-    super::hint_fresh_backups(
-        &ctx.results_dir,
-        failed.map(|r| r.strategy.as_str()),
-        printer,
-    );
+    let verdicts: Vec<super::Verdict> = report
+        .results
+        .iter()
+        .map(|r| super::Verdict {
+            archive: &r.archive,
+            strategy: &r.strategy,
+            intact: r.problem.is_none(),
+        })
+        .collect();
+    super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
     Ok(report.outcome(all))
 }
 
@@ -217,6 +223,9 @@ pub fn check_entries(
             sha256: entry.sha256.clone(),
             deep,
             problem: outcome.as_ref().err().map(|p| p.message.clone()),
+            missing: outcome
+                .as_ref()
+                .is_err_and(|p| p.kind == ProblemKind::Missing),
         };
         (entry.backup_file.clone(), check)
     });
@@ -315,8 +324,10 @@ fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Resu
     }
     let kind = if report.deep { "deep" } else { "checksum" };
     printer.line(format_args!(
-        "Verified {} backups ({kind}): {} intact, {} with problems",
-        report.checked, report.intact, report.problems
+        "Verified {} ({kind}): {} intact, {} with problems",
+        count(report.checked, "backup", "backups"),
+        report.intact,
+        report.problems
     ))
 }
 
@@ -417,7 +428,7 @@ pub fn check(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Problem::new(
                 ProblemKind::Missing,
-                "archive file is missing",
+                manifest::MISSING_PROBLEM,
             ));
         }
         Err(e) => {
@@ -458,8 +469,11 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
         Some(found) if found != recorded => Err(Problem::new(
             ProblemKind::Count,
             format!(
-                "holds {} entries and {} bytes, manifest says {} and {}",
-                found.files, found.bytes, recorded.files, recorded.bytes
+                "holds {} and {}, manifest says {} and {}",
+                count(found.files, "entry", "entries"),
+                count(found.bytes, "byte", "bytes"),
+                recorded.files,
+                recorded.bytes
             ),
         )),
         _ => Ok(()),
