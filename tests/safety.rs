@@ -565,36 +565,79 @@ fn a_fifo_where_a_catalogued_archive_was_hangs_nothing() {
     assert!(path.symlink_metadata().unwrap().file_type().is_fifo());
 }
 
+/// Makes a restore keep the replaced folder `s` beside it for real: a file is written into it
+/// after its safety copy (the report line held by a full pipe). Returns the kept folder's name
+/// and what it holds.
+fn keep_a_replaced_folder(env: &Env) -> (String, std::collections::BTreeMap<PathBuf, String>) {
+    let archive = env.backup("s");
+    let root = env.results().join("s");
+    write(&root.join("mine.csv"), "mine\n");
+    let copies = env.archives().len();
+    let (reader, writer) = crate::restore::full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    wait_for("the safety copy", || env.archives().len() > copies);
+    write(&root.join("late.csv"), "written after the safety copy\n");
+    let held = snapshot(&root);
+    std::io::read_to_string(reader).unwrap();
+    wait_ok(&mut child, "restore");
+    let kept = names_with_prefix(&env.results(), "s.replaced-");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    (kept[0].clone(), held)
+}
+
+/// Only what resbak provably made is left out of `backup --all`: its staging folders (tag and
+/// marker) and the folders a restore kept (the marker beside them). A user's folders named
+/// like them are strategies; a kept folder holds nothing but what it held.
 #[test]
-fn backup_all_archives_no_working_or_replaced_folder() {
+fn backup_all_leaves_out_only_what_resbak_made() {
     let env = Env::new();
     env.sample("s");
-    for name in [
+    let (kept, held) = keep_a_replaced_folder(&env);
+    // A live staging folder of this process, made as resbak makes it.
+    let staging = resbak::atomic::staging_dir_in(&env.results()).unwrap();
+    let users = [
+        ".resbak-notes",
         ".resbak-restore-x",
         ".resbak-replaced-y",
         ".resbak-tmp-z",
+        "model.replaced-2",
         "s.replaced-20260101T000000Z",
-    ] {
+    ];
+    for name in users {
         write(&env.results().join(name).join("old/trades.csv"), "id\n1\n");
     }
+    let before = env.archives().len();
     let out = env.run_code(&["backup", "--all"], 0);
-    let strategies: Vec<String> = env.manifest()["backups"]
+    let mut strategies: Vec<String> = env.manifest()["backups"]
         .as_sequence()
         .unwrap()
         .iter()
+        .skip(before)
         .map(|e| e["strategy"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(strategies, ["s"]);
+    strategies.sort();
+    // `s` itself is unchanged since the archive it was restored from: not backed up again.
+    let mut expected: Vec<String> = users.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(strategies, expected);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("s.replaced-20260101T000000Z") && err.contains("not a strategy"),
+        err.contains(&format!("{kept}: a folder replaced by a restore")),
         "{err}"
     );
-    assert!(
-        env.results()
-            .join("s.replaced-20260101T000000Z/old")
-            .is_dir()
-    );
+    for name in users {
+        assert!(!err.contains(name), "{name} is called resbak's: {err}");
+    }
+    // The kept folder holds what the replaced one held, nothing of resbak's; moving it may
+    // touch only its own times.
+    let (mut now, mut was) = (snapshot(&env.results().join(&kept)), held);
+    now.remove(Path::new(""));
+    was.remove(Path::new(""));
+    assert_eq!(now, was);
+    drop(staging);
 }
 
 #[test]

@@ -256,7 +256,7 @@ fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
         Some(name)
             if parent == results
                 && super::check_strategy_name(&name).is_ok()
-                && !super::set_aside(&name) =>
+                && !super::set_aside(dest) =>
         {
             name
         }
@@ -706,6 +706,9 @@ fn holds_only(folder: &Path, digest: Option<&str>) -> Result<bool> {
 }
 
 /// Moves `old` to `<dest>.replaced-<UTC time>` (with `-N` if taken) and returns that path.
+/// The marker [`super::replaced_marker`] is written beside it first, so that a backup of every
+/// strategy knows it for a kept folder (a name alone proves nothing); the folder itself keeps
+/// exactly what it held.
 fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -717,8 +720,16 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
             format!("-{n}")
         };
         let kept = parent.join(format!("{name}.replaced-{stamp}{suffix}"));
-        if fs::symlink_metadata(&kept).is_err() {
-            fs::rename(old, &kept).at("keep the replaced folder as", &kept)?;
+        let marker = super::replaced_marker(&kept);
+        if fs::symlink_metadata(&kept).is_err() && fs::symlink_metadata(&marker).is_err() {
+            let text = super::replaced_marker_text(&format!("{name}.replaced-{stamp}{suffix}"));
+            atomic::write_file(&marker, |w| {
+                w.write_all(text.as_bytes()).at("write", &marker)
+            })?;
+            if let Err(e) = fs::rename(old, &kept) {
+                let _ = fs::remove_file(&marker);
+                return Err(Error::io("keep the replaced folder as", &kept, e));
+            }
             atomic::sync_dir(parent)?;
             return Ok(kept);
         }
