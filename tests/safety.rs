@@ -649,16 +649,63 @@ fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
     let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
     for (signal, code) in [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)] {
         let backup = env.cmd(&["backup", "s", "--always"]);
-        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code);
+        let said = "nothing was registered";
+        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code, said);
         assert_eq!(
             fs::read(env.backups().join("manifest.yaml")).unwrap(),
             manifest
         );
         let restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
         let parent = env.path().join("elsewhere");
-        interrupt(restore, &parent, ".resbak-restore-", signal, code);
+        let said = "nothing was restored; elsewhere/s is as it was";
+        interrupt(restore, &parent, ".resbak-restore-", signal, code, said);
         assert!(!parent.join("s").exists());
     }
+}
+
+/// Whether a thread of `pid` waits to write into a full pipe.
+fn blocked_writing(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write"))
+    })
+}
+
+/// Interrupted after its safety copy was registered, a forced restore says that the copy was
+/// kept and the destination is as it was; and so it is. The restore is held right after the
+/// safety copy by a full pipe on its standard output.
+#[test]
+fn an_interrupted_forced_restore_names_the_safety_copy_it_kept() {
+    use nix::sys::signal::Signal::SIGINT;
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "mine\n");
+    let before = snapshot(&root);
+    let (reader, writer) = crate::restore::full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    drop(cmd);
+    wait_for("the restore to be held by the full pipe", || {
+        blocked_writing(child.id())
+    });
+    assert_eq!(env.archives().len(), 2, "the safety copy is registered");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(reader);
+    let copy = env.archives()[1].clone();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("resbak: interrupted: the safety copy {copy} was kept; results/s is as it was\n")
+    );
+    assert_eq!(snapshot(&root), before);
+    env.run(&["restore", &copy, "--to", "check"]);
+    assert_eq!(snapshot(&env.path().join("check")), before);
 }
 
 #[test]
@@ -687,7 +734,7 @@ fn an_interrupt_with_an_unwritable_stderr_still_exits_and_leaves_nothing() {
 }
 
 /// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
-/// `signal` and checks the exit code, the one line it prints and that nothing is left in `dir`
+/// `signal` and checks the exit code, the one line it prints (`said`) and that nothing is left in `dir`
 /// but what was there before.
 fn interrupt(
     mut cmd: Command,
@@ -695,13 +742,11 @@ fn interrupt(
     prefix: &str,
     signal: nix::sys::signal::Signal,
     code: i32,
+    said: &str,
 ) {
     cmd.stderr(Stdio::piped());
     let err = signal_and_check(cmd, dir, prefix, signal, code);
-    assert_eq!(
-        err, "resbak: interrupted: nothing was registered\n",
-        "{signal}"
-    );
+    assert_eq!(err, format!("resbak: interrupted: {said}\n"), "{signal}");
 }
 
 /// Starts `cmd` (its standard error as set), waits until it has created a working entry named
