@@ -780,28 +780,45 @@ fn signal_and_check(
     err
 }
 
+/// Deterministic: the file grows once the backup is known to be reading it (its handle's
+/// position is past the start and short of the end), as the shrinking-file test does.
 #[test]
 fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     let env = Env::new();
     big_sample(&env, "s", 8);
     let growing = env.results().join("s/runs/blob_000.bin");
+    let len: u64 = 32 << 20;
+    fs::File::options()
+        .write(true)
+        .open(&growing)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
     let child = env
         .cmd(&["backup", "s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Appends to the file for as long as the backup runs, so it grows while it is read.
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let pid = child.id();
     let out = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                std::io::Write::write_all(&mut file, b"more\n").unwrap();
+        let grown = scope.spawn(|| {
+            let growing = fs::canonicalize(&growing).unwrap();
+            loop {
+                match read_position(pid, &growing) {
+                    Some(pos) if pos > 0 && pos < len => {
+                        let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
+                        std::io::Write::write_all(&mut file, b"more\n").unwrap();
+                        return true;
+                    }
+                    Some(_) => {}
+                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
+                    None => {}
+                }
             }
         });
         let out = child.wait_with_output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(grown.join().unwrap(), "the file grew while it was read");
         out
     });
     let err = String::from_utf8_lossy(&out.stderr);
