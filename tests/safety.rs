@@ -334,12 +334,17 @@ fn a_full_disk_fails_cleanly() {
 }
 
 /// Killing `restore --force` at any point leaves the old folder, the new one, or a safety copy
-/// that holds everything the old folder held. Each point is reached by watching the
-/// filesystem: right after the safety copy (the report line is held by a full pipe), while
-/// extracting, and while swapping (a point the restore may already have passed: the invariant
-/// is checked wherever the kill landed).
+/// that holds everything the old folder held. Each point is reached for real, and checked to
+/// have been: right after the safety copy (the report line is held by a full pipe, the
+/// restore seen waiting to write it); while extracting (the staging folder growing, the
+/// restore alive, and after the kill the destination still old and the staging folder left);
+/// and while swapping (the replaced folder moved aside and the new one in place, the restore
+/// alive, and after the kill the aside folder left). The old folder holds thousands of small
+/// files, so checking and removing it after the renames takes a while. The instant between
+/// the two renames of the swap is not singled out.
 #[test]
 fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
+    use std::os::unix::process::ExitStatusExt;
     let env = Env::new();
     big_sample(&env, "s", 12);
     let archive = env.backup("s");
@@ -349,6 +354,9 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
         let _ = fs::remove_dir_all(&root);
         env.run(&["restore", &archive]);
         write(&root.join("old_only.csv"), "only in the old folder\n");
+        for i in 0..4000 {
+            write(&root.join(format!("old_runs/{:02}/{i}.csv", i % 40)), "x\n");
+        }
         crate::util::set_mtimes(&root, 1_700_000_100);
         snapshot(&root)
     };
@@ -361,6 +369,7 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
             .map(|m| m.len())
             .sum()
     };
+    let aside = || names_with_prefix(&env.results(), ".resbak-replaced-");
     for point in ["safety copy taken", "extracting", "swapping"] {
         let old = make_old();
         let copies = env.archives().len();
@@ -378,18 +387,43 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
         };
         let mut child = cmd.spawn().unwrap();
         drop(cmd);
+        let mut done = false;
         wait_for(point, || {
-            let mut done = || child.try_wait().unwrap().is_some();
-            match point {
-                "safety copy taken" => env.archives().len() > copies,
-                "extracting" => staged(".resbak-restore-") >= 4 << 20 || done(),
-                _ => !names_with_prefix(&env.results(), ".resbak-replaced-").is_empty() || done(),
+            done = child.try_wait().unwrap().is_some();
+            done || match point {
+                "safety copy taken" => blocked_writing(child.id()),
+                "extracting" => staged(".resbak-restore-") > 0,
+                // The new folder is in place (the old one alone has `old_only.csv`).
+                _ => !aside().is_empty() && root.is_dir() && !root.join("old_only.csv").exists(),
             }
         });
-        let _ = child.kill();
-        child.wait().unwrap();
+        assert!(!done, "{point}: the restore ended before it was killed");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
         drop(reader);
+        assert_eq!(status.signal(), Some(9), "{point}: killed, not finished");
+        match point {
+            "safety copy taken" => {
+                assert_eq!(
+                    env.archives().len(),
+                    copies + 1,
+                    "the safety copy is registered"
+                );
+                assert_eq!(snapshot(&root), old, "{point}: nothing replaced yet");
+            }
+            "extracting" => {
+                assert_eq!(snapshot(&root), old, "{point}: nothing replaced yet");
+                assert!(staged(".resbak-restore-") > 0, "{point}: staging left");
+            }
+            _ => {
+                assert!(!aside().is_empty(), "{point}: the aside folder is left");
+                assert_eq!(snapshot(&root), new, "{point}: the new folder is in place");
+            }
+        }
         assert_old_data_kept(&env, &root, &old, &new, copies, point);
+        for leftover in names_with_prefix(&env.results(), ".resbak-restore-") {
+            fs::remove_dir_all(env.results().join(leftover)).unwrap();
+        }
     }
 }
 
