@@ -768,8 +768,8 @@ fn an_interrupt_with_an_unwritable_stderr_still_exits_and_leaves_nothing() {
 }
 
 /// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
-/// `signal` and checks the exit code, the one line it prints (`said`) and that nothing is left in `dir`
-/// but what was there before.
+/// `signal` and checks the exit code, the one line it prints (`said`) and that nothing is left
+/// in `dir` but what was there before.
 fn interrupt(
     mut cmd: Command,
     dir: &Path,
