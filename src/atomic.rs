@@ -245,6 +245,18 @@ fn leftover(path: &Path) -> Option<Leftover> {
     })
 }
 
+/// Whether `path` is a staging folder resbak made, live or left over: its name bears resbak's
+/// tag, it is a folder (no link is followed) and it holds resbak's marker file. What merely
+/// bears a resbak name is not.
+pub fn is_own_folder(path: &Path) -> bool {
+    let tagged = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+        .is_some_and(is_tagged);
+    tagged && open_no_follow(path, true).is_ok() && has_marker(path)
+}
+
 /// Whether the staging folder `dir` holds its marker as a regular file.
 fn has_marker(dir: &Path) -> bool {
     open_no_follow(&dir.join(STAGING_MARKER), false)
@@ -456,6 +468,11 @@ mod in_flight {
     pub(super) fn take() -> Vec<PathBuf> {
         std::mem::take(&mut *PATHS.lock().unwrap_or_else(|e| e.into_inner()))
     }
+}
+
+/// How many files this process has renamed into place so far.
+pub fn commits() -> u64 {
+    in_flight::COMMITS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Held by [`remove_in_flight`]'s caller: while it lives no temp file is renamed into place.

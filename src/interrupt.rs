@@ -1,15 +1,82 @@
 //! What an interruption does: on SIGINT, SIGTERM or SIGHUP, clear progress bars, remove this
 //! process's unfinished work (see [`crate::atomic::remove_in_flight`]), say so in one line and
 //! exit with 128 plus the signal number (130, 143, 129).
+//!
+//! The line says what the running command has done so far, as it told [`so_far`]; a command
+//! that told nothing gets a line from whether any file was renamed into place. A step that must
+//! not be cut in half (a swap of folders) runs under [`hold`], and the handler waits for it.
 
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 /// Set when a signal arrives: the handler is removing this process's work and will exit.
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// Set when the main thread has stopped for good (see [`settle`]).
 static SETTLED: AtomicBool = AtomicBool::new(false);
+
+/// What the running command said is true if it is interrupted now (see [`so_far`]).
+static SAID: Mutex<Option<Said>> = Mutex::new(None);
+/// Held for reading while a step runs that an interruption must not cut in half.
+static HOLD: RwLock<()> = RwLock::new(());
+
+struct Said {
+    /// True while nothing more is renamed into place.
+    now: String,
+    /// True once a file was renamed into place after the command said so (the step under way
+    /// registered something and the command has not yet said more).
+    once_registered: Option<String>,
+    /// Files renamed into place when the command said so.
+    commits: u64,
+}
+
+/// Tells the interrupt handler what is true if the process is interrupted from now on: `now`,
+/// or `once_registered` (when given) if a file is renamed into place after this call. Each is
+/// printed after `resbak: interrupted: `.
+pub fn so_far(now: impl Into<String>, once_registered: Option<String>) {
+    let said = Said {
+        now: now.into(),
+        once_registered,
+        commits: crate::atomic::commits(),
+    };
+    *SAID.lock().unwrap_or_else(|e| e.into_inner()) = Some(said);
+}
+
+/// Holds an interruption off until the returned value is dropped or [`Held::done`] is called.
+/// Keep it short: nothing that can block on output belongs under it.
+pub fn hold() -> Held {
+    Held(HOLD.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A step an interruption waits for (see [`hold`]).
+pub struct Held(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>);
+
+impl Held {
+    /// The step is done: from now on `now` is what is true (see [`so_far`]).
+    pub fn done(self, now: impl Into<String>) {
+        so_far(now, None);
+    }
+}
+
+/// The line an interruption prints, after `halted` stopped this process's work.
+fn line(halted: &crate::atomic::Halted) -> String {
+    let said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    match said.as_ref() {
+        Some(said) => {
+            let registered = crate::atomic::commits() > said.commits;
+            let what = match &said.once_registered {
+                Some(then) if registered => then,
+                _ => &said.now,
+            };
+            format!("resbak: interrupted: {what}")
+        }
+        None if halted.committed() => {
+            "resbak: interrupted: the work in progress was not registered".into()
+        }
+        None => "resbak: interrupted: nothing was registered".into(),
+    }
+}
 
 /// Starts a thread that handles SIGINT, SIGTERM and SIGHUP as the module docs say. Nothing it
 /// does can panic on an unwritable standard error: the process always exits.
@@ -23,12 +90,10 @@ pub fn on_signal_clean_up_and_exit() -> Result<()> {
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             STARTED.store(true, Ordering::SeqCst);
+            let _held_off = HOLD.write().unwrap_or_else(|e| e.into_inner());
             let halted = crate::atomic::remove_in_flight(|| SETTLED.load(Ordering::SeqCst));
             crate::progress::clear_all();
-            let said = match halted.committed() {
-                false => "resbak: interrupted: nothing was registered",
-                true => "resbak: interrupted: the work in progress was not registered",
-            };
+            let said = line(&halted);
             let _ = writeln!(std::io::stderr(), "{said}");
             std::process::exit(128 + signal);
         }

@@ -334,12 +334,17 @@ fn a_full_disk_fails_cleanly() {
 }
 
 /// Killing `restore --force` at any point leaves the old folder, the new one, or a safety copy
-/// that holds everything the old folder held. Each point is reached by watching the
-/// filesystem: right after the safety copy (the report line is held by a full pipe), while
-/// extracting, and while swapping (a point the restore may already have passed: the invariant
-/// is checked wherever the kill landed).
+/// that holds everything the old folder held. Each point is reached for real, and checked to
+/// have been: right after the safety copy (the report line is held by a full pipe, the
+/// restore seen waiting to write it); while extracting (the staging folder growing, the
+/// restore alive, and after the kill the destination still old and the staging folder left);
+/// and while swapping (the replaced folder moved aside and the new one in place, the restore
+/// alive, and after the kill the aside folder left). The old folder holds thousands of small
+/// files, so checking and removing it after the renames takes a while. The instant between
+/// the two renames of the swap is not singled out.
 #[test]
 fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
+    use std::os::unix::process::ExitStatusExt;
     let env = Env::new();
     big_sample(&env, "s", 12);
     let archive = env.backup("s");
@@ -349,6 +354,9 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
         let _ = fs::remove_dir_all(&root);
         env.run(&["restore", &archive]);
         write(&root.join("old_only.csv"), "only in the old folder\n");
+        for i in 0..4000 {
+            write(&root.join(format!("old_runs/{:02}/{i}.csv", i % 40)), "x\n");
+        }
         crate::util::set_mtimes(&root, 1_700_000_100);
         snapshot(&root)
     };
@@ -361,6 +369,7 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
             .map(|m| m.len())
             .sum()
     };
+    let aside = || names_with_prefix(&env.results(), ".resbak-replaced-");
     for point in ["safety copy taken", "extracting", "swapping"] {
         let old = make_old();
         let copies = env.archives().len();
@@ -378,18 +387,43 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
         };
         let mut child = cmd.spawn().unwrap();
         drop(cmd);
+        let mut done = false;
         wait_for(point, || {
-            let mut done = || child.try_wait().unwrap().is_some();
-            match point {
-                "safety copy taken" => env.archives().len() > copies,
-                "extracting" => staged(".resbak-restore-") >= 4 << 20 || done(),
-                _ => !names_with_prefix(&env.results(), ".resbak-replaced-").is_empty() || done(),
+            done = child.try_wait().unwrap().is_some();
+            done || match point {
+                "safety copy taken" => blocked_writing(child.id()),
+                "extracting" => staged(".resbak-restore-") > 0,
+                // The new folder is in place (the old one alone has `old_only.csv`).
+                _ => !aside().is_empty() && root.is_dir() && !root.join("old_only.csv").exists(),
             }
         });
-        let _ = child.kill();
-        child.wait().unwrap();
+        assert!(!done, "{point}: the restore ended before it was killed");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
         drop(reader);
+        assert_eq!(status.signal(), Some(9), "{point}: killed, not finished");
+        match point {
+            "safety copy taken" => {
+                assert_eq!(
+                    env.archives().len(),
+                    copies + 1,
+                    "the safety copy is registered"
+                );
+                assert_eq!(snapshot(&root), old, "{point}: nothing replaced yet");
+            }
+            "extracting" => {
+                assert_eq!(snapshot(&root), old, "{point}: nothing replaced yet");
+                assert!(staged(".resbak-restore-") > 0, "{point}: staging left");
+            }
+            _ => {
+                assert!(!aside().is_empty(), "{point}: the aside folder is left");
+                assert_eq!(snapshot(&root), new, "{point}: the new folder is in place");
+            }
+        }
         assert_old_data_kept(&env, &root, &old, &new, copies, point);
+        for leftover in names_with_prefix(&env.results(), ".resbak-restore-") {
+            fs::remove_dir_all(env.results().join(leftover)).unwrap();
+        }
     }
 }
 
@@ -565,36 +599,79 @@ fn a_fifo_where_a_catalogued_archive_was_hangs_nothing() {
     assert!(path.symlink_metadata().unwrap().file_type().is_fifo());
 }
 
+/// Makes a restore keep the replaced folder `s` beside it for real: a file is written into it
+/// after its safety copy (the report line held by a full pipe). Returns the kept folder's name
+/// and what it holds.
+fn keep_a_replaced_folder(env: &Env) -> (String, std::collections::BTreeMap<PathBuf, String>) {
+    let archive = env.backup("s");
+    let root = env.results().join("s");
+    write(&root.join("mine.csv"), "mine\n");
+    let copies = env.archives().len();
+    let (reader, writer) = crate::restore::full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    wait_for("the safety copy", || env.archives().len() > copies);
+    write(&root.join("late.csv"), "written after the safety copy\n");
+    let held = snapshot(&root);
+    std::io::read_to_string(reader).unwrap();
+    wait_ok(&mut child, "restore");
+    let kept = names_with_prefix(&env.results(), "s.replaced-");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    (kept[0].clone(), held)
+}
+
+/// Only what resbak provably made is left out of `backup --all`: its staging folders (tag and
+/// marker) and the folders a restore kept (the marker beside them). A user's folders named
+/// like them are strategies; a kept folder holds nothing but what it held.
 #[test]
-fn backup_all_archives_no_working_or_replaced_folder() {
+fn backup_all_leaves_out_only_what_resbak_made() {
     let env = Env::new();
     env.sample("s");
-    for name in [
+    let (kept, held) = keep_a_replaced_folder(&env);
+    // A live staging folder of this process, made as resbak makes it.
+    let staging = resbak::atomic::staging_dir_in(&env.results()).unwrap();
+    let users = [
+        ".resbak-notes",
         ".resbak-restore-x",
         ".resbak-replaced-y",
         ".resbak-tmp-z",
+        "model.replaced-2",
         "s.replaced-20260101T000000Z",
-    ] {
+    ];
+    for name in users {
         write(&env.results().join(name).join("old/trades.csv"), "id\n1\n");
     }
+    let before = env.archives().len();
     let out = env.run_code(&["backup", "--all"], 0);
-    let strategies: Vec<String> = env.manifest()["backups"]
+    let mut strategies: Vec<String> = env.manifest()["backups"]
         .as_sequence()
         .unwrap()
         .iter()
+        .skip(before)
         .map(|e| e["strategy"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(strategies, ["s"]);
+    strategies.sort();
+    // `s` itself is unchanged since the archive it was restored from: not backed up again.
+    let mut expected: Vec<String> = users.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(strategies, expected);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("s.replaced-20260101T000000Z") && err.contains("not a strategy"),
+        err.contains(&format!("{kept}: a folder replaced by a restore")),
         "{err}"
     );
-    assert!(
-        env.results()
-            .join("s.replaced-20260101T000000Z/old")
-            .is_dir()
-    );
+    for name in users {
+        assert!(!err.contains(name), "{name} is called resbak's: {err}");
+    }
+    // The kept folder holds what the replaced one held, nothing of resbak's; moving it may
+    // touch only its own times.
+    let (mut now, mut was) = (snapshot(&env.results().join(&kept)), held);
+    now.remove(Path::new(""));
+    was.remove(Path::new(""));
+    assert_eq!(now, was);
+    drop(staging);
 }
 
 #[test]
@@ -606,16 +683,63 @@ fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
     let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
     for (signal, code) in [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)] {
         let backup = env.cmd(&["backup", "s", "--always"]);
-        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code);
+        let said = "nothing was registered";
+        interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code, said);
         assert_eq!(
             fs::read(env.backups().join("manifest.yaml")).unwrap(),
             manifest
         );
         let restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
         let parent = env.path().join("elsewhere");
-        interrupt(restore, &parent, ".resbak-restore-", signal, code);
+        let said = "nothing was restored; elsewhere/s is as it was";
+        interrupt(restore, &parent, ".resbak-restore-", signal, code, said);
         assert!(!parent.join("s").exists());
     }
+}
+
+/// Whether a thread of `pid` waits to write into a full pipe.
+fn blocked_writing(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write"))
+    })
+}
+
+/// Interrupted after its safety copy was registered, a forced restore says that the copy was
+/// kept and the destination is as it was; and so it is. The restore is held right after the
+/// safety copy by a full pipe on its standard output.
+#[test]
+fn an_interrupted_forced_restore_names_the_safety_copy_it_kept() {
+    use nix::sys::signal::Signal::SIGINT;
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "mine\n");
+    let before = snapshot(&root);
+    let (reader, writer) = crate::restore::full_pipe();
+    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    drop(cmd);
+    wait_for("the restore to be held by the full pipe", || {
+        blocked_writing(child.id())
+    });
+    assert_eq!(env.archives().len(), 2, "the safety copy is registered");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(reader);
+    let copy = env.archives()[1].clone();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("resbak: interrupted: the safety copy {copy} was kept; results/s is as it was\n")
+    );
+    assert_eq!(snapshot(&root), before);
+    env.run(&["restore", &copy, "--to", "check"]);
+    assert_eq!(snapshot(&env.path().join("check")), before);
 }
 
 #[test]
@@ -644,21 +768,19 @@ fn an_interrupt_with_an_unwritable_stderr_still_exits_and_leaves_nothing() {
 }
 
 /// Starts `cmd`, waits until it has created a working entry named `prefix...` in `dir`, sends
-/// `signal` and checks the exit code, the one line it prints and that nothing is left in `dir`
-/// but what was there before.
+/// `signal` and checks the exit code, the one line it prints (`said`) and that nothing is left
+/// in `dir` but what was there before.
 fn interrupt(
     mut cmd: Command,
     dir: &Path,
     prefix: &str,
     signal: nix::sys::signal::Signal,
     code: i32,
+    said: &str,
 ) {
     cmd.stderr(Stdio::piped());
     let err = signal_and_check(cmd, dir, prefix, signal, code);
-    assert_eq!(
-        err, "resbak: interrupted: nothing was registered\n",
-        "{signal}"
-    );
+    assert_eq!(err, format!("resbak: interrupted: {said}\n"), "{signal}");
 }
 
 /// Starts `cmd` (its standard error as set), waits until it has created a working entry named
@@ -692,28 +814,45 @@ fn signal_and_check(
     err
 }
 
+/// Deterministic: the file grows once the backup is known to be reading it (its handle's
+/// position is past the start and short of the end), as the shrinking-file test does.
 #[test]
 fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     let env = Env::new();
     big_sample(&env, "s", 8);
     let growing = env.results().join("s/runs/blob_000.bin");
+    let len: u64 = 32 << 20;
+    fs::File::options()
+        .write(true)
+        .open(&growing)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
     let child = env
         .cmd(&["backup", "s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Appends to the file for as long as the backup runs, so it grows while it is read.
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let pid = child.id();
     let out = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                std::io::Write::write_all(&mut file, b"more\n").unwrap();
+        let grown = scope.spawn(|| {
+            let growing = fs::canonicalize(&growing).unwrap();
+            loop {
+                match read_position(pid, &growing) {
+                    Some(pos) if pos > 0 && pos < len => {
+                        let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
+                        std::io::Write::write_all(&mut file, b"more\n").unwrap();
+                        return true;
+                    }
+                    Some(_) => {}
+                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
+                    None => {}
+                }
             }
         });
         let out = child.wait_with_output().unwrap();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(grown.join().unwrap(), "the file grew while it was read");
         out
     });
     let err = String::from_utf8_lossy(&out.stderr);

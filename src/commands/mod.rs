@@ -604,8 +604,7 @@ pub fn note_replaced_copies(results_dir: &Path, printer: &mut Printer) {
         return;
     };
     for item in entries.flatten() {
-        let name = item.file_name().to_string_lossy().into_owned();
-        if is_replaced_copy(&name) && item.file_type().is_ok_and(|t| t.is_dir()) {
+        if item.file_type().is_ok_and(|t| t.is_dir()) && is_replaced_copy(&item.path()) {
             printer.warn(format_args!(
                 "skipped {}: a folder replaced by a restore, kept as it was, not a strategy",
                 item.path().display()
@@ -637,7 +636,7 @@ pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
     for item in entries {
         let item = item.at("read", results_dir)?;
         let name = item.file_name().to_string_lossy().into_owned();
-        if item.file_type().is_ok_and(|t| t.is_dir()) && !set_aside(&name) {
+        if item.file_type().is_ok_and(|t| t.is_dir()) && !set_aside(&item.path()) {
             names.push(name);
         }
     }
@@ -645,18 +644,48 @@ pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether a folder in the results folder is no strategy: one of resbak's own working folders,
-/// or a folder a restore replaced and kept as `NAME.replaced-<time>`.
-pub fn set_aside(name: &str) -> bool {
-    name.starts_with(crate::atomic::OWN_PREFIX) || is_replaced_copy(name)
+/// Whether the folder `path` in the results folder is no strategy: a staging folder resbak
+/// made (see [`crate::atomic::is_own_folder`]) or a folder a restore replaced and kept (see
+/// [`is_replaced_copy`]). Each is known by what resbak wrote, never by its name alone: any other
+/// folder is a strategy, whatever it is called.
+pub fn set_aside(path: &Path) -> bool {
+    crate::atomic::is_own_folder(path) || is_replaced_copy(path)
 }
 
-/// Whether `name` is `NAME.replaced-<time>`, a folder a restore replaced and kept.
-pub fn is_replaced_copy(name: &str) -> bool {
-    name.split_once(".replaced-")
+/// Whether the folder `path` is `NAME.replaced-<time>`, a folder a restore replaced and kept:
+/// its name says so and the marker restore writes beside it (see [`replaced_marker`]) is
+/// there, a regular file holding exactly what restore writes into it.
+pub fn is_replaced_copy(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let named = name
+        .split_once(".replaced-")
         .is_some_and(|(strategy, time)| {
             !strategy.is_empty() && time.starts_with(|c: char| c.is_ascii_digit())
-        })
+        });
+    named
+        && crate::atomic::open_no_follow(&replaced_marker(path), false)
+            .and_then(|mut f| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut f, &mut text).map(|_| text)
+            })
+            .is_ok_and(|text| text == replaced_marker_text(name))
+}
+
+/// The marker file restore writes beside a replaced folder it keeps, `.NAME.replaced-<time>.resbak`
+/// for the folder `NAME.replaced-<time>`. It lies beside the folder, not in it, so the folder
+/// holds exactly what it held when it was replaced (and a backup of it holds nothing of
+/// resbak's); being hidden and not named `NAME.replaced-...`, it is neither a strategy nor taken
+/// for a kept folder.
+pub fn replaced_marker(kept: &Path) -> PathBuf {
+    let name = kept.file_name().unwrap_or_default().to_string_lossy();
+    crate::atomic::parent_dir(kept).join(format!(".{name}.resbak"))
+}
+
+/// What the marker of the kept folder `name` holds: one line saying what the folder is.
+pub fn replaced_marker_text(name: &str) -> String {
+    format!("resbak: {name} is a folder a restore replaced, kept as it was; it is not a strategy\n")
 }
 
 /// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.

@@ -68,6 +68,15 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         ..
     } = &plan;
     let path = &located.path;
+    crate::interrupt::so_far(
+        format!("nothing was restored; {} is as it was", dest.display()),
+        matches!(replace, Replace::Folder).then(|| {
+            format!(
+                "a safety copy of {0} was made; {0} is as it was",
+                dest.display()
+            )
+        }),
+    );
     let replaced = match replace {
         Replace::Nothing => None,
         Replace::Empty => Some(None),
@@ -99,10 +108,22 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         let counts = written_counts(&restored, plan.selection.as_ref())?;
         Ok((written, counts))
     });
+    let done = match &replaced {
+        Some(Some(kept)) => format!(
+            "{} was restored from {}; {} keeps what it held",
+            dest.display(),
+            path.display(),
+            kept.backup_file
+        ),
+        _ => format!("{} was restored from {}", dest.display(), path.display()),
+    };
     let (written, counts) = extracted.and_then(|written| {
         match (existing, include) {
-            (true, Some(_)) => merge_into(&restored, dest),
-            _ => move_into_place(&restored, dest, replaced.as_ref(), printer),
+            (true, Some(_)) => {
+                let held = crate::interrupt::hold();
+                merge_into(&restored, dest).map(|()| held.done(done))
+            }
+            _ => move_into_place(&restored, dest, replaced.as_ref(), &done, printer),
         }
         .map(|()| written)
     })?;
@@ -256,7 +277,7 @@ fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
         Some(name)
             if parent == results
                 && super::check_strategy_name(&name).is_ok()
-                && !super::set_aside(&name) =>
+                && !super::set_aside(dest) =>
         {
             name
         }
@@ -586,6 +607,14 @@ fn safety_copy(
         crate::manifest::Kind::Safety,
         printer,
     )?;
+    crate::interrupt::so_far(
+        format!(
+            "the safety copy {} was kept; {} is as it was",
+            entry.backup_file,
+            dest.display()
+        ),
+        None,
+    );
     printer.line(format_args!(
         "Backed up existing {} -> {} before replacing it",
         dest.display(),
@@ -645,17 +674,21 @@ fn extract_checked(
 /// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its
 /// safety copy, if it held anything) is moved aside first and put back if the rename fails;
 /// then it is removed only if it still holds exactly what its safety copy holds, else kept
-/// beside `dest` as `NAME.replaced-<UTC time>`.
+/// beside `dest` as `NAME.replaced-<UTC time>`. An interruption waits for the renames; after
+/// them, `done` is what it says (see [`crate::interrupt::so_far`]).
 fn move_into_place(
     restored: &Path,
     dest: &Path,
     replaced: Option<&Option<Entry>>,
+    done: &str,
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
     sync_filesystem(restored)?;
     let Some(saved) = replaced else {
+        let held = crate::interrupt::hold();
         fs::rename(restored, dest).at("move restored folder to", dest)?;
+        held.done(done);
         return atomic::sync_dir(parent);
     };
     // The replaced folder waits beside the destination until the new one is in place; it is
@@ -666,12 +699,14 @@ fn move_into_place(
         .at("create a temporary folder in", parent)?
         .keep();
     let old = aside.join("old");
+    let held = crate::interrupt::hold();
     fs::rename(dest, &old).at("move aside", dest)?;
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
         let _ = fs::remove_dir(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
+    held.done(done);
     atomic::sync_dir(parent)?;
     let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
     if !holds_only(&old, digest)? {
@@ -706,6 +741,9 @@ fn holds_only(folder: &Path, digest: Option<&str>) -> Result<bool> {
 }
 
 /// Moves `old` to `<dest>.replaced-<UTC time>` (with `-N` if taken) and returns that path.
+/// The marker [`super::replaced_marker`] is written beside it first, so that a backup of every
+/// strategy knows it for a kept folder (a name alone proves nothing); the folder itself keeps
+/// exactly what it held.
 fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
@@ -717,8 +755,16 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
             format!("-{n}")
         };
         let kept = parent.join(format!("{name}.replaced-{stamp}{suffix}"));
-        if fs::symlink_metadata(&kept).is_err() {
-            fs::rename(old, &kept).at("keep the replaced folder as", &kept)?;
+        let marker = super::replaced_marker(&kept);
+        if fs::symlink_metadata(&kept).is_err() && fs::symlink_metadata(&marker).is_err() {
+            let text = super::replaced_marker_text(&format!("{name}.replaced-{stamp}{suffix}"));
+            atomic::write_file(&marker, |w| {
+                w.write_all(text.as_bytes()).at("write", &marker)
+            })?;
+            if let Err(e) = fs::rename(old, &kept) {
+                let _ = fs::remove_file(&marker);
+                return Err(Error::io("keep the replaced folder as", &kept, e));
+            }
             atomic::sync_dir(parent)?;
             return Ok(kept);
         }
