@@ -2,9 +2,10 @@
 //!
 //! The pieces, from the bottom up: [`checksum`] (hash while streaming), [`atomic`] (replace a
 //! file atomically), [`archive`] (write and read tar.gz), [`extract`] (the safe restore policy),
-//! [`manifest`] (the locked, atomically written catalogue), [`retention`] (keep the N newest),
-//! and [`commands`], which builds the user-facing commands from them. [`config`] resolves
-//! settings from flags, environment and `resbak.toml`. [`cli`] holds the clap types and [`run`] ties them together.
+//! [`manifest`] (the locked, atomically written catalogue), [`checks`] (the last verify results
+//! beside it), [`retention`] (keep the N newest), and [`commands`], which builds the user-facing
+//! commands from them. [`config`] resolves settings from flags, environment and `resbak.toml`.
+//! [`cli`] holds the clap types and [`run`] ties them together.
 //!
 //! [`filebackup`] stands apart: timestamped copies of single files beside them, with an API
 //! ([`filebackup::write_with_backup`]) for programs that rewrite a data file in place.
@@ -14,6 +15,7 @@
 
 pub mod archive;
 pub mod atomic;
+pub mod checks;
 pub mod checksum;
 pub mod cli;
 pub mod commands;

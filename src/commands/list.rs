@@ -4,8 +4,9 @@
 use super::{
     ArchiveName, Context, Outcome, Printer, archive_files, human_size, strategies, verify,
 };
+use crate::checks::{Check, Checks};
 use crate::error::{Error, Result};
-use crate::manifest::{Check, Checks, Kind, Lock, LockFile, Manifest};
+use crate::manifest::{Kind, Lock, LockFile, Manifest};
 
 use crate::manifest::Entry;
 use crate::remote::Remote;

@@ -5,15 +5,18 @@
 //! completely is moved into place. An existing destination is replaced only with `force`, and
 //! only after it was itself backed up.
 
+mod plan;
+
 use super::backup::backup_folder;
-use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
+use super::{Context, Located, Outcome, Printer, human_size};
 use crate::archive::{self, Counts, Stats};
 use crate::atomic;
 use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, Extracted};
-use crate::manifest::{Entry, Lock, LockFile};
+use crate::manifest::Entry;
 use crate::progress::Progress;
+use plan::{Plan, Replace, plan};
 use serde::Serialize;
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -27,7 +30,8 @@ const REPLACED_PREFIX: &str = ".resbak-replaced-";
 /// Options of `resbak restore`.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// Archive name from `list`, `STRATEGY`, `STRATEGY~N`, or a path (see [`locate_backup`]).
+    /// Archive name from `list`, `STRATEGY`, `STRATEGY~N`, or a path (see
+    /// [`locate_backup`](super::locate_backup)).
     pub archive: String,
     /// Destination folder instead of `<results>/<strategy>`.
     pub to: Option<PathBuf>,
@@ -43,8 +47,9 @@ pub struct RestoreOptions {
     pub config_file: Option<PathBuf>,
 }
 
-/// Restores one archive: named, at a path, or picked by strategy (see [`locate_backup`]).
-/// `--dry-run` makes every decision the real run makes (see [`plan`]) and stops before writing.
+/// Restores one archive: named, at a path, or picked by strategy (see
+/// [`locate_backup`](super::locate_backup)). `--dry-run` makes every decision the real run makes
+/// (see [`plan()`]) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let plan = plan(ctx, opts, printer)?;
     if plan.located.picked.is_some() {
@@ -149,234 +154,6 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     Ok(Outcome::Clean)
 }
 
-/// Everything a restore decides before it writes anything; the real run and `--dry-run` both
-/// start from it, so a dry run refuses exactly what the real run refuses.
-struct Plan {
-    /// The archive.
-    located: Located,
-    /// Its strategy (its top folder).
-    strategy: String,
-    /// Where it goes.
-    dest: PathBuf,
-    /// The strategy whose data the destination holds: its folder name when it lies directly in
-    /// the results folder, else the archive's strategy. Its safety copy is filed under it.
-    holder: String,
-    /// What happens to what is at `dest` now.
-    replace: Replace,
-    /// With `--include`: what the patterns pick.
-    selection: Option<extract::Selection>,
-    /// Keeps catalogued archives from being pruned while they are read.
-    _reading: Option<Lock>,
-}
-
-impl Plan {
-    /// The `--include` patterns with what they pick.
-    fn include<'a>(
-        &'a self,
-        opts: &'a RestoreOptions,
-    ) -> Option<(&'a archive::Excludes, &'a extract::Selection)> {
-        opts.include.as_ref().zip(self.selection.as_ref())
-    }
-}
-
-/// What a restore does with its destination.
-#[derive(Debug, Clone, PartialEq)]
-enum Replace {
-    /// Nothing is there: the restored folder is moved there.
-    Nothing,
-    /// An empty folder (with `--force`): replaced, no safety copy needed.
-    Empty,
-    /// A folder holding something (with `--force`): backed up as a safety copy first.
-    Folder,
-    /// A folder (with `--force`) unchanged since this intact regular backup of its strategy:
-    /// that backup keeps it, so no safety copy is made.
-    Unchanged(Box<Entry>),
-}
-
-/// Makes every check and decision of a restore, in the order the real run needs them: the
-/// archive and its strategy, the destination (never overlapping what the restore reads or
-/// keeps), the archive's size against its manifest entry, what `--include` picks, and what
-/// happens to an existing destination. The checksum is checked as the archive is read.
-fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Plan> {
-    let located = locate_backup(ctx, &opts.archive)?;
-    let path = &located.path;
-    let strategy = located.strategy()?;
-    let dest = match &opts.to {
-        Some(to) => to.clone(),
-        None => default_destination(ctx, &located, &strategy)?,
-    };
-    check_destination(ctx, &located, &dest, opts)?;
-    let holder = holder(ctx, &dest, &strategy)?;
-    let reading = match located.entry {
-        Some(_) => Some(Lock::shared(atomic::parent_dir(path), LockFile::Archives)?),
-        None => None,
-    };
-    match &located.entry {
-        Some(entry) => {
-            let size = match fs::metadata(path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::Missing { path: path.clone() });
-                }
-                other => other.at("read", path)?.len(),
-            };
-            if size != entry.size {
-                let detail = format!("size is {size} bytes, manifest says {}", entry.size);
-                return Err(Error::corrupt(path, detail));
-            }
-        }
-        None => printer.warn(format_args!(
-            "{} is not in the manifest: it cannot be checked against a recorded checksum",
-            path.display()
-        )),
-    }
-    let selection = match &opts.include {
-        Some(include) => Some(select(&located, &strategy, include)?),
-        None => None,
-    };
-    let replace = replace(ctx, &dest, &holder, opts)?;
-    Ok(Plan {
-        located,
-        strategy,
-        dest,
-        holder,
-        replace,
-        selection,
-        _reading: reading,
-    })
-}
-
-/// `<results>/<strategy>`, unless the archive's file name names another strategy than the
-/// folder it holds: then only `--to` may say where it goes.
-fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Result<PathBuf> {
-    let dest = ctx.results_dir.join(strategy);
-    let file = located
-        .path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy();
-    match super::ArchiveName::parse(&file) {
-        Some(name) if name.strategy != strategy => Err(Error::UnsafeDestination {
-            path: dest,
-            reason: format!(
-                "archive {file} is named for strategy {:?} but holds the folder {strategy:?}; \
-                 name the destination with --to",
-                name.strategy
-            ),
-        }),
-        _ => Ok(dest),
-    }
-}
-
-/// The strategy whose data `dest` holds: its folder name when it lies directly in the results
-/// folder (and is a plain name, not one of resbak's own), else the archive's `strategy`.
-fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
-    let results = resolved(&ctx.results_dir)?;
-    let parent = resolved(atomic::parent_dir(dest))?;
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned());
-    Ok(match name {
-        Some(name)
-            if parent == results
-                && super::check_strategy_name(&name).is_ok()
-                && !super::set_aside(dest) =>
-        {
-            name
-        }
-        _ => strategy.to_string(),
-    })
-}
-
-/// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
-/// a manifest involved or the configuration file in use, or that equals or contains the
-/// results folder (replacing it would replace every strategy), before anything is touched.
-fn check_destination(
-    ctx: &Context,
-    located: &Located,
-    dest: &Path,
-    opts: &RestoreOptions,
-) -> Result<()> {
-    let manifest = crate::manifest::Manifest::path;
-    // The manifest beside the archive, when it is the one that catalogues it.
-    let catalogue = located
-        .entry
-        .as_ref()
-        .map(|_| atomic::parent_dir(&located.path));
-    let kept = [
-        ("the backup folder", ctx.backup_dir.clone()),
-        ("the manifest", manifest(&ctx.backup_dir)),
-        ("the archive", located.path.clone()),
-    ];
-    let more = [
-        catalogue.map(|dir| ("the manifest", manifest(dir))),
-        opts.config_file
-            .clone()
-            .map(|c| ("the configuration file", c)),
-    ];
-    let to = resolved(dest)?;
-    for (what, path) in kept.into_iter().chain(more.into_iter().flatten()) {
-        let path = resolved(&path)?;
-        let relation = if to == path {
-            "is"
-        } else if path.starts_with(&to) {
-            "contains"
-        } else if to.starts_with(&path) {
-            "lies inside"
-        } else {
-            continue;
-        };
-        return Err(Error::UnsafeDestination {
-            path: dest.to_path_buf(),
-            reason: format!("it {relation} {what} {}", path.display()),
-        });
-    }
-    // Inside the results folder is where strategies go; the folder itself or above holds
-    // every strategy.
-    let results = resolved(&ctx.results_dir)?;
-    if results.starts_with(&to) {
-        let relation = if to == results { "is" } else { "contains" };
-        return Err(Error::UnsafeDestination {
-            path: dest.to_path_buf(),
-            reason: format!(
-                "it {relation} the results folder {}, which holds every strategy; restore \
-                 into one strategy folder, such as {}",
-                ctx.results_dir.display(),
-                ctx.results_dir.join(located.strategy()?).display()
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// `path` made absolute with every link resolved: its nearest existing ancestor canonicalised,
-/// the rest (which does not exist yet, so holds no links) appended with `..` applied.
-fn resolved(path: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(path).at("resolve", path)?;
-    let mut missing = Vec::new();
-    let mut existing = absolute.as_path();
-    let base = loop {
-        match existing.canonicalize() {
-            Ok(base) => break base,
-            Err(_) => match existing.parent() {
-                Some(parent) => {
-                    missing.push(existing.components().next_back());
-                    existing = parent;
-                }
-                None => break existing.to_path_buf(),
-            },
-        }
-    };
-    let mut out = base;
-    for part in missing.into_iter().rev().flatten() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(name) => out.push(name),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
 /// The JSON shape of `restore --json`.
 #[derive(Debug, Serialize)]
 pub struct Restored {
@@ -399,25 +176,6 @@ pub struct Restored {
     /// With `--force`: the backup holding the replaced folder, if it held anything: its new
     /// safety copy, or the newest regular backup when the folder was unchanged since it.
     pub replaced_backed_up_as: Option<String>,
-}
-
-/// What `--include` picks from the archive; refuses a pattern that matches nothing.
-fn select(
-    located: &Located,
-    strategy: &str,
-    include: &archive::Excludes,
-) -> Result<extract::Selection> {
-    let path = &located.path;
-    let file = File::open(path).at("open", path)?;
-    let reader = BufReader::with_capacity(READ_BUF, file);
-    let selection = extract::select(reader, path, strategy, include)?;
-    match selection.unmatched.first() {
-        Some(pattern) => Err(Error::NotInArchive {
-            pattern: pattern.clone(),
-            path: path.clone(),
-        }),
-        None => Ok(selection),
-    }
 }
 
 /// Lists the entries a restore would write to `dest`; with `--include`, whether each is
@@ -524,64 +282,6 @@ fn check_checksum(located: &Located, sha256: &str) -> Result<()> {
         )),
         _ => Ok(()),
     }
-}
-
-/// What to do with the destination: nothing is there, or (only with `force`) an empty folder
-/// to replace, a folder its strategy's newest intact backup already holds (see
-/// [`super::backup::kept_by`]), or a folder to back up as a safety copy of `holder` first.
-/// Refuses an existing destination without `force`, one that is not a folder, and one whose
-/// safety copy could not be restored (see [`check_restorable`]).
-fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> Result<Replace> {
-    let Ok(meta) = fs::symlink_metadata(dest) else {
-        return Ok(Replace::Nothing);
-    };
-    if !opts.force {
-        return Err(Error::DestinationExists {
-            path: dest.to_path_buf(),
-        });
-    }
-    if !meta.is_dir() {
-        return Err(Error::io(
-            "replace",
-            dest,
-            std::io::Error::other("it is not a folder; move it away first"),
-        ));
-    }
-    if fs::read_dir(dest).at("read", dest)?.next().is_none() {
-        return Ok(Replace::Empty);
-    }
-    check_restorable(dest, holder)?;
-    Ok(match super::backup::kept_by(ctx, holder, dest)? {
-        Some(kept) => Replace::Unchanged(Box::new(kept)),
-        None => Replace::Folder,
-    })
-}
-
-/// Refuses to replace `dest` when it holds a link the restore policy refuses (its target lies
-/// outside the folder, or climbs with `..` after a name): a safety copy holds everything about
-/// to be deleted, excludes or not, and a safety copy with such a link could not be restored.
-/// The way on is to move the link out of the folder, not to leave it out of the copy.
-fn check_restorable(dest: &Path, strategy: &str) -> Result<()> {
-    for item in archive::walk(dest, &archive::Excludes::default()) {
-        let (entry, rel) = item?;
-        if !entry.path_is_symlink() {
-            continue;
-        }
-        let target = fs::read_link(entry.path()).at("read link", entry.path())?;
-        if let Err(reason) = extract::symlink_stays_inside(&Path::new(strategy).join(&rel), &target)
-        {
-            return Err(Error::UnsafeDestination {
-                path: dest.to_path_buf(),
-                reason: format!(
-                    "its link {} cannot go into the safety copy taken before replacing it: \
-                     {reason}, so the copy could not be restored; move the link out of the \
-                     folder, then run the restore again",
-                    rel.display()
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Backs up the folder at `dest`, which a restore of `strategy` is about to replace, as a

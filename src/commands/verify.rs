@@ -1,11 +1,12 @@
 //! `resbak verify`: prove archives are intact against the manifest, and record each result
-//! beside it (see [`manifest::Checks`]).
+//! beside it (see [`checks::Checks`]).
 
 use super::{Context, Located, Outcome, Printer, locate, strategy_of, unknown_name};
 use crate::archive::Stats;
+use crate::checks;
 use crate::error::{Error, Result, count, printable};
 use crate::extract;
-use crate::manifest::{self, Entry, Lock, LockFile, Manifest};
+use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
 use chrono::Utc;
 use serde::Serialize;
@@ -218,7 +219,7 @@ pub fn check_entries(
     progress.finish();
     let at = Utc::now();
     let records = entries.iter().zip(&outcomes).map(|(entry, outcome)| {
-        let check = manifest::Check {
+        let check = checks::Check {
             at,
             sha256: entry.sha256.clone(),
             deep,
@@ -229,7 +230,7 @@ pub fn check_entries(
         };
         (entry.backup_file.clone(), check)
     });
-    if let Err(e) = manifest::Checks::record(dir, records.collect()) {
+    if let Err(e) = checks::Checks::record(dir, records.collect()) {
         printer.warn(format_args!("could not record the results: {e}"));
     }
     outcomes
@@ -426,10 +427,7 @@ pub fn check(
     let size = match std::fs::metadata(&path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Problem::new(
-                ProblemKind::Missing,
-                manifest::MISSING_PROBLEM,
-            ));
+            return Err(Problem::new(ProblemKind::Missing, checks::MISSING_PROBLEM));
         }
         Err(e) => {
             return Err(Problem::new(

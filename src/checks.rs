@@ -1,0 +1,161 @@
+//! The last verify result of each catalogued archive: `verified.yaml` beside the manifest,
+//! written under the manifest's lock.
+
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::Path;
+
+/// File name of the last verify results, kept beside the manifest.
+pub const CHECKS_NAME: &str = "verified.yaml";
+
+/// The last verify result of each catalogued archive, kept in [`CHECKS_NAME`] beside the
+/// manifest (so verifying never rewrites the manifest or its `.bak`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Checks {
+    /// By archive file name.
+    #[serde(default)]
+    pub archives: BTreeMap<String, Check>,
+}
+
+/// One verify result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Check {
+    /// When the archive was checked.
+    pub at: DateTime<Utc>,
+    /// The entry's SHA-256 it was checked against, so the result never speaks for other bytes.
+    pub sha256: String,
+    /// Whether its entries were decompressed and checked too.
+    pub deep: bool,
+    /// What was wrong, `None` when it was found intact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Whether the archive file was missing: then the check read no bytes, and the result
+    /// stops applying once a file is there again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+}
+
+/// The problem a check records for an archive file that is missing.
+pub const MISSING_PROBLEM: &str = "archive file is missing";
+
+impl Check {
+    /// Whether the check found no file to read (also for results recorded before
+    /// [`Check::missing`] existed, by their message).
+    pub fn found_missing(&self) -> bool {
+        self.missing || self.problem.as_deref() == Some(MISSING_PROBLEM)
+    }
+}
+
+impl Checks {
+    /// Reads the results beside the manifest in `backup_dir`; none when the file is missing.
+    ///
+    /// # Errors
+    /// [`Error::ManifestParse`] when the file cannot be read or understood.
+    pub fn load(backup_dir: &Path) -> Result<Checks> {
+        let path = backup_dir.join(CHECKS_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Checks::default()),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        serde_yaml::from_str(&text).map_err(|e| Error::ManifestParse {
+            line: e.location().map_or(0, |l| l.line()),
+            message: e.to_string(),
+            path,
+        })
+    }
+
+    /// The last result for `entry`, if it was checked as it is catalogued now.
+    pub fn of(&self, entry: &Entry) -> Option<&Check> {
+        self.archives
+            .get(&entry.backup_file)
+            .filter(|c| c.sha256 == entry.sha256)
+    }
+
+    /// Under the manifest lock, adds `results` (by archive file name) and drops results of
+    /// archives the manifest no longer lists, then writes the file atomically. Unreadable old
+    /// results are replaced: they are only a record, never a backup.
+    pub fn record(backup_dir: &Path, results: Vec<(String, Check)>) -> Result<()> {
+        let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
+        let manifest = Manifest::load(backup_dir)?;
+        let mut checks = Checks::load(backup_dir).unwrap_or_default();
+        checks.archives.extend(results);
+        checks
+            .archives
+            .retain(|file, _| manifest.find(file).is_some());
+        let path = backup_dir.join(CHECKS_NAME);
+        let yaml = serde_yaml::to_string(&checks).map_err(|e| Error::ManifestParse {
+            path: path.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        atomic::write_file(&path, |out| {
+            out.write_all(b"# resbak: the last verify result of each archive.\n")
+                .and_then(|()| out.write_all(yaml.as_bytes()))
+                .at("write", &path)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(file: &str) -> Entry {
+        Entry {
+            strategy: "a".into(),
+            timestamp: "20260101_000000".into(),
+            backup_file: file.into(),
+            size: 1,
+            sha256: "00".into(),
+            entries: 1,
+            bytes: 0,
+            kinds: None,
+            created: DateTime::from_timestamp(1, 7).unwrap(),
+            meta_digest: None,
+            content_digest: None,
+            kind: crate::manifest::Kind::Regular,
+        }
+    }
+
+    #[test]
+    fn checks_speak_only_for_the_bytes_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entry("a_1.tar.gz");
+        let gone = entry("gone.tar.gz");
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        let check = Check {
+            at: e.created,
+            sha256: e.sha256.clone(),
+            deep: false,
+            problem: None,
+            missing: false,
+        };
+        let records = vec![
+            (e.backup_file.clone(), check.clone()),
+            (gone.backup_file.clone(), check.clone()),
+        ];
+        Checks::record(dir.path(), records).unwrap();
+        let checks = Checks::load(dir.path()).unwrap();
+        assert_eq!(checks.of(&e), Some(&check));
+        assert_eq!(
+            checks.archives.len(),
+            1,
+            "results of uncatalogued files are dropped"
+        );
+        let other_bytes = Entry {
+            sha256: "ff".into(),
+            ..e
+        };
+        assert_eq!(checks.of(&other_bytes), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! Writing one backup: the archive written while a second thread reads it back from disk,
+//! the read-back compared with what was written, and the archive registered in the manifest
+//! under a free name. On any failure nothing is left behind.
+
+use super::check_outside;
+use crate::archive::{self, Written};
+use crate::atomic;
+use crate::commands::{Context, Printer, clean_leftovers, warn};
+use crate::error::{Error, IoContext, Result};
+use crate::extract;
+use crate::follow::{FailOnDrop, FollowReader, Growth, GrowthWriter};
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::progress::Progress;
+use chrono::{DateTime, Utc};
+use std::io::{BufWriter, ErrorKind};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// Write buffer in front of the archive file.
+const WRITE_BUF: usize = 256 * 1024;
+
+/// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
+/// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
+pub(crate) fn backup_folder(
+    ctx: &Context,
+    name: &str,
+    src: &Path,
+    opts: &archive::Options,
+    kind: Kind,
+    printer: &mut Printer,
+) -> Result<Entry> {
+    backup_folder_noting(ctx, name, src, opts, kind, printer).map(|(entry, _)| entry)
+}
+
+/// [`backup_folder`], also telling whether a file changed while it was read (each is named).
+pub(super) fn backup_folder_noting(
+    ctx: &Context,
+    name: &str,
+    src: &Path,
+    opts: &archive::Options,
+    kind: Kind,
+    printer: &mut Printer,
+) -> Result<(Entry, bool)> {
+    let dir = &ctx.backup_dir;
+    std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    check_outside(ctx, src)?;
+    clean_leftovers(dir, printer)?;
+    let created = Utc::now();
+    let mut tmp = atomic::temp_file_in(dir)?;
+    let total = match printer.shows_progress() {
+        true => archive::survey(src, &opts.excludes)?.stats.bytes,
+        false => 0,
+    };
+    let opts = archive::Options {
+        progress: printer.progress(total, format!("backing up {name}")),
+        ..opts.clone()
+    };
+    let (written, scan) = write_and_read_back(src, name, &mut tmp, &opts)?;
+    opts.progress.finish();
+    for skipped in &written.skipped {
+        printer.warn(format_args!("skipped special file {}", skipped.display()));
+    }
+    for changed in &written.changed {
+        let padded = written.shrank.iter().find(|(path, _)| path == changed);
+        let shrank = match padded {
+            Some((_, n)) => format!(
+                " (it shrank by {}; padded with zeros)",
+                crate::error::count(*n, "byte", "bytes")
+            ),
+            None => String::new(),
+        };
+        printer.warn(format_args!(
+            "{}: changed while it was read{shrank}",
+            changed.display()
+        ));
+    }
+    verify_written(tmp.path(), scan, &written).map_err(|e| match e {
+        Error::UnsafeEntry { entry, reason } => Error::Unrestorable {
+            path: src.to_path_buf(),
+            // A safety copy must hold everything about to be replaced: no exclude helps there.
+            reason: match kind {
+                Kind::Regular => format!("{reason}; to leave it out, add {}", exclude_for(&entry)),
+                Kind::Safety => format!("{reason}; move it out of the folder first"),
+            },
+            entry,
+        },
+        other => other,
+    })?;
+    let changed = !written.changed.is_empty();
+    register(dir, name, created, tmp, &written, kind).map(|entry| (entry, changed))
+}
+
+/// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
+/// stored under the strategy's top folder.
+fn exclude_for(entry: &str) -> String {
+    let rel: PathBuf = Path::new(entry).components().skip(1).collect();
+    let glob = globset::escape(&rel.to_string_lossy());
+    let quoted = glob.replace('\'', "'\\''");
+    format!("--exclude '{}'", crate::error::printable(quoted))
+}
+
+/// Writes the archive into `tmp` while a second thread reads it back from disk through its own
+/// handle (checksum, every entry, the restore policy), following the writer; the check ends
+/// with the file's last byte. Returns what was written and what the read-back found.
+fn write_and_read_back(
+    src: &Path,
+    name: &str,
+    tmp: &mut NamedTempFile,
+    opts: &archive::Options,
+) -> Result<(Written, Result<extract::Scan>)> {
+    let path = tmp.path().to_path_buf();
+    let reader = std::fs::File::open(&path).at("open", &path)?;
+    let growth = Growth::default();
+    std::thread::scope(|scope| {
+        let follower = FollowReader::new(reader, growth.clone());
+        let check =
+            scope.spawn(|| extract::scan_reader(follower, &path, Some(name), &Progress::hidden()));
+        let writing = FailOnDrop(growth.clone());
+        let written = write_archive(src, name, tmp, opts, &growth);
+        if written.is_ok() {
+            growth.finish();
+        }
+        drop(writing);
+        let scan = check.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "read back",
+                &path,
+                std::io::Error::other("the check stopped unexpectedly"),
+            ))
+        });
+        Ok((written?, scan))
+    })
+}
+
+fn write_archive(
+    src: &Path,
+    name: &str,
+    tmp: &mut NamedTempFile,
+    opts: &archive::Options,
+    growth: &Growth,
+) -> Result<Written> {
+    let path = tmp.path().to_path_buf();
+    let file = GrowthWriter::new(tmp.as_file_mut(), growth.clone());
+    let out = BufWriter::with_capacity(WRITE_BUF, file);
+    let (out, written) = archive::write(src, name, out, opts)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io("write", &path, e.into_error()))?
+        .into_inner();
+    file.sync_all().at("sync", &path)?;
+    Ok(written)
+}
+
+/// Compares the read-back of the archive on disk with what was written: same checksum, and it
+/// decompresses to the same entries and bytes.
+fn verify_written(path: &Path, scan: Result<extract::Scan>, written: &Written) -> Result<()> {
+    let scan = scan?;
+    let mismatch = |detail: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("verification after writing failed: {detail}"),
+    };
+    if scan.checksum != written.checksum {
+        return Err(mismatch(
+            "the file on disk differs from what was written".into(),
+        ));
+    }
+    if scan.stats != Some(written.stats) {
+        return Err(mismatch(format!(
+            "it reads back as {:?}, not {:?}",
+            scan.stats, written.stats
+        )));
+    }
+    Ok(())
+}
+
+/// Under the manifest lock: picks a free archive name, renames the temp file to it and adds
+/// the entry. If the manifest cannot be saved, the renamed archive is removed again.
+fn register(
+    dir: &Path,
+    name: &str,
+    created: DateTime<Utc>,
+    tmp: NamedTempFile,
+    written: &Written,
+    kind: Kind,
+) -> Result<Entry> {
+    let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
+    place(dir, tmp, |manifest| {
+        Ok(Entry {
+            strategy: name.to_string(),
+            timestamp: timestamp.clone(),
+            backup_file: free_name(manifest, dir, name, &timestamp),
+            size: written.checksum.len,
+            sha256: written.checksum.sha256.clone(),
+            entries: written.stats.files,
+            bytes: written.stats.bytes,
+            kinds: Some(written.counts),
+            created,
+            meta_digest: Some(written.digests.meta.clone()),
+            content_digest: Some(written.digests.content.clone()),
+            kind,
+        })
+    })
+}
+
+/// Under the manifest lock: asks `entry_for` for the entry (and so the file name) given the
+/// current manifest, renames the finished temp file to that name (never over an existing
+/// file) and records the entry, replacing one of the same name. If the manifest cannot be
+/// saved, the renamed archive is removed again.
+pub(crate) fn place(
+    dir: &Path,
+    tmp: NamedTempFile,
+    entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
+) -> Result<Entry> {
+    let mut placed: Option<PathBuf> = None;
+    let result = Manifest::update(dir, |manifest| {
+        let entry = entry_for(manifest)?;
+        let path = dir.join(&entry.backup_file);
+        atomic::persist(tmp, &path, false)?;
+        placed = Some(path);
+        manifest
+            .backups
+            .retain(|e| e.backup_file != entry.backup_file);
+        manifest.backups.push(entry.clone());
+        Ok(entry)
+    });
+    if let (Err(_), Some(path)) = (&result, &placed) {
+        remove_unregistered(dir, path);
+    }
+    result
+}
+
+/// After a failed registration: removes the placed archive, unless the manifest on disk lists
+/// it after all (the rename of the new manifest succeeded and only a later step failed).
+fn remove_unregistered(dir: &Path, path: &Path) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let listed = Manifest::load(dir).is_ok_and(|m| m.find(&name).is_some());
+    if listed {
+        return;
+    }
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != ErrorKind::NotFound
+    {
+        warn(format_args!(
+            "could not remove unregistered {}: {e}",
+            path.display()
+        ));
+    }
+}
+
+/// `<name>_<timestamp>.tar.gz`, or with `_2`, `_3`, ... if that is taken in the manifest or on disk.
+fn free_name(manifest: &Manifest, dir: &Path, name: &str, timestamp: &str) -> String {
+    (1..)
+        .map(|n| match n {
+            1 => format!("{name}_{timestamp}.tar.gz"),
+            n => format!("{name}_{timestamp}_{n}.tar.gz"),
+        })
+        .find(|file| manifest.find(file).is_none() && !dir.join(file).exists())
+        .expect("an unbounded range always yields a free name")
+}
