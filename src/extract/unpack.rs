@@ -114,6 +114,8 @@ struct State<'a> {
     /// Folders that hold entries stored earlier: they may only be stored as folders.
     parents: PathSet,
     dirs: Vec<(PathBuf, u32, SystemTime)>,
+    /// The folder made last for an entry's parent.
+    made: Option<PathBuf>,
     buf: Vec<u8>,
 }
 
@@ -130,6 +132,7 @@ impl<'a> State<'a> {
             seen: PathMap::default(),
             parents: PathSet::default(),
             dirs: Vec::new(),
+            made: None,
             buf: vec![0; COPY_BUF],
         }
     }
@@ -273,14 +276,13 @@ impl<'a> State<'a> {
     /// Creates a checked entry below `root`; returns the bytes of file content written.
     fn create(&mut self, data: &mut impl Read, root: &Path, entry: &Checked) -> Result<u64> {
         let dest = root.join(&entry.rel);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at("create folder", parent)?;
-        }
+        self.ensure_parent(&dest)?;
         match (entry.kind, &entry.target) {
             (EntryType::Directory, _) => {
                 if !dest.is_dir() {
                     fs::create_dir(&dest).at("create folder", &dest)?;
                 }
+                self.made = Some(dest.clone());
                 self.dirs.push((dest, entry.mode, entry.mtime));
             }
             (EntryType::Symlink, Some(target)) => {
@@ -298,10 +300,21 @@ impl<'a> State<'a> {
         Ok(0)
     }
 
-    fn write_file(&mut self, data: &mut impl Read, entry: &Checked, dest: &Path) -> Result<u64> {
-        if let Some(parent) = dest.parent() {
+    /// Creates the folder `dest` goes in, unless it was the last one made: entries come in
+    /// sorted order, so one folder's files follow each other and cost no `mkdir` each.
+    fn ensure_parent(&mut self, dest: &Path) -> Result<()> {
+        let Some(parent) = dest.parent() else {
+            return Ok(());
+        };
+        if self.made.as_deref() != Some(parent) {
             fs::create_dir_all(parent).at("create folder", parent)?;
+            self.made = Some(parent.to_path_buf());
         }
+        Ok(())
+    }
+
+    fn write_file(&mut self, data: &mut impl Read, entry: &Checked, dest: &Path) -> Result<u64> {
+        self.ensure_parent(dest)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
