@@ -129,7 +129,28 @@ pub fn strategies(results_dir: &Path) -> Result<Vec<String>> {
 /// [`is_replaced_copy`]). Each is known by what resbak wrote, never by its name alone: any other
 /// folder is a strategy, whatever it is called.
 pub fn set_aside(path: &Path) -> bool {
-    crate::atomic::is_own_folder(path) || is_replaced_copy(path)
+    crate::atomic::is_own_folder(path) || is_replaced_copy(path) || is_aside(path)
+}
+
+/// Prefix of the folder a replaced destination waits in while a `--force` restore swaps folders.
+pub const ASIDE_PREFIX: &str = ".resbak-replaced-";
+
+/// The marker file restore writes into that folder (beside `old/`, the replaced folder).
+pub const ASIDE_MARKER: &str = ".resbak-aside";
+
+/// Whether `path` is a folder a `--force` restore moved the replaced destination into: named
+/// [`ASIDE_PREFIX`]..., a real folder (no link followed), holding the [`ASIDE_MARKER`] file.
+/// One left by a killed restore holds the user's old folder: it is reported, never a strategy.
+pub fn is_aside(path: &Path) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(ASIDE_PREFIX));
+    named
+        && crate::atomic::open_no_follow(path, true).is_ok()
+        && crate::atomic::open_no_follow(&path.join(ASIDE_MARKER), false)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| m.is_file())
 }
 
 /// Whether the folder `path` is `NAME.replaced-<time>`, a folder a restore replaced and kept:

@@ -24,9 +24,6 @@ use std::path::{Path, PathBuf};
 
 const READ_BUF: usize = 1 << 20;
 
-/// Prefix of the folder a replaced destination waits in until the restored one is in place.
-const REPLACED_PREFIX: &str = ".resbak-replaced-";
-
 /// Options of `resbak restore`.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -393,17 +390,13 @@ fn move_into_place(
     };
     // The replaced folder waits beside the destination until the new one is in place; it is
     // never removed on a failure path.
-    let aside = tempfile::Builder::new()
-        .prefix(REPLACED_PREFIX)
-        .tempdir_in(parent)
-        .at("create a temporary folder in", parent)?
-        .keep();
+    let aside = make_aside(parent)?;
     let old = aside.join("old");
     let held = crate::interrupt::hold();
     fs::rename(dest, &old).at("move aside", dest)?;
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
-        let _ = fs::remove_dir(&aside);
+        let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
     held.done(done);
@@ -411,7 +404,7 @@ fn move_into_place(
     let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
     if !holds_only(&old, digest)? {
         let kept = keep_beside(&old, dest)?;
-        let _ = fs::remove_dir(&aside);
+        let _ = atomic::remove_tree(&aside);
         printer.warn(format_args!(
             "{} changed after its safety copy was taken; the replaced folder is kept as {}",
             dest.display(),
@@ -426,6 +419,23 @@ fn move_into_place(
         ));
     }
     Ok(())
+}
+
+/// Creates the folder the replaced destination waits in, with the marker that tells it from a
+/// user's folder of a similar name (see [`super::is_aside`]).
+fn make_aside(parent: &Path) -> Result<PathBuf> {
+    let aside = tempfile::Builder::new()
+        .prefix(super::ASIDE_PREFIX)
+        .tempdir_in(parent)
+        .at("create a temporary folder in", parent)?
+        .keep();
+    let marker = aside.join(super::ASIDE_MARKER);
+    let note = "resbak: a forced restore moved the replaced folder into old/ here\n";
+    if let Err(e) = fs::write(&marker, note) {
+        let _ = fs::remove_dir(&aside);
+        return Err(Error::io("create", &marker, e));
+    }
+    Ok(aside)
 }
 
 /// Whether `folder` holds exactly the tree whose metadata digest (paths, kinds, sizes, modes,
@@ -526,11 +536,7 @@ fn warn_replaced_leftovers(parent: &Path, printer: &mut Printer) {
         return;
     };
     for item in entries.flatten() {
-        if item
-            .file_name()
-            .to_string_lossy()
-            .starts_with(REPLACED_PREFIX)
-        {
+        if super::is_aside(&item.path()) {
             printer.warn(format_args!(
                 "{} holds a folder replaced by an interrupted restore; remove it once checked",
                 item.path().display()
@@ -579,5 +585,37 @@ mod tests {
         fs::remove_file(folder.join("b.csv")).unwrap();
         fs::write(folder.join("a.csv"), "12\n").unwrap();
         assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file grew");
+    }
+
+    #[test]
+    fn the_folder_a_swap_waits_in_is_known_by_its_marker_not_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let aside = make_aside(dir.path()).unwrap();
+        fs::create_dir(aside.join("old")).unwrap();
+        assert!(
+            super::super::set_aside(&aside),
+            "resbak's: never a strategy"
+        );
+        let mine = dir
+            .path()
+            .join(format!("{}mine", super::super::ASIDE_PREFIX));
+        fs::create_dir_all(mine.join("old")).unwrap();
+        assert!(
+            !super::super::set_aside(&mine),
+            "a user's folder of that name"
+        );
+        let linked = dir
+            .path()
+            .join(format!("{}linked", super::super::ASIDE_PREFIX));
+        fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(
+            aside.join(super::super::ASIDE_MARKER),
+            linked.join(".resbak-aside"),
+        )
+        .unwrap();
+        assert!(
+            !super::super::set_aside(&linked),
+            "a marker behind a link proves nothing"
+        );
     }
 }
