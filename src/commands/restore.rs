@@ -313,7 +313,7 @@ fn safety_copy(
         None,
     );
     printer.line(format_args!(
-        "Backed up existing {} -> {} before replacing it",
+        "Saved {} as safety copy {} before replacing it",
         dest.display(),
         ctx.backup_dir.join(&entry.backup_file).display()
     ))?;
