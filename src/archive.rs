@@ -224,7 +224,7 @@ pub struct Survey {
     pub paths: Vec<(PathBuf, u64)>,
 }
 
-/// Lists what [`write`] would archive from `src`, without reading file contents.
+/// Lists what [`write()`] would archive from `src`, without reading file contents.
 pub fn survey(src: &Path, excludes: &Excludes) -> Result<Survey> {
     let mut survey = Survey::default();
     for item in walk(src, excludes) {
@@ -327,7 +327,7 @@ pub fn open_file(path: &Path) -> Result<File> {
     }
 }
 
-/// The [`Digests`] of `src` as [`write`] would archive it. Reads every file when
+/// The [`Digests`] of `src` as [`write()`] would archive it. Reads every file when
 /// `with_content`; otherwise only metadata, and the content digest is meaningless.
 pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Digests> {
     use std::os::unix::ffi::OsStrExt;

@@ -1,6 +1,9 @@
 //! The command line, as clap types. They stay here: [`crate::run`] converts them into the plain
 //! option structs the commands take.
 
+// These doc comments are the command-line help, where <STRATEGY> is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -46,7 +46,7 @@ pub struct RestoreOptions {
 
 /// Restores one archive: named, at a path, or picked by strategy (see
 /// [`locate_backup`](super::locate_backup)). `--dry-run` makes every decision the real run makes
-/// (see [`plan()`]) and stops before writing.
+/// (see `plan`) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let plan = plan(ctx, opts, printer)?;
     if plan.located.picked.is_some() {
