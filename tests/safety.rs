@@ -828,32 +828,9 @@ fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
         .unwrap()
         .set_len(len)
         .unwrap();
-    let child = env
-        .cmd(&["backup", "s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = std::thread::scope(|scope| {
-        let grown = scope.spawn(|| {
-            let growing = fs::canonicalize(&growing).unwrap();
-            loop {
-                match read_position(pid, &growing) {
-                    Some(pos) if pos > 0 && pos < len => {
-                        let mut file = fs::OpenOptions::new().append(true).open(&growing).unwrap();
-                        std::io::Write::write_all(&mut file, b"more\n").unwrap();
-                        return true;
-                    }
-                    Some(_) => {}
-                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
-                    None => {}
-                }
-            }
-        });
-        let out = child.wait_with_output().unwrap();
-        assert!(grown.join().unwrap(), "the file grew while it was read");
-        out
+    let out = backup_changing_mid_read(&env, &growing, len, |file| {
+        let mut file = fs::OpenOptions::new().append(true).open(file).unwrap();
+        std::io::Write::write_all(&mut file, b"more\n").unwrap();
     });
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -863,6 +840,45 @@ fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     );
     assert_eq!(env.archives().len(), 1, "the archive is registered");
     env.run(&["verify", "--deep"]);
+}
+
+/// Runs `backup s` and calls `change` on `file` (of `len` bytes) once, when the backup's read
+/// position shows it has started reading the file and not finished; asserts that happened.
+fn backup_changing_mid_read(
+    env: &Env,
+    file: &Path,
+    len: u64,
+    change: impl Fn(&Path) + Send + Sync,
+) -> std::process::Output {
+    let child = env
+        .cmd(&["backup", "s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let file = fs::canonicalize(file).unwrap();
+    std::thread::scope(|scope| {
+        let changed = scope.spawn(|| {
+            loop {
+                match read_position(pid, &file) {
+                    Some(pos) if pos > 0 && pos < len => {
+                        change(&file);
+                        return true;
+                    }
+                    Some(_) => {}
+                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
+                    None => {}
+                }
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            changed.join().unwrap(),
+            "the file changed while it was read"
+        );
+        out
+    })
 }
 
 /// The position of `pid`'s open handle on `path`, if it has one.
@@ -888,37 +904,9 @@ fn a_file_that_shrinks_while_it_is_read_is_padded_named_and_registered() {
     let shrinking = env.results().join("s/runs/big.bin");
     let len: u64 = 32 << 20;
     fs::File::create(&shrinking).unwrap().set_len(len).unwrap();
-    let child = env
-        .cmd(&["backup", "s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    // Truncates the file once the backup has started reading it and has not finished.
-    let out = std::thread::scope(|scope| {
-        let cut = scope.spawn(|| {
-            let shrinking = fs::canonicalize(&shrinking).unwrap();
-            loop {
-                match read_position(pid, &shrinking) {
-                    Some(pos) if pos > 0 && pos < len => {
-                        fs::File::options()
-                            .write(true)
-                            .open(&shrinking)
-                            .unwrap()
-                            .set_len(0)
-                            .unwrap();
-                        return true;
-                    }
-                    Some(_) => {}
-                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
-                    None => {}
-                }
-            }
-        });
-        let out = child.wait_with_output().unwrap();
-        assert!(cut.join().unwrap(), "the file was cut while it was read");
-        out
+    let out = backup_changing_mid_read(&env, &shrinking, len, |file| {
+        let file = fs::File::options().write(true).open(file).unwrap();
+        file.set_len(0).unwrap();
     });
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
