@@ -126,7 +126,7 @@ fn a_backup_folder_inside_the_results_is_never_archived() {
     let out = all(0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("skipped _bk") && err.contains("holds the backup folder"),
+        err.contains("skipped _bk: it is the backup folder"),
         "{err}"
     );
     let archives: Vec<_> = fs::read_dir(env.results().join("_bk"))
@@ -138,6 +138,21 @@ fn a_backup_folder_inside_the_results_is_never_archived() {
     assert!(archives.iter().all(|n| n.starts_with("s_")), "{archives:?}");
     let nested = ["--backup-dir", "results/s/runs/bk"];
     let out = env.run_code(&[&nested[..], &["backup", "s"]].concat(), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds the backup folder"), "{err}");
+    // With several strategies, one that holds the backup folder is a failure, not a note: the
+    // run exits 1 and the JSON report names it.
+    env.sample("t");
+    let out = env.run_code(&[&nested[..], &["--json", "backup", "--all"]].concat(), 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |name: &str| {
+        let rows = report.as_array().unwrap();
+        let row = rows.iter().find(|r| r["strategy"] == name);
+        row.map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("s").as_deref(), Some("failed"), "{report}");
+    assert_eq!(status("t").as_deref(), Some("backed_up"), "{report}");
+    let out = env.run_code(&[&nested[..], &["backup", "s", "--dry-run"]].concat(), 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds the backup folder"), "{err}");
 }

@@ -187,6 +187,7 @@ fn one(
 
 /// Whether to skip `name` or back it up, and why.
 fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<Plan> {
+    check_outside(ctx, src)?;
     if opts.always {
         return Ok(Plan::Backup { why: None });
     }
@@ -333,8 +334,8 @@ fn sources(
     let mut found = Vec::new();
     super::note_replaced_copies(&ctx.results_dir, printer);
     for name in strategies(&ctx.results_dir)? {
-        if let Err(e) = check_outside(ctx, &ctx.results_dir.join(&name)) {
-            printer.warn(format_args!("skipped {name}: {e}"));
+        if is_backup_dir(ctx, &ctx.results_dir.join(&name)) {
+            printer.warn(format_args!("skipped {name}: it is the backup folder"));
             continue;
         }
         match source_dir(ctx, &name) {
@@ -437,6 +438,14 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
         return Err(Error::EmptyResults { path: dir });
     }
     Ok(dir)
+}
+
+/// Whether `dir` is the backup folder itself (a folder of archives, not a strategy).
+fn is_backup_dir(ctx: &Context, dir: &Path) -> bool {
+    match (dir.canonicalize(), ctx.backup_dir.canonicalize()) {
+        (Ok(dir), Ok(backups)) => dir == backups,
+        _ => false,
+    }
 }
 
 /// Refuses `src` when the backup folder lies inside it (or is it): each backup would hold the
