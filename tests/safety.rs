@@ -980,3 +980,40 @@ fn reindex_takes_safety_kinds_from_the_previous_manifest() {
     let restored = env.run(&["restore", "s", "--to", "latest"]);
     assert!(restored.contains(&last), "{restored}");
 }
+
+/// An interruption the moment a backup's archive gets its final name waits until the archive
+/// is in the manifest too: never a finished archive the catalogue does not know, and the line
+/// it prints says what was registered.
+#[test]
+fn an_interrupt_as_the_archive_is_placed_leaves_it_registered() {
+    use nix::sys::signal::Signal::SIGINT;
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    env.backup("s");
+    let before = env.archives();
+    let mut child = env
+        .cmd(&["backup", "s", "--always"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the archive under its final name", || {
+        env.archives().len() > before.len() || child.try_wait().unwrap().is_some()
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let listed = env.run(&["list", "s"]);
+    for archive in env.archives() {
+        assert!(
+            listed.contains(&archive),
+            "{archive} is not catalogued: {listed}\n{err}"
+        );
+    }
+    match out.status.code() {
+        Some(0) => {}
+        Some(130) => assert!(err.contains("s was backed up as"), "{err}"),
+        other => panic!("exit {other:?}: {err}"),
+    }
+}

@@ -244,6 +244,13 @@ fn back_up(
     let started = Instant::now();
     let (entry, changed) =
         backup_folder_noting(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
+    crate::interrupt::so_far(
+        format!(
+            "{name} was backed up as {}; the work in progress after it was not registered",
+            entry.backup_file
+        ),
+        None,
+    );
     let seconds = started.elapsed().as_secs_f64();
     printer.line(format_args!(
         "Backed up {name} -> {} ({}, {seconds:.2} s): {}",

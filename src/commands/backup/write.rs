@@ -212,6 +212,9 @@ pub(crate) fn place(
     entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
 ) -> Result<Entry> {
     let mut placed: Option<PathBuf> = None;
+    // An interruption waits until the archive is both in place and in the manifest (or neither),
+    // so it never leaves a finished archive that the catalogue does not know.
+    let _whole = crate::interrupt::hold();
     let result = Manifest::update(dir, |manifest| {
         let entry = entry_for(manifest)?;
         let path = dir.join(&entry.backup_file);
