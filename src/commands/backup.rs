@@ -242,11 +242,17 @@ fn back_up(
     printer: &mut Printer,
 ) -> Result<(Backed, Outcome)> {
     let started = Instant::now();
+    let now = match crate::atomic::commits() {
+        0 => "nothing was registered".to_string(),
+        _ => format!("the backup of {name} was not registered"),
+    };
+    let then = format!("{name} was backed up; nothing after it was registered");
+    crate::interrupt::so_far(now, Some(then));
     let (entry, changed) =
         backup_folder_noting(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
     crate::interrupt::so_far(
         format!(
-            "{name} was backed up as {}; the work in progress after it was not registered",
+            "{name} was backed up as {}; nothing after it was registered",
             entry.backup_file
         ),
         None,
