@@ -701,7 +701,7 @@ mod tests {
     /// Returns false when it ran elsewhere (the caller stops), true to run here.
     fn as_unprivileged(name: &str, dir: &Path) -> bool {
         const CHILD: &str = "RESBAK_TEST_UNPRIVILEGED_DIR";
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         // `dir` was just created by this process: its owner is who this process runs as.
         if std::fs::metadata(dir).unwrap().uid() != 0 {
             return true;
@@ -710,9 +710,17 @@ mod tests {
             panic!("still root after dropping privileges");
         }
         std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+        // A copy of this test binary that the user can run wherever the build folder lies
+        // (a checkout under a private home folder is out of its reach).
+        let exe_dir = tempfile::tempdir().unwrap();
+        let exe = exe_dir.path().join("tests");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(exe_dir.path(), open.clone()).unwrap();
+        std::fs::set_permissions(&exe, open).unwrap();
         let status = std::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(std::env::current_exe().unwrap())
+            .arg(&exe)
             .args(["--exact", name, "--test-threads=1"])
             .env(CHILD, dir)
             .status();
