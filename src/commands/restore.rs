@@ -87,9 +87,10 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         )?)),
         Replace::Unchanged(kept) => {
             printer.line(format_args!(
-                "{} is unchanged since {}; that backup keeps it",
+                "{} is unchanged since {}; {}",
                 dest.display(),
-                kept.backup_file
+                kept.backup_file,
+                keeps(kept)
             ))?;
             Some(Some(Entry::clone(kept)))
         }
@@ -171,7 +172,8 @@ pub struct Restored {
     /// Whether the archive was checked against a manifest entry.
     pub checked_against_manifest: bool,
     /// With `--force`: the backup holding the replaced folder, if it held anything: its new
-    /// safety copy, or the newest regular backup when the folder was unchanged since it.
+    /// safety copy, or the newest regular backup or an existing safety copy when the folder was
+    /// unchanged since it.
     pub replaced_backed_up_as: Option<String>,
 }
 
@@ -237,9 +239,10 @@ fn dry_run(
             dest.display()
         ))?,
         (Replace::Unchanged(kept), _) => printer.line(format_args!(
-            "Would make no safety copy: {} is unchanged since {}; that backup keeps it",
+            "Would make no safety copy: {} is unchanged since {}; {}",
             dest.display(),
-            kept.backup_file
+            kept.backup_file,
+            keeps(kept)
         ))?,
     }
     let detail = match include {
@@ -253,6 +256,14 @@ fn dry_run(
         dest.display()
     ))?;
     Ok(Outcome::Clean)
+}
+
+/// Says which archive keeps a folder that needs no new safety copy.
+fn keeps(kept: &Entry) -> &'static str {
+    match kept.kind {
+        crate::manifest::Kind::Safety => "that safety copy already holds it",
+        crate::manifest::Kind::Regular => "that backup keeps it",
+    }
 }
 
 /// What the restore wrote into `restored` (before it moves into place), by kind: everything,
