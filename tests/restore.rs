@@ -977,3 +977,45 @@ fn a_folder_an_intact_safety_copy_holds_gets_no_second_copy() {
         "a new copy beside the damaged one"
     );
 }
+
+/// A forced restore into a folder nested inside a strategy folder is refused before anything
+/// is touched: its safety copy would be filed under the wrong strategy. Directly in the results
+/// folder, or outside it, is as before.
+#[test]
+fn a_forced_restore_nested_inside_a_strategy_folder_is_refused() {
+    let env = Env::new();
+    env.sample("btc");
+    let eth = env.sample("eth");
+    let archive = env.backup("btc");
+    let before = snapshot(&eth);
+    let archives = env.archives();
+    for args in [
+        vec!["restore", &archive, "--to", "results/eth/runs", "--force"],
+        vec![
+            "restore",
+            &archive,
+            "--to",
+            "results/eth/runs",
+            "--force",
+            "--dry-run",
+        ],
+        vec![
+            "restore",
+            &archive,
+            "--to",
+            "results/eth/new/deeper",
+            "--force",
+        ],
+    ] {
+        let err = env.fail(&args, 2);
+        assert!(
+            err.contains("lies inside strategy eth's folder; restore into results/eth (with --include to restore part of it) or outside the results folder"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&eth), before, "{args:?}");
+        assert_eq!(env.archives(), archives, "no safety copy: {args:?}");
+    }
+    env.run(&["restore", &archive, "--to", "results/eth", "--force"]);
+    env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
+    env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
+}

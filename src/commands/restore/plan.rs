@@ -161,8 +161,9 @@ fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
 }
 
 /// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
-/// a manifest involved or the configuration file in use, or that equals or contains the
-/// results folder (replacing it would replace every strategy), before anything is touched.
+/// a manifest involved or the configuration file in use, that equals or contains the results
+/// folder (replacing it would replace every strategy), or (with `--force`) that lies nested
+/// inside a strategy folder, before anything is touched.
 fn check_destination(
     ctx: &Context,
     located: &Located,
@@ -215,6 +216,23 @@ fn check_destination(
                  into one strategy folder, such as {}",
                 ctx.results_dir.display(),
                 ctx.results_dir.join(located.strategy()?).display()
+            ),
+        });
+    }
+    // Nested inside a strategy folder, what a forced restore replaces is part of that strategy:
+    // its safety copy could not be filed under any strategy and restored where it came from.
+    if let Ok(inside) = to.strip_prefix(&results)
+        && opts.force
+        && inside.components().count() > 1
+        && let Some(std::path::Component::Normal(name)) = inside.components().next()
+    {
+        let name = name.to_string_lossy();
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!(
+                "it lies inside strategy {name}'s folder; restore into {} (with --include to \
+                 restore part of it) or outside the results folder",
+                ctx.results_dir.join(&*name).display()
             ),
         });
     }
