@@ -1019,3 +1019,30 @@ fn a_forced_restore_nested_inside_a_strategy_folder_is_refused() {
     env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
     env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
 }
+
+/// A folder a swap waits in that holds only its marker (an interruption before the replaced
+/// folder moved in) holds nothing of the user's: the next restore removes it and says nothing
+/// about a replaced folder. One holding a replaced folder is still reported and kept.
+#[test]
+fn an_aside_folder_holding_only_its_marker_is_removed_by_the_next_restore() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let empty = env.results().join(".resbak-replaced-AbC123");
+    fs::create_dir(&empty).unwrap();
+    write(&empty.join(".resbak-aside"), "marker\n");
+    let full = env.results().join(".resbak-replaced-XyZ789");
+    fs::create_dir_all(full.join("old")).unwrap();
+    write(&full.join(".resbak-aside"), "marker\n");
+    write(&full.join("old/mine.csv"), "mine\n");
+    write(&root.join("mine.csv"), "my edit\n");
+    let out = env.run_code(&["restore", &archive, "--force"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!empty.exists(), "removed: {err}");
+    assert!(!err.contains(".resbak-replaced-AbC123"), "{err}");
+    assert!(
+        err.contains(".resbak-replaced-XyZ789 holds a folder replaced"),
+        "{err}"
+    );
+    assert!(full.join("old/mine.csv").exists());
+}
