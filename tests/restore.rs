@@ -880,3 +880,169 @@ fn force_over_a_folder_its_newest_backup_holds_makes_no_new_safety_copy() {
     env.run(&["restore", &archives[1], "--to", "saved"]);
     assert_eq!(snapshot(&env.path().join("saved")), changed);
 }
+
+/// The safety copies of `strategy` in the manifest, in manifest order.
+fn safety_copies(env: &Env) -> Vec<String> {
+    let manifest = env.manifest();
+    let entries = manifest["backups"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    entries
+        .iter()
+        .filter(|e| e["kind"] == "safety")
+        .map(|e| e["backup_file"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A forced restore from a damaged archive is refused before its safety copy: refused tries
+/// add no copies, so retention never prunes the one copy that holds the user's edit.
+#[test]
+fn a_damaged_archive_is_refused_before_any_safety_copy() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "my edit\n");
+    let edited = snapshot(&root);
+    env.run(&["restore", &archive, "--force"]);
+    let first = safety_copies(&env);
+    assert_eq!(first.len(), 1, "the edit is in a safety copy");
+    let path = env.backups().join(&archive);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let dry = env.fail(&["restore", &archive, "--force", "--dry-run"], 1);
+    let errs: Vec<String> = (0..3)
+        .map(|_| env.fail(&["restore", &archive, "--force"], 1))
+        .collect();
+    assert_eq!(safety_copies(&env), first, "no copy from a refused restore");
+    for err in errs {
+        assert!(err.contains(&archive) && err.contains("corrupt"), "{err}");
+        assert_eq!(err, dry, "refused as the dry run refuses it");
+    }
+    assert_no_leftovers(&env.results());
+    // Exit 1: the backup warns that its latest archive is damaged.
+    env.run_code(&["backup", "s", "--keep", "2", "--keep-safety", "3"], 1);
+    assert_eq!(
+        safety_copies(&env),
+        first,
+        "the copy holding the edit is kept"
+    );
+    env.run(&["restore", &first[0], "--to", "check"]);
+    assert_eq!(snapshot(&env.path().join("check")), edited);
+}
+
+/// A folder identical to an intact safety copy of its strategy gets no second copy; the
+/// restore says which copy holds it.
+#[test]
+fn a_folder_an_intact_safety_copy_holds_gets_no_second_copy() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("mine.csv"), "my edit\n");
+    let edited = snapshot(&root);
+    env.run(&["restore", &archive, "--force"]);
+    let copy = safety_copies(&env)[0].clone();
+    // Back to the edit: unchanged since the regular backup, so no copy either.
+    env.run(&["restore", &copy, "--force"]);
+    assert_eq!(snapshot(&root), edited);
+    assert_eq!(safety_copies(&env), std::slice::from_ref(&copy));
+    let dry = env.run(&["restore", &archive, "--force", "--dry-run"]);
+    assert!(
+        dry.contains(&format!(
+            "unchanged since {copy}; that safety copy already holds it"
+        )),
+        "{dry}"
+    );
+    let out = env.run(&["restore", &archive, "--force"]);
+    assert!(
+        out.contains(&format!(
+            "unchanged since {copy}; that safety copy already holds it"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        safety_copies(&env),
+        std::slice::from_ref(&copy),
+        "no second copy"
+    );
+    assert_no_leftovers(&env.results());
+    let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
+    assert!(kept.is_empty(), "held by the copy: removed");
+    // A damaged copy holds nothing: then a new one is made.
+    env.run(&["restore", &copy, "--force"]);
+    flip_byte(&env.backups().join(&copy), 100);
+    env.run(&["restore", &archive, "--force"]);
+    assert_eq!(
+        safety_copies(&env).len(),
+        2,
+        "a new copy beside the damaged one"
+    );
+}
+
+/// A forced restore into a folder nested inside a strategy folder is refused before anything
+/// is touched: its safety copy would be filed under the wrong strategy. Directly in the results
+/// folder, or outside it, is as before.
+#[test]
+fn a_forced_restore_nested_inside_a_strategy_folder_is_refused() {
+    let env = Env::new();
+    env.sample("btc");
+    let eth = env.sample("eth");
+    let archive = env.backup("btc");
+    let before = snapshot(&eth);
+    let archives = env.archives();
+    for args in [
+        vec!["restore", &archive, "--to", "results/eth/runs", "--force"],
+        vec![
+            "restore",
+            &archive,
+            "--to",
+            "results/eth/runs",
+            "--force",
+            "--dry-run",
+        ],
+        vec![
+            "restore",
+            &archive,
+            "--to",
+            "results/eth/new/deeper",
+            "--force",
+        ],
+    ] {
+        let err = env.fail(&args, 2);
+        assert!(
+            err.contains("lies inside strategy eth's folder; restore into results/eth (with --include to restore part of it) or outside the results folder"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&eth), before, "{args:?}");
+        assert_eq!(env.archives(), archives, "no safety copy: {args:?}");
+    }
+    env.run(&["restore", &archive, "--to", "results/eth", "--force"]);
+    env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
+    env.run(&["restore", &archive, "--to", "elsewhere/runs", "--force"]);
+}
+
+/// A folder a swap waits in that holds only its marker (an interruption before the replaced
+/// folder moved in) holds nothing of the user's: the next restore removes it and says nothing
+/// about a replaced folder. One holding a replaced folder is still reported and kept.
+#[test]
+fn an_aside_folder_holding_only_its_marker_is_removed_by_the_next_restore() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    let empty = env.results().join(".resbak-replaced-AbC123");
+    fs::create_dir(&empty).unwrap();
+    write(&empty.join(".resbak-aside"), "marker\n");
+    let full = env.results().join(".resbak-replaced-XyZ789");
+    fs::create_dir_all(full.join("old")).unwrap();
+    write(&full.join(".resbak-aside"), "marker\n");
+    write(&full.join("old/mine.csv"), "mine\n");
+    write(&root.join("mine.csv"), "my edit\n");
+    let out = env.run_code(&["restore", &archive, "--force"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!empty.exists(), "removed: {err}");
+    assert!(!err.contains(".resbak-replaced-AbC123"), "{err}");
+    assert!(
+        err.contains(".resbak-replaced-XyZ789 holds a folder replaced"),
+        "{err}"
+    );
+    assert!(full.join("old/mine.csv").exists());
+}

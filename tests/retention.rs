@@ -258,9 +258,11 @@ fn safety_copies_are_pruned_by_their_own_count() {
     let env = Env::new();
     env.sample("s");
     let real = backups_of(&env, 1, "s").remove(0);
-    for _ in 0..4 {
-        // A folder its newest backup already holds needs no safety copy.
-        change(&env, "s");
+    for i in 0..4 {
+        // A folder its newest backup, or an earlier safety copy, already holds needs no safety
+        // copy: each change differs.
+        let new = env.results().join("s/new.csv");
+        crate::util::write(&new, &format!("changed {i}\n"));
         env.run(&["restore", &real, "--force"]);
     }
     let safety: Vec<String> = env.archives().into_iter().filter(|a| *a != real).collect();

@@ -414,7 +414,7 @@ fn unchanged_since(
 
 /// What is wrong with `entry`'s archive in `dir`, if anything: missing, unreadable, or its size
 /// or SHA-256 not the manifest's. One streaming read.
-fn damage(dir: &Path, entry: &Entry) -> Option<String> {
+pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
     let path = dir.join(&entry.backup_file);
     let file = match archive::open_regular(&path) {
         Ok(Some(file)) => file,

@@ -87,9 +87,10 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         )?)),
         Replace::Unchanged(kept) => {
             printer.line(format_args!(
-                "{} is unchanged since {}; that backup keeps it",
+                "{} is unchanged since {}; {}",
                 dest.display(),
-                kept.backup_file
+                kept.backup_file,
+                keeps(kept)
             ))?;
             Some(Some(Entry::clone(kept)))
         }
@@ -171,7 +172,8 @@ pub struct Restored {
     /// Whether the archive was checked against a manifest entry.
     pub checked_against_manifest: bool,
     /// With `--force`: the backup holding the replaced folder, if it held anything: its new
-    /// safety copy, or the newest regular backup when the folder was unchanged since it.
+    /// safety copy, or the newest regular backup or an existing safety copy when the folder was
+    /// unchanged since it.
     pub replaced_backed_up_as: Option<String>,
 }
 
@@ -237,9 +239,10 @@ fn dry_run(
             dest.display()
         ))?,
         (Replace::Unchanged(kept), _) => printer.line(format_args!(
-            "Would make no safety copy: {} is unchanged since {}; that backup keeps it",
+            "Would make no safety copy: {} is unchanged since {}; {}",
             dest.display(),
-            kept.backup_file
+            kept.backup_file,
+            keeps(kept)
         ))?,
     }
     let detail = match include {
@@ -253,6 +256,14 @@ fn dry_run(
         dest.display()
     ))?;
     Ok(Outcome::Clean)
+}
+
+/// Says which archive keeps a folder that needs no new safety copy.
+fn keeps(kept: &Entry) -> &'static str {
+    match kept.kind {
+        crate::manifest::Kind::Safety => "that safety copy already holds it",
+        crate::manifest::Kind::Regular => "that backup keeps it",
+    }
 }
 
 /// What the restore wrote into `restored` (before it moves into place), by kind: everything,
@@ -389,11 +400,15 @@ fn move_into_place(
         return atomic::sync_dir(parent);
     };
     // The replaced folder waits beside the destination until the new one is in place; it is
-    // never removed on a failure path.
+    // never removed on a failure path. The folder it waits in is made under the same hold as
+    // the renames, so an interruption never leaves it behind holding only its marker.
+    let held = crate::interrupt::hold();
     let aside = make_aside(parent)?;
     let old = aside.join("old");
-    let held = crate::interrupt::hold();
-    fs::rename(dest, &old).at("move aside", dest)?;
+    if let Err(e) = fs::rename(dest, &old) {
+        let _ = atomic::remove_tree(&aside);
+        return Err(Error::io("move aside", dest, e));
+    }
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
         let _ = atomic::remove_tree(&aside);
@@ -404,7 +419,9 @@ fn move_into_place(
     let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
     if !holds_only(&old, digest)? {
         let kept = keep_beside(&old, dest)?;
+        let held = crate::interrupt::hold();
         let _ = atomic::remove_tree(&aside);
+        drop(held);
         printer.warn(format_args!(
             "{} changed after its safety copy was taken; the replaced folder is kept as {}",
             dest.display(),
@@ -412,7 +429,12 @@ fn move_into_place(
         ));
         return Ok(());
     }
-    if let Err(e) = atomic::remove_tree(&aside) {
+    // Its safety copy (or the backup that keeps it) holds the old folder: an interruption waits
+    // for the removal to finish rather than leave a half-deleted copy beside the destination.
+    let held = crate::interrupt::hold();
+    let removed = atomic::remove_tree(&aside);
+    drop(held);
+    if let Err(e) = removed {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
             old.display()
@@ -531,18 +553,47 @@ fn sync_filesystem(folder: &Path) -> Result<()> {
 
 /// Points at folders an interrupted `--force` restore left beside the destination: they hold
 /// the replaced results (which were backed up first), so they are reported, never removed.
+/// One that holds only its marker holds nothing of the user's: it is removed.
 fn warn_replaced_leftovers(parent: &Path, printer: &mut Printer) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
     for item in entries.flatten() {
         if super::is_aside(&item.path()) {
+            if remove_if_only_marker(&item.path()) {
+                continue;
+            }
             printer.warn(format_args!(
                 "{} holds a folder replaced by an interrupted restore; remove it once checked",
                 item.path().display()
             ));
         }
     }
+}
+
+/// Removes the aside folder `aside` when it holds nothing but its marker, and says whether it
+/// did. Should another restore move its replaced folder in meanwhile, the folder is not empty,
+/// stays, and gets its marker back.
+fn remove_if_only_marker(aside: &Path) -> bool {
+    let only_marker = fs::read_dir(aside).is_ok_and(|entries| {
+        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        names == [std::ffi::OsStr::new(super::ASIDE_MARKER)]
+    });
+    if !only_marker {
+        return false;
+    }
+    let marker = aside.join(super::ASIDE_MARKER);
+    let Ok(note) = fs::read(&marker) else {
+        return false;
+    };
+    if fs::remove_file(&marker).is_err() {
+        return false;
+    }
+    if fs::remove_dir(aside).is_err() {
+        let _ = fs::write(&marker, note);
+        return false;
+    }
+    true
 }
 
 /// `restore --remote`: pulls the archive from the remote unless the backup folder already has
@@ -585,6 +636,18 @@ mod tests {
         fs::remove_file(folder.join("b.csv")).unwrap();
         fs::write(folder.join("a.csv"), "12\n").unwrap();
         assert!(!holds_only(folder, Some(&saved)).unwrap(), "a file grew");
+    }
+
+    #[test]
+    fn an_aside_folder_is_removed_only_while_it_holds_nothing_but_its_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = make_aside(dir.path()).unwrap();
+        assert!(remove_if_only_marker(&empty));
+        assert!(!empty.exists());
+        let full = make_aside(dir.path()).unwrap();
+        fs::create_dir(full.join("old")).unwrap();
+        assert!(!remove_if_only_marker(&full));
+        assert!(super::super::is_aside(&full), "kept with its marker");
     }
 
     #[test]

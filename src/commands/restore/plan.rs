@@ -5,13 +5,13 @@
 use super::{READ_BUF, RestoreOptions};
 use crate::archive;
 use crate::atomic;
-use crate::commands::backup::kept_by;
+use crate::commands::backup::{damage, kept_by};
 use crate::commands::{
     ArchiveName, Context, Located, Printer, check_strategy_name, locate_backup, set_aside,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
-use crate::manifest::{Entry, Lock, LockFile};
+use crate::manifest::{Entry, Kind, Lock, LockFile, Manifest};
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,8 @@ pub(super) enum Replace {
     Empty,
     /// A folder holding something (with `--force`): backed up as a safety copy first.
     Folder,
-    /// A folder (with `--force`) unchanged since this intact regular backup of its strategy:
-    /// that backup keeps it, so no safety copy is made.
+    /// A folder (with `--force`) unchanged since this intact regular backup or safety copy of
+    /// its strategy: that archive keeps it, so no safety copy is made.
     Unchanged(Box<Entry>),
 }
 
@@ -101,6 +101,16 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
         None => None,
     };
     let replace = replace(ctx, &dest, &holder, opts)?;
+    if let (Replace::Folder, Some(entry)) = (&replace, &located.entry) {
+        // Read in full before a safety copy is written: a damaged archive would fail the
+        // restore after its safety copy, and each such try would add one.
+        if let Some(problem) = damage(atomic::parent_dir(path), entry) {
+            return Err(Error::corrupt(
+                path,
+                format!("checked before any safety copy was made, it {problem}"),
+            ));
+        }
+    }
     Ok(Plan {
         located,
         strategy,
@@ -151,8 +161,9 @@ fn holder(ctx: &Context, dest: &Path, strategy: &str) -> Result<String> {
 }
 
 /// Refuses a destination that equals, contains or lies inside the backup folder, the archive,
-/// a manifest involved or the configuration file in use, or that equals or contains the
-/// results folder (replacing it would replace every strategy), before anything is touched.
+/// a manifest involved or the configuration file in use, that equals or contains the results
+/// folder (replacing it would replace every strategy), or (with `--force`) that lies nested
+/// inside a strategy folder, before anything is touched.
 fn check_destination(
     ctx: &Context,
     located: &Located,
@@ -205,6 +216,23 @@ fn check_destination(
                  into one strategy folder, such as {}",
                 ctx.results_dir.display(),
                 ctx.results_dir.join(located.strategy()?).display()
+            ),
+        });
+    }
+    // Nested inside a strategy folder, what a forced restore replaces is part of that strategy:
+    // its safety copy could not be filed under any strategy and restored where it came from.
+    if let Ok(inside) = to.strip_prefix(&results)
+        && opts.force
+        && inside.components().count() > 1
+        && let Some(std::path::Component::Normal(name)) = inside.components().next()
+    {
+        let name = name.to_string_lossy();
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!(
+                "it lies inside strategy {name}'s folder; restore into {} (with --include to \
+                 restore part of it) or outside the results folder",
+                ctx.results_dir.join(&*name).display()
             ),
         });
     }
@@ -262,8 +290,9 @@ fn select(
 }
 
 /// What to do with the destination: nothing is there, or (only with `force`) an empty folder
-/// to replace, a folder its strategy's newest intact backup already holds (see
-/// [`kept_by`]), or a folder to back up as a safety copy of `holder` first.
+/// to replace, a folder its strategy's newest intact backup (see [`kept_by`]) or an intact
+/// safety copy (see [`kept_by_safety_copy`]) already holds, or a folder to back up as a safety
+/// copy of `holder` first.
 /// Refuses an existing destination without `force`, one that is not a folder, and one whose
 /// safety copy could not be restored (see [`check_restorable`]).
 fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> Result<Replace> {
@@ -286,10 +315,40 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
         return Ok(Replace::Empty);
     }
     check_restorable(dest, holder)?;
-    Ok(match kept_by(ctx, holder, dest)? {
+    let kept = match kept_by(ctx, holder, dest)? {
+        Some(kept) => Some(kept),
+        None => kept_by_safety_copy(ctx, holder, dest)?,
+    };
+    Ok(match kept {
         Some(kept) => Replace::Unchanged(Box::new(kept)),
         None => Replace::Folder,
     })
+}
+
+/// The newest safety copy of `strategy` that holds everything in `folder` as it is now (the
+/// same content digest, nothing excluded) and whose archive still matches the manifest: a new
+/// safety copy would only repeat it, and pile up until retention prunes older, different ones.
+fn kept_by_safety_copy(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    let mut copies: Vec<&Entry> = manifest
+        .backups
+        .iter()
+        .filter(|e| e.strategy == strategy && e.kind == Kind::Safety)
+        .collect();
+    copies.sort_by_key(|e| std::cmp::Reverse(e.created));
+    let everything = archive::Excludes::default();
+    // The metadata digest first (cheap): the content digest covers it too.
+    let meta = archive::digest(folder, &everything, false)?.meta;
+    copies.retain(|e| e.meta_digest.as_deref() == Some(meta.as_str()));
+    if copies.is_empty() {
+        return Ok(None);
+    }
+    let content = archive::digest(folder, &everything, true)?.content;
+    Ok(copies
+        .into_iter()
+        .filter(|e| e.content_digest.as_deref() == Some(content.as_str()))
+        .find(|e| damage(&ctx.backup_dir, e).is_none())
+        .cloned())
 }
 
 /// Refuses to replace `dest` when it holds a link the restore policy refuses (its target lies
