@@ -20,6 +20,26 @@ static SETTLED: AtomicBool = AtomicBool::new(false);
 static SAID: Mutex<Option<Said>> = Mutex::new(None);
 /// Held for reading while a step runs that an interruption must not cut in half.
 static HOLD: RwLock<()> = RwLock::new(());
+/// Set under `--json`: the line also goes to standard output as a JSON error object.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Under `--json`, an interruption also prints `{"error": {"kind": "interrupted", "message":
+/// ...}}` on standard output, as every other error does.
+pub fn report_as_json(on: bool) {
+    JSON.store(on, Ordering::SeqCst);
+}
+
+/// Writes the JSON error object for `line` on standard output through a handle of its own,
+/// so a report the main thread is writing (holding the standard output lock) cannot block it.
+fn json_to_stdout(line: &str) {
+    use std::os::fd::AsFd;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let message = line.strip_prefix("resbak: ").unwrap_or(line);
+    let error = serde_json::json!({ "error": { "kind": "interrupted", "message": message } });
+    let _ = writeln!(std::fs::File::from(fd), "{error:#}");
+}
 
 struct Said {
     /// True while nothing more is renamed into place.
@@ -95,6 +115,9 @@ pub fn on_signal_clean_up_and_exit() -> Result<()> {
             crate::progress::clear_all();
             let said = line(&halted);
             let _ = writeln!(std::io::stderr(), "{said}");
+            if JSON.load(Ordering::SeqCst) {
+                json_to_stdout(&said);
+            }
             std::process::exit(128 + signal);
         }
     });

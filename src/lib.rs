@@ -79,6 +79,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         exclude,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
+    interrupt::report_as_json(cli.json);
     interrupt::on_signal_clean_up_and_exit()?;
     let ctx = Context {
         results_dir: settings.results_dir.value.clone(),

@@ -178,3 +178,12 @@ fn a_configuration_that_does_not_parse_says_where() {
     let err = env.fail(&["config"], 2);
     assert!(err.contains("resbak.toml: line 2, column 9:"), "{err}");
 }
+
+/// `reindex` where there is no backup folder names it, like every other command.
+#[test]
+fn reindex_without_a_backup_folder_names_it() {
+    let env = Env::new();
+    let out = env.run_code(&["--json", "reindex"], 2);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["error"]["kind"], "missing_folder", "{value}");
+}

@@ -1027,3 +1027,39 @@ fn an_interrupt_as_the_archive_is_placed_leaves_it_registered() {
         other => panic!("exit {other:?}: {err}"),
     }
 }
+
+/// Under `--json`, an interruption is still one JSON error object on standard output, so a
+/// wrapper that parses standard output always can.
+#[test]
+fn an_interruption_under_json_prints_a_json_error() {
+    use nix::sys::signal::Signal::SIGINT;
+    let env = Env::new();
+    big_sample(&env, "s", 24);
+    env.backup("s");
+    let mut child = env
+        .cmd(&["--json", "backup", "s", "--always"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the working entry", || {
+        !names_with_prefix(&env.backups(), ".resbak-tmp-").is_empty()
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, SIGINT).unwrap();
+    let status = child.wait_timeout(Duration::from_secs(120)).unwrap();
+    let Some(status) = status else {
+        child.kill().unwrap();
+        panic!("it goes on after the signal");
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(130), "{out}");
+    let value: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(value["error"]["kind"], "interrupted", "{value}");
+    assert_eq!(
+        value["error"]["message"],
+        "interrupted: nothing was registered"
+    );
+}

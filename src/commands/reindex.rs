@@ -44,7 +44,7 @@ struct Report {
 pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
-        return Err(Error::io("read", dir, std::io::ErrorKind::NotFound.into()));
+        return Err(Error::missing_folder("backup", dir));
     }
     let _archives = Lock::exclusive(dir, LockFile::Archives)?;
     super::clean_leftovers(dir, printer)?;
