@@ -709,6 +709,20 @@ fn strategy_tilde_n_counts_back_from_the_newest_and_out_of_range_is_an_error() {
     assert!(!env.path().join("two").exists());
 }
 
+/// With one regular backup, the range of `~N` names the only one rather than a newest and an
+/// oldest that are the same.
+#[test]
+fn tilde_n_out_of_range_with_one_backup_names_the_only_one() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let err = env.fail(&["restore", "s~1", "--to", "one"], 2);
+    assert!(
+        err.contains("has 1 regular backup in backups (~0 is the only one)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_strategy_with_only_safety_copies_has_no_regular_backup() {
     let env = Env::new();
