@@ -424,7 +424,7 @@ fn include_into_a_live_folder_touches_only_the_matching_paths() {
     assert!(!out.contains("trades.csv"), "{out}");
     assert_eq!(snapshot(&root), live, "a dry run writes nothing");
 
-    env.run(&[
+    let out = env.run(&[
         "restore",
         &archive,
         "--force",
@@ -433,6 +433,11 @@ fn include_into_a_live_folder_touches_only_the_matching_paths() {
         "--include",
         "scripts",
     ]);
+    assert!(
+        out.contains("as safety copy") && out.contains("before overwriting files in it"),
+        "nothing is replaced: {out}"
+    );
+    assert!(!out.contains("before replacing it"), "{out}");
     let now = snapshot(&root);
     for (path, desc) in &live {
         let picked = path.starts_with("metrics.json") || path.starts_with("scripts");

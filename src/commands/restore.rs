@@ -324,9 +324,13 @@ fn safety_copy(
         None,
     );
     printer.line(format_args!(
-        "Saved {} as safety copy {} before replacing it",
+        "Saved {} as safety copy {} before {}",
         dest.display(),
-        ctx.backup_dir.join(&entry.backup_file).display()
+        ctx.backup_dir.join(&entry.backup_file).display(),
+        match opts.include {
+            Some(_) => "overwriting files in it",
+            None => "replacing it",
+        }
     ))?;
     if holder != strategy {
         printer.line(format_args!(
