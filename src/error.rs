@@ -223,11 +223,11 @@ pub enum Error {
 
     /// `STRATEGY~N` asking for more backups before the newest than the strategy has.
     #[error(
-        "{} is out of range: strategy {strategy:?} has {} in {} (~0 is the newest, ~{} the oldest)",
+        "{} is out of range: strategy {strategy:?} has {} in {} ({})",
         printable(name),
         count(*regular, "regular backup", "regular backups"),
         printable(dir.display()),
-        regular.saturating_sub(1)
+        tilde_range(*regular)
     )]
     BackupOutOfRange {
         /// The name given, `STRATEGY~N`.
@@ -382,6 +382,14 @@ pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many:
         format!("1 {one}")
     } else {
         format!("{n} {many}")
+    }
+}
+
+/// Which `~N` a strategy with `regular` regular backups has: `~0` up to the oldest.
+fn tilde_range(regular: usize) -> String {
+    match regular {
+        0 | 1 => "~0 is the only one".to_string(),
+        n => format!("~0 is the newest, ~{} the oldest", n - 1),
     }
 }
 

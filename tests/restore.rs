@@ -424,7 +424,7 @@ fn include_into_a_live_folder_touches_only_the_matching_paths() {
     assert!(!out.contains("trades.csv"), "{out}");
     assert_eq!(snapshot(&root), live, "a dry run writes nothing");
 
-    env.run(&[
+    let out = env.run(&[
         "restore",
         &archive,
         "--force",
@@ -433,6 +433,11 @@ fn include_into_a_live_folder_touches_only_the_matching_paths() {
         "--include",
         "scripts",
     ]);
+    assert!(
+        out.contains("as safety copy") && out.contains("before overwriting files in it"),
+        "nothing is replaced: {out}"
+    );
+    assert!(!out.contains("before replacing it"), "{out}");
     let now = snapshot(&root);
     for (path, desc) in &live {
         let picked = path.starts_with("metrics.json") || path.starts_with("scripts");
@@ -453,6 +458,77 @@ fn include_into_a_live_folder_touches_only_the_matching_paths() {
     env.run(&["restore", &saved, "--to", "saved"]);
     assert_eq!(snapshot(&env.path().join("saved")), live, "the safety copy");
     assert_no_leftovers(&env.results());
+}
+
+/// With `--include` into a live folder, a path the archive and the folder hold as different
+/// kinds (a file for a folder, a folder for a file, a link where the archive has a folder or
+/// that a path would go through) is refused alike by the dry run and the real run, with the
+/// same message and exit code, and before any safety copy is written.
+#[test]
+fn include_conflicts_are_refused_by_the_dry_run_and_before_any_safety_copy() {
+    type Change = fn(&std::path::Path, &std::path::Path);
+    let cases: [(&str, &str, &str, Change); 4] = [
+        (
+            "runs/fast10_slow50",
+            "runs/fast10_slow50",
+            "the archive holds a folder where it has a file",
+            |root, _| {
+                fs::remove_dir_all(root.join("runs/fast10_slow50")).unwrap();
+                write(&root.join("runs/fast10_slow50"), "file\n");
+            },
+        ),
+        (
+            "metrics.json",
+            "metrics.json",
+            "the archive holds a file where it has a folder",
+            |root, _| {
+                fs::remove_file(root.join("metrics.json")).unwrap();
+                write(&root.join("metrics.json/inside.txt"), "file\n");
+            },
+        ),
+        (
+            "runs/fast10_slow50",
+            "runs/fast10_slow50",
+            "it is a link where the archive holds a folder",
+            |root, other| {
+                fs::remove_dir_all(root.join("runs/fast10_slow50")).unwrap();
+                assert!(other.starts_with(root));
+                std::os::unix::fs::symlink("../elsewhere", root.join("runs/fast10_slow50"))
+                    .unwrap();
+            },
+        ),
+        (
+            "runs/fast10_slow50/params.json",
+            "runs/fast10_slow50",
+            "it is a link where the archive holds a folder",
+            |root, other| {
+                fs::remove_dir_all(root.join("runs/fast10_slow50")).unwrap();
+                assert!(other.starts_with(root));
+                std::os::unix::fs::symlink("../elsewhere", root.join("runs/fast10_slow50"))
+                    .unwrap();
+            },
+        ),
+    ];
+    for (include, at, why, change) in cases {
+        let env = Env::new();
+        let root = env.sample("s");
+        let archive = env.backup("s");
+        // Another folder of the strategy: a link to it can go into a safety copy.
+        let other = root.join("elsewhere");
+        write(&other.join("params.json"), "elsewhere\n");
+        write(&other.join("metrics.json"), "elsewhere\n");
+        change(&root, &other);
+        let before = (env.archives(), snapshot(&root), snapshot(&other));
+        let expected = format!("cannot overwrite results/s/{at}: {why}");
+        let args = ["restore", &archive, "--force", "--include", include];
+        let dry = env.fail(&[&args[..], &["--dry-run"]].concat(), 2);
+        assert!(dry.contains(&expected), "{include}: {dry}");
+        let real = env.fail(&args, 2);
+        assert_eq!(real, dry, "{include}: the same refusal");
+        let after = (env.archives(), snapshot(&root), snapshot(&other));
+        assert_eq!(after, before, "{include}: no safety copy, nothing written");
+        assert_no_leftovers(&env.results());
+    }
 }
 
 /// An `--include` pattern that matches nothing is named, exits 1 and touches nothing (not even
@@ -636,6 +712,20 @@ fn strategy_tilde_n_counts_back_from_the_newest_and_out_of_range_is_an_error() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     assert!(!env.path().join("two").exists());
+}
+
+/// With one regular backup, the range of `~N` names the only one rather than a newest and an
+/// oldest that are the same.
+#[test]
+fn tilde_n_out_of_range_with_one_backup_names_the_only_one() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let err = env.fail(&["restore", "s~1", "--to", "one"], 2);
+    assert!(
+        err.contains("has 1 regular backup in backups (~0 is the only one)"),
+        "{err}"
+    );
 }
 
 #[test]

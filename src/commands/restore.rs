@@ -16,7 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::extract::{self, Extracted};
 use crate::manifest::Entry;
 use crate::progress::Progress;
-use plan::{Plan, Replace, plan};
+use plan::{Found, Plan, Replace, plan};
 use serde::Serialize;
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -324,9 +324,13 @@ fn safety_copy(
         None,
     );
     printer.line(format_args!(
-        "Saved {} as safety copy {} before replacing it",
+        "Saved {} as safety copy {} before {}",
         dest.display(),
-        ctx.backup_dir.join(&entry.backup_file).display()
+        ctx.backup_dir.join(&entry.backup_file).display(),
+        match opts.include {
+            Some(_) => "overwriting files in it",
+            None => "replacing it",
+        }
     ))?;
     if holder != strategy {
         printer.line(format_args!(
@@ -508,7 +512,8 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// alone: a file or link replaces the one at its path (one rename each, so atomically); a
 /// folder `dest` lacks moves in whole; a folder it has is kept and filled. Every path is
 /// checked first, so a conflict (a folder where the archive has a file, a link or file where
-/// it has a folder) stops the restore before anything is moved.
+/// it has a folder) stops the restore before anything is moved; the plan refused those before
+/// any safety copy was made (see `plan`), so this only guards against a change since.
 fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     sync_filesystem(restored)?;
     let mut moves = Vec::new();
@@ -521,17 +526,15 @@ fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
         let rel = item.path().strip_prefix(restored).unwrap_or(item.path());
         let target = dest.join(rel);
         let folder = item.file_type().is_dir();
-        match fs::symlink_metadata(&target) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match plan::conflict(&target, folder)? {
+            Found::Nothing => {
                 if folder {
                     walk.skip_current_dir();
                 }
             }
-            Err(e) => return Err(Error::io("read", &target, e)),
-            Ok(meta) if meta.is_dir() && folder => continue,
-            Ok(meta) if !meta.is_dir() && !folder => {}
-            Ok(_) => {
-                let why = "the archive holds a folder where it has a file or link, or the reverse";
+            Found::Fits if folder => continue,
+            Found::Fits => {}
+            Found::Conflict(why) => {
                 return Err(Error::io("overwrite", &target, std::io::Error::other(why)));
             }
         }

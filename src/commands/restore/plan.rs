@@ -101,6 +101,9 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
         None => None,
     };
     let replace = replace(ctx, &dest, &holder, opts)?;
+    if let (Some(selection), false) = (&selection, replace == Replace::Nothing) {
+        check_merge(&dest, selection)?;
+    }
     if let (Replace::Folder, Some(entry)) = (&replace, &located.entry) {
         // Read in full before a safety copy is written: a damaged archive would fail the
         // restore after its safety copy, and each such try would add one.
@@ -322,6 +325,58 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
     Ok(match kept {
         Some(kept) => Replace::Unchanged(Box::new(kept)),
         None => Replace::Folder,
+    })
+}
+
+/// Refuses an `--include` restore into the existing folder `dest` that would have to put a
+/// file where `dest` has a folder, a folder where it has a file, or write where it has a link
+/// in place of a folder (into the link, or through it): checked against what `selection`
+/// picks, and every folder above it, before anything is written.
+fn check_merge(dest: &Path, selection: &extract::Selection) -> Result<()> {
+    for (rel, folder, _) in &selection.entries {
+        let mut target = dest.to_path_buf();
+        let mut parts = rel.components().peekable();
+        while let Some(part) = parts.next() {
+            target.push(part);
+            // Every folder above a picked entry is a folder in the archive too.
+            let folder = *folder || parts.peek().is_some();
+            match conflict(&target, folder)? {
+                Found::Nothing => break,
+                Found::Fits => {}
+                Found::Conflict(why) => {
+                    return Err(Error::io("overwrite", target, std::io::Error::other(why)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What is at a path a restore writes an entry to (a `folder` or not) into an existing folder.
+pub(super) enum Found {
+    /// Nothing: the entry is created, a folder with all it holds.
+    Nothing,
+    /// The same kind of thing: a file or link is overwritten, a folder kept and filled.
+    Fits,
+    /// Something the entry cannot replace, and why.
+    Conflict(&'static str),
+}
+
+/// What is at `target`, where the restore writes an entry of the archive (a `folder` or not).
+pub(super) fn conflict(target: &Path, folder: bool) -> Result<Found> {
+    let meta = match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        other => other.at("read", target)?,
+    };
+    let kind = meta.file_type();
+    Ok(match (folder, kind.is_dir(), kind.is_symlink()) {
+        (true, true, _) | (false, false, _) => Found::Fits,
+        (false, true, _) => Found::Conflict("the archive holds a file where it has a folder"),
+        (true, false, true) => Found::Conflict(
+            "it is a link where the archive holds a folder; a restore never writes through a \
+             link, so move the link away first",
+        ),
+        (true, false, false) => Found::Conflict("the archive holds a folder where it has a file"),
     })
 }
 
