@@ -422,3 +422,40 @@ fn push_pull_and_remote_verify_report_json() {
         here.manifest()["backups"][0]["sha256"].as_str().unwrap()
     );
 }
+
+/// `list --remote` exits 1 when an archive here and the one of the same name on the remote hold
+/// other bytes: a health check cannot pass while one of them is not what it claims to be.
+#[test]
+fn list_remote_exits_1_on_a_conflict() {
+    let Some(server) = Server::get("list_remote_exits_1_on_a_conflict") else {
+        return;
+    };
+    let env = Env::new();
+    server.configure(&env);
+    env.sample("s");
+    let archive = backup_and_push(&env, "s");
+    env.run(&["list", R, REMOTE]);
+    // The local catalogue now records other bytes under the same name.
+    let path = env.backups().join("manifest.yaml");
+    let manifest = fs::read_to_string(&path).unwrap();
+    let sha = env.manifest()["backups"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(&path, manifest.replace(&sha, &"0".repeat(64))).unwrap();
+    let json = env.run_code(&["list", R, REMOTE, "--json"], 1);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["archive"] == archive.as_str());
+    assert_eq!(row.unwrap()["status"], "conflict", "{rows}");
+    let out = env.run_code(&["list", R, REMOTE], 1);
+    assert!(stdout(&out).contains("conflict"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Problems: 1 backup"),
+        "{}",
+        stdout(&out)
+    );
+}

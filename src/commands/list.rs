@@ -327,7 +327,18 @@ pub fn run_remote(
     } else {
         print_table(&rows, printer)?;
     }
-    Ok(Outcome::Clean)
+    // Same name, other bytes: one of the two copies is not the backup it claims to be.
+    let conflicts = rows.iter().filter(|r| r.status == "conflict").count();
+    if conflicts == 0 {
+        return Ok(Outcome::Clean);
+    }
+    printer.problem(format_args!(
+        "Problems: {} here and on {} with other bytes (conflict); run resbak verify and resbak verify --remote {}",
+        crate::error::count(conflicts, "backup", "backups"),
+        remote.name(),
+        remote.name()
+    ))?;
+    Ok(Outcome::ProblemsFound)
 }
 
 /// Local and remote backups by archive name, grouped by strategy, oldest first. Local backups
