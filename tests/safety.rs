@@ -1063,3 +1063,43 @@ fn an_interruption_under_json_prints_a_json_error() {
         "interrupted: nothing was registered"
     );
 }
+
+/// A safety copy's name says what it is, so even with the manifest and its previous version
+/// both lost, `reindex` brings it back as a safety copy: it never becomes the strategy's latest
+/// backup nor pushes a real backup out.
+#[test]
+fn reindex_knows_a_safety_copy_by_its_name_with_no_manifest_left() {
+    let env = Env::new();
+    env.sample("s");
+    let first = env.backup("s");
+    write(&env.results().join("s/notes.txt"), "changed\n");
+    env.run(&["restore", &first, "--force"]);
+    let copy = env
+        .archives()
+        .into_iter()
+        .find(|a| *a != first)
+        .expect("a safety copy");
+    assert!(copy.ends_with(".safety.tar.gz"), "{copy}");
+    for name in ["manifest.yaml", "manifest.yaml.bak", "verified.yaml"] {
+        let _ = fs::remove_file(env.backups().join(name));
+    }
+    env.run(&["reindex"]);
+    let manifest = env.manifest();
+    let kind_of = |file: &str| {
+        let entries = manifest["backups"].as_sequence().unwrap();
+        let entry = entries.iter().find(|e| e["backup_file"] == file).unwrap();
+        entry["kind"].as_str().unwrap_or("regular").to_string()
+    };
+    assert_eq!(kind_of(&copy), "safety");
+    assert_eq!(kind_of(&first), "regular");
+    let out = env.run(&[
+        "prune",
+        "s",
+        "--keep",
+        "1",
+        "--keep-safety",
+        "1",
+        "--dry-run",
+    ]);
+    assert!(!out.contains("Would remove old backup"), "{out}");
+}

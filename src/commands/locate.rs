@@ -260,7 +260,10 @@ fn found_at(ctx: &Context, path: PathBuf) -> Result<Option<Located>> {
     }))
 }
 
-/// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N].tar.gz`.
+/// What a safety copy's name carries before `.tar.gz`, so its kind survives a lost manifest.
+pub const SAFETY_MARK: &str = ".safety";
+
+/// The parts of a resbak archive name `<strategy>_<YYYYMMDD>_<HHMMSS>[_N][.safety].tar.gz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveName {
     /// The strategy.
@@ -270,6 +273,8 @@ pub struct ArchiveName {
     /// The time in the name, plus N-1 nanoseconds for a `_N` suffix so same-second backups
     /// keep their order.
     pub created: DateTime<Utc>,
+    /// Whether the name marks a safety copy made by `restore --force` (`....safety.tar.gz`).
+    pub safety: bool,
 }
 
 impl ArchiveName {
@@ -277,6 +282,10 @@ impl ArchiveName {
     pub fn parse(file: &str) -> Option<ArchiveName> {
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         let stem = file.strip_suffix(".tar.gz")?;
+        let (stem, safety) = match stem.strip_suffix(SAFETY_MARK) {
+            Some(stem) => (stem, true),
+            None => (stem, false),
+        };
         let (stem, n) = match stem.rsplit_once('_') {
             Some((head, n)) if (1..6).any(|len| digits(n, len)) => (head, n.parse::<u32>().ok()?),
             _ => (stem, 1),
@@ -293,6 +302,7 @@ impl ArchiveName {
             strategy: strategy.to_string(),
             timestamp,
             created,
+            safety,
         })
     }
 }
@@ -344,6 +354,13 @@ mod tests {
             parsed.created.to_rfc3339(),
             "2026-11-22T00:43:06.000000001+00:00"
         );
+        assert!(!parsed.safety);
+        let copy = ArchiveName::parse("btc_sma_cross_20261122_004306_2.safety.tar.gz").unwrap();
+        assert_eq!(
+            (copy.strategy.as_str(), copy.safety),
+            ("btc_sma_cross", true)
+        );
+        assert_eq!(copy.created, parsed.created);
         let plain = ArchiveName::parse("eth_20261122_004306.tar.gz").unwrap();
         assert_eq!(plain.strategy, "eth");
         assert!(plain.created < parsed.created);

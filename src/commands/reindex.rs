@@ -107,6 +107,11 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
         false => Manifest::load_file(&Manifest::previous_path(dir)).unwrap_or_default(),
     };
     for entry in added {
+        if ArchiveName::parse(&entry.backup_file).is_some_and(|n| n.safety) {
+            entry.kind = crate::manifest::Kind::Safety;
+            report.kinds_recovered += 1;
+            continue;
+        }
         let known = previous.find(&entry.backup_file).filter(|e| {
             e.strategy == entry.strategy && e.size == entry.size && e.sha256 == entry.sha256
         });

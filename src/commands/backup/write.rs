@@ -188,7 +188,7 @@ fn register(
         Ok(Entry {
             strategy: name.to_string(),
             timestamp: timestamp.clone(),
-            backup_file: free_name(manifest, dir, name, &timestamp),
+            backup_file: free_name(manifest, dir, name, &timestamp, kind),
             size: written.checksum.len,
             sha256: written.checksum.sha256.clone(),
             entries: written.stats.files,
@@ -253,12 +253,17 @@ fn remove_unregistered(dir: &Path, path: &Path) {
     }
 }
 
-/// `<name>_<timestamp>.tar.gz`, or with `_2`, `_3`, ... if that is taken in the manifest or on disk.
-fn free_name(manifest: &Manifest, dir: &Path, name: &str, timestamp: &str) -> String {
+/// `<name>_<timestamp>.tar.gz`, or with `_2`, `_3`, ... if that is taken in the manifest or on
+/// disk; a safety copy's name ends `.safety.tar.gz`, so its kind is known from the name alone.
+fn free_name(manifest: &Manifest, dir: &Path, name: &str, timestamp: &str, kind: Kind) -> String {
+    let end = match kind {
+        Kind::Safety => format!("{}.tar.gz", crate::commands::locate::SAFETY_MARK),
+        Kind::Regular => ".tar.gz".to_string(),
+    };
     (1..)
         .map(|n| match n {
-            1 => format!("{name}_{timestamp}.tar.gz"),
-            n => format!("{name}_{timestamp}_{n}.tar.gz"),
+            1 => format!("{name}_{timestamp}{end}"),
+            n => format!("{name}_{timestamp}_{n}{end}"),
         })
         .find(|file| manifest.find(file).is_none() && !dir.join(file).exists())
         .expect("an unbounded range always yields a free name")
