@@ -4,12 +4,10 @@ mod write;
 
 use super::{Context, Outcome, Printer, check_strategy_name, human_size, prune, strategies};
 use crate::archive::{self, Counts};
-use crate::checksum::HashingReader;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::retention;
 use serde::Serialize;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use write::backup_folder_noting;
@@ -412,27 +410,15 @@ fn unchanged_since(
     Ok(same.then(|| latest.clone()))
 }
 
-/// What is wrong with `entry`'s archive in `dir`, if anything: missing, unreadable, or its size
-/// or SHA-256 not the manifest's. One streaming read.
+/// What is wrong with `entry`'s archive in `dir`, if anything, as `verify` (without `--deep`)
+/// finds it: missing, unreadable, or its size or SHA-256 not the manifest's. One streaming read.
 pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
-    let path = dir.join(&entry.backup_file);
-    let file = match archive::open_regular(&path) {
-        Ok(Some(file)) => file,
-        Ok(None) => return Some("is not a regular file".into()),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Some("is missing".into()),
-        Err(e) => return Some(format!("cannot be read: {e}")),
-    };
-    match HashingReader::new(file).finish() {
-        Err(e) => Some(format!("cannot be read: {e}")),
-        Ok(sum) if sum.len != entry.size => Some(format!(
-            "is damaged: it has {} bytes, the manifest records {}",
-            sum.len, entry.size
-        )),
-        Ok(sum) if sum.sha256 != entry.sha256 => {
-            Some("is damaged: its SHA-256 differs from the manifest's".into())
-        }
-        Ok(_) => None,
-    }
+    use super::verify::{self, ProblemKind};
+    let problem = verify::check(dir, entry, false, &crate::progress::Progress::hidden()).err()?;
+    Some(match problem.kind {
+        ProblemKind::Missing => "is missing".to_string(),
+        _ => format!("is damaged: {}", problem.message),
+    })
 }
 
 /// The folder of strategy `name`, checked to be a plain name of an existing, non-empty folder.
