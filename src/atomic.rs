@@ -13,10 +13,6 @@ pub const TEMP_PREFIX: &str = ".resbak-tmp-";
 /// Prefix of the folders a restore extracts into.
 pub const STAGING_PREFIX: &str = ".resbak-restore-";
 
-/// Prefix of every name resbak gives its own working files and folders in a results or backup
-/// folder; no strategy is ever taken from such a name.
-pub const OWN_PREFIX: &str = ".resbak-";
-
 /// File inside a staging folder that marks it as resbak's.
 const STAGING_MARKER: &str = ".resbak-staging";
 

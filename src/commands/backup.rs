@@ -124,12 +124,12 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
     for (name, src) in sources {
         match one(ctx, opts, &name, &src, printer) {
             Ok((backed, result)) => {
-                outcome = worse(outcome, result);
+                outcome = outcome.max(result);
                 report.push(backed);
             }
             Err(e) if several && !is_output_error(&e) => {
                 report.push(Backed {
-                    error: Some(error_chain(&e)),
+                    error: Some(crate::error::chain(&e)),
                     ..Backed::new(&name, "failed")
                 });
                 failed.push((name, e));
@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result
     }
     if !failed.is_empty() {
         report_failures(&failed, report.len(), printer);
-        outcome = worse(outcome, Outcome::ProblemsFound);
+        outcome = outcome.max(Outcome::ProblemsFound);
     }
     printer.json_report(&report)?;
     Ok(outcome)
@@ -173,7 +173,7 @@ fn one(
         },
         Plan::Backup { why } => {
             let (backed, result) = back_up(ctx, opts, name, src, printer)?;
-            outcome = worse(outcome, result);
+            outcome = outcome.max(result);
             Backed {
                 reason: why,
                 ..backed
@@ -295,30 +295,18 @@ fn back_up(
     Ok((backed, outcome))
 }
 
-/// The more serious of two outcomes.
-fn worse(a: Outcome, b: Outcome) -> Outcome {
-    let rank = |o| match o {
-        Outcome::Clean => 0,
-        Outcome::ProblemsFound => 1,
-        Outcome::Incomplete => 2,
-    };
-    if rank(b) > rank(a) { b } else { a }
-}
-
 /// Whether `e` is a failure to write the report itself, which ends the run.
 fn is_output_error(e: &Error) -> bool {
     matches!(e, Error::Io { path, .. } if path == Path::new("standard output"))
 }
 
-/// `e` and its causes, `: `-separated, on one line (see [`crate::error::chain`]).
-fn error_chain(e: &Error) -> String {
-    crate::error::chain(e)
-}
-
 /// Prints every failed strategy with its error, then how many failed.
 fn report_failures(failed: &[(String, Error)], total: usize, printer: &mut Printer) {
     for (name, e) in failed {
-        printer.warn(format_args!("backup of {name} failed: {}", error_chain(e)));
+        printer.warn(format_args!(
+            "backup of {name} failed: {}",
+            crate::error::chain(e)
+        ));
     }
     let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
     printer.warn(format_args!(

@@ -34,8 +34,8 @@ pub struct Context {
     pub backup_dir: PathBuf,
 }
 
-/// How a command that ran to its end turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a command that ran to its end turned out; later variants are worse (`max` is the worse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     /// Everything asked for was done and found intact.
     Clean,

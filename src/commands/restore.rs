@@ -351,7 +351,7 @@ fn extract_checked(
     progress: &Progress,
 ) -> Result<Stats> {
     let path = &located.path;
-    let file = File::open(path).at("open", path)?;
+    let file = archive::open_file(path)?;
     let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
     let mut hashing = HashingReader::new(reader);
     let extracted = match include {

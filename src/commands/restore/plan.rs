@@ -12,7 +12,7 @@ use crate::commands::{
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::{Entry, Kind, Lock, LockFile, Manifest};
-use std::fs::{self, File};
+use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
@@ -280,7 +280,7 @@ fn select(
     include: &archive::Excludes,
 ) -> Result<extract::Selection> {
     let path = &located.path;
-    let file = File::open(path).at("open", path)?;
+    let file = archive::open_file(path)?;
     let reader = BufReader::with_capacity(READ_BUF, file);
     let selection = extract::select(reader, path, strategy, include)?;
     match selection.unmatched.first() {
