@@ -285,12 +285,22 @@ fn back_up(
     };
     if opts.keep.is_some() || opts.keep_safety.is_some() {
         let rules = retention::Rules::new(opts.keep, opts.keep_safety);
-        let pruned = retention::prune(&ctx.backup_dir, Some(name), &rules, false)?;
-        prune::report(&pruned, printer)?;
-        if prune::outcome(&pruned) != Outcome::Clean {
-            outcome = Outcome::Incomplete;
+        // The backup is in place and catalogued: a failed prune is reported, never turned
+        // into a failed backup.
+        match retention::prune(&ctx.backup_dir, Some(name), &rules, false) {
+            Ok(pruned) => {
+                prune::report(&pruned, printer)?;
+                outcome = outcome.max(prune::outcome(&pruned));
+                backed.removed = pruned.removed;
+            }
+            Err(e) => {
+                printer.warn(format_args!(
+                    "{name} was backed up, but pruning its old backups failed: {}",
+                    crate::error::chain(&e)
+                ));
+                outcome = Outcome::Incomplete;
+            }
         }
-        backed.removed = pruned.removed;
     }
     Ok((backed, outcome))
 }
