@@ -850,8 +850,20 @@ fn backup_changing_mid_read(
     len: u64,
     change: impl Fn(&Path) + Send + Sync,
 ) -> std::process::Output {
+    changing_mid_read(env, &["backup", "s"], file, len, change)
+}
+
+/// Runs resbak with `args` and calls `change` on `file` (of `len` bytes) once, when the read
+/// position of resbak's handle on it shows it has started reading it and not finished.
+fn changing_mid_read(
+    env: &Env,
+    args: &[&str],
+    file: &Path,
+    len: u64,
+    change: impl Fn(&Path) + Send + Sync,
+) -> std::process::Output {
     let child = env
-        .cmd(&["backup", "s"])
+        .cmd(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1102,4 +1114,36 @@ fn reindex_knows_a_safety_copy_by_its_name_with_no_manifest_left() {
         "--dry-run",
     ]);
     assert!(!out.contains("Would remove old backup"), "{out}");
+}
+
+/// A file written while `restore --force` makes its safety copy may be in the copy torn: the
+/// restore then replaces nothing, keeps the copy and says so.
+#[test]
+fn a_forced_restore_whose_safety_copy_saw_a_file_change_replaces_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let big = env.results().join("s/runs/big.bin");
+    let len: u64 = 32 << 20;
+    fs::File::create(&big).unwrap().set_len(len).unwrap();
+    let archive = env.backup("s");
+    write(
+        &env.results().join("s/notes.txt"),
+        "written after the backup\n",
+    );
+    let args = ["restore", archive.as_str(), "--force"];
+    let out = changing_mid_read(&env, &args, &big, len, |file| {
+        let mut file = fs::OpenOptions::new().append(true).open(file).unwrap();
+        std::io::Write::write_all(&mut file, b"more\n").unwrap();
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("changed while its safety copy"), "{err}");
+    assert!(err.contains("nothing was replaced"), "{err}");
+    let notes = fs::read_to_string(env.results().join("s/notes.txt")).unwrap();
+    assert_eq!(
+        notes, "written after the backup\n",
+        "the folder is left alone"
+    );
+    assert_eq!(fs::metadata(&big).unwrap().len(), len + 5);
+    assert_eq!(env.archives().len(), 2, "the safety copy is kept");
 }

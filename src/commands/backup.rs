@@ -10,7 +10,6 @@ use crate::retention;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use write::backup_folder_noting;
 
 pub(crate) use write::{backup_folder, place};
 
@@ -246,8 +245,7 @@ fn back_up(
     };
     let then = format!("{name} was backed up; nothing after it was registered");
     crate::interrupt::so_far(now, Some(then));
-    let (entry, changed) =
-        backup_folder_noting(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
+    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
     crate::interrupt::so_far(
         format!(
             "{name} was backed up as {}; nothing after it was registered",

@@ -307,7 +307,7 @@ fn safety_copy(
         excludes: archive::Excludes::default(),
         ..opts.archive_options.clone()
     };
-    let entry = backup_folder(
+    let (entry, changed) = backup_folder(
         ctx,
         holder,
         dest,
@@ -315,6 +315,18 @@ fn safety_copy(
         crate::manifest::Kind::Safety,
         printer,
     )?;
+    // A file written while the copy was read may be in it torn or padded: that copy is not
+    // enough to replace the folder with. It stays; the folder is left alone.
+    if changed {
+        return Err(Error::UnsafeDestination {
+            path: dest.to_path_buf(),
+            reason: format!(
+                "files in it changed while its safety copy {} was made (named above); nothing \
+                 was replaced; run the restore again once nothing writes there",
+                entry.backup_file
+            ),
+        });
+    }
     crate::interrupt::so_far(
         format!(
             "the safety copy {} was kept; {} is as it was",

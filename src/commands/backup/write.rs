@@ -21,19 +21,9 @@ const WRITE_BUF: usize = 256 * 1024;
 
 /// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
 /// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
+/// Also tells whether a file changed while it was read (each is named in a warning): the archive
+/// then holds what was read, not necessarily what the folder holds now.
 pub(crate) fn backup_folder(
-    ctx: &Context,
-    name: &str,
-    src: &Path,
-    opts: &archive::Options,
-    kind: Kind,
-    printer: &mut Printer,
-) -> Result<Entry> {
-    backup_folder_noting(ctx, name, src, opts, kind, printer).map(|(entry, _)| entry)
-}
-
-/// [`backup_folder`], also telling whether a file changed while it was read (each is named).
-pub(super) fn backup_folder_noting(
     ctx: &Context,
     name: &str,
     src: &Path,
