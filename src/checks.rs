@@ -107,20 +107,7 @@ mod tests {
     use super::*;
 
     fn entry(file: &str) -> Entry {
-        Entry {
-            strategy: "a".into(),
-            timestamp: "20260101_000000".into(),
-            backup_file: file.into(),
-            size: 1,
-            sha256: "00".into(),
-            entries: 1,
-            bytes: 0,
-            kinds: None,
-            created: DateTime::from_timestamp(1, 7).unwrap(),
-            meta_digest: None,
-            content_digest: None,
-            kind: crate::manifest::Kind::Regular,
-        }
+        Entry::sample("a", file, 1)
     }
 
     #[test]

@@ -396,10 +396,10 @@ fn unwritable(e: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(strategy: &str, file: &str, secs: i64) -> Entry {
+impl Entry {
+    /// A regular entry for unit tests: `file` of `strategy`, created `secs` (plus 7 ns) after
+    /// the epoch, one entry of one byte, no digests.
+    pub(crate) fn sample(strategy: &str, file: &str, secs: i64) -> Entry {
         Entry {
             strategy: strategy.into(),
             timestamp: "20260101_000000".into(),
@@ -409,11 +409,20 @@ mod tests {
             entries: 1,
             bytes: 0,
             kinds: None,
-            created: DateTime::from_timestamp(secs, 7).unwrap(),
+            created: DateTime::from_timestamp(secs, 7).expect("a time in range"),
             meta_digest: None,
             content_digest: None,
             kind: Kind::Regular,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(strategy: &str, file: &str, secs: i64) -> Entry {
+        Entry::sample(strategy, file, secs)
     }
 
     #[test]

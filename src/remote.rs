@@ -837,20 +837,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, strategy: &str) -> Entry {
-        Entry {
-            strategy: strategy.into(),
-            timestamp: "20260101_000000".into(),
-            backup_file: name.into(),
-            size: 1,
-            sha256: "00".into(),
-            entries: 1,
-            bytes: 0,
-            kinds: None,
-            created: chrono::DateTime::from_timestamp(1, 0).unwrap(),
-            meta_digest: None,
-            content_digest: None,
-            kind: Default::default(),
-        }
+        Entry::sample(strategy, name, 1)
     }
 
     #[test]

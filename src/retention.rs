@@ -213,22 +213,11 @@ fn delete(backup_dir: &Path, doomed: Vec<Entry>, kept: Vec<String>) -> Result<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::DateTime;
 
     fn entry(strategy: &str, file: String, secs: i64, kind: Kind) -> Entry {
         Entry {
-            strategy: strategy.to_string(),
-            timestamp: String::new(),
-            backup_file: file,
-            size: 0,
-            sha256: String::new(),
-            entries: 0,
-            bytes: 0,
-            kinds: None,
-            created: DateTime::from_timestamp(secs, 0).unwrap(),
-            meta_digest: None,
-            content_digest: None,
             kind,
+            ..Entry::sample(strategy, &file, secs)
         }
     }
 
