@@ -1136,3 +1136,33 @@ fn an_aside_folder_holding_only_its_marker_is_removed_by_the_next_restore() {
     );
     assert!(full.join("old/mine.csv").exists());
 }
+
+/// `--include --force` overwrites files only while the folder still holds what its safety copy
+/// holds: a file written after the copy was taken makes it overwrite nothing (the copy stays).
+#[test]
+fn include_overwrites_nothing_once_the_folder_changed_after_its_safety_copy() {
+    use std::io::Read;
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("metrics.json"), "{\"sharpe\": 9.9}");
+    let (mut reader, writer) = full_pipe();
+    let args = ["restore", &archive, "--force", "--include", "metrics.json"];
+    let mut cmd = env.cmd(&args);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    crate::util::wait_for("the safety copy", || env.archives().len() == 2);
+    write(&root.join("late.csv"), "written after the safety copy\n");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    let mut err = String::new();
+    let mut stderr = child.stderr.take().unwrap();
+    stderr.read_to_string(&mut err).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(2), "{err}");
+    assert!(err.contains("changed after its safety copy"), "{err}");
+    let metrics = fs::read_to_string(root.join("metrics.json")).unwrap();
+    assert_eq!(metrics, "{\"sharpe\": 9.9}", "nothing overwritten");
+    assert!(root.join("late.csv").is_file());
+    assert_eq!(env.archives().len(), 2, "the safety copy is kept");
+}

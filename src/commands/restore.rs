@@ -123,6 +123,13 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let (written, counts) = extracted.and_then(|written| {
         match (existing, include) {
             (true, Some(_)) => {
+                sync_filesystem(&restored)?;
+                // What is about to be overwritten must be what the safety copy holds.
+                let saved = replaced.as_ref().and_then(|r| r.as_ref());
+                let digest = saved.and_then(|e| e.meta_digest.as_deref());
+                if !holds_only(dest, digest)? {
+                    return Err(changed_since_copy(dest, saved));
+                }
                 let held = crate::interrupt::hold();
                 merge_into(&restored, dest).map(|()| held.done(done))
             }
@@ -476,6 +483,20 @@ fn make_aside(parent: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
+/// The refusal of an `--include` restore into `dest` after it changed since its safety copy.
+fn changed_since_copy(dest: &Path, saved: Option<&Entry>) -> Error {
+    let copy = saved.map_or("was taken".to_string(), |e| {
+        format!("{} was taken", e.backup_file)
+    });
+    Error::UnsafeDestination {
+        path: dest.to_path_buf(),
+        reason: format!(
+            "it changed after its safety copy {copy}; nothing was overwritten; run the restore \
+             again"
+        ),
+    }
+}
+
 /// Whether `folder` holds exactly the tree whose metadata digest (paths, kinds, sizes, modes,
 /// mtimes, link targets) is `digest`; with no digest, whether it is empty.
 fn holds_only(folder: &Path, digest: Option<&str>) -> Result<bool> {
@@ -527,7 +548,6 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// it has a folder) stops the restore before anything is moved; the plan refused those before
 /// any safety copy was made (see `plan`), so this only guards against a change since.
 fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
-    sync_filesystem(restored)?;
     let mut moves = Vec::new();
     let mut walk = walkdir::WalkDir::new(restored)
         .min_depth(1)
