@@ -202,18 +202,6 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
     })
 }
 
-/// The newest regular backup of strategy `name` when it holds everything in `folder` as it is
-/// now and its archive still matches the manifest: the decision a backup makes to skip an
-/// unchanged strategy, with nothing excluded (so a folder holding anything the backup left out
-/// is never taken as unchanged).
-pub(crate) fn kept_by(ctx: &Context, name: &str, folder: &Path) -> Result<Option<Entry>> {
-    let everything = BackupOptions::default();
-    Ok(match plan(ctx, &everything, name, folder)? {
-        Plan::Skip { latest } => Some(latest),
-        Plan::Backup { .. } => None,
-    })
-}
-
 /// Reports a strategy left alone because nothing changed.
 fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> Result<Backed> {
     let verb = if dry_run {
@@ -393,17 +381,34 @@ fn unchanged_since(
     excludes: &archive::Excludes,
 ) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
-    let Some(latest) = manifest.latest_regular(name) else {
-        return Ok(None);
-    };
-    let (Some(meta), Some(content)) = (&latest.meta_digest, &latest.content_digest) else {
-        return Ok(None);
-    };
-    if archive::digest(src, excludes, false)?.meta != *meta {
-        return Ok(None);
+    let latest = manifest
+        .latest_regular(name)
+        .into_iter()
+        .collect::<Vec<_>>();
+    Ok(holding(src, excludes, &latest)?
+        .first()
+        .map(|e| (*e).clone()))
+}
+
+/// Those of `candidates` that hold `folder` (less `excludes`) exactly as it is now: the same
+/// metadata digest, then the same content digest. The folder is digested once for each, the
+/// content only when some metadata matches.
+pub(crate) fn holding<'e>(
+    folder: &Path,
+    excludes: &archive::Excludes,
+    candidates: &[&'e Entry],
+) -> Result<Vec<&'e Entry>> {
+    let meta = archive::digest(folder, excludes, false)?.meta;
+    let mut same: Vec<&Entry> = candidates
+        .iter()
+        .copied()
+        .filter(|e| e.meta_digest.as_deref() == Some(meta.as_str()))
+        .collect();
+    if !same.is_empty() {
+        let content = archive::digest(folder, excludes, true)?.content;
+        same.retain(|e| e.content_digest.as_deref() == Some(content.as_str()));
     }
-    let same = archive::digest(src, excludes, true)?.content == *content;
-    Ok(same.then(|| latest.clone()))
+    Ok(same)
 }
 
 /// What is wrong with `entry`'s archive in `dir`, if anything, as `verify` (without `--deep`)

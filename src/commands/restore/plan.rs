@@ -5,7 +5,7 @@
 use super::{READ_BUF, RestoreOptions};
 use crate::archive;
 use crate::atomic;
-use crate::commands::backup::{damage, kept_by};
+use crate::commands::backup::{damage, holding};
 use crate::commands::{
     ArchiveName, Context, Located, Printer, check_strategy_name, locate_backup, set_aside,
 };
@@ -293,8 +293,8 @@ fn select(
 }
 
 /// What to do with the destination: nothing is there, or (only with `force`) an empty folder
-/// to replace, a folder its strategy's newest intact backup (see [`kept_by`]) or an intact
-/// safety copy (see [`kept_by_safety_copy`]) already holds, or a folder to back up as a safety
+/// to replace, a folder its strategy's newest intact regular backup or an intact safety copy
+/// already holds (see [`kept_by`]), or a folder to back up as a safety
 /// copy of `holder` first.
 /// Refuses an existing destination without `force`, one that is not a folder, and one whose
 /// safety copy could not be restored (see [`check_restorable`]).
@@ -318,11 +318,7 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
         return Ok(Replace::Empty);
     }
     check_restorable(dest, holder)?;
-    let kept = match kept_by(ctx, holder, dest)? {
-        Some(kept) => Some(kept),
-        None => kept_by_safety_copy(ctx, holder, dest)?,
-    };
-    Ok(match kept {
+    Ok(match kept_by(ctx, holder, dest)? {
         Some(kept) => Replace::Unchanged(Box::new(kept)),
         None => Replace::Folder,
     })
@@ -380,10 +376,11 @@ pub(super) fn conflict(target: &Path, folder: bool) -> Result<Found> {
     })
 }
 
-/// The newest safety copy of `strategy` that holds everything in `folder` as it is now (the
-/// same content digest, nothing excluded) and whose archive still matches the manifest: a new
-/// safety copy would only repeat it, and pile up until retention prunes older, different ones.
-fn kept_by_safety_copy(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>> {
+/// The backup that already holds everything in `folder` as it is now (nothing excluded) and
+/// whose archive still matches the manifest: the newest regular backup of `strategy`, else its
+/// newest such safety copy. A new safety copy would only repeat it, and copies would pile up
+/// until retention prunes older, different ones.
+fn kept_by(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let mut copies: Vec<&Entry> = manifest
         .backups
@@ -391,17 +388,14 @@ fn kept_by_safety_copy(ctx: &Context, strategy: &str, folder: &Path) -> Result<O
         .filter(|e| e.strategy == strategy && e.kind == Kind::Safety)
         .collect();
     copies.sort_by_key(|e| std::cmp::Reverse(e.created));
-    let everything = archive::Excludes::default();
-    // The metadata digest first (cheap): the content digest covers it too.
-    let meta = archive::digest(folder, &everything, false)?.meta;
-    copies.retain(|e| e.meta_digest.as_deref() == Some(meta.as_str()));
-    if copies.is_empty() {
-        return Ok(None);
-    }
-    let content = archive::digest(folder, &everything, true)?.content;
-    Ok(copies
+    let candidates: Vec<&Entry> = manifest
+        .latest_regular(strategy)
         .into_iter()
-        .filter(|e| e.content_digest.as_deref() == Some(content.as_str()))
+        .chain(copies)
+        .collect();
+    let everything = archive::Excludes::default();
+    Ok(holding(folder, &everything, &candidates)?
+        .into_iter()
         .find(|e| damage(&ctx.backup_dir, e).is_none())
         .cloned())
 }
