@@ -58,10 +58,7 @@ impl Counts {
 
 impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = |count: u64, one: &str, many: &str| match count {
-            1 => format!("1 {one}"),
-            n => format!("{n} {many}"),
-        };
+        let n = crate::error::count::<u64>;
         write!(
             f,
             "{} ({}, {}, {})",

@@ -85,7 +85,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether this is a regular backup.
+    /// Whether this is a regular backup (the manifest leaves `kind` out for those).
     pub fn is_regular(&self) -> bool {
         *self == Kind::Regular
     }
@@ -269,17 +269,23 @@ impl Manifest {
         self.regular_newest_first(strategy).first().copied()
     }
 
-    /// The regular backups of `strategy`, newest first by creation time (of two with the same
-    /// time, the one registered later first); safety copies are never among them.
+    /// The regular backups of `strategy`, newest first (see [`Manifest::newest_first`]); safety
+    /// copies are never among them.
     pub fn regular_newest_first(&self, strategy: &str) -> Vec<&Entry> {
-        let mut regular: Vec<(usize, &Entry)> = self
+        self.newest_first(strategy, Kind::Regular)
+    }
+
+    /// The entries of `strategy` of `kind`, newest first by creation time (of two with the same
+    /// time, the one registered later first).
+    pub fn newest_first(&self, strategy: &str, kind: Kind) -> Vec<&Entry> {
+        let mut same: Vec<(usize, &Entry)> = self
             .backups
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.strategy == strategy && e.kind.is_regular())
+            .filter(|(_, e)| e.strategy == strategy && e.kind == kind)
             .collect();
-        regular.sort_by_key(|&(i, e)| std::cmp::Reverse((e.created, i)));
-        regular.into_iter().map(|(_, e)| e).collect()
+        same.sort_by_key(|&(i, e)| std::cmp::Reverse((e.created, i)));
+        same.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Entries grouped by strategy name, oldest first within each strategy.

@@ -442,10 +442,7 @@ fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
 
 /// Whether `dir` is the backup folder itself (a folder of archives, not a strategy).
 fn is_backup_dir(ctx: &Context, dir: &Path) -> bool {
-    match (dir.canonicalize(), ctx.backup_dir.canonicalize()) {
-        (Ok(dir), Ok(backups)) => dir == backups,
-        _ => false,
-    }
+    super::same_dir(dir, &ctx.backup_dir)
 }
 
 /// Refuses `src` when the backup folder lies inside it (or is it): each backup would hold the

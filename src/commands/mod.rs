@@ -94,7 +94,7 @@ pub fn note_replaced_copies(results_dir: &Path, printer: &mut Printer) {
 }
 
 /// Whether two paths name the same existing folder.
-fn same_dir(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

@@ -253,16 +253,10 @@ pub fn hint_after_check(
 /// How `prune` can remove `entry`, an older backup or a safety copy of its strategy.
 fn prune_hint(manifest: &Manifest, entry: &Entry) -> String {
     let strategy = &entry.strategy;
-    let mut same: Vec<(usize, &Entry)> = manifest
-        .backups
+    let newer = manifest
+        .newest_first(strategy, entry.kind)
         .iter()
-        .enumerate()
-        .filter(|(_, e)| e.strategy == *strategy && e.kind == entry.kind)
-        .collect();
-    same.sort_by_key(|&(i, e)| std::cmp::Reverse((e.created, i)));
-    let newer = same
-        .iter()
-        .position(|(_, e)| e.backup_file == entry.backup_file)
+        .position(|e| e.backup_file == entry.backup_file)
         .unwrap_or(0);
     let (option, what) = match entry.kind {
         crate::manifest::Kind::Regular => ("--keep", "backups"),

@@ -376,8 +376,7 @@ fn select_or_locate<'m>(
 
 /// Whether `path` is a catalogued archive of the backup folder `dir`.
 fn in_folder(path: &Path, dir: &Path) -> bool {
-    let parent = crate::atomic::parent_dir(path).canonicalize();
-    parent.is_ok_and(|p| dir.canonicalize().is_ok_and(|d| d == p))
+    super::same_dir(crate::atomic::parent_dir(path), dir)
         && Manifest::load(dir).is_ok_and(|m| {
             path.file_name()
                 .is_some_and(|f| m.find(&f.to_string_lossy()).is_some())

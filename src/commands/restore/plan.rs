@@ -382,12 +382,7 @@ pub(super) fn conflict(target: &Path, folder: bool) -> Result<Found> {
 /// until retention prunes older, different ones.
 fn kept_by(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
-    let mut copies: Vec<&Entry> = manifest
-        .backups
-        .iter()
-        .filter(|e| e.strategy == strategy && e.kind == Kind::Safety)
-        .collect();
-    copies.sort_by_key(|e| std::cmp::Reverse(e.created));
+    let copies = manifest.newest_first(strategy, Kind::Safety);
     let candidates: Vec<&Entry> = manifest
         .latest_regular(strategy)
         .into_iter()
