@@ -616,29 +616,16 @@ pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
 /// restored folder: the replaced folder is then kept beside the destination, not deleted.
 #[test]
 fn a_file_written_after_the_safety_copy_is_kept() {
-    use std::io::Read;
     let env = Env::new();
     let root = env.sample("s");
     let archive = env.backup("s");
     let restored = snapshot(&root);
     write(&root.join("mine.csv"), "mine\n");
-    let (mut reader, writer) = full_pipe();
-    let mut cmd = env.cmd(&["restore", &archive, "--force"]);
-    cmd.stdout(writer).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    crate::util::wait_for("the safety copy", || env.archives().len() == 2);
-    write(&root.join("late.csv"), "written after the safety copy\n");
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{err}");
+    let (code, err) =
+        with_a_change_after_the_safety_copy(&env, &["restore", &archive, "--force"], || {
+            write(&root.join("late.csv"), "written after the safety copy\n")
+        });
+    assert_eq!(code, Some(0), "{err}");
     assert_eq!(snapshot(&root), restored);
     let kept = crate::util::names_with_prefix(&env.results(), "s.replaced-");
     assert_eq!(kept.len(), 1, "{err}");
@@ -1141,28 +1128,43 @@ fn an_aside_folder_holding_only_its_marker_is_removed_by_the_next_restore() {
 /// holds: a file written after the copy was taken makes it overwrite nothing (the copy stays).
 #[test]
 fn include_overwrites_nothing_once_the_folder_changed_after_its_safety_copy() {
-    use std::io::Read;
     let env = Env::new();
     let root = env.sample("s");
     let archive = env.backup("s");
     write(&root.join("metrics.json"), "{\"sharpe\": 9.9}");
-    let (mut reader, writer) = full_pipe();
     let args = ["restore", &archive, "--force", "--include", "metrics.json"];
-    let mut cmd = env.cmd(&args);
-    cmd.stdout(writer).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    crate::util::wait_for("the safety copy", || env.archives().len() == 2);
-    write(&root.join("late.csv"), "written after the safety copy\n");
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).unwrap();
-    let mut err = String::new();
-    let mut stderr = child.stderr.take().unwrap();
-    stderr.read_to_string(&mut err).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(2), "{err}");
+    let (code, err) = with_a_change_after_the_safety_copy(&env, &args, || {
+        write(&root.join("late.csv"), "written after the safety copy\n")
+    });
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("changed after its safety copy"), "{err}");
     let metrics = fs::read_to_string(root.join("metrics.json")).unwrap();
     assert_eq!(metrics, "{\"sharpe\": 9.9}", "nothing overwritten");
     assert!(root.join("late.csv").is_file());
     assert_eq!(env.archives().len(), 2, "the safety copy is kept");
+}
+
+/// Runs resbak with `args` and standard output into a full pipe, so it stops at its first
+/// report line; once its safety copy is registered (the line that follows it is held), runs
+/// `meanwhile`, then lets it finish. Returns its exit code and standard error.
+fn with_a_change_after_the_safety_copy(
+    env: &Env,
+    args: &[&str],
+    meanwhile: impl FnOnce(),
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    let copies = env.archives().len();
+    let (mut reader, writer) = full_pipe();
+    let mut cmd = env.cmd(args);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    crate::util::wait_for("the safety copy", || env.archives().len() > copies);
+    meanwhile();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    let mut err = String::new();
+    let mut stderr = child.stderr.take().unwrap();
+    stderr.read_to_string(&mut err).unwrap();
+    (child.wait().unwrap().code(), err)
 }
