@@ -29,6 +29,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Zone of the local times the Python scripts wrote in their manifest and archive names: an
+    /// IANA name (Europe/Berlin), an offset (+01:00) or local [default: `timezone` from
+    /// resbak.toml, else local]
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub timezone: Option<String>,
+
     /// Print reports as JSON (see the README's "JSON output" section)
     #[arg(long, global = true)]
     pub json: bool,

@@ -6,6 +6,7 @@
 //! file are relative to the file's folder.
 
 use crate::error::{Error, Result};
+use crate::manifest::legacy::Zone;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +41,9 @@ pub struct FileConfig {
     /// Off-site copies: `[remote.NAME]` tables.
     #[serde(default)]
     pub remote: BTreeMap<String, RemoteConfig>,
+    /// The zone the Python scripts' naive times are read in: an IANA name, an offset, or
+    /// `local` (the machine's zone, the default).
+    pub timezone: Option<String>,
 }
 
 /// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
@@ -119,6 +123,8 @@ pub struct Overrides {
     pub level: Option<u32>,
     /// `--exclude`, repeated.
     pub exclude: Vec<String>,
+    /// `--timezone`.
+    pub timezone: Option<String>,
 }
 
 /// The effective settings; the JSON shape of `config --json`.
@@ -138,6 +144,8 @@ pub struct Settings {
     pub exclude: Vec<String>,
     /// Remotes configured in the file, by name.
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// The zone the Python scripts' naive times are read in (see [`Zone`]).
+    pub timezone: Setting<String>,
 }
 
 impl Settings {
@@ -147,6 +155,22 @@ impl Settings {
     /// [`Error::Config`] when the file named with `--config` is missing, or a file does not parse.
     pub fn resolve(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
         let (file, config) = load(flags.config.as_deref())?;
+        let timezone = pick(
+            flags.timezone.clone(),
+            None,
+            config
+                .timezone
+                .clone()
+                .map(|z| (z, Source::File(file.clone().unwrap_or_default()))),
+            "local".to_string(),
+        );
+        if let Err(message) = timezone.value.parse::<Zone>() {
+            let path = match &timezone.source {
+                Source::File(path) => path.clone(),
+                _ => PathBuf::from("--timezone"),
+            };
+            return Err(Error::Config { path, message });
+        }
         let base = file
             .as_deref()
             .and_then(Path::parent)
@@ -198,8 +222,14 @@ impl Settings {
                 .cloned()
                 .collect(),
             remotes: config.remote,
+            timezone,
             file,
         })
+    }
+
+    /// The zone the Python scripts' naive times are read in.
+    pub fn zone(&self) -> Zone {
+        self.timezone.value.parse().unwrap_or_default()
     }
 
     /// The configuration of remote `name`.

@@ -77,8 +77,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         keep: keep.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
         level,
         exclude,
+        timezone: cli.timezone,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
+    manifest::legacy::set_zone(settings.zone());
     interrupt::report_as_json(cli.json);
     interrupt::on_signal_clean_up_and_exit()?;
     let ctx = Context {

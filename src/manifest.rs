@@ -14,6 +14,8 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+pub mod legacy;
+
 /// File name of the manifest inside the backup folder.
 pub const FILE_NAME: &str = "manifest.yaml";
 /// File name of the lock file inside the backup folder.
@@ -34,6 +36,10 @@ pub struct Manifest {
     /// Backups in the order they were registered.
     #[serde(default)]
     pub backups: Vec<Entry>,
+    /// Read from the older format the Python scripts wrote (see [`legacy`]): its entries have
+    /// no checksum yet, and [`Manifest::update`] refuses it until [`Manifest::update_adopting`].
+    #[serde(skip)]
+    pub legacy: bool,
 }
 
 /// One backup archive.
@@ -41,7 +47,10 @@ pub struct Manifest {
 pub struct Entry {
     /// Strategy name, also the archive's top folder.
     pub strategy: String,
-    /// UTC time of the backup as `YYYYMMDD_HHMMSS`, as in the file name.
+    /// Time of the backup as `YYYYMMDD_HHMMSS`, as in the file name: UTC, but local time for
+    /// archives the Python scripts made (see `converted_from`). Written quoted, so YAML 1.1
+    /// readers such as PyYAML read text, not a number; a number is still read.
+    #[serde(deserialize_with = "stamp")]
     pub timestamp: String,
     /// Archive file name, relative to the manifest's folder.
     pub backup_file: String,
@@ -59,7 +68,8 @@ pub struct Entry {
     /// written before resbak recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kinds: Option<crate::archive::Counts>,
-    /// When the backup was made, RFC 3339 UTC with nanoseconds.
+    /// When the backup was made, RFC 3339 UTC with nanoseconds (written quoted, as text in
+    /// YAML 1.1 and 1.2 alike).
     pub created: DateTime<Utc>,
     /// Digest of the archived tree's paths, kinds, sizes, modes, mtimes and link targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +80,25 @@ pub struct Entry {
     /// Why the backup was made; entries without it are regular backups.
     #[serde(default, skip_serializing_if = "Kind::is_regular")]
     pub kind: Kind,
+    /// Where `sha256`, `entries` and `bytes` come from when resbak did not record them as it made
+    /// the archive; absent for resbak's own backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_source: Option<ChecksumSource>,
+    /// For a time converted to UTC from the local time the Python scripts wrote: that time and
+    /// its zone, such as `2024-02-20 14:30:00 Europe/Berlin (+01:00)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<String>,
+}
+
+/// Where an entry's checksum and counts come from, for archives resbak did not make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumSource {
+    /// Taken when resbak adopted the archive, not when it was made.
+    Imported,
+    /// Not recorded: the archive was missing or did not read when it was adopted. Its size is
+    /// all that can be checked against.
+    None,
 }
 
 /// Why a backup was made, which decides how retention and "latest" treat it.
@@ -92,6 +121,12 @@ impl Kind {
 }
 
 impl Entry {
+    /// Whether the entry records the archive's SHA-256 and counts (entries the Python scripts
+    /// wrote do not until the manifest is upgraded).
+    pub fn has_checksum(&self) -> bool {
+        self.checksum_source != Some(ChecksumSource::None)
+    }
+
     /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
     /// `13 entries` for an entry written before the kinds were recorded.
     pub fn counts_text(&self) -> String {
@@ -118,6 +153,7 @@ impl Default for Manifest {
         Manifest {
             version: FORMAT_VERSION,
             backups: Vec::new(),
+            legacy: false,
         }
     }
 }
@@ -155,11 +191,13 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
-            let line = e.location().map_or(0, |l| l.line());
-            damaged(line, e.to_string())
-        })?;
-        if manifest.version != FORMAT_VERSION {
+        let parsed = match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+            Ok(doc) if legacy::is_legacy(&doc) => legacy::parse(&text, legacy::zone()),
+            _ => serde_yaml::from_str(&text)
+                .map_err(|e| (e.location().map_or(0, |l| l.line()), e.to_string())),
+        };
+        let manifest: Manifest = parsed.map_err(|(line, message)| damaged(line, message))?;
+        if !manifest.legacy && manifest.version != FORMAT_VERSION {
             return Err(damaged(
                 1,
                 format!(
@@ -197,13 +235,36 @@ impl Manifest {
     }
 
     /// Locks `backup_dir`, loads its manifest, applies `change` and saves the result atomically.
-    /// Nothing is written when `change` fails.
+    /// Nothing is written when `change` fails. A manifest of the Python scripts' format is
+    /// refused (see [`Manifest::update_adopting`]).
     pub fn update<T>(
         backup_dir: &Path,
         change: impl FnOnce(&mut Manifest) -> Result<T>,
     ) -> Result<T> {
+        let refuse = &mut |_: &mut Manifest| {
+            Err(Error::ManifestParse {
+                path: Self::path(backup_dir),
+                line: 0,
+                message: "it is in the Python scripts' format; resbak reindex upgrades it".into(),
+            })
+        };
+        Self::update_adopting(backup_dir, refuse, change)
+    }
+
+    /// [`Manifest::update`] that first hands a manifest of the Python scripts' format to
+    /// `adopt`, which gives its entries their checksums; the upgrade and `change` are then saved
+    /// together, so `manifest.yaml.bak` keeps the scripts' file.
+    pub fn update_adopting<T>(
+        backup_dir: &Path,
+        adopt: &mut dyn FnMut(&mut Manifest) -> Result<()>,
+        change: impl FnOnce(&mut Manifest) -> Result<T>,
+    ) -> Result<T> {
         let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
         let mut manifest = Self::load(backup_dir)?;
+        if manifest.legacy {
+            adopt(&mut manifest)?;
+            manifest.legacy = false;
+        }
         let value = change(&mut manifest)?;
         manifest.save(backup_dir, true)?;
         Ok(value)
@@ -236,6 +297,7 @@ impl Manifest {
             line: 0,
             message: e.to_string(),
         })?;
+        let yaml = quote_times(&yaml);
         // The checksum list first: once the manifest is renamed into place, the change is made.
         self.save_sums(backup_dir)?;
         atomic::write_file(&path, |out| {
@@ -252,6 +314,7 @@ impl Manifest {
         let sums: String = self
             .sorted()
             .iter()
+            .filter(|e| e.has_checksum())
             .map(|e| format!("{}  {}\n", e.sha256, e.backup_file))
             .collect();
         atomic::write_file(&path, |out| {
@@ -303,6 +366,39 @@ impl Manifest {
         positions.sort_by(|a, b| key(a).cmp(&key(b)));
         positions
     }
+}
+
+/// Reads a timestamp written as text or, by YAML 1.1 writers, as a number.
+fn stamp<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    legacy::Stamp::deserialize(d).map(legacy::Stamp::text)
+}
+
+/// Quotes the plain `timestamp` and `created` values of block-style YAML, which YAML 1.1
+/// readers such as PyYAML would read as a number (`20261130_145907`) or a date, so every reader
+/// reads the same text. (The YAML writer quotes only what YAML 1.2 would misread.)
+fn quote_times(yaml: &str) -> String {
+    let plain = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || b"_:.-+TZ".contains(&b))
+    };
+    let mut out = String::with_capacity(yaml.len() + 64);
+    for line in yaml.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let key_at = body.len() - body.trim_start_matches([' ', '-']).len();
+        let quoted = ["timestamp: ", "created: "].iter().find_map(|key| {
+            let value = body[key_at..].strip_prefix(key)?;
+            plain(value).then(|| format!("{}{key}'{value}'", &body[..key_at]))
+        });
+        match quoted {
+            Some(quoted) => {
+                out.push_str(&quoted);
+                out.push_str(&line[body.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The 1-based line of the `backup_file` key of entry `index` in a block-style manifest, or 0.
@@ -419,6 +515,8 @@ impl Entry {
             meta_digest: None,
             content_digest: None,
             kind: Kind::Regular,
+            checksum_source: None,
+            converted_from: None,
         }
     }
 }
@@ -579,6 +677,26 @@ mod tests {
         assert_eq!(files, ["a_3b.tar.gz", "a_3.tar.gz", "a_1.tar.gz"]);
         assert_eq!(m.latest_regular("a").unwrap().backup_file, "a_3b.tar.gz");
         assert!(m.regular_newest_first("c").is_empty());
+    }
+
+    #[test]
+    fn times_are_written_quoted_and_numeric_timestamps_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(entry("a", "a_1.tar.gz", 100));
+            Ok(())
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(Manifest::path(dir.path())).unwrap();
+        assert!(text.contains("  timestamp: '20260101_000000'\n"), "{text}");
+        assert!(
+            text.contains("  created: '1970-01-01T00:01:40.000000007Z'\n"),
+            "{text}"
+        );
+        let numeric = text.replace("'20260101_000000'", "20260101000000");
+        std::fs::write(Manifest::path(dir.path()), numeric).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded.backups[0].timestamp, "20260101_000000");
     }
 
     #[test]

@@ -141,12 +141,14 @@ fn take(manifest: &mut Manifest, positions: &[usize]) -> Vec<Entry> {
 /// # Errors
 /// [`Error::InvalidKeep`] for a count of 0; [`Error::MissingFolder`] when `backup_dir` does not
 /// exist; manifest errors. Files that cannot be deleted are reported in [`Pruned::failed`],
-/// not as an error.
+/// not as an error. A manifest of the Python scripts' format is handed to `adopt` first (see
+/// [`Manifest::update_adopting`]).
 pub fn prune(
     backup_dir: &Path,
     strategy: Option<&str>,
     rules: &Rules,
     dry_run: bool,
+    adopt: &mut dyn FnMut(&mut Manifest) -> Result<()>,
 ) -> Result<Pruned> {
     if rules.keep == Some(0) || rules.keep_safety == 0 {
         return Err(Error::InvalidKeep);
@@ -160,9 +162,10 @@ pub fn prune(
             .map(|&i| manifest.backups[i].backup_file.clone())
             .collect::<Vec<_>>()
     };
-    if dry_run {
-        let manifest = Manifest::load(backup_dir)?;
-        let (remove, kept) = plan_positions(&manifest, strategy, rules);
+    let manifest = Manifest::load(backup_dir)?;
+    let (remove, kept) = plan_positions(&manifest, strategy, rules);
+    // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
+    if dry_run || remove.is_empty() {
         return Ok(Pruned {
             removed: names(&manifest, &remove),
             kept: names(&manifest, &kept),
@@ -173,7 +176,7 @@ pub fn prune(
     let _archives = Lock::exclusive(backup_dir, LockFile::Archives)?;
     // First commit the manifest without the doomed entries, then delete their files: a crash in
     // between leaves untracked files, never entries without archives.
-    let (doomed, kept) = Manifest::update(backup_dir, |manifest| {
+    let (doomed, kept) = Manifest::update_adopting(backup_dir, adopt, |manifest| {
         let (remove, kept) = plan_positions(manifest, strategy, rules);
         let kept = names(manifest, &kept);
         Ok((take(manifest, &remove), kept))

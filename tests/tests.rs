@@ -10,6 +10,7 @@ mod config;
 mod diff;
 mod filebackup;
 mod hostile;
+mod legacy;
 mod list;
 mod mutation;
 mod remote;

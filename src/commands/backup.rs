@@ -103,8 +103,8 @@ impl Backed {
 enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
-        /// The latest backup, whose archive holds the strategy as it is now.
-        latest: Entry,
+        /// The archive of the latest backup, which holds the strategy as it is now.
+        latest: String,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -165,7 +165,7 @@ fn one(
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest.backup_file, opts.dry_run, printer)?,
+        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, printer)?,
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -192,7 +192,9 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
         return Ok(Plan::Backup { why: None });
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
-        None => Plan::Skip { latest },
+        None => Plan::Skip {
+            latest: latest.backup_file,
+        },
         Some(problem) => Plan::Backup {
             why: Some(format!(
                 "the latest backup {} {problem}",
@@ -273,7 +275,9 @@ fn back_up(
         let rules = retention::Rules::new(opts.keep, opts.keep_safety);
         // The backup is in place and catalogued: a failed prune is reported, never turned
         // into a failed backup.
-        match retention::prune(&ctx.backup_dir, Some(name), &rules, false) {
+        let mut adopter = super::adopt::Adopter::new(&ctx.backup_dir, printer);
+        let adopt = &mut |m: &mut crate::manifest::Manifest| adopter.adopt(m);
+        match retention::prune(&ctx.backup_dir, Some(name), &rules, false, adopt) {
             Ok(pruned) => {
                 prune::report(&pruned, printer)?;
                 outcome = outcome.max(prune::outcome(&pruned));

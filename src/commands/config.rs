@@ -36,6 +36,11 @@ pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
         "exclude      {:?}  (resbak.toml, then --exclude)",
         settings.exclude
     ))?;
+    let s = &settings.timezone;
+    printer.line(format_args!(
+        "timezone     {}  ({}; for the Python scripts' local times)",
+        s.value, s.source
+    ))?;
     print_remotes(settings, printer)?;
     Ok(Outcome::Clean)
 }

@@ -116,10 +116,14 @@ enum Side {
 
 /// The tree of a located archive, checked against its manifest entry if it has one.
 fn tree_of(located: &Located) -> Result<Tree> {
-    let expected = located.entry.as_ref().map(|e| Checksum {
-        sha256: e.sha256.clone(),
-        len: e.size,
-    });
+    let expected = located
+        .entry
+        .as_ref()
+        .filter(|e| e.has_checksum())
+        .map(|e| Checksum {
+            sha256: e.sha256.clone(),
+            len: e.size,
+        });
     diff::of_archive_checked(&located.path, expected.as_ref())
 }
 

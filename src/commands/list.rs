@@ -6,7 +6,7 @@ use super::{
 };
 use crate::checks::{Check, Checks};
 use crate::error::{Error, Result};
-use crate::manifest::{Kind, Lock, LockFile, Manifest};
+use crate::manifest::{ChecksumSource, Kind, Lock, LockFile, Manifest};
 
 use crate::manifest::Entry;
 use crate::remote::Remote;
@@ -49,6 +49,11 @@ pub struct Row {
     pub bytes: Option<u64>,
     /// SHA-256 from the manifest.
     pub sha256: Option<String>,
+    /// For archives resbak did not make: `imported` (the checksum was taken when resbak adopted
+    /// the archive, not when it was made) or `none` (no checksum recorded yet).
+    pub checksum_source: Option<ChecksumSource>,
+    /// For the Python scripts' backups: the local time and zone `created` was converted from.
+    pub converted_from: Option<String>,
     /// The last verify of these bytes: when, whether deep, and any problem.
     pub verified: Option<Check>,
     /// `verified` (the last verify found it intact and its size is unchanged), `failed` (the
@@ -72,6 +77,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
     if let Some(name) = strategy {
         check_known(ctx, &manifest, name)?;
     }
+    super::adopt::note(dir, &manifest, printer);
     if opts.check {
         let _reading = Lock::shared(dir, LockFile::Archives)?;
         let selected: Vec<&Entry> = manifest
@@ -89,6 +95,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
         printer.line(format_args!("No backups in {}.", dir.display()))?;
     } else {
         print_table(&rows, printer)?;
+        print_notes(&rows, printer)?;
         print_problems(&rows, printer)?;
     }
     Ok(match summary(&rows) {
@@ -163,6 +170,8 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
                 links: None,
                 bytes: None,
                 sha256: None,
+                checksum_source: None,
+                converted_from: None,
                 verified: None,
                 status: "untracked",
                 problem: None,
@@ -175,7 +184,8 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
 /// The row of a catalogued backup here: its file's presence and size now, and its last verify
 /// of its bytes (a verify that found no file read none: it says nothing about a file there now).
 fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
-    let check = check.filter(|c| !c.found_missing());
+    // With no recorded checksum, an intact verify proves too little to show as verified.
+    let check = check.filter(|c| !c.found_missing() && (e.has_checksum() || c.problem.is_some()));
     let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
     let (status, problem) = match (on_disk, check) {
         (Err(_), _) => ("missing", None),
@@ -206,12 +216,14 @@ fn entry_row(e: &Entry, status: &'static str) -> Row {
         kind: Some(e.kind),
         created: Some(e.created),
         size: e.size,
-        entries: Some(e.entries),
+        entries: e.has_checksum().then_some(e.entries),
         files: e.kinds.map(|k| k.files),
         folders: e.kinds.map(|k| k.folders),
         links: e.kinds.map(|k| k.links),
-        bytes: Some(e.bytes),
-        sha256: Some(e.sha256.clone()),
+        bytes: e.has_checksum().then_some(e.bytes),
+        sha256: e.has_checksum().then(|| e.sha256.clone()),
+        checksum_source: e.checksum_source,
+        converted_from: e.converted_from.clone(),
         verified: None,
         status,
         problem: None,
@@ -223,6 +235,29 @@ fn untracked(backup_dir: &Path, manifest: &Manifest) -> Result<Vec<(String, u64)
     let mut files = archive_files(backup_dir)?;
     files.retain(|(name, _)| manifest.find(name).is_none());
     Ok(files)
+}
+
+/// After the table, what its marks mean: times converted from local time (`*`) and checksums
+/// taken at import rather than when the archive was made (`+`).
+fn print_notes(rows: &[Row], printer: &mut Printer) -> Result<()> {
+    let converted = rows.iter().filter(|r| r.converted_from.is_some()).count();
+    if converted > 0 {
+        printer.line(format_args!(
+            "* created time converted to UTC from the local time the Python scripts wrote ({}; --json shows each original)",
+            crate::error::count(converted, "backup", "backups")
+        ))?;
+    }
+    let imported = rows
+        .iter()
+        .filter(|r| r.checksum_source == Some(ChecksumSource::Imported))
+        .count();
+    if imported > 0 {
+        printer.line(format_args!(
+            "+ checksum taken when resbak adopted the archive, not when it was made ({})",
+            crate::error::count(imported, "backup", "backups")
+        ))?;
+    }
+    Ok(())
 }
 
 /// One line per failed archive after the table: what is wrong.
@@ -293,12 +328,23 @@ fn cells(row: &Row) -> [String; COLUMNS] {
             Some(Kind::Safety) => "safety".into(),
             None => dash(),
         },
-        row.created.as_ref().map_or_else(dash, time),
+        row.created.as_ref().map_or_else(dash, |t| {
+            time(t)
+                + if row.converted_from.is_some() {
+                    "*"
+                } else {
+                    ""
+                }
+        }),
         human_size(row.size),
         row.entries.map_or_else(dash, |n| n.to_string()),
-        row.sha256
-            .as_ref()
-            .map_or_else(dash, |s| s.chars().take(12).collect()),
+        row.sha256.as_ref().map_or_else(dash, |s| {
+            let mark = match row.checksum_source {
+                Some(ChecksumSource::Imported) => "+",
+                _ => "",
+            };
+            s.chars().take(12).collect::<String>() + mark
+        }),
         row.verified.as_ref().map_or_else(dash, |c| {
             format!("{}{}", time(&c.at), if c.deep { " deep" } else { "" })
         }),

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes plain option structs (no clap types), does its work
 //! through the library modules, and reports through a [`Printer`].
 
+pub mod adopt;
 pub mod backup;
 pub mod config;
 pub mod diff;

@@ -46,13 +46,19 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
     if ctx.backup_dir.is_dir() {
         let manifest = Manifest::load(&ctx.backup_dir)?;
         check_known(opts.strategy.as_deref(), &manifest, &ctx.backup_dir)?;
+        if opts.dry_run {
+            super::adopt::note(&ctx.backup_dir, &manifest, printer);
+        }
     }
+    let mut adopter = super::adopt::Adopter::new(&ctx.backup_dir, printer);
     let pruned = retention::prune(
         &ctx.backup_dir,
         opts.strategy.as_deref(),
         &opts.rules(),
         opts.dry_run,
+        &mut |m| adopter.adopt(m),
     )?;
+    adopter.report(printer)?;
     print(&pruned, opts, printer)?;
     Ok(outcome(&pruned))
 }

@@ -102,12 +102,15 @@ fn download(ctx: &Context, remote: &Remote, entry: &Entry, printer: &mut Printer
         });
     }
     tmp.as_file().sync_all().at("sync", &tmp_path)?;
-    place(dir, tmp, |manifest| {
+    let mut adopter = super::adopt::Adopter::new(dir, printer);
+    let placed = place(dir, tmp, &mut adopter, |manifest| {
         if let Some(have) = manifest.find(&entry.backup_file) {
             check_same(ctx, have, entry)?;
         }
         Ok(entry.clone())
-    })
+    })?;
+    adopter.report(printer)?;
+    Ok(placed)
 }
 
 /// Refuses a local backup with the same name but other bytes than the remote one.

@@ -46,6 +46,7 @@ pub fn run(
     opts: &PushOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    super::adopt::upgrade(&ctx.backup_dir, printer)?;
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let selected = verify::select(&manifest, &opts.targets, &ctx.backup_dir)?;

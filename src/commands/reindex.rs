@@ -11,13 +11,14 @@
 //! manifest (`manifest.yaml.bak`) when that lists the same bytes under the same name; otherwise
 //! it is added as a regular backup and named in a warning.
 
+use super::adopt::Adopter;
 use super::{ArchiveName, Context, Outcome, Printer, archive_files, strategy_of};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
-use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use crate::manifest::{ChecksumSource, Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +49,9 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     }
     let _archives = Lock::exclusive(dir, LockFile::Archives)?;
     super::clean_leftovers(dir, printer)?;
-    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded))?;
+    let mut adopter = super::adopt::Adopter::new(dir, printer);
+    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded, &mut adopter))?;
+    adopter.report(printer)?;
     print(&report, printer)?;
     printer.json_report(&report)?;
     let clean = report.mismatched.is_empty() && report.skipped.is_empty();
@@ -59,9 +62,18 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     })
 }
 
-fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
+fn rebuild(
+    dir: &Path,
+    loaded: Result<Manifest>,
+    adopter: &mut Adopter,
+) -> Result<(Manifest, Report)> {
     let mut report = Report::default();
     let old = match loaded {
+        // The Python scripts' manifest: its entries, with the checksums taken now.
+        Ok(mut manifest) if manifest.legacy => {
+            adopter.adopt(&mut manifest)?;
+            manifest
+        }
         Ok(manifest) => manifest,
         Err(Error::ManifestParse { path, .. }) => {
             report.damaged_copy = Some(copy_damaged(&path)?);
@@ -118,6 +130,7 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
         match known {
             Some(known) => {
                 entry.kind = known.kind;
+                entry.checksum_source = known.checksum_source;
                 report.kinds_recovered += 1;
             }
             None => report.kinds_unknown.push(entry.backup_file.clone()),
@@ -130,7 +143,16 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
     let top = strategy_of(path)?;
     let scan = extract::scan(path, Some(&top), &Progress::hidden())?;
     let stats = scan.stats.unwrap_or_default();
+    let mut converted_from = None;
     let (timestamp, created) = match ArchiveName::parse(file) {
+        // Another program's archive (the Python scripts wrote local time in names).
+        Some(name) if made_elsewhere(path) => {
+            let local = NaiveDateTime::parse_from_str(&name.timestamp, "%Y%m%d_%H%M%S")
+                .map_err(|e| Error::corrupt(path, e))?;
+            let zone = crate::manifest::legacy::zone();
+            converted_from = Some(zone.describe(local));
+            (name.timestamp, zone.to_utc(local))
+        }
         Some(name) => (name.timestamp, name.created),
         None => {
             let modified = std::fs::metadata(path)
@@ -153,7 +175,19 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         meta_digest: None,
         content_digest: None,
         kind: Default::default(),
+        checksum_source: Some(ChecksumSource::Imported),
+        converted_from,
     })
+}
+
+/// Whether the gzip header of `path` names a file or a time, as `gzip` and Python's `tarfile`
+/// write and resbak never does.
+fn made_elsewhere(path: &Path) -> bool {
+    const FNAME: u8 = 0x08;
+    let mut header = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok_and(|()| header[3] & FNAME != 0 || header[4..8] != [0; 4])
 }
 
 /// Copies a damaged manifest to `manifest.yaml.damaged-<UTC time>` before it is replaced.

@@ -291,7 +291,7 @@ fn written_counts(restored: &Path, selection: Option<&extract::Selection>) -> Re
 /// not know has nothing to be checked against.
 fn check_checksum(located: &Located, sha256: &str) -> Result<()> {
     match &located.entry {
-        Some(entry) if entry.sha256 != sha256 => Err(Error::corrupt(
+        Some(entry) if entry.has_checksum() && entry.sha256 != sha256 => Err(Error::corrupt(
             &located.path,
             format!("SHA-256 is {sha256}, manifest says {}", entry.sha256),
         )),
@@ -383,7 +383,7 @@ fn extract_checked(
         .finish()
         .map_err(|e| Error::corrupt(path, e.to_string()))?;
     check_checksum(located, &checksum.sha256)?;
-    let Some(entry) = &located.entry else {
+    let Some(entry) = located.entry.as_ref().filter(|e| e.has_checksum()) else {
         return Ok(extracted?.written);
     };
     let Extracted { stats, written } = extracted?;

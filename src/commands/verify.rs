@@ -45,6 +45,9 @@ pub struct Checked {
     pub catalogued: bool,
     /// Its SHA-256 as read, for an archive no manifest knows.
     pub sha256: Option<String>,
+    /// Whether its entry records a checksum to compare (entries of the Python scripts'
+    /// manifest do not until it is upgraded: then only the size and, deep, the entries count).
+    pub checksum_recorded: bool,
 }
 
 impl Checked {
@@ -61,6 +64,7 @@ impl Checked {
             problem_kind,
             catalogued: true,
             sha256: None,
+            checksum_recorded: true,
         }
     }
 }
@@ -166,12 +170,16 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     let _reading = Lock::shared(dir, LockFile::Archives)?;
     super::warn_leftovers(dir, printer);
     let manifest = Manifest::load(dir)?;
+    super::adopt::note(dir, &manifest, printer);
     let (selected, others) = select_or_locate(ctx, &manifest, &opts.targets)?;
     let outcomes = check_entries(dir, &selected, opts.deep, printer);
     let mut results: Vec<Checked> = selected
         .iter()
         .zip(outcomes)
-        .map(|(e, outcome)| Checked::new(e.backup_file.clone(), e.strategy.clone(), outcome))
+        .map(|(e, outcome)| Checked {
+            checksum_recorded: e.has_checksum(),
+            ..Checked::new(e.backup_file.clone(), e.strategy.clone(), outcome)
+        })
         .collect();
     results.extend(
         others
@@ -315,7 +323,7 @@ fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Resu
                 "{}      {}{}",
                 printer.paint("OK", true),
                 result.archive,
-                uncatalogued_note(result)
+                uncatalogued_note(result, report.deep)
             ))?,
             Some(problem) => {
                 let failed = printer.paint("FAILED", false);
@@ -332,13 +340,15 @@ fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Resu
     ))
 }
 
-/// For an archive no manifest knows: what was and was not checked.
-fn uncatalogued_note(result: &Checked) -> String {
+/// For an archive with no recorded checksum: what was and was not checked.
+fn uncatalogued_note(result: &Checked, deep: bool) -> String {
     match (&result.sha256, result.catalogued) {
         (Some(sha256), false) => format!(
             " (no manifest lists it, so there is no recorded checksum: read in full, sha256 {sha256})"
         ),
-        _ => String::new(),
+        _ if result.checksum_recorded => String::new(),
+        _ if deep => " (no recorded checksum yet: size checked and every entry read)".into(),
+        _ => " (no recorded checksum yet: size checked only; --deep reads every entry)".into(),
     }
 }
 
@@ -449,6 +459,9 @@ pub fn check(
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were
 /// read, their count and byte total.
 fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
+    if !entry.has_checksum() {
+        return Ok(());
+    }
     if scan.checksum.sha256 != entry.sha256 {
         return Err(Problem::new(
             ProblemKind::Checksum,

@@ -193,7 +193,8 @@ impl<'a> State<'a> {
     }
 
     /// Applies the policy to one entry's header.
-    fn check<R: Read>(&mut self, entry: &tar::Entry<R>) -> Result<Checked> {
+    fn check<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<Checked> {
+        let precise = pax_mtime(entry);
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let refuse = |reason: &str| Error::UnsafeEntry {
             entry: name.clone(),
@@ -257,12 +258,15 @@ impl<'a> State<'a> {
         };
         let mode = header.mode().map_err(|e| self.corrupt(&name, e))? & 0o777;
         let mtime = header.mtime().map_err(|e| self.corrupt(&name, e))?;
-        let mtime = SystemTime::UNIX_EPOCH
-            .checked_add(Duration::from_secs(mtime))
-            .ok_or_else(|| {
-                let why = format!("modification time {mtime} is out of range");
-                self.corrupt(&name, io::Error::other(why))
-            })?;
+        let mtime = match precise {
+            Some(precise) => precise,
+            None => SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(mtime))
+                .ok_or_else(|| {
+                    let why = format!("modification time {mtime} is out of range");
+                    self.corrupt(&name, io::Error::other(why))
+                })?,
+        };
         Ok(Checked {
             name,
             rel,
@@ -389,6 +393,31 @@ fn set_link_times(link: &Path, mtime: SystemTime) -> io::Result<()> {
         last_modification: at,
     };
     rustix::fs::utimensat(CWD, link, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)
+}
+
+/// The `mtime` of an entry's PAX header with its fraction (`1700000000.25`), as Python's
+/// `tarfile` and GNU tar write it (the header field then holds it rounded); `None` when absent,
+/// negative or not a plain decimal.
+fn pax_mtime<R: Read>(entry: &mut tar::Entry<R>) -> Option<SystemTime> {
+    let extensions = entry.pax_extensions().ok()??;
+    let value = extensions
+        .flatten()
+        .find(|e| e.key() == Ok("mtime"))?
+        .value()
+        .ok()?
+        .to_string();
+    let (secs, fraction) = value.split_once('.').unwrap_or((&value, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !(fraction.is_empty() || digits(fraction)) {
+        return None;
+    }
+    let nanos: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    let since = Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
+    SystemTime::UNIX_EPOCH.checked_add(since)
 }
 
 fn times(mtime: SystemTime) -> FileTimes {

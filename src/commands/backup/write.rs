@@ -5,6 +5,7 @@
 use super::check_outside;
 use crate::archive::{self, Written};
 use crate::atomic;
+use crate::commands::adopt::Adopter;
 use crate::commands::{Context, Printer, clean_leftovers, warn};
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
@@ -34,6 +35,7 @@ pub(crate) fn backup_folder(
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     check_outside(ctx, src)?;
+    let mut adopter = Adopter::new(dir, printer);
     clean_leftovers(dir, printer)?;
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
@@ -77,7 +79,9 @@ pub(crate) fn backup_folder(
         other => other,
     })?;
     let changed = !written.changed.is_empty();
-    register(dir, name, created, tmp, &written, kind).map(|entry| (entry, changed))
+    let entry = register(dir, name, created, tmp, &written, kind, &mut adopter)?;
+    adopter.report(printer)?;
+    Ok((entry, changed))
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
@@ -172,9 +176,10 @@ fn register(
     tmp: NamedTempFile,
     written: &Written,
     kind: Kind,
+    adopter: &mut Adopter,
 ) -> Result<Entry> {
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
-    place(dir, tmp, |manifest| {
+    place(dir, tmp, adopter, |manifest| {
         Ok(Entry {
             strategy: name.to_string(),
             timestamp: timestamp.clone(),
@@ -188,6 +193,8 @@ fn register(
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),
             kind,
+            checksum_source: None,
+            converted_from: None,
         })
     })
 }
@@ -199,13 +206,14 @@ fn register(
 pub(crate) fn place(
     dir: &Path,
     tmp: NamedTempFile,
+    adopter: &mut Adopter,
     entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
 ) -> Result<Entry> {
     let mut placed: Option<PathBuf> = None;
     // An interruption waits until the archive is both in place and in the manifest (or neither),
     // so it never leaves a finished archive that the catalogue does not know.
     let _whole = crate::interrupt::hold();
-    let result = Manifest::update(dir, |manifest| {
+    let result = Manifest::update_adopting(dir, &mut |m| adopter.adopt(m), |manifest| {
         let entry = entry_for(manifest)?;
         let path = dir.join(&entry.backup_file);
         atomic::persist(tmp, &path, false)?;
