@@ -32,7 +32,7 @@ pub struct Cli {
     /// Zone of the local times the Python scripts wrote in their manifest and archive names: an
     /// IANA name (Europe/Berlin), an offset (+01:00) or local [default: `timezone` from
     /// resbak.toml, else local]
-    #[arg(long, global = true, value_name = "ZONE")]
+    #[arg(long, global = true, value_name = "ZONE", allow_hyphen_values = true)]
     pub timezone: Option<String>,
 
     /// Print reports as JSON (see the README's "JSON output" section)

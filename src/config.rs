@@ -227,9 +227,13 @@ impl Settings {
         })
     }
 
-    /// The zone the Python scripts' naive times are read in.
-    pub fn zone(&self) -> Zone {
-        self.timezone.value.parse().unwrap_or_default()
+    /// The zone the Python scripts' naive times are read in: the one configured, else the
+    /// machine's (see [`Zone::machine`], which may fail on a `TZ` that names no zone).
+    pub fn zone(&self, tz: Option<&str>) -> std::result::Result<Zone, String> {
+        match self.timezone.value.parse()? {
+            Zone::Local => Zone::machine(tz),
+            zone => Ok(zone),
+        }
     }
 
     /// The configuration of remote `name`.

@@ -80,7 +80,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         timezone: cli.timezone,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
-    manifest::legacy::set_zone(settings.zone());
+    manifest::legacy::set_zone(settings.zone(std::env::var("TZ").ok().as_deref()));
     interrupt::report_as_json(cli.json);
     interrupt::on_signal_clean_up_and_exit()?;
     let ctx = Context {

@@ -88,6 +88,10 @@ pub struct Entry {
     /// its zone, such as `2024-02-20 14:30:00 Europe/Berlin (+01:00)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converted_from: Option<String>,
+    /// For an entry of the Python scripts' manifest with an absolute `backup_file`: that path
+    /// (resbak looks for the archive beside the manifest). Never written.
+    #[serde(skip)]
+    pub imported_path: Option<PathBuf>,
 }
 
 /// Where an entry's checksum and counts come from, for archives resbak did not make.
@@ -99,6 +103,9 @@ pub enum ChecksumSource {
     /// Not recorded: the archive was missing or did not read when it was adopted. Its size is
     /// all that can be checked against.
     None,
+    /// Not taken yet: an entry of the Python scripts' manifest before its upgrade (never
+    /// written).
+    Pending,
 }
 
 /// Why a backup was made, which decides how retention and "latest" treat it.
@@ -124,7 +131,10 @@ impl Entry {
     /// Whether the entry records the archive's SHA-256 and counts (entries the Python scripts
     /// wrote do not until the manifest is upgraded).
     pub fn has_checksum(&self) -> bool {
-        self.checksum_source != Some(ChecksumSource::None)
+        !matches!(
+            self.checksum_source,
+            Some(ChecksumSource::None | ChecksumSource::Pending)
+        )
     }
 
     /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
@@ -191,10 +201,15 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let parsed = match serde_yaml::from_str::<serde_yaml::Value>(&text) {
-            Ok(doc) if legacy::is_legacy(&doc) => legacy::parse(&text, legacy::zone()),
-            _ => serde_yaml::from_str(&text)
-                .map_err(|e| (e.location().map_or(0, |l| l.line()), e.to_string())),
+        let doc = serde_yaml::from_str::<serde_yaml::Value>(&text);
+        let parsed = match &doc {
+            Ok(doc) if legacy::is_legacy(doc) => legacy::parse(&text, legacy::zone()),
+            _ => serde_yaml::from_str(&text).map_err(|e| {
+                let at = (e.location().map_or(0, |l| l.line()), e.to_string());
+                doc.ok()
+                    .and_then(|d| legacy::added_later(&d, &text))
+                    .unwrap_or(at)
+            }),
         };
         let manifest: Manifest = parsed.map_err(|(line, message)| damaged(line, message))?;
         if !manifest.legacy && manifest.version != FORMAT_VERSION {
@@ -264,6 +279,7 @@ impl Manifest {
         if manifest.legacy {
             adopt(&mut manifest)?;
             manifest.legacy = false;
+            keep_for_good(&Self::path(backup_dir))?;
         }
         let value = change(&mut manifest)?;
         manifest.save(backup_dir, true)?;
@@ -402,7 +418,7 @@ fn quote_times(yaml: &str) -> String {
 }
 
 /// The 1-based line of the `backup_file` key of entry `index` in a block-style manifest, or 0.
-fn entry_line(text: &str, index: usize) -> usize {
+pub(crate) fn entry_line(text: &str, index: usize) -> usize {
     let is_key = |line: &str| {
         let line = line.trim_start().trim_start_matches("- ").trim_start();
         line.strip_prefix("backup_file")
@@ -413,6 +429,22 @@ fn entry_line(text: &str, index: usize) -> usize {
         .filter(|(_, line)| is_key(line))
         .nth(index)
         .map_or(0, |(n, _)| n + 1)
+}
+
+/// Name of the copy of the Python scripts' manifest kept when resbak upgrades it.
+pub const SCRIPTS_COPY: &str = "manifest.yaml.pre-resbak";
+
+/// Copies the Python scripts' manifest at `path` to [`SCRIPTS_COPY`] beside it, unless a copy
+/// is there already: `manifest.yaml.bak` holds it only until the next change.
+fn keep_for_good(path: &Path) -> Result<()> {
+    let copy = path.with_file_name(SCRIPTS_COPY);
+    if copy.exists() {
+        return Ok(());
+    }
+    let mut current = File::open(path).at("read", path)?;
+    atomic::write_file(&copy, |out| {
+        std::io::copy(&mut current, out).map(drop).at("copy", path)
+    })
 }
 
 /// Copies the manifest at `path`, if any, to `<path>.bak` atomically.
@@ -517,6 +549,7 @@ impl Entry {
             kind: Kind::Regular,
             checksum_source: None,
             converted_from: None,
+            imported_path: None,
         }
     }
 }

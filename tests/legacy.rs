@@ -125,9 +125,9 @@ fn the_scripts_folder_is_read_as_it_is_before_any_write() {
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         rows[0]["converted_from"],
-        "2024-02-20 14:30:00 local time (-05:00)"
+        "2024-02-20 14:30:00 America/New_York (-05:00)"
     );
-    assert_eq!(rows[0]["checksum_source"], "none");
+    assert_eq!(rows[0]["checksum_source"], "pending");
 
     ok(in_new_york(
         &env,
@@ -164,11 +164,18 @@ fn the_first_backup_upgrades_the_manifest_and_keeps_the_old_one() {
     assert!(out.contains("3 archives checksummed"), "{out}");
     let bak = fs::read_to_string(env.backups().join("manifest.yaml.bak")).unwrap();
     assert_eq!(bak, manifest);
+    // manifest.yaml.bak moves on with the next change; the scripts' file is kept for good.
+    ok(in_new_york(
+        &env,
+        &["backup", "--always", "eth_mean_revert"],
+    ));
+    let kept = fs::read_to_string(env.backups().join("manifest.yaml.pre-resbak")).unwrap();
+    assert_eq!(kept, manifest);
 
     let m = env.manifest();
     assert_eq!(m["version"], 1);
     let entries = m["backups"].as_sequence().unwrap();
-    assert_eq!(entries.len(), 4);
+    assert_eq!(entries.len(), 5);
     for old in &entries[..3] {
         assert_eq!(old["checksum_source"], "imported", "{old:?}");
         let file = old["backup_file"].as_str().unwrap();
@@ -184,7 +191,7 @@ fn the_first_backup_upgrades_the_manifest_and_keeps_the_old_one() {
     assert!(entries[3].get("checksum_source").is_none(), "resbak's own");
 
     let (verified, _) = ok(env.cmd(&["verify", "--deep"]));
-    assert!(verified.contains("4 intact, 0 with problems"), "{verified}");
+    assert!(verified.contains("5 intact, 0 with problems"), "{verified}");
     assert!(!verified.contains("no recorded checksum"), "{verified}");
     let (listing, _) = ok(env.cmd(&["list"]));
     assert!(
@@ -192,7 +199,7 @@ fn the_first_backup_upgrades_the_manifest_and_keeps_the_old_one() {
         "{listing}"
     );
     let sums = fs::read_to_string(env.backups().join("SHA256SUMS")).unwrap();
-    assert_eq!(sums.lines().count(), 4, "{sums}");
+    assert_eq!(sums.lines().count(), 5, "{sums}");
 }
 
 #[test]
@@ -206,6 +213,12 @@ fn an_archive_missing_or_damaged_at_import_keeps_no_checksum_and_stays_a_problem
     let damaged = env.backups().join("btc_sma_cross_20240701_120000.tar.gz");
     let len = fs::metadata(&damaged).unwrap().len();
     crate::util::flip_byte(&damaged, len / 2);
+    // With no checksum to compare, even a plain verify reads every entry.
+    let before = crate::util::stdout(&in_new_york(&env, &["verify"]).output().unwrap());
+    assert!(
+        before.contains("FAILED  btc_sma_cross_20240701_120000.tar.gz"),
+        "{before}"
+    );
 
     let out = in_new_york(&env, &["backup", "btc_sma_cross"])
         .output()
@@ -225,7 +238,7 @@ fn an_archive_missing_or_damaged_at_import_keeps_no_checksum_and_stays_a_problem
         .filter_map(|e| e["checksum_source"].as_str())
         .collect();
     assert_eq!(sources, ["imported", "none", "none"]);
-    let verify = env.run_code(&["verify", "--deep"], 1);
+    let verify = env.run_code(&["verify"], 1);
     let text = String::from_utf8_lossy(&verify.stdout);
     assert!(
         text.contains("eth_mean_revert_20240221_090000.tar.gz"),
@@ -339,9 +352,68 @@ fn the_zone_comes_from_the_flag_then_resbak_toml() {
         &["--timezone", "UTC", "list", "eth_mean_revert"],
     ));
     assert!(listing.contains("2024-02-21 09:00:00*"), "{listing}");
+    let (listing, _) = ok(in_new_york(
+        &env,
+        &["--timezone", "-03:00", "list", "eth_mean_revert"],
+    ));
+    assert!(listing.contains("2024-02-21 12:00:00*"), "{listing}");
     let err = env.fail(&["--timezone", "Mars/Olympus", "list"], 2);
     assert!(err.contains("unknown time zone \"Mars/Olympus\""), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // A TZ that names no zone is an error, not a silent UTC, when a naive time must be read.
+    fs::remove_file(env.path().join("resbak.toml")).unwrap();
+    let out = env
+        .cmd(&["list"])
+        .env("TZ", "America/NewYork")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TZ=\"America/NewYork\" names no time zone"),
+        "{err}"
+    );
+}
+
+/// The scripts kept running after resbak took over and appended an entry of their format.
+#[test]
+fn an_entry_the_scripts_add_after_the_upgrade_is_explained() {
+    if !python() {
+        return;
+    }
+    let env = Env::new();
+    scripts_folder(&env);
+    ok(in_new_york(&env, &["backup", "eth_mean_revert"]));
+    let mut text = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    let added = script_backup(&env, "btc_sma_cross", "20240801_100000");
+    text += &added.replace("  - ", "- ").replace("\n    ", "\n  ");
+    fs::write(env.backups().join("manifest.yaml"), text).unwrap();
+    let err = env.fail(&["list"], 2);
+    assert!(err.contains("backups[4] has no sha256"), "{err}");
+    assert!(err.contains("Python scripts added after"), "{err}");
+}
+
+#[test]
+fn an_archive_listed_outside_the_backup_folder_is_pointed_at() {
+    if !python() {
+        return;
+    }
+    let env = Env::new();
+    scripts_folder(&env);
+    let elsewhere = env.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let name = "eth_mean_revert_20240221_090000.tar.gz";
+    fs::rename(env.backups().join(name), elsewhere.join(name)).unwrap();
+    let manifest = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    let moved = manifest.replace(
+        &format!("backups/{name}"),
+        &elsewhere.join(name).display().to_string(),
+    );
+    fs::write(env.backups().join("manifest.yaml"), moved).unwrap();
+    let out = in_new_york(&env, &["list"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = format!("lists it at {}", elsewhere.join(name).display());
+    assert!(err.contains(&at), "{err}");
 }
 
 /// PyYAML (YAML 1.1) reads an unquoted `20261130_145907` as a number: resbak writes it quoted

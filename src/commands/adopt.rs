@@ -46,6 +46,7 @@ impl Adopter {
             match import(&self.dir, entry, &self.progress) {
                 Ok(()) => recorded.push(true),
                 Err(problem) => {
+                    entry.checksum_source = Some(ChecksumSource::None);
                     self.problems
                         .push(format!("{}: {problem}", entry.backup_file));
                     recorded.push(false);
@@ -68,9 +69,10 @@ impl Adopter {
         }
         let imported = recorded.iter().filter(|r| **r).count();
         printer.line(format_args!(
-            "Upgraded {} from the Python scripts' format: {} checksummed now (checksum_source: imported); the old file is kept as manifest.yaml.bak",
+            "Upgraded {} from the Python scripts' format: {} checksummed now (checksum_source: imported); the old file is kept as {}",
             Manifest::path(&self.dir).display(),
             count(imported, "archive", "archives"),
+            crate::manifest::SCRIPTS_COPY,
         ))
     }
 }
@@ -88,6 +90,9 @@ pub fn upgrade(dir: &Path, printer: &mut Printer) -> Result<()> {
 /// Reads `entry`'s archive in full and records its SHA-256 and counts as imported.
 fn import(dir: &Path, entry: &mut Entry, progress: &Progress) -> Result<(), String> {
     let path = dir.join(&entry.backup_file);
+    if let Some(elsewhere) = outside(dir, entry) {
+        return Err(elsewhere);
+    }
     let scan = extract::scan(&path, Some(&entry.strategy), progress).map_err(|e| e.to_string())?;
     if scan.checksum.len != entry.size {
         return Err(format!(
@@ -103,16 +108,38 @@ fn import(dir: &Path, entry: &mut Entry, progress: &Progress) -> Result<(), Stri
     Ok(())
 }
 
+/// For an archive the scripts' manifest lists by an absolute path outside `dir`, where it
+/// still is: what to do about it.
+fn outside(dir: &Path, entry: &Entry) -> Option<String> {
+    let listed = entry.imported_path.as_ref()?;
+    let here = dir.join(&entry.backup_file);
+    (!here.exists() && listed.is_file()).then(|| {
+        format!(
+            "the scripts' manifest lists it at {}, outside {}; move it there to adopt it",
+            listed.display(),
+            dir.display()
+        )
+    })
+}
+
 /// The one-time note for commands that only read a manifest of the older format.
 pub fn note(dir: &Path, manifest: &Manifest, printer: &mut Printer) {
-    if manifest.legacy {
-        printer.hint(format_args!(
-            "{} is in the Python scripts' format ({}, naive times read as {}): read as it is; \
-             the first command that writes (backup, prune, reindex, pull, push) upgrades it in place, \
-             recording each archive's SHA-256, and keeps the old file as manifest.yaml.bak",
-            Manifest::path(dir).display(),
-            count(manifest.backups.len(), "entry", "entries"),
-            crate::manifest::legacy::zone()
-        ));
+    if !manifest.legacy {
+        return;
+    }
+    printer.hint(format_args!(
+        "{} is in the Python scripts' format ({}, naive times read in {}): read as it is; \
+         the first command that writes it (backup, restore --force, prune, reindex, pull, push) \
+         upgrades it in place, recording each archive's SHA-256, and keeps the old file as \
+         manifest.yaml.bak and {}",
+        Manifest::path(dir).display(),
+        count(manifest.backups.len(), "entry", "entries"),
+        crate::manifest::legacy::zone().map_or_else(|e| e, |z| z.to_string()),
+        crate::manifest::SCRIPTS_COPY
+    ));
+    for entry in &manifest.backups {
+        if let Some(elsewhere) = outside(dir, entry) {
+            printer.hint(format_args!("{}: {elsewhere}", entry.backup_file));
+        }
     }
 }

@@ -184,8 +184,7 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
 /// The row of a catalogued backup here: its file's presence and size now, and its last verify
 /// of its bytes (a verify that found no file read none: it says nothing about a file there now).
 fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
-    // With no recorded checksum, an intact verify proves too little to show as verified.
-    let check = check.filter(|c| !c.found_missing() && (e.has_checksum() || c.problem.is_some()));
+    let check = check.filter(|c| !c.found_missing());
     let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
     let (status, problem) = match (on_disk, check) {
         (Err(_), _) => ("missing", None),

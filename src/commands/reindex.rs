@@ -119,19 +119,23 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
         false => Manifest::load_file(&Manifest::previous_path(dir)).unwrap_or_default(),
     };
     for entry in added {
-        if ArchiveName::parse(&entry.backup_file).is_some_and(|n| n.safety) {
-            entry.kind = crate::manifest::Kind::Safety;
-            report.kinds_recovered += 1;
-            continue;
-        }
         let known = previous.find(&entry.backup_file).filter(|e| {
             e.strategy == entry.strategy && e.size == entry.size && e.sha256 == entry.sha256
         });
         match known {
+            // The same bytes under the same name: the entry as it was recorded, but for its
+            // time, read from the name like the other added archives' so their order holds.
             Some(known) => {
-                entry.kind = known.kind;
-                entry.checksum_source = known.checksum_source;
+                *entry = Entry {
+                    created: entry.created,
+                    timestamp: entry.timestamp.clone(),
+                    converted_from: entry.converted_from.clone(),
+                    ..known.clone()
+                };
                 report.kinds_recovered += 1;
+            }
+            None if ArchiveName::parse(&entry.backup_file).is_some_and(|n| n.safety) => {
+                entry.kind = crate::manifest::Kind::Safety;
             }
             None => report.kinds_unknown.push(entry.backup_file.clone()),
         }
@@ -149,9 +153,10 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         Some(name) if made_elsewhere(path) => {
             let local = NaiveDateTime::parse_from_str(&name.timestamp, "%Y%m%d_%H%M%S")
                 .map_err(|e| Error::corrupt(path, e))?;
-            let zone = crate::manifest::legacy::zone();
-            converted_from = Some(zone.describe(local));
-            (name.timestamp, zone.to_utc(local))
+            let zone = crate::manifest::legacy::zone().map_err(|e| Error::corrupt(path, e))?;
+            let (utc, how) = zone.convert(local, None);
+            converted_from = Some(how);
+            (name.timestamp, utc)
         }
         Some(name) => (name.timestamp, name.created),
         None => {
@@ -177,6 +182,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         kind: Default::default(),
         checksum_source: Some(ChecksumSource::Imported),
         converted_from,
+        imported_path: None,
     })
 }
 
@@ -221,7 +227,7 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
     }
     if report.kinds_recovered > 0 {
         printer.line(format_args!(
-            "Kinds (backup or safety copy) of {} added archives taken from {}.bak",
+            "Entries of {} added archives taken whole from {}.bak (same name and bytes)",
             report.kinds_recovered,
             crate::manifest::FILE_NAME
         ))?;

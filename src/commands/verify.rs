@@ -230,7 +230,7 @@ pub fn check_entries(
         let check = checks::Check {
             at,
             sha256: entry.sha256.clone(),
-            deep,
+            deep: deep || !entry.has_checksum(),
             problem: outcome.as_ref().err().map(|p| p.message.clone()),
             missing: outcome
                 .as_ref()
@@ -323,7 +323,7 @@ fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Resu
                 "{}      {}{}",
                 printer.paint("OK", true),
                 result.archive,
-                uncatalogued_note(result, report.deep)
+                uncatalogued_note(result)
             ))?,
             Some(problem) => {
                 let failed = printer.paint("FAILED", false);
@@ -341,14 +341,13 @@ fn print(report: &Report, place: &str, all: bool, printer: &mut Printer) -> Resu
 }
 
 /// For an archive with no recorded checksum: what was and was not checked.
-fn uncatalogued_note(result: &Checked, deep: bool) -> String {
+fn uncatalogued_note(result: &Checked) -> String {
     match (&result.sha256, result.catalogued) {
         (Some(sha256), false) => format!(
             " (no manifest lists it, so there is no recorded checksum: read in full, sha256 {sha256})"
         ),
         _ if result.checksum_recorded => String::new(),
-        _ if deep => " (no recorded checksum yet: size checked and every entry read)".into(),
-        _ => " (no recorded checksum yet: size checked only; --deep reads every entry)".into(),
+        _ => " (no recorded checksum: size checked and every entry read)".into(),
     }
 }
 
@@ -451,6 +450,8 @@ pub fn check(
             format!("size is {size} bytes, manifest says {}", entry.size),
         ));
     }
+    // With no checksum to compare, reading every entry is the only check of the bytes.
+    let deep = deep || !entry.has_checksum();
     let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress)
         .map_err(Problem::reading)?;
     judge(entry, &scan)

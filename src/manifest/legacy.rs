@@ -18,7 +18,7 @@ use std::sync::RwLock;
 /// The zone naive times of the Python scripts are read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Zone {
-    /// The machine's zone (`TZ`, else `/etc/localtime`).
+    /// The machine's zone when it has no name resbak knows (see [`Zone::machine`]).
     #[default]
     Local,
     /// A zone of the IANA database, such as `Europe/Berlin` or `UTC`.
@@ -58,51 +58,110 @@ impl fmt::Display for Zone {
 }
 
 impl Zone {
+    /// The machine's zone: the IANA name in `TZ` (`tz` is its value), else the system's zone
+    /// by name, else [`Zone::Local`]. A `TZ` that names no zone is an error rather than the
+    /// silent UTC the C library would make of it; an empty `TZ` is UTC, a path or a POSIX rule
+    /// such as `EST5EDT,M3.2.0,M11.1.0` is left to the system.
+    pub fn machine(tz: Option<&str>) -> Result<Zone, String> {
+        let named = |name: &str| chrono_tz::Tz::from_str(name).ok().map(Zone::Named);
+        let Some(tz) = tz else {
+            let system = iana_time_zone::get_timezone().ok();
+            return Ok(system.as_deref().and_then(named).unwrap_or(Zone::Local));
+        };
+        let name = tz.strip_prefix(':').unwrap_or(tz);
+        if name.is_empty() {
+            return Ok(Zone::Named(chrono_tz::Tz::UTC));
+        }
+        if let Some(zone) = named(name) {
+            return Ok(zone);
+        }
+        let posix_rule = !name.contains('/')
+            && name.len() > 3
+            && name[..3].bytes().all(|b| b.is_ascii_alphabetic())
+            && name[3..].starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+        if name.starts_with('/') || posix_rule {
+            return Ok(Zone::Local);
+        }
+        Err(format!(
+            "TZ={tz:?} names no time zone, so the Python scripts' local times cannot be read; \
+             fix TZ or give --timezone (an IANA name such as America/New_York, or an offset)"
+        ))
+    }
+
     /// The UTC time of the naive time `local` in this zone. A time that occurs twice (clocks
     /// going back) is the first; a time that never occurs (clocks going forward) is read as if
     /// the clocks had not moved yet.
     pub fn to_utc(self, local: NaiveDateTime) -> DateTime<Utc> {
-        match self {
-            Zone::Local => resolve(&chrono::Local, local),
-            Zone::Named(tz) => resolve(&tz, local),
-            Zone::Fixed(offset) => resolve(&offset, local),
-        }
+        self.convert(local, None).0
     }
 
-    /// How a time read in this zone is described: `2024-02-20 14:30:00 Europe/Berlin (+01:00)`.
-    pub fn describe(self, local: NaiveDateTime) -> String {
-        let offset = local - self.to_utc(local).naive_utc();
-        let minutes = offset.num_minutes();
+    /// [`Zone::to_utc`], where a time that occurred twice is the first occurrence not before
+    /// `not_before` (the scripts appended entries in time order); also how it was read:
+    /// `2024-02-20 14:30:00 Europe/Berlin (+01:00)`, noting a repeated or skipped time.
+    pub fn convert(
+        self,
+        local: NaiveDateTime,
+        not_before: Option<DateTime<Utc>>,
+    ) -> (DateTime<Utc>, String) {
+        let (utc, note) = match self {
+            Zone::Local => resolve(&chrono::Local, local, not_before),
+            Zone::Named(tz) => resolve(&tz, local, not_before),
+            Zone::Fixed(offset) => resolve(&offset, local, not_before),
+        };
+        let minutes = (local - utc.naive_utc()).num_minutes();
         let sign = if minutes < 0 { '-' } else { '+' };
         let (h, m) = (minutes.abs() / 60, minutes.abs() % 60);
-        format!("{local} {self} ({sign}{h:02}:{m:02})")
+        (utc, format!("{local} {self} ({sign}{h:02}:{m:02}{note})"))
     }
 }
 
-fn resolve<Tz: TimeZone>(tz: &Tz, local: NaiveDateTime) -> DateTime<Utc> {
+fn resolve<Tz: TimeZone>(
+    tz: &Tz,
+    local: NaiveDateTime,
+    not_before: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, &'static str) {
     let utc = |t: DateTime<Tz>| t.with_timezone(&Utc);
     match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => utc(t),
+        LocalResult::Single(t) => (utc(t), ""),
+        LocalResult::Ambiguous(first, second) => {
+            let later = not_before.is_some_and(|n| utc(first.clone()) < n);
+            match later {
+                true => (
+                    utc(second),
+                    "; a time that occurred twice, read as the second",
+                ),
+                false => (
+                    utc(first),
+                    "; a time that occurred twice, read as the first",
+                ),
+            }
+        }
         LocalResult::None => {
             // In the gap the clocks skipped: an hour later on the new clock is this time on the
             // old one.
             let after = tz.from_local_datetime(&(local + TimeDelta::hours(1)));
-            after.earliest().map_or_else(|| local.and_utc(), utc)
+            let utc = after.earliest().map_or_else(|| local.and_utc(), utc);
+            (utc, "; a time the clocks skipped")
         }
     }
 }
 
-static ZONE: RwLock<Zone> = RwLock::new(Zone::Local);
+static ZONE: RwLock<Option<Result<Zone, String>>> = RwLock::new(None);
 
 /// Sets the zone naive times are read in, for the rest of the process (`resbak::run` sets it
-/// from `--timezone` or `timezone` in `resbak.toml`).
-pub fn set_zone(zone: Zone) {
-    *ZONE.write().unwrap_or_else(|e| e.into_inner()) = zone;
+/// from `--timezone` or `timezone` in `resbak.toml`, else from [`Zone::machine`]); an error is
+/// reported when a naive time has to be read.
+pub fn set_zone(zone: Result<Zone, String>) {
+    *ZONE.write().unwrap_or_else(|e| e.into_inner()) = Some(zone);
 }
 
-/// The zone naive times are read in: [`Zone::Local`] unless [`set_zone`] said otherwise.
-pub fn zone() -> Zone {
-    *ZONE.read().unwrap_or_else(|e| e.into_inner())
+/// The zone naive times are read in: what [`set_zone`] said, else the machine's.
+///
+/// # Errors
+/// When `TZ` names no zone (see [`Zone::machine`]).
+pub fn zone() -> Result<Zone, String> {
+    let set = ZONE.read().unwrap_or_else(|e| e.into_inner()).clone();
+    set.unwrap_or_else(|| Zone::machine(std::env::var("TZ").ok().as_deref()))
 }
 
 /// Whether a parsed YAML document is a manifest of the older format: a mapping with a
@@ -110,6 +169,21 @@ pub fn zone() -> Zone {
 pub(super) fn is_legacy(doc: &serde_yaml::Value) -> bool {
     doc.as_mapping()
         .is_some_and(|m| !m.contains_key("version") && m.contains_key("backups"))
+}
+
+/// For a manifest of this format that does not load: the line and an explanation when an
+/// entry without `sha256` is one the Python scripts appended after resbak took over.
+pub(super) fn added_later(doc: &serde_yaml::Value, text: &str) -> Option<(usize, String)> {
+    let index = doc
+        .get("backups")?
+        .as_sequence()?
+        .iter()
+        .position(|e| e.get("sha256").is_none() && e.get("backup_file").is_some())?;
+    let message = format!(
+        "backups[{index}] has no sha256: it looks like an entry the Python scripts added after \
+         resbak took over (stop them); resbak reindex adopts its archive"
+    );
+    Some((super::entry_line(text, index), message))
 }
 
 #[derive(Deserialize)]
@@ -150,16 +224,19 @@ impl Stamp {
     }
 }
 
-/// Reads the older format from `text`, with naive times read in `zone`.
-pub(super) fn parse(text: &str, zone: Zone) -> Result<Manifest, (usize, String)> {
+/// Reads the older format from `text`, with naive times read in `zone`. Of two entries for
+/// one archive file (the scripts overwrote a name made twice in one second) the later stays.
+pub(super) fn parse(text: &str, zone: Result<Zone, String>) -> Result<Manifest, (usize, String)> {
     let legacy: LegacyManifest = serde_yaml::from_str(text)
         .map_err(|e| (e.location().map_or(0, |l| l.line()), e.to_string()))?;
-    let backups = legacy
-        .backups
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| entry(e, zone).map_err(|message| (0, format!("backups[{i}]: {message}"))))
-        .collect::<Result<_, _>>()?;
+    let mut backups: Vec<Entry> = Vec::new();
+    for (i, e) in legacy.backups.into_iter().enumerate() {
+        let not_before = backups.last().map(|e| e.created);
+        let entry = entry(e, &zone, not_before)
+            .map_err(|message| (0, format!("backups[{i}]: {message}")))?;
+        backups.retain(|e| e.backup_file != entry.backup_file);
+        backups.push(entry);
+    }
     Ok(Manifest {
         backups,
         legacy: true,
@@ -167,14 +244,19 @@ pub(super) fn parse(text: &str, zone: Zone) -> Result<Manifest, (usize, String)>
     })
 }
 
-fn entry(e: LegacyEntry, zone: Zone) -> Result<Entry, String> {
+fn entry(
+    e: LegacyEntry,
+    zone: &Result<Zone, String>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<Entry, String> {
     let timestamp = e.timestamp.map(Stamp::text);
     let (created, converted_from) = match (e.created.map(Stamp::text), &timestamp) {
-        (Some(created), _) => created_time(&created, zone)?,
+        (Some(created), _) => created_time(&created, zone, not_before)?,
         (None, Some(stamp)) => {
             let local = NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S")
                 .map_err(|_| format!("timestamp {stamp:?} is not YYYYMMDD_HHMMSS"))?;
-            (zone.to_utc(local), Some(zone.describe(local)))
+            let (utc, how) = zone.clone()?.convert(local, not_before);
+            (utc, Some(how))
         }
         (None, None) => return Err("has neither created nor timestamp".into()),
     };
@@ -196,23 +278,31 @@ fn entry(e: LegacyEntry, zone: Zone) -> Result<Entry, String> {
         meta_digest: None,
         content_digest: None,
         kind: Kind::Regular,
-        checksum_source: Some(ChecksumSource::None),
+        checksum_source: Some(ChecksumSource::Pending),
         converted_from,
+        imported_path: Path::new(&e.backup_file)
+            .is_absolute()
+            .then(|| e.backup_file.clone().into()),
     })
 }
 
 /// `created` as the scripts wrote it: ISO 8601 with `T` or a space, with or without fractions;
 /// naive times are read in `zone` (and described), times with an offset are taken as they are.
-fn created_time(text: &str, zone: Zone) -> Result<(DateTime<Utc>, Option<String>), String> {
+fn created_time(
+    text: &str,
+    zone: &Result<Zone, String>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, Option<String>), String> {
     let text = text.trim();
     if let Ok(exact) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
         return Ok((exact.with_timezone(&Utc), None));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|local| (zone.to_utc(local), Some(zone.describe(local))))
-        .ok_or_else(|| format!("created {text:?} is not an ISO 8601 date and time"))
+        .ok_or_else(|| format!("created {text:?} is not an ISO 8601 date and time"))?;
+    let (utc, how) = zone.clone()?.convert(local, not_before);
+    Ok((utc, Some(how)))
 }
 
 #[cfg(test)]
@@ -240,7 +330,7 @@ mod tests {
     fn the_scripts_manifest_is_recognised_and_converted_from_its_zone() {
         let doc: serde_yaml::Value = serde_yaml::from_str(SCRIPTS).unwrap();
         assert!(is_legacy(&doc));
-        let m = parse(SCRIPTS, berlin()).unwrap();
+        let m = parse(SCRIPTS, Ok(berlin())).unwrap();
         assert!(m.legacy);
         let [btc, eth] = &m.backups[..] else {
             panic!("two entries")
@@ -261,7 +351,7 @@ mod tests {
     #[test]
     fn yaml_1_1_numbers_and_other_time_spellings_are_read() {
         let text = "backups:\n  - {strategy: a, timestamp: 20240220143000, backup_file: a.tar.gz, size: 1, created: 2024-02-20 14:30:00.5}\n  - {strategy: a, backup_file: b.tar.gz, size: 1, timestamp: 20240221_000000}\n  - {strategy: a, backup_file: c.tar.gz, size: 1, created: '2024-02-20T14:30:00+05:00'}\n";
-        let m = parse(text, Zone::Fixed(FixedOffset::east_opt(0).unwrap())).unwrap();
+        let m = parse(text, Ok(Zone::Fixed(FixedOffset::east_opt(0).unwrap()))).unwrap();
         assert_eq!(m.backups[0].timestamp, "20240220_143000");
         assert_eq!(
             m.backups[0].created.to_rfc3339(),
@@ -296,6 +386,43 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_hour_is_read_in_the_order_the_scripts_appended() {
+        let text = "backups:
+  - {strategy: a, backup_file: a1.tar.gz, size: 1, created: '2026-11-01T01:40:00'}
+  - {strategy: a, backup_file: a2.tar.gz, size: 1, created: '2026-11-01T01:10:00'}
+  - {strategy: a, backup_file: a2.tar.gz, size: 2, created: '2026-11-01T01:10:00'}
+";
+        let m = parse(text, Ok("America/New_York".parse().unwrap())).unwrap();
+        let [first, second] = &m.backups[..] else {
+            panic!("one entry per archive file: {:?}", m.backups)
+        };
+        assert_eq!(first.created.to_rfc3339(), "2026-11-01T05:40:00+00:00");
+        assert_eq!(second.created.to_rfc3339(), "2026-11-01T06:10:00+00:00");
+        assert_eq!(second.size, 2, "the later entry for a name stays");
+        let how = second.converted_from.as_deref().unwrap();
+        assert!(how.contains("read as the second"), "{how}");
+    }
+
+    #[test]
+    fn the_machine_zone_comes_from_tz_and_a_tz_that_names_none_is_an_error() {
+        let named = |tz| match Zone::machine(Some(tz)) {
+            Ok(Zone::Named(z)) => z.name().to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(named("America/New_York"), "America/New_York");
+        assert_eq!(named(":Europe/Berlin"), "Europe/Berlin");
+        assert_eq!(named(""), "UTC");
+        assert_eq!(Zone::machine(Some("/etc/localtime")), Ok(Zone::Local));
+        assert_eq!(
+            Zone::machine(Some("XST5XDT,M3.2.0,M11.1.0")),
+            Ok(Zone::Local)
+        );
+        for bad in ["America/NewYork", "Mars/Olympus", "nonsense"] {
+            assert!(Zone::machine(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_zones_and_times_are_named() {
         assert!(
             "Mars/Olympus"
@@ -305,7 +432,7 @@ mod tests {
         );
         assert_eq!("+01:00".parse::<Zone>().unwrap().to_string(), "+01:00");
         let text = "backups:\n  - {strategy: a, backup_file: a.tar.gz, size: 1, created: soon}\n";
-        let (_, message) = parse(text, berlin()).unwrap_err();
+        let (_, message) = parse(text, Ok(berlin())).unwrap_err();
         assert!(
             message.contains("backups[0]") && message.contains("soon"),
             "{message}"

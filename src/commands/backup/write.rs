@@ -195,6 +195,7 @@ fn register(
             kind,
             checksum_source: None,
             converted_from: None,
+            imported_path: None,
         })
     })
 }
