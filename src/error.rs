@@ -60,7 +60,7 @@ pub enum Error {
     },
 
     /// An archive or backup name the manifest does not know and no file matches.
-    #[error("no backup named {name:?} in {}", printable(dir.display()))]
+    #[error("no backup named {name:?} in {}{}", printable(dir.display()), if name.contains('/') { ", and no such file" } else { "" })]
     UnknownBackup {
         /// The name given.
         name: String,

@@ -316,6 +316,14 @@ pub fn suggest<S: AsRef<str>>(name: &str, candidates: &[S]) -> Vec<String> {
         .map(|c| (edit_distance(name, c.as_ref()), c.as_ref()))
         .filter(|&(d, c)| d <= limit && c != name)
         .collect();
+    // Else a name typed short (`btc_sma` for `btc_sma_cross`): the names it begins.
+    if close.is_empty() && name.chars().count() >= 3 {
+        close = candidates
+            .iter()
+            .map(|c| (c.as_ref().len(), c.as_ref()))
+            .filter(|&(_, c)| c.starts_with(name) && c != name)
+            .collect();
+    }
     close.sort();
     close.dedup();
     close
@@ -380,6 +388,11 @@ mod tests {
             ["btc_sma_cross", "btc_sma_crash"]
         );
         assert_eq!(suggest("eth_rs", &names), ["eth_rsi"]);
+        assert_eq!(
+            suggest("btc_sma", &names),
+            ["btc_sma_crash", "btc_sma_cross"]
+        );
+        assert_eq!(suggest("btc_sma_cros", &names)[0], "btc_sma_cross");
         assert!(suggest("zzz", &names).is_empty());
         assert!(
             suggest("eth_rsi", &names).is_empty(),
