@@ -536,6 +536,52 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
+/// What [`visit`] shows of one entry.
+pub struct Visited<'a> {
+    /// Path below the top folder (empty for the top folder itself).
+    pub rel: &'a Path,
+    /// `d` folder, `f` regular file, `l` link, `?` anything else.
+    pub kind: char,
+    /// Size of a file's content.
+    pub size: u64,
+}
+
+/// Calls `visit` with each entry of the tar.gz stream `reader` in archive order, with a reader
+/// of its content, until `visit` returns `false`. Nothing is written anywhere.
+pub fn visit(
+    reader: impl Read,
+    mut visit: impl FnMut(&Visited, &mut dyn Read) -> bool,
+) -> io::Result<()> {
+    let mut archive = crate::targuard::reader(MultiGzDecoder::new(reader));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            continue;
+        }
+        let path = entry.path()?.into_owned();
+        let rel: PathBuf = path.components().skip(1).collect();
+        let kind = match kind {
+            EntryType::Directory => 'd',
+            EntryType::Regular | EntryType::Continuous => 'f',
+            EntryType::Symlink | EntryType::Link => 'l',
+            _ => '?',
+        };
+        let size = entry.header().size()?;
+        if !visit(
+            &Visited {
+                rel: &rel,
+                kind,
+                size,
+            },
+            &mut entry,
+        ) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The top folder name of a tar.gz stream: the first component of its first entry.
 pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
     let mut archive = crate::targuard::reader(MultiGzDecoder::new(reader));

@@ -40,6 +40,15 @@ pub struct FileConfig {
     /// Off-site copies: `[remote.NAME]` tables.
     #[serde(default)]
     pub remote: BTreeMap<String, RemoteConfig>,
+    /// Keep the newest backup of each of the last N days with backups (UTC).
+    pub keep_daily: Option<usize>,
+    /// Keep the newest backup of each of the last N ISO weeks with backups (UTC).
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest backup of each of the last N months with backups (UTC).
+    pub keep_monthly: Option<usize>,
+    /// Headline metrics: the `[metrics]` table.
+    #[serde(default)]
+    pub metrics: crate::metrics::Sources,
 }
 
 /// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
@@ -119,6 +128,8 @@ pub struct Overrides {
     pub level: Option<u32>,
     /// `--exclude`, repeated.
     pub exclude: Vec<String>,
+    /// `--keep-daily`, `--keep-weekly`, `--keep-monthly`.
+    pub calendar: crate::retention::Calendar,
 }
 
 /// The effective settings; the JSON shape of `config --json`.
@@ -138,6 +149,10 @@ pub struct Settings {
     pub exclude: Vec<String>,
     /// Remotes configured in the file, by name.
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// Time-based retention: each count from its flag, else the file.
+    pub calendar: crate::retention::Calendar,
+    /// The `[metrics]` table.
+    pub metrics: crate::metrics::Sources,
 }
 
 impl Settings {
@@ -198,6 +213,12 @@ impl Settings {
                 .cloned()
                 .collect(),
             remotes: config.remote,
+            calendar: crate::retention::Calendar {
+                daily: flags.calendar.daily.or(config.keep_daily),
+                weekly: flags.calendar.weekly.or(config.keep_weekly),
+                monthly: flags.calendar.monthly.or(config.keep_monthly),
+            },
+            metrics: config.metrics,
             file,
         })
     }
@@ -263,8 +284,14 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
     if config.level.is_some_and(|l| l > 9) {
         return Err(bad("level must be between 0 and 9".into()));
     }
-    if config.keep == Some(0) {
-        return Err(bad("keep must be at least 1".into()));
+    let counts = [
+        ("keep", config.keep),
+        ("keep_daily", config.keep_daily),
+        ("keep_weekly", config.keep_weekly),
+        ("keep_monthly", config.keep_monthly),
+    ];
+    if let Some((name, _)) = counts.iter().find(|(_, n)| *n == Some(0)) {
+        return Err(bad(format!("{name} must be at least 1")));
     }
     if let Some((name, _)) = config.remote.iter().find(|(_, r)| r.bucket.is_empty()) {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));

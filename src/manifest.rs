@@ -70,6 +70,19 @@ pub struct Entry {
     /// Why the backup was made; entries without it are regular backups.
     #[serde(default, skip_serializing_if = "Kind::is_regular")]
     pub kind: Kind,
+    /// Headline metrics read from the results when the backup was made (see
+    /// [`crate::metrics`]); absent when none were found or for entries from older resbak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<crate::metrics::Metrics>,
+    /// Labels given with `backup --tag` or `resbak tag`; a tagged backup is never pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A free-text note (`backup --note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Kept by retention whatever the rules say (`resbak tag --pin`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
 }
 
 /// Why a backup was made, which decides how retention and "latest" treat it.
@@ -92,6 +105,11 @@ impl Kind {
 }
 
 impl Entry {
+    /// Whether retention must keep this backup whatever its rules say: it is tagged or pinned.
+    pub fn is_protected(&self) -> bool {
+        self.pin || !self.tags.is_empty()
+    }
+
     /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
     /// `13 entries` for an entry written before the kinds were recorded.
     pub fn counts_text(&self) -> String {
@@ -419,6 +437,10 @@ impl Entry {
             meta_digest: None,
             content_digest: None,
             kind: Kind::Regular,
+            metrics: None,
+            tags: Vec::new(),
+            note: None,
+            pin: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub(crate) use write::{backup_folder, place};
+pub(crate) use write::{About, backup_folder, place};
 
 /// Options of `resbak backup`.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,14 @@ pub struct BackupOptions {
     pub always: bool,
     /// Prune each strategy's safety copies to this many after its backup succeeded.
     pub keep_safety: Option<usize>,
+    /// Time-based retention applied with `keep` after each backup.
+    pub calendar: retention::Calendar,
+    /// Where headline metrics are read from.
+    pub metrics: crate::metrics::Sources,
+    /// Tags for each new backup.
+    pub tags: Vec<String>,
+    /// A note for each new backup.
+    pub note: Option<String>,
 }
 
 /// What happened to one strategy; the JSON shape of `backup --json` (an array of these).
@@ -104,7 +112,7 @@ enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
         /// The latest backup, whose archive holds the strategy as it is now.
-        latest: Entry,
+        latest: Box<Entry>,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -192,7 +200,9 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
         return Ok(Plan::Backup { why: None });
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
-        None => Plan::Skip { latest },
+        None => Plan::Skip {
+            latest: Box::new(latest),
+        },
         Some(problem) => Plan::Backup {
             why: Some(format!(
                 "the latest backup {} {problem}",
@@ -233,7 +243,13 @@ fn back_up(
     };
     let then = format!("{name} was backed up; nothing after it was registered");
     crate::interrupt::so_far(now, Some(then));
-    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
+    let about = About {
+        metrics: read_metrics(src, &opts.metrics, printer),
+        tags: opts.tags.clone(),
+        note: opts.note.clone(),
+        ..Kind::Regular.into()
+    };
+    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, about, printer)?;
     crate::interrupt::so_far(
         format!(
             "{name} was backed up as {}; nothing after it was registered",
@@ -269,8 +285,8 @@ fn back_up(
         true => Outcome::ProblemsFound,
         false => Outcome::Clean,
     };
-    if opts.keep.is_some() || opts.keep_safety.is_some() {
-        let rules = retention::Rules::new(opts.keep, opts.keep_safety);
+    if opts.keep.is_some() || opts.keep_safety.is_some() || !opts.calendar.is_empty() {
+        let rules = retention::Rules::new(opts.keep, opts.keep_safety).with_calendar(opts.calendar);
         // The backup is in place and catalogued: a failed prune is reported, never turned
         // into a failed backup.
         match retention::prune(&ctx.backup_dir, Some(name), &rules, false) {
@@ -289,6 +305,20 @@ fn back_up(
         }
     }
     Ok((backed, outcome))
+}
+
+/// The headline metrics in `src` (see [`crate::metrics`]), `None` when there are none. A file
+/// that cannot be read or parsed is a warning: metrics never fail a backup.
+fn read_metrics(
+    src: &Path,
+    sources: &crate::metrics::Sources,
+    printer: &mut Printer,
+) -> Option<crate::metrics::Metrics> {
+    let found = crate::metrics::read_folder(src, sources);
+    for warning in &found.warnings {
+        printer.warn(format_args!("{warning}; the backup goes on without it"));
+    }
+    (!found.metrics.is_empty()).then_some(found.metrics)
 }
 
 /// Whether `e` is a failure to write the report itself, which ends the run.

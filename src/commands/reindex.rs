@@ -16,6 +16,7 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
+use crate::metrics::Sources;
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -38,17 +39,19 @@ struct Report {
     kinds_recovered: usize,
     /// Added archives whose kind could not be recovered: catalogued as regular backups.
     kinds_unknown: Vec<String>,
+    /// Archives whose headline metrics were read from the archive and recorded.
+    metrics_read: Vec<String>,
 }
 
 /// Rebuilds the manifest and prints what changed.
-pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
+pub fn run(ctx: &Context, sources: &Sources, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
         return Err(Error::missing_folder("backup", dir));
     }
     let _archives = Lock::exclusive(dir, LockFile::Archives)?;
     super::clean_leftovers(dir, printer)?;
-    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded))?;
+    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded, sources))?;
     print(&report, printer)?;
     printer.json_report(&report)?;
     let clean = report.mismatched.is_empty() && report.skipped.is_empty();
@@ -59,7 +62,7 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     })
 }
 
-fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
+fn rebuild(dir: &Path, loaded: Result<Manifest>, sources: &Sources) -> Result<(Manifest, Report)> {
     let mut report = Report::default();
     let old = match loaded {
         Ok(manifest) => manifest,
@@ -77,17 +80,26 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
             continue;
         }
         let scan = extract::scan(&dir.join(&entry.backup_file), None, &Progress::hidden());
-        if !scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size) {
+        let matches =
+            scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size);
+        if !matches {
             report.mismatched.push(entry.backup_file.clone());
         }
         report.kept += 1;
-        manifest.backups.push(entry.clone());
+        let mut entry = entry.clone();
+        if matches && entry.metrics.is_none() {
+            fill_metrics(dir, &mut entry, sources, &mut report);
+        }
+        manifest.backups.push(entry);
     }
     let mut added = Vec::new();
     for (file, _) in files.iter().filter(|(f, _)| old.find(f).is_none()) {
         // Never an entry the manifest would refuse to load.
         match entry_for(&dir.join(file), file) {
-            Ok(entry) if entry.is_sound() => added.push(entry),
+            Ok(mut entry) if entry.is_sound() => {
+                fill_metrics(dir, &mut entry, sources, &mut report);
+                added.push(entry);
+            }
             Ok(_) => report.skipped.push((file.clone(), UNSOUND.to_string())),
             Err(e) => report.skipped.push((file.clone(), e.to_string())),
         }
@@ -97,6 +109,22 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
     report.added = added.iter().map(|e| e.backup_file.clone()).collect();
     manifest.backups.extend(added);
     Ok((manifest, report))
+}
+
+/// Reads `entry`'s headline metrics from its archive (checked against the entry while it is
+/// read) and records them; an archive without metrics or that cannot be read stays without.
+fn fill_metrics(dir: &Path, entry: &mut Entry, sources: &Sources, report: &mut Report) {
+    let expected = crate::checksum::Checksum {
+        sha256: entry.sha256.clone(),
+        len: entry.size,
+    };
+    let path = dir.join(&entry.backup_file);
+    if let Ok(found) = crate::metrics::read_archive(&path, Some(&expected), sources)
+        && !found.metrics.is_empty()
+    {
+        entry.metrics = Some(found.metrics);
+        report.metrics_read.push(entry.backup_file.clone());
+    }
 }
 
 /// Gives each of `added` the kind the previous manifest records for the same name, size and
@@ -153,6 +181,10 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         meta_digest: None,
         content_digest: None,
         kind: Default::default(),
+        metrics: None,
+        tags: Vec::new(),
+        note: None,
+        pin: false,
     })
 }
 
@@ -198,6 +230,12 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
              --force could not be recovered (the previous manifest does not list it): {}",
             report.kinds_unknown.join(", ")
         ));
+    }
+    if !report.metrics_read.is_empty() {
+        printer.line(format_args!(
+            "Metrics of {} read from their archives",
+            crate::error::count(report.metrics_read.len(), "backup", "backups")
+        ))?;
     }
     printer.line(format_args!(
         "Reindexed: {} kept, {} added, {} dropped, {} not added",

@@ -19,8 +19,30 @@ use tempfile::NamedTempFile;
 /// Write buffer in front of the archive file.
 const WRITE_BUF: usize = 256 * 1024;
 
+/// What the catalogue records about a backup besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct About {
+    /// Regular backup or safety copy.
+    pub kind: Kind,
+    /// Headline metrics read from the folder.
+    pub metrics: Option<crate::metrics::Metrics>,
+    /// Tags (`backup --tag`).
+    pub tags: Vec<String>,
+    /// Note (`backup --note`).
+    pub note: Option<String>,
+}
+
+impl From<Kind> for About {
+    fn from(kind: Kind) -> About {
+        About {
+            kind,
+            ..About::default()
+        }
+    }
+}
+
 /// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
-/// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
+/// backup as `about` says. On any failure nothing is left behind: no archive file and no manifest entry.
 /// Also tells whether a file changed while it was read (each is named in a warning): the archive
 /// then holds what was read, not necessarily what the folder holds now.
 pub(crate) fn backup_folder(
@@ -28,9 +50,10 @@ pub(crate) fn backup_folder(
     name: &str,
     src: &Path,
     opts: &archive::Options,
-    kind: Kind,
+    about: About,
     printer: &mut Printer,
 ) -> Result<(Entry, bool)> {
+    let kind = about.kind;
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     check_outside(ctx, src)?;
@@ -77,7 +100,7 @@ pub(crate) fn backup_folder(
         other => other,
     })?;
     let changed = !written.changed.is_empty();
-    register(dir, name, created, tmp, &written, kind).map(|entry| (entry, changed))
+    register(dir, name, created, tmp, &written, about).map(|entry| (entry, changed))
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
@@ -171,8 +194,9 @@ fn register(
     created: DateTime<Utc>,
     tmp: NamedTempFile,
     written: &Written,
-    kind: Kind,
+    about: About,
 ) -> Result<Entry> {
+    let kind = about.kind;
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
     place(dir, tmp, |manifest| {
         Ok(Entry {
@@ -188,6 +212,10 @@ fn register(
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),
             kind,
+            metrics: about.metrics.clone(),
+            tags: about.tags.clone(),
+            note: about.note.clone(),
+            pin: false,
         })
     })
 }

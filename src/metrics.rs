@@ -1,0 +1,617 @@
+//! Headline metrics of a strategy's results: which files hold them, how they are read, and how
+//! their values are parsed.
+//!
+//! Metrics come from small files at the top of a strategy folder and in each run folder
+//! (`runs/NAME/`): `stats.json` and `metrics.json` (objects, nested keys joined with `.`),
+//! `stats.csv` (two columns, `key,value`) and `metrics.yaml`. A run folder's keys are prefixed
+//! with its path: `runs/fast10_slow50:Sharpe Ratio`. Values are numbers, or strings that are
+//! plainly numbers: `12.5`, `12.5%`, `NaN`, `inf`, and pandas Timedelta text
+//! (`"12 days 03:00:00"`, in seconds). Anything else (dates, names, lists) is left out, never
+//! guessed. backtesting.py's private fields (`_strategy`, `_equity_curve`, `_trades`) are
+//! skipped. Reading metrics never fails anything: each unreadable file is a warning.
+
+use crate::checksum::{Checksum, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path};
+
+/// Metric name to value.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// The files metrics are read from when `[metrics] files` is not set.
+pub const DEFAULT_FILES: [&str; 4] = ["stats.json", "metrics.json", "stats.csv", "metrics.yaml"];
+
+/// The folder whose sub-folders are run folders.
+pub const RUNS_DIR: &str = "runs";
+
+/// A metrics file larger than this is skipped with a warning, so memory stays small.
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// The `[metrics]` table of `resbak.toml`: which files to read, which keys to keep, which
+/// direction is better, and what the report draws.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sources {
+    /// File names looked for at the top of the strategy folder and in each run folder;
+    /// [`DEFAULT_FILES`] when empty.
+    pub files: Vec<String>,
+    /// Keep only these keys (with or without a run folder's prefix); all when empty.
+    pub keys: Vec<String>,
+    /// Metrics where a higher value is an improvement (for `diff --metrics` and sorting).
+    pub higher_is_better: Vec<String>,
+    /// Metrics where a lower value is an improvement.
+    pub lower_is_better: Vec<String>,
+    /// Metrics `report` draws; a few well-known ones (or the first ones found) when empty.
+    pub report: Vec<String>,
+}
+
+impl Sources {
+    /// Whether a higher value of `key` is better (`Some(true)`), worse (`Some(false)`), or
+    /// neither is configured (`None`). A run folder's key matches its bare name too.
+    pub fn higher_is_better(&self, key: &str) -> Option<bool> {
+        let bare = key.split_once(':').map_or(key, |(_, k)| k);
+        let listed = |list: &[String]| list.iter().any(|k| k == key || k == bare);
+        match (
+            listed(&self.higher_is_better),
+            listed(&self.lower_is_better),
+        ) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The file names to look for.
+    pub fn files(&self) -> Vec<&str> {
+        match self.files.is_empty() {
+            true => DEFAULT_FILES.to_vec(),
+            false => self.files.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The metrics prefix for `rel`, a path inside the strategy folder, if it is a metrics file:
+    /// `""` at the top, `runs/NAME:` in a run folder.
+    pub fn prefix_of(&self, rel: &Path) -> Option<String> {
+        let parts: Vec<&str> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(p) => p.to_str(),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let name = *parts.last()?;
+        if !self.files().contains(&name) {
+            return None;
+        }
+        match parts.as_slice() {
+            [_] => Some(String::new()),
+            [runs, run, _] if *runs == RUNS_DIR => Some(format!("{RUNS_DIR}/{run}:")),
+            _ => None,
+        }
+    }
+
+    /// Whether `key` (with its run prefix, if any) is kept.
+    fn keeps(&self, key: &str) -> bool {
+        let bare = key.split_once(':').map_or(key, |(_, k)| k);
+        self.keys.is_empty() || self.keys.iter().any(|k| k == key || k == bare)
+    }
+}
+
+/// What reading metrics found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Found {
+    /// The metrics, from all files.
+    pub metrics: Metrics,
+    /// One line per file that could not be read or parsed.
+    pub warnings: Vec<String>,
+}
+
+impl Found {
+    /// Adds the metrics of the file `rel` (its contents in `reader`, `len` bytes) with `prefix`.
+    pub fn add_file(
+        &mut self,
+        sources: &Sources,
+        rel: &Path,
+        prefix: &str,
+        len: u64,
+        reader: impl Read,
+    ) {
+        let shown = rel.display();
+        if len > MAX_FILE {
+            self.warnings.push(format!(
+                "metrics file {shown} is larger than {} MiB; skipped",
+                MAX_FILE >> 20
+            ));
+            return;
+        }
+        let mut text = String::new();
+        if let Err(e) = reader.take(MAX_FILE).read_to_string(&mut text) {
+            self.warnings
+                .push(format!("cannot read metrics file {shown}: {e}"));
+            return;
+        }
+        match parse(rel, &text) {
+            Ok(values) => {
+                let kept = values
+                    .into_iter()
+                    .map(|(k, v)| (format!("{prefix}{k}"), v))
+                    .filter(|(k, _)| sources.keeps(k));
+                self.metrics.extend(kept);
+            }
+            Err(e) => self
+                .warnings
+                .push(format!("cannot parse metrics file {shown}: {e}")),
+        }
+    }
+}
+
+/// Reads the metrics of the strategy folder `root`: the metrics files at its top and in each
+/// run folder. Never fails: what cannot be read is in [`Found::warnings`].
+pub fn read_folder(root: &Path, sources: &Sources) -> Found {
+    let mut found = Found::default();
+    let mut candidates: Vec<std::path::PathBuf> =
+        sources.files().iter().map(|f| f.into()).collect();
+    if let Ok(runs) = std::fs::read_dir(root.join(RUNS_DIR)) {
+        let mut names: Vec<_> = runs.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for run in names {
+            for file in sources.files() {
+                candidates.push(Path::new(RUNS_DIR).join(&run).join(file));
+            }
+        }
+    }
+    for rel in candidates {
+        let Some(prefix) = sources.prefix_of(&rel) else {
+            continue;
+        };
+        // Only regular files, never through a link: what a backup stores as a file.
+        match crate::archive::open_regular(&root.join(&rel)) {
+            Ok(Some(file)) => {
+                let len = file.metadata().map_or(0, |m| m.len());
+                found.add_file(sources, &rel, &prefix, len, file);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => found
+                .warnings
+                .push(format!("cannot read metrics file {}: {e}", rel.display())),
+        }
+    }
+    found
+}
+
+/// Reads the metrics stored in the archive at `path` (for backups made before resbak
+/// recorded them), checking the whole file against `expected` while it is read.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the archive cannot be decoded or does not match `expected`;
+/// [`Error::Io`] when it cannot be opened.
+pub fn read_archive(path: &Path, expected: Option<&Checksum>, sources: &Sources) -> Result<Found> {
+    let file = crate::archive::open_file(path)?;
+    let mut hashing = HashingReader::new(std::io::BufReader::new(file));
+    let mut found = Found::default();
+    crate::archive::visit(&mut hashing, |entry, content| {
+        if let (Some(prefix), 'f') = (sources.prefix_of(entry.rel), entry.kind) {
+            found.add_file(sources, entry.rel, &prefix, entry.size, content);
+        }
+        true
+    })
+    .map_err(|e| Error::corrupt(path, e))?;
+    let checksum = hashing.finish().at("read", path)?;
+    match expected {
+        Some(expected) if *expected != checksum => Err(Error::corrupt(
+            path,
+            "its size or SHA-256 is not the one the manifest records",
+        )),
+        _ => Ok(found),
+    }
+}
+
+/// The metrics in one file's text, by its extension.
+///
+/// # Errors
+/// The parser's message when the text is not what the extension says.
+pub fn parse(rel: &Path, text: &str) -> std::result::Result<Metrics, String> {
+    let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mut out = Metrics::new();
+    match ext {
+        "json" => {
+            let value: serde_json::Value =
+                serde_json::from_str(&quote_bare_specials(text)).map_err(|e| e.to_string())?;
+            flatten_json("", &value, &mut out);
+        }
+        "yaml" | "yml" => {
+            let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+            flatten_yaml("", &value, &mut out);
+        }
+        "csv" => parse_csv(text, &mut out)?,
+        other => return Err(format!("unknown metrics file type {other:?}")),
+    }
+    Ok(out)
+}
+
+/// Whether `key` is one of backtesting.py's private fields (`_strategy`, `_trades`, ...).
+fn private(key: &str) -> bool {
+    key.starts_with('_')
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    match prefix {
+        "" => key.to_string(),
+        p => format!("{p}.{key}"),
+    }
+}
+
+fn flatten_json(prefix: &str, value: &serde_json::Value, out: &mut Metrics) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter().filter(|(k, _)| !private(k)) {
+                flatten_json(&join(prefix, k), v, out);
+            }
+        }
+        Value::Number(n) if !prefix.is_empty() => {
+            if let Some(x) = n.as_f64() {
+                out.insert(prefix.to_string(), x);
+            }
+        }
+        // pandas writes NaN as null.
+        Value::Null if !prefix.is_empty() => {
+            out.insert(prefix.to_string(), f64::NAN);
+        }
+        Value::String(s) if !prefix.is_empty() => {
+            if let Some(x) = number(s) {
+                out.insert(prefix.to_string(), x);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn flatten_yaml(prefix: &str, value: &serde_yaml::Value, out: &mut Metrics) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                if !private(&key) {
+                    flatten_yaml(&join(prefix, &key), v, out);
+                }
+            }
+        }
+        Value::Tagged(tagged) => flatten_yaml(prefix, &tagged.value, out),
+        _ if prefix.is_empty() => {}
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                out.insert(prefix.to_string(), x);
+            }
+        }
+        Value::Null => {
+            out.insert(prefix.to_string(), f64::NAN);
+        }
+        Value::String(s) => {
+            if let Some(x) = number(s) {
+                out.insert(prefix.to_string(), x);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Two columns, `key,value`, as pandas' `Series.to_csv()` writes them (its header row, whose
+/// first cell is empty, is skipped); rows of another width are left out.
+fn parse_csv(text: &str, out: &mut Metrics) -> std::result::Result<(), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        if let (2, Some(key), Some(value)) = (record.len(), record.get(0), record.get(1)) {
+            let key = key.trim();
+            if key.is_empty() || private(key) {
+                continue;
+            }
+            if let Some(x) = number(value) {
+                out.insert(key.to_string(), x);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The number a metric's text plainly says: `1.5`, `-3`, `12.5%` (12.5), `NaN`, `inf`,
+/// `-Infinity`, or a pandas Timedelta (`365 days 00:00:00`, `-1 days +23:00:00`,
+/// `0 days 00:00:01.500000`) in seconds. `None` for anything else.
+pub fn number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    match lower.as_str() {
+        "nan" => return Some(f64::NAN),
+        "inf" | "+inf" | "infinity" | "+infinity" => return Some(f64::INFINITY),
+        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let plain = t.strip_suffix('%').unwrap_or(t).trim_end();
+    let numeric = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+            && s.chars().any(|c| c.is_ascii_digit())
+    };
+    if numeric(plain) {
+        return plain.parse().ok();
+    }
+    timedelta(t)
+}
+
+/// A pandas Timedelta's text in seconds: `[-]D days [+-]HH:MM:SS[.ffffff]`, or the time
+/// alone.
+fn timedelta(text: &str) -> Option<f64> {
+    let (days, clock) = match text.split_once(" day") {
+        Some((days, rest)) => {
+            let rest = rest.trim_start_matches('s').trim_start();
+            (days.trim().parse::<i64>().ok()?, rest)
+        }
+        None => (0, text),
+    };
+    let (sign, clock) = match clock.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, clock.strip_prefix('+').unwrap_or(clock)),
+    };
+    let mut parts = clock.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = |p: &str| {
+        let digits = p.chars().all(|c| c.is_ascii_digit() || c == '.') && !p.is_empty();
+        digits.then(|| p.parse::<f64>().ok()).flatten()
+    };
+    if parts.next().is_some() || h.contains('.') || m.contains('.') {
+        return None;
+    }
+    let (h, m, s) = (valid(h)?, valid(m)?, valid(s)?);
+    if m >= 60.0 || s >= 60.0 {
+        return None;
+    }
+    Some(days as f64 * 86_400.0 + sign * (h * 3600.0 + m * 60.0 + s))
+}
+
+/// JSON as Python's `json.dump` writes it: bare `NaN`, `Infinity` and `-Infinity` (outside
+/// strings) become strings, which [`number`] reads back.
+fn quote_bare_specials(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("NaN") && !text.contains("Infinity") {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let special = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|s| rest.starts_with(s));
+        match special {
+            Some(word) => {
+                out.push('"');
+                out.push_str(word);
+                out.push('"');
+                rest = &rest[word.len()..];
+            }
+            None => {
+                in_string = c == '"';
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out.into()
+}
+
+/// The metric keys among `known` that `name` means: the key itself, else the keys `name`
+/// begins (ignoring case). Shortest unique names are accepted.
+pub fn resolve<'k>(name: &str, known: &[&'k str]) -> Vec<&'k str> {
+    if let Some(exact) = known.iter().find(|k| **k == name) {
+        return vec![exact];
+    }
+    let lower = name.to_lowercase();
+    let mut hits: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|k| k.to_lowercase().starts_with(&lower))
+        .collect();
+    hits.dedup();
+    hits
+}
+
+/// One metric on both sides of a comparison; the JSON shape of `diff --metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Compared {
+    /// The value before, if that side has the metric.
+    pub old: Option<f64>,
+    /// The value after.
+    pub new: Option<f64>,
+    /// `new - old` when both are numbers.
+    pub diff: Option<f64>,
+}
+
+impl Compared {
+    /// Whether the two sides differ (NaN equals NaN here: the metric did not change).
+    pub fn changed(&self) -> bool {
+        match (self.old, self.new) {
+            (Some(a), Some(b)) => !(a == b || a.is_nan() && b.is_nan()),
+            (a, b) => a.is_some() != b.is_some(),
+        }
+    }
+
+    /// The change relative to the old value, in percent, when that means something.
+    pub fn percent(&self) -> Option<f64> {
+        let (old, diff) = (self.old?, self.diff?);
+        (old != 0.0 && old.is_finite() && diff.is_finite()).then(|| diff / old.abs() * 100.0)
+    }
+}
+
+/// Every metric of `old` and `new`, by name, with both values and the difference.
+pub fn compare(old: &Metrics, new: &Metrics) -> BTreeMap<String, Compared> {
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .map(|key| {
+            let (a, b) = (old.get(key).copied(), new.get(key).copied());
+            let diff = a.zip(b).map(|(a, b)| b - a).filter(|d| !d.is_nan());
+            (
+                key.clone(),
+                Compared {
+                    old: a,
+                    new: b,
+                    diff,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `value` for a table: up to 4 decimals, without trailing zeros; `NaN`, `inf`.
+pub fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    match text {
+        "-0" => "0".into(),
+        t => t.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_percentages_specials_and_timedeltas() {
+        assert_eq!(number("1.5"), Some(1.5));
+        assert_eq!(number(" -3 "), Some(-3.0));
+        assert_eq!(number("12.5%"), Some(12.5));
+        assert_eq!(number("1e3"), Some(1000.0));
+        assert!(number("NaN").unwrap().is_nan());
+        assert!(number("nan").unwrap().is_nan());
+        assert_eq!(number("inf"), Some(f64::INFINITY));
+        assert_eq!(number("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(number("365 days 00:00:00"), Some(365.0 * 86_400.0));
+        assert_eq!(number("12 days 00:00:00"), Some(1_036_800.0));
+        assert_eq!(number("1 day 01:00:30"), Some(90_030.0));
+        assert_eq!(number("0 days 00:00:01.500000"), Some(1.5));
+        assert_eq!(number("-1 days +23:00:00"), Some(-3600.0));
+        assert_eq!(number("02:00:00"), Some(7200.0));
+        for left_out in [
+            "2024-01-01 00:00:00",
+            "SmaCross(n1=10,n2=50)",
+            "",
+            "-",
+            "1.2.3x",
+            "12 days",
+            "10:75:00",
+            "true",
+        ] {
+            assert_eq!(number(left_out), None, "{left_out:?}");
+        }
+    }
+
+    #[test]
+    fn nested_json_is_flattened_and_private_fields_skipped() {
+        let text = r#"{"sharpe": 1.2, "risk": {"dd": -0.2, "var": {"95": "3%"}},
+            "name": "x", "list": [1, 2], "_equity_curve": {"Equity": {"0": 1}},
+            "ok": true, "missing": null, "bad": NaN, "up": Infinity, "s": "NaN in text"}"#;
+        let m = parse(Path::new("stats.json"), text).unwrap();
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["bad", "missing", "risk.dd", "risk.var.95", "sharpe", "up"]
+        );
+        assert_eq!(m["risk.var.95"], 3.0);
+        assert!(m["bad"].is_nan() && m["missing"].is_nan());
+        assert_eq!(m["up"], f64::INFINITY);
+    }
+
+    #[test]
+    fn pandas_csv_and_yaml() {
+        let csv = ",0\nStart,2024-01-01 00:00:00\nDuration,365 days 00:00:00\n\
+                   \"Equity Final [$]\",10523.1\nSharpe Ratio,NaN\n_strategy,SmaCross\nodd,1,2\n";
+        let m = parse(Path::new("stats.csv"), csv).unwrap();
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m["Equity Final [$]"], 10523.1);
+        assert_eq!(m["Duration"], 31_536_000.0);
+        let yaml = "sharpe: 1.5\nnested:\n  win_rate: 55%\n  when: 2024-01-01\ninf: .inf\n";
+        let m = parse(Path::new("metrics.yaml"), yaml).unwrap();
+        assert_eq!(m["nested.win_rate"], 55.0);
+        assert_eq!(m["inf"], f64::INFINITY);
+        assert!(!m.contains_key("nested.when"));
+        assert!(parse(Path::new("stats.json"), "{not json").is_err());
+    }
+
+    #[test]
+    fn metrics_files_are_found_at_the_top_and_in_run_folders() {
+        let sources = Sources::default();
+        let prefix = |p: &str| sources.prefix_of(Path::new(p));
+        assert_eq!(prefix("stats.json").as_deref(), Some(""));
+        assert_eq!(
+            prefix("runs/fast10_slow50/metrics.yaml").as_deref(),
+            Some("runs/fast10_slow50:")
+        );
+        assert_eq!(prefix("other/stats.json"), None);
+        assert_eq!(prefix("runs/a/b/stats.json"), None);
+        assert_eq!(prefix("trades.csv"), None);
+        let only = Sources {
+            keys: vec!["Sharpe Ratio".into()],
+            ..Sources::default()
+        };
+        assert!(only.keeps("runs/a:Sharpe Ratio") && !only.keeps("Return [%]"));
+    }
+
+    #[test]
+    fn comparison_has_both_sides_and_the_difference() {
+        let old: Metrics = [("a".into(), 1.0), ("b".into(), f64::NAN), ("c".into(), 2.0)].into();
+        let new: Metrics = [("a".into(), 1.5), ("b".into(), f64::NAN), ("d".into(), 0.0)].into();
+        let c = compare(&old, &new);
+        assert_eq!(c["a"].diff, Some(0.5));
+        assert_eq!(c["a"].percent(), Some(50.0));
+        assert!(c["a"].changed() && !c["b"].changed());
+        assert!(c["c"].changed() && c["c"].new.is_none() && c["c"].diff.is_none());
+        assert!(c["d"].changed() && c["d"].old.is_none());
+    }
+
+    #[test]
+    fn names_resolve_exactly_or_by_unique_prefix() {
+        let known = [
+            "Return [%]",
+            "Return (Ann.) [%]",
+            "Sharpe Ratio",
+            "Sortino Ratio",
+        ];
+        assert_eq!(resolve("Sharpe Ratio", &known), ["Sharpe Ratio"]);
+        assert_eq!(resolve("sha", &known), ["Sharpe Ratio"]);
+        assert_eq!(resolve("Return [%]", &known), ["Return [%]"]);
+        assert_eq!(resolve("Return", &known).len(), 2);
+        assert!(resolve("Calmar", &known).is_empty());
+        assert_eq!(format_value(1.23456), "1.2346");
+        assert_eq!(format_value(2.0), "2");
+        assert_eq!(format_value(f64::NAN), "NaN");
+    }
+}
