@@ -604,6 +604,25 @@ mod tests {
     }
 
     #[test]
+    fn an_older_manifest_loads_unchanged_and_gains_no_new_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "version: 1\nbackups:\n- strategy: a\n  timestamp: 20260101_000000\n  \
+                   backup_file: a_1.tar.gz\n  size: 10\n  sha256: '00'\n  files: 3\n  \
+                   bytes: 5\n  created: 2026-01-01T00:00:00Z\n";
+        std::fs::write(Manifest::path(dir.path()), old).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        let e = &loaded.backups[0];
+        assert_eq!(
+            (e.metrics.as_ref(), e.tags.len(), &e.note, e.pin),
+            (None, 0, &None, false)
+        );
+        let text = serde_yaml::to_string(&loaded).unwrap();
+        for key in ["metrics", "tags", "note", "pin"] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+    }
+
+    #[test]
     fn sorted_groups_by_strategy_then_time() {
         let mut m = Manifest::default();
         m.backups.push(entry("b", "b_2", 20));

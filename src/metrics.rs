@@ -14,7 +14,7 @@ use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::{Component, Path};
 
 /// Metric name to value.
@@ -108,7 +108,16 @@ pub struct Found {
     pub warnings: Vec<String>,
 }
 
-impl Found {
+/// Metrics files read so far, merged by [`Reading::finish`] in a fixed order, so a folder and
+/// its archive (which lists files in another order) give the same metrics.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// Each file's metrics by its place: run prefix, then position in the file list.
+    parts: Vec<((String, usize), Metrics)>,
+    warnings: Vec<String>,
+}
+
+impl Reading {
     /// Adds the metrics of the file `rel` (its contents in `reader`, `len` bytes) with `prefix`.
     pub fn add_file(
         &mut self,
@@ -132,29 +141,54 @@ impl Found {
                 .push(format!("cannot read metrics file {shown}: {e}"));
             return;
         }
+        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let rank = sources.files().iter().position(|f| *f == name);
         match parse(rel, &text) {
             Ok(values) => {
                 let kept = values
                     .into_iter()
                     .map(|(k, v)| (format!("{prefix}{k}"), v))
-                    .filter(|(k, _)| sources.keeps(k));
-                self.metrics.extend(kept);
+                    .filter(|(k, _)| sources.keeps(k))
+                    .collect();
+                let place = (prefix.to_string(), rank.unwrap_or(usize::MAX));
+                self.parts.push((place, kept));
             }
             Err(e) => self
                 .warnings
                 .push(format!("cannot parse metrics file {shown}: {e}")),
         }
     }
+
+    /// All metrics; when two files of a folder give the same key, the file listed first in
+    /// the file list wins (`stats.json` before `stats.csv`).
+    pub fn finish(mut self) -> Found {
+        self.parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metrics = Metrics::new();
+        for (_, part) in self.parts {
+            for (key, value) in part {
+                metrics.entry(key).or_insert(value);
+            }
+        }
+        Found {
+            metrics,
+            warnings: self.warnings,
+        }
+    }
 }
 
 /// Reads the metrics of the strategy folder `root`: the metrics files at its top and in each
-/// run folder. Never fails: what cannot be read is in [`Found::warnings`].
-pub fn read_folder(root: &Path, sources: &Sources) -> Found {
-    let mut found = Found::default();
+/// run folder, less what `excludes` leaves out of a backup. Never fails: what cannot be read
+/// is in [`Found::warnings`].
+pub fn read_folder(root: &Path, sources: &Sources, excludes: &crate::archive::Excludes) -> Found {
+    let mut found = Reading::default();
     let mut candidates: Vec<std::path::PathBuf> =
         sources.files().iter().map(|f| f.into()).collect();
     if let Ok(runs) = std::fs::read_dir(root.join(RUNS_DIR)) {
-        let mut names: Vec<_> = runs.flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = runs
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for run in names {
             for file in sources.files() {
@@ -166,6 +200,13 @@ pub fn read_folder(root: &Path, sources: &Sources) -> Found {
         let Some(prefix) = sources.prefix_of(&rel) else {
             continue;
         };
+        let excluded = rel
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| excludes.matches(a));
+        if excluded {
+            continue;
+        }
         // Only regular files, never through a link: what a backup stores as a file.
         match crate::archive::open_regular(&root.join(&rel)) {
             Ok(Some(file)) => {
@@ -173,13 +214,13 @@ pub fn read_folder(root: &Path, sources: &Sources) -> Found {
                 found.add_file(sources, &rel, &prefix, len, file);
             }
             Ok(None) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
             Err(e) => found
                 .warnings
                 .push(format!("cannot read metrics file {}: {e}", rel.display())),
         }
     }
-    found
+    found.finish()
 }
 
 /// Reads the metrics stored in the archive at `path` (for backups made before resbak
@@ -191,7 +232,7 @@ pub fn read_folder(root: &Path, sources: &Sources) -> Found {
 pub fn read_archive(path: &Path, expected: Option<&Checksum>, sources: &Sources) -> Result<Found> {
     let file = crate::archive::open_file(path)?;
     let mut hashing = HashingReader::new(std::io::BufReader::new(file));
-    let mut found = Found::default();
+    let mut found = Reading::default();
     crate::archive::visit(&mut hashing, |entry, content| {
         if let (Some(prefix), 'f') = (sources.prefix_of(entry.rel), entry.kind) {
             found.add_file(sources, entry.rel, &prefix, entry.size, content);
@@ -205,7 +246,7 @@ pub fn read_archive(path: &Path, expected: Option<&Checksum>, sources: &Sources)
             path,
             "its size or SHA-256 is not the one the manifest records",
         )),
-        _ => Ok(found),
+        _ => Ok(found.finish()),
     }
 }
 

@@ -244,7 +244,7 @@ fn back_up(
     let then = format!("{name} was backed up; nothing after it was registered");
     crate::interrupt::so_far(now, Some(then));
     let about = About {
-        metrics: read_metrics(src, &opts.metrics, printer),
+        metrics: read_metrics(src, &opts.metrics, &opts.archive.excludes, printer),
         tags: opts.tags.clone(),
         note: opts.note.clone(),
         ..Kind::Regular.into()
@@ -312,9 +312,10 @@ fn back_up(
 fn read_metrics(
     src: &Path,
     sources: &crate::metrics::Sources,
+    excludes: &archive::Excludes,
     printer: &mut Printer,
 ) -> Option<crate::metrics::Metrics> {
-    let found = crate::metrics::read_folder(src, sources);
+    let found = crate::metrics::read_folder(src, sources, excludes);
     for warning in &found.warnings {
         printer.warn(format_args!("{warning}; the backup goes on without it"));
     }

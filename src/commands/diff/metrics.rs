@@ -65,7 +65,7 @@ fn sides(
             if !folder.is_dir() {
                 return Err(Error::missing_folder("results", &folder));
             }
-            let found = metrics::read_folder(&folder, sources);
+            let found = metrics::read_folder(&folder, sources, &opts.excludes);
             for warning in &found.warnings {
                 printer.warn(warning);
             }
