@@ -287,7 +287,7 @@ figure{margin:0;border:1px solid #eee;padding:.5em}figcaption{font-weight:600;fo
 .frame{fill:#fafafa;stroke:#ccc}.line{fill:none;stroke:#2a6fdb;stroke-width:2}\
 .point{fill:#2a6fdb}.axis{font-size:10px;fill:#555}\
 table{border-collapse:collapse;margin-top:1em;font-size:.85em}\
-th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left}.num{text-align:right}\
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;white-space:nowrap}.num{text-align:right}\
 .tag{background:#e8f0fe;border-radius:3px;padding:0 .3em;margin-right:.2em}.pin{background:#fde8e8}";
 
 #[cfg(test)]
