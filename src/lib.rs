@@ -99,6 +99,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         threads: threads.map_or_else(archive::default_threads, usize::from),
         excludes: archive::Excludes::new(&settings.exclude)?,
         progress: progress::Progress::hidden(),
+        copies: archive::Excludes::default(),
     };
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);

@@ -92,6 +92,12 @@ impl Sources {
         }
     }
 
+    /// Glob patterns (for [`crate::archive::Options::copies`]) matching the metrics files
+    /// anywhere; [`Sources::prefix_of`] then picks those at the top and in run folders.
+    pub fn patterns(&self) -> Vec<String> {
+        self.files().iter().map(|f| globset::escape(f)).collect()
+    }
+
     /// Whether `key` (with its run prefix, if any) is kept.
     fn keeps(&self, key: &str) -> bool {
         let bare = key.split_once(':').map_or(key, |(_, k)| k);
@@ -218,6 +224,29 @@ pub fn read_folder(root: &Path, sources: &Sources, excludes: &crate::archive::Ex
             Err(e) => found
                 .warnings
                 .push(format!("cannot read metrics file {}: {e}", rel.display())),
+        }
+    }
+    found.finish()
+}
+
+/// The metrics in the copies of metrics files [`crate::archive::write()`] kept while it archived
+/// them (see [`Sources::patterns`]). Never fails: what cannot be parsed is a warning.
+pub fn from_copies(copies: &[crate::archive::Copied], sources: &Sources) -> Found {
+    let mut found = Reading::default();
+    for copy in copies {
+        let Some(prefix) = sources.prefix_of(&copy.rel) else {
+            continue;
+        };
+        match &copy.bytes {
+            Some(bytes) => found.add_file(sources, &copy.rel, &prefix, copy.len, bytes.as_slice()),
+            None if copy.len > MAX_FILE => {
+                found.add_file(sources, &copy.rel, &prefix, copy.len, std::io::empty())
+            }
+            None => found.warnings.push(format!(
+                "metrics file {} was not kept: the metrics files hold more than {} MiB in all",
+                copy.rel.display(),
+                crate::archive::COPY_BUDGET >> 20
+            )),
         }
     }
     found.finish()

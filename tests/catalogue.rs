@@ -113,12 +113,16 @@ fn nested_json_csv_and_yaml_are_read_and_keys_can_be_chosen() {
     assert_eq!(number(&m["runs/a:win_rate"]), 55.0);
     assert_eq!(number(&m["runs/a:hold"]), 129_600.0);
     assert!(m.get("name").is_none() && m.get("note").is_none());
+    // What a backup leaves out gives no metrics.
+    env.run(&["backup", "--always", "s", "--exclude", "runs"]);
+    let m = recorded(&env, 1);
+    assert!(m.get("Sharpe Ratio").is_some() && m.get("runs/a:win_rate").is_none());
     write(
         &env.path().join("resbak.toml"),
         "[metrics]\nfiles = [\"stats.csv\"]\nkeys = [\"Sharpe Ratio\"]\n",
     );
     env.run(&["backup", "--always", "s"]);
-    let m = recorded(&env, 1);
+    let m = recorded(&env, 2);
     assert_eq!(m.as_mapping().unwrap().len(), 1, "{m:?}");
     assert_eq!(number(&m["Sharpe Ratio"]), 1.25);
 }

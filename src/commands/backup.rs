@@ -244,7 +244,7 @@ fn back_up(
     let then = format!("{name} was backed up; nothing after it was registered");
     crate::interrupt::so_far(now, Some(then));
     let about = About {
-        metrics: read_metrics(src, &opts.metrics, &opts.archive.excludes, printer),
+        metrics: Some(opts.metrics.clone()),
         tags: opts.tags.clone(),
         note: opts.note.clone(),
         ..Kind::Regular.into()
@@ -305,21 +305,6 @@ fn back_up(
         }
     }
     Ok((backed, outcome))
-}
-
-/// The headline metrics in `src` (see [`crate::metrics`]), `None` when there are none. A file
-/// that cannot be read or parsed is a warning: metrics never fail a backup.
-fn read_metrics(
-    src: &Path,
-    sources: &crate::metrics::Sources,
-    excludes: &archive::Excludes,
-    printer: &mut Printer,
-) -> Option<crate::metrics::Metrics> {
-    let found = crate::metrics::read_folder(src, sources, excludes);
-    for warning in &found.warnings {
-        printer.warn(format_args!("{warning}; the backup goes on without it"));
-    }
-    (!found.metrics.is_empty()).then_some(found.metrics)
 }
 
 /// Whether `e` is a failure to write the report itself, which ends the run.

@@ -24,8 +24,8 @@ const WRITE_BUF: usize = 256 * 1024;
 pub(crate) struct About {
     /// Regular backup or safety copy.
     pub kind: Kind,
-    /// Headline metrics read from the folder.
-    pub metrics: Option<crate::metrics::Metrics>,
+    /// Where to read headline metrics from while archiving; none are read when `None`.
+    pub metrics: Option<crate::metrics::Sources>,
     /// Tags (`backup --tag`).
     pub tags: Vec<String>,
     /// Note (`backup --note`).
@@ -64,8 +64,13 @@ pub(crate) fn backup_folder(
         true => archive::survey(src, &opts.excludes)?.stats.bytes,
         false => 0,
     };
+    let copies = match &about.metrics {
+        Some(sources) => archive::Excludes::new(&sources.patterns())?,
+        None => archive::Excludes::default(),
+    };
     let opts = archive::Options {
         progress: printer.progress(total, format!("backing up {name}")),
+        copies,
         ..opts.clone()
     };
     let (written, scan) = write_and_read_back(src, name, &mut tmp, &opts)?;
@@ -100,7 +105,14 @@ pub(crate) fn backup_folder(
         other => other,
     })?;
     let changed = !written.changed.is_empty();
-    register(dir, name, created, tmp, &written, about).map(|entry| (entry, changed))
+    let metrics = about.metrics.as_ref().and_then(|sources| {
+        let found = crate::metrics::from_copies(&written.copies, sources);
+        for warning in &found.warnings {
+            printer.warn(format_args!("{warning}; the backup goes on without it"));
+        }
+        (!found.metrics.is_empty()).then_some(found.metrics)
+    });
+    register(dir, name, created, tmp, &written, about, metrics).map(|entry| (entry, changed))
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
@@ -195,6 +207,7 @@ fn register(
     tmp: NamedTempFile,
     written: &Written,
     about: About,
+    metrics: Option<crate::metrics::Metrics>,
 ) -> Result<Entry> {
     let kind = about.kind;
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
@@ -212,7 +225,7 @@ fn register(
             meta_digest: Some(written.digests.meta.clone()),
             content_digest: Some(written.digests.content.clone()),
             kind,
-            metrics: about.metrics.clone(),
+            metrics: metrics.clone(),
             tags: about.tags.clone(),
             note: about.note.clone(),
             pin: false,
