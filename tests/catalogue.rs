@@ -311,6 +311,17 @@ fn backup_tags_and_notes_the_new_backup_and_show_tells_everything() {
     let shown = json(&env.run(&["show", "goog_sma", "--json"]));
     assert_eq!(shown["entry"]["metrics"]["# Trades"], 94.0);
     assert_eq!(shown["tree"][0]["path"], "runs");
+    // Unchanged results are not backed up again: the hint names the backup to tag instead.
+    let out = env.run_code(&["backup", "goog_sma", "--tag", "final"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let archive = &env.archives()[0];
+    assert!(
+        err.contains(&format!("`resbak tag {archive} final` tags it")),
+        "{err}"
+    );
+    let err = env.fail(&["backup", "--always", "goog_sma", "--tag", "two words"], 2);
+    assert!(err.contains("invalid tag"), "{err}");
+    assert_eq!(env.archives().len(), 1, "nothing is written");
 }
 
 #[test]

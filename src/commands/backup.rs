@@ -123,6 +123,7 @@ enum Plan {
 /// backup is skipped unless `always` or that backup's archive is missing or damaged. With
 /// several strategies, a failing one is reported at the end and the others still run.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
+    super::tag::check_tags(&opts.tags)?;
     let sources = sources(ctx, opts, printer)?;
     let several = sources.len() > 1;
     let mut outcome = Outcome::Clean;
@@ -173,7 +174,9 @@ fn one(
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest.backup_file, opts.dry_run, printer)?,
+        Plan::Skip { latest } => {
+            skipped(name, latest.backup_file, opts.dry_run, &opts.tags, printer)?
+        }
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -213,7 +216,13 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
 }
 
 /// Reports a strategy left alone because nothing changed.
-fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> Result<Backed> {
+fn skipped(
+    name: &str,
+    latest: String,
+    dry_run: bool,
+    tagging: &[String],
+    printer: &mut Printer,
+) -> Result<Backed> {
     let verb = if dry_run {
         "would be skipped"
     } else {
@@ -222,6 +231,12 @@ fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> 
     printer.line(format_args!(
         "No changes in {name} since {latest}; {verb} (use --always to back up anyway)"
     ))?;
+    if !tagging.is_empty() {
+        printer.hint(format_args!(
+            "{latest} holds {name} as it is: `resbak tag {latest} {}` tags it",
+            tagging.join(" ")
+        ));
+    }
     Ok(Backed {
         archive: Some(latest),
         ..Backed::new(name, "unchanged")

@@ -98,15 +98,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
             .collect();
         verify::check_entries(dir, &selected, false, printer);
     }
-    let mut rows = rows(dir, strategy)?;
-    if let Some(tag) = &opts.tag {
-        rows.retain(|r| r.tags.contains(tag));
-    }
-    let columns = columns(&rows, &opts.metrics)?;
-    if let Some(name) = &opts.sort {
-        let key = columns_of(&rows, std::slice::from_ref(name))?.remove(0);
-        sort_by_metric(&mut rows, &key, &opts.directions);
-    }
+    let (rows, columns) = arrange(rows(dir, strategy)?, opts)?;
     super::warn_leftovers(dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
@@ -268,6 +260,19 @@ fn print_problems(rows: &[Row], printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// The rows with `--tag`, ordered by `--sort`, and the metric columns `--metrics` asks for.
+fn arrange(mut rows: Vec<Row>, opts: &ListOptions) -> Result<(Vec<Row>, Vec<String>)> {
+    if let Some(tag) = &opts.tag {
+        rows.retain(|r| r.tags.contains(tag));
+    }
+    let columns = columns(&rows, &opts.metrics)?;
+    if let Some(name) = &opts.sort {
+        let key = columns_of(&rows, std::slice::from_ref(name))?.remove(0);
+        sort_by_metric(&mut rows, &key, &opts.directions);
+    }
+    Ok((rows, columns))
+}
+
 /// The metric keys `names` mean among those the rows hold (see [`metrics::resolve`]).
 fn columns(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
     match names.is_empty() {
@@ -421,6 +426,7 @@ pub fn run_remote(
     printer: &mut Printer,
 ) -> Result<Outcome> {
     let rows = remote_rows(&ctx.backup_dir, remote, opts.strategy.as_deref(), printer)?;
+    let (rows, columns) = arrange(rows, opts)?;
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
@@ -431,7 +437,7 @@ pub fn run_remote(
             remote.location()
         ))?;
     } else {
-        print_table(&rows, &[], printer)?;
+        print_table(&rows, &columns, printer)?;
     }
     // Same name, other bytes: one of the two copies is not the backup it claims to be.
     let conflicts = rows.iter().filter(|r| r.status == "conflict").count();

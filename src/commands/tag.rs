@@ -97,6 +97,11 @@ fn check(change: &Change) -> Result<()> {
             message: "nothing to change: name tags, or use --pin or --note".into(),
         });
     }
+    check_tags(tags)
+}
+
+/// Refuses a tag that is not one plain word (no spaces, commas or control characters).
+pub(crate) fn check_tags(tags: &[String]) -> Result<()> {
     let bad = |t: &&String| {
         t.is_empty()
             || t.chars()
