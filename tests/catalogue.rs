@@ -88,6 +88,34 @@ fn backtesting_py_stats_come_out_right_with_no_configuration() {
 }
 
 #[test]
+fn every_run_of_a_generated_sweep_gets_its_own_keys() {
+    let env = Env::new();
+    let spec = crate::datagen::Spec {
+        size: 400_000,
+        seed: 15,
+        files: Some(120),
+    };
+    let made = crate::datagen::generate(&env.results(), "sweep", &spec).unwrap();
+    env.run(&["backup", "sweep"]);
+    let m = recorded(&env, 0);
+    let runs: Vec<String> = fs::read_dir(made.root.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(runs.len() > 1, "{runs:?}");
+    for run in &runs {
+        let sharpe = &m[format!("runs/{run}:Sharpe Ratio").as_str()];
+        assert!(number(sharpe).is_finite(), "{run}: {m:?}");
+        let duration = &m[format!("runs/{run}:Duration").as_str()];
+        assert_eq!(
+            number(duration),
+            365.0 * 86_400.0 + 23.0 * 3600.0 + 59.0 * 60.0
+        );
+    }
+    assert!(number(&m["Return [%]"]).is_finite());
+}
+
+#[test]
 fn nested_json_csv_and_yaml_are_read_and_keys_can_be_chosen() {
     let env = Env::new();
     let root = env.results().join("s");
@@ -179,6 +207,13 @@ fn list_shows_chosen_metrics_sorts_by_one_and_filters_by_tag() {
     assert_eq!(order, [high.as_str(), mid.as_str(), low.as_str()], "{out}");
     let last: Vec<&str> = lines[1].split_whitespace().rev().take(2).collect();
     assert_eq!(last, ["30", "1.9"], "{}", lines[1]);
+    write(
+        &env.path().join("resbak.toml"),
+        "[metrics]\nlower_is_better = [\"Sharpe Ratio\"]\n",
+    );
+    let out = env.run(&["list", "--sort", "Sharpe Ratio"]);
+    let first = out.lines().nth(1).unwrap().split_whitespace().next();
+    assert_eq!(first, Some(low.as_str()), "lower is better: {out}");
     let tagged = env.run(&["list", "--tag", "paper-v2"]);
     assert_eq!(tagged.lines().count(), 2, "{tagged}");
     assert!(tagged.contains(&high));
