@@ -29,6 +29,9 @@ pub fn run(
     sources: &Sources,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    if !ctx.backup_dir.is_dir() {
+        return Err(Error::missing_folder("backup", &ctx.backup_dir));
+    }
     let manifest = Manifest::load(&ctx.backup_dir)?;
     if let Some(name) = strategy
         && manifest.backups.iter().all(|e| e.strategy != name)
