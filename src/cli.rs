@@ -153,18 +153,25 @@ pub enum Command {
         all: bool,
     },
 
-    /// Keep the N most recent backups of each strategy and delete the older ones.
+    /// Keep the N most recent backups of each strategy (and with --keep-daily/weekly/monthly
+    /// the newest of each recent day, week, month) and delete the others.
     ///
-    /// "Most recent" is the manifest's creation time. Every removal is printed; archives the
-    /// manifest does not know are never touched; the newest backup is never removed.
-    #[command(after_help = "Example: resbak prune btc_sma_cross --keep 5 --dry-run")]
+    /// "Most recent" is the manifest's creation time. The union of the rules is kept, and
+    /// tagged or pinned backups always are. Every removal is printed (--dry-run prints which
+    /// rules keep each backup); archives the manifest does not know are never touched; the
+    /// newest backup is never removed.
+    #[command(
+        after_help = "Example: resbak prune btc_sma_cross --keep 5 --dry-run\n         \
+                            resbak prune --keep 3 --keep-daily 7 --keep-weekly 4 --keep-monthly 12"
+    )]
     Prune {
         /// Only this strategy; all strategies when omitted.
         strategy: Option<String>,
-        /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10]
+        /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10 unless a
+        /// --keep-daily/weekly/monthly rule is given]
         #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
         keep: Option<u64>,
-        /// Print what would be removed; delete nothing.
+        /// Print what would be removed and which rules keep each backup; delete nothing.
         #[arg(long)]
         dry_run: bool,
         /// Apply the retention to this remote's catalogue instead.
