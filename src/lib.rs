@@ -5,7 +5,8 @@
 //! [`manifest`] (the locked, atomically written catalogue), [`checks`] (the last verify results
 //! beside it), [`retention`] (keep the N newest), and [`commands`], which builds the user-facing
 //! commands from them. [`config`] resolves settings from flags, environment and `resbak.toml`.
-//! [`cli`] holds the clap types and [`run`] ties them together.
+//! [`cli`] holds the clap types and [`run`] ties them together. [`metrics`] reads the headline
+//! metrics the catalogue records with each backup, and [`report`] draws them as an HTML page.
 //!
 //! [`filebackup`] stands apart: timestamped copies of single files beside them, with an API
 //! ([`filebackup::write_with_backup`]) for programs that rewrite a data file in place.

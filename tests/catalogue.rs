@@ -332,6 +332,7 @@ fn backup_tags_and_notes_the_new_backup_and_show_tells_everything() {
         "SHA-256    ",
         ": intact",
         "  # Trades  ",
+        "  and 59 metrics of 2 run folders (`resbak metrics goog_sma_",
         "Tree",
         "  runs/",
         "    fast10_slow20/",

@@ -143,11 +143,30 @@ fn print(shown: &Shown, printer: &mut Printer) -> Result<()> {
     match &e.metrics {
         None => row("Metrics", "none recorded".into())?,
         Some(metrics) => {
+            // The strategy's own metrics; run folders' are only counted, to keep to one screen.
+            let (runs, top): (Vec<_>, Vec<_>) = metrics.iter().partition(|(k, _)| k.contains(':'));
             row("Metrics", format!("{}", metrics.len()))?;
-            let width = metrics.keys().map(|k| k.chars().count()).max().unwrap_or(0);
-            for (key, value) in metrics {
+            let width = top
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (key, value) in top {
                 let value = crate::metrics::format_value(*value);
                 printer.line(format_args!("  {key:<width$}  {value:>12}"))?;
+            }
+            let mut folders: Vec<&str> = runs
+                .iter()
+                .filter_map(|(k, _)| k.split(':').next())
+                .collect();
+            folders.dedup();
+            if !runs.is_empty() {
+                printer.line(format_args!(
+                    "  and {} of {} (`resbak metrics {}` lists them)",
+                    crate::error::count(runs.len(), "metric", "metrics"),
+                    crate::error::count(folders.len(), "run folder", "run folders"),
+                    e.backup_file
+                ))?;
             }
         }
     }
