@@ -105,11 +105,6 @@ impl Kind {
 }
 
 impl Entry {
-    /// Whether retention must keep this backup whatever its rules say: it is tagged or pinned.
-    pub fn is_protected(&self) -> bool {
-        self.pin || !self.tags.is_empty()
-    }
-
     /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
     /// `13 entries` for an entry written before the kinds were recorded.
     pub fn counts_text(&self) -> String {
