@@ -440,8 +440,14 @@ fn calendar_retention_from_flags_and_config_keeps_the_union() {
     // backup prunes with the calendar rules too: the flag's and the file's, in union.
     let out = env.run(&["backup", "--always", "s", "--keep-daily", "1"]);
     assert_eq!(out.matches("Removed old backup: ").count(), 2, "{out}");
-    assert!(out.contains(&format!("Removed old backup: {archive}")), "{out}");
-    assert!(out.contains("Removed old backup: s_20260100_000000.tar.gz"), "{out}");
+    assert!(
+        out.contains(&format!("Removed old backup: {archive}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Removed old backup: s_20260100_000000.tar.gz"),
+        "{out}"
+    );
     assert_eq!(env.archives().len(), 3);
     write(&env.path().join("resbak.toml"), "keep_weekly = 0\n");
     env.fail(&["prune", "--dry-run"], 2);
