@@ -31,7 +31,7 @@ pub const DEFAULT_FILES: [&str; 4] = ["stats.json", "metrics.json", "stats.csv",
 pub const RUNS_DIR: &str = "runs";
 
 /// A metrics file larger than this is skipped with a warning, so memory stays small.
-pub const MAX_FILE: u64 = 4 << 20;
+pub const MAX_FILE: u64 = crate::archive::COPY_LIMIT;
 
 /// The `[metrics]` table of `resbak.toml`: which files to read, which keys to keep, which
 /// direction is better, and what the report draws.

@@ -64,8 +64,17 @@ pub(crate) fn backup_folder(
         true => archive::survey(src, &opts.excludes)?.stats.bytes,
         false => 0,
     };
-    let copies = match &about.metrics {
-        Some(sources) => archive::Excludes::new(&sources.patterns())?,
+    // Metrics never fail a backup: names that make no pattern only cost the metrics.
+    let copies = match about
+        .metrics
+        .as_ref()
+        .map(|s| archive::Excludes::new(&s.patterns()))
+    {
+        Some(Ok(copies)) => copies,
+        Some(Err(e)) => {
+            printer.warn(format_args!("no metrics read: {e}"));
+            archive::Excludes::default()
+        }
         None => archive::Excludes::default(),
     };
     let opts = archive::Options {
