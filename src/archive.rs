@@ -89,7 +89,26 @@ pub struct Written {
     /// Those of [`Written::changed`] that shrank while they were read, with the number of
     /// bytes that were missing: their entries are padded with zeros to the size first seen.
     pub shrank: Vec<(PathBuf, u64)>,
+    /// Copies of the files [`Options::copies`] names, as they went into the archive.
+    pub copies: Vec<Copied>,
 }
+
+/// A file whose content [`write()`] kept a copy of while archiving it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// Path relative to the source folder.
+    pub rel: PathBuf,
+    /// Its size in the archive.
+    pub len: u64,
+    /// Its bytes; `None` when it is larger than [`COPY_LIMIT`] or the copies so far already
+    /// hold [`COPY_BUDGET`] bytes.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Files larger than this are not copied.
+pub const COPY_LIMIT: u64 = 4 << 20;
+/// At most this many bytes are copied in all, so memory stays bounded.
+pub const COPY_BUDGET: u64 = 16 << 20;
 
 /// How to write an archive.
 #[derive(Debug, Clone)]
@@ -102,6 +121,8 @@ pub struct Options {
     pub excludes: Excludes,
     /// Counts the bytes of file content archived.
     pub progress: Progress,
+    /// Regular files whose content is also kept in [`Written::copies`] (small files only).
+    pub copies: Excludes,
 }
 
 impl Default for Options {
@@ -111,6 +132,7 @@ impl Default for Options {
             threads: default_threads(),
             excludes: Excludes::default(),
             progress: Progress::hidden(),
+            copies: Excludes::default(),
         }
     }
 }
@@ -371,11 +393,14 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
     let mut skipped = Vec::new();
     let mut changed = Vec::new();
     let mut shrank = Vec::new();
+    let mut copies = Vec::new();
+    let mut copied = 0;
     let mut digest = TreeDigest::default();
     for item in walk(src, &opts.excludes) {
         let (entry, rel) = item?;
         let name = Path::new(top).join(&rel);
-        match append(&mut tar, entry.path(), &name, &opts.progress)? {
+        let mut copy = opts.copies.matches(&rel).then(Vec::new);
+        match append(&mut tar, entry.path(), &name, &opts.progress, &mut copy)? {
             Some(Stored {
                 meta,
                 target,
@@ -383,6 +408,16 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
                 same,
                 padded,
             }) => {
+                if let (Some(bytes), true) = (copy, meta.is_file()) {
+                    copied += bytes.len() as u64;
+                    let kept = copied <= COPY_BUDGET && bytes.len() as u64 == meta.len();
+                    let (len, bytes) = (meta.len(), kept.then_some(bytes));
+                    copies.push(Copied {
+                        rel: rel.clone(),
+                        len,
+                        bytes,
+                    });
+                }
                 if !same {
                     changed.push(entry.path().to_path_buf());
                 }
@@ -408,6 +443,7 @@ pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<
         digests: digest.finish(),
         changed,
         shrank,
+        copies,
     };
     Ok((out, written))
 }
@@ -428,12 +464,15 @@ struct Stored {
 
 /// Appends one filesystem entry, or returns `None` for a special file that was skipped. A file
 /// is opened without blocking or following a link, and its header comes from the open handle:
-/// a file swapped for a FIFO or link since the walk saw it is skipped, never waited on.
+/// a file swapped for a FIFO or link since the walk saw it is skipped, never waited on. With
+/// `copy`, a regular file of at most [`COPY_LIMIT`] bytes is also copied there as it is
+/// stored; a larger one leaves `copy` empty.
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
     progress: &Progress,
+    copy: &mut Option<Vec<u8>>,
 ) -> Result<Option<Stored>> {
     use std::os::unix::ffi::OsStrExt;
     let fail = |e: io::Error| Error::io("archive", path, e);
@@ -463,7 +502,12 @@ fn append<W: Write>(
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
         let mut exact = ExactReader::new(&file, meta.len());
-        let mut hashing = HashingReader::new(progress.reader(&mut exact));
+        let copy = copy.as_mut().filter(|_| meta.len() <= COPY_LIMIT);
+        let mut tee = Tee {
+            inner: &mut exact,
+            copy,
+        };
+        let mut hashing = HashingReader::new(progress.reader(&mut tee));
         tar.append_data(&mut header, name, &mut hashing)
             .map_err(fail)?;
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
@@ -490,6 +534,22 @@ fn append<W: Write>(
         same,
         padded,
     }))
+}
+
+/// Passes reads through, keeping a copy of what was read when `copy` is set.
+struct Tee<'a, R> {
+    inner: R,
+    copy: Option<&'a mut Vec<u8>>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = self.copy.as_mut() {
+            copy.extend_from_slice(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// Reads exactly `left` bytes, so the tar header's size always holds: bytes appended meanwhile
@@ -534,6 +594,52 @@ impl<R: Read> Read for ExactReader<R> {
         self.left -= n as u64;
         Ok(n)
     }
+}
+
+/// What [`visit`] shows of one entry.
+pub struct Visited<'a> {
+    /// Path below the top folder (empty for the top folder itself).
+    pub rel: &'a Path,
+    /// `d` folder, `f` regular file, `l` link, `?` anything else.
+    pub kind: char,
+    /// Size of a file's content.
+    pub size: u64,
+}
+
+/// Calls `visit` with each entry of the tar.gz stream `reader` in archive order, with a reader
+/// of its content, until `visit` returns `false`. Nothing is written anywhere.
+pub fn visit(
+    reader: impl Read,
+    mut visit: impl FnMut(&Visited, &mut dyn Read) -> bool,
+) -> io::Result<()> {
+    let mut archive = crate::targuard::reader(MultiGzDecoder::new(reader));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            continue;
+        }
+        let path = entry.path()?.into_owned();
+        let rel: PathBuf = path.components().skip(1).collect();
+        let kind = match kind {
+            EntryType::Directory => 'd',
+            EntryType::Regular | EntryType::Continuous => 'f',
+            EntryType::Symlink | EntryType::Link => 'l',
+            _ => '?',
+        };
+        let size = entry.header().size()?;
+        if !visit(
+            &Visited {
+                rel: &rel,
+                kind,
+                size,
+            },
+            &mut entry,
+        ) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The top folder name of a tar.gz stream: the first component of its first entry.
@@ -589,5 +695,35 @@ mod tests {
             .expect("opening a FIFO hangs")
             .unwrap();
         assert!(skipped, "a FIFO opened as a regular file");
+    }
+
+    #[test]
+    fn named_files_are_copied_as_stored_and_big_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("s");
+        std::fs::create_dir_all(src.join("runs/a")).unwrap();
+        std::fs::write(src.join("stats.json"), "{\"x\": 1}").unwrap();
+        std::fs::write(src.join("runs/a/stats.json"), "{}").unwrap();
+        std::fs::write(src.join("trades.csv"), "pnl\n").unwrap();
+        let big = vec![b' '; super::COPY_LIMIT as usize + 1];
+        std::fs::write(src.join("runs/big.json"), big).unwrap();
+        let opts = super::Options {
+            copies: super::Excludes::new(&["stats.json".into(), "big.json".into()]).unwrap(),
+            ..super::Options::default()
+        };
+        let (_, written) = super::write(&src, "s", Vec::new(), &opts).unwrap();
+        let copies: Vec<(String, u64, Option<&[u8]>)> = written
+            .copies
+            .iter()
+            .map(|c| (c.rel.display().to_string(), c.len, c.bytes.as_deref()))
+            .collect();
+        assert_eq!(
+            copies,
+            [
+                ("runs/a/stats.json".into(), 2, Some(&b"{}"[..])),
+                ("runs/big.json".into(), super::COPY_LIMIT + 1, None),
+                ("stats.json".into(), 8, Some(&b"{\"x\": 1}"[..])),
+            ]
+        );
     }
 }

@@ -73,6 +73,15 @@ pub enum Command {
         /// Check every archive's size and SHA-256 first (as verify does) and record the results.
         #[arg(long, conflicts_with = "remote")]
         check: bool,
+        /// Add these metrics as columns, comma-separated (shortest unique names accepted).
+        #[arg(long, value_name = "NAMES")]
+        metrics: Option<String>,
+        /// Order each strategy's backups by this metric, best first.
+        #[arg(long, value_name = "METRIC")]
+        sort: Option<String>,
+        /// Only backups with this tag.
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
     },
 
     /// Check archives against the manifest (size and SHA-256; --deep also decompresses).
@@ -142,20 +151,33 @@ pub enum Command {
         /// The newer archive, named the same ways; the older one's results folder when omitted.
         #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
         other: Option<String>,
+        /// Compare the headline metrics instead: METRIC, old, new, change, change%.
+        #[arg(long)]
+        metrics: bool,
+        /// With --metrics, list unchanged metrics too.
+        #[arg(long, requires = "metrics")]
+        all: bool,
     },
 
-    /// Keep the N most recent backups of each strategy and delete the older ones.
+    /// Keep the N most recent backups of each strategy (and with --keep-daily/weekly/monthly
+    /// the newest of each recent day, week, month) and delete the others.
     ///
-    /// "Most recent" is the manifest's creation time. Every removal is printed; archives the
-    /// manifest does not know are never touched; the newest backup is never removed.
-    #[command(after_help = "Example: resbak prune btc_sma_cross --keep 5 --dry-run")]
+    /// "Most recent" is the manifest's creation time. The union of the rules is kept, and
+    /// tagged or pinned backups always are. Every removal is printed (--dry-run prints which
+    /// rules keep each backup); archives the manifest does not know are never touched; the
+    /// newest backup is never removed.
+    #[command(
+        after_help = "Example: resbak prune btc_sma_cross --keep 5 --dry-run\n         \
+                            resbak prune --keep 3 --keep-daily 7 --keep-weekly 4 --keep-monthly 12"
+    )]
     Prune {
         /// Only this strategy; all strategies when omitted.
         strategy: Option<String>,
-        /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10]
+        /// Backups to keep per strategy [default: `keep` from resbak.toml, else 10 unless a
+        /// --keep-daily/weekly/monthly rule is given]
         #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
         keep: Option<u64>,
-        /// Print what would be removed; delete nothing.
+        /// Print what would be removed and which rules keep each backup; delete nothing.
         #[arg(long)]
         dry_run: bool,
         /// Apply the retention to this remote's catalogue instead.
@@ -164,6 +186,75 @@ pub enum Command {
         /// Safety copies (made by restore --force) to keep per strategy [default: 3]
         #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
         keep_safety: Option<u64>,
+        /// Time-based rules, kept in addition to --keep.
+        #[command(flatten)]
+        calendar: CalendarArgs,
+    },
+
+    /// Everything the catalogue knows about one backup, and the top of its tree.
+    #[command(after_help = "Example: resbak show btc_sma_cross~1")]
+    Show {
+        /// Archive name from `resbak list`, STRATEGY, STRATEGY~N, or a path to a .tar.gz.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
+        archive: String,
+    },
+
+    /// Tag a backup (a tagged backup is never removed by retention), pin it, or note it.
+    #[command(
+        after_help = "Example: resbak tag btc_sma_cross paper-v2 --note \"submitted version\""
+    )]
+    Tag {
+        /// Archive name from `resbak list`, STRATEGY or STRATEGY~N.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
+        archive: String,
+        /// Tags to add.
+        #[arg(value_name = "TAG")]
+        tags: Vec<String>,
+        /// Pin it: kept by retention whatever the rules say.
+        #[arg(long)]
+        pin: bool,
+        /// Set its note.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+
+    /// Remove tags from a backup, or its pin or note.
+    #[command(after_help = "Example: resbak untag btc_sma_cross~1 paper-v2")]
+    Untag {
+        /// Archive name from `resbak list`, STRATEGY or STRATEGY~N.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
+        archive: String,
+        /// Tags to remove.
+        #[arg(value_name = "TAG")]
+        tags: Vec<String>,
+        /// Remove the pin.
+        #[arg(long)]
+        pin: bool,
+        /// Remove the note.
+        #[arg(long)]
+        note: bool,
+    },
+
+    /// Print the headline metrics of backups; --refresh reads them from archives made before
+    /// resbak recorded them.
+    #[command(after_help = "Example: resbak metrics --refresh")]
+    Metrics {
+        /// Archive names or strategies; every backup when none is given.
+        #[arg(value_name = "ARCHIVE|STRATEGY")]
+        targets: Vec<String>,
+        /// Read the metrics of backups that have none recorded from their archives.
+        #[arg(long)]
+        refresh: bool,
+    },
+
+    /// Write one self-contained HTML page: metrics and sizes over time, and the backups.
+    #[command(after_help = "Example: resbak report btc_sma_cross --html report.html")]
+    Report {
+        /// Only this strategy; every strategy when omitted.
+        strategy: Option<String>,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE", required = true)]
+        html: PathBuf,
     },
 
     /// Rebuild manifest.yaml from the archives in the backup folder.
@@ -268,6 +359,32 @@ pub struct BackupArgs {
     /// restore --force) of the strategy [default: 3 when pruning]
     #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     pub keep_safety: Option<u64>,
+    /// Time-based rules applied after a successful backup, with --keep.
+    #[command(flatten)]
+    pub calendar: CalendarArgs,
+    /// Tag the new backup (repeatable); a tagged backup is never removed by retention.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// A note for the new backup.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Time-based retention, as restic's `forget` (UTC).
+#[derive(Debug, Args)]
+pub struct CalendarArgs {
+    /// Keep the newest backup of each of the last N days that have backups
+    /// [default: `keep_daily` from resbak.toml]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
+    pub keep_daily: Option<u64>,
+    /// Keep the newest backup of each of the last N ISO weeks that have backups
+    /// [default: `keep_weekly` from resbak.toml]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
+    pub keep_weekly: Option<u64>,
+    /// Keep the newest backup of each of the last N months that have backups
+    /// [default: `keep_monthly` from resbak.toml]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
+    pub keep_monthly: Option<u64>,
 }
 
 /// The `resbak file` subcommands.

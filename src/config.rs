@@ -44,6 +44,15 @@ pub struct FileConfig {
     /// The zone the Python scripts' naive times are read in: an IANA name, an offset, or
     /// `local` (the machine's zone, the default).
     pub timezone: Option<String>,
+    /// Keep the newest backup of each of the last N days with backups (UTC).
+    pub keep_daily: Option<usize>,
+    /// Keep the newest backup of each of the last N ISO weeks with backups (UTC).
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest backup of each of the last N months with backups (UTC).
+    pub keep_monthly: Option<usize>,
+    /// Headline metrics: the `[metrics]` table.
+    #[serde(default)]
+    pub metrics: crate::metrics::Sources,
 }
 
 /// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
@@ -125,6 +134,8 @@ pub struct Overrides {
     pub exclude: Vec<String>,
     /// `--timezone`.
     pub timezone: Option<String>,
+    /// `--keep-daily`, `--keep-weekly`, `--keep-monthly`.
+    pub calendar: crate::retention::Calendar,
 }
 
 /// The effective settings; the JSON shape of `config --json`.
@@ -146,6 +157,10 @@ pub struct Settings {
     pub remotes: BTreeMap<String, RemoteConfig>,
     /// The zone the Python scripts' naive times are read in (see [`Zone`]).
     pub timezone: Setting<String>,
+    /// Time-based retention: each count from its flag, else the file.
+    pub calendar: crate::retention::Calendar,
+    /// The `[metrics]` table.
+    pub metrics: crate::metrics::Sources,
 }
 
 impl Settings {
@@ -223,6 +238,12 @@ impl Settings {
                 .collect(),
             remotes: config.remote,
             timezone,
+            calendar: crate::retention::Calendar {
+                daily: flags.calendar.daily.or(config.keep_daily),
+                weekly: flags.calendar.weekly.or(config.keep_weekly),
+                monthly: flags.calendar.monthly.or(config.keep_monthly),
+            },
+            metrics: config.metrics,
             file,
         })
     }
@@ -297,8 +318,14 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
     if config.level.is_some_and(|l| l > 9) {
         return Err(bad("level must be between 0 and 9".into()));
     }
-    if config.keep == Some(0) {
-        return Err(bad("keep must be at least 1".into()));
+    let counts = [
+        ("keep", config.keep),
+        ("keep_daily", config.keep_daily),
+        ("keep_weekly", config.keep_weekly),
+        ("keep_monthly", config.keep_monthly),
+    ];
+    if let Some((name, _)) = counts.iter().find(|(_, n)| *n == Some(0)) {
+        return Err(bad(format!("{name} must be at least 1")));
     }
     if let Some((name, _)) = config.remote.iter().find(|(_, r)| r.bucket.is_empty()) {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));

@@ -239,6 +239,13 @@ pub enum Error {
         /// The backup folder.
         dir: PathBuf,
     },
+
+    /// A tag, metric name or other argument about the catalogue that cannot be used.
+    #[error("{}", printable(message))]
+    InvalidArgument {
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl Error {
@@ -295,6 +302,7 @@ impl Error {
             Error::UnknownName { .. } => "unknown_name",
             Error::NoRegularBackup { .. } => "no_regular_backup",
             Error::BackupOutOfRange { .. } => "backup_out_of_range",
+            Error::InvalidArgument { .. } => "invalid_argument",
         }
     }
 
@@ -393,7 +401,8 @@ fn tilde_range(regular: usize) -> String {
     }
 }
 
-fn did_you_mean(suggestions: &[String]) -> String {
+/// `; did you mean "a" or "b"?`, or nothing without suggestions.
+pub fn did_you_mean(suggestions: &[String]) -> String {
     let quoted: Vec<String> = suggestions.iter().map(|s| format!("{s:?}")).collect();
     match quoted.as_slice() {
         [] => String::new(),

@@ -5,7 +5,8 @@
 //! [`manifest`] (the locked, atomically written catalogue), [`checks`] (the last verify results
 //! beside it), [`retention`] (keep the N newest), and [`commands`], which builds the user-facing
 //! commands from them. [`config`] resolves settings from flags, environment and `resbak.toml`.
-//! [`cli`] holds the clap types and [`run`] ties them together.
+//! [`cli`] holds the clap types and [`run`] ties them together. [`metrics`] reads the headline
+//! metrics the catalogue records with each backup, and [`report`] draws them as an HTML page.
 //!
 //! [`filebackup`] stands apart: timestamped copies of single files beside them, with an API
 //! ([`filebackup::write_with_backup`]) for programs that rewrite a data file in place.
@@ -28,9 +29,11 @@ pub mod filebackup;
 pub mod follow;
 pub mod interrupt;
 pub mod manifest;
+pub mod metrics;
 pub mod pgzip;
 pub mod progress;
 pub mod remote;
+pub mod report;
 pub mod retention;
 pub mod targuard;
 
@@ -70,6 +73,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Prune { keep, .. } => (*keep, None, Vec::new(), None),
         _ => (None, None, Vec::new(), None),
     };
+    let calendar = match &cli.command {
+        Command::Backup(cli::BackupArgs { calendar, .. }) | Command::Prune { calendar, .. } => {
+            calendar_of(calendar)
+        }
+        _ => retention::Calendar::default(),
+    };
     let flags = Overrides {
         config: cli.config,
         results_dir: cli.results_dir,
@@ -78,6 +87,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         level,
         exclude,
         timezone: cli.timezone,
+        calendar,
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
     manifest::legacy::set_zone(settings.zone(std::env::var("TZ").ok().as_deref()));
@@ -92,6 +102,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         threads: threads.map_or_else(archive::default_threads, usize::from),
         excludes: archive::Excludes::new(&settings.exclude)?,
         progress: progress::Progress::hidden(),
+        copies: archive::Excludes::default(),
     };
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
@@ -126,7 +137,9 @@ fn dispatch(
     printer: &mut Printer,
 ) -> Result<commands::Outcome> {
     let connect = |name: &str| remote::Remote::connect(name, settings.remote(name)?);
-    use commands::{backup, diff, list, prune, pull, push, reindex, restore, verify};
+    use commands::{
+        backup, diff, list, metrics, prune, pull, push, reindex, report, restore, show, tag, verify,
+    };
     match command {
         Command::Backup(args) => {
             let opts = backup::BackupOptions {
@@ -137,6 +150,10 @@ fn dispatch(
                 dry_run: args.dry_run,
                 always: args.always,
                 keep_safety: args.keep_safety.map(count),
+                calendar: settings.calendar,
+                metrics: settings.metrics.clone(),
+                tags: args.tags,
+                note: args.note,
             };
             backup::run(ctx, &opts, printer)
         }
@@ -144,9 +161,19 @@ fn dispatch(
             strategy,
             remote,
             check,
+            metrics,
+            sort,
+            tag,
         } => {
             let strategy = strategy.as_deref().map(folder_name);
-            let opts = list::ListOptions { strategy, check };
+            let opts = list::ListOptions {
+                strategy,
+                check,
+                metrics: metrics.map(|m| split_names(&m)).unwrap_or_default(),
+                sort,
+                tag,
+                directions: settings.metrics.clone(),
+            };
             match remote {
                 None => list::run(ctx, &opts, printer),
                 Some(name) => list::run_remote(ctx, &connect(&name)?, &opts, printer),
@@ -192,11 +219,17 @@ fn dispatch(
             keep_safety,
             ..
         } => {
+            // The default count applies only when no rule at all is given.
+            let keep = match settings.calendar.is_empty() {
+                true => Some(settings.keep.value.unwrap_or(DEFAULT_KEEP)),
+                false => settings.keep.value,
+            };
             let opts = prune::PruneOptions {
                 strategy: strategy.as_deref().map(folder_name),
-                keep: settings.keep.value.unwrap_or(DEFAULT_KEEP),
+                keep,
                 dry_run,
                 keep_safety: keep_safety.map(count),
+                calendar: settings.calendar,
             };
             match remote {
                 None => prune::run(ctx, &opts, printer),
@@ -217,19 +250,76 @@ fn dispatch(
             &pull::PullOptions { archives },
             printer,
         ),
-        Command::Reindex => reindex::run(ctx, printer),
-        Command::Diff { archive, other } => {
+        Command::Reindex => reindex::run(ctx, &settings.metrics, printer),
+        Command::Diff {
+            archive,
+            other,
+            metrics,
+            all,
+        } => {
             let opts = diff::DiffOptions {
                 archive,
                 other,
                 excludes: archive::Excludes::new(&settings.exclude)?,
             };
-            diff::run(ctx, &opts, printer)
+            match metrics {
+                false => diff::run(ctx, &opts, printer),
+                true => diff::run_metrics(ctx, &opts, &settings.metrics, all, printer),
+            }
+        }
+        Command::Show { archive } => show::run(ctx, &archive, printer),
+        Command::Tag {
+            archive,
+            tags,
+            pin,
+            note,
+        } => tag::run(
+            ctx,
+            &archive,
+            &tag::Change::Add { tags, pin, note },
+            printer,
+        ),
+        Command::Untag {
+            archive,
+            tags,
+            pin,
+            note,
+        } => tag::run(
+            ctx,
+            &archive,
+            &tag::Change::Remove { tags, pin, note },
+            printer,
+        ),
+        Command::Metrics { targets, refresh } => {
+            let opts = metrics::MetricsOptions { targets, refresh };
+            metrics::run(ctx, &opts, &settings.metrics, printer)
+        }
+        Command::Report { strategy, html } => {
+            let strategy = strategy.as_deref().map(folder_name);
+            report::run(ctx, strategy.as_deref(), &html, &settings.metrics, printer)
         }
         Command::Config => commands::config::run(settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
     }
+}
+
+/// The time-based retention flags as counts.
+fn calendar_of(args: &cli::CalendarArgs) -> retention::Calendar {
+    retention::Calendar {
+        daily: args.keep_daily.map(count),
+        weekly: args.keep_weekly.map(count),
+        monthly: args.keep_monthly.map(count),
+    }
+}
+
+/// Comma-separated names, trimmed, empty ones left out.
+fn split_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// A count from the command line as `usize`.

@@ -92,6 +92,19 @@ pub struct Entry {
     /// (resbak looks for the archive beside the manifest). Never written.
     #[serde(skip)]
     pub imported_path: Option<PathBuf>,
+    /// Headline metrics read from the results when the backup was made (see
+    /// [`crate::metrics`]); absent when none were found or for entries from older resbak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<crate::metrics::Metrics>,
+    /// Labels given with `backup --tag` or `resbak tag`; a tagged backup is never pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A free-text note (`backup --note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Kept by retention whatever the rules say (`resbak tag --pin`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
 }
 
 /// Where an entry's checksum and counts come from, for archives resbak did not make.
@@ -550,6 +563,10 @@ impl Entry {
             checksum_source: None,
             converted_from: None,
             imported_path: None,
+            metrics: None,
+            tags: Vec::new(),
+            note: None,
+            pin: false,
         }
     }
 }
@@ -730,6 +747,25 @@ mod tests {
         std::fs::write(Manifest::path(dir.path()), numeric).unwrap();
         let loaded = Manifest::load(dir.path()).unwrap();
         assert_eq!(loaded.backups[0].timestamp, "20260101_000000");
+    }
+
+    #[test]
+    fn an_older_manifest_loads_unchanged_and_gains_no_new_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "version: 1\nbackups:\n- strategy: a\n  timestamp: 20260101_000000\n  \
+                   backup_file: a_1.tar.gz\n  size: 10\n  sha256: '00'\n  files: 3\n  \
+                   bytes: 5\n  created: 2026-01-01T00:00:00Z\n";
+        std::fs::write(Manifest::path(dir.path()), old).unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        let e = &loaded.backups[0];
+        assert_eq!(
+            (e.metrics.as_ref(), e.tags.len(), &e.note, e.pin),
+            (None, 0, &None, false)
+        );
+        let text = serde_yaml::to_string(&loaded).unwrap();
+        for key in ["metrics", "tags", "note", "pin"] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Retention: keep the N most recent backups of each strategy and remove the rest.
+//! Retention: keep the N most recent backups of each strategy, and the newest of each of the
+//! last days, weeks and months (as restic's `forget`), and remove the rest.
 //!
-//! "Most recent" is the manifest's `created` time. Safety copies (made by `restore --force`)
+//! "Most recent" is the manifest's `created` time; periods are UTC. Tagged and pinned backups
+//! are always kept. Safety copies (made by `restore --force`)
 //! are counted apart from regular backups and kept by their own count. Removal happens under the archive lock
 //! (so nothing being verified or restored disappears) and the manifest lock; an archive whose
 //! file cannot be deleted keeps its manifest entry. Files the manifest does not know are never
@@ -24,6 +26,21 @@ pub struct Pruned {
     pub kept: Vec<String>,
     /// True when nothing was deleted because this was a dry run.
     pub dry_run: bool,
+    /// Every backup considered, with the rules that keep it (none for those removed).
+    pub decisions: Vec<Decision>,
+}
+
+/// Why one backup is kept, or that nothing keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Archive file name.
+    pub archive: String,
+    /// Its strategy.
+    pub strategy: String,
+    /// The rules that keep it (`newest 10`, `daily 2026-11-30`, `weekly 2026-W48`,
+    /// `monthly 2026-11`, `safety newest 3`, `tag NAME`, `pinned`, `no rule given`); empty when
+    /// it goes.
+    pub kept_by: Vec<String>,
 }
 
 /// An archive that could not be removed.
@@ -38,14 +55,45 @@ pub struct Failure {
 /// Default number of safety copies (made by `restore --force`) kept per strategy.
 pub const DEFAULT_KEEP_SAFETY: usize = 3;
 
-/// How many backups of each strategy to keep; regular backups and safety copies are counted
-/// separately, so safety copies never push out real backups.
+/// Time-based rules, as restic's `forget`: the newest backup of each of the last N days, ISO
+/// weeks or months that have backups, in UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Calendar {
+    /// Days (`--keep-daily`).
+    pub daily: Option<usize>,
+    /// ISO weeks (`--keep-weekly`).
+    pub weekly: Option<usize>,
+    /// Months (`--keep-monthly`).
+    pub monthly: Option<usize>,
+}
+
+impl Calendar {
+    /// Whether no time-based rule is set.
+    pub fn is_empty(&self) -> bool {
+        self.rules().iter().all(|(_, n, _)| n.is_none())
+    }
+
+    /// Each rule: its name, count, and the period (as text) a time falls in.
+    fn rules(&self) -> [(&'static str, Option<usize>, &'static str); 3] {
+        [
+            ("daily", self.daily, "%Y-%m-%d"),
+            ("weekly", self.weekly, "%G-W%V"),
+            ("monthly", self.monthly, "%Y-%m"),
+        ]
+    }
+}
+
+/// Which backups of each strategy to keep. Regular backups are kept by the union of their
+/// rules (the newest N, and the calendar); safety copies are counted separately, so they never
+/// push out real backups. Tagged and pinned backups are always kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
-    /// Regular backups to keep per strategy; `None` leaves them all.
+    /// Regular backups to keep per strategy; with no calendar rule either, `None` keeps them all.
     pub keep: Option<usize>,
     /// Safety copies to keep per strategy.
     pub keep_safety: usize,
+    /// Time-based rules for regular backups.
+    pub calendar: Calendar,
 }
 
 impl Rules {
@@ -55,25 +103,75 @@ impl Rules {
         Rules {
             keep,
             keep_safety: keep_safety.unwrap_or(DEFAULT_KEEP_SAFETY),
+            calendar: Calendar::default(),
         }
     }
 
-    /// How many entries of `kind` to keep per strategy, `None` for all; never fewer than 1.
-    fn limit(&self, kind: Kind) -> Option<usize> {
+    /// These rules with the time-based `calendar` too.
+    pub fn with_calendar(self, calendar: Calendar) -> Rules {
+        Rules { calendar, ..self }
+    }
+
+    /// Whether any count is 0 (the newest backup is always kept, so 0 means a mistake).
+    pub fn has_zero(&self) -> bool {
+        let calendar = self.calendar.rules().map(|(_, n, _)| n);
+        self.keep_safety == 0 || [self.keep].iter().chain(&calendar).any(|n| *n == Some(0))
+    }
+
+    /// The reasons to keep each of `group` (one strategy's entries of one kind, newest first).
+    fn reasons(&self, group: &[&Entry]) -> Vec<Vec<String>> {
+        let mut reasons: Vec<Vec<String>> = vec![Vec::new(); group.len()];
+        let kind = group.first().map_or(Kind::Regular, |e| e.kind);
+        let newest = |n: usize, label: String, reasons: &mut Vec<Vec<String>>| {
+            for r in reasons.iter_mut().take(n.max(1)) {
+                r.push(label.clone());
+            }
+        };
         match kind {
-            Kind::Regular => self.keep.map(|k| k.max(1)),
-            Kind::Safety => Some(self.keep_safety.max(1)),
+            Kind::Safety => newest(
+                self.keep_safety,
+                format!("safety newest {}", self.keep_safety),
+                &mut reasons,
+            ),
+            Kind::Regular if self.keep.is_none() && self.calendar.is_empty() => {
+                newest(group.len(), "no rule given".into(), &mut reasons);
+            }
+            Kind::Regular => {
+                if let Some(n) = self.keep {
+                    newest(n, format!("newest {}", n.max(1)), &mut reasons);
+                }
+                for (name, count, format) in self.calendar.rules() {
+                    let Some(count) = count else { continue };
+                    let mut last: Option<String> = None;
+                    let mut used = 0;
+                    for (entry, why) in group.iter().zip(reasons.iter_mut()) {
+                        let period = entry.created.format(format).to_string();
+                        if used < count && last.as_ref() != Some(&period) {
+                            why.push(format!("{name} {period}"));
+                            used += 1;
+                        }
+                        last = Some(period);
+                    }
+                }
+            }
         }
+        for (entry, why) in group.iter().zip(reasons.iter_mut()) {
+            why.extend(entry.tags.iter().map(|t| format!("tag {t}")));
+            if entry.pin {
+                why.push("pinned".into());
+            }
+        }
+        reasons
     }
 }
 
-/// Positions in `manifest.backups` to remove and to keep so that each strategy (or only
-/// `strategy`) keeps its newest entries of each kind as `rules` say; oldest first per group.
-fn plan_positions(
+/// Each entry of each strategy (or only `strategy`) with the rules that keep it, grouped by
+/// strategy and kind, oldest first within each group.
+fn decide_positions(
     manifest: &Manifest,
     strategy: Option<&str>,
     rules: &Rules,
-) -> (Vec<usize>, Vec<usize>) {
+) -> Vec<(usize, Vec<String>)> {
     let mut groups: BTreeMap<(&str, bool), Vec<usize>> = BTreeMap::new();
     for i in manifest.sorted_positions() {
         let entry = &manifest.backups[i];
@@ -82,15 +180,32 @@ fn plan_positions(
             groups.entry(key).or_default().push(i);
         }
     }
-    let (mut remove, mut kept) = (Vec::new(), Vec::new());
+    let mut decided = Vec::new();
     for positions in groups.into_values() {
-        let kind = manifest.backups[positions[0]].kind;
-        let keep = rules.limit(kind).unwrap_or(positions.len());
-        let cut = positions.len().saturating_sub(keep);
-        remove.extend_from_slice(&positions[..cut]);
-        kept.extend_from_slice(&positions[cut..]);
+        let newest_first: Vec<&Entry> = positions
+            .iter()
+            .rev()
+            .map(|&i| &manifest.backups[i])
+            .collect();
+        let mut reasons = rules.reasons(&newest_first);
+        reasons.reverse();
+        decided.extend(positions.into_iter().zip(reasons));
     }
-    (remove, kept)
+    decided
+}
+
+/// Positions in `manifest.backups` to remove and to keep so that each strategy (or only
+/// `strategy`) keeps what `rules` say; oldest first per group.
+fn plan_positions(
+    manifest: &Manifest,
+    strategy: Option<&str>,
+    rules: &Rules,
+) -> (Vec<usize>, Vec<usize>) {
+    let (kept, remove): (Vec<_>, Vec<_>) = decide_positions(manifest, strategy, rules)
+        .into_iter()
+        .partition(|(_, why)| !why.is_empty());
+    let positions = |v: Vec<(usize, Vec<String>)>| v.into_iter().map(|(i, _)| i).collect();
+    (positions(remove), positions(kept))
 }
 
 /// The entries to remove and to keep under `rules`, for each strategy or only `strategy`.
@@ -102,6 +217,18 @@ pub fn plan<'m>(
     let (remove, kept) = plan_positions(manifest, strategy, rules);
     let entries = |positions: Vec<usize>| positions.into_iter().map(|i| &manifest.backups[i]);
     (entries(remove).collect(), entries(kept).collect())
+}
+
+/// Every entry of each strategy (or only `strategy`) with the rules that keep it.
+pub fn decide(manifest: &Manifest, strategy: Option<&str>, rules: &Rules) -> Vec<Decision> {
+    decide_positions(manifest, strategy, rules)
+        .into_iter()
+        .map(|(i, kept_by)| Decision {
+            archive: manifest.backups[i].backup_file.clone(),
+            strategy: manifest.backups[i].strategy.clone(),
+            kept_by,
+        })
+        .collect()
 }
 
 /// Removes the entries at `positions` (by position, so an entry is never mistaken for another
@@ -150,7 +277,7 @@ pub fn prune(
     dry_run: bool,
     adopt: &mut dyn FnMut(&mut Manifest) -> Result<()>,
 ) -> Result<Pruned> {
-    if rules.keep == Some(0) || rules.keep_safety == 0 {
+    if rules.has_zero() {
         return Err(Error::InvalidKeep);
     }
     if !backup_dir.is_dir() {
@@ -171,17 +298,21 @@ pub fn prune(
             kept: names(&manifest, &kept),
             failed: Vec::new(),
             dry_run,
+            decisions: decide(&manifest, strategy, rules),
         });
     }
     let _archives = Lock::exclusive(backup_dir, LockFile::Archives)?;
     // First commit the manifest without the doomed entries, then delete their files: a crash in
     // between leaves untracked files, never entries without archives.
-    let (doomed, kept) = Manifest::update_adopting(backup_dir, adopt, |manifest| {
+    let (doomed, kept, decisions) = Manifest::update_adopting(backup_dir, adopt, |manifest| {
+        let decisions = decide(manifest, strategy, rules);
         let (remove, kept) = plan_positions(manifest, strategy, rules);
         let kept = names(manifest, &kept);
-        Ok((take(manifest, &remove), kept))
+        Ok((take(manifest, &remove), kept, decisions))
     })?;
-    delete(backup_dir, doomed, kept)
+    let mut pruned = delete(backup_dir, doomed, kept)?;
+    pruned.decisions = decisions;
+    Ok(pruned)
 }
 
 /// Deletes the archives of `doomed` entries (already out of the manifest); an archive that
@@ -296,5 +427,136 @@ mod tests {
         let doomed = take(&mut m, &[3, 0, 3, 99]);
         assert_eq!(files(doomed.iter().collect()), ["a_0", "b_3"]);
         assert_eq!(files(m.backups.iter().collect()), ["a_1", "a_2", "b_4"]);
+    }
+
+    /// An entry of strategy `a` created at `when` (UTC, `YYYY-MM-DD HH:MM`).
+    fn at(when: &str) -> Entry {
+        let created = chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_utc();
+        Entry {
+            created,
+            ..Entry::sample("a", &format!("a {when}"), 0)
+        }
+    }
+
+    fn kept_by(m: &Manifest, rules: &Rules) -> Vec<(String, Vec<String>)> {
+        decide(m, None, rules)
+            .into_iter()
+            .map(|d| (d.archive.trim_start_matches("a ").to_string(), d.kept_by))
+            .collect()
+    }
+
+    #[test]
+    fn calendar_rules_keep_the_newest_of_each_period_and_union_with_the_rest() {
+        let mut m = Manifest::default();
+        // Registered out of order: only creation times count.
+        for when in [
+            "2026-03-09 18:00",
+            "2026-01-05 10:00",
+            "2026-01-20 09:00",
+            "2026-02-10 08:00",
+            "2026-02-27 12:00",
+            "2026-03-02 08:00",
+            "2026-03-02 20:00",
+            "2026-03-04 09:00",
+            "2026-03-08 23:00",
+            "2026-03-09 00:30",
+        ] {
+            m.backups.push(at(when));
+        }
+        m.backups[1].tags = vec!["paper".into()];
+        m.backups[5].pin = true;
+        let rules = Rules::new(Some(1), None).with_calendar(Calendar {
+            daily: Some(3),
+            weekly: Some(2),
+            monthly: Some(3),
+        });
+        let s = |v: &[&str]| v.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        let expected = [
+            ("2026-01-05 10:00", s(&["tag paper"])),
+            ("2026-01-20 09:00", s(&["monthly 2026-01"])),
+            ("2026-02-10 08:00", s(&[])),
+            ("2026-02-27 12:00", s(&["monthly 2026-02"])),
+            ("2026-03-02 08:00", s(&["pinned"])),
+            ("2026-03-02 20:00", s(&[])),
+            ("2026-03-04 09:00", s(&["daily 2026-03-04"])),
+            (
+                "2026-03-08 23:00",
+                s(&["daily 2026-03-08", "weekly 2026-W10"]),
+            ),
+            ("2026-03-09 00:30", s(&[])),
+            (
+                "2026-03-09 18:00",
+                s(&[
+                    "newest 1",
+                    "daily 2026-03-09",
+                    "weekly 2026-W11",
+                    "monthly 2026-03",
+                ]),
+            ),
+        ];
+        let expected: Vec<(String, Vec<String>)> = expected
+            .into_iter()
+            .map(|(w, r)| (w.to_string(), r))
+            .collect();
+        assert_eq!(kept_by(&m, &rules), expected);
+        let (remove, _) = plan(&m, None, &rules);
+        assert_eq!(remove.len(), 3);
+    }
+
+    #[test]
+    fn iso_weeks_cross_the_new_year_and_counts_skip_empty_periods() {
+        let mut m = Manifest::default();
+        for when in ["2025-11-03 12:00", "2025-12-29 12:00", "2026-01-02 12:00"] {
+            m.backups.push(at(when));
+        }
+        let weekly = Rules::new(None, None).with_calendar(Calendar {
+            weekly: Some(2),
+            ..Calendar::default()
+        });
+        let kept: Vec<Vec<String>> = kept_by(&m, &weekly).into_iter().map(|(_, r)| r).collect();
+        // 2025-12-29 and 2026-01-02 share ISO week 2026-W01; the second week with backups
+        // is 2025-W45, two months back: periods without backups do not count.
+        assert_eq!(kept[0], ["weekly 2025-W45"]);
+        assert!(kept[1].is_empty());
+        assert_eq!(kept[2], ["weekly 2026-W01"]);
+        let monthly = Rules::new(None, None).with_calendar(Calendar {
+            monthly: Some(2),
+            ..Calendar::default()
+        });
+        let kept: Vec<Vec<String>> = kept_by(&m, &monthly).into_iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            kept,
+            [
+                vec![],
+                vec!["monthly 2025-12".to_string()],
+                vec!["monthly 2026-01".to_string()]
+            ]
+        );
+        assert!(
+            Rules::new(Some(1), None)
+                .with_calendar(Calendar {
+                    daily: Some(0),
+                    ..Calendar::default()
+                })
+                .has_zero()
+        );
+    }
+
+    #[test]
+    fn without_any_rule_everything_is_kept_and_tags_protect_safety_copies_too() {
+        let mut m = manifest(&[("a", 1), ("a", 2)]);
+        for (i, secs) in [10, 11].into_iter().enumerate() {
+            m.backups
+                .push(entry("a", format!("safe_{i}"), secs, Kind::Safety));
+        }
+        m.backups[2].tags = vec!["keep-me".into()];
+        let (remove, _) = plan(&m, None, &Rules::new(None, Some(1)));
+        assert!(remove.is_empty(), "{:?}", files(remove));
+        let decisions = decide(&m, None, &Rules::new(None, Some(1)));
+        assert_eq!(decisions[0].kept_by, ["no rule given"]);
+        assert_eq!(decisions[2].kept_by, ["tag keep-me"]);
+        assert_eq!(decisions[3].kept_by, ["safety newest 1"]);
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub(crate) use write::{backup_folder, place};
+pub(crate) use write::{About, backup_folder, place};
 
 /// Options of `resbak backup`.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,14 @@ pub struct BackupOptions {
     pub always: bool,
     /// Prune each strategy's safety copies to this many after its backup succeeded.
     pub keep_safety: Option<usize>,
+    /// Time-based retention applied with `keep` after each backup.
+    pub calendar: retention::Calendar,
+    /// Where headline metrics are read from.
+    pub metrics: crate::metrics::Sources,
+    /// Tags for each new backup.
+    pub tags: Vec<String>,
+    /// A note for each new backup.
+    pub note: Option<String>,
 }
 
 /// What happened to one strategy; the JSON shape of `backup --json` (an array of these).
@@ -115,6 +123,7 @@ enum Plan {
 /// backup is skipped unless `always` or that backup's archive is missing or damaged. With
 /// several strategies, a failing one is reported at the end and the others still run.
 pub fn run(ctx: &Context, opts: &BackupOptions, printer: &mut Printer) -> Result<Outcome> {
+    super::tag::check_tags(&opts.tags)?;
     let sources = sources(ctx, opts, printer)?;
     let several = sources.len() > 1;
     let mut outcome = Outcome::Clean;
@@ -165,7 +174,7 @@ fn one(
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, printer)?,
+        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, &opts.tags, printer)?,
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -205,7 +214,13 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
 }
 
 /// Reports a strategy left alone because nothing changed.
-fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> Result<Backed> {
+fn skipped(
+    name: &str,
+    latest: String,
+    dry_run: bool,
+    tagging: &[String],
+    printer: &mut Printer,
+) -> Result<Backed> {
     let verb = if dry_run {
         "would be skipped"
     } else {
@@ -214,6 +229,12 @@ fn skipped(name: &str, latest: String, dry_run: bool, printer: &mut Printer) -> 
     printer.line(format_args!(
         "No changes in {name} since {latest}; {verb} (use --always to back up anyway)"
     ))?;
+    if !tagging.is_empty() {
+        printer.hint(format_args!(
+            "{latest} holds {name} as it is: `resbak tag {latest} {}` tags it",
+            tagging.join(" ")
+        ));
+    }
     Ok(Backed {
         archive: Some(latest),
         ..Backed::new(name, "unchanged")
@@ -235,7 +256,13 @@ fn back_up(
     };
     let then = format!("{name} was backed up; nothing after it was registered");
     crate::interrupt::so_far(now, Some(then));
-    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, Kind::Regular, printer)?;
+    let about = About {
+        metrics: Some(opts.metrics.clone()),
+        tags: opts.tags.clone(),
+        note: opts.note.clone(),
+        ..Kind::Regular.into()
+    };
+    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, about, printer)?;
     crate::interrupt::so_far(
         format!(
             "{name} was backed up as {}; nothing after it was registered",
@@ -271,8 +298,8 @@ fn back_up(
         true => Outcome::ProblemsFound,
         false => Outcome::Clean,
     };
-    if opts.keep.is_some() || opts.keep_safety.is_some() {
-        let rules = retention::Rules::new(opts.keep, opts.keep_safety);
+    if opts.keep.is_some() || opts.keep_safety.is_some() || !opts.calendar.is_empty() {
+        let rules = retention::Rules::new(opts.keep, opts.keep_safety).with_calendar(opts.calendar);
         // The backup is in place and catalogued: a failed prune is reported, never turned
         // into a failed backup.
         let mut adopter = super::adopt::Adopter::new(&ctx.backup_dir, printer);

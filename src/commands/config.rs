@@ -27,6 +27,9 @@ pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
     let s = &settings.keep;
     let keep = match s.value {
         Some(n) => format!("{n}  ({}; backup prunes after each backup)", s.source),
+        None if !settings.calendar.is_empty() => {
+            "none  (the keep_daily/weekly/monthly rules below apply)".to_string()
+        }
         None => format!("{DEFAULT_KEEP}  (default for prune; backup prunes only with --keep)"),
     };
     printer.line(format_args!("keep         {keep}"))?;
@@ -41,6 +44,16 @@ pub fn run(settings: &Settings, printer: &mut Printer) -> Result<Outcome> {
         "timezone     {}  ({}; for the Python scripts' local times)",
         s.value, s.source
     ))?;
+    let c = &settings.calendar;
+    for (name, count) in [
+        ("daily", c.daily),
+        ("weekly", c.weekly),
+        ("monthly", c.monthly),
+    ] {
+        if let Some(n) = count {
+            printer.line(format_args!("keep_{name:<7} {n}"))?;
+        }
+    }
     print_remotes(settings, printer)?;
     Ok(Outcome::Clean)
 }

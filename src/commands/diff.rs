@@ -2,6 +2,10 @@
 //! archives, by content hash and without extracting anything. Exits like diff(1): 0 when the
 //! trees are the same, 1 when they differ, 2 when they could not be compared.
 
+mod metrics;
+
+pub use metrics::run_metrics;
+
 use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
 use crate::archive::Excludes;
 use crate::checksum::Checksum;

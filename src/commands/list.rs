@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ChecksumSource, Kind, Lock, LockFile, Manifest};
 
 use crate::manifest::Entry;
+use crate::metrics::{self, Metrics};
 use crate::remote::Remote;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -22,6 +23,14 @@ pub struct ListOptions {
     pub strategy: Option<String>,
     /// Check every listed archive's size and SHA-256 first and record the results.
     pub check: bool,
+    /// Metrics shown as extra columns (names or unique beginnings of names).
+    pub metrics: Vec<String>,
+    /// Order each strategy's backups by this metric, best first.
+    pub sort: Option<String>,
+    /// Only backups with this tag.
+    pub tag: Option<String>,
+    /// Which direction of each metric is better (for `sort`).
+    pub directions: crate::metrics::Sources,
 }
 
 /// One row of the listing; also the JSON shape.
@@ -63,6 +72,14 @@ pub struct Row {
     pub status: &'static str,
     /// What is wrong, for `failed`.
     pub problem: Option<String>,
+    /// Headline metrics recorded with the backup.
+    pub metrics: Option<Metrics>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Note.
+    pub note: Option<String>,
+    /// Whether it is pinned.
+    pub pin: bool,
 }
 
 /// Prints the catalogue; with `check`, verifies the listed archives first. Any listed backup
@@ -87,14 +104,14 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
             .collect();
         verify::check_entries(dir, &selected, false, printer);
     }
-    let rows = rows(dir, strategy)?;
+    let (rows, columns) = arrange(rows(dir, strategy)?, opts)?;
     super::warn_leftovers(dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
         printer.line(format_args!("No backups in {}.", dir.display()))?;
     } else {
-        print_table(&rows, printer)?;
+        print_table(&rows, &columns, printer)?;
         print_notes(&rows, printer)?;
         print_problems(&rows, printer)?;
     }
@@ -175,6 +192,10 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
                 verified: None,
                 status: "untracked",
                 problem: None,
+                metrics: None,
+                tags: Vec::new(),
+                note: None,
+                pin: false,
             });
         }
     }
@@ -226,6 +247,10 @@ fn entry_row(e: &Entry, status: &'static str) -> Row {
         verified: None,
         status,
         problem: None,
+        metrics: e.metrics.clone(),
+        tags: e.tags.clone(),
+        note: e.note.clone(),
+        pin: e.pin,
     }
 }
 
@@ -269,9 +294,80 @@ fn print_problems(rows: &[Row], printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// The rows with `--tag`, ordered by `--sort`, and the metric columns `--metrics` asks for.
+fn arrange(mut rows: Vec<Row>, opts: &ListOptions) -> Result<(Vec<Row>, Vec<String>)> {
+    if let Some(tag) = &opts.tag {
+        rows.retain(|r| r.tags.contains(tag));
+    }
+    let columns = columns(&rows, &opts.metrics)?;
+    if let Some(name) = &opts.sort {
+        let key = columns_of(&rows, std::slice::from_ref(name))?.remove(0);
+        sort_by_metric(&mut rows, &key, &opts.directions);
+    }
+    Ok((rows, columns))
+}
+
+/// The metric keys `names` mean among those the rows hold (see [`metrics::resolve`]).
+fn columns(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
+    match names.is_empty() {
+        true => Ok(Vec::new()),
+        false => columns_of(rows, names),
+    }
+}
+
+fn columns_of(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
+    let mut known: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.metrics.as_ref())
+        .flat_map(|m| m.keys().map(String::as_str))
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    names
+        .iter()
+        .map(|name| match metrics::resolve(name, &known).as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err(Error::InvalidArgument {
+                message: format!(
+                    "no metric named {name:?} in the backups listed{}",
+                    crate::error::did_you_mean(&super::suggest(name, &known))
+                ),
+            }),
+            many => Err(Error::InvalidArgument {
+                message: format!("metric name {name:?} is ambiguous: {}", many.join(", ")),
+            }),
+        })
+        .collect()
+}
+
+/// Orders each strategy's rows by metric `key`, best first (highest, unless it is configured
+/// as lower is better); rows without a value (or NaN) last, untracked archives at the end.
+fn sort_by_metric(rows: &mut [Row], key: &str, directions: &metrics::Sources) {
+    let lower_first = directions.higher_is_better(key) == Some(false);
+    let value = |r: &Row| {
+        r.metrics
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .copied()
+            .filter(|v| !v.is_nan())
+    };
+    rows.sort_by(|a, b| {
+        let group = |r: &Row| (r.status == "untracked", r.strategy.clone());
+        group(a)
+            .cmp(&group(b))
+            .then_with(|| match (value(a), value(b)) {
+                (Some(x), Some(y)) if lower_first => x.total_cmp(&y),
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+    });
+}
+
 const COLUMNS: usize = 9;
 
-fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
+fn print_table(rows: &[Row], extra: &[String], printer: &mut Printer) -> Result<()> {
     let header = [
         "ARCHIVE",
         "STRATEGY",
@@ -283,17 +379,32 @@ fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
         "VERIFIED (UTC)",
         "STATUS",
     ];
-    let cells: Vec<[String; COLUMNS]> = rows.iter().map(cells).collect();
-    let mut widths = header.map(str::len);
+    let header: Vec<String> = header
+        .iter()
+        .map(|h| h.to_string())
+        .chain(extra.iter().map(|k| k.to_uppercase()))
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let values = extra.iter().map(|key| {
+                let value = row.metrics.as_ref().and_then(|m| m.get(key));
+                value.map_or("-".to_string(), |v| metrics::format_value(*v))
+            });
+            cells(row).into_iter().chain(values).collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cols: [&str; COLUMNS]| {
+    let line = |cols: &[String]| {
         let mut s = String::new();
-        for (i, (col, w)) in cols.iter().zip(widths).enumerate() {
-            let right = i == 4 || i == 5;
+        for (i, (col, w)) in cols.iter().zip(&widths).enumerate() {
+            let w = *w;
+            let right = i == 4 || i == 5 || i >= COLUMNS;
             let cell = if right {
                 format!("{col:>w$}")
             } else {
@@ -304,9 +415,9 @@ fn print_table(rows: &[Row], printer: &mut Printer) -> Result<()> {
         }
         s.trim_end().to_string()
     };
-    printer.line(line(header))?;
+    printer.line(line(&header))?;
     for row in &cells {
-        printer.line(line(row.each_ref().map(String::as_str)))?;
+        printer.line(line(row))?;
     }
     Ok(())
 }
@@ -360,6 +471,7 @@ pub fn run_remote(
     printer: &mut Printer,
 ) -> Result<Outcome> {
     let rows = remote_rows(&ctx.backup_dir, remote, opts.strategy.as_deref(), printer)?;
+    let (rows, columns) = arrange(rows, opts)?;
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
@@ -370,7 +482,7 @@ pub fn run_remote(
             remote.location()
         ))?;
     } else {
-        print_table(&rows, printer)?;
+        print_table(&rows, &columns, printer)?;
     }
     // Same name, other bytes: one of the two copies is not the backup it claims to be.
     let conflicts = rows.iter().filter(|r| r.status == "conflict").count();

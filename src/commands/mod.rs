@@ -7,11 +7,15 @@ pub mod config;
 pub mod diff;
 pub mod file;
 pub mod list;
+pub mod metrics;
 pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod reindex;
+pub mod report;
 pub mod restore;
+pub mod show;
+pub mod tag;
 pub mod verify;
 
 mod locate;

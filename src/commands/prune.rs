@@ -1,5 +1,6 @@
-//! `resbak prune`: keep the N most recent backups per strategy (and the newest safety copies by
-//! their own count), remove the rest, say so.
+//! `resbak prune`: keep the N most recent backups per strategy, the newest of the last days,
+//! weeks and months, tagged and pinned ones (and the newest safety copies by their own count),
+//! remove the rest, say so; a dry run says which rules keep each backup.
 
 use super::{Context, Outcome, Printer};
 use crate::error::Result;
@@ -16,17 +17,19 @@ use crate::retention::Failure;
 pub struct PruneOptions {
     /// Only this strategy; all when `None`.
     pub strategy: Option<String>,
-    /// Backups to keep per strategy.
-    pub keep: usize,
+    /// Backups to keep per strategy; only the calendar rules when `None`.
+    pub keep: Option<usize>,
     /// Report what would go, delete nothing.
     pub dry_run: bool,
     /// Safety copies to keep per strategy; [`retention::DEFAULT_KEEP_SAFETY`] when `None`.
     pub keep_safety: Option<usize>,
+    /// Time-based rules, kept in addition to `keep`.
+    pub calendar: retention::Calendar,
 }
 
 impl PruneOptions {
     fn rules(&self) -> Rules {
-        Rules::new(Some(self.keep), self.keep_safety)
+        Rules::new(self.keep, self.keep_safety).with_calendar(self.calendar)
     }
 }
 
@@ -68,6 +71,9 @@ fn print(pruned: &Pruned, opts: &PruneOptions, printer: &mut Printer) -> Result<
     if printer.json() {
         printer.json_report(pruned)?;
     } else {
+        if opts.dry_run {
+            reasons(pruned, printer)?;
+        }
         report(pruned, printer)?;
         printer.line(format_args!(
             "{} {}, kept {}",
@@ -79,6 +85,22 @@ fn print(pruned: &Pruned, opts: &PruneOptions, printer: &mut Printer) -> Result<
             crate::error::count(pruned.removed.len(), "old backup", "old backups"),
             pruned.kept.len()
         ))?;
+    }
+    Ok(())
+}
+
+/// Prints, for every backup considered, the rules that keep it or that none does.
+fn reasons(pruned: &Pruned, printer: &mut Printer) -> Result<()> {
+    for decision in &pruned.decisions {
+        let why = match decision.kept_by.is_empty() {
+            true => "no rule keeps it".to_string(),
+            false => decision.kept_by.join(", "),
+        };
+        let verdict = match decision.kept_by.is_empty() {
+            true => "remove",
+            false => "keep  ",
+        };
+        printer.line(format_args!("{verdict}  {}  ({why})", decision.archive))?;
     }
     Ok(())
 }
@@ -115,7 +137,7 @@ pub fn outcome(pruned: &Pruned) -> Outcome {
 /// the entry object first, then the archive, so a crash never leaves a catalogued backup
 /// without its archive.
 pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -> Result<Outcome> {
-    if opts.keep == 0 || opts.keep_safety == Some(0) {
+    if opts.rules().has_zero() {
         return Err(Error::InvalidKeep);
     }
     let manifest = Manifest {
@@ -128,6 +150,7 @@ pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -
     let mut pruned = Pruned {
         kept: kept.iter().map(|e| e.backup_file.clone()).collect(),
         dry_run: opts.dry_run,
+        decisions: retention::decide(&manifest, opts.strategy.as_deref(), &opts.rules()),
         ..Pruned::default()
     };
     for entry in remove {

@@ -17,6 +17,7 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::{ChecksumSource, Entry, Lock, LockFile, Manifest};
+use crate::metrics::Sources;
 use crate::progress::Progress;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::fs::File;
@@ -39,10 +40,12 @@ struct Report {
     kinds_recovered: usize,
     /// Added archives whose kind could not be recovered: catalogued as regular backups.
     kinds_unknown: Vec<String>,
+    /// Archives whose headline metrics were read from the archive and recorded.
+    metrics_read: Vec<String>,
 }
 
 /// Rebuilds the manifest and prints what changed.
-pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
+pub fn run(ctx: &Context, sources: &Sources, printer: &mut Printer) -> Result<Outcome> {
     let dir = &ctx.backup_dir;
     if !dir.is_dir() {
         return Err(Error::missing_folder("backup", dir));
@@ -50,7 +53,7 @@ pub fn run(ctx: &Context, printer: &mut Printer) -> Result<Outcome> {
     let _archives = Lock::exclusive(dir, LockFile::Archives)?;
     super::clean_leftovers(dir, printer)?;
     let mut adopter = super::adopt::Adopter::new(dir, printer);
-    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded, &mut adopter))?;
+    let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded, &mut adopter, sources))?;
     adopter.report(printer)?;
     print(&report, printer)?;
     printer.json_report(&report)?;
@@ -66,6 +69,7 @@ fn rebuild(
     dir: &Path,
     loaded: Result<Manifest>,
     adopter: &mut Adopter,
+    sources: &Sources,
 ) -> Result<(Manifest, Report)> {
     let mut report = Report::default();
     let old = match loaded {
@@ -89,17 +93,26 @@ fn rebuild(
             continue;
         }
         let scan = extract::scan(&dir.join(&entry.backup_file), None, &Progress::hidden());
-        if !scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size) {
+        let matches =
+            scan.is_ok_and(|s| s.checksum.sha256 == entry.sha256 && s.checksum.len == entry.size);
+        if !matches {
             report.mismatched.push(entry.backup_file.clone());
         }
         report.kept += 1;
-        manifest.backups.push(entry.clone());
+        let mut entry = entry.clone();
+        if matches && entry.metrics.is_none() {
+            fill_metrics(dir, &mut entry, sources, &mut report);
+        }
+        manifest.backups.push(entry);
     }
     let mut added = Vec::new();
     for (file, _) in files.iter().filter(|(f, _)| old.find(f).is_none()) {
         // Never an entry the manifest would refuse to load.
         match entry_for(&dir.join(file), file) {
-            Ok(entry) if entry.is_sound() => added.push(entry),
+            Ok(mut entry) if entry.is_sound() => {
+                fill_metrics(dir, &mut entry, sources, &mut report);
+                added.push(entry);
+            }
             Ok(_) => report.skipped.push((file.clone(), UNSOUND.to_string())),
             Err(e) => report.skipped.push((file.clone(), e.to_string())),
         }
@@ -109,6 +122,22 @@ fn rebuild(
     report.added = added.iter().map(|e| e.backup_file.clone()).collect();
     manifest.backups.extend(added);
     Ok((manifest, report))
+}
+
+/// Reads `entry`'s headline metrics from its archive (checked against the entry while it is
+/// read) and records them; an archive without metrics or that cannot be read stays without.
+fn fill_metrics(dir: &Path, entry: &mut Entry, sources: &Sources, report: &mut Report) {
+    let expected = crate::checksum::Checksum {
+        sha256: entry.sha256.clone(),
+        len: entry.size,
+    };
+    let path = dir.join(&entry.backup_file);
+    if let Ok(found) = crate::metrics::read_archive(&path, Some(&expected), sources)
+        && !found.metrics.is_empty()
+    {
+        entry.metrics = Some(found.metrics);
+        report.metrics_read.push(entry.backup_file.clone());
+    }
 }
 
 /// Gives each of `added` the kind the previous manifest records for the same name, size and
@@ -130,6 +159,7 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
                     created: entry.created,
                     timestamp: entry.timestamp.clone(),
                     converted_from: entry.converted_from.clone(),
+                    metrics: known.metrics.clone().or_else(|| entry.metrics.take()),
                     ..known.clone()
                 };
                 report.kinds_recovered += 1;
@@ -183,6 +213,10 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         checksum_source: Some(ChecksumSource::Imported),
         converted_from,
         imported_path: None,
+        metrics: None,
+        tags: Vec::new(),
+        note: None,
+        pin: false,
     })
 }
 
@@ -238,6 +272,12 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
              --force could not be recovered (the previous manifest does not list it): {}",
             report.kinds_unknown.join(", ")
         ));
+    }
+    if !report.metrics_read.is_empty() {
+        printer.line(format_args!(
+            "Metrics of {} read from their archives",
+            crate::error::count(report.metrics_read.len(), "backup", "backups")
+        ))?;
     }
     printer.line(format_args!(
         "Reindexed: {} kept, {} added, {} dropped, {} not added",

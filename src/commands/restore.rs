@@ -319,7 +319,7 @@ fn safety_copy(
         holder,
         dest,
         &everything,
-        crate::manifest::Kind::Safety,
+        crate::manifest::Kind::Safety.into(),
         printer,
     )?;
     // A file written while the copy was read may be in it torn or padded: that copy is not

@@ -283,6 +283,10 @@ fn entry(
         imported_path: Path::new(&e.backup_file)
             .is_absolute()
             .then(|| e.backup_file.clone().into()),
+        metrics: None,
+        tags: Vec::new(),
+        note: None,
+        pin: false,
     })
 }
 

@@ -20,8 +20,30 @@ use tempfile::NamedTempFile;
 /// Write buffer in front of the archive file.
 const WRITE_BUF: usize = 256 * 1024;
 
+/// What the catalogue records about a backup besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct About {
+    /// Regular backup or safety copy.
+    pub kind: Kind,
+    /// Where to read headline metrics from while archiving; none are read when `None`.
+    pub metrics: Option<crate::metrics::Sources>,
+    /// Tags (`backup --tag`).
+    pub tags: Vec<String>,
+    /// Note (`backup --note`).
+    pub note: Option<String>,
+}
+
+impl From<Kind> for About {
+    fn from(kind: Kind) -> About {
+        About {
+            kind,
+            ..About::default()
+        }
+    }
+}
+
 /// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
-/// backup of `kind`. On any failure nothing is left behind: no archive file and no manifest entry.
+/// backup as `about` says. On any failure nothing is left behind: no archive file and no manifest entry.
 /// Also tells whether a file changed while it was read (each is named in a warning): the archive
 /// then holds what was read, not necessarily what the folder holds now.
 pub(crate) fn backup_folder(
@@ -29,9 +51,10 @@ pub(crate) fn backup_folder(
     name: &str,
     src: &Path,
     opts: &archive::Options,
-    kind: Kind,
+    about: About,
     printer: &mut Printer,
 ) -> Result<(Entry, bool)> {
+    let kind = about.kind;
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     check_outside(ctx, src)?;
@@ -43,8 +66,22 @@ pub(crate) fn backup_folder(
         true => archive::survey(src, &opts.excludes)?.stats.bytes,
         false => 0,
     };
+    // Metrics never fail a backup: names that make no pattern only cost the metrics.
+    let copies = match about
+        .metrics
+        .as_ref()
+        .map(|s| archive::Excludes::new(&s.patterns()))
+    {
+        Some(Ok(copies)) => copies,
+        Some(Err(e)) => {
+            printer.warn(format_args!("no metrics read: {e}"));
+            archive::Excludes::default()
+        }
+        None => archive::Excludes::default(),
+    };
     let opts = archive::Options {
         progress: printer.progress(total, format!("backing up {name}")),
+        copies,
         ..opts.clone()
     };
     let (written, scan) = write_and_read_back(src, name, &mut tmp, &opts)?;
@@ -79,7 +116,20 @@ pub(crate) fn backup_folder(
         other => other,
     })?;
     let changed = !written.changed.is_empty();
-    let entry = register(dir, name, created, tmp, &written, kind, &mut adopter)?;
+    let metrics = about.metrics.as_ref().and_then(|sources| {
+        let found = crate::metrics::from_copies(&written.copies, sources);
+        for warning in &found.warnings {
+            printer.warn(format_args!("{warning}; the backup goes on without it"));
+        }
+        (!found.metrics.is_empty()).then_some(found.metrics)
+    });
+    let finished = Finished {
+        tmp,
+        written: &written,
+        created,
+        metrics,
+    };
+    let entry = register(dir, name, finished, about, &mut adopter)?;
     adopter.report(printer)?;
     Ok((entry, changed))
 }
@@ -167,17 +217,30 @@ fn verify_written(path: &Path, scan: Result<extract::Scan>, written: &Written) -
     Ok(())
 }
 
+/// A written and checked archive, still in its temp file, and what was read making it.
+struct Finished<'w> {
+    tmp: NamedTempFile,
+    written: &'w Written,
+    created: DateTime<Utc>,
+    metrics: Option<crate::metrics::Metrics>,
+}
+
 /// Under the manifest lock: picks a free archive name, renames the temp file to it and adds
 /// the entry. If the manifest cannot be saved, the renamed archive is removed again.
 fn register(
     dir: &Path,
     name: &str,
-    created: DateTime<Utc>,
-    tmp: NamedTempFile,
-    written: &Written,
-    kind: Kind,
+    finished: Finished,
+    about: About,
     adopter: &mut Adopter,
 ) -> Result<Entry> {
+    let Finished {
+        tmp,
+        written,
+        created,
+        metrics,
+    } = finished;
+    let kind = about.kind;
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
     place(dir, tmp, adopter, |manifest| {
         Ok(Entry {
@@ -196,6 +259,10 @@ fn register(
             checksum_source: None,
             converted_from: None,
             imported_path: None,
+            metrics: metrics.clone(),
+            tags: about.tags.clone(),
+            note: about.note.clone(),
+            pin: false,
         })
     })
 }

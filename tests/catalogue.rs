@@ -1,0 +1,491 @@
+//! The results catalogue: headline metrics recorded at backup time, tags, notes and pins,
+//! `list --metrics`, `diff --metrics`, `show`, `metrics --refresh`, calendar retention and the
+//! HTML report.
+
+use crate::util::{Env, write};
+use serde_json::Value as Json;
+use std::fs;
+
+/// backtesting.py's real `stats` (see `fixtures/backtesting_py/make.py`), as users save them.
+const STATS_JSON: &str = include_str!("fixtures/backtesting_py/stats.json");
+const STATS_CSV: &str = include_str!("fixtures/backtesting_py/stats.csv");
+const RUN_BEST: &str = include_str!("fixtures/backtesting_py/runs/fast10_slow20/stats.json");
+const RUN_IDLE: &str = include_str!("fixtures/backtesting_py/runs/fast50_slow200/stats.json");
+
+/// A strategy folder holding backtesting.py's stats at its top and in two run folders.
+fn backtest(env: &Env, strategy: &str) {
+    let root = env.results().join(strategy);
+    write(&root.join("stats.json"), STATS_JSON);
+    write(&root.join("stats.csv"), STATS_CSV);
+    write(&root.join("runs/fast10_slow20/stats.json"), RUN_BEST);
+    write(&root.join("runs/fast50_slow200/stats.json"), RUN_IDLE);
+    write(
+        &root.join("trades.csv"),
+        "EntryTime,ExitTime,PnL\n2005-01-03,2005-02-01,12.5\n",
+    );
+}
+
+/// The metrics the manifest records for its entry number `i`.
+fn recorded(env: &Env, i: usize) -> serde_yaml::Value {
+    env.manifest()["backups"][i]["metrics"].clone()
+}
+
+fn number(v: &serde_yaml::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v:?}"))
+}
+
+fn json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Writes `metrics.json` of `strategy` with these values and backs it up; returns the archive.
+fn backup_with(env: &Env, strategy: &str, sharpe: f64, ret: f64) -> String {
+    let root = env.results().join(strategy);
+    write(
+        &root.join("metrics.json"),
+        &format!(r##"{{"Sharpe Ratio": {sharpe}, "Return [%]": {ret}, "# Trades": 40}}"##),
+    );
+    write(&root.join("trades.csv"), &format!("pnl\n{ret}\n"));
+    env.backup(strategy)
+}
+
+#[test]
+fn backtesting_py_stats_come_out_right_with_no_configuration() {
+    let env = Env::new();
+    backtest(&env, "goog_sma");
+    env.run(&["backup", "goog_sma"]);
+    let m = recorded(&env, 0);
+    assert!(
+        (number(&m["Return [%]"]) - 455.745_129_4).abs() < 1e-6,
+        "{m:?}"
+    );
+    assert!((number(&m["Sharpe Ratio"]) - 0.596_858_454_6).abs() < 1e-9);
+    assert_eq!(number(&m["# Trades"]), 94.0);
+    assert_eq!(
+        number(&m["Duration"]),
+        3116.0 * 86_400.0,
+        "a Timedelta in seconds"
+    );
+    assert_eq!(number(&m["Avg. Trade Duration"]), 33.0 * 86_400.0);
+    assert!((number(&m["Win Rate [%]"]) - 53.191_489_36).abs() < 1e-6);
+    assert!((number(&m["Equity Final [$]"]) - 55_574.512_94).abs() < 1e-4);
+    // A run folder's keys carry its path; a run that never traded has NaN ratios.
+    assert_eq!(number(&m["runs/fast10_slow20:# Trades"]), 94.0);
+    assert!(number(&m["runs/fast50_slow200:Sharpe Ratio"]).is_nan());
+    assert_eq!(number(&m["runs/fast50_slow200:# Trades"]), 0.0);
+    let keys: Vec<&str> = m
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    for left_out in ["Start", "End", "_strategy", "_equity_curve", "_trades"] {
+        assert!(!keys.contains(&left_out), "{left_out} in {keys:?}");
+    }
+    let listed = json(&env.run(&["list", "--json"]));
+    assert_eq!(listed[0]["metrics"]["# Trades"], 94.0);
+    assert!(listed[0]["metrics"]["runs/fast50_slow200:Sharpe Ratio"].is_null());
+}
+
+#[test]
+fn every_run_of_a_generated_sweep_gets_its_own_keys() {
+    let env = Env::new();
+    let spec = crate::datagen::Spec {
+        size: 400_000,
+        seed: 15,
+        files: Some(120),
+    };
+    let made = crate::datagen::generate(&env.results(), "sweep", &spec).unwrap();
+    env.run(&["backup", "sweep"]);
+    let m = recorded(&env, 0);
+    let runs: Vec<String> = fs::read_dir(made.root.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(runs.len() > 1, "{runs:?}");
+    for run in &runs {
+        let sharpe = &m[format!("runs/{run}:Sharpe Ratio").as_str()];
+        assert!(number(sharpe).is_finite(), "{run}: {m:?}");
+        let duration = &m[format!("runs/{run}:Duration").as_str()];
+        assert_eq!(
+            number(duration),
+            365.0 * 86_400.0 + 23.0 * 3600.0 + 59.0 * 60.0
+        );
+    }
+    assert!(number(&m["Return [%]"]).is_finite());
+}
+
+#[test]
+fn nested_json_csv_and_yaml_are_read_and_keys_can_be_chosen() {
+    let env = Env::new();
+    let root = env.results().join("s");
+    write(
+        &root.join("metrics.json"),
+        r#"{"risk": {"max_dd": "-12.5%", "var": {"p95": 0.03}}, "name": "x", "up": Infinity}"#,
+    );
+    write(
+        &root.join("stats.csv"),
+        "key,value\nSharpe Ratio,1.25\nnote,fine\n",
+    );
+    write(
+        &root.join("runs/a/metrics.yaml"),
+        "win_rate: 55%\nhold: 1 days 12:00:00\n",
+    );
+    write(&root.join("runs/a/trades.csv"), "pnl\n1\n");
+    env.run(&["backup", "s"]);
+    let m = recorded(&env, 0);
+    assert_eq!(number(&m["risk.max_dd"]), -12.5);
+    assert_eq!(number(&m["risk.var.p95"]), 0.03);
+    assert_eq!(number(&m["up"]), f64::INFINITY);
+    assert_eq!(number(&m["Sharpe Ratio"]), 1.25);
+    assert_eq!(number(&m["runs/a:win_rate"]), 55.0);
+    assert_eq!(number(&m["runs/a:hold"]), 129_600.0);
+    assert!(m.get("name").is_none() && m.get("note").is_none());
+    // What a backup leaves out gives no metrics.
+    env.run(&["backup", "--always", "s", "--exclude", "runs"]);
+    let m = recorded(&env, 1);
+    assert!(m.get("Sharpe Ratio").is_some() && m.get("runs/a:win_rate").is_none());
+    write(
+        &env.path().join("resbak.toml"),
+        "[metrics]\nfiles = [\"stats.csv\"]\nkeys = [\"Sharpe Ratio\"]\n",
+    );
+    env.run(&["backup", "--always", "s"]);
+    let m = recorded(&env, 2);
+    assert_eq!(m.as_mapping().unwrap().len(), 1, "{m:?}");
+    assert_eq!(number(&m["Sharpe Ratio"]), 1.25);
+}
+
+#[test]
+fn a_broken_metrics_file_is_a_warning_and_the_backup_goes_on() {
+    let env = Env::new();
+    let root = env.results().join("s");
+    write(&root.join("stats.json"), "{\"Sharpe Ratio\": 1.5,");
+    write(&root.join("metrics.yaml"), "sharpe: 2.0\n");
+    write(&root.join("trades.csv"), "pnl\n1\n");
+    let out = env.run_code(&["backup", "s"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot parse metrics file stats.json") && err.contains("goes on"),
+        "{err}"
+    );
+    assert_eq!(env.archives().len(), 1);
+    let m = recorded(&env, 0);
+    assert_eq!(number(&m["sharpe"]), 2.0, "the other file still counts");
+    assert!(m.get("Sharpe Ratio").is_none());
+    env.run(&["verify", "--deep"]);
+}
+
+#[test]
+fn entries_without_metrics_tags_or_notes_are_written_as_before() {
+    let env = Env::new();
+    write(&env.results().join("plain/trades.csv"), "pnl\n1\n");
+    env.run(&["backup", "plain"]);
+    let text = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    for key in ["metrics:", "tags:", "note:", "pin:"] {
+        assert!(!text.contains(key), "{key} in\n{text}");
+    }
+}
+
+#[test]
+fn list_shows_chosen_metrics_sorts_by_one_and_filters_by_tag() {
+    let env = Env::new();
+    let low = backup_with(&env, "s", 0.5, 10.0);
+    let high = backup_with(&env, "s", 1.9, 30.0);
+    let mid = backup_with(&env, "s", 1.1, -5.0);
+    env.run(&["tag", &high, "paper-v2"]);
+    let out = env.run(&["list", "--metrics", "sharpe,Return [%]", "--sort", "Sharpe"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with("SHARPE RATIO  RETURN [%]"),
+        "{}",
+        lines[0]
+    );
+    let order: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(order, [high.as_str(), mid.as_str(), low.as_str()], "{out}");
+    let last: Vec<&str> = lines[1].split_whitespace().rev().take(2).collect();
+    assert_eq!(last, ["30", "1.9"], "{}", lines[1]);
+    write(
+        &env.path().join("resbak.toml"),
+        "[metrics]\nlower_is_better = [\"Sharpe Ratio\"]\n",
+    );
+    let out = env.run(&["list", "--sort", "Sharpe Ratio"]);
+    let first = out.lines().nth(1).unwrap().split_whitespace().next();
+    assert_eq!(first, Some(low.as_str()), "lower is better: {out}");
+    let tagged = env.run(&["list", "--tag", "paper-v2"]);
+    assert_eq!(tagged.lines().count(), 2, "{tagged}");
+    assert!(tagged.contains(&high));
+    let err = env.fail(&["list", "--metrics", "Ratio"], 2);
+    assert!(err.contains("no metric named \"Ratio\""), "{err}");
+    let err = env.fail(&["list", "--sort", "Sharpe Ration"], 2);
+    assert!(err.contains("did you mean \"Sharpe Ratio\"?"), "{err}");
+    let listed = json(&env.run(&["list", "--json", "--tag", "paper-v2"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["tags"], serde_json::json!(["paper-v2"]));
+    assert_eq!(listed[0]["metrics"]["# Trades"], 40.0);
+}
+
+#[test]
+fn diff_metrics_shows_what_changed_as_text_and_json() {
+    let env = Env::new();
+    let old = backup_with(&env, "s", 1.0, 20.0);
+    let new = backup_with(&env, "s", 1.5, 20.0);
+    let out = env.run_code(&["diff", &old, &new, "--metrics"], 1);
+    let text = crate::util::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["METRIC", &old, &new, "CHANGE", "CHANGE%"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["Sharpe", "Ratio", "1", "1.5", "+0.5", "+50.0%"]
+    );
+    assert_eq!(lines.len(), 3, "only what changed: {text}");
+    assert!(lines[2].ends_with("1 metric changed, 2 the same"), "{text}");
+    let all = env.run_code(&["diff", &old, &new, "--metrics", "--all"], 1);
+    assert_eq!(crate::util::stdout(&all).lines().count(), 5);
+    let out = env.run_code(&["diff", "s~1", "s", "--metrics", "--json"], 1);
+    let report = json(&crate::util::stdout(&out));
+    assert_eq!(
+        report,
+        serde_json::json!({"Sharpe Ratio": {"old": 1.0, "new": 1.5, "diff": 0.5}})
+    );
+    // Against the results folder as it is now; the same metrics exit 0.
+    write(
+        &env.results().join("s/metrics.json"),
+        r##"{"Sharpe Ratio": 1.5, "Return [%]": 20.0, "# Trades": 41}"##,
+    );
+    let report = json(&crate::util::stdout(
+        &env.run_code(&["diff", "s", "--metrics", "--json"], 1),
+    ));
+    assert_eq!(report["# Trades"]["diff"], 1.0);
+    env.run(&["diff", &new, &new, "--metrics"]);
+}
+
+#[test]
+fn tags_and_pins_protect_backups_from_prune_and_the_dry_run_says_why() {
+    let env = Env::new();
+    let first = backup_with(&env, "s", 1.0, 1.0);
+    let second = backup_with(&env, "s", 1.1, 1.0);
+    let third = backup_with(&env, "s", 1.2, 1.0);
+    let fourth = backup_with(&env, "s", 1.3, 1.0);
+    env.run(&["tag", &first, "paper-v2", "--note", "submitted version"]);
+    env.run(&["tag", &second, "--pin"]);
+    let out = env.run(&["prune", "s", "--keep", "1", "--dry-run"]);
+    assert!(
+        out.contains(&format!("keep    {first}  (tag paper-v2)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("keep    {second}  (pinned)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("remove  {third}  (no rule keeps it)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("keep    {fourth}  (newest 1)")),
+        "{out}"
+    );
+    let report = json(&env.run(&["prune", "s", "--keep", "1", "--json"]));
+    assert_eq!(report["removed"], serde_json::json!([third]));
+    assert_eq!(
+        report["decisions"][0]["kept_by"],
+        serde_json::json!(["tag paper-v2"])
+    );
+    assert_eq!(report["decisions"][2]["kept_by"], serde_json::json!([]));
+    assert_eq!(env.archives(), [first.clone(), second.clone(), fourth]);
+    // Untagged and unpinned, they go at the next prune.
+    env.run(&["untag", &first, "paper-v2", "--note"]);
+    env.run(&["untag", &second, "--pin"]);
+    env.run(&["prune", "s", "--keep", "1"]);
+    assert_eq!(env.archives().len(), 1);
+    let err = env.fail(&["tag", "s", "two words"], 2);
+    assert!(err.contains("invalid tag \"two words\""), "{err}");
+    env.fail(&["tag", "s"], 2);
+}
+
+#[test]
+fn backup_tags_and_notes_the_new_backup_and_show_tells_everything() {
+    let env = Env::new();
+    backtest(&env, "goog_sma");
+    env.run(&[
+        "backup",
+        "goog_sma",
+        "--tag",
+        "paper-v2",
+        "--note",
+        "submitted version",
+    ]);
+    let entry = &env.manifest()["backups"][0];
+    assert_eq!(entry["tags"][0].as_str(), Some("paper-v2"));
+    assert_eq!(entry["note"].as_str(), Some("submitted version"));
+    env.run(&["verify"]);
+    let out = env.run(&["show", "goog_sma"]);
+    for expected in [
+        "Strategy   goog_sma (regular backup)",
+        "Tags       tags paper-v2; note \"submitted version\"",
+        "SHA-256    ",
+        ": intact",
+        "  # Trades  ",
+        "  and 59 metrics of 2 run folders (`resbak metrics goog_sma_",
+        "Tree",
+        "  runs/",
+        "    fast10_slow20/",
+        "  stats.csv  ",
+    ] {
+        assert!(out.contains(expected), "{expected:?} in\n{out}");
+    }
+    assert!(
+        !out.contains("fast10_slow20/stats.json"),
+        "depth 2 at most:\n{out}"
+    );
+    let shown = json(&env.run(&["show", "goog_sma", "--json"]));
+    assert_eq!(shown["entry"]["metrics"]["# Trades"], 94.0);
+    assert_eq!(shown["tree"][0]["path"], "runs");
+    // Unchanged results are not backed up again: the hint names the backup to tag instead.
+    let out = env.run_code(&["backup", "goog_sma", "--tag", "final"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let archive = &env.archives()[0];
+    assert!(
+        err.contains(&format!("`resbak tag {archive} final` tags it")),
+        "{err}"
+    );
+    let err = env.fail(&["backup", "--always", "goog_sma", "--tag", "two words"], 2);
+    assert!(err.contains("invalid tag"), "{err}");
+    assert_eq!(env.archives().len(), 1, "nothing is written");
+}
+
+#[test]
+fn metrics_refresh_and_reindex_read_metrics_of_older_backups_from_their_archives() {
+    let env = Env::new();
+    backtest(&env, "goog_sma");
+    let archive = env.backup("goog_sma");
+    let manifest = env.backups().join("manifest.yaml");
+    let with_metrics = fs::read_to_string(&manifest).unwrap();
+    // As an older resbak wrote it: no metrics.
+    let mut old: serde_yaml::Value = serde_yaml::from_str(&with_metrics).unwrap();
+    old["backups"][0]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("metrics");
+    fs::write(&manifest, serde_yaml::to_string(&old).unwrap()).unwrap();
+    let out = env.run(&["metrics"]);
+    assert!(out.contains("no metrics recorded"), "{out}");
+    let refreshed = json(&env.run(&["metrics", "--refresh", "--json"]));
+    assert_eq!(refreshed[0]["refreshed"], true);
+    assert_eq!(refreshed[0]["archive"], archive.as_str());
+    assert_eq!(
+        recorded(&env, 0),
+        serde_yaml::from_str::<serde_yaml::Value>(&with_metrics).unwrap()["backups"][0]["metrics"]
+    );
+    fs::remove_file(&manifest).unwrap();
+    let out = env.run(&["reindex"]);
+    assert!(
+        out.contains("Metrics of 1 backup read from their archives"),
+        "{out}"
+    );
+    assert_eq!(number(&recorded(&env, 0)["# Trades"]), 94.0);
+}
+
+#[test]
+fn calendar_retention_from_flags_and_config_keeps_the_union() {
+    let env = Env::new();
+    write(&env.results().join("s/trades.csv"), "pnl\n1\n");
+    let archive = env.backup("s");
+    // Three more catalogued copies of the same bytes, made on other days.
+    let manifest = env.backups().join("manifest.yaml");
+    let mut catalogue: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    let entry = catalogue["backups"][0].clone();
+    let days = [
+        "2026-01-10T08:00:00Z",
+        "2026-01-10T20:00:00Z",
+        "2026-02-01T09:00:00Z",
+    ];
+    for (i, day) in days.iter().enumerate() {
+        let name = format!("s_2026010{i}_000000.tar.gz");
+        fs::copy(env.backups().join(&archive), env.backups().join(&name)).unwrap();
+        let mut copy = entry.clone();
+        copy["backup_file"] = name.as_str().into();
+        copy["created"] = (*day).into();
+        catalogue["backups"].as_sequence_mut().unwrap().push(copy);
+    }
+    fs::write(&manifest, serde_yaml::to_string(&catalogue).unwrap()).unwrap();
+    let report = json(&env.run(&["prune", "--keep-daily", "3", "--dry-run", "--json"]));
+    let kept_by: Vec<&Json> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["kept_by"])
+        .collect();
+    assert_eq!(kept_by[0], &serde_json::json!([]), "{report}");
+    assert_eq!(kept_by[1], &serde_json::json!(["daily 2026-01-10"]));
+    assert_eq!(kept_by[2], &serde_json::json!(["daily 2026-02-01"]));
+    assert_eq!(kept_by.len(), 4, "no --keep default beside a calendar rule");
+    write(&env.path().join("resbak.toml"), "keep_monthly = 3\n");
+    let report = json(&env.run(&["prune", "--keep", "1", "--dry-run", "--json"]));
+    assert_eq!(
+        report["decisions"][1]["kept_by"],
+        serde_json::json!(["monthly 2026-01"])
+    );
+    assert_eq!(
+        report["removed"],
+        serde_json::json!(["s_20260100_000000.tar.gz"])
+    );
+    // backup prunes with the calendar rules too: the flag's and the file's, in union.
+    let out = env.run(&["backup", "--always", "s", "--keep-daily", "1"]);
+    assert_eq!(out.matches("Removed old backup: ").count(), 2, "{out}");
+    assert!(
+        out.contains(&format!("Removed old backup: {archive}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Removed old backup: s_20260100_000000.tar.gz"),
+        "{out}"
+    );
+    assert_eq!(env.archives().len(), 3);
+    write(&env.path().join("resbak.toml"), "keep_weekly = 0\n");
+    env.fail(&["prune", "--dry-run"], 2);
+}
+
+#[test]
+fn report_is_one_self_contained_page_and_replaces_only_a_report() {
+    let env = Env::new();
+    backup_with(&env, "s", 1.0, 10.0);
+    let tagged = backup_with(&env, "s", 1.4, 12.0);
+    env.run(&["tag", &tagged, "paper-v2"]);
+    backup_with(&env, "t", 0.2, 3.0);
+    let page_path = env.path().join("report.html");
+    let out = env.run(&["report", "--html", "report.html"]);
+    assert!(out.contains("3 backups of 2 strategies"), "{out}");
+    let page = fs::read_to_string(&page_path).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.trim_end().ends_with("</html>"));
+    assert!(!page.contains("<script") && !page.contains("<link") && !page.contains("src="));
+    let urls: Vec<&str> = page.matches("http").collect();
+    assert_eq!(
+        urls.len(),
+        page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    assert_eq!(page.matches("<section class=\"strategy\"").count(), 2);
+    // Sharpe Ratio, Return [%] and the size, for each strategy.
+    assert_eq!(page.matches("<svg").count(), 6);
+    assert!(page.contains("<figcaption>Sharpe Ratio</figcaption>"));
+    assert_eq!(page.matches("<tr><td>").count(), 3, "one row per backup");
+    assert!(page.contains("<span class=\"tag\">paper-v2</span>"));
+    env.run(&["report", "s", "--html", "report.html"]);
+    let page = fs::read_to_string(&page_path).unwrap();
+    assert_eq!(page.matches("<section class=\"strategy\"").count(), 1);
+    write(&env.path().join("mine.html"), "<p>my notes</p>");
+    let err = env.fail(&["report", "--html", "mine.html"], 2);
+    assert!(err.contains("is not a resbak report"), "{err}");
+    assert_eq!(
+        fs::read_to_string(env.path().join("mine.html")).unwrap(),
+        "<p>my notes</p>"
+    );
+}
