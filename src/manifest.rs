@@ -150,6 +150,14 @@ impl Entry {
         )
     }
 
+    /// The size and SHA-256 the archive is checked against, when they are recorded.
+    pub fn recorded_checksum(&self) -> Option<crate::checksum::Checksum> {
+        self.has_checksum().then(|| crate::checksum::Checksum {
+            sha256: self.sha256.clone(),
+            len: self.size,
+        })
+    }
+
     /// The archive's entries for reports: `13 entries (9 files, 3 folders, 1 link)`, or just
     /// `13 entries` for an entry written before the kinds were recorded.
     pub fn counts_text(&self) -> String {

@@ -345,7 +345,9 @@ pub fn compare(old: &Metrics, new: &Metrics) -> BTreeMap<String, Compared> {
         .collect()
 }
 
-/// `value` for a table: up to 4 decimals, without trailing zeros; `NaN`, `inf`.
+/// `value` for a table: six significant digits without trailing zeros (`0.7373`, `317.014`,
+/// `0.000345`), in scientific notation when very small or large (`1.2e-5`, `1.23457e19`);
+/// `NaN`, `inf`.
 pub fn format_value(value: f64) -> String {
     if value.is_nan() {
         return "NaN".into();
@@ -353,17 +355,72 @@ pub fn format_value(value: f64) -> String {
     if value.is_infinite() {
         return if value > 0.0 { "inf" } else { "-inf" }.into();
     }
-    let text = format!("{value:.4}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    match text {
-        "-0" => "0".into(),
-        t => t.into(),
+    let trim = |text: &str| {
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        if text == "-0" {
+            "0".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let abs = value.abs();
+    if abs != 0.0 && !(1e-4..1e15).contains(&abs) {
+        let text = format!("{value:.5e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        return format!("{}e{exponent}", trim(mantissa));
     }
+    let magnitude = if abs == 0.0 {
+        0
+    } else {
+        abs.log10().floor() as i32
+    };
+    let decimals = (5 - magnitude).clamp(0, 9) as usize;
+    trim(&format!("{value:.decimals$}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_keep_six_significant_digits() {
+        let shown: Vec<String> = [
+            0.7373,
+            317.01384,
+            0.000345,
+            1.2e-5,
+            0.00004,
+            1e308,
+            1.2345678901234567e19,
+            0.0,
+            -0.0,
+            -42.5,
+            94.0,
+            f64::NAN,
+            f64::NEG_INFINITY,
+        ]
+        .into_iter()
+        .map(format_value)
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "0.7373",
+                "317.014",
+                "0.000345",
+                "1.2e-5",
+                "4e-5",
+                "1e308",
+                "1.23457e19",
+                "0",
+                "0",
+                "-42.5",
+                "94",
+                "NaN",
+                "-inf"
+            ]
+        );
+    }
 
     #[test]
     fn metrics_files_are_found_at_the_top_and_in_run_folders() {
@@ -409,7 +466,7 @@ mod tests {
         assert_eq!(resolve("Return [%]", &known), ["Return [%]"]);
         assert_eq!(resolve("Return", &known).len(), 2);
         assert!(resolve("Calmar", &known).is_empty());
-        assert_eq!(format_value(1.23456), "1.2346");
+        assert_eq!(format_value(1.234567), "1.23457");
         assert_eq!(format_value(2.0), "2");
         assert_eq!(format_value(f64::NAN), "NaN");
     }

@@ -143,6 +143,17 @@ fn the_scripts_folder_is_read_as_it_is_before_any_write() {
     ));
     assert!(diff.contains("0 added, 0 removed, 0 changed"), "{diff}");
 
+    // The catalogue's commands read the archives as they are: no checksum is no damage.
+    let metrics = in_new_york(
+        &env,
+        &["diff", "btc_sma_cross~1", "btc_sma_cross", "--metrics"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(metrics.status.code(), Some(0), "{metrics:?}");
+    let (shown, _) = ok(in_new_york(&env, &["show", "btc_sma_cross"]));
+    assert!(shown.contains("not recorded yet"), "{shown}");
+    assert!(!shown.contains("0 B of content"), "{shown}");
     let now = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
     assert_eq!(
         now, manifest,

@@ -129,7 +129,7 @@ pub fn note(dir: &Path, manifest: &Manifest, printer: &mut Printer) {
     }
     printer.hint(format_args!(
         "{} is in the Python scripts' format ({}, naive times read in {}): read as it is; \
-         the first command that writes it (backup, restore --force, prune, reindex, pull, push) \
+         the first command that writes it (backup, restore --force, prune, reindex, tag, push...) \
          upgrades it in place, recording each archive's SHA-256, and keeps the old file as \
          manifest.yaml.bak and {}",
         Manifest::path(dir).display(),

@@ -8,7 +8,6 @@ pub use metrics::run_metrics;
 
 use super::{Context, Located, Outcome, Printer, human_size, locate_backup};
 use crate::archive::Excludes;
-use crate::checksum::Checksum;
 use crate::diff::{self, Change, Tree};
 use crate::error::{Error, Result, printable};
 use std::path::PathBuf;
@@ -120,14 +119,7 @@ enum Side {
 
 /// The tree of a located archive, checked against its manifest entry if it has one.
 fn tree_of(located: &Located) -> Result<Tree> {
-    let expected = located
-        .entry
-        .as_ref()
-        .filter(|e| e.has_checksum())
-        .map(|e| Checksum {
-            sha256: e.sha256.clone(),
-            len: e.size,
-        });
+    let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
     diff::of_archive_checked(&located.path, expected.as_ref())
 }
 

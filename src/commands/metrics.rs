@@ -3,7 +3,6 @@
 //! manifest while they are read).
 
 use super::{Context, Outcome, Printer, verify};
-use crate::checksum::Checksum;
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::metrics::{self, Metrics, Sources};
@@ -77,7 +76,7 @@ pub fn run(
     if printer.json() {
         printer.json_report(&listed)?;
     } else {
-        print(&listed, printer)?;
+        print(&listed, opts.refresh, printer)?;
     }
     Ok(outcome)
 }
@@ -96,12 +95,9 @@ pub(crate) fn refresh(
     {
         let _reading = Lock::shared(dir, LockFile::Archives)?;
         for entry in entries {
-            let expected = Checksum {
-                sha256: entry.sha256.clone(),
-                len: entry.size,
-            };
+            let expected = entry.recorded_checksum();
             let path = dir.join(&entry.backup_file);
-            match metrics::read_archive(&path, Some(&expected), sources) {
+            match metrics::read_archive(&path, expected.as_ref(), sources) {
                 Ok(read) => {
                     for warning in &read.warnings {
                         printer.warn(format_args!("{}: {warning}", entry.backup_file));
@@ -140,7 +136,7 @@ fn record(manifest: &mut Manifest, found: Vec<(Entry, Metrics)>) -> Vec<String> 
     recorded
 }
 
-fn print(listed: &[Listed], printer: &mut Printer) -> Result<()> {
+fn print(listed: &[Listed], refreshed: bool, printer: &mut Printer) -> Result<()> {
     for item in listed {
         let refreshed = if item.refreshed {
             " (read from the archive)"
@@ -159,11 +155,15 @@ fn print(listed: &[Listed], printer: &mut Printer) -> Result<()> {
         }
     }
     let without = listed.iter().filter(|l| l.metrics.is_none()).count();
-    if without > 0 {
-        printer.line(format_args!(
-            "{} without metrics; `resbak metrics --refresh` reads them from the archives",
-            crate::error::count(without, "backup", "backups")
-        ))?;
+    let without = crate::error::count(without, "backup", "backups");
+    match (without.starts_with("0 "), refreshed) {
+        (true, _) => {}
+        (false, true) => printer.line(format_args!(
+            "{without} without metrics: their archives hold no metrics file resbak could read"
+        ))?,
+        (false, false) => printer.line(format_args!(
+            "{without} without metrics; `resbak metrics --refresh` reads them from the archives"
+        ))?,
     }
     Ok(())
 }

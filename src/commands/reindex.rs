@@ -127,12 +127,9 @@ fn rebuild(
 /// Reads `entry`'s headline metrics from its archive (checked against the entry while it is
 /// read) and records them; an archive without metrics or that cannot be read stays without.
 fn fill_metrics(dir: &Path, entry: &mut Entry, sources: &Sources, report: &mut Report) {
-    let expected = crate::checksum::Checksum {
-        sha256: entry.sha256.clone(),
-        len: entry.size,
-    };
+    let expected = entry.recorded_checksum();
     let path = dir.join(&entry.backup_file);
-    if let Ok(found) = crate::metrics::read_archive(&path, Some(&expected), sources)
+    if let Ok(found) = crate::metrics::read_archive(&path, expected.as_ref(), sources)
         && !found.metrics.is_empty()
     {
         entry.metrics = Some(found.metrics);

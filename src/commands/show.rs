@@ -116,16 +116,23 @@ fn print(shown: &Shown, printer: &mut Printer) -> Result<()> {
         "Created",
         format!("{} UTC", e.created.format("%Y-%m-%d %H:%M:%S")),
     )?;
-    row(
-        "Size",
-        format!(
-            "{} ({} of content)",
-            human_size(e.size),
-            human_size(e.bytes)
-        ),
-    )?;
-    row("Entries", e.counts_text())?;
-    row("SHA-256", e.sha256.clone())?;
+    let not_recorded = "not recorded yet (the Python scripts' manifest has none)";
+    match e.has_checksum() {
+        true => {
+            let size = human_size(e.size);
+            row(
+                "Size",
+                format!("{size} ({} of content)", human_size(e.bytes)),
+            )?;
+            row("Entries", e.counts_text())?;
+            row("SHA-256", e.sha256.clone())?;
+        }
+        false => {
+            row("Size", human_size(e.size))?;
+            row("Entries", not_recorded.to_string())?;
+            row("SHA-256", not_recorded.to_string())?;
+        }
+    }
     row(
         "Digest",
         e.content_digest.clone().unwrap_or_else(|| "-".into()),

@@ -2,7 +2,6 @@
 //! results folder, side by side. Only what changed unless `--all`; exits like diff(1).
 
 use super::DiffOptions;
-use crate::checksum::Checksum;
 use crate::commands::{Context, Located, Outcome, Printer, locate_backup};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Compared, Metrics, Sources};
@@ -85,10 +84,7 @@ fn of_archive(located: &Located, sources: &Sources, printer: &mut Printer) -> Re
     if let Some(metrics) = located.entry.as_ref().and_then(|e| e.metrics.clone()) {
         return Ok(metrics);
     }
-    let expected = located.entry.as_ref().map(|e| Checksum {
-        sha256: e.sha256.clone(),
-        len: e.size,
-    });
+    let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
     let found = metrics::read_archive(&located.path, expected.as_ref(), sources)?;
     for warning in &found.warnings {
         printer.warn(warning);
