@@ -413,7 +413,9 @@ pub fn restore(path: &Path, pick: &Pick, opts: &FileBackupOptions) -> Result<Res
     .into_iter()
     .flatten()
     .collect();
-    let (removed, warnings) = rotate(path, opts.keep, &protect, saved.as_ref());
+    let mut warnings = saved.as_ref().map_or_else(Vec::new, |s| s.warnings(path));
+    let (removed, more) = rotate(path, opts.keep, &protect, saved.as_ref());
+    warnings.extend(more);
     Ok(RestoreReport {
         restored: chosen.path.clone(),
         checksum,
