@@ -21,19 +21,25 @@
 mod copying;
 pub mod json;
 mod names;
+mod report;
+mod restore;
 pub mod rotation;
 pub mod sums;
+mod verify;
 
 pub use json::{JsonCheck, is_json};
+pub use report::{
+    BackupReport, ContentCheck, Contents, CopyCheck, CopyStatus, PassedOver, RestoreReport,
+    VerifyReport, WriteReport,
+};
+pub use restore::restore;
 pub use sums::{SUMS_NAME, is_copies_folder};
+pub use verify::verify;
 
 use crate::checksum::Checksum;
 use crate::error::{Error, IoContext, Result};
 use chrono::{DateTime, SubsecRound, Utc};
-use copying::{
-    copy_to_temp, hash_file, not_a_file, replace_from, write_keeping_mode, write_target,
-};
-use serde::{Serialize, Serializer};
+use copying::{copy_to_temp, hash_file, not_a_file, write_keeping_mode, write_target};
 use std::cmp::Reverse;
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -67,114 +73,6 @@ impl Default for FileBackupOptions {
     }
 }
 
-/// The content check of one copy: for JSON files, whether it parses and how many items it holds;
-/// all `None` for other files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ContentCheck {
-    /// Whether it parses as JSON; `None` for files that are not JSON.
-    pub json_valid: Option<bool>,
-    /// The parser's message for invalid JSON.
-    pub json_error: Option<String>,
-    /// The item count: the length of the top-level array, or of the largest array under the
-    /// top object.
-    pub items: Option<u64>,
-    /// Item count per top-level array field (`$` for a top-level array), for valid JSON.
-    #[serde(serialize_with = "ordered_map")]
-    pub array_counts: Option<Vec<(String, u64)>>,
-}
-
-impl ContentCheck {
-    /// Whether it passed: anything but JSON that does not parse.
-    pub fn passes(&self) -> bool {
-        self.json_valid != Some(false)
-    }
-}
-
-impl From<Option<JsonCheck>> for ContentCheck {
-    fn from(check: Option<JsonCheck>) -> Self {
-        let Some(check) = check else {
-            return ContentCheck::default();
-        };
-        let items = check.items();
-        match check {
-            JsonCheck::Valid(counts) => ContentCheck {
-                json_valid: Some(true),
-                json_error: None,
-                items,
-                array_counts: Some(counts),
-            },
-            JsonCheck::Invalid(message) => ContentCheck {
-                json_valid: Some(false),
-                json_error: Some(message),
-                items: None,
-                array_counts: None,
-            },
-        }
-    }
-}
-
-/// A copy [`backup_file`] made, or the newest copy when the file is unchanged since.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupReport {
-    /// The new copy; with `unchanged`, the existing copy that holds the same bytes.
-    pub backup: PathBuf,
-    /// Size and SHA-256 of what was copied.
-    pub checksum: Checksum,
-    /// True when no copy was made: the file is identical to its newest copy.
-    pub unchanged: bool,
-    /// The content check of what was copied.
-    #[serde(flatten)]
-    pub content: ContentCheck,
-    /// Older copies removed to keep only `keep` versions.
-    pub removed: Vec<PathBuf>,
-    /// A copy that does not parse, and cleanup problems; the copy itself is complete.
-    pub warnings: Vec<String>,
-}
-
-/// What [`write_with_backup`] did besides writing.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WriteReport {
-    /// The copy of the previous version; `None` when there was no file yet or the copy failed.
-    pub backup: Option<PathBuf>,
-    /// True when the previous version was identical to its newest copy, which is `backup`.
-    pub unchanged: bool,
-    /// The content check of the previous version.
-    #[serde(flatten)]
-    pub content: ContentCheck,
-    /// The file written when the path is a symbolic link: the link's target.
-    pub written_through: Option<PathBuf>,
-    /// Older copies removed to keep only `keep` versions.
-    pub removed: Vec<PathBuf>,
-    /// A failed backup (without `strict`), a copy that does not parse, and cleanup problems.
-    pub warnings: Vec<String>,
-}
-
-/// Whether a copy's bytes match its recorded checksum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CopyStatus {
-    /// It hashes to its recorded SHA-256.
-    Ok,
-    /// It does not.
-    Damaged,
-    /// No checksum was recorded for it (a copy made by the older scripts).
-    Unrecorded,
-    /// `SHA256SUMS` lists it, but the file is gone.
-    Missing,
-}
-
-impl CopyStatus {
-    /// How `file list` and `file verify` show it.
-    pub fn label(self) -> &'static str {
-        match self {
-            CopyStatus::Ok => "ok",
-            CopyStatus::Damaged => "damaged",
-            CopyStatus::Unrecorded => "no recorded checksum",
-            CopyStatus::Missing => "missing",
-        }
-    }
-}
-
 /// One copy in a file's backup folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileBackup {
@@ -197,80 +95,6 @@ pub enum Pick {
     Newest,
     /// A copy by its file name (with or without `.backup`) or by its path.
     Named(String),
-}
-
-/// A copy [`restore`] passed over to reach the one it restored.
-#[derive(Debug, Clone, Serialize)]
-pub struct PassedOver {
-    /// The copy.
-    pub path: PathBuf,
-    /// Why: damaged, or does not parse.
-    pub reason: String,
-}
-
-/// What [`restore`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RestoreReport {
-    /// The copy brought back.
-    pub restored: PathBuf,
-    /// Size and SHA-256 of the restored file, read back from disk; equal to the copy's.
-    pub checksum: Checksum,
-    /// Whether the copy's checksum was recorded (`false` for copies of the older scripts).
-    pub recorded: bool,
-    /// The content check of the restored copy.
-    #[serde(flatten)]
-    pub content: ContentCheck,
-    /// Newer copies passed over, newest first.
-    pub passed_over: Vec<PassedOver>,
-    /// The copy holding the file as it was before the restore; `None` when it did not exist.
-    pub saved: Option<PathBuf>,
-    /// True when that was an existing copy (the file was identical to it).
-    pub saved_unchanged: bool,
-    /// The file written when the path is a symbolic link: the link's target.
-    pub written_through: Option<PathBuf>,
-    /// Older copies removed to keep only `keep` versions.
-    pub removed: Vec<PathBuf>,
-    /// Cleanup problems.
-    pub warnings: Vec<String>,
-}
-
-/// Size, SHA-256 and, for JSON, the parse check of one copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contents {
-    /// Size and SHA-256.
-    pub checksum: Checksum,
-    /// The JSON check, when asked for.
-    pub json: Option<JsonCheck>,
-}
-
-/// One copy as [`verify`] found it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CopyCheck {
-    /// The copy.
-    pub path: PathBuf,
-    /// What the check found.
-    pub status: CopyStatus,
-    /// The SHA-256 read now; `None` when missing or unreadable.
-    pub sha256: Option<String>,
-    /// The SHA-256 in `SHA256SUMS`.
-    pub recorded_sha256: Option<String>,
-    /// What is wrong, for a damaged or missing copy.
-    pub problem: Option<String>,
-}
-
-/// What [`verify`] found.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct VerifyReport {
-    /// Copies checked (missing ones included).
-    pub checked: usize,
-    /// Copies that match their checksum.
-    pub ok: usize,
-    /// Copies that do not, or are missing.
-    pub problems: usize,
-    /// Copies with no recorded checksum.
-    pub unrecorded: usize,
-    /// Each copy, newest first; missing ones last.
-    pub results: Vec<CopyCheck>,
 }
 
 /// Copies `path` into `backups/` beside it, unless it is identical to the newest copy, then
@@ -304,10 +128,9 @@ pub struct VerifyReport {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn backup_file(path: &Path, opts: &FileBackupOptions) -> Result<Option<BackupReport>> {
-    let Some(exists) = existing_file(path, "back up")? else {
+    let Some(dir) = existing_file(path, "back up")? else {
         return Ok(None);
     };
-    let dir = exists;
     let _lock = FolderLock::exclusive(&dir)?;
     let saved = save_current(path)?;
     let mut warnings = saved.warnings(path);
@@ -380,108 +203,6 @@ pub fn write_with_backup(
         )),
     }
     write_keeping_mode(&target, bytes)?;
-    Ok(report)
-}
-
-/// Brings back a copy: picks it (see [`Pick`]; a damaged copy is refused), saves the current
-/// `path` as a copy unless it is identical to the newest, replaces the file atomically with the
-/// copy (bytes and mtime; through a symbolic link to its target), then rotates, never removing
-/// the copy restored. Like `cp`, the restored file keeps the permission bits it had; if it did
-/// not exist, it gets the copy's bits less the umask.
-///
-/// # Errors
-///
-/// When the picked copy does not exist or is damaged, no copy qualifies for [`Pick::Latest`],
-/// the current file cannot be saved (nothing is replaced then), or the restored file cannot be
-/// written or does not read back as the copy.
-pub fn restore(path: &Path, pick: &Pick, opts: &FileBackupOptions) -> Result<RestoreReport> {
-    let copies = list_backups(path)?;
-    let json = checks_json(path, &copies);
-    let (chosen, contents, passed_over) = choose(path, &copies, pick, json)?;
-    let (target, through_link) = write_target(path)?;
-    let dir = backup_dir(path);
-    let _lock = FolderLock::exclusive(&dir)?;
-    let saved = match existing_file(path, "restore")? {
-        Some(_) => Some(save_current(path)?),
-        None => None,
-    };
-    let checksum = replace_from(&chosen.path, &target, &contents.checksum)?;
-    let protect: Vec<&Path> = [
-        Some(chosen.path.as_path()),
-        saved.as_ref().map(|s| s.copy.as_path()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let mut warnings = saved.as_ref().map_or_else(Vec::new, |s| s.warnings(path));
-    let (removed, more) = rotate(path, opts.keep, &protect, saved.as_ref());
-    warnings.extend(more);
-    Ok(RestoreReport {
-        restored: chosen.path.clone(),
-        checksum,
-        recorded: chosen.recorded.is_some(),
-        content: contents.json.into(),
-        passed_over,
-        saved_unchanged: saved.as_ref().is_some_and(|s| s.unchanged),
-        saved: saved.map(|s| s.copy),
-        written_through: through_link.then_some(target),
-        removed,
-        warnings,
-    })
-}
-
-/// Checks every copy of `path` against `SHA256SUMS`: newest first, then those the list names
-/// whose file is gone.
-///
-/// # Errors
-///
-/// When the backup folder or `SHA256SUMS` cannot be read. A copy that cannot be read is
-/// reported as damaged.
-pub fn verify(path: &Path) -> Result<VerifyReport> {
-    let copies = list_backups(path)?;
-    let mut report = VerifyReport::default();
-    for copy in &copies {
-        let check = match (&copy.recorded, hash_file(&copy.path)) {
-            (None, read) => CopyCheck {
-                path: copy.path.clone(),
-                status: CopyStatus::Unrecorded,
-                sha256: read.ok().map(|c| c.sha256),
-                recorded_sha256: None,
-                problem: None,
-            },
-            (Some(recorded), Ok(read)) => {
-                let ok = read.sha256 == *recorded;
-                CopyCheck {
-                    path: copy.path.clone(),
-                    status: if ok {
-                        CopyStatus::Ok
-                    } else {
-                        CopyStatus::Damaged
-                    },
-                    problem: (!ok).then(|| mismatch(recorded, &read.sha256)),
-                    sha256: Some(read.sha256),
-                    recorded_sha256: Some(recorded.clone()),
-                }
-            }
-            (Some(recorded), Err(e)) => CopyCheck {
-                path: copy.path.clone(),
-                status: CopyStatus::Damaged,
-                sha256: None,
-                recorded_sha256: Some(recorded.clone()),
-                problem: Some(crate::error::chain(&e)),
-            },
-        };
-        report.results.push(check);
-    }
-    report.results.extend(missing_copies(path, &copies)?);
-    for check in &report.results {
-        match check.status {
-            CopyStatus::Ok => report.ok += 1,
-            CopyStatus::Unrecorded => report.unrecorded += 1,
-            CopyStatus::Damaged | CopyStatus::Missing => report.problems += 1,
-        }
-    }
-    report.checked = report.results.len();
     Ok(report)
 }
 
@@ -675,71 +396,6 @@ fn holds(copy: &FileBackup, checksum: &Checksum) -> bool {
         && hash_file(&copy.path).is_ok_and(|read| read == *checksum)
 }
 
-/// Picks the copy to restore: returns it, what it holds, and the newer copies passed over.
-fn choose<'a>(
-    path: &Path,
-    copies: &'a [FileBackup],
-    pick: &Pick,
-    json: bool,
-) -> Result<(&'a FileBackup, Contents, Vec<PassedOver>)> {
-    let dir = backup_dir(path);
-    let no_copies = || Error::NoFileBackups {
-        path: path.to_path_buf(),
-        dir: dir.clone(),
-    };
-    let intact = |copy: &FileBackup| -> Result<Contents> {
-        let contents = inspect(&copy.path, json)?;
-        match &copy.recorded {
-            Some(sha) if *sha != contents.checksum.sha256 => Err(Error::DamagedCopy {
-                path: copy.path.clone(),
-                detail: mismatch(sha, &contents.checksum.sha256),
-            }),
-            _ => Ok(contents),
-        }
-    };
-    match pick {
-        Pick::Named(arg) => {
-            let copy = copies
-                .iter()
-                .find(|c| names_copy(arg, &c.path))
-                .ok_or_else(|| Error::UnknownBackup {
-                    name: arg.clone(),
-                    dir: dir.clone(),
-                })?;
-            Ok((copy, intact(copy)?, Vec::new()))
-        }
-        Pick::Newest => {
-            let copy = copies.first().ok_or_else(no_copies)?;
-            Ok((copy, intact(copy)?, Vec::new()))
-        }
-        Pick::Latest => {
-            let mut passed = Vec::new();
-            for copy in copies {
-                let reason = match intact(copy) {
-                    Ok(contents) => match &contents.json {
-                        Some(JsonCheck::Invalid(e)) => format!("does not parse as JSON: {e}"),
-                        _ => return Ok((copy, contents, passed)),
-                    },
-                    Err(e @ Error::DamagedCopy { .. }) => e.to_string(),
-                    Err(e) => return Err(e),
-                };
-                passed.push(PassedOver {
-                    path: copy.path.clone(),
-                    reason,
-                });
-            }
-            match copies.len() {
-                0 => Err(no_copies()),
-                n => Err(Error::NoGoodCopy {
-                    path: path.to_path_buf(),
-                    dir,
-                    copies: n,
-                }),
-            }
-        }
-    }
-}
-
 fn mismatch(recorded: &str, read: &str) -> String {
     format!("SHA-256 is {read}, SHA256SUMS records {recorded}")
 }
@@ -823,32 +479,6 @@ fn newest_passing(path: &Path, copies: &[FileBackup], saved: Option<&Saved>) -> 
     })
 }
 
-/// Copies `SHA256SUMS` lists for `path` whose file is gone.
-fn missing_copies(path: &Path, copies: &[FileBackup]) -> Result<Vec<CopyCheck>> {
-    let name = file_name(path)?;
-    let dir = backup_dir(path);
-    let sums = Sums::read(&dir)?;
-    let mut missing = Vec::new();
-    for file in sums.names() {
-        let present = copies.iter().any(|c| c.path.file_name() == Some(&file));
-        if present || names::parse_backup_name(name, &file).is_none() {
-            continue;
-        }
-        let path = dir.join(&file);
-        if fs::symlink_metadata(&path).is_ok() {
-            continue;
-        }
-        missing.push(CopyCheck {
-            recorded_sha256: sums.get(&file).map(str::to_string),
-            path,
-            status: CopyStatus::Missing,
-            sha256: None,
-            problem: Some("SHA256SUMS lists it, but the file is gone".to_string()),
-        });
-    }
-    Ok(missing)
-}
-
 /// Whether the file at `path` starts like a JSON document.
 fn starts_like_json(path: &Path) -> bool {
     let mut head = [0u8; 512];
@@ -891,17 +521,6 @@ fn next_seq(existing: &[FileBackup], created: DateTime<Utc>) -> u32 {
 
 fn file_name(path: &Path) -> Result<&OsStr> {
     path.file_name().ok_or_else(|| not_a_file("back up", path))
-}
-
-/// Serialises item counts as a JSON object in document order (or `null`).
-fn ordered_map<S: Serializer>(
-    counts: &Option<Vec<(String, u64)>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match counts {
-        Some(counts) => s.collect_map(counts.iter().map(|(k, n)| (k, n))),
-        None => s.serialize_none(),
-    }
 }
 
 #[cfg(test)]
