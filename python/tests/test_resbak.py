@@ -4,9 +4,11 @@ import json
 import logging
 import os
 import re
+import fcntl
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,21 @@ def test_the_resbak_command_runs_the_same_command_line(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2
     assert missing.stderr.startswith("resbak: there are no backups of")
+
+
+def test_the_gil_is_released_while_resbak_waits_on_the_copies_folder(tmp_path):
+    path = tmp_path / "store.json"
+    path.write_text("[1]")
+    (tmp_path / "backups").mkdir()
+    results = []
+    with open(tmp_path / "backups" / "SHA256SUMS.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: results.append(resbak.backup_file(path)))
+        worker.start()
+        # The call cannot finish while this thread holds the folder's lock; this thread only
+        # runs on because the waiting call released the GIL.
+        worker.join(timeout=0.2)
+        assert worker.is_alive() and results == []
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    worker.join()
+    assert results[0]["items"] == 1
