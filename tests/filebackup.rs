@@ -676,3 +676,20 @@ fn a_copies_folder_inside_a_strategy_is_left_out_of_its_backups() {
         "{names:?}"
     );
 }
+
+#[test]
+fn stamps_of_copies_without_a_recorded_checksum_are_local_time() {
+    let env = Env::new();
+    write(&store(&env), "[]");
+    let legacy = "experiences.json.20240220_143000.backup";
+    write(&copy_dir(&env).join(legacy), "[1]");
+    let out = env
+        .cmd(&["file", "list", STORE, "--json"])
+        .env("TZ", "JST-9")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["created"], "2024-02-20T05:30:00Z");
+    assert_eq!(rows[0]["status"], "unrecorded");
+}
