@@ -204,8 +204,8 @@ impl Excludes {
     }
 }
 
-/// Walks `src` in sorted order without following links, leaving out excluded paths. Yields
-/// each entry with its path relative to `src`.
+/// Walks `src` in sorted order without following links, leaving out excluded paths and the
+/// copies folders of `resbak file`. Yields each entry with its path relative to `src`.
 pub(crate) fn walk<'a>(
     src: &'a Path,
     excludes: &'a Excludes,
@@ -221,7 +221,9 @@ pub(crate) fn walk<'a>(
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(move |e| e.depth() == 0 || !excludes.matches(&relative(e)))
+        .filter_entry(move |e| {
+            e.depth() == 0 || !(excludes.matches(&relative(e)) || crate::filebackup::leaves_out(e))
+        })
         .map(move |item| {
             let item = item.map_err(|e| {
                 let path = e.path().unwrap_or(src).to_path_buf();

@@ -315,9 +315,31 @@ pub enum Command {
 
     /// Timestamped copies of single files, kept in backups/ beside each file.
     ///
-    /// For data files a program rewrites in place. --results-dir and --backup-dir do not apply.
+    /// For data files a program rewrites in place. Each copies folder keeps a SHA256SUMS.
+    File(FileArgs),
+}
+
+/// `resbak file`: the subcommand. The global folder and configuration options are defined here
+/// again, hidden and refused, so that they are not offered to the `file` subcommands.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// What to do.
     #[command(subcommand)]
-    File(FileCommand),
+    pub command: FileCommand,
+    /// Refused: copies go to backups/ beside the file.
+    #[arg(long, hide = true, value_name = "DIR", value_parser = not_for_file)]
+    pub results_dir: Option<PathBuf>,
+    /// Refused: copies go to backups/ beside the file.
+    #[arg(long, hide = true, value_name = "DIR", value_parser = not_for_file)]
+    pub backup_dir: Option<PathBuf>,
+    /// Refused: `resbak file` reads no configuration.
+    #[arg(long, hide = true, value_name = "FILE", value_parser = not_for_file)]
+    pub config: Option<PathBuf>,
+}
+
+/// Refuses a global option given to `resbak file`.
+fn not_for_file(_: &str) -> Result<PathBuf, String> {
+    Err("this option does not apply to `resbak file`: copies go to backups/ beside the file".into())
 }
 
 /// Arguments of `resbak backup`.
@@ -394,41 +416,61 @@ pub enum FileCommand {
     ///
     /// The copy is exact and keeps the file's mtime; as with cp, it gets the file's permissions
     /// less the umask. The timestamp is UTC and further copies in the same second get _2, _3,
-    /// ... A missing PATH is not an error: there is nothing to protect yet.
+    /// ... Its SHA-256 goes into the folder's SHA256SUMS. A PATH identical to its newest copy
+    /// is not copied again; a JSON file that does not parse is copied with a warning. A missing
+    /// PATH is not an error: there is nothing to protect yet.
     #[command(after_help = "Example: resbak file backup data/experiences.json --keep 20")]
     Backup {
         /// The file to copy.
         path: PathBuf,
-        /// Copies of this file to keep; older ones are removed.
+        /// Distinct versions of this file to keep; older copies are removed (never the newest
+        /// copy that parses).
         #[arg(long, value_name = "N", default_value_t = crate::filebackup::DEFAULT_KEEP,
               value_parser = parse_keep)]
         keep: usize,
     },
 
-    /// List PATH's copies, newest first, with time, size and SHA-256.
+    /// List PATH's copies, newest first, with time, size, SHA-256 and status.
     ///
-    /// For .json files also whether each copy parses and how many items each top-level array
-    /// holds.
+    /// STATUS is ok (matches SHA256SUMS), damaged, or "no recorded checksum". For JSON files
+    /// also whether each copy parses and how many items each top-level array holds. Exits 1
+    /// when a copy is damaged.
     #[command(after_help = "Example: resbak file list data/experiences.json")]
     List {
         /// The file whose copies to list.
         path: PathBuf,
     },
 
+    /// Check every copy of PATH against the SHA256SUMS of its copies folder.
+    ///
+    /// Exits 1 when a copy is damaged or missing; copies with no recorded checksum (made
+    /// before the folder kept one) are reported, not counted as problems.
+    #[command(after_help = "Example: resbak file verify data/experiences.json")]
+    Verify {
+        /// The file whose copies to check.
+        path: PathBuf,
+    },
+
     /// Save the current PATH as a new copy, then replace PATH with BACKUP or the newest copy.
     ///
-    /// Prints the SHA-256 of the restored file, which equals the copy's.
+    /// A damaged copy is refused. Prints the SHA-256 of the restored file, which equals the
+    /// copy's. A PATH that is a symbolic link is written through to its target.
     #[command(after_help = "Example: resbak file restore data/experiences.json --latest")]
-    #[command(group(clap::ArgGroup::new("which").required(true).args(["backup", "latest"])))]
-    #[command(override_usage = "resbak file restore [OPTIONS] <PATH> <BACKUP|--latest>")]
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["backup", "latest", "exact"])))]
+    #[command(override_usage = "resbak file restore [OPTIONS] <PATH> <BACKUP|--latest|--exact>")]
     Restore {
         /// The file to restore.
         path: PathBuf,
         /// A copy's name from `resbak file list` (or its path).
+        #[arg(conflicts_with_all = ["latest", "exact"])]
         backup: Option<String>,
-        /// Restore the newest copy (taken before the current file is saved).
+        /// Restore the newest intact copy that parses (for JSON files), passing over newer ones
+        /// (chosen before the current file is saved).
         #[arg(long)]
         latest: bool,
+        /// Restore the newest copy whatever it holds (a damaged one is still refused).
+        #[arg(long)]
+        exact: bool,
         /// Copies of this file to keep afterwards; the restored copy is always kept.
         #[arg(long, value_name = "N", default_value_t = crate::filebackup::DEFAULT_KEEP,
               value_parser = parse_keep)]

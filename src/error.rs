@@ -179,6 +179,33 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A copy of a single file whose bytes no longer match the SHA-256 its folder recorded.
+    #[error("copy {} is damaged: {}", printable(path.display()), printable(detail))]
+    DamagedCopy {
+        /// The copy.
+        path: PathBuf,
+        /// What does not match.
+        detail: String,
+    },
+
+    /// No copy of a single file is intact and passes its content check (for JSON, parses).
+    #[error("none of the {copies} copies of {} in {} is intact and parses; name one (see `resbak file list`) or take the newest with --exact", printable(path.display()), printable(dir.display()))]
+    NoGoodCopy {
+        /// The file.
+        path: PathBuf,
+        /// Its copies folder.
+        dir: PathBuf,
+        /// How many copies there are.
+        copies: usize,
+    },
+
+    /// A global option that `resbak file` does not use.
+    #[error("{option} does not apply to `resbak file`: copies go to backups/ beside the file")]
+    NotForFile {
+        /// The option, as typed.
+        option: &'static str,
+    },
+
     /// A comparison (`diff`) that could not be made, whatever the cause, even a damaged archive:
     /// exit code 2, as for diff(1). Shows the cause's message.
     #[error(transparent)]
@@ -295,6 +322,9 @@ impl Error {
             Error::DestinationExists { .. } => "destination_exists",
             Error::Remote { .. } => "remote",
             Error::NoFileBackups { .. } => "no_file_backups",
+            Error::DamagedCopy { .. } => "damaged_copy",
+            Error::NoGoodCopy { .. } => "no_good_copy",
+            Error::NotForFile { .. } => "usage",
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
             Error::Uncompared(inner) => inner.kind(),
@@ -315,6 +345,8 @@ impl Error {
                 | Error::UnsafeEntry { .. }
                 | Error::Missing { .. }
                 | Error::NotInArchive { .. }
+                | Error::DamagedCopy { .. }
+                | Error::NoGoodCopy { .. }
         )
     }
 }

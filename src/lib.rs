@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diff;
+pub mod entry;
 pub mod error;
 pub mod exit_codes;
 pub mod extract;
@@ -51,6 +52,19 @@ use std::io::{ErrorKind, Write};
 /// the exit code reflects that work; report lines after the break are lost. A report that could
 /// not be written for another reason (a full disk) turns a success into an error.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    run_with(cli, out, true)
+}
+
+/// [`run`] for a program that embeds resbak (such as a Python module): no signal handlers are
+/// installed, so the host program keeps its own.
+pub fn run_embedded(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    run_with(cli, out, false)
+}
+
+fn run_with(cli: Cli, out: &mut dyn Write, signals: bool) -> Result<ExitCode> {
+    if let Command::File(_) = &cli.command {
+        return run_file(cli, out, signals);
+    }
     match &cli.command {
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -91,8 +105,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     };
     let settings = Settings::resolve(&flags, |var| std::env::var(var).ok())?;
     manifest::legacy::set_zone(settings.zone(std::env::var("TZ").ok().as_deref()));
-    interrupt::report_as_json(cli.json);
-    interrupt::on_signal_clean_up_and_exit()?;
+    if signals {
+        interrupt::report_as_json(cli.json);
+        interrupt::on_signal_clean_up_and_exit()?;
+    }
     let ctx = Context {
         results_dir: settings.results_dir.value.clone(),
         backup_dir: settings.backup_dir.value.clone(),
@@ -107,6 +123,34 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
     let outcome = dispatch(cli.command, &ctx, &settings, archive_options, &mut printer);
+    finish(printer, outcome)
+}
+
+/// Runs `resbak file`, which uses no settings: the global folder options are refused.
+fn run_file(cli: Cli, out: &mut dyn Write, signals: bool) -> Result<ExitCode> {
+    let refused = [
+        (cli.results_dir.is_some(), "--results-dir"),
+        (cli.backup_dir.is_some(), "--backup-dir"),
+        (cli.config.is_some(), "--config"),
+    ];
+    if let Some((_, option)) = refused.into_iter().find(|(given, _)| *given) {
+        return Err(Error::NotForFile { option });
+    }
+    if signals {
+        interrupt::report_as_json(cli.json);
+        interrupt::on_signal_clean_up_and_exit()?;
+    }
+    let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
+    let mut printer = Printer::with_ui(out, ui);
+    let Command::File(args) = cli.command else {
+        unreachable!("called for `resbak file` only")
+    };
+    let outcome = commands::file::run(&file_action(args.command), &mut printer);
+    finish(printer, outcome)
+}
+
+/// Ends a command: waits out an interruption, flushes the report, and picks the exit code.
+fn finish(printer: Printer, outcome: Result<commands::Outcome>) -> Result<ExitCode> {
     interrupt::settle();
     let broken = printer.finish();
     let code = ExitCode::from(outcome?);
@@ -300,7 +344,7 @@ fn dispatch(
         }
         Command::Config => commands::config::run(settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
-        Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
+        Command::File(_) => unreachable!("handled by run_file"),
     }
 }
 
@@ -350,11 +394,20 @@ fn file_action(cmd: cli::FileCommand) -> commands::file::FileAction {
     match cmd {
         Cmd::Backup { path, keep } => FileAction::Backup { path, keep },
         Cmd::List { path } => FileAction::List { path },
+        Cmd::Verify { path } => FileAction::Verify { path },
         Cmd::Restore {
-            path, backup, keep, ..
+            path,
+            backup,
+            exact,
+            keep,
+            ..
         } => FileAction::Restore {
             path,
-            pick: backup.map_or(filebackup::Pick::Latest, filebackup::Pick::Named),
+            pick: match (backup, exact) {
+                (Some(name), _) => filebackup::Pick::Named(name),
+                (None, true) => filebackup::Pick::Newest,
+                (None, false) => filebackup::Pick::Latest,
+            },
             keep,
         },
     }

@@ -329,6 +329,7 @@ fn names_with_control_characters_cannot_forge_report_lines() {
     crate::util::write(&path, "1");
     let arg = format!("d/{name}");
     env.run(&["file", "backup", &arg]);
+    crate::util::write(&path, "2");
     let out = env.run(&["file", "backup", &arg, "--keep", "1"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");

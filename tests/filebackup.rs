@@ -1,5 +1,5 @@
 use crate::safety::run_with_umask;
-use crate::util::{Env, set_mtimes, sha256_file, write};
+use crate::util::{Env, flip_byte, have, set_mtimes, sha256_file, write};
 use resbak::filebackup::{FileBackupOptions, write_with_backup};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,11 +15,12 @@ fn copy_dir(env: &Env) -> PathBuf {
     env.path().join("data/backups")
 }
 
-/// File names in `data/backups`, sorted.
+/// File names in `data/backups`, sorted, less the checksum list and its lock.
 fn copies(env: &Env) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(copy_dir(env))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "SHA256SUMS" && n != "SHA256SUMS.lock")
         .collect();
     names.sort();
     names
@@ -51,15 +52,15 @@ fn backup_twice_in_one_second_gives_two_copies() {
     let env = Env::new();
     write(&store(&env), r#"{"experiences": [1, 2]}"#);
     env.run(&["file", "backup", STORE]);
+    write(&store(&env), r#"{"experiences": [1, 2, 3]}"#);
     env.run(&["file", "backup", STORE]);
     let names = copies(&env);
     assert_eq!(names.len(), 2, "{}", env.tree());
-    for name in &names {
-        assert_eq!(
-            fs::read(copy_dir(&env).join(name)).unwrap(),
-            fs::read(store(&env)).unwrap()
-        );
-    }
+    let contents: Vec<Vec<u8>> = names
+        .iter()
+        .map(|name| fs::read(copy_dir(&env).join(name)).unwrap())
+        .collect();
+    assert!(contents.contains(&fs::read(store(&env)).unwrap()));
     let stamp = |name: &str| name["experiences.json.".len()..][..15].to_string();
     if stamp(&names[0]) == stamp(&names[1]) {
         let second = format!("experiences.json.{}_2.backup", stamp(&names[0]));
@@ -111,7 +112,7 @@ fn rotation_keeps_the_ten_newest_and_reports_each_removal() {
     write(&store(&env), "current");
     for n in 0..11 {
         let name = format!("experiences.json.20200101_0000{n:02}.backup");
-        write(&copy_dir(&env).join(name), "old");
+        write(&copy_dir(&env).join(name), &format!("old {n}"));
     }
     let unrelated = [
         "experiences.json.notes.backup",
@@ -167,19 +168,19 @@ fn restore_round_trips_and_saves_the_current_version_first() {
 fn restore_latest_takes_the_newest_copy_before_saving_the_current_file() {
     let env = Env::new();
     let path = store(&env);
-    write(&path, "v1");
+    write(&path, "[1]");
     env.run(&["file", "backup", STORE]);
-    write(&path, "v2");
+    write(&path, "[2]");
     env.run(&["file", "backup", STORE]);
-    write(&path, "v3");
+    write(&path, "[3]");
     let out = env.run(&["file", "restore", STORE, "--latest"]);
-    assert_eq!(fs::read_to_string(&path).unwrap(), "v2");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "[2]");
     assert_eq!(printed_sha(&out), sha256_file(&path));
     let contents: Vec<String> = copies(&env)
         .iter()
         .map(|c| fs::read_to_string(copy_dir(&env).join(c)).unwrap())
         .collect();
-    assert_eq!(contents, ["v1", "v2", "v3"]);
+    assert_eq!(contents, ["[1]", "[2]", "[3]"]);
 }
 
 #[test]
@@ -214,7 +215,7 @@ fn restore_refuses_unknown_or_missing_choices() {
     let err = env.fail(&["file", "restore", STORE, "nope.backup"], 2);
     assert!(err.contains("no backup named \"nope.backup\""), "{err}");
     let err = env.fail(&["file", "restore", STORE], 2);
-    assert!(err.contains("<BACKUP|--latest>"), "{err}");
+    assert!(err.contains("<BACKUP|--latest"), "{err}");
     assert_eq!(fs::read_to_string(store(&env)).unwrap(), "v1");
     assert_eq!(copies(&env).len(), 1);
 }
@@ -298,6 +299,7 @@ fn copies_and_restores_get_their_modes_as_cp_gives_them() {
         run_with_umask(&env, umask, &["file", "backup", STORE]);
         let copy = copy_dir(&env).join(&copies(&env)[0]);
         assert_eq!(mode(&copy), 0o666 & !mask, "copy (umask {umask})");
+        write(&path, "v2");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         run_with_umask(&env, umask, &["file", "backup", STORE]);
         let newest = copy_dir(&env).join(&copies(&env)[1]);
@@ -347,4 +349,347 @@ fn a_new_file_written_with_backup_gets_0666_less_the_umask() {
         assert!(out.status.success(), "umask {umask}: {text}{err}");
         assert!(text.contains("1 passed"), "umask {umask}: {text}");
     }
+}
+
+/// Contents of every copy in `data/backups`, oldest name first.
+fn contents(env: &Env) -> Vec<String> {
+    copies(env)
+        .iter()
+        .filter(|n| n.ends_with(".backup"))
+        .map(|c| fs::read_to_string(copy_dir(env).join(c)).unwrap())
+        .collect()
+}
+
+/// Runs resbak with exit code `code` and returns (stdout, stderr).
+fn both(env: &Env, args: &[&str], code: i32) -> (String, String) {
+    let out = env.run_code(args, code);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (text(&out.stdout), text(&out.stderr))
+}
+
+const GOOD_1: &str = r#"{"experiences": [1, 2, 3]}"#;
+const GOOD_2: &str = r#"{"experiences": [1, 2, 3, 4]}"#;
+const TRUNCATED: &str = r#"{"experiences": [1, 2, 3, 4, 5"#;
+
+#[test]
+fn unchanged_saves_make_no_copy_and_rotation_keeps_both_good_versions() {
+    let env = Env::new();
+    write(&store(&env), GOOD_1);
+    env.run(&["file", "backup", STORE, "--keep", "3"]);
+    write(&store(&env), GOOD_2);
+    env.run(&["file", "backup", STORE, "--keep", "3"]);
+    for _ in 0..5 {
+        let out = env.run(&["file", "backup", STORE, "--keep", "3"]);
+        assert!(out.contains("unchanged since"), "{out}");
+    }
+    write(&store(&env), TRUNCATED);
+    for _ in 0..5 {
+        both(&env, &["file", "backup", STORE, "--keep", "3"], 0);
+    }
+    assert_eq!(contents(&env).len(), 3, "{}", env.tree());
+    for good in [GOOD_1, GOOD_2, TRUNCATED] {
+        assert!(contents(&env).iter().any(|c| c == good), "{}", env.tree());
+    }
+}
+
+#[test]
+fn rotation_never_removes_the_newest_copy_that_parses() {
+    let env = Env::new();
+    for content in [GOOD_1, GOOD_2] {
+        write(&store(&env), content);
+        env.run(&["file", "backup", STORE]);
+    }
+    for n in 1..=3 {
+        write(&store(&env), &TRUNCATED[..TRUNCATED.len() - n]);
+        both(&env, &["file", "backup", STORE, "--keep", "2"], 0);
+    }
+    let left = contents(&env);
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.contains(&GOOD_2.to_string()), "{left:?}");
+    assert!(!left.contains(&GOOD_1.to_string()), "{left:?}");
+}
+
+#[test]
+fn a_truncated_json_copy_is_flagged_and_restore_latest_passes_it_over() {
+    let env = Env::new();
+    write(&store(&env), GOOD_2);
+    env.run(&["file", "backup", STORE]);
+    write(&store(&env), TRUNCATED);
+    let (_, err) = both(&env, &["file", "backup", STORE], 0);
+    assert!(
+        err.contains("warning") && err.contains("does not parse as JSON"),
+        "{err}"
+    );
+    let listed = env.run(&["file", "list", STORE]);
+    assert!(listed.contains("invalid JSON"), "{listed}");
+    write(&store(&env), "");
+
+    let out = env.run(&["file", "restore", STORE, "--exact", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["json_valid"], false);
+    assert_eq!(fs::read_to_string(store(&env)).unwrap(), TRUNCATED);
+
+    // The empty file was saved as the newest copy: both it and the truncated one are passed over.
+    let out = env.run(&["file", "restore", STORE, "--latest"]);
+    assert_eq!(fs::read_to_string(store(&env)).unwrap(), GOOD_2);
+    let passed = out.lines().filter(|l| l.starts_with("Passed over")).count();
+    assert_eq!(passed, 2, "{out}");
+    assert!(out.contains("newest copy that parses"), "{out}");
+    assert!(out.contains("experiences: 4 items"), "{out}");
+}
+
+#[test]
+fn json_is_recognised_by_content_as_well_as_by_name() {
+    let env = Env::new();
+    let path = env.path().join("data/store.dat");
+    write(&path, r#"[{"pnl": 1}, {"pnl": 2}]"#);
+    env.run(&["file", "backup", "data/store.dat"]);
+    write(&path, r#"[{"pnl": 1}, {"pnl"#);
+    let (_, err) = both(&env, &["file", "backup", "data/store.dat"], 0);
+    assert!(err.contains("does not parse as JSON"), "{err}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&env.run(&["file", "list", "data/store.dat", "--json"])).unwrap();
+    assert_eq!(rows[0]["json_valid"], false);
+    assert_eq!(rows[1]["json_valid"], true);
+    assert_eq!(rows[1]["items"], 2);
+}
+
+#[test]
+fn library_write_reports_the_content_check_of_the_previous_version() {
+    let env = Env::new();
+    let path = store(&env);
+    write(&path, TRUNCATED);
+    let report =
+        write_with_backup(&path, GOOD_1.as_bytes(), &FileBackupOptions::default()).unwrap();
+    assert_eq!(report.content.json_valid, Some(false));
+    assert!(
+        report.warnings.iter().any(|w| w.contains("does not parse")),
+        "{:?}",
+        report.warnings
+    );
+    let report =
+        write_with_backup(&path, GOOD_2.as_bytes(), &FileBackupOptions::default()).unwrap();
+    assert_eq!(report.content.items, Some(3));
+}
+
+/// The lines of `data/backups/SHA256SUMS`.
+fn sums(env: &Env) -> Vec<String> {
+    fs::read_to_string(copy_dir(env).join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_copy_and_removal_updates_sha256sums() {
+    let env = Env::new();
+    for content in ["v1", "v2", "v3"] {
+        write(&store(&env), content);
+        env.run(&["file", "backup", STORE, "--keep", "2"]);
+    }
+    let names: Vec<String> = copies(&env)
+        .into_iter()
+        .filter(|n| n.ends_with(".backup"))
+        .collect();
+    assert_eq!(names.len(), 2);
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}  {n}", sha256_file(&copy_dir(&env).join(n))))
+        .collect();
+    let mut lines = sums(&env);
+    expected.sort();
+    lines.sort();
+    assert_eq!(lines, expected);
+    if have("sha256sum") {
+        let check = std::process::Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(copy_dir(&env))
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+    }
+}
+
+#[test]
+fn a_damaged_copy_is_found_by_verify_and_list_and_refused_by_restore() {
+    let env = Env::new();
+    for content in ["version one", "version two"] {
+        write(&store(&env), content);
+        env.run(&["file", "backup", STORE]);
+    }
+    let oldest = copies(&env)[0].clone();
+    assert!(oldest.ends_with(".backup"), "{oldest}");
+    flip_byte(&copy_dir(&env).join(&oldest), 0);
+
+    let (out, _) = both(&env, &["file", "verify", STORE], 1);
+    assert!(out.contains("DAMAGED") && out.contains(&oldest), "{out}");
+    assert!(out.contains("1 ok, 1 with problems"), "{out}");
+    let (out, _) = both(&env, &["file", "list", STORE], 1);
+    let line = out.lines().find(|l| l.contains(&oldest)).unwrap();
+    assert!(line.contains("damaged"), "{out}");
+
+    write(&store(&env), "current");
+    let err = env.fail(&["file", "restore", STORE, &oldest], 1);
+    assert!(err.contains("is damaged"), "{err}");
+    assert_eq!(fs::read_to_string(store(&env)).unwrap(), "current");
+
+    fs::remove_file(copy_dir(&env).join(&oldest)).unwrap();
+    let (out, _) = both(&env, &["file", "verify", STORE, "--json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["problems"], 1);
+    assert_eq!(report["results"][1]["status"], "missing");
+}
+
+#[test]
+fn restore_and_library_writes_go_through_a_symlink_to_its_target() {
+    let env = Env::new();
+    let real = env.path().join("store/experiences.json");
+    write(&real, GOOD_1);
+    fs::create_dir_all(env.path().join("data")).unwrap();
+    std::os::unix::fs::symlink("../store/experiences.json", store(&env)).unwrap();
+    env.run(&["file", "backup", STORE]);
+    write(&real, GOOD_2);
+
+    let out = env.run(&["file", "restore", STORE, "--latest"]);
+    assert!(out.contains("symbolic link"), "{out}");
+    let meta = fs::symlink_metadata(store(&env)).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(fs::read_to_string(&real).unwrap(), GOOD_1);
+
+    let report = write_with_backup(&store(&env), b"[]", &FileBackupOptions::default()).unwrap();
+    let meta = fs::symlink_metadata(store(&env)).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    assert_eq!(fs::read_to_string(&real).unwrap(), "[]");
+    let through = report.written_through.unwrap();
+    assert_eq!(
+        fs::canonicalize(through).unwrap(),
+        fs::canonicalize(&real).unwrap()
+    );
+}
+
+#[test]
+fn folder_options_that_do_not_apply_to_file_are_refused() {
+    let env = Env::new();
+    write(&store(&env), "v1");
+    for args in [
+        &["file", "backup", STORE, "--backup-dir", "elsewhere"][..],
+        &["--backup-dir", "elsewhere", "file", "backup", STORE],
+        &["file", "--results-dir", "r", "list", STORE],
+        &["--config", "resbak.toml", "file", "list", STORE],
+    ] {
+        let err = env.fail(args, 2);
+        assert!(err.starts_with("resbak: "), "{args:?}: {err}");
+    }
+    assert!(!copy_dir(&env).exists(), "{}", env.tree());
+    assert!(!env.path().join("elsewhere").exists());
+    let help = env.run(&["file", "backup", "--help"]);
+    assert!(
+        !help.contains("--backup-dir") && !help.contains("--results-dir"),
+        "{help}"
+    );
+    assert!(help.contains("--json") && help.contains("--keep"), "{help}");
+}
+
+#[test]
+fn a_broken_configuration_does_not_stop_file_commands() {
+    let env = Env::new();
+    write(&env.path().join("resbak.toml"), "not = [valid");
+    write(&store(&env), "v1");
+    env.run(&["file", "backup", STORE]);
+}
+
+#[test]
+fn copies_made_by_the_old_scripts_are_listed_verified_and_rotated() {
+    let env = Env::new();
+    write(&store(&env), r#"{"experiences": []}"#);
+    for n in 0..11 {
+        let name = format!("experiences.json.20240220_1430{n:02}.backup");
+        write(
+            &copy_dir(&env).join(name),
+            &format!(r#"{{"experiences": [{n}]}}"#),
+        );
+    }
+    let listed = env.run(&["file", "list", STORE]);
+    let legacy = listed
+        .lines()
+        .filter(|l| l.contains("no recorded checksum"))
+        .count();
+    assert_eq!(legacy, 11, "{listed}");
+    let out = env.run(&["file", "verify", STORE]);
+    assert!(
+        out.contains("0 with problems, 11 with no recorded checksum"),
+        "{out}"
+    );
+
+    let out = env.run(&["file", "backup", STORE]);
+    let removed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Removed old backup: "))
+        .collect();
+    let path_of = |n: u32| format!("data/backups/experiences.json.20240220_1430{n:02}.backup");
+    assert_eq!(removed, [path_of(1), path_of(0)]);
+    let out = env.run(&["file", "verify", STORE]);
+    assert!(
+        out.contains("1 ok, 0 with problems, 9 with no recorded checksum"),
+        "{out}"
+    );
+    assert_eq!(sums(&env).len(), 1);
+}
+
+/// Entry names in a `.tar.gz`.
+fn archive_names(archive: &Path) -> Vec<String> {
+    let file = fs::File::open(archive).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    tar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn a_copies_folder_inside_a_strategy_is_left_out_of_its_backups() {
+    let env = Env::new();
+    env.sample("s1");
+    let store = env.results().join("s1/experiences.json");
+    write(&store, GOOD_1);
+    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    // A folder of the user's own named `backups`, with no SHA256SUMS, is data like any other.
+    write(&env.results().join("s1/runs/backups/notes.txt"), "mine");
+    let out = env.run(&["backup", "s1", "--verbose"]);
+    assert!(
+        out.contains("left out") && out.contains("s1/backups"),
+        "{out}"
+    );
+    let archive = env.backups().join(&env.archives()[0]);
+    let names = archive_names(&archive);
+    assert!(
+        names.iter().any(|n| n == "s1/experiences.json"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "s1/runs/backups/notes.txt"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("s1/backups")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn stamps_of_copies_without_a_recorded_checksum_are_local_time() {
+    let env = Env::new();
+    write(&store(&env), "[]");
+    let legacy = "experiences.json.20240220_143000.backup";
+    write(&copy_dir(&env).join(legacy), "[1]");
+    let out = env
+        .cmd(&["file", "list", STORE, "--json"])
+        .env("TZ", "JST-9")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["created"], "2024-02-20T05:30:00Z");
+    assert_eq!(rows[0]["status"], "unrecorded");
 }

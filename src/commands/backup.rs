@@ -285,6 +285,7 @@ fn back_up(
             human_size(entry.bytes),
             entry.sha256
         ))?;
+        note_copies_folders(src, printer)?;
     }
     let mut backed = Backed {
         archive: Some(entry.backup_file.clone()),
@@ -380,6 +381,17 @@ fn sources(
     Ok(found)
 }
 
+/// Names the copies folders of `resbak file` that the backup of `src` left out.
+fn note_copies_folders(src: &Path, printer: &mut Printer) -> Result<()> {
+    for folder in crate::filebackup::copies_folders_in(src) {
+        printer.line(format_args!(
+            "  left out {}: a copies folder of `resbak file` (it keeps their SHA256SUMS)",
+            folder.display()
+        ))?;
+    }
+    Ok(())
+}
+
 /// Prints what a backup of `src` would hold.
 fn dry_run(
     name: &str,
@@ -394,6 +406,9 @@ fn dry_run(
             path.display(),
             human_size(*len)
         ))?;
+    }
+    if printer.verbose() {
+        note_copies_folders(src, printer)?;
     }
     printer.line(format_args!(
         "Would back up {name}: {}, {} before compression",
