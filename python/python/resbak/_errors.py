@@ -167,6 +167,12 @@ class NoGoodCopyError(Error):
     kind = "no_good_copy"
 
 
+class InvalidArgumentError(Error):
+    """resbak error kind ``invalid_argument``."""
+
+    kind = "invalid_argument"
+
+
 class UsageError(Error):
     """resbak error kind ``usage``."""
 
