@@ -216,6 +216,10 @@ pub enum Command {
         remote: String,
     },
 
+    /// age keys for encrypted remotes.
+    #[command(subcommand)]
+    Key(KeyCommand),
+
     /// Timestamped copies of single files, kept in backups/ beside each file.
     ///
     /// For data files a program rewrites in place. --results-dir and --backup-dir do not apply.
@@ -262,6 +266,21 @@ pub struct BackupArgs {
     /// restore --force) of the strategy [default: 3 when pruning]
     #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     pub keep_safety: Option<u64>,
+}
+
+/// The `resbak key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new age identity and print its recipient (the public key for `recipients`).
+    ///
+    /// FILE is created with mode 0600 and never replaces an existing file; without FILE the
+    /// identity is printed. Keep a second copy somewhere safe: without it the encrypted
+    /// off-site copies cannot be read.
+    #[command(after_help = "Example: resbak key generate ~/.config/resbak/offsite.key")]
+    Generate {
+        /// Where to write the identity.
+        file: Option<PathBuf>,
+    },
 }
 
 /// The `resbak file` subcommands.

@@ -62,6 +62,17 @@ pub struct RemoteConfig {
     pub allow_http: bool,
     /// How long a failing request is retried before giving up, in seconds (default 60).
     pub retry_timeout_secs: Option<u64>,
+    /// `false` to push readable archives to a remote without recipients (required then).
+    pub encrypt: Option<bool>,
+    /// age recipients (`age1...`, `ssh-ed25519 ...`, `ssh-rsa ...`) pushes encrypt to.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one a line (`#` comments).
+    pub recipients_file: Option<PathBuf>,
+    /// The age identity (or unprotected ssh key) that decrypts; `~/` is the home folder.
+    pub identity_file: Option<PathBuf>,
+    /// A command whose standard output is the identity, such as `pass show resbak`.
+    pub identity_command: Option<String>,
 }
 
 /// Where a setting's value came from.
@@ -197,7 +208,20 @@ impl Settings {
                 .chain(&flags.exclude)
                 .cloned()
                 .collect(),
-            remotes: config.remote,
+            remotes: config
+                .remote
+                .into_iter()
+                .map(|(name, mut r)| {
+                    // Key files are relative to this file's folder; `~/` is left for later.
+                    let key_file = |v: &Option<PathBuf>| match v {
+                        Some(p) if p.starts_with("~") => v.clone(),
+                        _ => from_file(v),
+                    };
+                    r.recipients_file = key_file(&r.recipients_file);
+                    r.identity_file = key_file(&r.identity_file);
+                    (name, r)
+                })
+                .collect(),
             file,
         })
     }

@@ -227,6 +227,7 @@ fn dispatch(
         Command::Config => commands::config::run(settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(cmd) => commands::file::run(&file_action(cmd), printer),
+        Command::Key(cli::KeyCommand::Generate { file }) => commands::key::generate(file, printer),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod config;
 pub mod diff;
 pub mod file;
+pub mod key;
 pub mod list;
 pub mod prune;
 pub mod pull;

@@ -3,12 +3,14 @@
 //! Only archives the remote's catalogue lacks are uploaded. Each one is hashed while it is sent
 //! (a local archive that no longer matches its manifest entry is never completed), read back
 //! from the remote (size and SHA-256 must be the entry's), and only then catalogued there by
-//! writing its entry object. A push that fails leaves no catalogue entry.
+//! writing its entry object. A push that fails leaves no catalogue entry. A remote with
+//! recipients gets each archive encrypted while it streams up (`<name>.tar.gz.age`); one
+//! without them takes plaintext only when configured with `encrypt = false`.
 
 use super::{Context, Outcome, Printer, human_size, verify};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
-use crate::remote::Remote;
+use crate::remote::{ENTRY_SUFFIX, Recipients, Remote};
 use std::path::Path;
 use std::time::Instant;
 
@@ -56,6 +58,7 @@ pub fn run(
         ))?;
         return Ok(Outcome::Clean);
     }
+    let seal = remote.sealing()?;
     let catalogue = remote.catalogue()?;
     let mut tally = Tally::default();
     for entry in selected {
@@ -82,12 +85,16 @@ pub fn run(
             continue;
         }
         let started = Instant::now();
-        match push_one(remote, &path, entry) {
-            Ok(()) => {
+        let pushed = push_one(remote, &path, entry, seal);
+        for note in remote.take_notes() {
+            printer.warn(note);
+        }
+        match pushed {
+            Ok(object) => {
                 tally.pushed.push(name.clone());
                 printer.line(format_args!(
                     "Pushed {name} -> {} ({}, {:.2} s)",
-                    remote.url(name),
+                    remote.url(&object),
                     human_size(entry.size),
                     started.elapsed().as_secs_f64()
                 ))?;
@@ -124,10 +131,26 @@ fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -
     Ok(())
 }
 
-/// Uploads one archive and, once what landed is checked, catalogues it on the remote.
-fn push_one(remote: &Remote, path: &Path, entry: &Entry) -> Result<()> {
-    remote.upload(path, entry)?;
-    remote.write_entry(entry)
+/// Uploads one archive (encrypted to `seal` when given) and, once what landed is checked,
+/// catalogues it on the remote; returns the object's name. The sidecar is written with a
+/// conditional create and read back: on a server that ignores the condition, a push of the
+/// same name from elsewhere that replaced it is caught here.
+fn push_one(
+    remote: &Remote,
+    path: &Path,
+    entry: &Entry,
+    seal: Option<&Recipients>,
+) -> Result<String> {
+    let sidecar = remote.upload(path, entry, seal)?;
+    remote.write_entry(&sidecar)?;
+    match remote.read_entry(&entry.backup_file)? {
+        Some(there) if there == sidecar => Ok(sidecar.object()),
+        _ => Err(Error::Taken {
+            path: remote
+                .url(&format!("{}{ENTRY_SUFFIX}", entry.backup_file))
+                .into(),
+        }),
+    }
 }
 
 /// Whether two entries describe the same archive bytes.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::checksum::HashingReader;
-use crate::remote::{Catalogue, Remote};
+use crate::remote::{Catalogue, Identities, Remote};
 use std::io::BufReader;
 
 /// Options of `resbak verify`.
@@ -478,8 +478,11 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
 }
 
 /// `verify --remote`: checks every selected remote backup against its stored entry, streaming
-/// each archive object once (with `deep`, through the restore policy in the same pass). Nothing
-/// is written locally. Entry objects that cannot be read count as problems.
+/// each archive object once. An encrypted copy's object is checked against the size and SHA-256
+/// of its ciphertext, which needs no key; with `deep`, it is also decrypted on the way (the
+/// remote's identity is needed then) and the archive inside goes through the restore policy
+/// in the same pass. Nothing is written locally. Entry objects that cannot be read count as
+/// problems.
 pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
     let catalogue = remote.catalogue()?;
     let manifest = Manifest {
@@ -494,8 +497,16 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
             results.push(Checked::new(object.clone(), String::new(), Err(problem)));
         }
     }
+    let keys = match opts.deep
+        && selected
+            .iter()
+            .any(|e| catalogue.sealed.contains_key(&e.backup_file))
+    {
+        true => Some(remote.identities()?),
+        false => None,
+    };
     for entry in &selected {
-        let outcome = check_remote(remote, &catalogue, entry, opts.deep)?;
+        let outcome = check_remote(remote, &catalogue, entry, opts.deep, keys.as_ref())?;
         let (archive, strategy) = (entry.backup_file.clone(), entry.strategy.clone());
         results.push(Checked::new(archive, strategy, outcome));
     }
@@ -506,32 +517,56 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
     Ok(report.outcome(all))
 }
 
-/// Checks one remote backup. The outer error is a failure to talk to the remote; the inner
-/// one says exactly what is wrong with the backup.
+/// Checks one remote backup. The outer error is a failure to talk to the remote (or a key
+/// that does not open it); the inner one says exactly what is wrong with the backup.
 fn check_remote(
     remote: &Remote,
     catalogue: &Catalogue,
     entry: &Entry,
     deep: bool,
+    keys: Option<&Identities>,
 ) -> crate::error::Result<Result<(), Problem>> {
-    let name = &entry.backup_file;
-    match catalogue.archives.get(name) {
+    let Some(sidecar) = catalogue.sidecar(&entry.backup_file) else {
+        let missing = Problem::new(ProblemKind::Missing, "its entry is gone");
+        return Ok(Err(missing));
+    };
+    let object = sidecar.object();
+    let (size, sha256) = sidecar.object_digest();
+    match catalogue.archives.get(&object) {
         None => {
             let missing = Problem::new(ProblemKind::Missing, "archive object is missing");
             return Ok(Err(missing));
         }
-        Some(&size) if size != entry.size => {
-            let message = format!("size is {size} bytes, entry says {}", entry.size);
+        Some(&found) if found != size => {
+            let message = format!("size is {found} bytes, entry says {size}");
             return Ok(Err(Problem::new(ProblemKind::Size, message)));
         }
         Some(_) => {}
     }
-    let url = remote.url(name);
-    let read = remote.read_archive(name, |object| {
-        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, object));
+    let url = remote.url(&entry.backup_file);
+    let keys = keys.filter(|_| deep);
+    let (read, object_sum) = remote.read_backup(&sidecar, keys, |plain| {
+        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, plain));
         let stats = deep.then(|| extract::check(&mut hashing, Path::new(&url), &entry.strategy));
         (stats.transpose(), hashing.finish())
     })?;
+    let object_sum = match object_sum {
+        Ok(sum) => sum,
+        Err(e) => {
+            let message = format!("cannot be read: {e}");
+            return Ok(Err(Problem::new(ProblemKind::Unreadable, message)));
+        }
+    };
+    if object_sum.sha256 != sha256 {
+        let message = format!(
+            "SHA-256 mismatch: entry {sha256}, object {}",
+            object_sum.sha256
+        );
+        return Ok(Err(Problem::new(ProblemKind::Checksum, message)));
+    }
+    if sidecar.sealed.is_some() && !deep {
+        return Ok(Ok(()));
+    }
     let (stats, checksum) = match read {
         (Ok(stats), Ok(checksum)) => (stats, checksum),
         (Err(e), _) => return Ok(Err(Problem::reading(e))),
