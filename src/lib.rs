@@ -158,7 +158,7 @@ fn dispatch(
             let opts = verify::VerifyOptions { targets, deep };
             match remote {
                 None => verify::run(ctx, &opts, printer),
-                Some(name) => verify::run_remote(&connect(&name)?, &opts, printer),
+                Some(name) => verify::run_remote(ctx, &connect(&name)?, &opts, printer),
             }
         }
         Command::Restore {

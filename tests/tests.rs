@@ -13,6 +13,7 @@ mod hostile;
 mod list;
 mod mutation;
 mod remote;
+mod remote_crypto;
 mod restore;
 mod retention;
 mod s3;

@@ -133,8 +133,8 @@ fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -
 
 /// Uploads one archive (encrypted to `seal` when given) and, once what landed is checked,
 /// catalogues it on the remote; returns the object's name. The sidecar is written with a
-/// conditional create and read back: on a server that ignores the condition, a push of the
-/// same name from elsewhere that replaced it is caught here.
+/// conditional create, then both objects are looked at again: on a server that ignores the
+/// condition, a push of the same name from elsewhere that replaced either is caught here.
 fn push_one(
     remote: &Remote,
     path: &Path,
@@ -142,15 +142,22 @@ fn push_one(
     seal: Option<&Recipients>,
 ) -> Result<String> {
     let sidecar = remote.upload(path, entry, seal)?;
+    let object = sidecar.object();
+    let landed = remote.stat(&object)?;
     remote.write_entry(&sidecar)?;
-    match remote.read_entry(&entry.backup_file)? {
-        Some(there) if there == sidecar => Ok(sidecar.object()),
-        _ => Err(Error::Taken {
-            path: remote
-                .url(&format!("{}{ENTRY_SUFFIX}", entry.backup_file))
-                .into(),
-        }),
+    let catalogued = remote.read_entry(&entry.backup_file)?;
+    if catalogued.as_ref() != Some(&sidecar) {
+        let entry_object = format!("{}{ENTRY_SUFFIX}", entry.backup_file);
+        return Err(Error::Taken {
+            path: remote.url(&entry_object).into(),
+        });
     }
+    if landed.is_none() || remote.stat(&object)? != landed {
+        return Err(Error::Taken {
+            path: remote.url(&object).into(),
+        });
+    }
+    Ok(object)
 }
 
 /// Whether two entries describe the same archive bytes.

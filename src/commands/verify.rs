@@ -85,6 +85,8 @@ pub enum ProblemKind {
     Count,
     /// Its catalogue entry cannot be read (remotes).
     Catalogue,
+    /// The local backup of the same name holds other bytes (remotes).
+    Conflict,
 }
 
 /// A problem a check found: its kind and a one-line description.
@@ -481,9 +483,15 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
 /// each archive object once. An encrypted copy's object is checked against the size and SHA-256
 /// of its ciphertext, which needs no key; with `deep`, it is also decrypted on the way (the
 /// remote's identity is needed then) and the archive inside goes through the restore policy
-/// in the same pass. Nothing is written locally. Entry objects that cannot be read count as
-/// problems.
-pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
+/// in the same pass. Nothing is written locally. Entry objects that cannot be read, and backups
+/// whose local namesake holds other bytes (two machines pushed one name), count as problems.
+pub fn run_remote(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &VerifyOptions,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let local = Manifest::load(&ctx.backup_dir).ok();
     let catalogue = remote.catalogue()?;
     let manifest = Manifest {
         backups: catalogue.entries.clone(),
@@ -506,7 +514,17 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
         false => None,
     };
     for entry in &selected {
-        let outcome = check_remote(remote, &catalogue, entry, opts.deep, keys.as_ref())?;
+        let mut outcome = check_remote(remote, &catalogue, entry, opts.deep, keys.as_ref())?;
+        if let Some(have) = local.as_ref().and_then(|m| m.find(&entry.backup_file))
+            && outcome.is_ok()
+            && !super::push::same(have, entry)
+        {
+            let message = format!(
+                "the local backup of that name holds other bytes (SHA-256 {}): one of the two came from another machine",
+                have.sha256
+            );
+            outcome = Err(Problem::new(ProblemKind::Conflict, message));
+        }
         let (archive, strategy) = (entry.backup_file.clone(), entry.strategy.clone());
         results.push(Checked::new(archive, strategy, outcome));
     }

@@ -29,8 +29,8 @@ impl Remote {
     /// sidecar to catalogue it with; the sidecar object is not written.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the local file or what landed differs from `entry` (what landed
-    /// is deleted again); [`Error::Remote`] or [`Error::Io`] when moving the bytes fails. A
+    /// [`Error::Corrupt`] when the local file or what landed differs from `entry`;
+    /// [`Error::Remote`] or [`Error::Io`] when moving the bytes fails. A
     /// failed multipart upload is aborted, so no object appears.
     pub fn upload(&self, file: &Path, entry: &Entry, seal: Option<&Recipients>) -> Result<Sidecar> {
         let source = File::open(file).at("open", file)?;
@@ -177,8 +177,9 @@ impl Remote {
         Ok(())
     }
 
-    /// Reads `object` back, streaming: it must be what was sent. A mismatching object is
-    /// deleted.
+    /// Reads `object` back, streaming: it must be what was sent. A mismatching object is left
+    /// alone: without a sidecar it is not part of the catalogue, and it may be another
+    /// machine's push of the same name.
     fn check_landed(&self, object: &str, sent: &Checksum) -> Result<()> {
         let sum = self
             .read_archive(object, |r| HashingReader::new(r).finish())?
@@ -189,14 +190,11 @@ impl Remote {
         if sum == *sent {
             return Ok(());
         }
-        let fate = match self.delete(object) {
-            Ok(()) => "it was deleted".to_string(),
-            Err(e) => format!("deleting it failed too: {e}"),
-        };
         Err(Error::corrupt(
             self.url(object),
             format!(
-                "what landed ({} bytes, SHA-256 {}) differs from what was sent ({} bytes, {}); {fate}",
+                "what landed ({} bytes, SHA-256 {}) differs from what was sent ({} bytes, {}): \
+                 damaged on the way, or replaced by another push of that name; not catalogued",
                 sum.len, sum.sha256, sent.len, sent.sha256
             ),
         ))
