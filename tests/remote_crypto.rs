@@ -5,7 +5,6 @@ use crate::s3::{REMOTE, Server};
 use crate::util::{Env, have, sha256_file, snapshot, stdout};
 use resbak::remote::{Sealed, Sidecar};
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
