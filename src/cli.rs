@@ -251,6 +251,10 @@ pub struct BackupArgs {
     /// Back up even when nothing changed since the strategy's latest backup.
     #[arg(long)]
     pub always: bool,
+    /// Push each new backup to this remote right after it lands (repeatable) [default: `push`
+    /// from resbak.toml]
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Vec<String>,
     /// Compression threads [default: all cores]; the archive is byte-identical for any count
     #[arg(long, value_name = "N", value_parser = at_least_one::<u16>)]
     pub threads: Option<u16>,

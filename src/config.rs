@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// Off-site copies: `[remote.NAME]` tables.
     #[serde(default)]
     pub remote: BTreeMap<String, RemoteConfig>,
+    /// Remotes each new backup is pushed to right after it lands.
+    #[serde(default)]
+    pub push: Vec<String>,
 }
 
 /// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
@@ -149,6 +152,8 @@ pub struct Settings {
     pub exclude: Vec<String>,
     /// Remotes configured in the file, by name.
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// Remotes `backup` pushes each new backup to (`push` in the file).
+    pub push: Vec<String>,
 }
 
 impl Settings {
@@ -208,6 +213,7 @@ impl Settings {
                 .chain(&flags.exclude)
                 .cloned()
                 .collect(),
+            push: config.push,
             remotes: config
                 .remote
                 .into_iter()
@@ -292,6 +298,11 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
     }
     if let Some((name, _)) = config.remote.iter().find(|(_, r)| r.bucket.is_empty()) {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));
+    }
+    if let Some(name) = config.push.iter().find(|n| !config.remote.contains_key(*n)) {
+        return Err(bad(format!(
+            "push names {name:?}, which has no [remote.{name}] table"
+        )));
     }
     Ok((Some(path), config))
 }

@@ -136,7 +136,15 @@ fn dispatch(
                 always: args.always,
                 keep_safety: args.keep_safety.map(count),
             };
-            backup::run(ctx, &opts, printer)
+            let to = match (args.dry_run, args.push.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => settings.push.clone(),
+                (false, false) => args.push,
+            };
+            let remotes = to.iter().map(|n| connect(n)).collect::<Result<Vec<_>>>()?;
+            push::after(ctx, &remotes, printer, |printer| {
+                backup::run(ctx, &opts, printer)
+            })
         }
         Command::List {
             strategy,

@@ -414,3 +414,39 @@ fn key_generate_writes_a_private_file_once() {
     assert!(printed.contains("AGE-SECRET-KEY-1"), "{printed}");
     assert!(!Path::new(&env.path().join("key")).exists());
 }
+
+#[test]
+fn backup_pushes_each_new_backup_to_the_configured_remotes() {
+    let Some(server) = Server::get("backup_pushes_each_new_backup") else {
+        return;
+    };
+    let env = Env::new();
+    server.configure(&env);
+    env.sample("s");
+    let out = env.run(&["backup", "s", "--push", REMOTE]);
+    let archive = env.archives().remove(0);
+    assert!(out.contains(&format!("Pushed {archive} -> s3://")), "{out}");
+    assert!(server.remote().read_entry(&archive).unwrap().is_some());
+
+    let config = env.path().join("resbak.toml");
+    let table = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("push = [\"{REMOTE}\"]\n{table}")).unwrap();
+    crate::util::write(&env.results().join("s/more.txt"), "more\n");
+    let out = env.run(&["backup", "s"]);
+    let newest = env.archives().pop().unwrap();
+    assert_ne!(newest, archive);
+    assert!(out.contains(&format!("Pushed {newest} -> s3://")), "{out}");
+    assert!(!out.contains(&format!("Pushed {archive}")), "{out}");
+
+    fs::write(&config, format!("push = [\"elsewhere\"]\n{table}")).unwrap();
+    let err = env.fail(&["backup", "s", "--always"], 2);
+    assert!(err.contains("elsewhere"), "{err}");
+    server.configure_with(&env, "");
+    let err = env.fail(&["backup", "s", "--always", "--push", REMOTE], 2);
+    assert!(err.contains("encrypt = false"), "{err}");
+    assert_eq!(
+        env.archives().len(),
+        2,
+        "nothing is backed up before a refusal"
+    );
+}

@@ -48,6 +48,58 @@ pub fn run(
     opts: &PushOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    let (tally, outcome) = push(ctx, remote, opts, printer)?;
+    if let Some(tally) = tally {
+        printer.json_report(&tally)?;
+    }
+    Ok(outcome)
+}
+
+/// Runs `backup` (through `run_backup`), then pushes the backups it made to each of `remotes`
+/// (`backup --push`, `push = [...]`). A remote that would refuse them is found before anything
+/// is backed up.
+pub fn after(
+    ctx: &Context,
+    remotes: &[Remote],
+    printer: &mut Printer,
+    run_backup: impl FnOnce(&mut Printer) -> Result<Outcome>,
+) -> Result<Outcome> {
+    for remote in remotes {
+        remote.sealing()?;
+    }
+    let before = archive_names(ctx)?;
+    let mut outcome = run_backup(printer)?;
+    let new: Vec<String> = archive_names(ctx)?
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    if new.is_empty() {
+        return Ok(outcome);
+    }
+    let opts = PushOptions { targets: new };
+    for remote in remotes {
+        outcome = outcome.max(push(ctx, remote, &opts, printer)?.1);
+    }
+    Ok(outcome)
+}
+
+/// The archives the manifest of `ctx`'s backup folder lists.
+fn archive_names(ctx: &Context) -> Result<Vec<String>> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    Ok(manifest
+        .backups
+        .into_iter()
+        .map(|e| e.backup_file)
+        .collect())
+}
+
+/// [`run`] without the JSON report; the tally is `None` when there was nothing to push.
+fn push(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &PushOptions,
+    printer: &mut Printer,
+) -> Result<(Option<Tally>, Outcome)> {
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let selected = verify::select(&manifest, &opts.targets, &ctx.backup_dir)?;
@@ -56,7 +108,7 @@ pub fn run(
             "No backups to push in {}.",
             ctx.backup_dir.display()
         ))?;
-        return Ok(Outcome::Clean);
+        return Ok((None, Outcome::Clean));
     }
     let seal = remote.sealing()?;
     let catalogue = remote.catalogue()?;
@@ -113,12 +165,12 @@ pub fn run(
         tally.present.len(),
         tally.failed.len()
     ))?;
-    printer.json_report(&tally)?;
-    Ok(if tally.failed.is_empty() {
+    let outcome = if tally.failed.is_empty() {
         Outcome::Clean
     } else {
         Outcome::ProblemsFound
-    })
+    };
+    Ok((Some(tally), outcome))
 }
 
 /// Records and reports an archive that could not be pushed.
