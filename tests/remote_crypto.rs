@@ -450,3 +450,74 @@ fn backup_pushes_each_new_backup_to_the_configured_remotes() {
         "nothing is backed up before a refusal"
     );
 }
+
+/// `list --remote` over 1,000 backups: one listing (two pages of 1,000 keys), then the entries
+/// read a few at a time. The server's own request log counts the requests.
+#[test]
+fn list_remote_lists_once_and_reads_a_thousand_entries() {
+    const COUNT: usize = 1000;
+    let Some(server) = Server::get("list_remote_lists_once_and_reads_a_thousand_entries") else {
+        return;
+    };
+    let env = Env::new();
+    server.configure(&env);
+    env.sample("s");
+    let archive = env.backup("s");
+    let bytes = fs::read(env.backups().join(&archive)).unwrap();
+    let template: resbak::manifest::Entry =
+        serde_yaml::from_value(env.manifest()["backups"][0].clone()).unwrap();
+    let names: Vec<String> = (0..COUNT)
+        .map(|i| format!("s_20260101_{i:06}.tar.gz"))
+        .collect();
+    std::thread::scope(|scope| {
+        for chunk in names.chunks(COUNT / 8) {
+            let (server, bytes, template) = (&server, &bytes, &template);
+            scope.spawn(move || {
+                let remote = server.remote();
+                for name in chunk {
+                    let mut entry = template.clone();
+                    entry.backup_file = name.clone();
+                    entry.timestamp = name[2..17].to_string();
+                    remote.put_object(name, bytes.clone()).unwrap();
+                    let sidecar = Sidecar {
+                        entry,
+                        sealed: None,
+                    };
+                    remote.write_entry(&sidecar).unwrap();
+                }
+            });
+        }
+    });
+    let log = std::env::var("RESBAK_TEST_GARAGE_LOG").ok();
+    let logged = || {
+        log.as_ref()
+            .map(|l| fs::read_to_string(l).unwrap_or_default())
+    };
+    let before = logged();
+    let viewer = Env::new();
+    server.configure(&viewer);
+    let started = std::time::Instant::now();
+    let out = viewer.run(&["list", R, REMOTE, "--json"]);
+    let elapsed = started.elapsed();
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), COUNT);
+    eprintln!(
+        "list --remote of {COUNT} backups: {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (before, logged()) {
+        let new = &after[before.len().min(after.len())..];
+        let prefix = server.prefix.replace('/', "%2F");
+        let lists = new
+            .lines()
+            .filter(|l| l.contains("list-type=2") && l.contains(&prefix))
+            .count();
+        let reads = new
+            .lines()
+            .filter(|l| l.contains(" GET /") && l.contains(".entry.yaml"))
+            .count();
+        eprintln!("list --remote: {lists} listing requests, {reads} entry reads");
+        assert_eq!(lists, 2, "one listing of 2,000 keys is two pages");
+        assert!(reads >= COUNT, "{reads}");
+    }
+}
