@@ -505,13 +505,11 @@ pub fn run_remote(
             results.push(Checked::new(object.clone(), String::new(), Err(problem)));
         }
     }
-    let keys = match opts.deep
-        && selected
-            .iter()
-            .any(|e| catalogue.sealed.contains_key(&e.backup_file))
-    {
-        true => Some(remote.identities()?),
-        false => None,
+    let sealed = |e: &&Entry| catalogue.sealed.contains_key(&e.backup_file);
+    let keys = if opts.deep && selected.iter().any(sealed) {
+        Some(remote.identities()?)
+    } else {
+        None
     };
     for entry in &selected {
         let mut outcome = check_remote(remote, &catalogue, entry, opts.deep, keys.as_ref())?;

@@ -1,20 +1,25 @@
 //! Off-site copies on S3-compatible object storage (AWS S3, Garage, MinIO, Ceph RGW, R2, ...).
 //!
-//! This module owns everything S3 and nothing else: it moves archives and checks them. The local
+//! This module owns the remote and nothing else: it moves archives and checks them. The local
 //! backup folder stays the source of truth for local work; the commands decide what to move.
 //!
-//! Layout under the remote's prefix: the archive `<name>.tar.gz`, and beside it its manifest
-//! entry `<name>.tar.gz.entry.yaml`, written only after the archive landed and was read back
-//! with the right size and SHA-256. The remote catalogue is the listing of those entry objects:
-//! there is no shared catalogue file that two machines could overwrite, and an archive without
-//! its entry (an interrupted push) is invisible.
+//! Layout under the remote's prefix: the archive `<name>.tar.gz` (or, encrypted to the remote's
+//! recipients, `<name>.tar.gz.age`), and beside it its sidecar `<name>.tar.gz.entry.yaml`,
+//! written only after the archive landed and was read back with the right size and SHA-256.
+//! The remote catalogue is the listing of those sidecars: there is no shared catalogue file
+//! that two machines could overwrite, and an archive without its sidecar (an interrupted push)
+//! is invisible.
+//!
+//! The parts: [`sidecar`](Sidecar) (what is recorded, and the checks on everything read back),
+//! `transfer` (uploads and downloads), `crypto` (age encryption, [`Recipients`] and
+//! [`Identities`]) and `diagnosis` (errors as one clear line).
 //!
 //! The client is `object_store`'s `AmazonS3`, driven by a private single-threaded tokio runtime:
 //! every function here is synchronous, so the rest of resbak never sees async code (and they
-//! must not be called from inside another async runtime). Large
-//! archives go up as multipart uploads with a bounded number of parts in memory; downloads and
-//! read-backs stream. Network errors and 5xx answers are retried with backoff for a bounded
-//! time; credentials, a missing bucket or an unreachable endpoint become one clear line.
+//! must not be called from inside another async runtime). Large archives go up as multipart
+//! uploads with a bounded number of parts in memory; downloads and read-backs stream. Network
+//! errors and 5xx answers are retried with backoff for a bounded time; credentials, a missing
+//! bucket or an unreachable endpoint become one clear line.
 
 mod crypto;
 mod diagnosis;

@@ -44,7 +44,7 @@ impl Remote {
         let object = object_name(&entry.backup_file, seal.is_some());
         let key = self.key(&object);
         let plain = HashingReader::new(source);
-        let mut reader = match seal {
+        let reader = match seal {
             None => Outgoing::Plain(plain),
             Some(r) => Outgoing::Sealed(Box::new(HashingReader::new(
                 r.seal(plain).at("encrypt", file)?,
@@ -54,10 +54,8 @@ impl Remote {
         let sent = if size <= part {
             self.put_whole(&key, &object, reader, file, entry)?
         } else {
-            let outcome =
-                self.rt
-                    .block_on(self.put_parts(&key, &object, &mut reader, part, file, entry));
-            outcome?
+            let parts = self.put_parts(&key, &object, reader, part, file, entry);
+            self.rt.block_on(parts)?
         };
         self.check_landed(&object, &sent)?;
         let sealed = seal.map(|_| Sealed {
@@ -116,7 +114,7 @@ impl Remote {
         &self,
         key: &Key,
         object: &str,
-        reader: &mut Outgoing,
+        mut reader: Outgoing,
         part: u64,
         file: &Path,
         entry: &Entry,
@@ -128,9 +126,9 @@ impl Remote {
             .await
             .map_err(|e| self.fail(&what, e))?;
         let mut outcome = self
-            .send_parts(&mut upload, reader, part, &what, file)
+            .send_parts(&mut upload, &mut reader, part, &what, file)
             .await
-            .and_then(|()| std::mem::take(reader).finish(entry, file));
+            .and_then(|()| reader.finish(entry, file));
         if outcome.is_ok()
             && let Err(e) = upload.complete().await
         {
@@ -301,11 +299,7 @@ impl Remote {
 }
 
 /// What is sent: the archive, or its encryption, hashed on the way.
-#[derive(Default)]
 enum Outgoing {
-    /// Nothing left to send.
-    #[default]
-    Done,
     /// The archive as it is.
     Plain(HashingReader<File>),
     /// The archive's age encryption; the inner reader hashes the archive.
@@ -315,7 +309,6 @@ enum Outgoing {
 impl Read for Outgoing {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Outgoing::Done => Ok(0),
             Outgoing::Plain(r) => r.read(buf),
             Outgoing::Sealed(r) => r.read(buf),
         }
@@ -327,7 +320,6 @@ impl Outgoing {
     /// returns the checksum of what was sent.
     fn finish(self, entry: &Entry, file: &Path) -> Result<Checksum> {
         let (archive, sent) = match self {
-            Outgoing::Done => return Err(Error::corrupt(file, "read twice")),
             Outgoing::Plain(r) => {
                 let sum = r.finish().at("read", file)?;
                 (sum.clone(), sum)
