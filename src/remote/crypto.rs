@@ -9,11 +9,10 @@
 use crate::config::RemoteConfig;
 use crate::error::{Error, IoContext, Result};
 use age::secrecy::ExposeSecret;
-use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Environment variable naming an identity file (or holding an `AGE-SECRET-KEY-1...` key).
 pub const ENV_IDENTITY: &str = "RESBAK_AGE_IDENTITY";
@@ -140,12 +139,12 @@ impl<R: Read> Read for Sealing<R> {
 
 /// Where age writes ciphertext for [`Sealing`] to hand out.
 #[derive(Clone, Default)]
-struct Spill(Rc<RefCell<(Vec<u8>, usize)>>);
+struct Spill(Arc<Mutex<(Vec<u8>, usize)>>);
 
 impl Spill {
     /// Moves what is waiting into `buf`; returns how many bytes.
     fn take_into(&self, buf: &mut [u8]) -> usize {
-        let mut inner = self.0.borrow_mut();
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let (data, pos) = &mut *inner;
         let n = buf.len().min(data.len() - *pos);
         buf[..n].copy_from_slice(&data[*pos..*pos + n]);
@@ -160,7 +159,8 @@ impl Spill {
 
 impl Write for Spill {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().0.extend_from_slice(buf);
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.0.extend_from_slice(buf);
         Ok(buf.len())
     }
 

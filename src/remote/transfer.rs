@@ -114,7 +114,7 @@ impl Remote {
         &self,
         key: &Key,
         object: &str,
-        mut reader: Outgoing,
+        reader: Outgoing,
         part: u64,
         file: &Path,
         entry: &Entry,
@@ -126,9 +126,9 @@ impl Remote {
             .await
             .map_err(|e| self.fail(&what, e))?;
         let mut outcome = self
-            .send_parts(&mut upload, &mut reader, part, &what, file)
+            .send_parts(&mut upload, reader, part, &what, file)
             .await
-            .and_then(|()| reader.finish(entry, file));
+            .and_then(|reader| reader.finish(entry, file));
         if outcome.is_ok()
             && let Err(e) = upload.complete().await
         {
@@ -143,24 +143,28 @@ impl Remote {
         outcome
     }
 
-    /// Reads parts and sends them, keeping at most [`PARTS_IN_FLIGHT`] under way.
+    /// Reads parts and sends them, keeping at most [`PARTS_IN_FLIGHT`] under way. Parts are
+    /// read (hashed, encrypted) on a blocking thread while the earlier ones upload, so the
+    /// work on the bytes and the network overlap; one part is read at a time. Gives the
+    /// reader back at its end.
     async fn send_parts(
         &self,
         upload: &mut Box<dyn MultipartUpload>,
-        reader: &mut Outgoing,
+        reader: Outgoing,
         part: u64,
         what: &str,
         file: &Path,
-    ) -> Result<()> {
+    ) -> Result<Outgoing> {
         let mut in_flight: FuturesUnordered<Timeout<UploadPart>> = FuturesUnordered::new();
-        loop {
-            let mut buf = Vec::with_capacity(usize::try_from(part).unwrap_or(usize::MAX));
-            (&mut *reader)
-                .take(part)
-                .read_to_end(&mut buf)
-                .at("read", file)?;
+        let mut next = tokio::task::spawn_blocking(move || read_part(reader, part));
+        let reader = loop {
+            let (reader, buf) = next.await.map_err(|e| Error::Remote {
+                remote: self.name.clone(),
+                message: format!("{what}: reading failed: {e}"),
+            })?;
+            let buf = buf.at("read", file)?;
             if buf.is_empty() {
-                break;
+                break reader;
             }
             if in_flight.len() >= PARTS_IN_FLIGHT
                 && let Some(done) = in_flight.next().await
@@ -168,11 +172,12 @@ impl Remote {
                 self.settle(what, done)?;
             }
             in_flight.push(timeout(SEND_LIMIT, upload.put_part(buf.into())));
-        }
+            next = tokio::task::spawn_blocking(move || read_part(reader, part));
+        };
         while let Some(done) = in_flight.next().await {
             self.settle(what, done)?;
         }
-        Ok(())
+        Ok(reader)
     }
 
     /// Reads `object` back, streaming: it must be what was sent. A mismatching object is left
@@ -332,6 +337,13 @@ impl Outgoing {
         check_sent(&archive, entry, file)?;
         Ok(sent)
     }
+}
+
+/// Reads the next part of at most `part` bytes (empty at the end), giving the reader back.
+fn read_part(mut reader: Outgoing, part: u64) -> (Outgoing, io::Result<Vec<u8>>) {
+    let mut buf = Vec::with_capacity(usize::try_from(part).unwrap_or(usize::MAX));
+    let read = (&mut reader).take(part).read_to_end(&mut buf);
+    (reader, read.map(|_| buf))
 }
 
 /// Checks that the bytes read for sending are the archive `entry` describes.
