@@ -521,3 +521,25 @@ fn list_remote_lists_once_and_reads_a_thousand_entries() {
         assert!(reads >= COUNT, "{reads}");
     }
 }
+
+#[test]
+fn prune_and_list_work_on_encrypted_copies() {
+    let Some(server) = Server::get("prune_and_list_work_on_encrypted_copies") else {
+        return;
+    };
+    let env = Env::new();
+    let recipient = new_key(&env);
+    configure_sealed(&server, &env, &recipient);
+    env.sample("s");
+    let old = env.backup("s");
+    crate::util::write(&env.results().join("s/more.txt"), "more\n");
+    let new = env.backup("s");
+    env.run(&["push", "--all", R, REMOTE]);
+    let out = env.run(&["list", R, REMOTE]);
+    assert_eq!(out.matches("both").count(), 2, "{out}");
+    env.run(&["prune", "--keep", "1", R, REMOTE]);
+    let remote = server.remote();
+    assert_eq!(remote.stat(&format!("{old}.age")).unwrap(), None);
+    assert_eq!(remote.stat(&format!("{old}.entry.yaml")).unwrap(), None);
+    assert!(remote.stat(&format!("{new}.age")).unwrap().is_some());
+}
