@@ -143,10 +143,10 @@ impl Remote {
         outcome
     }
 
-    /// Reads parts and sends them, keeping at most [`PARTS_IN_FLIGHT`] under way. Parts are
-    /// read (hashed, encrypted) on a blocking thread while the earlier ones upload, so the
-    /// work on the bytes and the network overlap; one part is read at a time. Gives the
-    /// reader back at its end.
+    /// Reads parts and sends them, keeping at most [`PARTS_IN_FLIGHT`] parts in memory: the
+    /// next part is read (hashed, encrypted) on a blocking thread while the one before it
+    /// uploads, so the work on the bytes and the network overlap. Gives the reader back at its
+    /// end.
     async fn send_parts(
         &self,
         upload: &mut Box<dyn MultipartUpload>,
@@ -166,12 +166,12 @@ impl Remote {
             if buf.is_empty() {
                 break reader;
             }
+            in_flight.push(timeout(SEND_LIMIT, upload.put_part(buf.into())));
             if in_flight.len() >= PARTS_IN_FLIGHT
                 && let Some(done) = in_flight.next().await
             {
                 self.settle(what, done)?;
             }
-            in_flight.push(timeout(SEND_LIMIT, upload.put_part(buf.into())));
             next = tokio::task::spawn_blocking(move || read_part(reader, part));
         };
         while let Some(done) = in_flight.next().await {
