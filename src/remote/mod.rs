@@ -63,7 +63,7 @@ pub const DEFAULT_RETRY_SECS: u64 = 60;
 const PART_SIZE: u64 = 8 << 20;
 /// S3 allows at most this many parts; larger archives get larger parts.
 const MAX_PARTS: u64 = 10_000;
-/// Parts uploading at once. Memory holds these plus the part being read.
+/// Parts in memory at once: uploading, or one uploading while the next is read.
 const PARTS_IN_FLIGHT: usize = 2;
 /// Entry objects fetched at once when listing the catalogue.
 const ENTRY_FETCHES: usize = 16;
