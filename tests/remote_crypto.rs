@@ -543,3 +543,49 @@ fn prune_and_list_work_on_encrypted_copies() {
     assert_eq!(remote.stat(&format!("{old}.entry.yaml")).unwrap(), None);
     assert!(remote.stat(&format!("{new}.age")).unwrap().is_some());
 }
+
+#[test]
+fn an_ssh_ed25519_key_encrypts_and_decrypts() {
+    let Some(server) = Server::get("an_ssh_ed25519_key_encrypts_and_decrypts") else {
+        return;
+    };
+    if !have("ssh-keygen") {
+        if std::env::var_os("CI").is_some() {
+            panic!("ssh-keygen is missing; .ci/run installs it");
+        }
+        crate::s3::skipped("an_ssh_ed25519_key_encrypts_and_decrypts", "no ssh-keygen");
+        return;
+    }
+    let here = Env::new();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f", "id_lab"])
+        .current_dir(here.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = fs::read_to_string(here.path().join("id_lab.pub")).unwrap();
+    server.configure_with(
+        &here,
+        &format!(
+            "recipients = [{:?}]\nidentity_file = \"id_lab\"\n",
+            public.trim()
+        ),
+    );
+    here.sample("s");
+    let archive = here.backup("s");
+    here.run(&["push", "--all", R, REMOTE]);
+    let sealed = object_bytes(&server, &format!("{archive}.age"));
+    assert!(sealed.windows(14).any(|w| w == b"-> ssh-ed25519"));
+    let there = Env::new();
+    fs::copy(here.path().join("id_lab"), there.path().join("id_lab")).unwrap();
+    fs::copy(
+        here.path().join("resbak.toml"),
+        there.path().join("resbak.toml"),
+    )
+    .unwrap();
+    there.run(&["pull", &archive, R, REMOTE]);
+    assert_eq!(
+        sha256_file(&there.backups().join(&archive)),
+        sha256_file(&here.backups().join(&archive))
+    );
+}
