@@ -97,6 +97,12 @@ impl<R: Read> HashingReader<R> {
         io::copy(&mut self, &mut io::sink())?;
         Ok(self.hash.finish())
     }
+
+    /// Like [`HashingReader::finish`], also giving back the inner reader.
+    pub fn finish_into_inner(mut self) -> io::Result<(R, Checksum)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.inner, self.hash.finish()))
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {

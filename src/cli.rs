@@ -313,6 +313,10 @@ pub enum Command {
         remote: String,
     },
 
+    /// age keys for encrypted remotes.
+    #[command(subcommand)]
+    Key(KeyCommand),
+
     /// Timestamped copies of single files, kept in backups/ beside each file.
     ///
     /// For data files a program rewrites in place. Each copies folder keeps a SHA256SUMS.
@@ -366,6 +370,10 @@ pub struct BackupArgs {
     /// Back up even when nothing changed since the strategy's latest backup.
     #[arg(long)]
     pub always: bool,
+    /// Push each new backup to this remote right after it lands (repeatable) [default: `push`
+    /// from resbak.toml]
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Vec<String>,
     /// Compression threads [default: all cores]; the archive is byte-identical for any count
     #[arg(long, value_name = "N", value_parser = at_least_one::<u16>)]
     pub threads: Option<u16>,
@@ -407,6 +415,21 @@ pub struct CalendarArgs {
     /// [default: `keep_monthly` from resbak.toml]
     #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     pub keep_monthly: Option<u64>,
+}
+
+/// The `resbak key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new age identity and print its recipient (the public key for `recipients`).
+    ///
+    /// FILE is created with mode 0600 and never replaces an existing file; without FILE the
+    /// identity is printed. Keep a second copy somewhere safe: without it the encrypted
+    /// off-site copies cannot be read.
+    #[command(after_help = "Example: resbak key generate ~/.config/resbak/offsite.key")]
+    Generate {
+        /// Where to write the identity.
+        file: Option<PathBuf>,
+    },
 }
 
 /// The `resbak file` subcommands.

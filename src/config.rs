@@ -53,6 +53,9 @@ pub struct FileConfig {
     /// Headline metrics: the `[metrics]` table.
     #[serde(default)]
     pub metrics: crate::metrics::Sources,
+    /// Remotes each new backup is pushed to right after it lands.
+    #[serde(default)]
+    pub push: Vec<String>,
 }
 
 /// One `[remote.NAME]` table: an S3-compatible bucket that holds off-site copies.
@@ -75,6 +78,17 @@ pub struct RemoteConfig {
     pub allow_http: bool,
     /// How long a failing request is retried before giving up, in seconds (default 60).
     pub retry_timeout_secs: Option<u64>,
+    /// `false` to push readable archives to a remote without recipients (required then).
+    pub encrypt: Option<bool>,
+    /// age recipients (`age1...`, `ssh-ed25519 ...`, `ssh-rsa ...`) pushes encrypt to.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one a line (`#` comments).
+    pub recipients_file: Option<PathBuf>,
+    /// The age identity (or unprotected ssh key) that decrypts; `~/` is the home folder.
+    pub identity_file: Option<PathBuf>,
+    /// A command whose standard output is the identity, such as `pass show resbak`.
+    pub identity_command: Option<String>,
 }
 
 /// Where a setting's value came from.
@@ -161,6 +175,8 @@ pub struct Settings {
     pub calendar: crate::retention::Calendar,
     /// The `[metrics]` table.
     pub metrics: crate::metrics::Sources,
+    /// Remotes `backup` pushes each new backup to (`push` in the file).
+    pub push: Vec<String>,
 }
 
 impl Settings {
@@ -236,7 +252,6 @@ impl Settings {
                 .chain(&flags.exclude)
                 .cloned()
                 .collect(),
-            remotes: config.remote,
             timezone,
             calendar: crate::retention::Calendar {
                 daily: flags.calendar.daily.or(config.keep_daily),
@@ -244,6 +259,21 @@ impl Settings {
                 monthly: flags.calendar.monthly.or(config.keep_monthly),
             },
             metrics: config.metrics,
+            push: config.push,
+            remotes: config
+                .remote
+                .into_iter()
+                .map(|(name, mut r)| {
+                    // Key files are relative to this file's folder; `~/` is left for later.
+                    let key_file = |v: &Option<PathBuf>| match v {
+                        Some(p) if p.starts_with("~") => v.clone(),
+                        _ => from_file(v),
+                    };
+                    r.recipients_file = key_file(&r.recipients_file);
+                    r.identity_file = key_file(&r.identity_file);
+                    (name, r)
+                })
+                .collect(),
             file,
         })
     }
@@ -329,6 +359,11 @@ fn load(named: Option<&Path>) -> Result<(Option<PathBuf>, FileConfig)> {
     }
     if let Some((name, _)) = config.remote.iter().find(|(_, r)| r.bucket.is_empty()) {
         return Err(bad(format!("remote {name:?}: bucket must not be empty")));
+    }
+    if let Some(name) = config.push.iter().find(|n| !config.remote.contains_key(*n)) {
+        return Err(bad(format!(
+            "push names {name:?}, which has no [remote.{name}] table"
+        )));
     }
     Ok((Some(path), config))
 }

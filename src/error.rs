@@ -151,6 +151,20 @@ pub enum Error {
         message: String,
     },
 
+    /// An age key that is missing, unreadable, or does not open an encrypted copy.
+    #[error("{}", printable(message))]
+    Key {
+        /// What is wrong, naming the key's origin and the object.
+        message: String,
+    },
+
+    /// A remote object that another push created first; nothing was replaced.
+    #[error("{} was created by another push meanwhile; nothing was replaced (check it with resbak verify --remote)", printable(path.display()))]
+    Taken {
+        /// The object's URL.
+        path: PathBuf,
+    },
+
     /// A restore destination that would overlap what the restore reads or keeps, or that the
     /// archive does not clearly name.
     #[error("refusing to restore into {}: {}", printable(path.display()), printable(reason))]
@@ -321,6 +335,8 @@ impl Error {
             Error::SourceHoldsBackups { .. } => "source_holds_backups",
             Error::DestinationExists { .. } => "destination_exists",
             Error::Remote { .. } => "remote",
+            Error::Key { .. } => "key",
+            Error::Taken { .. } => "taken",
             Error::NoFileBackups { .. } => "no_file_backups",
             Error::DamagedCopy { .. } => "damaged_copy",
             Error::NoGoodCopy { .. } => "no_good_copy",
@@ -342,6 +358,7 @@ impl Error {
         matches!(
             self,
             Error::Corrupt { .. }
+                | Error::Taken { .. }
                 | Error::UnsafeEntry { .. }
                 | Error::Missing { .. }
                 | Error::NotInArchive { .. }

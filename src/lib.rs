@@ -199,7 +199,15 @@ fn dispatch(
                 tags: args.tags,
                 note: args.note,
             };
-            backup::run(ctx, &opts, printer)
+            let to = match (args.dry_run, args.push.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => settings.push.clone(),
+                (false, false) => args.push,
+            };
+            let remotes = to.iter().map(|n| connect(n)).collect::<Result<Vec<_>>>()?;
+            push::after(ctx, &remotes, printer, |printer| {
+                backup::run(ctx, &opts, printer)
+            })
         }
         Command::List {
             strategy,
@@ -231,7 +239,7 @@ fn dispatch(
             let opts = verify::VerifyOptions { targets, deep };
             match remote {
                 None => verify::run(ctx, &opts, printer),
-                Some(name) => verify::run_remote(&connect(&name)?, &opts, printer),
+                Some(name) => verify::run_remote(ctx, &connect(&name)?, &opts, printer),
             }
         }
         Command::Restore {
@@ -345,6 +353,7 @@ fn dispatch(
         Command::Config => commands::config::run(settings, printer),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::File(_) => unreachable!("handled by run_file"),
+        Command::Key(cli::KeyCommand::Generate { file }) => commands::key::generate(file, printer),
     }
 }
 

@@ -83,15 +83,17 @@ impl Server {
             region: Some(self.region.clone()),
             allow_http: true,
             retry_timeout_secs: Some(20),
+            encrypt: Some(false),
+            ..RemoteConfig::default()
         }
     }
 
-    /// Writes `resbak.toml` with the `[remote.test]` table into `env`'s folder.
+    /// Writes `resbak.toml` with a plaintext `[remote.test]` table into `env`'s folder.
     pub fn configure(&self, env: &Env) {
-        self.configure_with(env, "");
+        self.configure_with(env, "encrypt = false\n");
     }
 
-    /// Like [`Server::configure`], with `extra` lines added to the table.
+    /// Writes `resbak.toml` with the `[remote.test]` table and `extra` lines in it.
     pub fn configure_with(&self, env: &Env, extra: &str) {
         let c = self.config();
         let text = format!(

@@ -15,6 +15,7 @@ mod legacy;
 mod list;
 mod mutation;
 mod remote;
+mod remote_crypto;
 mod restore;
 mod retention;
 mod s3;

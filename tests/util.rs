@@ -42,6 +42,7 @@ impl Env {
         cmd.current_dir(self.path())
             .env_remove("RESBAK_RESULTS_DIR")
             .env_remove("RESBAK_BACKUP_DIR")
+            .env_remove("RESBAK_AGE_IDENTITY")
             .args(args);
         cmd
     }

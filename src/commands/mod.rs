@@ -6,6 +6,7 @@ pub mod backup;
 pub mod config;
 pub mod diff;
 pub mod file;
+pub mod key;
 pub mod list;
 pub mod metrics;
 pub mod prune;

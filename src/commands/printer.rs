@@ -104,6 +104,12 @@ impl<'a> Printer<'a> {
         Ok(())
     }
 
+    /// Writes `text` as it is, whatever the options: output that is the command's product
+    /// (such as a generated key), not a report.
+    pub fn product(&mut self, text: &str) {
+        self.write_raw(text);
+    }
+
     /// Writes one report line with control characters escaped; colour codes from
     /// [`Printer::paint`] pass when colour is on.
     fn write_line(&mut self, text: impl Display) -> Result<()> {

@@ -173,7 +173,9 @@ pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -
 fn remove_remote(remote: &Remote, entry: &Entry) -> std::result::Result<(), String> {
     let entry_object = format!("{}{}", entry.backup_file, crate::remote::ENTRY_SUFFIX);
     remote.delete(&entry_object).map_err(|e| e.to_string())?;
-    remote
-        .delete(&entry.backup_file)
+    let sealed = format!("{}{}", entry.backup_file, crate::remote::SEALED_SUFFIX);
+    [entry.backup_file.as_str(), &sealed]
+        .into_iter()
+        .try_for_each(|object| remote.delete(object))
         .map_err(|e| format!("its entry was removed, but the archive object was left behind: {e}"))
 }

@@ -1,8 +1,9 @@
 //! `resbak pull`: bring a backup from a remote into the backup folder.
 //!
-//! The archive is downloaded into a temp file in the backup folder and hashed on the way; only
-//! when its size and SHA-256 are those of its remote entry is it renamed into place and added
-//! to the local manifest (under the manifest lock, like a new backup). A partial or damaged
+//! The archive is downloaded into a temp file in the backup folder and hashed on the way (an
+//! encrypted copy is decrypted on the way with the remote's identity, its ciphertext hashed
+//! too); only when its size and SHA-256 are those of its remote entry is it renamed into place
+//! and added to the local manifest (under the manifest lock, like a new backup). A partial or damaged
 //! download is never registered. The archive keeps its name.
 
 use super::backup::place;
@@ -11,7 +12,7 @@ use super::{Context, Outcome, Printer, human_size};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Manifest};
-use crate::remote::Remote;
+use crate::remote::{Remote, Sidecar};
 use std::io::{BufWriter, ErrorKind};
 use std::time::Instant;
 
@@ -57,25 +58,26 @@ pub fn archive_name(arg: &str) -> String {
 /// download does not match the remote entry; [`Error::Remote`] for network problems.
 pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) -> Result<Entry> {
     let name = archive_name(arg);
-    let entry = remote
+    let sidecar = remote
         .read_entry(&name)?
         .ok_or_else(|| Error::UnknownBackup {
             name: arg.to_string(),
             dir: remote.location().into(),
         })?;
+    let entry = &sidecar.entry;
     let dir = &ctx.backup_dir;
     if let Some(have) = Manifest::load(dir)?.find(&name) {
-        check_same(ctx, have, &entry)?;
+        check_same(ctx, have, entry)?;
         if dir.join(&name).is_file() {
             printer.line(format_args!("Already here: {}", dir.join(&name).display()))?;
             return Ok(have.clone());
         }
     }
     let started = Instant::now();
-    let placed = download(ctx, remote, &entry, printer)?;
+    let placed = download(ctx, remote, &sidecar, printer)?;
     printer.line(format_args!(
         "Pulled {} -> {} ({}, {:.2} s)",
-        remote.url(&name),
+        remote.url(&sidecar.object()),
         dir.join(&name).display(),
         human_size(placed.size),
         started.elapsed().as_secs_f64()
@@ -83,23 +85,44 @@ pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) ->
     Ok(placed)
 }
 
-/// Downloads into a temp file, checks it against `entry`, then renames and registers it.
-fn download(ctx: &Context, remote: &Remote, entry: &Entry, printer: &mut Printer) -> Result<Entry> {
+/// Downloads into a temp file, checks it against `sidecar`, then renames and registers it.
+fn download(
+    ctx: &Context,
+    remote: &Remote,
+    sidecar: &Sidecar,
+    printer: &mut Printer,
+) -> Result<Entry> {
+    let entry = &sidecar.entry;
+    let keys = match sidecar.sealed {
+        Some(_) => Some(remote.identities()?),
+        None => None,
+    };
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     super::clean_leftovers(dir, printer)?;
     let mut tmp = atomic::temp_file_in(dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());
-    let sum = remote.download(&entry.backup_file, out, &tmp_path)?;
+    let (sum, object) = remote.download(sidecar, keys.as_ref(), out, &tmp_path)?;
+    let (size, sha256) = sidecar.object_digest();
+    let url = remote.url(&sidecar.object());
+    if object.len != size || object.sha256 != sha256 {
+        return Err(Error::corrupt(
+            url,
+            format!(
+                "it downloads as {} bytes with SHA-256 {}, its entry says {size} bytes, {sha256}",
+                object.len, object.sha256
+            ),
+        ));
+    }
     if sum.len != entry.size || sum.sha256 != entry.sha256 {
-        return Err(Error::Corrupt {
-            path: remote.url(&entry.backup_file).into(),
-            detail: format!(
-                "it downloads as {} bytes with SHA-256 {}, its entry says {} bytes, {}",
+        return Err(Error::corrupt(
+            url,
+            format!(
+                "it decrypts to {} bytes with SHA-256 {}, its entry says {} bytes, {}",
                 sum.len, sum.sha256, entry.size, entry.sha256
             ),
-        });
+        ));
     }
     tmp.as_file().sync_all().at("sync", &tmp_path)?;
     let mut adopter = super::adopt::Adopter::new(dir, printer);

@@ -3,12 +3,14 @@
 //! Only archives the remote's catalogue lacks are uploaded. Each one is hashed while it is sent
 //! (a local archive that no longer matches its manifest entry is never completed), read back
 //! from the remote (size and SHA-256 must be the entry's), and only then catalogued there by
-//! writing its entry object. A push that fails leaves no catalogue entry.
+//! writing its entry object. A push that fails leaves no catalogue entry. A remote with
+//! recipients gets each archive encrypted while it streams up (`<name>.tar.gz.age`); one
+//! without them takes plaintext only when configured with `encrypt = false`.
 
 use super::{Context, Outcome, Printer, human_size, verify};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
-use crate::remote::Remote;
+use crate::remote::{ENTRY_SUFFIX, Recipients, Remote};
 use std::path::Path;
 use std::time::Instant;
 
@@ -46,6 +48,58 @@ pub fn run(
     opts: &PushOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
+    let (tally, outcome) = push(ctx, remote, opts, printer)?;
+    if let Some(tally) = tally {
+        printer.json_report(&tally)?;
+    }
+    Ok(outcome)
+}
+
+/// Runs `backup` (through `run_backup`), then pushes the backups it made to each of `remotes`
+/// (`backup --push`, `push = [...]`). A remote that would refuse them is found before anything
+/// is backed up.
+pub fn after(
+    ctx: &Context,
+    remotes: &[Remote],
+    printer: &mut Printer,
+    run_backup: impl FnOnce(&mut Printer) -> Result<Outcome>,
+) -> Result<Outcome> {
+    for remote in remotes {
+        remote.sealing()?;
+    }
+    let before = archive_names(ctx)?;
+    let mut outcome = run_backup(printer)?;
+    let new: Vec<String> = archive_names(ctx)?
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    if new.is_empty() {
+        return Ok(outcome);
+    }
+    let opts = PushOptions { targets: new };
+    for remote in remotes {
+        outcome = outcome.max(push(ctx, remote, &opts, printer)?.1);
+    }
+    Ok(outcome)
+}
+
+/// The archives the manifest of `ctx`'s backup folder lists.
+fn archive_names(ctx: &Context) -> Result<Vec<String>> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    Ok(manifest
+        .backups
+        .into_iter()
+        .map(|e| e.backup_file)
+        .collect())
+}
+
+/// [`run`] without the JSON report; the tally is `None` when there was nothing to push.
+fn push(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &PushOptions,
+    printer: &mut Printer,
+) -> Result<(Option<Tally>, Outcome)> {
     super::adopt::upgrade(&ctx.backup_dir, printer)?;
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
     let manifest = Manifest::load(&ctx.backup_dir)?;
@@ -55,8 +109,9 @@ pub fn run(
             "No backups to push in {}.",
             ctx.backup_dir.display()
         ))?;
-        return Ok(Outcome::Clean);
+        return Ok((None, Outcome::Clean));
     }
+    let seal = remote.sealing()?;
     let catalogue = remote.catalogue()?;
     let mut tally = Tally::default();
     for entry in selected {
@@ -83,12 +138,16 @@ pub fn run(
             continue;
         }
         let started = Instant::now();
-        match push_one(remote, &path, entry) {
-            Ok(()) => {
+        let pushed = push_one(remote, &path, entry, seal);
+        for note in remote.take_notes() {
+            printer.warn(note);
+        }
+        match pushed {
+            Ok(object) => {
                 tally.pushed.push(name.clone());
                 printer.line(format_args!(
                     "Pushed {name} -> {} ({}, {:.2} s)",
-                    remote.url(name),
+                    remote.url(&object),
                     human_size(entry.size),
                     started.elapsed().as_secs_f64()
                 ))?;
@@ -107,12 +166,12 @@ pub fn run(
         tally.present.len(),
         tally.failed.len()
     ))?;
-    printer.json_report(&tally)?;
-    Ok(if tally.failed.is_empty() {
+    let outcome = if tally.failed.is_empty() {
         Outcome::Clean
     } else {
         Outcome::ProblemsFound
-    })
+    };
+    Ok((Some(tally), outcome))
 }
 
 /// Records and reports an archive that could not be pushed.
@@ -125,10 +184,33 @@ fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -
     Ok(())
 }
 
-/// Uploads one archive and, once what landed is checked, catalogues it on the remote.
-fn push_one(remote: &Remote, path: &Path, entry: &Entry) -> Result<()> {
-    remote.upload(path, entry)?;
-    remote.write_entry(entry)
+/// Uploads one archive (encrypted to `seal` when given) and, once what landed is checked,
+/// catalogues it on the remote; returns the object's name. The sidecar is written with a
+/// conditional create, then both objects are looked at again: on a server that ignores the
+/// condition, a push of the same name from elsewhere that replaced either is caught here.
+fn push_one(
+    remote: &Remote,
+    path: &Path,
+    entry: &Entry,
+    seal: Option<&Recipients>,
+) -> Result<String> {
+    let sidecar = remote.upload(path, entry, seal)?;
+    let object = sidecar.object();
+    let landed = remote.stat(&object)?;
+    remote.write_entry(&sidecar)?;
+    let catalogued = remote.read_entry(&entry.backup_file)?;
+    if catalogued.as_ref() != Some(&sidecar) {
+        let entry_object = format!("{}{ENTRY_SUFFIX}", entry.backup_file);
+        return Err(Error::Taken {
+            path: remote.url(&entry_object).into(),
+        });
+    }
+    if landed.is_none() || remote.stat(&object)? != landed {
+        return Err(Error::Taken {
+            path: remote.url(&object).into(),
+        });
+    }
+    Ok(object)
 }
 
 /// Whether two entries describe the same archive bytes.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::checksum::HashingReader;
-use crate::remote::{Catalogue, Remote};
+use crate::remote::{Catalogue, Identities, Remote};
 use std::io::BufReader;
 
 /// Options of `resbak verify`.
@@ -89,6 +89,8 @@ pub enum ProblemKind {
     Count,
     /// Its catalogue entry cannot be read (remotes).
     Catalogue,
+    /// The local backup of the same name holds other bytes (remotes).
+    Conflict,
 }
 
 /// A problem a check found: its kind and a one-line description.
@@ -492,9 +494,18 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
 }
 
 /// `verify --remote`: checks every selected remote backup against its stored entry, streaming
-/// each archive object once (with `deep`, through the restore policy in the same pass). Nothing
-/// is written locally. Entry objects that cannot be read count as problems.
-pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) -> Result<Outcome> {
+/// each archive object once. An encrypted copy's object is checked against the size and SHA-256
+/// of its ciphertext, which needs no key; with `deep`, it is also decrypted on the way (the
+/// remote's identity is needed then) and the archive inside goes through the restore policy
+/// in the same pass. Nothing is written locally. Entry objects that cannot be read, and backups
+/// whose local namesake holds other bytes (two machines pushed one name), count as problems.
+pub fn run_remote(
+    ctx: &Context,
+    remote: &Remote,
+    opts: &VerifyOptions,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let local = Manifest::load(&ctx.backup_dir).ok();
     let catalogue = remote.catalogue()?;
     let manifest = Manifest {
         backups: catalogue.entries.clone(),
@@ -508,8 +519,24 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
             results.push(Checked::new(object.clone(), String::new(), Err(problem)));
         }
     }
+    let sealed = |e: &&Entry| catalogue.sealed.contains_key(&e.backup_file);
+    let keys = if opts.deep && selected.iter().any(sealed) {
+        Some(remote.identities()?)
+    } else {
+        None
+    };
     for entry in &selected {
-        let outcome = check_remote(remote, &catalogue, entry, opts.deep)?;
+        let mut outcome = check_remote(remote, &catalogue, entry, opts.deep, keys.as_ref())?;
+        if let Some(have) = local.as_ref().and_then(|m| m.find(&entry.backup_file))
+            && outcome.is_ok()
+            && !super::push::same(have, entry)
+        {
+            let message = format!(
+                "the local backup of that name holds other bytes (SHA-256 {}): one of the two came from another machine",
+                have.sha256
+            );
+            outcome = Err(Problem::new(ProblemKind::Conflict, message));
+        }
         let (archive, strategy) = (entry.backup_file.clone(), entry.strategy.clone());
         results.push(Checked::new(archive, strategy, outcome));
     }
@@ -520,32 +547,56 @@ pub fn run_remote(remote: &Remote, opts: &VerifyOptions, printer: &mut Printer) 
     Ok(report.outcome(all))
 }
 
-/// Checks one remote backup. The outer error is a failure to talk to the remote; the inner
-/// one says exactly what is wrong with the backup.
+/// Checks one remote backup. The outer error is a failure to talk to the remote (or a key
+/// that does not open it); the inner one says exactly what is wrong with the backup.
 fn check_remote(
     remote: &Remote,
     catalogue: &Catalogue,
     entry: &Entry,
     deep: bool,
+    keys: Option<&Identities>,
 ) -> crate::error::Result<Result<(), Problem>> {
-    let name = &entry.backup_file;
-    match catalogue.archives.get(name) {
+    let Some(sidecar) = catalogue.sidecar(&entry.backup_file) else {
+        let missing = Problem::new(ProblemKind::Missing, "its entry is gone");
+        return Ok(Err(missing));
+    };
+    let object = sidecar.object();
+    let (size, sha256) = sidecar.object_digest();
+    match catalogue.archives.get(&object) {
         None => {
             let missing = Problem::new(ProblemKind::Missing, "archive object is missing");
             return Ok(Err(missing));
         }
-        Some(&size) if size != entry.size => {
-            let message = format!("size is {size} bytes, entry says {}", entry.size);
+        Some(&found) if found != size => {
+            let message = format!("size is {found} bytes, entry says {size}");
             return Ok(Err(Problem::new(ProblemKind::Size, message)));
         }
         Some(_) => {}
     }
-    let url = remote.url(name);
-    let read = remote.read_archive(name, |object| {
-        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, object));
+    let url = remote.url(&entry.backup_file);
+    let keys = keys.filter(|_| deep);
+    let (read, object_sum) = remote.read_backup(&sidecar, keys, |plain| {
+        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, plain));
         let stats = deep.then(|| extract::check(&mut hashing, Path::new(&url), &entry.strategy));
         (stats.transpose(), hashing.finish())
     })?;
+    let object_sum = match object_sum {
+        Ok(sum) => sum,
+        Err(e) => {
+            let message = format!("cannot be read: {e}");
+            return Ok(Err(Problem::new(ProblemKind::Unreadable, message)));
+        }
+    };
+    if object_sum.sha256 != sha256 {
+        let message = format!(
+            "SHA-256 mismatch: entry {sha256}, object {}",
+            object_sum.sha256
+        );
+        return Ok(Err(Problem::new(ProblemKind::Checksum, message)));
+    }
+    if sidecar.sealed.is_some() && !deep {
+        return Ok(Ok(()));
+    }
     let (stats, checksum) = match read {
         (Ok(stats), Ok(checksum)) => (stats, checksum),
         (Err(e), _) => return Ok(Err(Problem::reading(e))),

@@ -1,0 +1,209 @@
+//! The sidecar object beside each archive on a remote: `<name>.tar.gz.entry.yaml`, the
+//! archive's manifest entry and, for an encrypted copy, the size and SHA-256 of the
+//! `<name>.tar.gz.age` object that holds it.
+//!
+//! Everything read from a remote is untrusted: a sidecar is used only after it parsed, names
+//! its own archive, and its names, sizes and digests are well formed, so nothing a bucket holds
+//! can reach a local manifest, a message or a path unchecked.
+
+use super::crypto::SEALED_SUFFIX;
+use crate::manifest::Entry;
+use serde::{Deserialize, Serialize};
+
+/// Suffix of the object that holds an archive's manifest entry, beside the archive.
+pub const ENTRY_SUFFIX: &str = ".entry.yaml";
+/// The key under which a sidecar records the encrypted object.
+const SEALED_KEY: &str = "sealed";
+
+/// The encrypted object that holds an archive: its size and SHA-256 (of the ciphertext).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sealed {
+    /// Always `age`: the format of the object.
+    pub format: String,
+    /// Size of the object in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the object.
+    pub sha256: String,
+}
+
+/// What a remote records about one archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sidecar {
+    /// The archive's manifest entry (size and SHA-256 of the plaintext archive).
+    pub entry: Entry,
+    /// The encrypted object, when the copy is encrypted.
+    pub sealed: Option<Sealed>,
+}
+
+impl Sidecar {
+    /// The name of the object that holds the archive: `<name>.tar.gz` or `<name>.tar.gz.age`.
+    pub fn object(&self) -> String {
+        object_name(&self.entry.backup_file, self.sealed.is_some())
+    }
+
+    /// Size and SHA-256 the object must have.
+    pub fn object_digest(&self) -> (u64, &str) {
+        match &self.sealed {
+            Some(s) => (s.size, &s.sha256),
+            None => (self.entry.size, &self.entry.sha256),
+        }
+    }
+
+    /// The sidecar's text.
+    ///
+    /// # Errors
+    /// A description when the entry cannot be written as YAML.
+    pub fn render(&self) -> Result<String, String> {
+        let mut value = serde_yaml::to_value(&self.entry).map_err(|e| e.to_string())?;
+        if let (Some(sealed), serde_yaml::Value::Mapping(map)) = (&self.sealed, &mut value) {
+            let sealed = serde_yaml::to_value(sealed).map_err(|e| e.to_string())?;
+            map.insert(SEALED_KEY.into(), sealed);
+        }
+        let yaml = serde_yaml::to_string(&value).map_err(|e| e.to_string())?;
+        Ok(format!("# resbak catalogue entry\n{yaml}"))
+    }
+
+    /// Parses a sidecar and checks that it describes archive `name` with plain names and
+    /// well-formed sizes and digests.
+    ///
+    /// # Errors
+    /// What is wrong, as one line (control characters escaped).
+    pub fn parse(name: &str, bytes: &[u8]) -> Result<Sidecar, String> {
+        let mut value: serde_yaml::Value =
+            serde_yaml::from_slice(bytes).map_err(|e| format!("not a resbak entry: {e}"))?;
+        let sealed = match &mut value {
+            serde_yaml::Value::Mapping(map) => map.remove(SEALED_KEY),
+            _ => return Err("not a resbak entry: not a mapping".into()),
+        };
+        let entry: Entry =
+            serde_yaml::from_value(value).map_err(|e| format!("not a resbak entry: {e}"))?;
+        let sealed: Option<Sealed> = sealed
+            .map(serde_yaml::from_value)
+            .transpose()
+            .map_err(|e| format!("not a resbak entry: sealed: {e}"))?;
+        let sidecar = Sidecar { entry, sealed };
+        sidecar.check(name)?;
+        Ok(sidecar)
+    }
+
+    /// The checks of [`Sidecar::parse`].
+    fn check(&self, name: &str) -> Result<(), String> {
+        let entry = &self.entry;
+        if entry.backup_file != name {
+            return Err(format!(
+                "it describes {:?}, not {name:?}",
+                entry.backup_file
+            ));
+        }
+        if !entry.is_sound() {
+            return Err(format!(
+                "invalid archive or strategy name {:?} / {:?}",
+                entry.backup_file, entry.strategy
+            ));
+        }
+        if entry.timestamp.len() > 32 || entry.timestamp.contains(char::is_control) {
+            return Err(format!("invalid time {:?}", entry.timestamp));
+        }
+        if !is_digest(&entry.sha256) {
+            return Err(format!("invalid SHA-256 {:?}", entry.sha256));
+        }
+        for digest in [&entry.meta_digest, &entry.content_digest]
+            .into_iter()
+            .flatten()
+        {
+            if digest.contains(char::is_control) || digest.len() > 128 {
+                return Err(format!("invalid digest {digest:?}"));
+            }
+        }
+        if let Some(sealed) = &self.sealed {
+            if sealed.format != "age" {
+                return Err(format!("unknown encryption format {:?}", sealed.format));
+            }
+            if !is_digest(&sealed.sha256) {
+                return Err(format!("invalid SHA-256 {:?}", sealed.sha256));
+            }
+            if sealed.size <= entry.size {
+                return Err(format!(
+                    "its encrypted size {} is not larger than its archive's {}",
+                    sealed.size, entry.size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<archive>` or `<archive>.age`.
+pub fn object_name(archive: &str, sealed: bool) -> String {
+    if sealed {
+        format!("{archive}{SEALED_SUFFIX}")
+    } else {
+        archive.to_string()
+    }
+}
+
+/// Whether `text` is a lowercase hex SHA-256.
+fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "s_19700101_000001.tar.gz";
+
+    fn sidecar(name: &str, strategy: &str) -> Sidecar {
+        let mut entry = Entry::sample(strategy, name, 1);
+        entry.sha256 = "ab".repeat(32);
+        Sidecar {
+            entry,
+            sealed: None,
+        }
+    }
+
+    #[test]
+    fn sidecars_must_describe_their_own_plain_archive_name() {
+        let good = sidecar(NAME, "s");
+        assert_eq!(NAME, good.entry.backup_file, "the sample's name");
+        let text = good.render().unwrap();
+        assert_eq!(Sidecar::parse(NAME, text.as_bytes()), Ok(good.clone()));
+        assert!(Sidecar::parse("other.tar.gz", text.as_bytes()).is_err());
+        for (name, strategy) in [
+            ("../x.tar.gz", "s"),
+            ("a/b.tar.gz", "s"),
+            ("x.tar.gz", ".."),
+            ("s\u{1b}[2J_19700101_000001.tar.gz", "s\u{1b}[2J"),
+        ] {
+            let text = sidecar(name, strategy).render().unwrap();
+            assert!(
+                Sidecar::parse(name, text.as_bytes()).is_err(),
+                "{name} {strategy}"
+            );
+        }
+        assert!(Sidecar::parse(NAME, b"not: [yaml").is_err());
+    }
+
+    #[test]
+    fn sizes_and_digests_must_be_well_formed() {
+        let mut bad = sidecar(NAME, "s");
+        bad.entry.sha256 = "ZZ".into();
+        let text = bad.render().unwrap();
+        assert!(Sidecar::parse(NAME, text.as_bytes()).is_err());
+
+        let mut sealed = sidecar(NAME, "s");
+        sealed.sealed = Some(Sealed {
+            format: "age".into(),
+            size: sealed.entry.size + 200,
+            sha256: "cd".repeat(32),
+        });
+        let text = sealed.render().unwrap();
+        let back = Sidecar::parse(NAME, text.as_bytes()).unwrap();
+        assert_eq!(back.object(), format!("{NAME}.age"));
+        assert_eq!(back, sealed);
+        let mut small = sealed.clone();
+        small.sealed.as_mut().unwrap().size = 1;
+        assert!(Sidecar::parse(NAME, small.render().unwrap().as_bytes()).is_err());
+    }
+}
