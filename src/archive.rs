@@ -145,11 +145,14 @@ pub fn default_threads() -> usize {
 /// Glob patterns for paths to leave out (or, with [`Excludes::covers`], to pick). A pattern without `/` matches the name of a file or
 /// folder at any depth (`*.tmp`, `__pycache__`); one with `/` matches the path relative to the
 /// strategy folder (`runs/*/plots`). An excluded folder is left out with everything in it.
+/// Excludes made with [`Excludes::new`] (a backup's) also leave out the copies folders of
+/// `resbak file`; the default (everything, as a safety copy holds it) leaves out nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Excludes {
     names: globset::GlobSet,
     paths: globset::GlobSet,
     patterns: Vec<String>,
+    copies_folders: bool,
 }
 
 impl Excludes {
@@ -181,6 +184,7 @@ impl Excludes {
             names: build(names),
             paths: build(paths),
             patterns: patterns.to_vec(),
+            copies_folders: true,
         })
     }
 
@@ -222,7 +226,8 @@ pub(crate) fn walk<'a>(
         .sort_by_file_name()
         .into_iter()
         .filter_entry(move |e| {
-            e.depth() == 0 || !(excludes.matches(&relative(e)) || crate::filebackup::leaves_out(e))
+            let copies = excludes.copies_folders && crate::filebackup::leaves_out(e);
+            e.depth() == 0 || !(excludes.matches(&relative(e)) || copies)
         })
         .map(move |item| {
             let item = item.map_err(|e| {

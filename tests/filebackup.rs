@@ -693,3 +693,37 @@ fn stamps_of_copies_without_a_recorded_checksum_are_local_time() {
     assert_eq!(rows[0]["created"], "2024-02-20T05:30:00Z");
     assert_eq!(rows[0]["status"], "unrecorded");
 }
+
+/// A copies folder left out of a strategy's backups is still the user's data: a forced restore
+/// keeps it in the safety copy, whether or not anything else in the folder changed.
+#[test]
+fn a_forced_restore_keeps_a_copies_folder_in_its_safety_copy() {
+    for other_change in [false, true] {
+        let env = Env::new();
+        env.sample("s1");
+        let store = env.results().join("s1/experiences.json");
+        write(&store, GOOD_1);
+        env.run(&["file", "backup", "results/s1/experiences.json"]);
+        let archive = env.backup("s1");
+        if other_change {
+            write(&env.results().join("s1/trades.csv"), "changed\n");
+        }
+        env.run(&["restore", &archive, "--force"]);
+        let safety = env
+            .archives()
+            .into_iter()
+            .find(|a| a.contains(".safety."))
+            .unwrap_or_else(|| panic!("no safety copy (changed: {other_change}): {}", env.tree()));
+        let names = archive_names(&env.backups().join(&safety));
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("s1/backups/experiences.json.")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "s1/backups/SHA256SUMS"),
+            "{names:?}"
+        );
+    }
+}

@@ -124,8 +124,10 @@ def test_restore_file_latest_exact_and_named(tmp_path):
 def test_failures_raise_the_error_class_of_their_kind(tmp_path):
     with pytest.raises(resbak.NoFileBackupsError):
         resbak.restore_file(tmp_path / "never.json")
-    with pytest.raises(resbak.UsageError):
+    with pytest.raises(resbak.InvalidKeepError):
         resbak.backup_file(tmp_path / "x.json", keep=0)
+    with pytest.raises(resbak.UsageError):
+        resbak._call(["file", "list"])  # no PATH: the command line's own error
     with pytest.raises(resbak.Error):
         resbak.restore_file(tmp_path / "x.json", "no-such-copy")
     assert issubclass(resbak.UnknownStrategyError, resbak.Error)
@@ -214,3 +216,35 @@ def test_the_gil_is_released_while_resbak_waits_on_the_copies_folder(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_UN)
     worker.join()
     assert results[0]["items"] == 1
+
+
+def test_bad_arguments_raise_instead_of_being_misread(tmp_path):
+    store = tmp_path / "data" / "experiences.json"
+    store.parent.mkdir()
+    resbak.write_with_backup(store, store_text(1))
+    resbak.write_with_backup(store, store_text(2))
+    copies = sorted((store.parent / "backups").iterdir())
+    for keep in (0, -1):
+        with pytest.raises(resbak.InvalidKeepError):
+            resbak.write_with_backup(store, store_text(3), keep=keep)
+    for keep in (True, 1.5, "3"):
+        with pytest.raises(TypeError):
+            resbak.write_with_backup(store, store_text(3), keep=keep)
+    for data in (5, [1, 2], {"a": 1}):
+        with pytest.raises(TypeError):
+            resbak.write_with_backup(store, data)
+    with pytest.raises(TypeError):
+        resbak.backup_file(os.fsencode(str(store)))
+    assert sorted((store.parent / "backups").iterdir()) == copies, "nothing was removed"
+    assert json.loads(store.read_text())["experiences"] == [{"pnl": 0}, {"pnl": 1}]
+
+
+def test_an_exclude_given_as_one_string_is_one_pattern(tmp_path):
+    results = tmp_path / "results" / "s"
+    results.mkdir(parents=True)
+    (results / "trades.csv").write_text("pnl\n1\n")
+    (results / "scratch.tmp").write_text("x")
+    report = resbak.backup("s", exclude="*.tmp", results_dir=tmp_path / "results",
+                           backup_dir=tmp_path / "backups")
+    assert report[0]["status"] == "backed_up"
+    assert report[0]["files"] == 1, report

@@ -64,6 +64,16 @@ pub struct FileBackupOptions {
     pub strict: bool,
 }
 
+impl FileBackupOptions {
+    /// Refuses a `keep` of 0: rotation would remove every copy.
+    fn check(&self) -> Result<()> {
+        match self.keep {
+            0 => Err(crate::error::Error::InvalidKeep),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for FileBackupOptions {
     fn default() -> Self {
         FileBackupOptions {
@@ -128,6 +138,7 @@ pub enum Pick {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn backup_file(path: &Path, opts: &FileBackupOptions) -> Result<Option<BackupReport>> {
+    opts.check()?;
     let Some(dir) = existing_file(path, "back up")? else {
         return Ok(None);
     };
@@ -181,6 +192,8 @@ pub fn write_with_backup(
     bytes: &[u8],
     opts: &FileBackupOptions,
 ) -> Result<WriteReport> {
+    // Even when a failed copy is only a warning, keeping no version is never what was meant.
+    opts.check()?;
     let (target, through_link) = write_target(path)?;
     let mut report = WriteReport {
         written_through: through_link.then(|| target.clone()),

@@ -224,3 +224,22 @@ fn inspect_hashes_what_the_parser_left_unread() {
     assert_eq!(contents.checksum.len, 12);
     assert!(matches!(contents.json, Some(JsonCheck::Invalid(_))));
 }
+
+#[test]
+fn keeping_no_version_is_refused_before_anything_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.json");
+    let keep = |keep| FileBackupOptions {
+        keep,
+        ..FileBackupOptions::default()
+    };
+    write_with_backup(&path, b"[1]", &keep(3)).unwrap();
+    write_with_backup(&path, b"[1,2]", &keep(3)).unwrap();
+    let copies = || fs::read_dir(dir.path().join("backups")).unwrap().count();
+    let before = copies();
+    let err = write_with_backup(&path, b"[1,2,3]", &keep(0)).unwrap_err();
+    assert!(matches!(err, crate::error::Error::InvalidKeep), "{err}");
+    assert!(backup_file(&path, &keep(0)).is_err());
+    assert_eq!(copies(), before);
+    assert_eq!(fs::read(&path).unwrap(), b"[1,2]");
+}

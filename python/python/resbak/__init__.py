@@ -51,6 +51,24 @@ PathLike = Union[str, "os.PathLike[str]"]
 log = logging.getLogger("resbak")
 
 
+def _path(path: Any) -> str:
+    """A path as text; bytes and other types are refused rather than misread."""
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        if isinstance(text, str) and text:
+            return text
+    raise TypeError(f"path must be a non-empty str or os.PathLike of str, not {path!r}")
+
+
+def _keep(keep: Any) -> int:
+    """A count of versions: an int of at least 1 (not a bool, float or str)."""
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise TypeError(f"keep must be an int, not {type(keep).__name__}")
+    if keep < 1:
+        raise _errors.InvalidKeepError(f"keep must be at least 1, not {keep}", 2)
+    return keep
+
+
 def _call(args: Sequence[Any]) -> Any:
     """Runs one resbak command line with ``--json``; returns its report or raises."""
     argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args]
@@ -97,8 +115,13 @@ def write_with_backup(path: PathLike, data: Union[bytes, bytearray, memoryview, 
 
     >>> resbak.write_with_backup("data/experiences.json", json.dumps(store))  # doctest: +SKIP
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    report, error = _resbak.write_with_backup(os.fspath(path), payload, int(keep), bool(strict))
+    if isinstance(data, str):
+        payload = data.encode("utf-8")
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = bytes(data)
+    else:
+        raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+    report, error = _resbak.write_with_backup(_path(path), payload, _keep(keep), bool(strict))
     if error is not None:
         raise error_for(error[0], error[1], 2)
     result = json.loads(report)
@@ -115,7 +138,7 @@ def backup_file(path: PathLike, keep: int = DEFAULT_KEEP) -> Optional[dict]:
     >>> resbak.backup_file("data/experiences.json", keep=20)["backup"]  # doctest: +SKIP
     'data/backups/experiences.json.20261130_150102.backup'
     """
-    report = _call(["file", "backup", path, "--keep", keep])
+    report = _call(["file", "backup", _path(path), "--keep", _keep(keep)])
     if report is not None:
         _log_copy(report, os.fspath(path))
     return report
@@ -161,7 +184,7 @@ def restore_file(path: PathLike, which: str = "latest", keep: int = DEFAULT_KEEP
     1520
     """
     choice = {"latest": ["--latest"], "exact": ["--exact"]}.get(which, [which])
-    report = _call(["file", "restore", path, *choice, "--keep", keep])
+    report = _call(["file", "restore", _path(path), *choice, "--keep", _keep(keep)])
     for passed in report["passed_over"]:
         log.warning("Passed over %s: %s", passed["path"], passed["reason"])
     log.info("Restored %s -> %s", report["restored"], os.fspath(path))
@@ -189,7 +212,8 @@ def backup(strategy: Union[str, Iterable[str], None] = None, *, all: bool = Fals
     names = [strategy] if isinstance(strategy, str) else builtins.list(strategy or ())
     args: builtins.list = ["backup", *names] + _folders(results_dir, backup_dir, config)
     args += ["--all"] if all else []
-    for pattern in exclude:
+    # A single pattern given as a string is one pattern, not one per character.
+    for pattern in [exclude] if isinstance(exclude, str) else exclude:
         args += ["--exclude", pattern]
     args += ["--dry-run"] if dry_run else []
     args += ["--always"] if always else []

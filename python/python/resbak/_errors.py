@@ -173,6 +173,18 @@ class InvalidArgumentError(Error):
     kind = "invalid_argument"
 
 
+class KeyProblemError(Error):
+    """resbak error kind ``key``: an age identity is missing, wrong or unreadable."""
+
+    kind = "key"
+
+
+class TakenError(Error):
+    """resbak error kind ``taken``: another machine pushed a backup of the same name."""
+
+    kind = "taken"
+
+
 class UsageError(Error):
     """resbak error kind ``usage``."""
 
