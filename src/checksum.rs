@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 
 /// A finished checksum: lowercase hex SHA-256 and the number of bytes hashed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Checksum {
     /// Lowercase hex SHA-256.
     pub sha256: String,

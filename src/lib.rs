@@ -26,12 +26,14 @@ pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
 pub mod follow;
+pub mod index;
 pub mod interrupt;
 pub mod manifest;
 pub mod pgzip;
 pub mod progress;
 pub mod remote;
 pub mod retention;
+pub mod reuse;
 pub mod targuard;
 
 pub use error::{Error, Result};

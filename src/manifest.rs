@@ -70,6 +70,9 @@ pub struct Entry {
     /// Why the backup was made; entries without it are regular backups.
     #[serde(default, skip_serializing_if = "Kind::is_regular")]
     pub kind: Kind,
+    /// SHA-256 of the archive's index file ([`crate::index`]); absent for archives without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
 }
 
 /// Why a backup was made, which decides how retention and "latest" treat it.
@@ -252,7 +255,14 @@ impl Manifest {
         let sums: String = self
             .sorted()
             .iter()
-            .map(|e| format!("{}  {}\n", e.sha256, e.backup_file))
+            .flat_map(|e| {
+                let index = e.index_sha256.as_ref().map(|sha| {
+                    let name = crate::index::file_name(&e.backup_file);
+                    format!("{sha}  {name}\n")
+                });
+                [Some(format!("{}  {}\n", e.sha256, e.backup_file)), index]
+            })
+            .flatten()
             .collect();
         atomic::write_file(&path, |out| {
             out.write_all(sums.as_bytes()).at("write", &path)
@@ -419,6 +429,7 @@ impl Entry {
             meta_digest: None,
             content_digest: None,
             kind: Kind::Regular,
+            index_sha256: None,
         }
     }
 }

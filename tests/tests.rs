@@ -17,4 +17,5 @@ mod restore;
 mod retention;
 mod s3;
 mod safety;
+mod segments;
 mod verify;

@@ -104,7 +104,7 @@ enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
         /// The latest backup, whose archive holds the strategy as it is now.
-        latest: Entry,
+        latest: Box<Entry>,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -192,7 +192,9 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
         return Ok(Plan::Backup { why: None });
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
-        None => Plan::Skip { latest },
+        None => Plan::Skip {
+            latest: Box::new(latest),
+        },
         Some(problem) => Plan::Backup {
             why: Some(format!(
                 "the latest backup {} {problem}",

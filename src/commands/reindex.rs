@@ -13,8 +13,10 @@
 
 use super::{ArchiveName, Context, Outcome, Printer, archive_files, strategy_of};
 use crate::atomic;
+use crate::checksum::HashingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
+use crate::index;
 use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
@@ -38,6 +40,10 @@ struct Report {
     kinds_recovered: usize,
     /// Added archives whose kind could not be recovered: catalogued as regular backups.
     kinds_unknown: Vec<String>,
+    /// Archives given an index (see [`crate::index`]) they lacked or whose index was damaged.
+    indexed: Vec<String>,
+    /// Archives left without an index, and why.
+    unindexed: Vec<(String, String)>,
 }
 
 /// Rebuilds the manifest and prints what changed.
@@ -81,7 +87,11 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
             report.mismatched.push(entry.backup_file.clone());
         }
         report.kept += 1;
-        manifest.backups.push(entry.clone());
+        let mut entry = entry.clone();
+        if !report.mismatched.contains(&entry.backup_file) {
+            index_if_needed(dir, &mut entry, &mut report);
+        }
+        manifest.backups.push(entry);
     }
     let mut added = Vec::new();
     for (file, _) in files.iter().filter(|(f, _)| old.find(f).is_none()) {
@@ -93,6 +103,9 @@ fn rebuild(dir: &Path, loaded: Result<Manifest>) -> Result<(Manifest, Report)> {
         }
     }
     recover_kinds(dir, &mut added, &mut report);
+    for entry in &mut added {
+        index_if_needed(dir, entry, &mut report);
+    }
     added.sort_by_key(|e| e.created);
     report.added = added.iter().map(|e| e.backup_file.clone()).collect();
     manifest.backups.extend(added);
@@ -125,6 +138,36 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
     }
 }
 
+/// Builds an index for the archive of `entry` (already checked) when it has none or its index
+/// file is missing or damaged. A failure leaves the entry without one, with a warning.
+fn index_if_needed(dir: &Path, entry: &mut Entry, report: &mut Report) {
+    let path = index::path_for(&dir.join(&entry.backup_file));
+    let intact = |sha: &String| index::check_file(&path, sha).is_ok();
+    if entry.index_sha256.as_ref().is_some_and(intact) {
+        return;
+    }
+    let mut sha256 = None;
+    let built = atomic::write_file(&path, |out| {
+        let out = HashingWriter::new(out);
+        let archive = dir.join(&entry.backup_file);
+        let (_, sum) = index::build(&archive, &entry.strategy, out)?.finish();
+        sha256 = Some(sum.sha256);
+        Ok(())
+    });
+    match built {
+        Ok(()) => {
+            entry.index_sha256 = sha256;
+            report.indexed.push(entry.backup_file.clone());
+        }
+        Err(e) => {
+            entry.index_sha256 = None;
+            report
+                .unindexed
+                .push((entry.backup_file.clone(), e.to_string()));
+        }
+    }
+}
+
 /// A fresh entry for an uncatalogued archive, after a full check.
 fn entry_for(path: &Path, file: &str) -> Result<Entry> {
     let top = strategy_of(path)?;
@@ -153,6 +196,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         meta_digest: None,
         content_digest: None,
         kind: Default::default(),
+        index_sha256: None,
     })
 }
 
@@ -198,6 +242,12 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
              --force could not be recovered (the previous manifest does not list it): {}",
             report.kinds_unknown.join(", ")
         ));
+    }
+    for file in &report.indexed {
+        printer.line(format_args!("Indexed {file}"))?;
+    }
+    for (file, why) in &report.unindexed {
+        printer.warn(format_args!("{file} has no index: {why}"));
     }
     printer.line(format_args!(
         "Reindexed: {} kept, {} added, {} dropped, {} not added",
