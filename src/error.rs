@@ -170,6 +170,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A path `cat` was asked for that is not a file in the archive.
+    #[error("{} in archive {}: {reason}", printable(entry), printable(path.display()))]
+    NotAFile {
+        /// The path asked for, relative to the strategy folder.
+        entry: String,
+        /// The archive file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: &'static str,
+    },
+
     /// A single file has no copies to restore from.
     #[error("there are no backups of {} in {}", printable(path.display()), printable(dir.display()))]
     NoFileBackups {
@@ -290,6 +301,7 @@ impl Error {
             Error::NoFileBackups { .. } => "no_file_backups",
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
+            Error::NotAFile { .. } => "not_a_file",
             Error::Uncompared(inner) => inner.kind(),
             Error::MissingFolder { .. } => "missing_folder",
             Error::UnknownName { .. } => "unknown_name",
@@ -307,6 +319,7 @@ impl Error {
                 | Error::UnsafeEntry { .. }
                 | Error::Missing { .. }
                 | Error::NotInArchive { .. }
+                | Error::NotAFile { .. }
         )
     }
 }

@@ -357,14 +357,10 @@ pub fn build<W: Write>(archive: &Path, top: &str, out: W) -> Result<W> {
         .len();
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
     let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 17, file));
-    let mut tar = crate::targuard::reader(gz);
     let mut writer = Writer::whole(out, top).map_err(corrupt)?;
-    for entry in tar.entries().map_err(corrupt)? {
-        let entry = entry.map_err(corrupt)?;
-        if let Some(record) = record_of(entry, top).map_err(corrupt)? {
-            writer.entry(&record).map_err(corrupt)?;
-        }
-    }
+    each_record(gz, archive, top, true, |record| {
+        writer.entry(&record).map_err(corrupt)
+    })?;
     // Its uncompressed length is not recorded (0): nothing reads it for such a segment.
     let whole = Segment {
         zlen: size,
@@ -373,9 +369,36 @@ pub fn build<W: Write>(archive: &Path, top: &str, out: W) -> Result<W> {
     writer.finish(&[whole]).map_err(corrupt)
 }
 
-/// The record of one tar entry below `top`, reading a file's content; `None` for entries of
-/// other kinds, which resbak never writes.
-fn record_of<R: io::Read>(mut entry: tar::Entry<R>, top: &str) -> io::Result<Option<Record>> {
+/// Gives the record of every entry of the tar stream `tar_stream` (of the archive `archive`,
+/// top folder `top`) to `each`; files' SHA-256 only `with_content` (else left empty).
+///
+/// # Errors
+/// [`Error::Corrupt`] if the stream cannot be read as a tar under `top`.
+pub fn each_record(
+    tar_stream: impl io::Read,
+    archive: &Path,
+    top: &str,
+    with_content: bool,
+    mut each: impl FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
+    let mut tar = crate::targuard::reader(tar_stream);
+    for entry in tar.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        if let Some(record) = record_of(entry, top, with_content).map_err(corrupt)? {
+            each(record)?;
+        }
+    }
+    Ok(())
+}
+
+/// The record of one tar entry below `top`, reading a file's content `with_content`; `None`
+/// for entries of other kinds, which resbak never writes.
+fn record_of<R: io::Read>(
+    mut entry: tar::Entry<R>,
+    top: &str,
+    with_content: bool,
+) -> io::Result<Option<Record>> {
     let path = entry.path()?.into_owned();
     let Ok(below) = path.strip_prefix(top) else {
         return Err(io::Error::other(format!(
@@ -403,7 +426,7 @@ fn record_of<R: io::Read>(mut entry: tar::Entry<R>, top: &str) -> io::Result<Opt
         let target = entry.link_name_bytes().unwrap_or_default();
         record.target = target.into_owned();
     }
-    if kind == 'f' {
+    if kind == 'f' && with_content {
         record.sha256 = HashingReader::new(&mut entry).finish()?.sha256;
     }
     Ok(Some(record))

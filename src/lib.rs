@@ -28,6 +28,7 @@ pub mod filebackup;
 pub mod follow;
 pub mod index;
 pub mod interrupt;
+pub mod lookup;
 pub mod manifest;
 pub mod pgzip;
 pub mod progress;
@@ -218,6 +219,10 @@ fn dispatch(
             printer,
         ),
         Command::Reindex => reindex::run(ctx, printer),
+        Command::Ls { archive, glob } => {
+            commands::browse::ls(ctx, &archive, glob.as_deref(), printer)
+        }
+        Command::Cat { archive, path } => commands::browse::cat(ctx, &archive, &path, printer),
         Command::Diff { archive, other } => {
             let opts = diff::DiffOptions {
                 archive,

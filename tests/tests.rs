@@ -5,6 +5,7 @@ mod datagen;
 mod util;
 
 mod backup;
+mod browse;
 mod cli;
 mod config;
 mod diff;

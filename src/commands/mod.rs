@@ -2,6 +2,7 @@
 //! through the library modules, and reports through a [`Printer`].
 
 pub mod backup;
+pub mod browse;
 pub mod config;
 pub mod diff;
 pub mod file;
