@@ -93,6 +93,10 @@ pub struct Written {
     pub shrank: Vec<(PathBuf, u64)>,
     /// Segments copied from an earlier archive, and their uncompressed bytes.
     pub reused: (u64, u64),
+    /// What the copied segments hold.
+    pub reused_stats: Stats,
+    /// Where each segment lies, and whether it was copied.
+    pub segments: Vec<crate::pgzip::Segment>,
     /// Why segments of the earlier archive could not be copied (damaged bytes).
     pub not_reused: Vec<String>,
 }
@@ -384,21 +388,18 @@ pub fn write<W: Write, I: Write>(
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;
+    let looks = reuse.is_some();
     let mut seg = segmented::Segmenter::new(tar, index, top, &opts.progress, reuse);
-    let mut after_big = false;
-    for item in walk(src, &opts.excludes) {
-        let (entry, rel) = item?;
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("read", entry.path(), e.into()))?;
-        let size = if meta.is_file() { meta.len() } else { 0 };
-        if crate::index::starts_segment(&rel, meta.is_dir(), size, after_big) {
-            seg.flush()?;
+    // The walk (and, when segments may be copied, the hashing of each file) runs a few
+    // segments ahead on a thread of its own.
+    std::thread::scope(|scope| {
+        let (groups, received) = std::sync::mpsc::sync_channel(segmented::AHEAD);
+        scope.spawn(move || segmented::group(src, &opts.excludes, looks, &groups));
+        for group in received {
+            seg.flush(group?)?;
         }
-        after_big = size >= crate::index::BIG_FILE;
-        seg.push(entry.into_path(), rel);
-    }
-    seg.flush()?;
+        Ok::<_, Error>(())
+    })?;
     let (mut tar, index, mut written) = seg.finish();
     tar.get_mut().cut().map_err(fail)?;
     let gz = tar.into_inner().map_err(fail)?;
@@ -406,6 +407,7 @@ pub fn write<W: Write, I: Write>(
     let index_out = index.finish(&segments).map_err(fail)?;
     let (out, checksum) = out.finish();
     written.checksum = checksum;
+    written.segments = segments;
     Ok((out, index_out, written))
 }
 

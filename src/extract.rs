@@ -149,6 +149,21 @@ pub fn check(reader: impl Read + Send, archive: &Path, top: &str) -> Result<Stat
     Ok(run(reader, archive, None, top, None)?.stats)
 }
 
+/// Like [`check`], for a tar stream (already decompressed) that need not be a whole archive:
+/// entries in a row, as in the segments of one (see [`crate::inflate`]). No entry is no error.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_tar(tar_stream: impl Read, archive: &Path, top: &str) -> Result<Stats> {
+    match unpack_all(tar_stream, archive, None, top, None) {
+        Err(Error::Corrupt { detail, .. }) if detail == EMPTY => Ok(Stats::default()),
+        other => Ok(other?.stats),
+    }
+}
+
+/// Why an archive without entries is corrupt.
+pub(crate) const EMPTY: &str = "the archive is empty";
+
 /// The result of reading an archive file end to end.
 #[derive(Debug)]
 pub struct Scan {

@@ -451,6 +451,7 @@ fn parse_segment(fields: &[&str]) -> Option<Indexed> {
         zlen: zlen.parse().ok()?,
         crc: u32::from_str_radix(crc, 16).ok()?,
         zcrc: u32::from_str_radix(zcrc, 16).ok()?,
+        copied: false,
     };
     let key = (*key != "-").then(|| key.to_string());
     Some(Indexed { segment, key })

@@ -27,6 +27,7 @@ pub mod extract;
 pub mod filebackup;
 pub mod follow;
 pub mod index;
+pub mod inflate;
 pub mod interrupt;
 pub mod lookup;
 pub mod manifest;

@@ -110,6 +110,8 @@ pub struct Segment {
     pub crc: u32,
     /// CRC32 of the compressed bytes.
     pub zcrc: u32,
+    /// Whether its bytes were copied ([`ParGzWriter::copy_segment`]) rather than compressed.
+    pub copied: bool,
 }
 
 /// Raw-deflates `b.data` into `b.out` and computes its CRC32.
@@ -214,6 +216,7 @@ impl<W: Write> Sink<W> {
             self.segments.push(Segment {
                 uoff: self.size,
                 zoff: self.zsize,
+                copied: b.copied,
                 ..Segment::default()
             });
         }
@@ -922,7 +925,10 @@ mod tests {
             w.copy_segment(&mut src, s.zlen, s.crc, s.ulen).unwrap();
             w.cut().unwrap();
             w.write_all(&c).unwrap();
-            assert!(w.finish_segments().unwrap() == (gz.clone(), segs.clone()));
+            let (copy, mut copy_segs) = w.finish_segments().unwrap();
+            assert!(copy_segs[1].copied && !copy_segs[0].copied);
+            copy_segs[1].copied = false;
+            assert!(copy == gz && copy_segs == segs);
         }
     }
 

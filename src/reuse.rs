@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// Bytes read at once while a segment is checked.
 const CHUNK: usize = 256 * 1024;
 
+/// Segments up to this many compressed bytes are read once, into memory, and checked there.
+pub const SMALL: u64 = 1 << 20;
+
 /// An earlier archive, open, with its segments by key.
 pub struct Source {
     path: PathBuf,
@@ -67,6 +70,15 @@ impl Source {
     /// The segment with `key`, if the archive has one.
     pub fn find(&self, key: &str) -> Option<Segment> {
         self.by_key.get(key).copied()
+    }
+
+    /// The compressed bytes of `segment` if they have the CRC32 the index records, read at
+    /// once (for segments up to [`SMALL`] bytes).
+    pub fn read_checked(&mut self, segment: &Segment) -> io::Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::with_capacity(usize::try_from(segment.zlen).unwrap_or(0));
+        self.reader(segment)?.read_to_end(&mut bytes)?;
+        let intact = bytes.len() as u64 == segment.zlen && crc32fast::hash(&bytes) == segment.zcrc;
+        Ok(intact.then_some(bytes))
     }
 
     /// Whether the compressed bytes of `segment` have the CRC32 the index records.

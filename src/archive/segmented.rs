@@ -18,6 +18,74 @@ use std::path::{Path, PathBuf};
 /// The tar stream of an archive being written.
 pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
 
+/// Segments the walk may run ahead of the writer.
+pub(super) const AHEAD: usize = 8;
+
+/// The entries of one segment: path and path below the top folder, and when segments may be
+/// copied, what each would store (`None` for a special file).
+pub(super) struct Group {
+    entries: Vec<(PathBuf, PathBuf)>,
+    looked: Option<Vec<Option<Stored>>>,
+}
+
+/// Walks `src` and sends its entries to `groups` one segment at a time (see
+/// [`index::starts_segment`]), each entry looked at (its file hashed) when `look`. Stops at
+/// the first error, which it sends, or when the receiver has gone.
+pub(super) fn group(
+    src: &Path,
+    excludes: &super::Excludes,
+    look: bool,
+    groups: &std::sync::mpsc::SyncSender<Result<Group>>,
+) {
+    let send = |entries: Vec<(PathBuf, PathBuf)>| -> bool {
+        if entries.is_empty() {
+            return true;
+        }
+        let group = match look {
+            true => entries
+                .iter()
+                .map(|(path, _)| self::look(path))
+                .collect::<Result<Vec<_>>>()
+                .map(|looked| Group {
+                    entries,
+                    looked: Some(looked),
+                }),
+            false => Ok(Group {
+                entries,
+                looked: None,
+            }),
+        };
+        let failed = group.is_err();
+        groups.send(group).is_ok() && !failed
+    };
+    let mut entries = Vec::new();
+    let mut after_big = false;
+    for item in super::walk(src, excludes) {
+        let entry = item.and_then(|(entry, rel)| {
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("read", entry.path(), e.into()))?;
+            Ok((entry.into_path(), rel, meta))
+        });
+        let (path, rel, meta) = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let _ = groups.send(Err(e));
+                return;
+            }
+        };
+        let size = if meta.is_file() { meta.len() } else { 0 };
+        if index::starts_segment(&rel, meta.is_dir(), size, after_big)
+            && !send(std::mem::take(&mut entries))
+        {
+            return;
+        }
+        after_big = size >= index::BIG_FILE;
+        entries.push((path, rel));
+    }
+    send(entries);
+}
+
 /// Collects the entries of one segment at a time and writes or copies them.
 pub(super) struct Segmenter<'a, W: Write, I: Write> {
     tar: TarOut<W>,
@@ -25,8 +93,6 @@ pub(super) struct Segmenter<'a, W: Write, I: Write> {
     top: &'a str,
     progress: &'a Progress,
     reuse: Option<&'a mut Source>,
-    /// The entries of the open segment: path and path below the top folder.
-    group: Vec<(PathBuf, PathBuf)>,
     written: Written,
     digest: TreeDigest,
 }
@@ -45,29 +111,22 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             top,
             progress,
             reuse,
-            group: Vec::new(),
             written: Written::default(),
             digest: TreeDigest::default(),
         }
     }
 
-    /// Adds an entry to the open segment.
-    pub(super) fn push(&mut self, path: PathBuf, rel: PathBuf) {
-        self.group.push((path, rel));
-    }
-
-    /// Writes or copies the open segment, if it has entries.
-    pub(super) fn flush(&mut self) -> Result<()> {
-        let group = std::mem::take(&mut self.group);
-        if group.is_empty() {
-            return Ok(());
-        }
-        if self.reuse.is_some() && self.copy(&group)? {
+    /// Writes or copies one segment.
+    pub(super) fn flush(&mut self, group: Group) -> Result<()> {
+        let Group { entries, looked } = group;
+        if let Some(looked) = looked
+            && self.copy(&entries, looked)?
+        {
             return Ok(());
         }
         let fail = |e: io::Error| Error::io("write", Path::new(self.top), e);
         self.tar.get_mut().cut().map_err(fail)?;
-        for (path, rel) in group {
+        for (path, rel) in entries {
             let name = Path::new(self.top).join(&rel);
             match append(&mut self.tar, &path, &name, self.progress)? {
                 Some(stored) => self.tally(path, &rel, &stored)?,
@@ -86,10 +145,10 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
 
     /// Copies the group's segment from the earlier archive if it holds one with the same key
     /// and intact bytes; `false` when the group must be compressed.
-    fn copy(&mut self, group: &[(PathBuf, PathBuf)]) -> Result<bool> {
+    fn copy(&mut self, group: &[(PathBuf, PathBuf)], looked: Vec<Option<Stored>>) -> Result<bool> {
         let (mut stored, mut skipped) = (Vec::with_capacity(group.len()), Vec::new());
-        for (path, rel) in group {
-            match look(path)? {
+        for ((path, rel), look) in group.iter().zip(looked) {
+            match look {
                 Some(s) => stored.push((path, rel, s)),
                 None => skipped.push(path.clone()),
             }
@@ -103,24 +162,33 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         };
         let source_path = source.path().to_path_buf();
         let read = |e: io::Error| Error::io("read", &source_path, e);
-        if !source.intact(&segment).map_err(read)? {
+        let gz = self.tar.get_mut();
+        let (zlen, crc, ulen) = (segment.zlen, segment.crc, segment.ulen);
+        let copied = if zlen <= crate::reuse::SMALL {
+            let bytes = source.read_checked(&segment).map_err(read)?;
+            bytes.map(|bytes| gz.copy_segment(&mut &bytes[..], zlen, crc, ulen))
+        } else if source.intact(&segment).map_err(read)? {
+            let mut reader = source.reader(&segment).map_err(read)?;
+            Some(gz.copy_segment(&mut reader, zlen, crc, ulen))
+        } else {
+            None
+        };
+        let Some(copied) = copied else {
             self.written.not_reused.push(format!(
                 "{}: the segment at byte {} is damaged; compressed again",
                 source_path.display(),
                 segment.zoff
             ));
             return Ok(false);
-        }
-        let mut reader = source.reader(&segment).map_err(read)?;
-        let gz = self.tar.get_mut();
-        gz.copy_segment(&mut reader, segment.zlen, segment.crc, segment.ulen)
-            .map_err(read)?;
-        drop(reader);
+        };
+        copied.map_err(read)?;
         self.written.reused.0 += 1;
         self.written.reused.1 += segment.ulen;
         for (path, rel, s) in stored {
-            self.progress
-                .inc(if s.meta.is_file() { s.meta.len() } else { 0 });
+            let bytes = if s.meta.is_file() { s.meta.len() } else { 0 };
+            self.progress.inc(bytes);
+            self.written.reused_stats.files += 1;
+            self.written.reused_stats.bytes += bytes;
             self.tally(path.clone(), rel, &s)?;
         }
         self.written.skipped.extend(skipped);

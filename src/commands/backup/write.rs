@@ -49,8 +49,10 @@ pub(crate) fn backup_folder(
     };
     let mut index_tmp = atomic::temp_file_in(dir)?;
     let mut source = reuse_source(dir, name, &opts, printer)?;
-    let (written, index_sum, scan) =
-        write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts, source.as_mut())?;
+    let (written, index_sum, scan) = match source.as_mut() {
+        Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
+        None => write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts)?,
+    };
     opts.progress.finish();
     for why in &written.not_reused {
         printer.warn(format_args!("{why}"));
@@ -148,7 +150,6 @@ fn write_and_read_back(
     tmp: &mut NamedTempFile,
     index_tmp: &mut NamedTempFile,
     opts: &archive::Options,
-    reuse: Option<&mut crate::reuse::Source>,
 ) -> Result<(Written, Checksum, Result<extract::Scan>)> {
     let path = tmp.path().to_path_buf();
     let reader = std::fs::File::open(&path).at("open", &path)?;
@@ -158,7 +159,7 @@ fn write_and_read_back(
         let check =
             scope.spawn(|| extract::scan_reader(follower, &path, Some(name), &Progress::hidden()));
         let writing = FailOnDrop(growth.clone());
-        let written = write_archive(src, name, (tmp, index_tmp), opts, reuse, &growth);
+        let written = write_archive(src, name, (tmp, index_tmp), opts, None, &growth);
         if written.is_ok() {
             growth.finish();
         }
@@ -173,6 +174,45 @@ fn write_and_read_back(
         let (written, index_sum) = written?;
         Ok((written, index_sum, scan))
     })
+}
+
+/// Writes the archive into `tmp`, copying unchanged segments from `source`, then reads it back
+/// from disk: the checksum of the whole file, and every segment it compressed (not those it
+/// copied, whose bytes matched the CRC32 in the earlier archive's checked index) through the
+/// restore policy. The copied segments count with what their index records.
+fn write_then_read_back(
+    src: &Path,
+    name: &str,
+    tmps: (&mut NamedTempFile, &mut NamedTempFile),
+    opts: &archive::Options,
+    source: &mut crate::reuse::Source,
+) -> Result<(Written, Checksum, Result<extract::Scan>)> {
+    let path = tmps.0.path().to_path_buf();
+    let (written, index_sum) =
+        write_archive(src, name, tmps, opts, Some(source), &Growth::default())?;
+    let scan = std::thread::scope(|scope| {
+        let whole = scope.spawn(|| extract::scan(&path, None, &Progress::hidden()));
+        let fresh = written.segments.iter().filter(|s| !s.copied).copied();
+        let file = archive::open_file(&path)?;
+        let segments = crate::inflate::Segments::new(file, fresh.collect());
+        let stats = extract::check_tar(segments, &path, name);
+        let checksum = whole.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "read back",
+                &path,
+                std::io::Error::other("the check stopped unexpectedly"),
+            ))
+        })?;
+        let (fresh, copied) = (stats?, written.reused_stats);
+        Ok(extract::Scan {
+            checksum: checksum.checksum,
+            stats: Some(archive::Stats {
+                files: fresh.files + copied.files,
+                bytes: fresh.bytes + copied.bytes,
+            }),
+        })
+    });
+    Ok((written, index_sum, scan))
 }
 
 /// Writes the archive into `tmp` and its index into `index_tmp`, and syncs both. The index's
