@@ -201,6 +201,38 @@ pub fn scan_reader(
     Ok(Scan { checksum, stats })
 }
 
+/// [`scan`] with `deep`, for an archive cut into `segments` (from its checked index): the
+/// segments are inflated on all cores, each checked against its CRC32, the gzip frame around
+/// them checked (see [`crate::inflate::check_frame`]), and the file hashed at the same time.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_segments(
+    path: &Path,
+    top: &str,
+    segments: Vec<crate::pgzip::Segment>,
+    progress: &Progress,
+) -> Result<Scan> {
+    let corrupt = |e: io::Error| Error::corrupt(path, e);
+    let file = crate::archive::open_file(path)?;
+    crate::inflate::check_frame(&file, &segments).map_err(corrupt)?;
+    std::thread::scope(|scope| {
+        let whole = scope.spawn(|| scan(path, None, progress));
+        let threads = crate::archive::default_threads();
+        let stats = crate::inflate::Parallel::new(&file, segments, threads)
+            .map_err(corrupt)
+            .and_then(|tar_stream| check_tar(tar_stream, path, top));
+        let checksum = whole
+            .join()
+            .unwrap_or_else(|_| Err(corrupt(io::Error::other("hashing stopped unexpectedly"))))?
+            .checksum;
+        Ok(Scan {
+            checksum,
+            stats: Some(stats?),
+        })
+    })
+}
+
 /// Files to create: everything, or those included (and the bytes hard links need).
 type Pick<'a> = Option<(&'a Excludes, &'a Selection)>;
 
