@@ -58,6 +58,28 @@ pub fn extract_some(
     run(reader, archive, Some(root), top, Some((include, selection)))
 }
 
+/// [`extract`] or [`extract_some`] (with `include`) of an archive cut into `segments` (from
+/// its checked index): the segments are inflated on all cores, each checked against its CRC32,
+/// and the gzip frame around them checked (see [`crate::inflate::check_frame`]). The caller
+/// checks the archive's SHA-256.
+///
+/// # Errors
+/// As [`extract`].
+pub fn extract_segments(
+    archive: &Path,
+    segments: Vec<crate::pgzip::Segment>,
+    root: &Path,
+    top: &str,
+    include: Option<(&Excludes, &Selection)>,
+) -> Result<Extracted> {
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
+    let file = crate::archive::open_file(archive)?;
+    crate::inflate::check_frame(&file, &segments).map_err(corrupt)?;
+    let threads = crate::archive::default_threads();
+    let tar_stream = crate::inflate::Parallel::new(&file, segments, threads).map_err(corrupt)?;
+    unpack_all(tar_stream, archive, Some(root), top, include)
+}
+
 /// What an `--include` restore will create, read from the archive's headers alone.
 #[derive(Debug, Default)]
 pub struct Selection {

@@ -432,6 +432,14 @@ fn record_of<R: io::Read>(
     Ok(Some(record))
 }
 
+/// The segments of the archive at `archive` from its index, if `sha256` (the manifest's) is
+/// given, the index has it and the archive was cut into segments; else `None`.
+pub fn segments_of(archive: &Path, sha256: Option<&str>) -> Option<Vec<Segment>> {
+    let index = read(&path_for(archive), Some(sha256?), |_, _| Ok(())).ok()?;
+    index.level?;
+    Some(index.segments.into_iter().map(|s| s.segment).collect())
+}
+
 /// Checks that the file at `path` has SHA-256 `sha256`.
 ///
 /// # Errors

@@ -441,22 +441,15 @@ pub fn check(
             format!("size is {size} bytes, manifest says {}", entry.size),
         ));
     }
-    let segments = deep.then(|| segments_of(&path, entry)).flatten();
+    let index_sha256 = entry.index_sha256.as_deref();
+    let segments = deep
+        .then(|| crate::index::segments_of(&path, index_sha256))
+        .flatten();
     let scan = match segments {
         Some(segments) => extract::scan_segments(&path, &entry.strategy, segments, progress),
         None => extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress),
     };
     judge(entry, &scan.map_err(Problem::reading)?)
-}
-
-/// The segments of the archive at `path` from its index, if the entry records one, it is
-/// intact and the archive was cut into segments; else `None` (it is then read as a whole).
-fn segments_of(path: &Path, entry: &Entry) -> Option<Vec<crate::pgzip::Segment>> {
-    let sha256 = entry.index_sha256.as_deref()?;
-    let index_path = crate::index::path_for(path);
-    let index = crate::index::read(&index_path, Some(sha256), |_, _| Ok(())).ok()?;
-    index.level?;
-    Some(index.segments.into_iter().map(|s| s.segment).collect())
 }
 
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were
