@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const CHUNK: usize = 256 * 1024;
 
 /// Segments up to this many compressed bytes are read once, into memory, and checked there.
-pub const SMALL: u64 = 1 << 20;
+pub const SMALL: u64 = 512 << 10;
 
 /// An earlier archive, open, with its segments by key.
 pub struct Source {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
 
 /// Segments the walk may run ahead of the writer.
-pub(super) const AHEAD: usize = 8;
+pub(super) const AHEAD: usize = 4;
 
 /// The entries of one segment: path and path below the top folder, and when segments may be
 /// copied, what each would store (`None` for a special file).
