@@ -73,3 +73,27 @@ fn cat_refuses_folders_links_missing_paths_and_damaged_bytes() {
         fs::write(&path, before).unwrap();
     }
 }
+
+#[test]
+fn diff_from_the_index_says_what_reading_the_whole_archive_says() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    crate::util::write(&root.join("trades.csv"), "id\n");
+    fs::remove_file(root.join("metrics.json")).unwrap();
+    crate::util::write(&root.join("new.txt"), "new\n");
+    let diff =
+        |env: &Env| String::from_utf8_lossy(&env.run_code(&["diff", "s"], 1).stdout).into_owned();
+    let with_index = diff(&env);
+    for line in ["~ trades.csv", "- metrics.json", "+ new.txt"] {
+        assert!(with_index.contains(line), "{with_index}");
+    }
+    fs::remove_file(index_of(&env, &archive)).unwrap();
+    assert_eq!(diff(&env), with_index);
+    // A damaged archive is an error either way, never a list of changes.
+    env.run(&["reindex"]);
+    let path = env.backups().join(&archive);
+    flip_byte(&path, 30);
+    let err = env.fail(&["diff", "s"], 2);
+    assert!(err.contains("SHA-256"), "{err}");
+}
