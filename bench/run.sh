@@ -99,7 +99,7 @@ second() {
     measure "$set" "resbak cat one file" - "true" "$rb cat $(basename "$archive") $file"
   fi
   # A second backup after rewriting one run folder (every file in it gets a new line).
-  run=$(find "$data/$set/runs" -mindepth 1 -maxdepth 1 -type d | sort | head -1)
+  run=$(find "$data/$set/runs" -mindepth 1 -maxdepth 1 -type d | sort | sed -n 1p)
   rewrite="for f in $run/*; do [ -f \$f ] && [ ! -L \$f ] && echo rewritten-\$RANDOM >> \$f; done; true"
   measure "$set" "resbak backup (2nd)" - "$rewrite" "$rb backup $set --always -q ${threads_arg[*]:-}"
   if need borg; then
