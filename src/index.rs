@@ -3,7 +3,7 @@
 //! inflating only its segment, and unchanged segments copied into the next backup.
 //!
 //! An archive is cut into segments by [`starts_segment`], a rule that looks only at the entries
-//! themselves; each segment is deflated on its own (see [`crate::pgzip`]). The index is text,
+//! themselves (a segment for each big file, about 1 MiB of small ones in each other); each segment is deflated on its own (see [`crate::pgzip`]). The index is text,
 //! one record per line, fields separated by tabs, paths escaped (see [`escape`]):
 //!
 //! ```text
@@ -31,9 +31,10 @@ pub const FORMAT: u32 = 1;
 /// Files from this size on get a segment of their own.
 pub const BIG_FILE: u64 = 1 << 20;
 
-/// Small files between two folders are cut, on average, into runs of this many entries (by a
-/// hash of each name), so one changed file leaves the rest of a large folder reusable.
-const RUN: u32 = 32;
+/// Uncompressed bytes a segment of small entries holds on average: large enough that starting
+/// each without a dictionary costs little compression, small enough that one changed file
+/// leaves most of a folder of small files reusable.
+const TARGET: u64 = 1 << 20;
 
 const MAGIC: &str = "resbak-index";
 
@@ -49,11 +50,25 @@ pub fn file_name(backup_file: &str) -> String {
     format!("{backup_file}.idx")
 }
 
-/// Whether the entry at `rel` (a folder, or a file of `size` bytes, or a link) starts a new
-/// segment; `after_big` says whether the entry before it was a file of [`BIG_FILE`] or more.
-pub fn starts_segment(rel: &Path, dir: bool, size: u64, after_big: bool) -> bool {
-    let name_hash = crc32fast::hash(rel.as_os_str().as_bytes());
-    dir || after_big || size >= BIG_FILE || name_hash.is_multiple_of(RUN)
+/// Whether the entry at `rel` (`size` bytes of content, 0 but for files) starts a new segment;
+/// `after_big` says whether the entry before it was a file of [`BIG_FILE`] or more. A big file
+/// gets a segment of its own; any other entry starts one with a chance proportional to its
+/// size in the tar stream, decided by a hash of its path, so segments hold about [`TARGET`]
+/// bytes and where they start depends on the entries alone, never on offsets.
+pub fn starts_segment(rel: &Path, size: u64, after_big: bool) -> bool {
+    if after_big || size >= BIG_FILE {
+        return true;
+    }
+    let weight = 512 + size;
+    let hash = mix(u64::from(crc32fast::hash(rel.as_os_str().as_bytes()))) >> 32;
+    hash * TARGET < weight << 32
+}
+
+/// The SplitMix64 finaliser: spreads the bits of `x` over all 64.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// One entry as the index records it.
@@ -468,6 +483,21 @@ fn parse_segment(fields: &[&str]) -> Option<Indexed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_of_small_files_hold_about_the_target_and_big_files_stand_alone() {
+        let size = 4000;
+        let cuts = (0..100_000)
+            .filter(|i| starts_segment(Path::new(&format!("runs/{i}/daily.csv")), size, false))
+            .count();
+        let average = 100_000 * (512 + size) / cuts as u64;
+        assert!(
+            (TARGET * 3 / 4..TARGET * 4 / 3).contains(&average),
+            "{average}"
+        );
+        assert!(starts_segment(Path::new("big.csv"), BIG_FILE, false));
+        assert!(starts_segment(Path::new("a"), 0, true));
+    }
 
     #[test]
     fn escaping_round_trips_every_byte() {

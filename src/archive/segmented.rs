@@ -75,9 +75,7 @@ pub(super) fn group(
             }
         };
         let size = if meta.is_file() { meta.len() } else { 0 };
-        if index::starts_segment(&rel, meta.is_dir(), size, after_big)
-            && !send(std::mem::take(&mut entries))
-        {
+        if index::starts_segment(&rel, size, after_big) && !send(std::mem::take(&mut entries)) {
             return;
         }
         after_big = size >= index::BIG_FILE;
