@@ -179,7 +179,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             ));
             return Ok(false);
         };
-        copied.map_err(read)?;
+        copied.map_err(|e| Error::io("copy a segment from", &source_path, e))?;
         self.written.reused.0 += 1;
         self.written.reused.1 += segment.ulen;
         for (path, rel, s) in stored {
