@@ -53,8 +53,8 @@ pub fn file_name(backup_file: &str) -> String {
 /// Whether the entry at `rel` (`size` bytes of content, 0 but for files) starts a new segment;
 /// `after_big` says whether the entry before it was a file of [`BIG_FILE`] or more. A big file
 /// gets a segment of its own; any other entry starts one with a chance proportional to its
-/// size in the tar stream, decided by a hash of its path, so segments hold about [`TARGET`]
-/// bytes and where they start depends on the entries alone, never on offsets.
+/// size in the tar stream, decided by a hash of its path, so segments hold about 1 MiB and
+/// where they start depends on the entries alone, never on offsets.
 pub fn starts_segment(rel: &Path, size: u64, after_big: bool) -> bool {
     if after_big || size >= BIG_FILE {
         return true;

@@ -113,7 +113,7 @@ type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
 
 /// Reads the uncompressed bytes of `segments` of a gzip file in order, as [`Segments`] does,
 /// while up to `threads` workers inflate the next segments at the same time. Memory stays
-/// bounded: each worker inflates at most [`AHEAD`] chunks ahead.
+/// bounded: each worker inflates at most a few chunks ahead.
 pub struct Parallel {
     pending: std::collections::VecDeque<Chunks>,
     chunk: Vec<u8>,
