@@ -64,7 +64,8 @@ measure() {
       || { echo "bench: $name failed:" >&2; cat "$scratch/.err" >&2; exit 1; }
     read -r e u s p m < "$scratch/.t"
     size=0
-    [ "$out" = "-" ] || size=$(du -sb "$out" | cut -f1)
+    # OUTPUT may be a glob (unquoted on purpose): the archive without its index.
+    [ "$out" = "-" ] || size=$(du -sbc $out | tail -1 | cut -f1)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$name" "$e" "${p%\%}" "$m" "$size" "$r" >> "$tsv"
     echo "$set $name run $r: ${e}s cpu ${p} rss ${m}KB" >&2
   done
@@ -131,7 +132,7 @@ for set in $SETS; do
     measure "$set" "tar | pigz -p 2" "$pz" "rm -f $pz" "tar -cf - -C $data $set | pigz -p 2 > $pz"
     rm -f "$pz"
   fi
-  measure "$set" "resbak backup" "$bk" "rm -rf $bk" \
+  measure "$set" "resbak backup" "$bk/*.tar.gz" "rm -rf $bk" \
     "$rb backup $set --always --level $LEVEL ${threads_arg[*]:-}"
   archive=$(ls "$bk"/*.tar.gz)
   measure "$set" "gzip -6 size" "$gz" "true" "true"

@@ -3,8 +3,10 @@
 //! inflating only its segment, and unchanged segments copied into the next backup.
 //!
 //! An archive is cut into segments by [`starts_segment`], a rule that looks only at the entries
-//! themselves (a segment for each big file, about 1 MiB of small ones in each other); each segment is deflated on its own (see [`crate::pgzip`]). The index is text,
-//! one record per line, fields separated by tabs, paths escaped (see [`escape`]):
+//! themselves (a segment for each big file, about 1 MiB of small ones in each other); each
+//! segment is deflated on its own (see [`crate::pgzip`]). The index is text, one record per
+//! line, fields separated by tabs, paths escaped (see [`escape`]), the whole gzip-compressed
+//! (`zcat` shows it):
 //!
 //! ```text
 //! resbak-index  1  LEVEL|-  TOP
@@ -174,9 +176,10 @@ fn unescape(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Writes an index as its archive is written: entries as they come, segments at the end.
+/// Writes an index as its archive is written: entries as they come, segments at the end,
+/// gzip-compressed.
 pub struct Writer<W: Write> {
-    out: W,
+    out: flate2::write::GzEncoder<W>,
     /// For an archive not cut into segments: one segment, never copied.
     whole: bool,
     keys: Vec<String>,
@@ -187,12 +190,18 @@ pub struct Writer<W: Write> {
 
 impl<W: Write> Writer<W> {
     /// Starts the index of an archive with top folder `top` written at `level`.
-    pub fn new(mut out: W, level: u32, top: &str) -> io::Result<Self> {
+    pub fn new(out: W, level: u32, top: &str) -> io::Result<Self> {
+        Self::start(out, Some(level), top)
+    }
+
+    fn start(out: W, level: Option<u32>, top: &str) -> io::Result<Self> {
+        let mut out = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+        let level = level.map_or("-".to_string(), |l| l.to_string());
         let top = escape(top.as_bytes());
         writeln!(out, "{MAGIC}\t{FORMAT}\t{level}\t{top}")?;
         Ok(Writer {
             out,
-            whole: false,
+            whole: level == "-",
             keys: Vec::new(),
             key: Sha256::new(),
             in_segment: 0,
@@ -202,16 +211,8 @@ impl<W: Write> Writer<W> {
 
     /// Starts the index of an archive with top folder `top` that was not cut into segments
     /// (any archive): its entries all lie in one segment, the whole file.
-    pub fn whole(mut out: W, top: &str) -> io::Result<Self> {
-        writeln!(out, "{MAGIC}\t{FORMAT}\t-\t{}", escape(top.as_bytes()))?;
-        Ok(Writer {
-            out,
-            whole: true,
-            keys: Vec::new(),
-            key: Sha256::new(),
-            in_segment: 0,
-            entries: 0,
-        })
+    pub fn whole(out: W, top: &str) -> io::Result<Self> {
+        Self::start(out, None, top)
     }
 
     /// Records one entry of the current segment.
@@ -258,8 +259,9 @@ impl<W: Write> Writer<W> {
             )?;
         }
         writeln!(self.out, "end\t{}\t{}", self.entries, segments.len())?;
-        self.out.flush()?;
-        Ok(self.out)
+        let mut out = self.out.finish()?;
+        out.flush()?;
+        Ok(out)
     }
 }
 
@@ -298,7 +300,8 @@ pub fn read(
     let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
     let mut hashing = HashingReader::new(file);
     let bad = |what: String| Error::corrupt(path, io::Error::other(what));
-    let mut lines = BufReader::new(&mut hashing).split(b'\n');
+    let gz = flate2::read::MultiGzDecoder::new(&mut hashing);
+    let mut lines = BufReader::with_capacity(1 << 16, gz).split(b'\n');
     let mut next = || -> Result<Option<String>> {
         match lines.next() {
             None => Ok(None),
