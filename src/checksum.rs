@@ -94,11 +94,13 @@ impl<R: Read> HashingReader<R> {
 
     /// Reads whatever is left, then returns the checksum of everything read.
     pub fn finish(mut self) -> io::Result<Checksum> {
-        // Large reads: far fewer system calls than `io::copy`'s 8 KiB.
-        let mut buf = vec![0; 256 * 1024];
+        // Large reads once there is much to read: far fewer system calls than `io::copy`'s
+        // 8 KiB, without a large buffer for the many readers that are already at their end.
+        let mut buf = vec![0; 8 * 1024];
         loop {
             match self.read(&mut buf) {
                 Ok(0) => return Ok(self.hash.finish()),
+                Ok(n) if n == buf.len() && n < 256 * 1024 => buf.resize(256 * 1024, 0),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
