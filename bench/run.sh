@@ -6,17 +6,21 @@
 #                GB free. Restores are timed on /dev/shm (file creation on ext4 slows with reuse).
 # env:  RUNS=3            runs per command; the table shows medians (peak RSS: the largest)
 #       SETS="mixed small" datasets: mixed = 1 GiB realistic folder, small = 50,000 small files,
-#                          mixed200 = 200 MiB (shows memory stays flat)
+#                          mixed200 = 200 MiB (shows memory stays flat), mixed512 = 512 MiB
+#       SECOND=1           also time a second backup after rewriting one run folder (resbak, borg
+#                          create, restic backup when installed), cat of one file vs tar -xzOf,
+#                          and ls
 #       LEVEL=6 THREADS=   resbak --level / --threads (THREADS empty: all cores)
 # The data comes from the project's own generator (examples/make_results.rs), built here with
 # resbak. Needs cargo, python3 (for the table), GNU tar, gzip, sha256sum, /usr/bin/time; pigz
-# optional. As root it installs the missing Debian packages (time, pigz); otherwise it skips
-# what is missing and says so.
+# optional, borg and restic optional (second-backup rows). As root it installs the missing Debian
+# packages (time, pigz, borgbackup); otherwise it skips what is missing and says so.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 RUNS=${RUNS:-3}
 SETS=${SETS:-"mixed small"}
+SECOND=${SECOND:-1}
 LEVEL=${LEVEL:-6}
 THREADS=${THREADS:-}
 scratch=${1:-$(mktemp -d)}
@@ -30,6 +34,7 @@ install_missing() {
   local missing=()
   [ -x /usr/bin/time ] || missing+=(time)
   need pigz || missing+=(pigz)
+  [ "$SECOND" = 1 ] && ! need borg && missing+=(borgbackup)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && need apt-get; then
     echo "installing ${missing[*]}" >&2
@@ -39,6 +44,7 @@ install_missing() {
 install_missing
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is required (Debian package 'time')" >&2; exit 2; }
 need pigz || echo "bench: pigz not installed: skipping the pigz rows" >&2
+[ "$SECOND" = 1 ] && ! need borg && echo "bench: borg not installed: skipping the borg rows" >&2
 echo "building resbak and the data generator (release)" >&2
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml" --bin resbak --example make_results
 resbak="$repo/target/release/resbak"
@@ -58,7 +64,8 @@ measure() {
       || { echo "bench: $name failed:" >&2; cat "$scratch/.err" >&2; exit 1; }
     read -r e u s p m < "$scratch/.t"
     size=0
-    [ "$out" = "-" ] || size=$(du -sb "$out" | cut -f1)
+    # OUTPUT may be a glob (unquoted on purpose): the archive without its index.
+    [ "$out" = "-" ] || size=$(du -sbc $out | tail -1 | cut -f1)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$name" "$e" "${p%\%}" "$m" "$size" "$r" >> "$tsv"
     echo "$set $name run $r: ${e}s cpu ${p} rss ${m}KB" >&2
   done
@@ -70,11 +77,45 @@ dataset() {
     case $set in
       mixed) "$gen" "$data" --strategy "$set" --size 1G --seed 1 -q ;;
       mixed200) "$gen" "$data" --strategy "$set" --size 200M --seed 1 -q ;;
+      mixed512) "$gen" "$data" --strategy "$set" --size 512M --seed 1 -q ;;
       small) "$gen" "$data" --strategy "$set" --size 200M --files 50000 --seed 2 -q ;;
       *) echo "bench: unknown set $set" >&2; exit 2 ;;
     esac
   fi
   echo "$data"
+}
+
+# second SET DATA WORK TAR_GZ: the rows that need an earlier backup or an archive's index.
+second() {
+  local set=$1 data=$2 work=$3 gz=$4 bk="$3/backups2" rb run file rel
+  rb="$resbak --results-dir $data --backup-dir $bk"
+  $rb backup "$set" --always -q
+  archive=$(ls "$bk"/*.tar.gz)
+  # ls: the whole listing, from the index.
+  measure "$set" "resbak ls" - "true" "$rb ls $(basename "$archive")"
+  # cat of the file closest to 10 MiB (the largest below 16 MiB), against tar -xzOf.
+  file=$(find "$data/$set" -type f -size -16M -printf '%s %P\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  if [ -n "$file" ]; then
+    measure "$set" "tar -xzOf one file" - "true" "tar -xzOf $gz $set/$file"
+    measure "$set" "resbak cat one file" - "true" "$rb cat $(basename "$archive") $file"
+  fi
+  # A second backup after rewriting one run folder (every file in it gets a new line).
+  run=$(find "$data/$set/runs" -mindepth 1 -maxdepth 1 -type d | sort | sed -n 1p)
+  rewrite="for f in $run/*; do [ -f \$f ] && [ ! -L \$f ] && echo rewritten-\$RANDOM >> \$f; done; true"
+  measure "$set" "resbak backup (2nd)" - "$rewrite" "$rb backup $set --always -q ${threads_arg[*]:-}"
+  if need borg; then
+    export BORG_CACHE_DIR="$work/borg-cache" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+    borg init -e none "$work/borg" >/dev/null 2>&1
+    borg create --compression lz4 "$work/borg::first" -- "$data/$set" >/dev/null 2>&1
+    measure "$set" "borg create (2nd)" - "$rewrite" \
+      "borg create --compression lz4 $work/borg::\$(date +%s%N) $data/$set"
+  fi
+  if need restic; then
+    export RESTIC_PASSWORD=bench
+    restic init -q -r "$work/restic" >/dev/null 2>&1
+    restic backup -q -r "$work/restic" "$data/$set" >/dev/null 2>&1
+    measure "$set" "restic backup (2nd)" - "$rewrite" "restic backup -q -r $work/restic $data/$set"
+  fi
 }
 
 for set in $SETS; do
@@ -91,7 +132,7 @@ for set in $SETS; do
     measure "$set" "tar | pigz -p 2" "$pz" "rm -f $pz" "tar -cf - -C $data $set | pigz -p 2 > $pz"
     rm -f "$pz"
   fi
-  measure "$set" "resbak backup" "$bk" "rm -rf $bk" \
+  measure "$set" "resbak backup" "$bk/*.tar.gz" "rm -rf $bk" \
     "$rb backup $set --always --level $LEVEL ${threads_arg[*]:-}"
   archive=$(ls "$bk"/*.tar.gz)
   measure "$set" "gzip -6 size" "$gz" "true" "true"
@@ -102,6 +143,8 @@ for set in $SETS; do
   measure "$set" "resbak restore (shm)" - "rm -rf $shm; mkdir -p $shm" \
     "$rb restore $(basename "$archive") --to $shm/$set"
   rm -rf "$shm"
+  [ "$SECOND" = 1 ] && second "$set" "$data" "$work" "$gz"
+  rm -rf "$work"
 done
 
 python3 - "$tsv" <<'PY'
@@ -114,7 +157,9 @@ for line in open(sys.argv[1]):
         order.append((s, name))
     rows[(s, name)].append((float(wall), float(cpu or 0), int(rss), int(size)))
 peer = {"resbak backup": "tar -czf", "resbak verify": "sha256sum",
-        "resbak verify --deep": "sha256sum", "resbak restore (shm)": "tar -xzf (shm)"}
+        "resbak verify --deep": "sha256sum", "resbak restore (shm)": "tar -xzf (shm)",
+        "resbak backup (2nd)": "borg create (2nd)", "resbak cat one file": "tar -xzOf one file"}
+also = {"resbak backup (2nd)": "tar -czf"}
 def med(s, n): return statistics.median(r[0] for r in rows[(s, n)])
 print(f"{'set':8} {'command':22} {'wall s':>8} {'cpu %':>6} {'peak RSS':>10} {'output':>12}  ratio")
 for s, n in order:
@@ -124,6 +169,8 @@ for s, n in order:
     ratio = ""
     if n in peer and (s, peer[n]) in rows:
         ratio = f"{wall / max(med(s, peer[n]), 1e-9):.2f}x {peer[n]}"
+    if n in also and (s, also[n]) in rows:
+        ratio += f", {wall / max(med(s, also[n]), 1e-9):.3f}x {also[n]}"
     if n == "resbak backup" and (s, "gzip -6 size") in rows:
         gz = rows[(s, "gzip -6 size")][-1][3]
         ratio += f", size {size / gz:.4f}x gzip -6"

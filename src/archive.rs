@@ -70,8 +70,10 @@ impl std::fmt::Display for Counts {
     }
 }
 
+mod segmented;
+
 /// The result of writing an archive.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Written {
     /// Checksum and size of the compressed archive.
     pub checksum: Checksum,
@@ -91,6 +93,14 @@ pub struct Written {
     pub shrank: Vec<(PathBuf, u64)>,
     /// Copies of the files [`Options::copies`] names, as they went into the archive.
     pub copies: Vec<Copied>,
+    /// Segments copied from an earlier archive, and their uncompressed bytes.
+    pub reused: (u64, u64),
+    /// What the copied segments hold.
+    pub reused_stats: Stats,
+    /// Where each segment lies, and whether it was copied.
+    pub segments: Vec<crate::pgzip::Segment>,
+    /// Why segments of the earlier archive could not be copied (damaged bytes).
+    pub not_reused: Vec<String>,
 }
 
 /// A file whose content [`write()`] kept a copy of while archiving it.
@@ -280,7 +290,7 @@ pub struct TreeDigest {
 }
 
 /// The two digests, lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Digests {
     /// Of the metadata.
     pub meta: String,
@@ -290,7 +300,7 @@ pub struct Digests {
 
 impl TreeDigest {
     /// Adds one entry; `target` is a link's target, `sha` a file's SHA-256 (when known).
-    fn add(&mut self, rel: &Path, meta: &std::fs::Metadata, target: &[u8], sha: &[u8]) {
+    pub(crate) fn add(&mut self, rel: &Path, meta: &std::fs::Metadata, target: &[u8], sha: &[u8]) {
         use sha2::Digest;
         use std::os::unix::ffi::OsStrExt;
         let kind = if meta.is_dir() {
@@ -312,7 +322,7 @@ impl TreeDigest {
         self.content.update(&record);
     }
 
-    fn finish(self) -> Digests {
+    pub(crate) fn finish(self) -> Digests {
         use sha2::Digest;
         Digests {
             meta: crate::checksum::hex(&self.meta.finalize()),
@@ -387,86 +397,61 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
     Ok(digest.finish())
 }
 
-/// Writes `src` as a tar.gz whose single top folder is `top` into `out`, and returns `out`.
+/// Writes `src` as a tar.gz whose single top folder is `top` into `out`, and its index (see
+/// [`crate::index`]) into `index_out`; returns both writers. With `reuse`, segments whose
+/// entries that archive holds unchanged are copied from it instead of compressed: the bytes are
+/// the same either way.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file that could not be read or written.
-pub fn write<W: Write>(src: &Path, top: &str, out: W, opts: &Options) -> Result<(W, Written)> {
+pub fn write<W: Write, I: Write>(
+    src: &Path,
+    top: &str,
+    out: W,
+    index_out: I,
+    opts: &Options,
+    reuse: Option<&mut crate::reuse::Source>,
+) -> Result<(W, I, Written)> {
+    let fail = |e: io::Error| Error::io("finish archive of", src, e);
     let gz = ParGzWriter::new(HashingWriter::new(out), opts.level, opts.threads.max(1));
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
-    let mut stats = Stats::default();
-    let mut counts = Counts::default();
-    let mut skipped = Vec::new();
-    let mut changed = Vec::new();
-    let mut shrank = Vec::new();
-    let mut copies = Vec::new();
-    let mut copied = 0;
-    let mut digest = TreeDigest::default();
-    for item in walk(src, &opts.excludes) {
-        let (entry, rel) = item?;
-        let name = Path::new(top).join(&rel);
-        let mut copy = opts.copies.matches(&rel).then(Vec::new);
-        match append(&mut tar, entry.path(), &name, &opts.progress, &mut copy)? {
-            Some(Stored {
-                meta,
-                target,
-                sha,
-                same,
-                padded,
-            }) => {
-                if let (Some(bytes), true) = (copy, meta.is_file()) {
-                    copied += bytes.len() as u64;
-                    let kept = copied <= COPY_BUDGET && bytes.len() as u64 == meta.len();
-                    let (len, bytes) = (meta.len(), kept.then_some(bytes));
-                    copies.push(Copied {
-                        rel: rel.clone(),
-                        len,
-                        bytes,
-                    });
-                }
-                if !same {
-                    changed.push(entry.path().to_path_buf());
-                }
-                if padded > 0 {
-                    shrank.push((entry.path().to_path_buf(), padded));
-                }
-                stats.files += 1;
-                counts.add(meta.file_type());
-                stats.bytes += if meta.is_file() { meta.len() } else { 0 };
-                digest.add(&rel, &meta, &target, &sha);
-            }
-            None => skipped.push(entry.path().to_path_buf()),
+    let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;
+    let looks = reuse.is_some();
+    let mut seg = segmented::Segmenter::new(tar, index, top, opts, reuse);
+    // The walk (and, when segments may be copied, the hashing of each file) runs a few
+    // segments ahead on a thread of its own.
+    std::thread::scope(|scope| {
+        let (groups, received) = std::sync::mpsc::sync_channel(segmented::AHEAD);
+        scope.spawn(move || segmented::group(src, &opts.excludes, looks, &groups));
+        for group in received {
+            seg.flush(group?)?;
         }
-    }
-    let fail = |e: io::Error| Error::io("finish archive of", src, e);
+        Ok::<_, Error>(())
+    })?;
+    let (mut tar, index, mut written) = seg.finish();
+    tar.get_mut().cut().map_err(fail)?;
     let gz = tar.into_inner().map_err(fail)?;
-    let (out, checksum) = gz.finish().map_err(fail)?.finish();
-    let written = Written {
-        checksum,
-        stats,
-        counts,
-        skipped,
-        digests: digest.finish(),
-        changed,
-        shrank,
-        copies,
-    };
-    Ok((out, written))
+    let (out, segments) = gz.finish_segments().map_err(fail)?;
+    let index_out = index.finish(&segments).map_err(fail)?;
+    let (out, checksum) = out.finish();
+    written.checksum = checksum;
+    written.segments = segments;
+    Ok((out, index_out, written))
 }
 
 /// One entry as stored.
-struct Stored {
+pub(crate) struct Stored {
     /// Its metadata as first seen; a file's entry has this size whatever was read.
-    meta: std::fs::Metadata,
+    pub(crate) meta: std::fs::Metadata,
     /// A link's target, else empty.
-    target: Vec<u8>,
+    pub(crate) target: Vec<u8>,
     /// The SHA-256 of a file's entry content, padding included; else empty.
-    sha: Vec<u8>,
+    pub(crate) sha: Vec<u8>,
     /// Whether the file was unchanged by the time it was read.
-    same: bool,
+    pub(crate) same: bool,
     /// Zero bytes added because the file shrank while it was read.
-    padded: u64,
+    pub(crate) padded: u64,
 }
 
 /// Appends one filesystem entry, or returns `None` for a special file that was skipped. A file
@@ -474,7 +459,7 @@ struct Stored {
 /// a file swapped for a FIFO or link since the walk saw it is skipped, never waited on. With
 /// `copy`, a regular file of at most [`COPY_LIMIT`] bytes is also copied there as it is
 /// stored; a larger one leaves `copy` empty.
-fn append<W: Write>(
+pub(crate) fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
@@ -562,14 +547,14 @@ impl<R: Read> Read for Tee<'_, R> {
 /// Reads exactly `left` bytes, so the tar header's size always holds: bytes appended meanwhile
 /// are not read, and if the file ends early (it shrank while it was read) the rest is zeros,
 /// counted in `padded`, as GNU tar does.
-struct ExactReader<R> {
+pub(crate) struct ExactReader<R> {
     inner: R,
     left: u64,
-    padded: u64,
+    pub(crate) padded: u64,
 }
 
 impl<R> ExactReader<R> {
-    fn new(inner: R, len: u64) -> ExactReader<R> {
+    pub(crate) fn new(inner: R, len: u64) -> ExactReader<R> {
         ExactReader {
             inner,
             left: len,
@@ -718,7 +703,7 @@ mod tests {
             copies: super::Excludes::new(&["stats.json".into(), "big.json".into()]).unwrap(),
             ..super::Options::default()
         };
-        let (_, written) = super::write(&src, "s", Vec::new(), &opts).unwrap();
+        let (_, _, written) = super::write(&src, "s", Vec::new(), Vec::new(), &opts, None).unwrap();
         let copies: Vec<(String, u64, Option<&[u8]>)> = written
             .copies
             .iter()

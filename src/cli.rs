@@ -133,6 +133,28 @@ pub enum Command {
         dry_run: bool,
     },
 
+    /// List the entries of an archive, from its index when it has one (nothing decompressed).
+    #[command(after_help = "Example: resbak ls btc_sma_cross 'runs/*'")]
+    Ls {
+        /// A name from `resbak list`, STRATEGY (its newest regular backup), STRATEGY~N, or a path.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
+        archive: String,
+        /// Only paths matching GLOB, relative to the strategy folder; a matching folder brings
+        /// everything in it.
+        #[arg(value_name = "GLOB")]
+        glob: Option<String>,
+    },
+
+    /// Write one file of an archive to standard output, inflating only the part that holds it.
+    #[command(after_help = "Example: resbak cat btc_sma_cross runs/fast10_slow50/trades.csv")]
+    Cat {
+        /// A name from `resbak list`, STRATEGY (its newest regular backup), STRATEGY~N, or a path.
+        #[arg(value_name = "ARCHIVE|STRATEGY[~N]")]
+        archive: String,
+        /// The file, relative to the strategy folder.
+        path: String,
+    },
+
     /// Show what changed between an archive and the current results (or a second archive).
     ///
     /// Compares paths, kinds, permissions and content hashes, reading the archives as streams;

@@ -154,6 +154,52 @@ pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tr
     Err(Error::corrupt(path, detail))
 }
 
+/// The tree of the archive at `path` from its index (see [`crate::index`]), without
+/// decompressing anything, if `index_sha256` (the manifest's) is given and the index has it;
+/// `None` otherwise. The archive file itself is still hashed and checked against `expected`.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the archive does not match `expected`.
+pub fn of_index(
+    path: &Path,
+    index_sha256: Option<&str>,
+    expected: &Checksum,
+) -> Result<Option<Tree>> {
+    let Some(sha256) = index_sha256 else {
+        return Ok(None);
+    };
+    let index = crate::index::path_for(path);
+    if crate::index::check_file(&index, sha256).is_err() {
+        return Ok(None);
+    }
+    let sum = HashingReader::new(crate::archive::open_file(path)?)
+        .finish()
+        .at("read", path)?;
+    if sum != *expected {
+        let detail = format!(
+            "SHA-256 is {}, manifest says {}",
+            sum.sha256, expected.sha256
+        );
+        return Err(Error::corrupt(path, detail));
+    }
+    let mut tree = Tree::new();
+    crate::index::read(&index, None, |_, r| {
+        let content = match r.kind {
+            'l' => String::from_utf8_lossy(&r.target).into_owned(),
+            _ => r.sha256,
+        };
+        let signature = Signature {
+            kind: r.kind,
+            mode: r.mode & 0o777,
+            size: r.size,
+            content,
+        };
+        tree.insert(r.path, signature);
+        Ok(())
+    })?;
+    Ok(Some(tree))
+}
+
 /// Reads the tree of the tar.gz stream `reader` (the archive at `path`), then the rest of the
 /// gzip stream so its checksums are checked too.
 fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {

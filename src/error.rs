@@ -184,6 +184,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A path `cat` was asked for that is not a file in the archive.
+    #[error("{} in archive {}: {reason}", printable(entry), printable(path.display()))]
+    NotAFile {
+        /// The path asked for, relative to the strategy folder.
+        entry: String,
+        /// The archive file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: &'static str,
+    },
+
     /// A single file has no copies to restore from.
     #[error("there are no backups of {} in {}", printable(path.display()), printable(dir.display()))]
     NoFileBackups {
@@ -343,6 +354,7 @@ impl Error {
             Error::NotForFile { .. } => "usage",
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
+            Error::NotAFile { .. } => "not_a_file",
             Error::Uncompared(inner) => inner.kind(),
             Error::MissingFolder { .. } => "missing_folder",
             Error::UnknownName { .. } => "unknown_name",
@@ -364,6 +376,7 @@ impl Error {
                 | Error::NotInArchive { .. }
                 | Error::DamagedCopy { .. }
                 | Error::NoGoodCopy { .. }
+                | Error::NotAFile { .. }
         )
     }
 }

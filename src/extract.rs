@@ -58,6 +58,28 @@ pub fn extract_some(
     run(reader, archive, Some(root), top, Some((include, selection)))
 }
 
+/// [`extract`] or [`extract_some`] (with `include`) of an archive cut into `segments` (from
+/// its checked index): the segments are inflated on all cores, each checked against its CRC32,
+/// and the gzip frame around them checked (see [`crate::inflate::check_frame`]). The caller
+/// checks the archive's SHA-256.
+///
+/// # Errors
+/// As [`extract`].
+pub fn extract_segments(
+    archive: &Path,
+    segments: Vec<crate::pgzip::Segment>,
+    root: &Path,
+    top: &str,
+    include: Option<(&Excludes, &Selection)>,
+) -> Result<Extracted> {
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
+    let file = crate::archive::open_file(archive)?;
+    crate::inflate::check_frame(&file, &segments).map_err(corrupt)?;
+    let threads = crate::archive::default_threads();
+    let tar_stream = crate::inflate::Parallel::new(&file, segments, threads).map_err(corrupt)?;
+    unpack_all(tar_stream, archive, Some(root), top, include)
+}
+
 /// What an `--include` restore will create, read from the archive's headers alone.
 #[derive(Debug, Default)]
 pub struct Selection {
@@ -149,6 +171,21 @@ pub fn check(reader: impl Read + Send, archive: &Path, top: &str) -> Result<Stat
     Ok(run(reader, archive, None, top, None)?.stats)
 }
 
+/// Like [`check`], for a tar stream (already decompressed) that need not be a whole archive:
+/// entries in a row, as in the segments of one (see [`crate::inflate`]). No entry is no error.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_tar(tar_stream: impl Read, archive: &Path, top: &str) -> Result<Stats> {
+    match unpack_all(tar_stream, archive, None, top, None) {
+        Err(Error::Corrupt { detail, .. }) if detail == EMPTY => Ok(Stats::default()),
+        other => Ok(other?.stats),
+    }
+}
+
+/// Why an archive without entries is corrupt.
+pub(crate) const EMPTY: &str = "the archive is empty";
+
 /// The result of reading an archive file end to end.
 #[derive(Debug)]
 pub struct Scan {
@@ -184,6 +221,38 @@ pub fn scan_reader(
     };
     let checksum = hashing.finish().map_err(|e| Error::corrupt(path, e))?;
     Ok(Scan { checksum, stats })
+}
+
+/// [`scan`] with `deep`, for an archive cut into `segments` (from its checked index): the
+/// segments are inflated on all cores, each checked against its CRC32, the gzip frame around
+/// them checked (see [`crate::inflate::check_frame`]), and the file hashed at the same time.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_segments(
+    path: &Path,
+    top: &str,
+    segments: Vec<crate::pgzip::Segment>,
+    progress: &Progress,
+) -> Result<Scan> {
+    let corrupt = |e: io::Error| Error::corrupt(path, e);
+    let file = crate::archive::open_file(path)?;
+    crate::inflate::check_frame(&file, &segments).map_err(corrupt)?;
+    std::thread::scope(|scope| {
+        let whole = scope.spawn(|| scan(path, None, progress));
+        let threads = crate::archive::default_threads();
+        let stats = crate::inflate::Parallel::new(&file, segments, threads)
+            .map_err(corrupt)
+            .and_then(|tar_stream| check_tar(tar_stream, path, top));
+        let checksum = whole
+            .join()
+            .unwrap_or_else(|_| Err(corrupt(io::Error::other("hashing stopped unexpectedly"))))?
+            .checksum;
+        Ok(Scan {
+            checksum,
+            stats: Some(stats?),
+        })
+    })
 }
 
 /// Files to create: everything, or those included (and the bytes hard links need).

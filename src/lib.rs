@@ -28,7 +28,10 @@ pub mod exit_codes;
 pub mod extract;
 pub mod filebackup;
 pub mod follow;
+pub mod index;
+pub mod inflate;
 pub mod interrupt;
+pub mod lookup;
 pub mod manifest;
 pub mod metrics;
 pub mod pgzip;
@@ -36,6 +39,7 @@ pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod retention;
+pub mod reuse;
 pub mod targuard;
 
 pub use error::{Error, Result};
@@ -303,6 +307,10 @@ fn dispatch(
             printer,
         ),
         Command::Reindex => reindex::run(ctx, &settings.metrics, printer),
+        Command::Ls { archive, glob } => {
+            commands::browse::ls(ctx, &archive, glob.as_deref(), printer)
+        }
+        Command::Cat { archive, path } => commands::browse::cat(ctx, &archive, &path, printer),
         Command::Diff {
             archive,
             other,

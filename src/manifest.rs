@@ -105,6 +105,9 @@ pub struct Entry {
     /// Kept by retention whatever the rules say (`resbak tag --pin`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin: bool,
+    /// SHA-256 of the archive's index file ([`crate::index`]); absent for archives without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
 }
 
 /// Where an entry's checksum and counts come from, for archives resbak did not make.
@@ -352,7 +355,14 @@ impl Manifest {
             .sorted()
             .iter()
             .filter(|e| e.has_checksum())
-            .map(|e| format!("{}  {}\n", e.sha256, e.backup_file))
+            .flat_map(|e| {
+                let index = e.index_sha256.as_ref().map(|sha| {
+                    let name = crate::index::file_name(&e.backup_file);
+                    format!("{sha}  {name}\n")
+                });
+                [Some(format!("{}  {}\n", e.sha256, e.backup_file)), index]
+            })
+            .flatten()
             .collect();
         atomic::write_file(&path, |out| {
             out.write_all(sums.as_bytes()).at("write", &path)
@@ -575,6 +585,7 @@ impl Entry {
             tags: Vec::new(),
             note: None,
             pin: false,
+            index_sha256: None,
         }
     }
 }

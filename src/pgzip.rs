@@ -9,13 +9,19 @@
 //! count, timing or how the caller splits its writes, so the output is
 //! byte-identical for any `threads` value and from run to run.
 //!
+//! The stream can also be cut into segments ([`ParGzWriter::cut`]): a segment's first block
+//! has no dictionary and block boundaries count from the segment's start, so a segment's
+//! compressed bytes depend only on its own input and can be copied into another stream
+//! ([`ParGzWriter::copy_segment`]). The stream ends with an empty final block, outside every
+//! segment; [`ParGzWriter::finish_segments`] reports where each segment lies.
+//!
 //! Workers compress blocks while the caller keeps producing data; finished
 //! blocks are written to the inner writer, in order, from the caller's
 //! thread (so `W` needs no `Send`). At most `2 * threads + 2` blocks are in
 //! flight, which keeps memory flat whatever the input size.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -45,6 +51,12 @@ type Reply = (Block, io::Result<()>);
 struct Block {
     seq: u64,
     last: bool,
+    /// Starts a segment (and so has no dictionary).
+    starts: bool,
+    /// `out` holds bytes copied from another stream: nothing to compress.
+    copied: bool,
+    /// Uncompressed bytes this block stands for.
+    len: u64,
     dict: Vec<u8>,
     data: Vec<u8>,
     out: Vec<u8>,
@@ -59,7 +71,47 @@ impl Block {
         self.dict.extend_from_slice(&prev.data[tail..]);
         self.data.clear();
         self.last = false;
+        self.starts = false;
+        self.copied = false;
+        self.len = 0;
     }
+
+    /// Prepares `self` to start a segment: no data and no dictionary.
+    fn start(&mut self) {
+        self.dict.clear();
+        self.data.clear();
+        self.last = false;
+        self.starts = true;
+        self.copied = false;
+        self.len = 0;
+    }
+}
+
+/// An empty final deflate block: after a segment's bytes, it makes them a whole deflate stream.
+const FINAL_BLOCK: [u8; 2] = [3, 0];
+
+/// Reads the uncompressed bytes of one segment from `zbytes`, its compressed bytes.
+pub fn inflate_segment<R: Read>(zbytes: R) -> impl Read {
+    flate2::read::DeflateDecoder::new(zbytes.chain(&FINAL_BLOCK[..]))
+}
+
+/// Where one segment lies in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Segment {
+    /// Offset of its first uncompressed byte.
+    pub uoff: u64,
+    /// Uncompressed length.
+    pub ulen: u64,
+    /// Offset of its first compressed byte in the gzip file.
+    pub zoff: u64,
+    /// Compressed length.
+    pub zlen: u64,
+    /// CRC32 of the uncompressed bytes.
+    pub crc: u32,
+    /// CRC32 of the compressed bytes.
+    pub zcrc: u32,
+    /// Whether its bytes were copied ([`ParGzWriter::copy_segment`]) rather than compressed.
+    pub copied: bool,
 }
 
 /// Raw-deflates `b.data` into `b.out` and computes its CRC32.
@@ -68,6 +120,9 @@ impl Block {
 /// keeps the old window bytes, which can change match choices, so a reused
 /// compressor would make the output depend on which worker ran which block.
 fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
+    if b.copied {
+        return Ok(());
+    }
     b.crc = Hasher::new();
     b.crc.update(&b.data);
     let mut c = Compress::new(level, false);
@@ -120,6 +175,12 @@ struct Sink<W: Write> {
     size: u64,
     header: [u8; 10],
     header_done: bool,
+    /// Compressed bytes written so far, header included.
+    zsize: u64,
+    segments: Vec<Segment>,
+    /// CRC32s of the open segment: uncompressed and compressed.
+    seg_crc: Hasher,
+    seg_zcrc: Hasher,
 }
 
 impl<W: Write> Sink<W> {
@@ -136,6 +197,10 @@ impl<W: Write> Sink<W> {
             size: 0,
             header,
             header_done: false,
+            zsize: 10,
+            segments: Vec::new(),
+            seg_crc: Hasher::new(),
+            seg_zcrc: Hasher::new(),
         }
     }
 
@@ -146,9 +211,36 @@ impl<W: Write> Sink<W> {
             self.header_done = true;
         }
         self.inner.write_all(&b.out)?;
+        if b.starts {
+            self.close_segment();
+            self.segments.push(Segment {
+                uoff: self.size,
+                zoff: self.zsize,
+                copied: b.copied,
+                ..Segment::default()
+            });
+        }
+        if !b.last
+            && let Some(seg) = self.segments.last_mut()
+        {
+            seg.ulen += b.len;
+            seg.zlen += b.out.len() as u64;
+            self.seg_crc.combine(&b.crc);
+            self.seg_zcrc.update(&b.out);
+        }
         self.crc.combine(&b.crc);
-        self.size += b.data.len() as u64;
+        self.size += b.len;
+        self.zsize += b.out.len() as u64;
         Ok(())
+    }
+
+    /// Records the CRC32s of the open segment, if any.
+    fn close_segment(&mut self) {
+        let crc = mem::take(&mut self.seg_crc).finalize();
+        let zcrc = mem::take(&mut self.seg_zcrc).finalize();
+        if let Some(seg) = self.segments.last_mut() {
+            (seg.crc, seg.zcrc) = (crc, zcrc);
+        }
     }
 
     /// Writes the trailer (CRC32, ISIZE), flushes and returns the writer.
@@ -368,10 +460,12 @@ impl<W: Write> ParGzWriter<W> {
             Some(pool) => Engine::Pool(pool),
             None => Engine::Inline(compression, f),
         };
+        let mut cur = Block::default();
+        cur.start();
         ParGzWriter {
             sink: Sink::new(inner, level),
             engine,
-            cur: Block::default(),
+            cur,
             spare: Vec::new(),
             failed: None,
         }
@@ -379,22 +473,87 @@ impl<W: Write> ParGzWriter<W> {
 
     /// Compresses the remaining data, writes the trailer (CRC32 and length),
     /// flushes and returns the inner writer. Reports every error.
-    pub fn finish(mut self) -> io::Result<W> {
-        self.dispatch(true)?;
-        let ParGzWriter { sink, engine, .. } = self;
+    pub fn finish(self) -> io::Result<W> {
+        self.finish_segments().map(|(w, _)| w)
+    }
+
+    /// [`ParGzWriter::finish`], also returning where each segment lies.
+    pub fn finish_segments(mut self) -> io::Result<(W, Vec<Segment>)> {
+        self.cut()?;
+        self.cur.last = true;
+        self.cur.starts = false;
+        self.dispatch(false)?;
+        let ParGzWriter {
+            mut sink, engine, ..
+        } = self;
         if let Engine::Pool(mut pool) = engine {
             pool.shutdown()?;
         }
-        sink.finish()
+        sink.close_segment();
+        let segments = mem::take(&mut sink.segments);
+        Ok((sink.finish()?, segments))
     }
 
-    /// Hands the current block to the engine and starts the next one.
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
+    /// Ends the current segment: what is written next starts a new one, compressed without
+    /// any dictionary. Does nothing when the current segment is still empty.
+    pub fn cut(&mut self) -> io::Result<()> {
+        if self.cur.data.is_empty() {
+            self.cur.start();
+            return Ok(());
+        }
+        self.dispatch(true)
+    }
+
+    /// Appends a whole segment compressed elsewhere: `zlen` bytes of `src`, raw deflate ending
+    /// byte-aligned without a final block, standing for `len` bytes with CRC32 `crc`. Ends the
+    /// current segment first; what is written next starts a new one.
+    pub fn copy_segment(
+        &mut self,
+        src: &mut impl Read,
+        zlen: u64,
+        crc: u32,
+        len: u64,
+    ) -> io::Result<()> {
+        self.cut()?;
+        let mut left = zlen;
+        let mut first = true;
+        while left > 0 || first {
+            self.check()?;
+            let mut b = self.spare.pop().unwrap_or_default();
+            b.start();
+            (b.starts, b.copied) = (first, true);
+            (b.len, b.crc) = match first {
+                true => (len, Hasher::new_with_initial_len(crc, len)),
+                false => (0, Hasher::new()),
+            };
+            let n = left.min(BLOCK_SIZE as u64);
+            b.out.clear();
+            let read = src.by_ref().take(n).read_to_end(&mut b.out);
+            let res = read.and_then(|got| match got as u64 == n {
+                true => self.engine.run(b, &mut self.sink, &mut self.spare),
+                false => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment ends early",
+                )),
+            });
+            self.record(res)?;
+            left -= n;
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// Hands the current block to the engine and starts the next one, a new segment with
+    /// `fresh`, else a continuation of this one.
+    fn dispatch(&mut self, fresh: bool) -> io::Result<()> {
         self.check()?;
         let mut next = self.spare.pop().unwrap_or_default();
-        next.follow(&self.cur);
+        match fresh {
+            true => next.start(),
+            false => next.follow(&self.cur),
+        }
         let mut block = mem::replace(&mut self.cur, next);
-        block.last = last;
+        block.len = block.data.len() as u64;
         let res = self.engine.run(block, &mut self.sink, &mut self.spare);
         self.record(res)
     }
@@ -723,6 +882,54 @@ mod tests {
         let mut w = ParGzWriter::new(Vec::new(), 6, 4);
         w.write_all(&data).unwrap();
         drop(w);
+    }
+
+    /// `parts` compressed with a cut before each; returns the stream and its segments.
+    fn segmented(parts: &[&[u8]], threads: usize) -> (Vec<u8>, Vec<Segment>) {
+        let mut w = ParGzWriter::new(Vec::new(), 6, threads);
+        for part in parts {
+            w.cut().unwrap();
+            w.write_all(part).unwrap();
+        }
+        w.finish_segments().unwrap()
+    }
+
+    #[test]
+    fn segments_are_independent_and_copy_into_identical_bytes() {
+        let (a, b, c) = (
+            mixed(20, 3 * BLOCK_SIZE + 5),
+            mixed(21, 999),
+            mixed(22, 70_000),
+        );
+        let parts: [&[u8]; 3] = [&a, &b, &c];
+        let (gz, segs) = segmented(&parts, 1);
+        let whole: Vec<u8> = parts.concat();
+        assert_round_trip(&gz, &whole);
+        assert_eq!(segs.len(), 3);
+        for threads in [2, 4] {
+            assert!(segmented(&parts, threads) == (gz.clone(), segs.clone()));
+        }
+        for (seg, part) in segs.iter().zip(parts) {
+            let z = &gz[seg.zoff as usize..(seg.zoff + seg.zlen) as usize];
+            let mut out = Vec::new();
+            inflate_segment(z).read_to_end(&mut out).unwrap();
+            assert!(out == part);
+            assert_eq!(seg.crc, crc32fast::hash(part));
+            assert_eq!(seg.zcrc, crc32fast::hash(z));
+        }
+        for threads in [1, 3] {
+            let mut w = ParGzWriter::new(Vec::new(), 6, threads);
+            w.write_all(&a).unwrap();
+            let s = segs[1];
+            let mut src = &gz[s.zoff as usize..];
+            w.copy_segment(&mut src, s.zlen, s.crc, s.ulen).unwrap();
+            w.cut().unwrap();
+            w.write_all(&c).unwrap();
+            let (copy, mut copy_segs) = w.finish_segments().unwrap();
+            assert!(copy_segs[1].copied && !copy_segs[0].copied);
+            copy_segs[1].copied = false;
+            assert!(copy == gz && copy_segs == segs);
+        }
     }
 
     #[test]

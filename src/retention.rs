@@ -332,7 +332,13 @@ fn delete(backup_dir: &Path, doomed: Vec<Entry>, kept: Vec<String>) -> Result<Pr
                 });
                 undeleted.push(entry);
             }
-            _ => report.removed.push(entry.backup_file),
+            _ => {
+                // An index left behind is harmless: a later archive of that name replaces it.
+                let _ = std::fs::remove_file(crate::index::path_for(
+                    &backup_dir.join(&entry.backup_file),
+                ));
+                report.removed.push(entry.backup_file)
+            }
         }
     }
     if !undeleted.is_empty() {

@@ -36,8 +36,9 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
     env.backup("s");
     // Kill at different points of the write, from "temp file just created" to "mostly written".
     for threshold in [0u64, 1 << 20, 4 << 20, 9 << 20] {
+        // Another level: nothing is copied from the first archive, so it compresses it all.
         let mut child = env
-            .cmd(&["backup", "s", "--always"])
+            .cmd(&["backup", "s", "--always", "--level", "9"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -682,7 +683,8 @@ fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
     let archive = env.backup("s");
     let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
     for (signal, code) in [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)] {
-        let backup = env.cmd(&["backup", "s", "--always"]);
+        // Another level: nothing is copied from the first archive, so it compresses it all.
+        let backup = env.cmd(&["backup", "s", "--always", "--level", "9"]);
         let said = "nothing was registered";
         interrupt(backup, &env.backups(), ".resbak-tmp-", signal, code, said);
         assert_eq!(
@@ -753,7 +755,8 @@ fn an_interrupt_with_an_unwritable_stderr_still_exits_and_leaves_nothing() {
     big_sample(&env, "s", 24);
     let archive = env.backup("s");
     let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
-    let mut backup = env.cmd(&["backup", "s", "--always"]);
+    // Another level: nothing is copied from the first archive, so it compresses it all.
+    let mut backup = env.cmd(&["backup", "s", "--always", "--level", "9"]);
     backup.stderr(full.try_clone().unwrap());
     signal_and_check(backup, &env.backups(), ".resbak-tmp-", SIGINT, 130);
     assert_eq!(

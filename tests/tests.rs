@@ -5,6 +5,7 @@ mod datagen;
 mod util;
 
 mod backup;
+mod browse;
 mod catalogue;
 mod cli;
 mod config;
@@ -20,4 +21,5 @@ mod restore;
 mod retention;
 mod s3;
 mod safety;
+mod segments;
 mod verify;

@@ -111,8 +111,8 @@ impl Backed {
 enum Plan {
     /// Nothing changed since the latest backup, whose archive is intact.
     Skip {
-        /// The archive of the latest backup, which holds the strategy as it is now.
-        latest: String,
+        /// The latest backup, whose archive holds the strategy as it is now.
+        latest: Box<Entry>,
     },
     /// Back up; `why` says why when nothing changed (the latest archive is missing or damaged).
     Backup { why: Option<String> },
@@ -174,7 +174,9 @@ fn one(
         outcome = Outcome::ProblemsFound;
     }
     let backed = match plan {
-        Plan::Skip { latest } => skipped(name, latest, opts.dry_run, &opts.tags, printer)?,
+        Plan::Skip { latest } => {
+            skipped(name, latest.backup_file, opts.dry_run, &opts.tags, printer)?
+        }
         Plan::Backup { why } if opts.dry_run => Backed {
             reason: why,
             ..dry_run(name, src, &opts.archive, printer)?
@@ -202,7 +204,7 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
     };
     Ok(match damage(&ctx.backup_dir, &latest) {
         None => Plan::Skip {
-            latest: latest.backup_file,
+            latest: Box::new(latest),
         },
         Some(problem) => Plan::Backup {
             why: Some(format!(

@@ -117,9 +117,16 @@ enum Side {
     Folder(PathBuf),
 }
 
-/// The tree of a located archive, checked against its manifest entry if it has one.
+/// The tree of a located archive, checked against its manifest entry if it has one; from its
+/// index when the entry records an intact one.
 fn tree_of(located: &Located) -> Result<Tree> {
     let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
+    if let (Some(entry), Some(expected)) = (&located.entry, &expected) {
+        let index_sha256 = entry.index_sha256.as_deref();
+        if let Some(tree) = diff::of_index(&located.path, index_sha256, expected)? {
+            return Ok(tree);
+        }
+    }
     diff::of_archive_checked(&located.path, expected.as_ref())
 }
 

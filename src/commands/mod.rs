@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod backup;
+pub mod browse;
 pub mod config;
 pub mod diff;
 pub mod file;

@@ -110,6 +110,11 @@ impl<'a> Printer<'a> {
         self.write_raw(text);
     }
 
+    /// Standard output for bytes that are the report themselves (a file `cat` prints).
+    pub fn raw(&mut self) -> &mut dyn Write {
+        &mut *self.out
+    }
+
     /// Writes one report line with control characters escaped; colour codes from
     /// [`Printer::paint`] pass when colour is on.
     fn write_line(&mut self, text: impl Display) -> Result<()> {

@@ -130,7 +130,11 @@ fn download(
         if let Some(have) = manifest.find(&entry.backup_file) {
             check_same(ctx, have, entry)?;
         }
-        Ok(entry.clone())
+        // The remote keeps no index: the archive is used without one.
+        Ok(Entry {
+            index_sha256: None,
+            ..entry.clone()
+        })
     })?;
     adopter.report(printer)?;
     Ok(placed)

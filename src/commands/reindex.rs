@@ -14,8 +14,10 @@
 use super::adopt::Adopter;
 use super::{ArchiveName, Context, Outcome, Printer, archive_files, strategy_of};
 use crate::atomic;
+use crate::checksum::HashingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
+use crate::index;
 use crate::manifest::{ChecksumSource, Entry, Lock, LockFile, Manifest};
 use crate::metrics::Sources;
 use crate::progress::Progress;
@@ -42,6 +44,10 @@ struct Report {
     kinds_unknown: Vec<String>,
     /// Archives whose headline metrics were read from the archive and recorded.
     metrics_read: Vec<String>,
+    /// Archives given an index (see [`crate::index`]) they lacked or whose index was damaged.
+    indexed: Vec<String>,
+    /// Archives left without an index, and why.
+    unindexed: Vec<(String, String)>,
 }
 
 /// Rebuilds the manifest and prints what changed.
@@ -103,6 +109,9 @@ fn rebuild(
         if matches && entry.metrics.is_none() {
             fill_metrics(dir, &mut entry, sources, &mut report);
         }
+        if !report.mismatched.contains(&entry.backup_file) {
+            index_if_needed(dir, &mut entry, &mut report);
+        }
         manifest.backups.push(entry);
     }
     let mut added = Vec::new();
@@ -118,6 +127,9 @@ fn rebuild(
         }
     }
     recover_kinds(dir, &mut added, &mut report);
+    for entry in &mut added {
+        index_if_needed(dir, entry, &mut report);
+    }
     added.sort_by_key(|e| e.created);
     report.added = added.iter().map(|e| e.backup_file.clone()).collect();
     manifest.backups.extend(added);
@@ -169,6 +181,36 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
     }
 }
 
+/// Builds an index for the archive of `entry` (already checked) when it has none or its index
+/// file is missing or damaged. A failure leaves the entry without one, with a warning.
+fn index_if_needed(dir: &Path, entry: &mut Entry, report: &mut Report) {
+    let path = index::path_for(&dir.join(&entry.backup_file));
+    let intact = |sha: &String| index::check_file(&path, sha).is_ok();
+    if entry.index_sha256.as_ref().is_some_and(intact) {
+        return;
+    }
+    let mut sha256 = None;
+    let built = atomic::write_file(&path, |out| {
+        let out = HashingWriter::new(out);
+        let archive = dir.join(&entry.backup_file);
+        let (_, sum) = index::build(&archive, &entry.strategy, out)?.finish();
+        sha256 = Some(sum.sha256);
+        Ok(())
+    });
+    match built {
+        Ok(()) => {
+            entry.index_sha256 = sha256;
+            report.indexed.push(entry.backup_file.clone());
+        }
+        Err(e) => {
+            entry.index_sha256 = None;
+            report
+                .unindexed
+                .push((entry.backup_file.clone(), e.to_string()));
+        }
+    }
+}
+
 /// A fresh entry for an uncatalogued archive, after a full check.
 fn entry_for(path: &Path, file: &str) -> Result<Entry> {
     let top = strategy_of(path)?;
@@ -214,6 +256,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         tags: Vec::new(),
         note: None,
         pin: false,
+        index_sha256: None,
     })
 }
 
@@ -275,6 +318,12 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
             "Metrics of {} read from their archives",
             crate::error::count(report.metrics_read.len(), "backup", "backups")
         ))?;
+    }
+    for file in &report.indexed {
+        printer.line(format_args!("Indexed {file}"))?;
+    }
+    for (file, why) in &report.unindexed {
+        printer.warn(format_args!("{file} has no index: {why}"));
     }
     printer.line(format_args!(
         "Reindexed: {} kept, {} added, {} dropped, {} not added",

@@ -370,19 +370,40 @@ fn extract_checked(
     progress: &Progress,
 ) -> Result<Stats> {
     let path = &located.path;
-    let file = archive::open_file(path)?;
-    let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
-    let mut hashing = HashingReader::new(reader);
-    let extracted = match include {
-        Some((include, selection)) => {
-            extract::extract_some(&mut hashing, path, staging, strategy, include, selection)
+    let index_sha256 = located
+        .entry
+        .as_ref()
+        .and_then(|e| e.index_sha256.as_deref());
+    let (checksum, extracted) = match crate::index::segments_of(path, index_sha256) {
+        Some(segments) => std::thread::scope(|scope| {
+            let whole = scope.spawn(|| extract::scan(path, None, progress));
+            let extracted = extract::extract_segments(path, segments, staging, strategy, include);
+            let stopped = || Err(Error::corrupt(path, "hashing stopped unexpectedly"));
+            (
+                whole
+                    .join()
+                    .unwrap_or_else(|_| stopped())
+                    .map(|s| s.checksum),
+                extracted,
+            )
+        }),
+        None => {
+            let file = archive::open_file(path)?;
+            let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
+            let mut hashing = HashingReader::new(reader);
+            let extracted = match include {
+                Some((include, selection)) => {
+                    extract::extract_some(&mut hashing, path, staging, strategy, include, selection)
+                }
+                None => extract::extract(&mut hashing, path, staging, strategy),
+            };
+            let checksum = hashing
+                .finish()
+                .map_err(|e| Error::corrupt(path, e.to_string()));
+            (checksum, extracted)
         }
-        None => extract::extract(&mut hashing, path, staging, strategy),
     };
-    let checksum = hashing
-        .finish()
-        .map_err(|e| Error::corrupt(path, e.to_string()))?;
-    check_checksum(located, &checksum.sha256)?;
+    check_checksum(located, &checksum?.sha256)?;
     let Some(entry) = located.entry.as_ref().filter(|e| e.has_checksum()) else {
         return Ok(extracted?.written);
     };

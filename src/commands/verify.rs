@@ -454,9 +454,15 @@ pub fn check(
     }
     // With no checksum to compare, reading every entry is the only check of the bytes.
     let deep = deep || !entry.has_checksum();
-    let scan = extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress)
-        .map_err(Problem::reading)?;
-    judge(entry, &scan)
+    let index_sha256 = entry.index_sha256.as_deref();
+    let segments = deep
+        .then(|| crate::index::segments_of(&path, index_sha256))
+        .flatten();
+    let scan = match segments {
+        Some(segments) => extract::scan_segments(&path, &entry.strategy, segments, progress),
+        None => extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress),
+    };
+    judge(entry, &scan.map_err(Problem::reading)?)
 }
 
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were

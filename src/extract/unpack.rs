@@ -33,7 +33,7 @@ pub(super) fn unpack_all(
     }
     io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(corrupt)?;
     if state.stats.files == 0 {
-        return Err(corrupt(io::Error::other("the archive is empty")));
+        return Err(corrupt(io::Error::other(super::EMPTY)));
     }
     state.finish_dirs()?;
     Ok(Extracted {

@@ -287,6 +287,7 @@ fn entry(
         tags: Vec::new(),
         note: None,
         pin: false,
+        index_sha256: None,
     })
 }
 

@@ -5,11 +5,13 @@
 use super::check_outside;
 use crate::archive::{self, Written};
 use crate::atomic;
+use crate::checksum::{Checksum, HashingWriter};
 use crate::commands::adopt::Adopter;
 use crate::commands::{Context, Printer, clean_leftovers, warn};
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::follow::{FailOnDrop, FollowReader, Growth, GrowthWriter};
+use crate::index;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
@@ -84,8 +86,25 @@ pub(crate) fn backup_folder(
         copies,
         ..opts.clone()
     };
-    let (written, scan) = write_and_read_back(src, name, &mut tmp, &opts)?;
+    let mut index_tmp = atomic::temp_file_in(dir)?;
+    let mut source = reuse_source(dir, name, &opts, printer)?;
+    let (written, index_sum, scan) = match source.as_mut() {
+        Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
+        None => write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts)?,
+    };
     opts.progress.finish();
+    for why in &written.not_reused {
+        printer.warn(format_args!("{why}"));
+    }
+    if let (Some(source), true) = (&source, printer.verbose()) {
+        let (segments, bytes) = written.reused;
+        printer.line(format_args!(
+            "  {} ({}) copied from {} without compressing",
+            crate::error::count(segments, "segment", "segments"),
+            crate::error::count(bytes, "byte", "bytes"),
+            source.path().display()
+        ))?;
+    }
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
     }
@@ -124,7 +143,7 @@ pub(crate) fn backup_folder(
         (!found.metrics.is_empty()).then_some(found.metrics)
     });
     let finished = Finished {
-        tmp,
+        files: (tmp, index_tmp, index_sum),
         written: &written,
         created,
         metrics,
@@ -132,6 +151,38 @@ pub(crate) fn backup_folder(
     let entry = register(dir, name, finished, about, &mut adopter)?;
     adopter.report(printer)?;
     Ok((entry, changed))
+}
+
+/// The newest regular backup of `name`, as a source of unchanged segments, if it has an
+/// intact index written with the same settings. Why one cannot serve is said with `-v`.
+fn reuse_source(
+    dir: &Path,
+    name: &str,
+    opts: &archive::Options,
+    printer: &mut Printer,
+) -> Result<Option<crate::reuse::Source>> {
+    let manifest = Manifest::load(dir)?;
+    let Some(latest) = manifest.latest_regular(name) else {
+        return Ok(None);
+    };
+    let Some(index_sha256) = &latest.index_sha256 else {
+        return Ok(None);
+    };
+    let path = dir.join(&latest.backup_file);
+    let opened = crate::reuse::Source::open(&path, latest.size, index_sha256, name, opts.level);
+    match opened {
+        Ok(Ok(source)) => Ok(Some(source)),
+        Ok(Err(why)) => {
+            if printer.verbose() {
+                printer.hint(format_args!("not reusing {}: {why}", latest.backup_file));
+            }
+            Ok(None)
+        }
+        Err(e) => {
+            printer.warn(format_args!("not reusing {}: {e}", latest.backup_file));
+            Ok(None)
+        }
+    }
 }
 
 /// The `--exclude` option (quoted for a shell) that leaves out the archive entry `entry`,
@@ -150,8 +201,9 @@ fn write_and_read_back(
     src: &Path,
     name: &str,
     tmp: &mut NamedTempFile,
+    index_tmp: &mut NamedTempFile,
     opts: &archive::Options,
-) -> Result<(Written, Result<extract::Scan>)> {
+) -> Result<(Written, Checksum, Result<extract::Scan>)> {
     let path = tmp.path().to_path_buf();
     let reader = std::fs::File::open(&path).at("open", &path)?;
     let growth = Growth::default();
@@ -160,7 +212,7 @@ fn write_and_read_back(
         let check =
             scope.spawn(|| extract::scan_reader(follower, &path, Some(name), &Progress::hidden()));
         let writing = FailOnDrop(growth.clone());
-        let written = write_archive(src, name, tmp, opts, &growth);
+        let written = write_archive(src, name, (tmp, index_tmp), opts, None, &growth);
         if written.is_ok() {
             growth.finish();
         }
@@ -172,27 +224,77 @@ fn write_and_read_back(
                 std::io::Error::other("the check stopped unexpectedly"),
             ))
         });
-        Ok((written?, scan))
+        let (written, index_sum) = written?;
+        Ok((written, index_sum, scan))
     })
 }
 
+/// Writes the archive into `tmp`, copying unchanged segments from `source`, then reads it back
+/// from disk: the checksum of the whole file, and every segment it compressed (not those it
+/// copied, whose bytes matched the CRC32 in the earlier archive's checked index) through the
+/// restore policy. The copied segments count with what their index records.
+fn write_then_read_back(
+    src: &Path,
+    name: &str,
+    tmps: (&mut NamedTempFile, &mut NamedTempFile),
+    opts: &archive::Options,
+    source: &mut crate::reuse::Source,
+) -> Result<(Written, Checksum, Result<extract::Scan>)> {
+    let path = tmps.0.path().to_path_buf();
+    let (written, index_sum) =
+        write_archive(src, name, tmps, opts, Some(source), &Growth::default())?;
+    let scan = std::thread::scope(|scope| {
+        let whole = scope.spawn(|| extract::scan(&path, None, &Progress::hidden()));
+        let fresh = written.segments.iter().filter(|s| !s.copied).copied();
+        let file = archive::open_file(&path)?;
+        let segments = crate::inflate::Segments::new(file, fresh.collect());
+        let stats = extract::check_tar(segments, &path, name);
+        let checksum = whole.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "read back",
+                &path,
+                std::io::Error::other("the check stopped unexpectedly"),
+            ))
+        })?;
+        let (fresh, copied) = (stats?, written.reused_stats);
+        Ok(extract::Scan {
+            checksum: checksum.checksum,
+            stats: Some(archive::Stats {
+                files: fresh.files + copied.files,
+                bytes: fresh.bytes + copied.bytes,
+            }),
+        })
+    });
+    Ok((written, index_sum, scan))
+}
+
+/// Writes the archive into `tmp` and its index into `index_tmp`, and syncs both. The index's
+/// checksum is returned in [`Written::index`].
 fn write_archive(
     src: &Path,
     name: &str,
-    tmp: &mut NamedTempFile,
+    (tmp, index_tmp): (&mut NamedTempFile, &mut NamedTempFile),
     opts: &archive::Options,
+    reuse: Option<&mut crate::reuse::Source>,
     growth: &Growth,
-) -> Result<Written> {
+) -> Result<(Written, crate::checksum::Checksum)> {
     let path = tmp.path().to_path_buf();
+    let index_path = index_tmp.path().to_path_buf();
     let file = GrowthWriter::new(tmp.as_file_mut(), growth.clone());
     let out = BufWriter::with_capacity(WRITE_BUF, file);
-    let (out, written) = archive::write(src, name, out, opts)?;
+    let index_out = HashingWriter::new(BufWriter::new(index_tmp.as_file_mut()));
+    let (out, index_out, written) = archive::write(src, name, out, index_out, opts, reuse)?;
     let file = out
         .into_inner()
         .map_err(|e| Error::io("write", &path, e.into_error()))?
         .into_inner();
     file.sync_all().at("sync", &path)?;
-    Ok(written)
+    let (index_out, index_sum) = index_out.finish();
+    let index_file = index_out
+        .into_inner()
+        .map_err(|e| Error::io("write", &index_path, e.into_error()))?;
+    index_file.sync_all().at("sync", &index_path)?;
+    Ok((written, index_sum))
 }
 
 /// Compares the read-back of the archive on disk with what was written: same checksum, and it
@@ -219,7 +321,8 @@ fn verify_written(path: &Path, scan: Result<extract::Scan>, written: &Written) -
 
 /// A written and checked archive, still in its temp file, and what was read making it.
 struct Finished<'w> {
-    tmp: NamedTempFile,
+    /// The archive and its index, in their temp files, and the index's checksum.
+    files: (NamedTempFile, NamedTempFile, Checksum),
     written: &'w Written,
     created: DateTime<Utc>,
     metrics: Option<crate::metrics::Metrics>,
@@ -235,14 +338,14 @@ fn register(
     adopter: &mut Adopter,
 ) -> Result<Entry> {
     let Finished {
-        tmp,
+        files: (tmp, index_tmp, index_sum),
         written,
         created,
         metrics,
     } = finished;
     let kind = about.kind;
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
-    place(dir, tmp, adopter, |manifest| {
+    place_with_index(dir, tmp, Some(index_tmp), adopter, |manifest| {
         Ok(Entry {
             strategy: name.to_string(),
             timestamp: timestamp.clone(),
@@ -263,6 +366,7 @@ fn register(
             tags: about.tags.clone(),
             note: about.note.clone(),
             pin: false,
+            index_sha256: Some(index_sum.sha256.clone()),
         })
     })
 }
@@ -277,6 +381,17 @@ pub(crate) fn place(
     adopter: &mut Adopter,
     entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
 ) -> Result<Entry> {
+    place_with_index(dir, tmp, None, adopter, entry_for)
+}
+
+/// [`place`], also placing the archive's index (see [`crate::index`]) beside it, first.
+pub(crate) fn place_with_index(
+    dir: &Path,
+    tmp: NamedTempFile,
+    index_tmp: Option<NamedTempFile>,
+    adopter: &mut Adopter,
+    entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
+) -> Result<Entry> {
     let mut placed: Option<PathBuf> = None;
     // An interruption waits until the archive is both in place and in the manifest (or neither),
     // so it never leaves a finished archive that the catalogue does not know.
@@ -284,6 +399,10 @@ pub(crate) fn place(
     let result = Manifest::update_adopting(dir, &mut |m| adopter.adopt(m), |manifest| {
         let entry = entry_for(manifest)?;
         let path = dir.join(&entry.backup_file);
+        if let Some(index_tmp) = index_tmp {
+            // An index left by an archive that is gone belongs to no backup: replaced.
+            atomic::persist(index_tmp, &index::path_for(&path), true)?;
+        }
         atomic::persist(tmp, &path, false)?;
         placed = Some(path);
         manifest
@@ -309,6 +428,7 @@ fn remove_unregistered(dir: &Path, path: &Path) {
     if listed {
         return;
     }
+    let _ = std::fs::remove_file(index::path_for(path));
     if let Err(e) = std::fs::remove_file(path)
         && e.kind() != ErrorKind::NotFound
     {

@@ -1,0 +1,317 @@
+//! Writing an archive segment by segment: the entries of each segment are either appended to
+//! the tar stream (and compressed), or, when an earlier archive holds a segment with the same
+//! key, its compressed bytes are copied. Either way each entry is recorded in the index and
+//! counted in what was written.
+
+use super::{ExactReader, Stored, TreeDigest, Written, append, open_regular};
+use crate::checksum::{HashingReader, HashingWriter};
+use crate::error::{Error, Result};
+use crate::index::{self, Record};
+use crate::pgzip::ParGzWriter;
+use crate::progress::Progress;
+use crate::reuse::Source;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The tar stream of an archive being written.
+pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
+
+/// Segments the walk may run ahead of the writer.
+pub(super) const AHEAD: usize = 4;
+
+/// The entries of one segment: path and path below the top folder, and when segments may be
+/// copied, what each would store (`None` for a special file).
+pub(super) struct Group {
+    entries: Vec<(PathBuf, PathBuf)>,
+    looked: Option<Vec<Option<Stored>>>,
+}
+
+/// Walks `src` and sends its entries to `groups` one segment at a time (see
+/// [`index::starts_segment`]), each entry looked at (its file hashed) when `look`. Stops at
+/// the first error, which it sends, or when the receiver has gone.
+pub(super) fn group(
+    src: &Path,
+    excludes: &super::Excludes,
+    look: bool,
+    groups: &std::sync::mpsc::SyncSender<Result<Group>>,
+) {
+    let send = |entries: Vec<(PathBuf, PathBuf)>| -> bool {
+        if entries.is_empty() {
+            return true;
+        }
+        let group = match look {
+            true => entries
+                .iter()
+                .map(|(path, _)| self::look(path))
+                .collect::<Result<Vec<_>>>()
+                .map(|looked| Group {
+                    entries,
+                    looked: Some(looked),
+                }),
+            false => Ok(Group {
+                entries,
+                looked: None,
+            }),
+        };
+        let failed = group.is_err();
+        groups.send(group).is_ok() && !failed
+    };
+    let mut entries = Vec::new();
+    let mut after_big = false;
+    for item in super::walk(src, excludes) {
+        let entry = item.and_then(|(entry, rel)| {
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("read", entry.path(), e.into()))?;
+            Ok((entry.into_path(), rel, meta))
+        });
+        let (path, rel, meta) = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let _ = groups.send(Err(e));
+                return;
+            }
+        };
+        let size = if meta.is_file() { meta.len() } else { 0 };
+        if index::starts_segment(&rel, size, after_big) && !send(std::mem::take(&mut entries)) {
+            return;
+        }
+        after_big = size >= index::BIG_FILE;
+        entries.push((path, rel));
+    }
+    send(entries);
+}
+
+/// Collects the entries of one segment at a time and writes or copies them.
+pub(super) struct Segmenter<'a, W: Write, I: Write> {
+    tar: TarOut<W>,
+    index: index::Writer<I>,
+    top: &'a str,
+    progress: &'a Progress,
+    /// Files whose content is also kept in [`Written::copies`], and the bytes kept so far.
+    copies: &'a super::Excludes,
+    copied: u64,
+    reuse: Option<&'a mut Source>,
+    written: Written,
+    digest: TreeDigest,
+}
+
+impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
+    pub(super) fn new(
+        tar: TarOut<W>,
+        index: index::Writer<I>,
+        top: &'a str,
+        opts: &'a super::Options,
+        reuse: Option<&'a mut Source>,
+    ) -> Self {
+        Segmenter {
+            tar,
+            index,
+            top,
+            progress: &opts.progress,
+            copies: &opts.copies,
+            copied: 0,
+            reuse,
+            written: Written::default(),
+            digest: TreeDigest::default(),
+        }
+    }
+
+    /// Writes or copies one segment.
+    pub(super) fn flush(&mut self, group: Group) -> Result<()> {
+        let Group { entries, looked } = group;
+        if let Some(looked) = looked
+            && self.copy(&entries, looked)?
+        {
+            return Ok(());
+        }
+        let fail = |e: io::Error| Error::io("write", Path::new(self.top), e);
+        self.tar.get_mut().cut().map_err(fail)?;
+        for (path, rel) in entries {
+            let name = Path::new(self.top).join(&rel);
+            let mut copy = self.copies.matches(&rel).then(Vec::new);
+            match append(&mut self.tar, &path, &name, self.progress, &mut copy)? {
+                Some(stored) => {
+                    self.keep_copy(&rel, &stored, copy);
+                    self.tally(path, &rel, &stored)?;
+                }
+                None => self.written.skipped.push(path),
+            }
+        }
+        self.index.end_segment();
+        Ok(())
+    }
+
+    /// The tar stream, the index and what went in, once every segment is flushed.
+    pub(super) fn finish(mut self) -> (TarOut<W>, index::Writer<I>, Written) {
+        self.written.digests = self.digest.finish();
+        (self.tar, self.index, self.written)
+    }
+
+    /// Copies the group's segment from the earlier archive if it holds one with the same key
+    /// and intact bytes; `false` when the group must be compressed.
+    fn copy(&mut self, group: &[(PathBuf, PathBuf)], looked: Vec<Option<Stored>>) -> Result<bool> {
+        let (mut stored, mut skipped) = (Vec::with_capacity(group.len()), Vec::new());
+        for ((path, rel), look) in group.iter().zip(looked) {
+            match look {
+                Some(s) => stored.push((path, rel, s)),
+                None => skipped.push(path.clone()),
+            }
+        }
+        let records: Vec<Record> = stored.iter().map(|(_, rel, s)| record(rel, s)).collect();
+        let Some(source) = self.reuse.as_deref_mut().filter(|_| !records.is_empty()) else {
+            return Ok(false);
+        };
+        let Some(segment) = source.find(&index::key_of(&records)) else {
+            return Ok(false);
+        };
+        let source_path = source.path().to_path_buf();
+        let read = |e: io::Error| Error::io("read", &source_path, e);
+        let gz = self.tar.get_mut();
+        let (zlen, crc, ulen) = (segment.zlen, segment.crc, segment.ulen);
+        let copied = if zlen <= crate::reuse::SMALL {
+            let bytes = source.read_checked(&segment).map_err(read)?;
+            bytes.map(|bytes| gz.copy_segment(&mut &bytes[..], zlen, crc, ulen))
+        } else if source.intact(&segment).map_err(read)? {
+            let mut reader = source.reader(&segment).map_err(read)?;
+            Some(gz.copy_segment(&mut reader, zlen, crc, ulen))
+        } else {
+            None
+        };
+        let Some(copied) = copied else {
+            self.written.not_reused.push(format!(
+                "{}: the segment at byte {} is damaged; compressed again",
+                source_path.display(),
+                segment.zoff
+            ));
+            return Ok(false);
+        };
+        copied.map_err(|e| Error::io("copy a segment from", &source_path, e))?;
+        self.written.reused.0 += 1;
+        self.written.reused.1 += segment.ulen;
+        for (path, rel, s) in stored {
+            let bytes = if s.meta.is_file() { s.meta.len() } else { 0 };
+            self.progress.inc(bytes);
+            self.written.reused_stats.files += 1;
+            self.written.reused_stats.bytes += bytes;
+            if self.copies.matches(rel) {
+                self.keep_copy(rel, &s, Some(read_copy(path, &s)));
+            }
+            self.tally(path.clone(), rel, &s)?;
+        }
+        self.written.skipped.extend(skipped);
+        self.index.end_segment();
+        Ok(true)
+    }
+
+    /// Keeps `copy`, the content of a file [`Segmenter::copies`] names, within the budget.
+    fn keep_copy(&mut self, rel: &Path, s: &Stored, copy: Option<Vec<u8>>) {
+        let (Some(bytes), true) = (copy, s.meta.is_file()) else {
+            return;
+        };
+        self.copied += bytes.len() as u64;
+        let kept = self.copied <= super::COPY_BUDGET && bytes.len() as u64 == s.meta.len();
+        self.written.copies.push(super::Copied {
+            rel: rel.to_path_buf(),
+            len: s.meta.len(),
+            bytes: kept.then_some(bytes),
+        });
+    }
+
+    /// Counts one stored entry and records it in the index.
+    fn tally(&mut self, path: PathBuf, rel: &Path, s: &Stored) -> Result<()> {
+        let w = &mut self.written;
+        if !s.same {
+            w.changed.push(path.clone());
+        }
+        if s.padded > 0 {
+            w.shrank.push((path.clone(), s.padded));
+        }
+        w.stats.files += 1;
+        w.counts.add(s.meta.file_type());
+        w.stats.bytes += if s.meta.is_file() { s.meta.len() } else { 0 };
+        self.digest.add(rel, &s.meta, &s.target, &s.sha);
+        let fail = |e: io::Error| Error::io("write the index of", &path, e);
+        self.index.entry(&record(rel, s)).map_err(fail)
+    }
+}
+
+/// The content of a file in a copied segment, read again for [`Written::copies`]: its bytes
+/// when it is small and still what was hashed, else nothing (the copy then counts as not kept).
+fn read_copy(path: &Path, s: &Stored) -> Vec<u8> {
+    if s.meta.len() > super::COPY_LIMIT {
+        return Vec::new();
+    }
+    let Ok(Some(file)) = open_regular(path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    let read = io::Read::read_to_end(
+        &mut io::Read::take(&file, super::COPY_LIMIT + 1),
+        &mut bytes,
+    );
+    let same = read.is_ok()
+        && HashingReader::new(&bytes[..])
+            .finish()
+            .is_ok_and(|sum| sum.sha256.as_bytes() == s.sha.as_slice());
+    if same { bytes } else { Vec::new() }
+}
+
+/// What [`append`] would store for `path`, reading a file's content for its SHA-256 but
+/// writing nothing; `None` for a special file.
+fn look(path: &Path) -> Result<Option<Stored>> {
+    let fail = |e: io::Error| Error::io("archive", path, e);
+    let mut meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let (mut target, mut sha, mut same, mut padded) = (Vec::new(), Vec::new(), true, 0);
+    if meta.is_file() {
+        let Some(file) = open_regular(path).map_err(fail)? else {
+            return Ok(None);
+        };
+        meta = file.metadata().map_err(fail)?;
+        let mut exact = ExactReader::new(&file, meta.len());
+        sha = HashingReader::new(&mut exact)
+            .finish()
+            .map_err(fail)?
+            .sha256
+            .into_bytes();
+        padded = exact.padded;
+        let after = file.metadata().map_err(fail)?;
+        same = padded == 0
+            && after.len() == meta.len()
+            && after.modified().ok() == meta.modified().ok();
+    } else if meta.is_symlink() {
+        let link = std::fs::read_link(path).map_err(fail)?;
+        target = link.as_os_str().as_bytes().to_vec();
+    } else if !meta.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(Stored {
+        meta,
+        target,
+        sha,
+        same,
+        padded,
+    }))
+}
+
+/// The index record of an entry stored at `rel`.
+fn record(rel: &Path, s: &Stored) -> Record {
+    let kind = if s.meta.is_dir() {
+        'd'
+    } else if s.meta.is_symlink() {
+        'l'
+    } else {
+        'f'
+    };
+    Record {
+        kind,
+        mode: s.meta.mode() & 0o7777 & !0o6000,
+        mtime: s.meta.mtime().max(0) as u64,
+        size: if s.meta.is_file() { s.meta.len() } else { 0 },
+        sha256: String::from_utf8_lossy(&s.sha).into_owned(),
+        path: rel.to_path_buf(),
+        target: s.target.clone(),
+    }
+}

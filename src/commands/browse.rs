@@ -1,0 +1,124 @@
+//! `resbak ls` and `resbak cat`: one archive's entries, and one file's bytes, read through
+//! the archive's index when it has an intact one (see [`crate::lookup`]).
+
+use super::{Context, Outcome, Printer, locate_backup};
+use crate::archive::Excludes;
+use crate::error::{Result, printable};
+use crate::index::Record;
+use crate::lookup::Archive;
+use chrono::DateTime;
+use std::path::Path;
+
+/// One entry as `ls --json` shows it.
+#[derive(Debug, serde::Serialize)]
+struct Listed {
+    path: String,
+    kind: &'static str,
+    mode: String,
+    size: u64,
+    mtime: u64,
+    sha256: Option<String>,
+    target: Option<String>,
+}
+
+impl From<Record> for Listed {
+    fn from(r: Record) -> Listed {
+        let kind = match r.kind {
+            'd' => "folder",
+            'l' => "link",
+            _ => "file",
+        };
+        Listed {
+            path: r.path.to_string_lossy().into_owned(),
+            kind,
+            mode: format!("{:04o}", r.mode),
+            size: r.size,
+            mtime: r.mtime,
+            sha256: (!r.sha256.is_empty()).then_some(r.sha256),
+            target: (r.kind == 'l').then(|| String::from_utf8_lossy(&r.target).into_owned()),
+        }
+    }
+}
+
+/// Lists the entries of the backup `archive` names (see [`locate_backup`]) below its top
+/// folder, only those `glob` covers when given (a folder brings what is in it).
+pub fn ls(
+    ctx: &Context,
+    archive: &str,
+    glob: Option<&str>,
+    printer: &mut Printer,
+) -> Result<Outcome> {
+    let located = locate_backup(ctx, archive)?;
+    let top = located.strategy()?;
+    let filter = glob.map(|g| Excludes::new(&[g.to_string()])).transpose()?;
+    let index_sha256 = located
+        .entry
+        .as_ref()
+        .and_then(|e| e.index_sha256.as_deref());
+    let source = Archive {
+        path: &located.path,
+        top: &top,
+        index_sha256,
+    };
+    let mut listed = Vec::new();
+    let json = printer.json();
+    source.list(|record| {
+        if filter.as_ref().is_some_and(|f| !f.covers(&record.path)) {
+            return Ok(());
+        }
+        match json {
+            true => listed.push(Listed::from(record)),
+            false => printer.line(line(&record))?,
+        }
+        Ok(())
+    })?;
+    printer.json_report(&listed)?;
+    Ok(Outcome::Clean)
+}
+
+/// `-rw-r--r--  1234  2024-06-01 00:00  runs/a/trades.csv` (and ` -> target` for a link).
+fn line(r: &Record) -> String {
+    let kind = match r.kind {
+        'd' => 'd',
+        'l' => 'l',
+        _ => '-',
+    };
+    let bits: String = (0..9)
+        .map(|i| match r.mode & (0o400 >> i) != 0 {
+            true => ['r', 'w', 'x'][i % 3],
+            false => '-',
+        })
+        .collect();
+    let when = i64::try_from(r.mtime)
+        .ok()
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string());
+    let target = match r.kind {
+        'l' => format!(" -> {}", String::from_utf8_lossy(&r.target)),
+        _ => String::new(),
+    };
+    let path = printable(r.path.display());
+    format!("{kind}{bits} {:>12}  {when}  {path}{target}", r.size)
+}
+
+/// Writes the bytes of the file at `path` (relative to the strategy folder) in the backup
+/// `archive` names to standard output.
+pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
+    let located = locate_backup(ctx, archive)?;
+    let top = located.strategy()?;
+    let index_sha256 = located
+        .entry
+        .as_ref()
+        .and_then(|e| e.index_sha256.as_deref());
+    let source = Archive {
+        path: &located.path,
+        top: &top,
+        index_sha256,
+    };
+    let rel: std::path::PathBuf = Path::new(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    source.cat(&rel, printer.raw())?;
+    Ok(Outcome::Clean)
+}

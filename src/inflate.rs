@@ -1,0 +1,323 @@
+//! Reading segmented gzip files (see [`crate::pgzip`]) segment by segment: each segment is
+//! inflated on its own, and its length and CRC32 are checked against what was recorded for it.
+
+use crate::pgzip::{Segment, inflate_segment};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+
+/// Reads the uncompressed bytes of `segments` of a gzip file, one after the other, as one
+/// stream. A segment whose bytes do not inflate to its recorded length and CRC32 is an error.
+pub struct Segments {
+    file: File,
+    segments: std::vec::IntoIter<Segment>,
+    current: Option<Current>,
+}
+
+/// The bytes from `pos` to `end` of a file, read at their offsets.
+struct Range {
+    file: File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Range {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The segment being read.
+struct Current {
+    reader: Box<dyn Read + Send>,
+    segment: Segment,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl Segments {
+    /// Reads `segments` (in the order given) of the gzip file open as `file`.
+    pub fn new(file: File, segments: Vec<Segment>) -> Segments {
+        Segments {
+            file,
+            segments: segments.into_iter(),
+            current: None,
+        }
+    }
+
+    /// Opens the next segment; `false` when none is left.
+    fn open_next(&mut self) -> io::Result<bool> {
+        let Some(segment) = self.segments.next() else {
+            return Ok(false);
+        };
+        // Positioned reads: handles cloned from one file share its offset.
+        let range = Range {
+            file: self.file.try_clone()?,
+            pos: segment.zoff,
+            end: segment.zoff + segment.zlen,
+        };
+        let zbytes = BufReader::with_capacity(1 << 16, range);
+        self.current = Some(Current {
+            reader: Box::new(inflate_segment(zbytes)),
+            segment,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        });
+        Ok(true)
+    }
+}
+
+impl Read for Segments {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(cur) = &mut self.current else {
+                if !self.open_next()? {
+                    return Ok(0);
+                }
+                continue;
+            };
+            let n = cur.reader.read(buf)?;
+            if n > 0 {
+                cur.crc.update(&buf[..n]);
+                cur.len += n as u64;
+                return Ok(n);
+            }
+            let crc = std::mem::take(&mut cur.crc).finalize();
+            let s = cur.segment;
+            if cur.len != s.ulen || crc != s.crc {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the segment at byte {} does not match its CRC32", s.zoff),
+                ));
+            }
+            self.current = None;
+        }
+    }
+}
+
+/// Uncompressed bytes a worker hands over at once.
+const CHUNK: usize = 128 * 1024;
+
+/// Chunks a worker may inflate ahead of the reader, per segment.
+const AHEAD: usize = 4;
+
+/// What a worker sends for its segment: chunks, then an error if the segment is damaged.
+type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
+
+/// Reads the uncompressed bytes of `segments` of a gzip file in order, as [`Segments`] does,
+/// while up to `threads` workers inflate the next segments at the same time. Memory stays
+/// bounded: each worker inflates at most a few chunks ahead.
+pub struct Parallel {
+    pending: std::collections::VecDeque<Chunks>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Parallel {
+    /// Starts `threads` workers on `segments` of the gzip file open as `file`.
+    pub fn new(file: &File, segments: Vec<Segment>, threads: usize) -> io::Result<Parallel> {
+        let mut jobs = Vec::with_capacity(segments.len());
+        let mut pending = std::collections::VecDeque::with_capacity(segments.len());
+        for segment in segments {
+            let (send, receive) = std::sync::mpsc::sync_channel(AHEAD);
+            jobs.push((segment, send));
+            pending.push_back(receive);
+        }
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs.into_iter()));
+        for _ in 0..threads.max(1) {
+            let (jobs, file) = (std::sync::Arc::clone(&jobs), file.try_clone()?);
+            std::thread::Builder::new()
+                .name("inflate".into())
+                .spawn(move || work(&jobs, file))?;
+        }
+        Ok(Parallel {
+            pending,
+            chunk: Vec::new(),
+            pos: 0,
+        })
+    }
+}
+
+/// The jobs of [`Parallel`]'s workers: each segment with where its chunks go.
+type Jobs = std::sync::Mutex<
+    std::vec::IntoIter<(Segment, std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>)>,
+>;
+
+/// A worker: takes the next segment, sends its chunks, until none is left or the reader has
+/// gone.
+fn work(jobs: &Jobs, file: File) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(mut jobs) => jobs.next(),
+            Err(_) => return,
+        };
+        let Some((segment, send)) = next else {
+            return;
+        };
+        let file = match file.try_clone() {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = send.send(Err(e));
+                return;
+            }
+        };
+        let mut reader = Segments::new(file, vec![segment]);
+        loop {
+            let mut chunk = vec![0; CHUNK];
+            let sent = match read_full(&mut reader, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    send.send(Ok(chunk))
+                }
+                Err(e) => {
+                    let _ = send.send(Err(e));
+                    break;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Fills `buf` as far as `reader` goes; the count read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+impl Read for Parallel {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            let Some(front) = self.pending.front() else {
+                return Ok(0);
+            };
+            match front.recv() {
+                Ok(chunk) => (self.chunk, self.pos) = (chunk?, 0),
+                Err(_) => {
+                    self.pending.pop_front();
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Checks that `segments` make up the whole gzip file open as `file`, as resbak writes it: a
+/// plain 10-byte header, the segments back to back, an empty final block, and a trailer whose
+/// CRC32 and length are those of the segments together. With each segment's bytes checked
+/// against its CRC32 as it is inflated, this proves what a full decompression proves.
+///
+/// # Errors
+/// An [`io::ErrorKind::InvalidData`] error saying what does not fit.
+pub fn check_frame(file: &File, segments: &[Segment]) -> io::Result<()> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut header = [0u8; 10];
+    read_at(file, 0, &mut header)?;
+    if header[..4] != [0x1f, 0x8b, 8, 0] {
+        return Err(bad("not a gzip file resbak wrote"));
+    }
+    let mut at = 10;
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    for s in segments {
+        if s.zoff != at {
+            return Err(bad("its segments are not back to back"));
+        }
+        at += s.zlen;
+        len += s.ulen;
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(s.crc, s.ulen));
+    }
+    let mut end = [0u8; 10];
+    read_at(file, at, &mut end)?;
+    let size = file.metadata()?.len();
+    let want_crc = crc.finalize().to_le_bytes();
+    let want_len = (len as u32).to_le_bytes();
+    if end[..2] != [3, 0] || end[2..6] != want_crc || end[6..] != want_len || size != at + 10 {
+        return Err(bad("its end does not match its segments"));
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`.
+fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    file.read_exact_at(buf, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgzip::ParGzWriter;
+    use std::io::Write;
+
+    /// A segmented gzip file of `parts` and its segments.
+    fn segmented(parts: &[Vec<u8>]) -> (tempfile::NamedTempFile, Vec<Segment>) {
+        let mut w = ParGzWriter::new(Vec::new(), 6, 2);
+        for part in parts {
+            w.cut().unwrap();
+            w.write_all(part).unwrap();
+        }
+        let (gz, segments) = w.finish_segments().unwrap();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&gz).unwrap();
+        (file, segments)
+    }
+
+    fn parts() -> Vec<Vec<u8>> {
+        (0..9u8)
+            .map(|i| {
+                let line = format!("row {i},{}\n", u32::from(i) * 7919);
+                line.repeat(1000 + 20_000 * usize::from(i % 3)).into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parallel_reads_the_segments_in_order_with_any_thread_count() {
+        let parts = parts();
+        let (file, segments) = segmented(&parts);
+        check_frame(file.as_file(), &segments).unwrap();
+        for threads in [1, 2, 4] {
+            let mut read = Vec::new();
+            Parallel::new(file.as_file(), segments.clone(), threads)
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert!(read == parts.concat(), "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn a_segment_that_does_not_match_its_crc_or_the_frame_is_an_error() {
+        let (file, mut segments) = segmented(&parts());
+        segments[4].crc ^= 1;
+        let mut read = Vec::new();
+        let parallel = Parallel::new(file.as_file(), segments.clone(), 2).unwrap();
+        let err = { parallel }.read_to_end(&mut read).unwrap_err();
+        assert!(err.to_string().contains("CRC32"), "{err}");
+        assert!(check_frame(file.as_file(), &segments).is_err());
+        segments[4].crc ^= 1;
+        segments.pop();
+        assert!(check_frame(file.as_file(), &segments).is_err());
+    }
+}

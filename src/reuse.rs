@@ -1,0 +1,109 @@
+//! Segments of an earlier archive that a new backup may copy instead of compressing: found by
+//! key in the earlier archive's index (its SHA-256 checked against the manifest first), and
+//! each checked against the index's CRC32 of its compressed bytes before it is copied.
+
+use crate::error::Result;
+use crate::index::{self, Index};
+use crate::pgzip::Segment;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Bytes read at once while a segment is checked.
+const CHUNK: usize = 256 * 1024;
+
+/// Segments up to this many compressed bytes are read once, into memory, and checked there.
+pub const SMALL: u64 = 512 << 10;
+
+/// An earlier archive, open, with its segments by key.
+pub struct Source {
+    path: PathBuf,
+    file: File,
+    by_key: HashMap<String, Segment>,
+}
+
+impl Source {
+    /// Opens the archive at `archive` (of `size` bytes) as a source for a backup with top
+    /// folder `top` at `level`, if its index at [`index::path_for`] has SHA-256 `index_sha256`
+    /// and the same top folder and level. `Ok(None)` when it cannot serve, with the reason.
+    pub fn open(
+        archive: &Path,
+        size: u64,
+        index_sha256: &str,
+        top: &str,
+        level: u32,
+    ) -> Result<std::result::Result<Source, String>> {
+        let index_path = index::path_for(archive);
+        let index: Index = match index::read(&index_path, Some(index_sha256), |_, _| Ok(())) {
+            Ok(index) => index,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if index.level != Some(level) || index.top != top {
+            return Ok(Err("it was written with other settings".into()));
+        }
+        let file = crate::archive::open_file(archive)?;
+        let len = file
+            .metadata()
+            .map_err(|e| crate::error::Error::io("read", archive, e))?
+            .len();
+        if len != size {
+            return Ok(Err(format!("it is {len} bytes, the manifest says {size}")));
+        }
+        let by_key = index
+            .segments
+            .into_iter()
+            .filter_map(|s| Some((s.key?, s.segment)))
+            .collect();
+        Ok(Ok(Source {
+            path: archive.to_path_buf(),
+            file,
+            by_key,
+        }))
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The segment with `key`, if the archive has one.
+    pub fn find(&self, key: &str) -> Option<Segment> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The compressed bytes of `segment` if they have the CRC32 the index records, read at
+    /// once (for segments up to [`SMALL`] bytes).
+    pub fn read_checked(&mut self, segment: &Segment) -> io::Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::with_capacity(usize::try_from(segment.zlen).unwrap_or(0));
+        self.reader(segment)?.read_to_end(&mut bytes)?;
+        let intact = bytes.len() as u64 == segment.zlen && crc32fast::hash(&bytes) == segment.zcrc;
+        Ok(intact.then_some(bytes))
+    }
+
+    /// Whether the compressed bytes of `segment` have the CRC32 the index records.
+    pub fn intact(&mut self, segment: &Segment) -> io::Result<bool> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut reader = self.reader(segment)?;
+        let mut buf = vec![0; CHUNK];
+        let mut read = 0u64;
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            crc.update(&buf[..n]);
+            read += n as u64;
+        }
+        Ok(read == segment.zlen && crc.finalize() == segment.zcrc)
+    }
+
+    /// A reader of the compressed bytes of `segment`.
+    pub fn reader(&mut self, segment: &Segment) -> io::Result<impl Read + '_> {
+        self.file.seek(SeekFrom::Start(segment.zoff))?;
+        Ok(io::BufReader::with_capacity(
+            CHUNK,
+            (&self.file).take(segment.zlen),
+        ))
+    }
+}

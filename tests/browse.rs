@@ -1,0 +1,99 @@
+//! `resbak ls` and `resbak cat`: from the index beside an archive, and the same without it.
+
+use crate::util::{Env, flip_byte};
+use std::fs;
+
+/// The index file of the backup named `archive`.
+fn index_of(env: &Env, archive: &str) -> std::path::PathBuf {
+    env.backups().join(format!("{archive}.idx"))
+}
+
+#[test]
+fn ls_and_cat_give_the_same_with_an_index_without_one_and_after_reindex() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let listing = env.run(&["ls", "s"]);
+    for path in [
+        "trades.csv",
+        "runs/fast10_slow50/params.json",
+        "scripts/rerun.sh",
+    ] {
+        assert!(listing.contains(path), "{listing}");
+    }
+    assert!(listing.contains("-rwxr-x---"), "{listing}");
+    let only = env.run(&["ls", &archive, "runs"]);
+    assert!(only.lines().all(|l| l.contains("runs")), "{only}");
+    assert_eq!(only.lines().count(), 5, "{only}");
+    let want = fs::read(env.results().join("s/runs/fast10_slow50/trades.csv")).unwrap();
+    let cat = |env: &Env| {
+        let args = ["cat", "s", "runs/fast10_slow50/trades.csv"];
+        env.run_code(&args, 0).stdout
+    };
+    assert_eq!(cat(&env), want);
+    // A damaged index is not trusted; a missing one is not needed.
+    flip_byte(&index_of(&env, &archive), 20);
+    assert_eq!(env.run(&["ls", "s"]), listing);
+    assert_eq!(cat(&env), want);
+    fs::remove_file(index_of(&env, &archive)).unwrap();
+    assert_eq!(env.run(&["ls", "s"]), listing);
+    assert_eq!(cat(&env), want);
+    let path = env.backups().join(&archive);
+    assert_eq!(env.run(&["ls", path.to_str().unwrap()]), listing);
+    // reindex builds an index again, recorded in the manifest.
+    let out = env.run(&["reindex"]);
+    assert!(out.contains(&format!("Indexed {archive}")), "{out}");
+    assert!(env.manifest()["backups"][0]["index_sha256"].is_string());
+    assert_eq!(env.run(&["ls", "s"]), listing);
+    assert_eq!(cat(&env), want);
+    env.run(&["verify"]);
+}
+
+#[test]
+fn cat_refuses_folders_links_missing_paths_and_damaged_bytes() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let err = env.fail(&["cat", "s", "runs"], 1);
+    assert!(err.contains("a folder, not a file"), "{err}");
+    let err = env.fail(&["cat", "s", "nope.csv"], 1);
+    assert!(err.contains("no such entry"), "{err}");
+    // A changed byte in the archive never passes as the file's content.
+    let path = env.backups().join(&archive);
+    let size = fs::metadata(&path).unwrap().len();
+    for offset in [size / 3, size / 2, 2 * size / 3] {
+        let before = fs::read(&path).unwrap();
+        flip_byte(&path, offset);
+        let out = env.cmd(&["cat", "s", "equity_curve.csv"]).output().unwrap();
+        let want = fs::read(env.results().join("s/equity_curve.csv")).unwrap();
+        assert!(
+            out.status.code() == Some(1) || out.stdout == want,
+            "offset {offset}"
+        );
+        fs::write(&path, before).unwrap();
+    }
+}
+
+#[test]
+fn diff_from_the_index_says_what_reading_the_whole_archive_says() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    crate::util::write(&root.join("trades.csv"), "id\n");
+    fs::remove_file(root.join("metrics.json")).unwrap();
+    crate::util::write(&root.join("new.txt"), "new\n");
+    let diff =
+        |env: &Env| String::from_utf8_lossy(&env.run_code(&["diff", "s"], 1).stdout).into_owned();
+    let with_index = diff(&env);
+    for line in ["~ trades.csv", "- metrics.json", "+ new.txt"] {
+        assert!(with_index.contains(line), "{with_index}");
+    }
+    fs::remove_file(index_of(&env, &archive)).unwrap();
+    assert_eq!(diff(&env), with_index);
+    // A damaged archive is an error either way, never a list of changes.
+    env.run(&["reindex"]);
+    let path = env.backups().join(&archive);
+    flip_byte(&path, 30);
+    let err = env.fail(&["diff", "s"], 2);
+    assert!(err.contains("SHA-256"), "{err}");
+}
