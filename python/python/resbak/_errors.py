@@ -185,6 +185,12 @@ class TakenError(Error):
     kind = "taken"
 
 
+class NotAFileError(Error):
+    """resbak error kind ``not_a_file``: ``cat`` of a path that is no file in the archive."""
+
+    kind = "not_a_file"
+
+
 class UsageError(Error):
     """resbak error kind ``usage``."""
 
