@@ -311,7 +311,7 @@ impl<'a> State<'a> {
             return Ok(());
         };
         if self.made.as_deref() != Some(parent) {
-            fs::create_dir_all(parent).at("create folder", parent)?;
+            create_below(self.root, parent)?;
             self.made = Some(parent.to_path_buf());
         }
         Ok(())
@@ -420,6 +420,24 @@ fn pax_mtime<R: Read>(entry: &mut tar::Entry<R>) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(since)
 }
 
+/// Creates `folder` and the folders between it and `root`, but never `root` itself: a staging
+/// folder that an interruption removed while a thread was still unpacking stays removed (with
+/// `create_dir_all` the thread made it again, and the process left it behind).
+fn create_below(root: Option<&Path>, folder: &Path) -> Result<()> {
+    let Some((root, below)) = root.and_then(|r| Some((r, folder.strip_prefix(r).ok()?))) else {
+        return fs::create_dir_all(folder).at("create folder", folder);
+    };
+    let mut at = root.to_path_buf();
+    for part in below.components() {
+        at.push(part);
+        match fs::create_dir(&at) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && at.is_dir() => {}
+            made => made.at("create folder", &at)?,
+        }
+    }
+    Ok(())
+}
+
 fn times(mtime: SystemTime) -> FileTimes {
     FileTimes::new().set_modified(mtime).set_accessed(mtime)
 }
@@ -471,6 +489,21 @@ pub(crate) fn symlink_stays_inside(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_are_made_below_the_root_but_a_removed_root_stays_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(".resbak-restore-x");
+        fs::create_dir(&root).unwrap();
+        create_below(Some(&root), &root.join("runs/a")).unwrap();
+        assert!(root.join("runs/a").is_dir());
+        fs::remove_dir_all(&root).unwrap();
+        assert!(create_below(Some(&root), &root.join("runs/b")).is_err());
+        assert!(
+            !root.exists(),
+            "an interrupted restore's staging folder came back"
+        );
+    }
 
     #[test]
     fn inside_top_accepts_only_plain_paths_under_top() {
