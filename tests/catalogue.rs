@@ -489,3 +489,22 @@ fn report_is_one_self_contained_page_and_replaces_only_a_report() {
         "<p>my notes</p>"
     );
 }
+
+#[test]
+fn a_tag_given_twice_is_one_tag_and_an_empty_filter_says_what_it_filtered() {
+    let env = Env::new();
+    write(&env.results().join("s/trades.csv"), "pnl\n1\n");
+    env.run(&["backup", "s", "--tag", "paper", "--tag", "paper"]);
+    let tags = env.manifest()["backups"][0]["tags"].clone();
+    assert_eq!(
+        tags,
+        serde_yaml::from_str::<serde_yaml::Value>("[paper]").unwrap()
+    );
+    let out = env.run(&["list", "--tag", "nosuch"]);
+    assert!(
+        out.contains("No backups tagged nosuch in backups."),
+        "{out}"
+    );
+    let out = env.run(&["list", "s", "--tag", "nosuch"]);
+    assert!(out.contains("No backups of s tagged nosuch"), "{out}");
+}

@@ -260,7 +260,13 @@ fn back_up(
     crate::interrupt::so_far(now, Some(then));
     let about = About {
         metrics: Some(opts.metrics.clone()),
-        tags: opts.tags.clone(),
+        // Each tag once, in the order given (`--tag a --tag a` is one tag, as `resbak tag` has it).
+        tags: opts.tags.iter().fold(Vec::new(), |mut tags, t| {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+            tags
+        }),
         note: opts.note.clone(),
         ..Kind::Regular.into()
     };

@@ -109,7 +109,12 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
-        printer.line(format_args!("No backups in {}.", dir.display()))?;
+        let of = strategy.map_or(String::new(), |s| format!(" of {s}"));
+        let tagged = opts
+            .tag
+            .as_ref()
+            .map_or(String::new(), |t| format!(" tagged {t}"));
+        printer.line(format_args!("No backups{of}{tagged} in {}.", dir.display()))?;
     } else {
         print_table(&rows, &columns, printer)?;
         print_notes(&rows, printer)?;
