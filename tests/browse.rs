@@ -97,3 +97,28 @@ fn diff_from_the_index_says_what_reading_the_whole_archive_says() {
     let err = env.fail(&["diff", "s"], 2);
     assert!(err.contains("SHA-256"), "{err}");
 }
+
+/// A damaged archive gives no bytes at all, with or without its index (the file is checked
+/// before any byte reaches the output, so a redirect never keeps a wrong file).
+#[test]
+fn cat_of_a_damaged_archive_writes_nothing_with_or_without_an_index() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(root.join("big.bin"), crate::util::noise(7, 300_000)).unwrap();
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+    for with_index in [true, false] {
+        if !with_index {
+            fs::remove_file(index_of(&env, &archive)).unwrap();
+        }
+        let out = env.cmd(&["cat", &archive, "big.bin"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "index: {with_index}");
+        assert!(
+            out.stdout.is_empty(),
+            "index: {with_index}: {} bytes out",
+            out.stdout.len()
+        );
+    }
+}

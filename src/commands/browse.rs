@@ -3,10 +3,11 @@
 
 use super::{Context, Outcome, Printer, locate_backup};
 use crate::archive::Excludes;
-use crate::error::{Result, printable};
+use crate::error::{IoContext, Result, printable};
 use crate::index::Record;
 use crate::lookup::Archive;
 use chrono::DateTime;
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 /// One entry as `ls --json` shows it.
@@ -102,7 +103,10 @@ fn line(r: &Record) -> String {
 }
 
 /// Writes the bytes of the file at `path` (relative to the strategy folder) in the backup
-/// `archive` names to standard output.
+/// `archive` names to standard output, only once they are checked: against the index's SHA-256
+/// of the file, or, read without an index, by reading the whole archive (its gzip checksums,
+/// and its SHA-256 when the manifest records one). Until then they wait in a temporary file,
+/// so a damaged archive never leaves a full-size wrong file behind a redirect.
 pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
@@ -119,6 +123,19 @@ pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> R
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect();
-    source.cat(&rel, printer.raw())?;
+    let spool_dir = std::env::temp_dir();
+    let mut spool = tempfile::tempfile().at("create a temporary file in", &spool_dir)?;
+    let indexed = source.cat(&rel, &mut spool)?;
+    if !indexed {
+        let progress = crate::progress::Progress::hidden();
+        let scan = crate::extract::scan(&located.path, Some(&top), &progress)?;
+        let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
+        if expected.is_some_and(|expected| expected != scan.checksum) {
+            let why = "its size or SHA-256 is not the one the manifest records";
+            return Err(crate::error::Error::corrupt(&located.path, why));
+        }
+    }
+    spool.seek(SeekFrom::Start(0)).at("read", &spool_dir)?;
+    std::io::copy(&mut spool, printer.raw()).at("write to", Path::new("standard output"))?;
     Ok(Outcome::Clean)
 }
