@@ -71,6 +71,12 @@ fn encrypted_round_trip_is_byte_identical_and_the_bucket_holds_ciphertext() {
     assert_eq!(remote.stat(&archive).unwrap(), None, "no plaintext object");
     let sealed = object_bytes(&server, &format!("{archive}.age"));
     assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    // The sample's metrics.json holds a sharpe: the results stay out of the plaintext entry.
+    let entry = String::from_utf8(object_bytes(&server, &format!("{archive}.entry.yaml"))).unwrap();
+    assert!(
+        entry.contains(&archive) && !entry.contains("sharpe"),
+        "{entry}"
+    );
     let plain = fs::read(here.backups().join(&archive)).unwrap();
     assert!(
         !sealed
@@ -86,10 +92,12 @@ fn encrypted_round_trip_is_byte_identical_and_the_bucket_holds_ciphertext() {
         sha256_file(&there.backups().join(&archive)),
         sha256_file(&here.backups().join(&archive))
     );
-    // The index stays beside the local archive: a pulled one is catalogued without it.
+    // The index stays beside the local archive, and the metrics out of the plaintext entry: a
+    // pulled backup is catalogued without either.
     let mut pushed = here.manifest()["backups"].clone();
     for entry in pushed.as_sequence_mut().unwrap() {
         entry.as_mapping_mut().unwrap().remove("index_sha256");
+        entry.as_mapping_mut().unwrap().remove("metrics");
     }
     assert_eq!(there.manifest()["backups"], pushed);
 

@@ -63,10 +63,18 @@ impl Remote {
             size: sent.len,
             sha256: sent.sha256,
         });
-        Ok(Sidecar {
-            entry: entry.clone(),
-            sealed,
-        })
+        // Next to an encrypted copy, the entry says nothing of the results themselves: their
+        // headline metrics and note stay in the local manifest (`metrics --refresh` reads the
+        // metrics back from a pulled archive).
+        let entry = match sealed {
+            Some(_) => Entry {
+                metrics: None,
+                note: None,
+                ..entry.clone()
+            },
+            None => entry.clone(),
+        };
+        Ok(Sidecar { entry, sealed })
     }
 
     /// One request: reads the (small) archive, checks its hash, then sends it. Returns the
