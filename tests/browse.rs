@@ -122,3 +122,25 @@ fn cat_of_a_damaged_archive_writes_nothing_with_or_without_an_index() {
         );
     }
 }
+
+/// An intact archive whose index is damaged or gone is a problem `verify` names, with the way
+/// out; `reindex` builds the index again.
+#[test]
+fn verify_names_a_damaged_or_missing_index_and_reindex_builds_it_again() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let index = index_of(&env, &archive);
+    flip_byte(&index, 20);
+    let out = crate::util::stdout(&env.run_code(&["verify", &archive], 1));
+    assert!(
+        out.contains("the archive is intact, but its index"),
+        "{out}"
+    );
+    assert!(out.contains("is damaged; resbak reindex"), "{out}");
+    fs::remove_file(&index).unwrap();
+    let out = crate::util::stdout(&env.run_code(&["verify", "--deep", &archive], 1));
+    assert!(out.contains("is missing"), "{out}");
+    env.run(&["reindex"]);
+    env.run(&["verify", "--deep", &archive]);
+}

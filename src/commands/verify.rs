@@ -462,7 +462,32 @@ pub fn check(
         Some(segments) => extract::scan_segments(&path, &entry.strategy, segments, progress),
         None => extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress),
     };
-    judge(entry, &scan.map_err(Problem::reading)?)
+    judge(entry, &scan.map_err(Problem::reading)?)?;
+    check_index(&path, index_sha256)
+}
+
+/// The index beside an archive (see [`crate::index`]) against the SHA-256 its entry records: an
+/// intact archive whose index is damaged or gone is reported too, with the way to a new one.
+fn check_index(archive: &Path, index_sha256: Option<&str>) -> Result<(), Problem> {
+    let Some(expected) = index_sha256 else {
+        return Ok(());
+    };
+    let index = crate::index::path_for(archive);
+    let found =
+        std::fs::File::open(&index).and_then(|f| crate::checksum::HashingReader::new(f).finish());
+    let what = match found {
+        Ok(sum) if sum.sha256 == expected => return Ok(()),
+        Ok(_) => "is damaged",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
+        Err(_) => "cannot be read",
+    };
+    let name = index.file_name().unwrap_or_default().to_string_lossy();
+    Err(Problem::new(
+        ProblemKind::Checksum,
+        format!(
+            "the archive is intact, but its index {name} {what}; resbak reindex builds it again"
+        ),
+    ))
 }
 
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were

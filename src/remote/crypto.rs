@@ -368,6 +368,10 @@ fn stanzas(head: &[u8]) -> String {
         let text = String::from_utf8_lossy(rest);
         let mut words = text.split(' ');
         let kind = words.next().unwrap_or_default();
+        // age adds a random stanza (`...-grease`) that no key is for: not worth naming.
+        if kind.ends_with("-grease") {
+            continue;
+        }
         let shown: String = kind
             .chars()
             .filter(|c| c.is_ascii_graphic())
@@ -418,6 +422,12 @@ pub fn generate_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stanzas_named_leave_out_age_grease() {
+        let head = b"age-encryption.org/v1\n-> X25519 abc\nxyz\n-> N,uk-grease q\nw\n-> ssh-ed25519 Tag123 k\nv\n--- mac\n";
+        assert_eq!(stanzas(head), "X25519, ssh-ed25519 key tag Tag123");
+    }
 
     #[test]
     fn sealing_streams_and_opens_again() {
