@@ -508,3 +508,20 @@ fn a_tag_given_twice_is_one_tag_and_an_empty_filter_says_what_it_filtered() {
     let out = env.run(&["list", "s", "--tag", "nosuch"]);
     assert!(out.contains("No backups of s tagged nosuch"), "{out}");
 }
+
+#[test]
+fn untag_of_a_tag_that_is_not_there_says_so() {
+    let env = Env::new();
+    write(&env.results().join("s/trades.csv"), "pnl\n1\n");
+    let archive = env.backup("s");
+    env.run(&["tag", &archive, "paper"]);
+    let out = env.cmd(&["untag", &archive, "papr"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{archive} has no tag papr")), "{err}");
+    let tags = env.manifest()["backups"][0]["tags"].clone();
+    assert_eq!(
+        tags,
+        serde_yaml::from_str::<serde_yaml::Value>("[paper]").unwrap()
+    );
+}

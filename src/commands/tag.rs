@@ -45,6 +45,15 @@ pub fn run(
     }
     let located = locate_backup(ctx, archive)?;
     let entry = catalogued(ctx, &located, archive)?;
+    if let Change::Remove { tags, pin, .. } = change {
+        // A typo in `untag` changes nothing: say so rather than report success in silence.
+        for tag in tags.iter().filter(|t| !entry.tags.contains(t)) {
+            printer.warn(format_args!("{} has no tag {tag}", entry.backup_file));
+        }
+        if *pin && !entry.pin {
+            printer.warn(format_args!("{} is not pinned", entry.backup_file));
+        }
+    }
     let updated = Manifest::update(&ctx.backup_dir, |manifest| {
         let target = manifest
             .backups
