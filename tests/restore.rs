@@ -1170,3 +1170,17 @@ fn with_a_change_after_the_safety_copy(
     stderr.read_to_string(&mut err).unwrap();
     (child.wait().unwrap().code(), err)
 }
+
+#[test]
+fn a_dry_run_reports_json_and_writes_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let out = env.run(&["restore", &archive, "--to", "out", "--dry-run", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["destination"], "out");
+    assert_eq!(report["safety_copy"], false);
+    assert!(report["entries"].as_u64().unwrap() > 5, "{report}");
+    assert_eq!(report["paths"][0]["action"], "restore");
+    assert!(!env.path().join("out").exists());
+}

@@ -209,6 +209,7 @@ fn dry_run(
             .collect(),
     };
     let (mut files, mut bytes, mut overwritten) = (0, 0, 0);
+    let mut paths = Vec::new();
     for (rel, dir, size) in &entries {
         let target = dest.join(rel);
         let exists = fs::symlink_metadata(&target).is_ok();
@@ -219,6 +220,14 @@ fn dry_run(
             (true, true, false) => "overwrite  ",
         };
         overwritten += u64::from(include.is_some() && exists && !dir);
+        paths.push(Planned {
+            path: target.clone(),
+            action: match mark.trim() {
+                "" => "restore",
+                action => action,
+            },
+            size: *size,
+        });
         printer.line(format_args!(
             "{mark}{}  {}",
             target.display(),
@@ -231,6 +240,15 @@ fn dry_run(
         true => String::new(),
         false => format!(" of strategy {}", plan.holder),
     };
+    printer.json_report(&DryRun {
+        archive: path.clone(),
+        destination: dest.clone(),
+        safety_copy: matches!(plan.replace, Replace::Folder),
+        entries: files,
+        bytes,
+        overwritten,
+        paths,
+    })?;
     match (&plan.replace, include) {
         (Replace::Nothing, _) => {}
         (Replace::Empty, _) => printer.line(format_args!(
@@ -263,6 +281,32 @@ fn dry_run(
         dest.display()
     ))?;
     Ok(Outcome::Clean)
+}
+
+/// What `restore --dry-run --json` reports.
+#[derive(Debug, serde::Serialize)]
+struct DryRun {
+    /// The archive that would be restored.
+    archive: PathBuf,
+    /// Where.
+    destination: PathBuf,
+    /// Whether the folder there would first be kept as a safety copy.
+    safety_copy: bool,
+    /// Entries that would be written, and their bytes.
+    entries: u64,
+    bytes: u64,
+    /// With `--include`: files that would be overwritten.
+    overwritten: u64,
+    /// Each path, with `restore`, or with `--include` `create`, `overwrite` or `keep`.
+    paths: Vec<Planned>,
+}
+
+/// One path of a dry run.
+#[derive(Debug, serde::Serialize)]
+struct Planned {
+    path: PathBuf,
+    action: &'static str,
+    size: u64,
 }
 
 /// Says which archive keeps a folder that needs no new safety copy.
