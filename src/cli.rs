@@ -514,7 +514,7 @@ pub enum FileCommand {
         #[arg(long)]
         latest: bool,
         /// Restore the newest copy whatever it holds (a damaged one is still refused).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "latest")]
         exact: bool,
         /// Copies of this file to keep afterwards; the restored copy is always kept.
         #[arg(long, value_name = "N", default_value_t = crate::filebackup::DEFAULT_KEEP,

@@ -727,3 +727,14 @@ fn a_forced_restore_keeps_a_copies_folder_in_its_safety_copy() {
         );
     }
 }
+
+#[test]
+fn latest_and_exact_together_are_refused() {
+    let env = Env::new();
+    write(&env.path().join("data/store.json"), "[1]");
+    let err = env.fail(
+        &["file", "restore", "data/store.json", "--latest", "--exact"],
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+}
