@@ -420,9 +420,11 @@ fn stamp<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, 
     legacy::Stamp::deserialize(d).map(legacy::Stamp::text)
 }
 
-/// Quotes the plain `timestamp` and `created` values of block-style YAML, which YAML 1.1
+/// Quotes the plain `timestamp` and `created` values of the entries of a manifest as
+/// `serde_yaml` writes it (`- strategy: ...` then `  key: value` for each entry), which YAML 1.1
 /// readers such as PyYAML would read as a number (`20261130_145907`) or a date, so every reader
-/// reads the same text. (The YAML writer quotes only what YAML 1.2 would misread.)
+/// reads the same text. (The YAML writer quotes only what YAML 1.2 would misread.) Only keys at
+/// an entry's own level count: a metric or a line of a note spelled the same stays as it is.
 fn quote_times(yaml: &str) -> String {
     let plain = |v: &str| {
         !v.is_empty()
@@ -432,10 +434,12 @@ fn quote_times(yaml: &str) -> String {
     let mut out = String::with_capacity(yaml.len() + 64);
     for line in yaml.split_inclusive('\n') {
         let body = line.trim_end_matches('\n');
-        let key_at = body.len() - body.trim_start_matches([' ', '-']).len();
+        let (lead, field) = (body.get(..2).unwrap_or(""), body.get(2..).unwrap_or(""));
         let quoted = ["timestamp: ", "created: "].iter().find_map(|key| {
-            let value = body[key_at..].strip_prefix(key)?;
-            plain(value).then(|| format!("{}{key}'{value}'", &body[..key_at]))
+            let value = field
+                .strip_prefix(key)
+                .filter(|_| lead == "  " || lead == "- ")?;
+            plain(value).then(|| format!("{lead}{key}'{value}'"))
         });
         match quoted {
             Some(quoted) => {
@@ -766,6 +770,27 @@ mod tests {
         std::fs::write(Manifest::path(dir.path()), numeric).unwrap();
         let loaded = Manifest::load(dir.path()).unwrap();
         assert_eq!(loaded.backups[0].timestamp, "20260101_000000");
+    }
+
+    #[test]
+    fn only_the_entries_own_times_are_quoted_never_a_note_or_a_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = [
+            ("timestamp".to_string(), 20260101.0),
+            ("created".into(), 2.0),
+        ];
+        let sample = Entry {
+            note: Some("first line\ncreated: 2026-01-01\ntimestamp: 1".into()),
+            metrics: Some(metrics.into_iter().collect()),
+            ..entry("a", "a_1.tar.gz", 100)
+        };
+        Manifest::update(dir.path(), |m| {
+            m.backups.push(sample.clone());
+            Ok(())
+        })
+        .unwrap();
+        let loaded = Manifest::load(dir.path()).unwrap();
+        assert_eq!(loaded.backups, vec![sample]);
     }
 
     #[test]
