@@ -524,7 +524,12 @@ pub struct Lock {
 impl Lock {
     /// Blocks until this process holds `which` exclusively.
     pub fn exclusive(backup_dir: &Path, which: LockFile) -> Result<Lock> {
-        let path = backup_dir.join(which.name());
+        Self::exclusive_at(&backup_dir.join(which.name()))
+    }
+
+    /// Blocks until this process holds the lock file at `path` (made if missing) exclusively.
+    pub fn exclusive_at(path: &Path) -> Result<Lock> {
+        let path = path.to_path_buf();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

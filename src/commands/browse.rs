@@ -52,15 +52,7 @@ pub fn ls(
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
     let filter = glob.map(|g| Excludes::new(&[g.to_string()])).transpose()?;
-    let index_sha256 = located
-        .entry
-        .as_ref()
-        .and_then(|e| e.index_sha256.as_deref());
-    let source = Archive {
-        path: &located.path,
-        top: &top,
-        index_sha256,
-    };
+    let source = archive_of(&located, &top);
     let mut listed = Vec::new();
     let json = printer.json();
     source.list(|record| {
@@ -102,6 +94,18 @@ fn line(r: &Record) -> String {
     format!("{kind}{bits} {:>12}  {when}  {path}{target}", r.size)
 }
 
+/// The located archive, with the index its manifest entry records, if any.
+fn archive_of<'a>(located: &'a super::Located, top: &'a str) -> Archive<'a> {
+    Archive {
+        path: &located.path,
+        top,
+        index_sha256: located
+            .entry
+            .as_ref()
+            .and_then(|e| e.index_sha256.as_deref()),
+    }
+}
+
 /// Writes the bytes of the file at `path` (relative to the strategy folder) in the backup
 /// `archive` names to standard output, only once they are checked: against the index's SHA-256
 /// of the file, or, read without an index, by reading the whole archive (its gzip checksums,
@@ -110,15 +114,7 @@ fn line(r: &Record) -> String {
 pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
-    let index_sha256 = located
-        .entry
-        .as_ref()
-        .and_then(|e| e.index_sha256.as_deref());
-    let source = Archive {
-        path: &located.path,
-        top: &top,
-        index_sha256,
-    };
+    let source = archive_of(&located, &top);
     let rel: std::path::PathBuf = Path::new(path)
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))

@@ -45,7 +45,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use sums::{FolderLock, Sums};
+use sums::{Sums, lock_folder};
 
 /// Copies kept per file unless told otherwise.
 pub const DEFAULT_KEEP: usize = 10;
@@ -142,7 +142,7 @@ pub fn backup_file(path: &Path, opts: &FileBackupOptions) -> Result<Option<Backu
     let Some(dir) = existing_file(path, "back up")? else {
         return Ok(None);
     };
-    let _lock = FolderLock::exclusive(&dir)?;
+    let _lock = lock_folder(&dir)?;
     let saved = save_current(path)?;
     let mut warnings = saved.warnings(path);
     let (removed, more) = rotate(path, opts.keep, &[&saved.copy], Some(&saved));

@@ -1,7 +1,7 @@
 //! `resbak file restore`: pick a copy (never a damaged one), keep the current file, replace it.
 
 use super::copying::{replace_from, write_target};
-use super::sums::FolderLock;
+use super::sums::lock_folder;
 use super::{
     Contents, FileBackup, FileBackupOptions, JsonCheck, PassedOver, Pick, RestoreReport,
     backup_dir, checks_json, existing_file, inspect, list_backups, mismatch, names_copy, rotate,
@@ -27,7 +27,7 @@ pub fn restore(path: &Path, pick: &Pick, opts: &FileBackupOptions) -> Result<Res
     let (chosen, contents, passed_over) = choose(path, &copies, pick, json)?;
     let (target, through_link) = write_target(path)?;
     let dir = backup_dir(path);
-    let _lock = FolderLock::exclusive(&dir)?;
+    let _lock = lock_folder(&dir)?;
     let saved = match existing_file(path, "restore")? {
         Some(_) => Some(save_current(path)?),
         None => None,

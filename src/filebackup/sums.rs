@@ -6,7 +6,7 @@ use super::names::is_copy_name;
 use crate::atomic;
 use crate::error::{IoContext, Result};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -171,24 +171,11 @@ fn unescape(name: &[u8]) -> Option<Vec<u8>> {
 /// The lock file beside `SHA256SUMS`.
 pub const LOCK_NAME: &str = "SHA256SUMS.lock";
 
-/// An exclusive OS lock on a copies folder's lock file, held while copies and `SHA256SUMS`
-/// change, so that two programs backing up at once lose no line. Released on drop or when the
-/// process dies, so a killed program never leaves a stale lock.
-pub(super) struct FolderLock(#[allow(dead_code)] File);
-
-impl FolderLock {
-    /// Blocks until this process holds the copies folder `dir`.
-    pub(super) fn exclusive(dir: &Path) -> Result<FolderLock> {
-        let path = dir.join(LOCK_NAME);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at("open lock file", &path)?;
-        file.lock().at("lock", &path)?;
-        Ok(FolderLock(file))
-    }
+/// Blocks until this process holds an exclusive OS lock on the copies folder `dir`, held while
+/// copies and `SHA256SUMS` change, so that two programs backing up at once lose no line.
+/// Released on drop or when the process dies, so a killed program never leaves a stale lock.
+pub(super) fn lock_folder(dir: &Path) -> Result<crate::manifest::Lock> {
+    crate::manifest::Lock::exclusive_at(&dir.join(LOCK_NAME))
 }
 
 /// Whether `dir` is a copies folder resbak keeps: it holds a `SHA256SUMS` (a regular file) whose
