@@ -504,10 +504,7 @@ pub(crate) fn append<W: Write>(
             .map_err(fail)?;
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
         padded = exact.padded;
-        let after = file.metadata().map_err(fail)?;
-        same = padded == 0
-            && after.len() == meta.len()
-            && after.modified().ok() == meta.modified().ok();
+        same = unchanged_while_read(&file, &meta, padded).map_err(fail)?;
     } else if kind.is_symlink() {
         header.set_entry_type(EntryType::Symlink);
         let link = std::fs::read_link(path).map_err(fail)?;
@@ -526,6 +523,17 @@ pub(crate) fn append<W: Write>(
         same,
         padded,
     }))
+}
+
+/// Whether the open `file`, first seen as `meta`, read in full (no `padded` zeros) and still has
+/// the size and mtime it had: else it changed while it was read.
+pub(crate) fn unchanged_while_read(
+    file: &std::fs::File,
+    meta: &std::fs::Metadata,
+    padded: u64,
+) -> io::Result<bool> {
+    let after = file.metadata()?;
+    Ok(padded == 0 && after.len() == meta.len() && after.modified().ok() == meta.modified().ok())
 }
 
 /// Passes reads through, keeping a copy of what was read when `copy` is set.

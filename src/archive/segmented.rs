@@ -277,10 +277,7 @@ fn look(path: &Path) -> Result<Option<Stored>> {
             .sha256
             .into_bytes();
         padded = exact.padded;
-        let after = file.metadata().map_err(fail)?;
-        same = padded == 0
-            && after.len() == meta.len()
-            && after.modified().ok() == meta.modified().ok();
+        same = super::unchanged_while_read(&file, &meta, padded).map_err(fail)?;
     } else if meta.is_symlink() {
         let link = std::fs::read_link(path).map_err(fail)?;
         target = link.as_os_str().as_bytes().to_vec();
