@@ -1,8 +1,10 @@
 //! Reading single entries of an archive: its listing, and one file's bytes. With an intact
 //! index (see [`crate::index`]) the listing comes from the index alone and a file's bytes from
-//! inflating its segment only; without one, the archive is read from the start.
+//! inflating its segment only; without one, or with one that is damaged, the whole archive is
+//! read and checked (its gzip checksums, and its size and SHA-256 when the manifest records
+//! them), and a damaged index is said so.
 
-use crate::checksum::HashingReader;
+use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, Result};
 use crate::index::{self, Record};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -16,51 +18,126 @@ pub struct Archive<'a> {
     pub top: &'a str,
     /// The SHA-256 the manifest records for its index; without it the index is not used.
     pub index_sha256: Option<&'a str>,
+    /// The size and SHA-256 the manifest records for the archive, checked when it is read whole.
+    pub checksum: Option<Checksum>,
+}
+
+/// What served a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// The intact index (and, for a file, its segment).
+    Index,
+    /// The whole archive, checked; no index is recorded for it.
+    Archive,
+    /// The whole archive, checked, because the index the manifest records is unusable: the
+    /// one-line reason, naming the index.
+    DamagedIndex(String),
+}
+
+/// The index the manifest records for an archive, as found.
+enum Found {
+    None,
+    Intact(PathBuf, String),
+    Damaged(String),
 }
 
 impl Archive<'_> {
-    /// The archive's index file, if the manifest records one and it is intact.
-    fn index(&self) -> Option<PathBuf> {
+    /// The archive's index, if the manifest records one: intact (its SHA-256 is the manifest's
+    /// and it parses) or damaged, with why.
+    fn index(&self) -> Found {
+        let Some(sha) = self.index_sha256 else {
+            return Found::None;
+        };
         let path = index::path_for(self.path);
-        let sha = self.index_sha256?;
-        index::check_file(&path, sha).ok().map(|()| path)
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        match index::check_file(&path, sha) {
+            Ok(()) => Found::Intact(path, sha.to_string()),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Found::Damaged(format!("the index {name} is missing"))
+            }
+            Err(Error::Corrupt { detail, .. }) => {
+                Found::Damaged(format!("the index {name} is damaged ({detail})"))
+            }
+            Err(e) => Found::Damaged(format!(
+                "the index {name} cannot be read ({})",
+                crate::error::chain(&e)
+            )),
+        }
+    }
+
+    /// Runs `read` over the tar stream of the whole archive, then reads the rest of it so its
+    /// gzip checksums are checked, and compares its size and SHA-256 with [`Archive::checksum`].
+    fn whole<T>(&self, read: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+        let file = crate::archive::open_file(self.path)?;
+        let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 17, file));
+        let mut gz = flate2::read::MultiGzDecoder::new(&mut hashing);
+        let value = read(&mut gz)?;
+        let corrupt = |e: io::Error| Error::corrupt(self.path, e);
+        io::copy(&mut gz, &mut io::sink()).map_err(corrupt)?;
+        drop(gz);
+        let sum = hashing.finish().map_err(corrupt)?;
+        match &self.checksum {
+            Some(want) if *want != sum => Err(Error::corrupt(
+                self.path,
+                format!(
+                    "SHA-256 is {}, manifest says {} ({} bytes, manifest says {})",
+                    sum.sha256, want.sha256, sum.len, want.len
+                ),
+            )),
+            _ => Ok(value),
+        }
     }
 
     /// Gives every entry below the top folder (not the top folder itself) to `each`, in
-    /// archive order. Says whether the index served.
+    /// archive order, and says what served. Files' SHA-256 come from the index, or, read
+    /// whole, are computed only `with_content` (else left empty). Read whole, the archive is checked only at its
+    /// end: a caller that must not act on unchecked entries keeps them until then.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the archive (read without an index) cannot be decoded.
-    pub fn list(&self, mut each: impl FnMut(Record) -> Result<()>) -> Result<bool> {
+    /// [`Error::Corrupt`] if the archive (read whole) cannot be decoded or differs from
+    /// [`Archive::checksum`], or the index changed while it was read.
+    pub fn list(
+        &self,
+        with_content: bool,
+        mut each: impl FnMut(Record) -> Result<()>,
+    ) -> Result<Served> {
         let mut visit = |record: Record| match record.path.as_os_str().is_empty() {
             true => Ok(()),
             false => each(record),
         };
-        if let Some(index) = self.index() {
-            index::read(&index, None, |_, record| visit(record))?;
-            return Ok(true);
-        }
-        let file = crate::archive::open_file(self.path)?;
-        let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 17, file));
-        index::each_record(gz, self.path, self.top, false, visit)?;
-        Ok(false)
+        let served = match self.index() {
+            Found::Intact(index, sha) => {
+                index::read(&index, Some(&sha), |_, record| visit(record))?;
+                return Ok(Served::Index);
+            }
+            Found::None => Served::Archive,
+            Found::Damaged(why) => Served::DamagedIndex(why),
+        };
+        self.whole(|gz| index::each_record(gz, self.path, self.top, with_content, visit))?;
+        Ok(served)
     }
 
-    /// Writes the bytes of the file at `rel` (relative to the top folder) to `out`, checking
-    /// them against the SHA-256 the index records. Says whether the index served.
+    /// Writes the bytes of the file at `rel` (relative to the top folder) to `out`, and says
+    /// what served. From the index they are checked against the SHA-256 it records; read
+    /// whole, the archive is checked only at its end, so `out` holds them until then.
     ///
     /// # Errors
     /// [`Error::NotAFile`] when the archive holds no file at `rel`, [`Error::Corrupt`] when
-    /// its bytes cannot be decoded or differ from the index, [`Error::Io`] when `out` fails.
-    pub fn cat(&self, rel: &Path, out: &mut dyn Write) -> Result<bool> {
-        let Some(index) = self.index() else {
-            let file = crate::archive::open_file(self.path)?;
-            let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 17, file));
-            self.copy_out(gz, rel, None, out)?;
-            return Ok(false);
+    /// its bytes cannot be decoded or differ from the index or [`Archive::checksum`],
+    /// [`Error::Io`] when `out` fails.
+    pub fn cat(&self, rel: &Path, out: &mut dyn Write) -> Result<Served> {
+        let (index, sha) = match self.index() {
+            Found::Intact(index, sha) => (index, sha),
+            found => {
+                self.whole(|gz| self.copy_out(gz, rel, None, out))?;
+                return Ok(match found {
+                    Found::Damaged(why) => Served::DamagedIndex(why),
+                    _ => Served::Archive,
+                });
+            }
         };
         let mut found = None;
-        let read = index::read(&index, None, |segment, record| {
+        let read = index::read(&index, Some(&sha), |segment, record| {
             if found.is_none() && record.path == rel {
                 found = Some((segment, record));
             }
@@ -90,7 +167,7 @@ impl Archive<'_> {
                 self.copy_out(gz, rel, Some(&record), out)?;
             }
         }
-        Ok(true)
+        Ok(Served::Index)
     }
 
     fn not_a_file(&self, rel: &Path, reason: &'static str) -> Error {

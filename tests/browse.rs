@@ -8,6 +8,32 @@ fn index_of(env: &Env, archive: &str) -> std::path::PathBuf {
     env.backups().join(format!("{archive}.idx"))
 }
 
+/// Removes `index_sha256` from every manifest entry, as an older resbak wrote them.
+fn drop_index_record(env: &Env) {
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("index_sha256:"))
+        .collect();
+    assert_ne!(kept.len(), text.lines().count(), "{text}");
+    fs::write(&path, kept.join("\n") + "\n").unwrap();
+}
+
+/// Sets the manifest's `index_sha256` of every entry to `sha256`.
+fn set_index_record(env: &Env, sha256: &str) {
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| match l.split_once("index_sha256:") {
+            Some((indent, _)) => format!("{indent}index_sha256: {sha256}"),
+            None => l.to_string(),
+        })
+        .collect();
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
 #[test]
 fn ls_and_cat_give_the_same_with_an_index_without_one_and_after_reindex() {
     let env = Env::new();
@@ -31,11 +57,10 @@ fn ls_and_cat_give_the_same_with_an_index_without_one_and_after_reindex() {
         env.run_code(&args, 0).stdout
     };
     assert_eq!(cat(&env), want);
-    // A damaged index is not trusted; a missing one is not needed.
-    flip_byte(&index_of(&env, &archive), 20);
-    assert_eq!(env.run(&["ls", "s"]), listing);
-    assert_eq!(cat(&env), want);
+    // Without an index (its file is gone, and so is the manifest's record of it), the whole
+    // archive serves, quietly.
     fs::remove_file(index_of(&env, &archive)).unwrap();
+    drop_index_record(&env);
     assert_eq!(env.run(&["ls", "s"]), listing);
     assert_eq!(cat(&env), want);
     let path = env.backups().join(&archive);
@@ -143,4 +168,85 @@ fn verify_names_a_damaged_or_missing_index_and_reindex_builds_it_again() {
     assert!(out.contains("is missing"), "{out}");
     env.run(&["reindex"]);
     env.run(&["verify", "--deep", &archive]);
+}
+
+/// A damaged index (a changed byte, one that does not parse though the manifest records its
+/// SHA-256, a missing file) is never used and never silently passed over: `ls` and `cat` read
+/// the whole archive, give the same output, warn once naming the index and `resbak reindex`,
+/// and exit 1.
+#[test]
+fn ls_and_cat_over_a_damaged_index_warn_read_the_whole_archive_and_exit_1() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let index = index_of(&env, &archive);
+    let listing = env.run(&["ls", "s"]);
+    let json = env.run(&["--json", "ls", "s"]);
+    let file = "runs/fast10_slow50/trades.csv";
+    let want = fs::read(env.results().join("s").join(file)).unwrap();
+    let damages: [(&str, &dyn Fn()); 3] = [
+        ("changed byte", &|| flip_byte(&index, 20)),
+        ("unparsable", &|| {
+            let garbage = crate::util::gzip(b"not an index\n");
+            fs::write(&index, garbage).unwrap();
+            set_index_record(&env, &crate::util::sha256_file(&index));
+        }),
+        ("missing", &|| fs::remove_file(&index).unwrap()),
+    ];
+    let name = format!("{archive}.idx");
+    for (what, damage) in damages {
+        damage();
+        let warned = |out: &std::process::Output| {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(err.lines().count(), 1, "{what}: {err}");
+            assert!(err.starts_with("resbak: warning: "), "{what}: {err}");
+            assert!(
+                err.contains(&name) && err.contains("resbak reindex"),
+                "{what}: {err}"
+            );
+        };
+        let out = env.run_code(&["ls", "s"], 1);
+        assert_eq!(crate::util::stdout(&out), listing, "{what}");
+        warned(&out);
+        let out = env.run_code(&["--json", "ls", "s"], 1);
+        assert_eq!(crate::util::stdout(&out), json, "{what}");
+        warned(&out);
+        let out = env.run_code(&["cat", "s", file], 1);
+        assert_eq!(out.stdout, want, "{what}");
+        warned(&out);
+        env.run(&["reindex"]);
+        env.run(&["verify", &archive]);
+    }
+}
+
+/// With its index damaged, or none recorded, an archive swapped for another one never passes:
+/// the whole archive read is checked against the manifest before `ls` or `cat` succeed.
+#[test]
+fn a_swapped_archive_never_lists_or_cats_with_exit_0_when_its_index_cannot_serve() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    crate::util::write(&root.join("trades.csv"), "id\n");
+    crate::util::write(&root.join("other.csv"), "x\n");
+    let second = env.backup("s");
+    assert_ne!(first, second);
+    let path = env.backups().join(&first);
+    fs::copy(env.backups().join(&second), &path).unwrap();
+    for recorded in [true, false] {
+        if recorded {
+            flip_byte(&index_of(&env, &first), 20);
+        } else {
+            drop_index_record(&env);
+        }
+        let out = env.cmd(&["ls", &first]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "recorded {recorded}: {err}");
+        assert!(err.contains("SHA-256"), "recorded {recorded}: {err}");
+        let out = env.cmd(&["--json", "ls", &first]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "recorded {recorded}");
+        assert!(!crate::util::stdout(&out).contains("other.csv"));
+        let out = env.cmd(&["cat", &first, "trades.csv"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "recorded {recorded}");
+        assert!(out.stdout.is_empty(), "recorded {recorded}");
+    }
 }

@@ -1,11 +1,13 @@
 //! `resbak ls` and `resbak cat`: one archive's entries, and one file's bytes, read through
-//! the archive's index when it has an intact one (see [`crate::lookup`]).
+//! the archive's index when it has an intact one (see [`crate::lookup`]). When the index the
+//! manifest records is damaged or gone, they read the whole archive, checked, say so in one
+//! warning and exit 1: the output is right, but a check found a problem worth fixing.
 
 use super::{Context, Outcome, Printer, locate_backup};
 use crate::archive::Excludes;
 use crate::error::{IoContext, Result, printable};
 use crate::index::Record;
-use crate::lookup::Archive;
+use crate::lookup::{Archive, Served};
 use chrono::DateTime;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
@@ -55,7 +57,7 @@ pub fn ls(
     let source = archive_of(&located, &top);
     let mut listed = Vec::new();
     let json = printer.json();
-    source.list(|record| {
+    let served = source.list(json, |record| {
         if filter.as_ref().is_some_and(|f| !f.covers(&record.path)) {
             return Ok(());
         }
@@ -66,7 +68,21 @@ pub fn ls(
         Ok(())
     })?;
     printer.json_report(&listed)?;
-    Ok(Outcome::Clean)
+    Ok(outcome(served, printer))
+}
+
+/// The outcome of a read `served` so: a damaged index is warned about (with the way out) and
+/// is a problem found, though what was read is right.
+fn outcome(served: Served, printer: &mut Printer) -> Outcome {
+    match served {
+        Served::DamagedIndex(why) => {
+            printer.warn(format_args!(
+                "{why}; read the whole archive instead; resbak reindex builds the index again"
+            ));
+            Outcome::ProblemsFound
+        }
+        Served::Index | Served::Archive => Outcome::Clean,
+    }
 }
 
 /// `-rw-r--r--  1234  2024-06-01 00:00  runs/a/trades.csv` (and ` -> target` for a link).
@@ -94,15 +110,14 @@ fn line(r: &Record) -> String {
     format!("{kind}{bits} {:>12}  {when}  {path}{target}", r.size)
 }
 
-/// The located archive, with the index its manifest entry records, if any.
+/// The located archive, with the index and checksum its manifest entry records, if any.
 fn archive_of<'a>(located: &'a super::Located, top: &'a str) -> Archive<'a> {
+    let entry = located.entry.as_ref();
     Archive {
         path: &located.path,
         top,
-        index_sha256: located
-            .entry
-            .as_ref()
-            .and_then(|e| e.index_sha256.as_deref()),
+        index_sha256: entry.and_then(|e| e.index_sha256.as_deref()),
+        checksum: entry.and_then(|e| e.recorded_checksum()),
     }
 }
 
@@ -121,17 +136,8 @@ pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> R
         .collect();
     let spool_dir = std::env::temp_dir();
     let mut spool = tempfile::tempfile().at("create a temporary file in", &spool_dir)?;
-    let indexed = source.cat(&rel, &mut spool)?;
-    if !indexed {
-        let progress = crate::progress::Progress::hidden();
-        let scan = crate::extract::scan(&located.path, Some(&top), &progress)?;
-        let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
-        if expected.is_some_and(|expected| expected != scan.checksum) {
-            let why = "its size or SHA-256 is not the one the manifest records";
-            return Err(crate::error::Error::corrupt(&located.path, why));
-        }
-    }
+    let served = source.cat(&rel, &mut spool)?;
     spool.seek(SeekFrom::Start(0)).at("read", &spool_dir)?;
     std::io::copy(&mut spool, printer.raw()).at("write to", Path::new("standard output"))?;
-    Ok(Outcome::Clean)
+    Ok(outcome(served, printer))
 }
