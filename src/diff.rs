@@ -183,7 +183,7 @@ pub fn of_index(
         return Err(Error::corrupt(path, detail));
     }
     let mut tree = Tree::new();
-    crate::index::read(&index, None, |_, r| {
+    crate::index::read(&index, Some(sha256), |_, r| {
         let content = match r.kind {
             'l' => String::from_utf8_lossy(&r.target).into_owned(),
             _ => r.sha256,

@@ -11,6 +11,7 @@
 //! The first violation stops extraction with an error naming the entry; the caller throws the
 //! partly filled folder away.
 
+mod partial;
 mod unpack;
 
 use crate::archive::{Excludes, Stats};
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use tar::EntryType;
 use unpack::{inside_top, unpack_all};
 
+pub use partial::{SegmentsRead, extract_partial, select_indexed};
 pub(crate) use unpack::symlink_stays_inside;
 
 const COPY_BUF: usize = 128 * 1024;
@@ -91,6 +93,17 @@ pub struct Selection {
     /// Files not included that an included hard link points to, each with the first such link
     /// (paths below the extraction root): the file's bytes are written there.
     link_sources: std::collections::HashMap<PathBuf, PathBuf>,
+    /// From an intact index: the segments to read and the files to check (see
+    /// [`select_indexed`]).
+    partial: Option<partial::Partial>,
+}
+
+impl Selection {
+    /// With a selection from an intact index (see [`select_indexed`]), how many segments
+    /// [`extract_partial`] reads, of how many.
+    pub fn segments_read(&self) -> Option<SegmentsRead> {
+        self.partial.as_ref().map(partial::Partial::segments_read)
+    }
 }
 
 /// Reads the headers of the tar.gz stream `reader` (the file `archive`, for messages) and says

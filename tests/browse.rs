@@ -1,6 +1,7 @@
-//! `resbak ls` and `resbak cat`: from the index beside an archive, and the same without it.
+//! Random access through the index beside an archive: `resbak ls`, `resbak cat`, `restore
+//! --include` and `diff`, and the same without the index or with a damaged one.
 
-use crate::util::{Env, flip_byte};
+use crate::util::{Env, flip_byte, sha256_file};
 use std::fs;
 
 /// The index file of the backup named `archive`.
@@ -249,4 +250,194 @@ fn a_swapped_archive_never_lists_or_cats_with_exit_0_when_its_index_cannot_serve
         assert_eq!(out.status.code(), Some(1), "recorded {recorded}");
         assert!(out.stdout.is_empty(), "recorded {recorded}");
     }
+}
+
+/// A strategy `s` holding the sample and four files big enough for a segment each; returns its
+/// archive's name.
+fn with_big_files(env: &Env) -> String {
+    let root = env.sample("s");
+    fs::create_dir(root.join("big")).unwrap();
+    for i in 0..4 {
+        let path = root.join(format!("big/{i}.bin"));
+        fs::write(path, crate::util::noise(i, 1_200_000)).unwrap();
+    }
+    env.backup("s")
+}
+
+/// Where the segment holding `rel` lies in the archive named `archive`: offset and length of
+/// its compressed bytes, from the index.
+fn segment_of(env: &Env, archive: &str, rel: &str) -> (u64, u64) {
+    let mut text = String::new();
+    let file = fs::File::open(index_of(env, archive)).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+    let fields = |l: &str| l.split('\t').map(str::to_string).collect::<Vec<_>>();
+    let entry = text
+        .lines()
+        .map(fields)
+        .find(|f| f[0] == "E" && f[7] == rel)
+        .unwrap();
+    let n: usize = entry[1].parse().unwrap();
+    let segment = text
+        .lines()
+        .map(fields)
+        .filter(|f| f[0] == "S")
+        .nth(n)
+        .unwrap();
+    (segment[3].parse().unwrap(), segment[4].parse().unwrap())
+}
+
+/// Damages the archive named `archive` in the middle of the segment at `(zoff, zlen)`, and
+/// records the damaged file's SHA-256 in the manifest: only reading that segment can find it.
+fn damage_segment_behind_the_manifest(env: &Env, archive: &str, (zoff, zlen): (u64, u64)) {
+    let path = env.backups().join(archive);
+    let before = sha256_file(&path);
+    flip_byte(&path, zoff + zlen / 2);
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains(&before));
+    fs::write(&manifest, text.replace(&before, &sha256_file(&path))).unwrap();
+}
+
+/// With an intact index, `restore --include` inflates only the segments holding what it
+/// includes (and the folders above): the report counts them, and a damaged segment it does
+/// not need is never read, while one it needs fails the restore.
+#[test]
+fn restore_include_with_an_index_inflates_only_the_segments_it_needs() {
+    let env = Env::new();
+    let archive = with_big_files(&env);
+    let want = fs::read(env.results().join("s/big/2.bin")).unwrap();
+    let args = |to: &'static str, rel: &'static str| {
+        ["--json", "restore", &archive, "--to", to, "--include", rel].map(str::to_string)
+    };
+    let run = |to, rel, code| {
+        let args = args(to, rel);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.run_code(&args, code)
+    };
+    // A whole restore reads every segment.
+    let out = env.run_code(&["--json", "restore", &archive, "--to", "all"], 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["segments_read"], report["segments"], "{report}");
+    let total = report["segments"].as_u64().unwrap();
+    assert!(total >= 6, "{report}");
+
+    let segment = segment_of(&env, &archive, "big/1.bin");
+    damage_segment_behind_the_manifest(&env, &archive, segment);
+    let out = run("part", "big/2.bin", 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["segments"].as_u64(), Some(total), "{report}");
+    assert!(report["segments_read"].as_u64().unwrap() <= 3, "{report}");
+    assert_eq!(fs::read(env.path().join("part/big/2.bin")).unwrap(), want);
+    assert!(!env.path().join("part/big/1.bin").exists());
+    assert!(!env.path().join("part/trades.csv").exists());
+    let out = env.run(&[
+        "-v",
+        "restore",
+        &archive,
+        "--to",
+        "v",
+        "--include",
+        "big/3.bin",
+    ]);
+    assert!(
+        out.contains(&format!("Inflated 2 of {total} segments")),
+        "{out}"
+    );
+    run("bad", "big/1.bin", 1);
+    assert!(!env.path().join("bad").exists());
+}
+
+/// Without a usable index, `restore --include` reads the whole archive as before, and says
+/// no segment count.
+#[test]
+fn restore_include_without_a_usable_index_reads_the_whole_archive() {
+    let env = Env::new();
+    let archive = with_big_files(&env);
+    let segment = segment_of(&env, &archive, "big/1.bin");
+    flip_byte(&index_of(&env, &archive), 20);
+    let args = [
+        "--json",
+        "restore",
+        &archive,
+        "--to",
+        "part",
+        "--include",
+        "big/2.bin",
+    ];
+    let out = env.run_code(&args, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["segments_read"].is_null(), "{report}");
+    let want = fs::read(env.results().join("s/big/2.bin")).unwrap();
+    assert_eq!(fs::read(env.path().join("part/big/2.bin")).unwrap(), want);
+    // The whole archive is read, so a damaged segment anywhere is found.
+    damage_segment_behind_the_manifest(&env, &archive, segment);
+    env.run_code(
+        &[
+            "restore",
+            &archive,
+            "--to",
+            "none",
+            "--include",
+            "big/2.bin",
+        ],
+        1,
+    );
+    assert!(!env.path().join("none").exists());
+}
+
+/// Each file `restore --include` reads through the index is checked against the SHA-256 the
+/// index records for it.
+#[test]
+fn restore_include_checks_each_file_against_its_index() {
+    let env = Env::new();
+    let archive = with_big_files(&env);
+    let index = index_of(&env, &archive);
+    let mut text = String::new();
+    let file = fs::File::open(&index).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+    let want = sha256_file(&env.results().join("s/big/2.bin"));
+    assert!(text.contains(&want));
+    fs::write(
+        &index,
+        crate::util::gzip(text.replace(&want, &"0".repeat(64)).as_bytes()),
+    )
+    .unwrap();
+    set_index_record(&env, &sha256_file(&index));
+    let args = [
+        "restore",
+        &archive,
+        "--to",
+        "part",
+        "--include",
+        "big/2.bin",
+    ];
+    let err = env.fail(&args, 1);
+    assert!(err.contains("big/2.bin differs from its index"), "{err}");
+    assert!(!env.path().join("part").exists());
+}
+
+/// `diff` takes an indexed archive's tree from its index: a damaged segment is never inflated
+/// (the archive file is still checked against the manifest). A damaged index is warned about,
+/// and the whole archive read instead.
+#[test]
+fn diff_reads_no_segment_through_its_index_and_warns_of_a_damaged_one() {
+    let env = Env::new();
+    let archive = with_big_files(&env);
+    let out = env.cmd(&["diff", "s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let segment = segment_of(&env, &archive, "big/1.bin");
+    let index = fs::read(index_of(&env, &archive)).unwrap();
+    flip_byte(&index_of(&env, &archive), 20);
+    let out = env.cmd(&["diff", "s"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{archive}.idx")), "{err}");
+    assert!(err.contains("resbak reindex"), "{err}");
+    fs::write(index_of(&env, &archive), index).unwrap();
+    damage_segment_behind_the_manifest(&env, &archive, segment);
+    env.run_code(&["diff", "s"], 0);
+    fs::remove_file(index_of(&env, &archive)).unwrap();
+    env.run_code(&["diff", "s"], 2);
 }

@@ -118,13 +118,22 @@ enum Side {
 }
 
 /// The tree of a located archive, checked against its manifest entry if it has one; from its
-/// index when the entry records an intact one.
+/// index when the entry records an intact one. An index recorded but damaged or gone is warned
+/// about (the exit code keeps saying whether the trees differ).
 fn tree_of(located: &Located) -> Result<Tree> {
     let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
     if let (Some(entry), Some(expected)) = (&located.entry, &expected) {
         let index_sha256 = entry.index_sha256.as_deref();
         if let Some(tree) = diff::of_index(&located.path, index_sha256, expected)? {
             return Ok(tree);
+        }
+        if index_sha256.is_some() {
+            let index = crate::index::path_for(&located.path);
+            let name = index.file_name().unwrap_or_default().to_string_lossy();
+            super::warn(format_args!(
+                "the index {name} is damaged or missing; read the whole archive instead; \
+                 resbak reindex builds the index again"
+            ));
         }
     }
     diff::of_archive_checked(&located.path, expected.as_ref())

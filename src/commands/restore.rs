@@ -107,9 +107,9 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let progress = printer.progress(size, format!("restoring {strategy}"));
     let extracted = extract_checked(located, staging.path(), strategy, include, &progress);
     progress.finish();
-    let extracted = extracted.and_then(|written| {
+    let extracted = extracted.and_then(|(written, segments)| {
         let counts = written_counts(&restored, plan.selection.as_ref())?;
-        Ok((written, counts))
+        Ok((written, segments, counts))
     });
     let done = match &replaced {
         Some(Some(kept)) => format!(
@@ -120,7 +120,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         ),
         _ => format!("{} was restored from {}", dest.display(), path.display()),
     };
-    let (written, counts) = extracted.and_then(|written| {
+    let (written, segments, counts) = extracted.and_then(|(written, segments, counts)| {
         match (existing, include) {
             (true, Some(_)) => {
                 sync_filesystem(&restored)?;
@@ -135,7 +135,7 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             }
             _ => move_into_place(&restored, dest, replaced.as_ref(), &done, printer),
         }
-        .map(|()| written)
+        .map(|()| (written, segments, counts))
     })?;
     drop(staging);
     printer.line(format_args!(
@@ -145,6 +145,9 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         crate::error::count(written.files, "entry", "entries"),
         human_size(written.bytes)
     ))?;
+    if let (Some(s), true) = (segments, printer.verbose()) {
+        printer.line(format_args!("Inflated {} of {} segments", s.read, s.total))?;
+    }
     printer.json_report(&Restored {
         archive: path.display().to_string(),
         destination: dest.display().to_string(),
@@ -155,6 +158,8 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         bytes: written.bytes,
         checked_against_manifest: located.entry.is_some(),
         replaced_backed_up_as: replaced.flatten().map(|e| e.backup_file),
+        segments_read: segments.map(|s| s.read),
+        segments: segments.map(|s| s.total),
     })?;
     Ok(Outcome::Clean)
 }
@@ -182,6 +187,11 @@ pub struct Restored {
     /// safety copy, or the newest regular backup or an existing safety copy when the folder was
     /// unchanged since it.
     pub replaced_backed_up_as: Option<String>,
+    /// Segments inflated, read through the archive's intact index; `None` when the archive
+    /// was read from the start (it has no index, or a damaged one).
+    pub segments_read: Option<u64>,
+    /// Segments in the archive, when read through its index.
+    pub segments: Option<u64>,
 }
 
 /// Lists the entries a restore would write to `dest`; with `--include`, whether each is
@@ -405,32 +415,50 @@ fn safety_copy(
     Ok(entry)
 }
 
-/// Extracts `path` into `staging`, hashing it in the same pass, and checks it against `entry`.
+/// Extracts `path` into `staging`, hashing it in the same pass, and checks it against its
+/// manifest entry. Says how many segments it inflated, of how many, when it read them through
+/// the archive's intact index: with `--include` only those it needs (see
+/// [`extract::extract_partial`]).
 fn extract_checked(
     located: &Located,
     staging: &Path,
     strategy: &str,
     include: Option<(&archive::Excludes, &extract::Selection)>,
     progress: &Progress,
-) -> Result<Stats> {
+) -> Result<(Stats, Option<extract::SegmentsRead>)> {
     let path = &located.path;
     let index_sha256 = located
         .entry
         .as_ref()
         .and_then(|e| e.index_sha256.as_deref());
-    let (checksum, extracted) = match crate::index::segments_of(path, index_sha256) {
-        Some(segments) => std::thread::scope(|scope| {
+    let hashed_beside = |extract: &dyn Fn() -> Result<Extracted>| {
+        std::thread::scope(|scope| {
             let whole = scope.spawn(|| extract::scan(path, None, progress));
-            let extracted = extract::extract_segments(path, segments, staging, strategy, include);
+            let extracted = extract();
             let stopped = || Err(Error::corrupt(path, "hashing stopped unexpectedly"));
-            (
-                whole
-                    .join()
-                    .unwrap_or_else(|_| stopped())
-                    .map(|s| s.checksum),
-                extracted,
-            )
-        }),
+            let checksum = whole.join().unwrap_or_else(|_| stopped());
+            (checksum.map(|s| s.checksum), extracted)
+        })
+    };
+    if let Some((include, selection)) = include
+        && let Some(read) = selection.segments_read()
+    {
+        let (checksum, extracted) = hashed_beside(&|| {
+            extract::extract_partial(path, staging, strategy, include, selection)
+        });
+        check_checksum(located, &checksum?.sha256)?;
+        // Only some entries were read: the archive's counts are proven by its SHA-256.
+        return Ok((extracted?.written, Some(read)));
+    }
+    let (checksum, extracted, read) = match crate::index::segments_of(path, index_sha256) {
+        Some(segments) => {
+            let total = segments.len() as u64;
+            let (checksum, extracted) = hashed_beside(&|| {
+                extract::extract_segments(path, segments.clone(), staging, strategy, include)
+            });
+            let read = extract::SegmentsRead { read: total, total };
+            (checksum, extracted, Some(read))
+        }
         None => {
             let file = archive::open_file(path)?;
             let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
@@ -444,12 +472,12 @@ fn extract_checked(
             let checksum = hashing
                 .finish()
                 .map_err(|e| Error::corrupt(path, e.to_string()));
-            (checksum, extracted)
+            (checksum, extracted, None)
         }
     };
     check_checksum(located, &checksum?.sha256)?;
     let Some(entry) = located.entry.as_ref().filter(|e| e.has_checksum()) else {
-        return Ok(extracted?.written);
+        return Ok((extracted?.written, read));
     };
     let Extracted { stats, written } = extracted?;
     if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
@@ -464,7 +492,7 @@ fn extract_checked(
             ),
         ));
     }
-    Ok(written)
+    Ok((written, read))
 }
 
 /// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its

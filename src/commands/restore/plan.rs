@@ -273,16 +273,33 @@ fn resolved(path: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// What `--include` picks from the archive; refuses a pattern that matches nothing.
+/// What `--include` picks from the archive, from its index when the manifest records one and it
+/// is intact (then only the segments it needs are read); refuses a pattern that matches nothing.
 fn select(
     located: &Located,
     strategy: &str,
     include: &archive::Excludes,
 ) -> Result<extract::Selection> {
     let path = &located.path;
-    let file = archive::open_file(path)?;
-    let reader = BufReader::with_capacity(READ_BUF, file);
-    let selection = extract::select(reader, path, strategy, include)?;
+    let index_sha256 = located
+        .entry
+        .as_ref()
+        .and_then(|e| e.index_sha256.as_deref());
+    let indexed = match index_sha256 {
+        Some(sha) => {
+            let index = crate::index::path_for(path);
+            extract::select_indexed(&index, sha, strategy, include)?
+        }
+        None => None,
+    };
+    let selection = match indexed {
+        Some(selection) => selection,
+        None => {
+            let file = archive::open_file(path)?;
+            let reader = BufReader::with_capacity(READ_BUF, file);
+            extract::select(reader, path, strategy, include)?
+        }
+    };
     match selection.unmatched.first() {
         Some(pattern) => Err(Error::NotInArchive {
             pattern: pattern.clone(),

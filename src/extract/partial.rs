@@ -1,0 +1,186 @@
+//! `--include` from an archive with an intact index (see [`crate::index`]): what is included,
+//! read from the index alone; only the segments that hold included entries and the folders
+//! above them are inflated; and each included file, once extracted, is checked against the
+//! SHA-256 the index records.
+
+use super::{Extracted, Selection, unpack::unpack_all};
+use crate::archive::Excludes;
+use crate::checksum::HashingReader;
+use crate::error::{Error, Result};
+use crate::index::{self, Record};
+use crate::pgzip::Segment;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The segments an `--include` restore reads and the files it checks.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    /// Every segment of the archive, to check the gzip frame around them.
+    segments: Vec<Segment>,
+    /// Whether each segment is read.
+    needed: Vec<bool>,
+    /// Each included file below the top folder, with its size and SHA-256.
+    files: Vec<(PathBuf, u64, String)>,
+}
+
+/// What an `--include` restore of the archive at `archive` (top folder `top`) creates, from
+/// its index at `index_path`, which must have SHA-256 `index_sha256`. `None` when the index
+/// cannot serve: it is damaged, gone, or of an archive not cut into segments; the caller then
+/// reads the archive (see [`super::select`]).
+pub fn select_indexed(
+    index_path: &Path,
+    index_sha256: &str,
+    top: &str,
+    include: &Excludes,
+) -> Result<Option<Selection>> {
+    let singles = include
+        .patterns()
+        .iter()
+        .map(|p| Excludes::new(std::slice::from_ref(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut matched = vec![false; singles.len()];
+    let mut selection = Selection::default();
+    let mut partial = Partial::default();
+    // Where each folder and link lies (what can be above an entry), by a hash of its path: a
+    // collision only reads one segment more.
+    let mut segment_of = HashMap::new();
+    let read = index::read(index_path, Some(index_sha256), |segment, record| {
+        let Record {
+            kind,
+            size,
+            sha256,
+            path,
+            ..
+        } = record;
+        if kind != 'f' {
+            segment_of.insert(key(&path), segment);
+        }
+        let top_folder = path.as_os_str().is_empty();
+        for (hit, single) in matched.iter_mut().zip(&singles) {
+            *hit |= !top_folder && single.covers(&path);
+        }
+        if !(top_folder || include.covers(&path)) {
+            return Ok(());
+        }
+        mark(&mut partial.needed, segment);
+        for above in path.ancestors().skip(1) {
+            if let Some(&at) = segment_of.get(&key(above)) {
+                mark(&mut partial.needed, at);
+            }
+        }
+        if kind == 'f' {
+            partial.files.push((path.clone(), size, sha256));
+        }
+        let dir = kind == 'd';
+        selection.entries.push((path, dir, size));
+        Ok(())
+    });
+    let Ok(read) = read else {
+        return Ok(None);
+    };
+    if read.level.is_none() || read.top != top {
+        return Ok(None);
+    }
+    partial.segments = read.segments.into_iter().map(|s| s.segment).collect();
+    if partial.needed.len() > partial.segments.len() {
+        return Ok(None);
+    }
+    partial.needed.resize(partial.segments.len(), false);
+    selection.unmatched = include
+        .patterns()
+        .iter()
+        .zip(matched)
+        .filter(|(_, hit)| !hit)
+        .map(|(p, _)| p.clone())
+        .collect();
+    selection.partial = Some(partial);
+    Ok(Some(selection))
+}
+
+fn key(path: &Path) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn mark(needed: &mut Vec<bool>, at: usize) {
+    if needed.len() <= at {
+        needed.resize(at + 1, false);
+    }
+    needed[at] = true;
+}
+
+/// How many segments a restore inflated, of how many the archive has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentsRead {
+    /// Segments inflated.
+    pub read: u64,
+    /// Segments in the archive.
+    pub total: u64,
+}
+
+impl Partial {
+    /// How many segments it reads, of how many.
+    pub fn segments_read(&self) -> SegmentsRead {
+        SegmentsRead {
+            read: self.needed.iter().filter(|n| **n).count() as u64,
+            total: self.segments.len() as u64,
+        }
+    }
+}
+
+/// [`super::extract_some`] of the archive at `archive` with a `selection` from
+/// [`select_indexed`]: checks the gzip frame, inflates only the segments needed (on all cores,
+/// each checked against its CRC32), and checks each included file written below `root` against
+/// the index. The caller checks the archive's SHA-256.
+///
+/// # Errors
+/// As [`super::extract`]; [`Error::Corrupt`] also when an included file differs from its index.
+pub fn extract_partial(
+    archive: &Path,
+    root: &Path,
+    top: &str,
+    include: &Excludes,
+    selection: &Selection,
+) -> Result<Extracted> {
+    let corrupt = |e: io::Error| Error::corrupt(archive, e);
+    let Some(partial) = &selection.partial else {
+        return Err(corrupt(io::Error::other("no index to read it by")));
+    };
+    let file = crate::archive::open_file(archive)?;
+    crate::inflate::check_frame(&file, &partial.segments).map_err(corrupt)?;
+    let needed = partial
+        .segments
+        .iter()
+        .zip(&partial.needed)
+        .filter(|(_, n)| **n)
+        .map(|(s, _)| *s)
+        .collect();
+    let threads = crate::archive::default_threads();
+    let tar_stream = crate::inflate::Parallel::new(&file, needed, threads).map_err(corrupt)?;
+    let extracted = unpack_all(
+        tar_stream,
+        archive,
+        Some(root),
+        top,
+        Some((include, selection)),
+    )?;
+    for (rel, size, sha256) in &partial.files {
+        let path = root.join(top).join(rel);
+        let differs = || {
+            corrupt(io::Error::other(format!(
+                "{} differs from its index",
+                rel.display()
+            )))
+        };
+        let sum = std::fs::File::open(&path)
+            .and_then(|f| HashingReader::new(f).finish())
+            .map_err(|_| differs())?;
+        if sum.len != *size || sum.sha256 != *sha256 {
+            return Err(differs());
+        }
+    }
+    Ok(extracted)
+}
