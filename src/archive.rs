@@ -13,10 +13,9 @@ use crate::progress::Progress;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
-use walkdir::WalkDir;
 
 /// What an archive holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,14 +43,13 @@ impl Counts {
         self.files + self.folders + self.links
     }
 
-    /// Counts one entry of type `kind` (folder, file or link; other kinds are not archived).
-    pub fn add(&mut self, kind: std::fs::FileType) {
-        if kind.is_dir() {
-            self.folders += 1;
-        } else if kind.is_symlink() {
-            self.links += 1;
-        } else if kind.is_file() {
-            self.files += 1;
+    /// Counts one entry of kind `kind` (folder, file or link; other kinds are not archived).
+    pub fn add(&mut self, kind: EntryKind) {
+        match kind {
+            EntryKind::Folder => self.folders += 1,
+            EntryKind::Symlink => self.links += 1,
+            EntryKind::File => self.files += 1,
+            EntryKind::HardLink | EntryKind::Special | EntryKind::Other => {}
         }
     }
 }
@@ -70,7 +68,12 @@ impl std::fmt::Display for Counts {
     }
 }
 
+mod kind;
 mod segmented;
+mod walk;
+
+pub use kind::EntryKind;
+pub(crate) use walk::{Walked, walk};
 
 /// The result of writing an archive.
 #[derive(Debug, Default)]
@@ -218,37 +221,6 @@ impl Excludes {
     }
 }
 
-/// Walks `src` in sorted order without following links, leaving out excluded paths and the
-/// copies folders of `resbak file`. Yields each entry with its path relative to `src`.
-pub(crate) fn walk<'a>(
-    src: &'a Path,
-    excludes: &'a Excludes,
-) -> impl Iterator<Item = Result<(walkdir::DirEntry, PathBuf)>> + 'a {
-    let relative = move |entry: &walkdir::DirEntry| {
-        entry
-            .path()
-            .strip_prefix(src)
-            .unwrap_or(entry.path())
-            .to_path_buf()
-    };
-    WalkDir::new(src)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(move |e| {
-            let copies = excludes.copies_folders && crate::filebackup::leaves_out(e);
-            e.depth() == 0 || !(excludes.matches(&relative(e)) || copies)
-        })
-        .map(move |item| {
-            let item = item.map_err(|e| {
-                let path = e.path().unwrap_or(src).to_path_buf();
-                Error::io("read", path, e.into())
-            })?;
-            let rel = relative(&item);
-            Ok((item, rel))
-        })
-}
-
 /// What a backup of a folder would hold.
 #[derive(Debug, Default)]
 pub struct Survey {
@@ -264,17 +236,13 @@ pub struct Survey {
 pub fn survey(src: &Path, excludes: &Excludes) -> Result<Survey> {
     let mut survey = Survey::default();
     for item in walk(src, excludes) {
-        let (entry, rel) = item?;
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("read", entry.path(), e.into()))?;
-        let kind = meta.file_type();
-        if kind.is_dir() || kind.is_file() || kind.is_symlink() {
-            let len = if kind.is_file() { meta.len() } else { 0 };
+        let item = item?;
+        if item.kind.archived() {
+            let len = item.size();
             survey.stats.files += 1;
-            survey.counts.add(kind);
+            survey.counts.add(item.kind);
             survey.stats.bytes += len;
-            survey.paths.push((rel, len));
+            survey.paths.push((item.rel, len));
         }
     }
     Ok(survey)
@@ -299,18 +267,20 @@ pub struct Digests {
 }
 
 impl TreeDigest {
-    /// Adds one entry; `target` is a link's target, `sha` a file's SHA-256 (when known).
-    pub(crate) fn add(&mut self, rel: &Path, meta: &std::fs::Metadata, target: &[u8], sha: &[u8]) {
+    /// Adds one entry of an archived kind; `target` is a link's target, `sha` a file's
+    /// SHA-256 (when known).
+    pub(crate) fn add(&mut self, rel: &Path, stored: &Stored) {
         use sha2::Digest;
         use std::os::unix::ffi::OsStrExt;
-        let kind = if meta.is_dir() {
-            'd'
-        } else if meta.is_symlink() {
-            'l'
-        } else {
-            'f'
-        };
-        let size = if meta.is_file() { meta.len() } else { 0 };
+        let Stored {
+            kind,
+            meta,
+            target,
+            sha,
+            ..
+        } = stored;
+        let size = kind.content_size(meta.len());
+        let kind = kind.letter();
         let mode = meta.mode() & 0o7777 & !0o6000;
         let mut record = format!("{kind} {mode:o} {} {size} ", meta.mtime().max(0)).into_bytes();
         record.extend_from_slice(target);
@@ -369,30 +339,35 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
     use std::os::unix::ffi::OsStrExt;
     let mut digest = TreeDigest::default();
     for item in walk(src, excludes) {
-        let (entry, rel) = item?;
-        let fail = |e: io::Error| Error::io("read", entry.path(), e);
-        let meta = std::fs::symlink_metadata(entry.path()).map_err(fail)?;
+        let Walked {
+            path,
+            rel,
+            meta,
+            kind,
+        } = item?;
+        let fail = |e: io::Error| Error::io("read", &path, e);
         let (mut target, mut sha) = (Vec::new(), Vec::new());
-        if meta.is_symlink() {
-            target = std::fs::read_link(entry.path())
-                .map_err(fail)?
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-        } else if meta.is_file() && with_content {
-            // Swapped for something else since the walk: skipped, as [`write`] skips it.
-            let Some(file) = open_regular(entry.path()).map_err(fail)? else {
-                continue;
-            };
-            sha = HashingReader::new(file)
-                .finish()
-                .map_err(fail)?
-                .sha256
-                .into_bytes();
-        } else if !meta.is_file() && !meta.is_dir() {
-            continue;
+        match kind {
+            EntryKind::Symlink => {
+                let link = std::fs::read_link(&path).map_err(fail)?;
+                target = link.as_os_str().as_bytes().to_vec();
+            }
+            EntryKind::File if with_content => {
+                // Swapped for something else since the walk: skipped, as [`write`] skips it.
+                let Some(file) = open_regular(&path).map_err(fail)? else {
+                    continue;
+                };
+                sha = HashingReader::new(file)
+                    .finish()
+                    .map_err(fail)?
+                    .sha256
+                    .into_bytes();
+            }
+            EntryKind::File | EntryKind::Folder => {}
+            _ => continue,
         }
-        digest.add(&rel, &meta, &target, &sha);
+        let stored = Stored::new(kind, meta, target, sha);
+        digest.add(&rel, &stored);
     }
     Ok(digest.finish())
 }
@@ -442,6 +417,8 @@ pub fn write<W: Write, I: Write>(
 
 /// One entry as stored.
 pub(crate) struct Stored {
+    /// What it is (an archived kind).
+    pub(crate) kind: EntryKind,
     /// Its metadata as first seen; a file's entry has this size whatever was read.
     pub(crate) meta: std::fs::Metadata,
     /// A link's target, else empty.
@@ -452,6 +429,25 @@ pub(crate) struct Stored {
     pub(crate) same: bool,
     /// Zero bytes added because the file shrank while it was read.
     pub(crate) padded: u64,
+}
+
+impl Stored {
+    /// An entry of kind `kind` read in full and unchanged.
+    pub(crate) fn new(
+        kind: EntryKind,
+        meta: std::fs::Metadata,
+        target: Vec<u8>,
+        sha: Vec<u8>,
+    ) -> Self {
+        Stored {
+            kind,
+            meta,
+            target,
+            sha,
+            same: true,
+            padded: 0,
+        }
+    }
 }
 
 /// Appends one filesystem entry, or returns `None` for a special file that was skipped. A file
@@ -469,8 +465,9 @@ pub(crate) fn append<W: Write>(
     use std::os::unix::ffi::OsStrExt;
     let fail = |e: io::Error| Error::io("archive", path, e);
     let mut meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let kind = EntryKind::of_metadata(&meta);
     let mut file = None;
-    if meta.is_file() {
+    if kind == EntryKind::File {
         // Replaced by a link, a FIFO or anything else meanwhile: skipped like any non-file.
         let Some(opened) = open_regular(path).map_err(fail)? else {
             return Ok(None);
@@ -478,7 +475,6 @@ pub(crate) fn append<W: Write>(
         meta = opened.metadata().map_err(fail)?;
         file = Some(opened);
     }
-    let kind = meta.file_type();
     let mut header = Header::new_gnu();
     header.set_mode(meta.mode() & 0o7777 & !0o6000);
     header.set_mtime(meta.mtime().max(0) as u64);
@@ -486,7 +482,7 @@ pub(crate) fn append<W: Write>(
     header.set_gid(0);
     header.set_size(0);
     let (mut target, mut sha, mut same, mut padded) = (Vec::new(), Vec::new(), true, 0);
-    if kind.is_dir() {
+    if kind == EntryKind::Folder {
         header.set_entry_type(EntryType::Directory);
         tar.append_data(&mut header, name, io::empty())
             .map_err(fail)?;
@@ -505,18 +501,17 @@ pub(crate) fn append<W: Write>(
         sha = hashing.finish().map_err(fail)?.sha256.into_bytes();
         padded = exact.padded;
         same = unchanged_while_read(&file, &meta, padded).map_err(fail)?;
-    } else if kind.is_symlink() {
+    } else if kind == EntryKind::Symlink {
         header.set_entry_type(EntryType::Symlink);
         let link = std::fs::read_link(path).map_err(fail)?;
         tar.append_link(&mut header, name, &link).map_err(fail)?;
         target = link.as_os_str().as_bytes().to_vec();
     } else {
-        debug_assert!(
-            kind.is_fifo() || kind.is_socket() || kind.is_block_device() || kind.is_char_device()
-        );
+        debug_assert_eq!(kind, EntryKind::Special);
         return Ok(None);
     }
     Ok(Some(Stored {
+        kind,
         meta,
         target,
         sha,
@@ -600,8 +595,8 @@ impl<R: Read> Read for ExactReader<R> {
 pub struct Visited<'a> {
     /// Path below the top folder (empty for the top folder itself).
     pub rel: &'a Path,
-    /// `d` folder, `f` regular file, `l` link, `?` anything else.
-    pub kind: char,
+    /// What it is.
+    pub kind: EntryKind,
     /// Size of a file's content.
     pub size: u64,
 }
@@ -621,12 +616,7 @@ pub fn visit(
         }
         let path = entry.path()?.into_owned();
         let rel: PathBuf = path.components().skip(1).collect();
-        let kind = match kind {
-            EntryType::Directory => 'd',
-            EntryType::Regular | EntryType::Continuous => 'f',
-            EntryType::Symlink | EntryType::Link => 'l',
-            _ => '?',
-        };
+        let kind = EntryKind::of_header(kind);
         let size = entry.header().size()?;
         if !visit(
             &Visited {

@@ -1,7 +1,7 @@
 //! Comparing trees by content: an archive against a folder or against another archive, reading
 //! both as streams and extracting nothing to disk.
 
-use crate::archive::{self, Excludes};
+use crate::archive::{self, EntryKind, Excludes, Walked};
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use flate2::read::MultiGzDecoder;
@@ -12,11 +12,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-/// What one entry is: kind (`d`, `f`, `l`), permission bits, size, and the file's SHA-256 or
-/// the link's target.
+/// What one entry is: kind (a folder, a file or a link), permission bits, size, and the file's
+/// SHA-256 or the link's target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    kind: char,
+    kind: EntryKind,
     mode: u32,
     size: u64,
     content: String,
@@ -83,33 +83,27 @@ impl Change {
 pub fn of_folder(src: &Path, excludes: &Excludes) -> Result<Tree> {
     let mut tree = Tree::new();
     for item in archive::walk(src, excludes) {
-        let (entry, rel) = item?;
-        let meta = std::fs::symlink_metadata(entry.path()).at("read", entry.path())?;
-        let (kind, content) = if meta.is_dir() {
-            ('d', String::new())
-        } else if meta.is_symlink() {
-            let target = std::fs::read_link(entry.path()).at("read", entry.path())?;
-            (
-                'l',
-                String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned(),
-            )
-        } else if meta.is_file() {
-            let Some(file) = crate::archive::open_regular(entry.path()).at("read", entry.path())?
-            else {
-                continue;
-            };
-            (
-                'f',
-                HashingReader::new(file)
-                    .finish()
-                    .at("read", entry.path())?
-                    .sha256,
-            )
-        } else {
-            continue;
+        let walked = item?;
+        let Walked {
+            path, kind, meta, ..
+        } = &walked;
+        let content = match kind {
+            EntryKind::Folder => String::new(),
+            EntryKind::Symlink => {
+                let target = std::fs::read_link(path).at("read", path)?;
+                String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned()
+            }
+            EntryKind::File => {
+                let Some(file) = crate::archive::open_regular(path).at("read", path)? else {
+                    continue;
+                };
+                HashingReader::new(file).finish().at("read", path)?.sha256
+            }
+            _ => continue,
         };
-        let size = if meta.is_file() { meta.len() } else { 0 };
+        let (kind, size) = (*kind, walked.size());
         let mode = meta.mode() & 0o777;
+        let rel = walked.rel;
         tree.insert(
             rel,
             Signature {
@@ -185,7 +179,7 @@ pub fn of_index(
     let mut tree = Tree::new();
     crate::index::read(&index, Some(sha256), |_, r| {
         let content = match r.kind {
-            'l' => String::from_utf8_lossy(&r.target).into_owned(),
+            EntryKind::Symlink => String::from_utf8_lossy(&r.target).into_owned(),
             _ => r.sha256,
         };
         let signature = Signature {
@@ -210,17 +204,14 @@ fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {
     for entry in tar.entries().map_err(corrupt)? {
         let entry = entry.map_err(corrupt)?;
         let header = entry.header();
-        let kind = match header.entry_type() {
-            tar::EntryType::Directory => 'd',
-            tar::EntryType::Symlink => 'l',
-            tar::EntryType::Regular | tar::EntryType::Continuous => 'f',
-            _ => continue,
-        };
+        let kind = EntryKind::of_header(header.entry_type());
+        if !kind.archived() {
+            continue;
+        }
         let mode = header.mode().map_err(corrupt)? & 0o777;
-        let size = if kind == 'f' {
-            header.size().map_err(corrupt)?
-        } else {
-            0
+        let size = match kind {
+            EntryKind::File => header.size().map_err(corrupt)?,
+            _ => 0,
         };
         let rel: PathBuf = entry
             .path()
@@ -230,12 +221,12 @@ fn read_tree(reader: impl io::Read, path: &Path) -> Result<Tree> {
             .skip(1)
             .collect();
         let content = match kind {
-            'l' => entry
+            EntryKind::Symlink => entry
                 .link_name()
                 .map_err(corrupt)?
                 .map(|t| String::from_utf8_lossy(t.as_os_str().as_bytes()).into_owned())
                 .unwrap_or_default(),
-            'f' => HashingReader::new(entry).finish().map_err(corrupt)?.sha256,
+            EntryKind::File => HashingReader::new(entry).finish().map_err(corrupt)?.sha256,
             _ => String::new(),
         };
         tree.insert(
@@ -276,7 +267,10 @@ fn difference(a: &Signature, b: &Signature) -> Option<&'static str> {
     if a.kind != b.kind {
         Some("kind")
     } else if a.content != b.content || a.size != b.size {
-        Some(if a.kind == 'l' { "link" } else { "content" })
+        Some(match a.kind {
+            EntryKind::Symlink => "link",
+            _ => "content",
+        })
     } else if a.mode != b.mode {
         Some("mode")
     } else {
@@ -288,9 +282,9 @@ fn difference(a: &Signature, b: &Signature) -> Option<&'static str> {
 mod tests {
     use super::*;
 
-    fn sig(kind: char, mode: u32, content: &str) -> Signature {
+    fn sig(letter: char, mode: u32, content: &str) -> Signature {
         Signature {
-            kind,
+            kind: EntryKind::of_letter(letter).unwrap(),
             mode,
             size: content.len() as u64,
             content: content.into(),

@@ -14,14 +14,13 @@
 mod partial;
 mod unpack;
 
-use crate::archive::{Excludes, Stats};
+use crate::archive::{EntryKind, Excludes, Stats};
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use flate2::read::MultiGzDecoder;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use tar::EntryType;
 use unpack::{inside_top, unpack_all};
 
 pub use partial::{SegmentsRead, extract_partial, select_indexed};
@@ -141,8 +140,8 @@ pub fn select(
             continue;
         }
         let header = entry.header();
-        let kind = header.entry_type();
-        if kind == EntryType::Link
+        let kind = EntryKind::of_header(header.entry_type());
+        if kind == EntryKind::HardLink
             && let Ok(Some(target)) = entry.link_name()
             && let Ok(target) = inside_top(&target, top)
         {
@@ -152,7 +151,7 @@ pub fn select(
             }
         }
         let size = header.size().map_err(corrupt)?;
-        let dir = kind == EntryType::Directory;
+        let dir = kind == EntryKind::Folder;
         selection
             .entries
             .push((below, dir, if dir { 0 } else { size }));

@@ -19,6 +19,7 @@
 //! the same top folder and level) mean equal segment bytes. `LEVEL` is `-` for an index built
 //! from an archive resbak did not cut into segments: one segment, never copied.
 
+use crate::archive::EntryKind;
 use crate::checksum::HashingReader;
 use crate::error::{Error, Result};
 use crate::pgzip::Segment;
@@ -76,8 +77,8 @@ fn mix(mut x: u64) -> u64 {
 /// One entry as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// `d`, `f` or `l`.
-    pub kind: char,
+    /// A folder, a file or a symbolic link (its [letter](EntryKind::letter) in the file).
+    pub kind: EntryKind,
     /// Permission bits.
     pub mode: u32,
     /// Modification time, seconds since the epoch.
@@ -102,7 +103,7 @@ impl Record {
         };
         format!(
             "{}\t{:o}\t{}\t{}\t{sha}\t{}\t{}",
-            self.kind,
+            self.kind.letter(),
             self.mode,
             self.mtime,
             self.size,
@@ -115,7 +116,7 @@ impl Record {
         let [kind, mode, mtime, size, sha, path, target] = fields else {
             return None;
         };
-        let kind = kind.chars().next().filter(|k| "dfl".contains(*k))?;
+        let kind = kind.chars().next().and_then(EntryKind::of_letter)?;
         Some(Record {
             kind,
             mode: u32::from_str_radix(mode, 8).ok()?,
@@ -425,26 +426,27 @@ fn record_of<R: io::Read>(
         )));
     };
     let header = entry.header();
-    let kind = match header.entry_type() {
-        tar::EntryType::Directory => 'd',
-        tar::EntryType::Symlink => 'l',
-        tar::EntryType::Regular | tar::EntryType::Continuous => 'f',
-        _ => return Ok(None),
-    };
+    let kind = EntryKind::of_header(header.entry_type());
+    if !kind.archived() {
+        return Ok(None);
+    }
     let mut record = Record {
         kind,
         mode: header.mode()? & 0o7777 & !0o6000,
         mtime: header.mtime()?,
-        size: if kind == 'f' { header.size()? } else { 0 },
+        size: match kind {
+            EntryKind::File => header.size()?,
+            _ => 0,
+        },
         sha256: String::new(),
         path: below.to_path_buf(),
         target: Vec::new(),
     };
-    if kind == 'l' {
+    if kind == EntryKind::Symlink {
         let target = entry.link_name_bytes().unwrap_or_default();
         record.target = target.into_owned();
     }
-    if kind == 'f' && with_content {
+    if kind == EntryKind::File && with_content {
         record.sha256 = HashingReader::new(&mut entry).finish()?.sha256;
     }
     Ok(Some(record))
@@ -516,7 +518,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tar.gz.idx");
         let record = Record {
-            kind: 'f',
+            kind: EntryKind::File,
             mode: 0o644,
             mtime: 7,
             size: 3,

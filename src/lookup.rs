@@ -4,6 +4,7 @@
 //! read and checked (its gzip checksums, and its size and SHA-256 when the manifest records
 //! them), and a damaged index is said so.
 
+use crate::archive::EntryKind;
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, Result};
 use crate::index::{self, Record};
@@ -145,8 +146,8 @@ impl Archive<'_> {
         })?;
         let (segment, record) = found.ok_or_else(|| self.not_a_file(rel, "no such entry"))?;
         match record.kind {
-            'f' => {}
-            'd' => return Err(self.not_a_file(rel, "a folder, not a file")),
+            EntryKind::File => {}
+            EntryKind::Folder => return Err(self.not_a_file(rel, "a folder, not a file")),
             _ => return Err(self.not_a_file(rel, "a link, not a file")),
         }
         let mut file = crate::archive::open_file(self.path)?;
@@ -195,11 +196,9 @@ impl Archive<'_> {
             if entry.path().map_err(corrupt)? != name {
                 continue;
             }
-            match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {}
-                tar::EntryType::Directory => {
-                    return Err(self.not_a_file(rel, "a folder, not a file"));
-                }
+            match EntryKind::of_header(entry.header().entry_type()) {
+                EntryKind::File => {}
+                EntryKind::Folder => return Err(self.not_a_file(rel, "a folder, not a file")),
                 _ => return Err(self.not_a_file(rel, "a link, not a file")),
             }
             let mut hashing = HashingReader::new(&mut entry);

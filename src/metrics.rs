@@ -267,7 +267,9 @@ pub fn read_archive(path: &Path, expected: Option<&Checksum>, sources: &Sources)
     let mut hashing = HashingReader::new(std::io::BufReader::new(file));
     let mut found = Reading::default();
     crate::archive::visit(&mut hashing, |entry, content| {
-        if let (Some(prefix), 'f') = (sources.prefix_of(entry.rel), entry.kind) {
+        if let (Some(prefix), crate::archive::EntryKind::File) =
+            (sources.prefix_of(entry.rel), entry.kind)
+        {
             found.add_file(sources, entry.rel, &prefix, entry.size, content);
         }
         true

@@ -3,7 +3,7 @@
 //! key, its compressed bytes are copied. Either way each entry is recorded in the index and
 //! counted in what was written.
 
-use super::{ExactReader, Stored, TreeDigest, Written, append, open_regular};
+use super::{EntryKind, ExactReader, Stored, TreeDigest, Walked, Written, append, open_regular};
 use crate::checksum::{HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 use crate::index::{self, Record};
@@ -61,20 +61,15 @@ pub(super) fn group(
     let mut entries = Vec::new();
     let mut after_big = false;
     for item in super::walk(src, excludes) {
-        let entry = item.and_then(|(entry, rel)| {
-            let meta = entry
-                .metadata()
-                .map_err(|e| Error::io("read", entry.path(), e.into()))?;
-            Ok((entry.into_path(), rel, meta))
-        });
-        let (path, rel, meta) = match entry {
-            Ok(entry) => entry,
+        let walked = match item {
+            Ok(walked) => walked,
             Err(e) => {
                 let _ = groups.send(Err(e));
                 return;
             }
         };
-        let size = if meta.is_file() { meta.len() } else { 0 };
+        let size = walked.size();
+        let Walked { path, rel, .. } = walked;
         if index::starts_segment(&rel, size, after_big) && !send(std::mem::take(&mut entries)) {
             return;
         }
@@ -192,7 +187,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         self.written.reused.0 += 1;
         self.written.reused.1 += segment.ulen;
         for (path, rel, s) in stored {
-            let bytes = if s.meta.is_file() { s.meta.len() } else { 0 };
+            let bytes = s.kind.content_size(s.meta.len());
             self.progress.inc(bytes);
             self.written.reused_stats.files += 1;
             self.written.reused_stats.bytes += bytes;
@@ -208,7 +203,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
 
     /// Keeps `copy`, the content of a file [`Segmenter::copies`] names, within the budget.
     fn keep_copy(&mut self, rel: &Path, s: &Stored, copy: Option<Vec<u8>>) {
-        let (Some(bytes), true) = (copy, s.meta.is_file()) else {
+        let (Some(bytes), EntryKind::File) = (copy, s.kind) else {
             return;
         };
         self.copied += bytes.len() as u64;
@@ -230,9 +225,9 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             w.shrank.push((path.clone(), s.padded));
         }
         w.stats.files += 1;
-        w.counts.add(s.meta.file_type());
-        w.stats.bytes += if s.meta.is_file() { s.meta.len() } else { 0 };
-        self.digest.add(rel, &s.meta, &s.target, &s.sha);
+        w.counts.add(s.kind);
+        w.stats.bytes += s.kind.content_size(s.meta.len());
+        self.digest.add(rel, s);
         let fail = |e: io::Error| Error::io("write the index of", &path, e);
         self.index.entry(&record(rel, s)).map_err(fail)
     }
@@ -264,8 +259,9 @@ fn read_copy(path: &Path, s: &Stored) -> Vec<u8> {
 fn look(path: &Path) -> Result<Option<Stored>> {
     let fail = |e: io::Error| Error::io("archive", path, e);
     let mut meta = std::fs::symlink_metadata(path).map_err(fail)?;
+    let kind = EntryKind::of_metadata(&meta);
     let (mut target, mut sha, mut same, mut padded) = (Vec::new(), Vec::new(), true, 0);
-    if meta.is_file() {
+    if kind == EntryKind::File {
         let Some(file) = open_regular(path).map_err(fail)? else {
             return Ok(None);
         };
@@ -278,13 +274,14 @@ fn look(path: &Path) -> Result<Option<Stored>> {
             .into_bytes();
         padded = exact.padded;
         same = super::unchanged_while_read(&file, &meta, padded).map_err(fail)?;
-    } else if meta.is_symlink() {
+    } else if kind == EntryKind::Symlink {
         let link = std::fs::read_link(path).map_err(fail)?;
         target = link.as_os_str().as_bytes().to_vec();
-    } else if !meta.is_dir() {
+    } else if kind != EntryKind::Folder {
         return Ok(None);
     }
     Ok(Some(Stored {
+        kind,
         meta,
         target,
         sha,
@@ -295,18 +292,11 @@ fn look(path: &Path) -> Result<Option<Stored>> {
 
 /// The index record of an entry stored at `rel`.
 fn record(rel: &Path, s: &Stored) -> Record {
-    let kind = if s.meta.is_dir() {
-        'd'
-    } else if s.meta.is_symlink() {
-        'l'
-    } else {
-        'f'
-    };
     Record {
-        kind,
+        kind: s.kind,
         mode: s.meta.mode() & 0o7777 & !0o6000,
         mtime: s.meta.mtime().max(0) as u64,
-        size: if s.meta.is_file() { s.meta.len() } else { 0 },
+        size: s.kind.content_size(s.meta.len()),
         sha256: String::from_utf8_lossy(&s.sha).into_owned(),
         path: rel.to_path_buf(),
         target: s.target.clone(),

@@ -4,7 +4,7 @@
 //! warning and exit 1: the output is right, but a check found a problem worth fixing.
 
 use super::{Context, Outcome, Printer, locate_backup};
-use crate::archive::Excludes;
+use crate::archive::{EntryKind, Excludes};
 use crate::error::{IoContext, Result, printable};
 use crate::index::Record;
 use crate::lookup::{Archive, Served};
@@ -26,19 +26,15 @@ struct Listed {
 
 impl From<Record> for Listed {
     fn from(r: Record) -> Listed {
-        let kind = match r.kind {
-            'd' => "folder",
-            'l' => "link",
-            _ => "file",
-        };
         Listed {
             path: r.path.to_string_lossy().into_owned(),
-            kind,
+            kind: r.kind.name(),
             mode: format!("{:04o}", r.mode),
             size: r.size,
             mtime: r.mtime,
             sha256: (!r.sha256.is_empty()).then_some(r.sha256),
-            target: (r.kind == 'l').then(|| String::from_utf8_lossy(&r.target).into_owned()),
+            target: (r.kind == EntryKind::Symlink)
+                .then(|| String::from_utf8_lossy(&r.target).into_owned()),
         }
     }
 }
@@ -88,9 +84,8 @@ fn outcome(served: Served, printer: &mut Printer) -> Outcome {
 /// `-rw-r--r--  1234  2024-06-01 00:00  runs/a/trades.csv` (and ` -> target` for a link).
 fn line(r: &Record) -> String {
     let kind = match r.kind {
-        'd' => 'd',
-        'l' => 'l',
-        _ => '-',
+        EntryKind::File => '-',
+        kind => kind.letter(),
     };
     let bits: String = (0..9)
         .map(|i| match r.mode & (0o400 >> i) != 0 {
@@ -103,7 +98,7 @@ fn line(r: &Record) -> String {
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string());
     let target = match r.kind {
-        'l' => format!(" -> {}", String::from_utf8_lossy(&r.target)),
+        EntryKind::Symlink => format!(" -> {}", String::from_utf8_lossy(&r.target)),
         _ => String::new(),
     };
     let path = printable(r.path.display());

@@ -336,7 +336,8 @@ fn written_counts(restored: &Path, selection: Option<&extract::Selection>) -> Re
     let mut counts = Counts::default();
     for (rel, ..) in &selection.entries {
         let path = restored.join(rel);
-        counts.add(fs::symlink_metadata(&path).at("read", &path)?.file_type());
+        let meta = fs::symlink_metadata(&path).at("read", &path)?;
+        counts.add(archive::EntryKind::of_metadata(&meta));
     }
     Ok(counts)
 }

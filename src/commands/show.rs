@@ -84,15 +84,9 @@ fn tree(path: &std::path::Path) -> std::io::Result<(Vec<TreeLine>, bool)> {
             truncated = true;
             return false;
         }
-        let kind = match entry.kind {
-            'd' => "folder",
-            'f' => "file",
-            'l' => "link",
-            _ => "other",
-        };
         lines.push(TreeLine {
             path: entry.rel.to_string_lossy().into_owned(),
-            kind,
+            kind: entry.kind.name(),
             size: entry.size,
         });
         true

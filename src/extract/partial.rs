@@ -4,7 +4,7 @@
 //! SHA-256 the index records.
 
 use super::{Extracted, Selection, unpack::unpack_all};
-use crate::archive::Excludes;
+use crate::archive::{EntryKind, Excludes};
 use crate::checksum::HashingReader;
 use crate::error::{Error, Result};
 use crate::index::{self, Record};
@@ -54,7 +54,7 @@ pub fn select_indexed(
             path,
             ..
         } = record;
-        if kind != 'f' {
+        if kind != EntryKind::File {
             segment_of.insert(key(&path), segment);
         }
         let top_folder = path.as_os_str().is_empty();
@@ -70,10 +70,10 @@ pub fn select_indexed(
                 mark(&mut partial.needed, at);
             }
         }
-        if kind == 'f' {
+        if kind == EntryKind::File {
             partial.files.push((path.clone(), size, sha256));
         }
-        let dir = kind == 'd';
+        let dir = kind == EntryKind::Folder;
         selection.entries.push((path, dir, size));
         Ok(())
     });

@@ -2,7 +2,7 @@
 //! rules of [`crate::extract`] and, when extracting, creates it.
 
 use super::{COPY_BUF, Extracted, Pick};
-use crate::archive::Stats;
+use crate::archive::{EntryKind, Stats};
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
@@ -10,7 +10,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use tar::EntryType;
 
 /// Checks (and with `root`, creates) every entry of the tar stream `tar_stream`.
 pub(super) fn unpack_all(
@@ -46,31 +45,22 @@ pub(super) fn unpack_all(
 struct Checked {
     name: String,
     rel: PathBuf,
-    kind: EntryType,
+    kind: EntryKind,
     mode: u32,
     mtime: SystemTime,
     target: Option<PathBuf>,
 }
 
-/// What an entry stored earlier is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    Folder,
-    File,
-    Symlink,
-    Other,
-}
-
 /// Every entry stored so far and what it is, keyed by [`PathSet::key`].
 #[derive(Default)]
-struct PathMap(std::collections::HashMap<u64, Seen>);
+struct PathMap(std::collections::HashMap<u64, EntryKind>);
 
 impl PathMap {
-    fn insert(&mut self, path: &Path, seen: Seen) {
+    fn insert(&mut self, path: &Path, seen: EntryKind) {
         self.0.insert(PathSet::key(path), seen);
     }
 
-    fn get(&self, path: &Path) -> Option<Seen> {
+    fn get(&self, path: &Path) -> Option<EntryKind> {
         self.0.get(&PathSet::key(path)).copied()
     }
 }
@@ -159,16 +149,10 @@ impl<'a> State<'a> {
                 None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
             },
         };
-        let seen = match checked.kind {
-            EntryType::Directory => Seen::Folder,
-            EntryType::Regular | EntryType::Continuous => Seen::File,
-            EntryType::Symlink => Seen::Symlink,
-            _ => Seen::Other,
-        };
-        if seen == Seen::File {
+        if checked.kind == EntryKind::File {
             self.stats.bytes += len;
         }
-        self.seen.insert(&checked.rel, seen);
+        self.seen.insert(&checked.rel, checked.kind);
         for parent in checked.rel.ancestors().skip(1) {
             if !self.parents.insert(parent) {
                 break;
@@ -186,7 +170,7 @@ impl<'a> State<'a> {
 
     /// Where the bytes of a file not included go because an included hard link needs them.
     fn link_source(&self, entry: &Checked) -> Option<PathBuf> {
-        let file = matches!(entry.kind, EntryType::Regular | EntryType::Continuous);
+        let file = entry.kind == EntryKind::File;
         let (_, selection) = self.include?;
         file.then(|| selection.link_sources.get(&entry.rel).cloned())
             .flatten()
@@ -205,11 +189,11 @@ impl<'a> State<'a> {
         if self.seen.get(&rel).is_some() {
             return Err(refuse("the archive stores this path twice"));
         }
-        let earlier = |a: &Path, what: fn(Seen) -> bool| self.seen.get(a).is_some_and(what);
+        let earlier = |a: &Path, what: fn(EntryKind) -> bool| self.seen.get(a).is_some_and(what);
         if let Some(link) = rel
             .ancestors()
             .skip(1)
-            .find(|a| earlier(a, |s| s == Seen::Symlink))
+            .find(|a| earlier(a, |s| s == EntryKind::Symlink))
         {
             let why = format!("it would be written through the link {}", link.display());
             return Err(refuse(&why));
@@ -217,7 +201,7 @@ impl<'a> State<'a> {
         if let Some(leaf) = rel
             .ancestors()
             .skip(1)
-            .find(|a| earlier(a, |s| s != Seen::Folder))
+            .find(|a| earlier(a, |s| s != EntryKind::Folder))
         {
             let why = format!(
                 "it would be written below {}, which is not a folder",
@@ -226,33 +210,34 @@ impl<'a> State<'a> {
             return Err(refuse(&why));
         }
         let header = entry.header();
-        let kind = header.entry_type();
-        if rel.as_os_str() == self.top && kind != EntryType::Directory {
+        let raw = header.entry_type();
+        let kind = EntryKind::of_header(raw);
+        if rel.as_os_str() == self.top && kind != EntryKind::Folder {
             return Err(refuse("the top entry must be a folder"));
         }
-        if kind != EntryType::Directory && self.parents.contains(&rel) {
+        if kind != EntryKind::Folder && self.parents.contains(&rel) {
             return Err(refuse("entries stored earlier lie below it"));
         }
         let target = match kind {
-            EntryType::Directory | EntryType::Regular | EntryType::Continuous => None,
-            EntryType::Symlink => {
+            EntryKind::Folder | EntryKind::File => None,
+            EntryKind::Symlink => {
                 let target = self.link_name(entry, &name)?;
                 symlink_stays_inside(&rel, &target).map_err(refuse)?;
                 Some(target)
             }
-            EntryType::Link => {
+            EntryKind::HardLink => {
                 let target = self.link_name(entry, &name)?;
                 let target = inside_top(&target, self.top).map_err(refuse)?;
-                if self.seen.get(&target) != Some(Seen::File) {
+                if self.seen.get(&target) != Some(EntryKind::File) {
                     return Err(refuse("a hard link must point to a file stored earlier"));
                 }
                 Some(target)
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            EntryKind::Special => {
                 return Err(refuse("device files and FIFOs are not restored"));
             }
-            other => {
-                let why = format!("unsupported entry type {:?}", other.as_byte() as char);
+            EntryKind::Other => {
+                let why = format!("unsupported entry type {:?}", raw.as_byte() as char);
                 return Err(refuse(&why));
             }
         };
@@ -282,18 +267,18 @@ impl<'a> State<'a> {
         let dest = root.join(&entry.rel);
         self.ensure_parent(&dest)?;
         match (entry.kind, &entry.target) {
-            (EntryType::Directory, _) => {
+            (EntryKind::Folder, _) => {
                 if !dest.is_dir() {
                     fs::create_dir(&dest).at("create folder", &dest)?;
                 }
                 self.made = Some(dest.clone());
                 self.dirs.push((dest, entry.mode, entry.mtime));
             }
-            (EntryType::Symlink, Some(target)) => {
+            (EntryKind::Symlink, Some(target)) => {
                 std::os::unix::fs::symlink(target, &dest).at("create link", &dest)?;
                 set_link_times(&dest, entry.mtime).at("set times of", &dest)?;
             }
-            (EntryType::Link, Some(target)) => {
+            (EntryKind::HardLink, Some(target)) => {
                 let source = self.relocated.get(target).unwrap_or(target);
                 if *source != entry.rel {
                     fs::hard_link(root.join(source), &dest).at("create link", &dest)?;

@@ -418,11 +418,13 @@ fn kept_by(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>
 /// The way on is to move the link out of the folder, not to leave it out of the copy.
 fn check_restorable(dest: &Path, strategy: &str) -> Result<()> {
     for item in archive::walk(dest, &archive::Excludes::default()) {
-        let (entry, rel) = item?;
-        if !entry.path_is_symlink() {
+        let archive::Walked {
+            path, rel, kind, ..
+        } = item?;
+        if kind != archive::EntryKind::Symlink {
             continue;
         }
-        let target = fs::read_link(entry.path()).at("read link", entry.path())?;
+        let target = fs::read_link(&path).at("read link", &path)?;
         if let Err(reason) = extract::symlink_stays_inside(&Path::new(strategy).join(&rel), &target)
         {
             return Err(Error::UnsafeDestination {
