@@ -184,3 +184,55 @@ pub fn extract_partial(
     }
     Ok(extracted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    /// The index picks what reading the archive picks, and needs only some segments.
+    #[test]
+    fn the_index_selects_what_the_archive_selects() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("s");
+        std::fs::create_dir_all(src.join("runs/a/deep")).unwrap();
+        std::fs::create_dir_all(src.join("runs/b")).unwrap();
+        for (i, name) in ["runs/a/x.csv", "runs/a/deep/y.csv", "runs/b/z.csv"]
+            .iter()
+            .enumerate()
+        {
+            let big = vec![b'a' + i as u8; index::BIG_FILE as usize + i];
+            std::fs::write(src.join(name), big).unwrap();
+        }
+        std::fs::write(src.join("top.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("top.json", src.join("runs/link")).unwrap();
+        let opts = crate::archive::Options::default();
+        let (gz, idx, _) =
+            crate::archive::write(&src, "s", Vec::new(), Vec::new(), &opts, None).unwrap();
+        let (archive, index_path) = (dir.path().join("a.tar.gz"), dir.path().join("a.idx"));
+        std::fs::write(&archive, &gz).unwrap();
+        std::fs::write(&index_path, &idx).unwrap();
+        let sha = crate::checksum::hex(&sha2::Sha256::digest(&idx));
+        for patterns in [
+            vec!["runs/a/deep"],
+            vec!["*.json", "runs/link"],
+            vec!["runs/b/z.csv", "nothing"],
+        ] {
+            let patterns: Vec<String> = patterns.into_iter().map(String::from).collect();
+            let include = Excludes::new(&patterns).unwrap();
+            let read = super::super::select(&gz[..], &archive, "s", &include).unwrap();
+            let indexed = select_indexed(&index_path, &sha, "s", &include)
+                .unwrap()
+                .unwrap();
+            assert_eq!(indexed.entries, read.entries, "{patterns:?}");
+            assert_eq!(indexed.unmatched, read.unmatched, "{patterns:?}");
+            let counted = indexed.segments_read().unwrap();
+            assert!(counted.read < counted.total, "{patterns:?}: {counted:?}");
+        }
+        assert!(
+            select_indexed(&index_path, &"0".repeat(64), "s", &Excludes::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+}
