@@ -381,15 +381,18 @@ pub(super) fn conflict(target: &Path, folder: bool) -> Result<Found> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
         other => other.at("read", target)?,
     };
-    let kind = meta.file_type();
-    Ok(match (folder, kind.is_dir(), kind.is_symlink()) {
-        (true, true, _) | (false, false, _) => Found::Fits,
-        (false, true, _) => Found::Conflict("the archive holds a file where it has a folder"),
-        (true, false, true) => Found::Conflict(
+    use archive::EntryKind;
+    Ok(match (folder, EntryKind::of_metadata(&meta)) {
+        (true, EntryKind::Folder) => Found::Fits,
+        (false, EntryKind::Folder) => {
+            Found::Conflict("the archive holds a file where it has a folder")
+        }
+        (false, _) => Found::Fits,
+        (true, EntryKind::Symlink) => Found::Conflict(
             "it is a link where the archive holds a folder; a restore never writes through a \
              link, so move the link away first",
         ),
-        (true, false, false) => Found::Conflict("the archive holds a folder where it has a file"),
+        (true, _) => Found::Conflict("the archive holds a folder where it has a file"),
     })
 }
 
