@@ -347,8 +347,8 @@ fn restore_include_with_an_index_inflates_only_the_segments_it_needs() {
     assert!(!env.path().join("bad").exists());
 }
 
-/// Without a usable index, `restore --include` reads the whole archive as before, and says
-/// no segment count.
+/// Without a usable index, `restore --include` reads the whole archive as before, says no
+/// segment count, and warns of the damaged index.
 #[test]
 fn restore_include_without_a_usable_index_reads_the_whole_archive() {
     let env = Env::new();
@@ -367,6 +367,10 @@ fn restore_include_without_a_usable_index_reads_the_whole_archive() {
     let out = env.run_code(&args, 0);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["segments_read"].is_null(), "{report}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{archive}.idx")), "{err}");
+    assert!(err.contains("resbak reindex"), "{err}");
     let want = fs::read(env.results().join("s/big/2.bin")).unwrap();
     assert_eq!(fs::read(env.path().join("part/big/2.bin")).unwrap(), want);
     // The whole archive is read, so a damaged segment anywhere is found.

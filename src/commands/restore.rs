@@ -461,6 +461,7 @@ fn extract_checked(
             (checksum, extracted, Some(read))
         }
         None => {
+            warn_damaged_index(path, index_sha256);
             let file = archive::open_file(path)?;
             let reader = progress.reader(BufReader::with_capacity(READ_BUF, file));
             let mut hashing = HashingReader::new(reader);
@@ -494,6 +495,22 @@ fn extract_checked(
         ));
     }
     Ok((written, read))
+}
+
+/// Warns when the manifest records an index for the archive at `path` that is damaged or gone:
+/// the restore reads the whole archive instead, as correct but slower.
+fn warn_damaged_index(path: &Path, index_sha256: Option<&str>) {
+    let Some(sha256) = index_sha256 else {
+        return;
+    };
+    let index = crate::index::path_for(path);
+    if crate::index::check_file(&index, sha256).is_err() {
+        let name = index.file_name().unwrap_or_default().to_string_lossy();
+        super::warn(format_args!(
+            "the index {name} is damaged or missing; read the whole archive instead; \
+             resbak reindex builds the index again"
+        ));
+    }
 }
 
 /// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its
