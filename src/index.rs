@@ -460,6 +460,27 @@ pub fn segments_of(archive: &Path, sha256: Option<&str>) -> Option<Vec<Segment>>
     Some(index.segments.into_iter().map(|s| s.segment).collect())
 }
 
+/// Why the index of the archive at `archive` cannot serve when the manifest records
+/// `sha256` for it: `the index NAME is missing`, `is damaged (...)` (a SHA-256 that differs,
+/// text that does not parse) or `cannot be read (...)`; `None` when it is intact.
+pub fn unusable(archive: &Path, sha256: &str) -> Option<String> {
+    let path = path_for(archive);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    match check_file(&path, sha256) {
+        Ok(()) => None,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Some(format!("the index {name} is missing"))
+        }
+        Err(Error::Corrupt { detail, .. }) => {
+            Some(format!("the index {name} is damaged ({detail})"))
+        }
+        Err(e) => Some(format!(
+            "the index {name} cannot be read ({})",
+            crate::error::chain(&e)
+        )),
+    }
+}
+
 /// Checks that the file at `path` has SHA-256 `sha256`.
 ///
 /// # Errors

@@ -49,20 +49,9 @@ impl Archive<'_> {
         let Some(sha) = self.index_sha256 else {
             return Found::None;
         };
-        let path = index::path_for(self.path);
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        match index::check_file(&path, sha) {
-            Ok(()) => Found::Intact(path, sha.to_string()),
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                Found::Damaged(format!("the index {name} is missing"))
-            }
-            Err(Error::Corrupt { detail, .. }) => {
-                Found::Damaged(format!("the index {name} is damaged ({detail})"))
-            }
-            Err(e) => Found::Damaged(format!(
-                "the index {name} cannot be read ({})",
-                crate::error::chain(&e)
-            )),
+        match index::unusable(self.path, sha) {
+            None => Found::Intact(index::path_for(self.path), sha.to_string()),
+            Some(why) => Found::Damaged(why),
         }
     }
 

@@ -64,17 +64,15 @@ pub fn ls(
         Ok(())
     })?;
     printer.json_report(&listed)?;
-    Ok(outcome(served, printer))
+    Ok(outcome(served))
 }
 
 /// The outcome of a read `served` so: a damaged index is warned about (with the way out) and
 /// is a problem found, though what was read is right.
-fn outcome(served: Served, printer: &mut Printer) -> Outcome {
+fn outcome(served: Served) -> Outcome {
     match served {
         Served::DamagedIndex(why) => {
-            printer.warn(format_args!(
-                "{why}; read the whole archive instead; resbak reindex builds the index again"
-            ));
+            super::warn_unusable_index(&why);
             Outcome::ProblemsFound
         }
         Served::Index | Served::Archive => Outcome::Clean,
@@ -134,5 +132,5 @@ pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> R
     let served = source.cat(&rel, &mut spool)?;
     spool.seek(SeekFrom::Start(0)).at("read", &spool_dir)?;
     std::io::copy(&mut spool, printer.raw()).at("write to", Path::new("standard output"))?;
-    Ok(outcome(served, printer))
+    Ok(outcome(served))
 }

@@ -127,13 +127,8 @@ fn tree_of(located: &Located) -> Result<Tree> {
         if let Some(tree) = diff::of_index(&located.path, index_sha256, expected)? {
             return Ok(tree);
         }
-        if index_sha256.is_some() {
-            let index = crate::index::path_for(&located.path);
-            let name = index.file_name().unwrap_or_default().to_string_lossy();
-            super::warn(format_args!(
-                "the index {name} is damaged or missing; read the whole archive instead; \
-                 resbak reindex builds the index again"
-            ));
+        if let Some(why) = index_sha256.and_then(|sha| crate::index::unusable(&located.path, sha)) {
+            super::warn_unusable_index(&why);
         }
     }
     diff::of_archive_checked(&located.path, expected.as_ref())

@@ -62,6 +62,14 @@ impl From<Outcome> for crate::ExitCode {
     }
 }
 
+/// Warns that the index the manifest records for an archive cannot serve (`why`, from
+/// [`crate::index::unusable`]), so the whole archive was read instead, with the way out.
+pub(crate) fn warn_unusable_index(why: &str) {
+    warn(format_args!(
+        "{why}; read the whole archive instead; resbak reindex builds the index again"
+    ));
+}
+
 /// Removes temp files and staging folders in `dir` whose owner died, and says so.
 pub fn clean_leftovers(dir: &Path, printer: &mut Printer) -> Result<()> {
     for leftover in crate::atomic::remove_stale(dir)? {

@@ -500,16 +500,8 @@ fn extract_checked(
 /// Warns when the manifest records an index for the archive at `path` that is damaged or gone:
 /// the restore reads the whole archive instead, as correct but slower.
 fn warn_damaged_index(path: &Path, index_sha256: Option<&str>) {
-    let Some(sha256) = index_sha256 else {
-        return;
-    };
-    let index = crate::index::path_for(path);
-    if crate::index::check_file(&index, sha256).is_err() {
-        let name = index.file_name().unwrap_or_default().to_string_lossy();
-        super::warn(format_args!(
-            "the index {name} is damaged or missing; read the whole archive instead; \
-             resbak reindex builds the index again"
-        ));
+    if let Some(why) = index_sha256.and_then(|sha| crate::index::unusable(path, sha)) {
+        super::warn_unusable_index(&why);
     }
 }
 
