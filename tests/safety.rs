@@ -817,8 +817,8 @@ fn signal_and_check(
     err
 }
 
-/// Deterministic: the file grows once the backup is known to be reading it (its handle's
-/// position is past the start and short of the end), as the shrinking-file test does.
+/// The file grows while the backup is stopped part way through reading it (see
+/// [`changing_mid_read`]), as in the shrinking-file test.
 #[test]
 fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     let env = Env::new();
@@ -845,8 +845,8 @@ fn a_file_that_changes_while_it_is_read_is_named_and_the_backup_exits_1() {
     env.run(&["verify", "--deep"]);
 }
 
-/// Runs `backup s` and calls `change` on `file` (of `len` bytes) once, when the backup's read
-/// position shows it has started reading the file and not finished; asserts that happened.
+/// Runs `backup s` and calls `change` on `file` (of `len` bytes) once, while the backup reads
+/// it to write the archive (see [`changing_mid_read`]).
 fn backup_changing_mid_read(
     env: &Env,
     file: &Path,
@@ -856,8 +856,10 @@ fn backup_changing_mid_read(
     changing_mid_read(env, &["backup", "s"], file, len, change)
 }
 
-/// Runs resbak with `args` and calls `change` on `file` (of `len` bytes) once, when the read
-/// position of resbak's handle on it shows it has started reading it and not finished.
+/// Runs resbak with `args` and calls `change` on `file` (of `len` bytes) once, while resbak
+/// is stopped part way through reading it for an archive it writes: its handle on the file is
+/// past the start and short of the end, and it has an archive open for writing in the backup
+/// folder. A read in another pass (a check of what the folder holds) goes on untouched.
 fn changing_mid_read(
     env: &Env,
     args: &[&str],
@@ -873,26 +875,91 @@ fn changing_mid_read(
         .unwrap();
     let pid = child.id();
     let file = fs::canonicalize(file).unwrap();
+    let backups = fs::canonicalize(env.path()).unwrap().join("backups");
+    let in_pass = || {
+        let mid_read = read_position(pid, &file).is_some_and(|pos| pos > 0 && pos < len);
+        mid_read && writes_archive(pid, &backups)
+    };
     std::thread::scope(|scope| {
         let changed = scope.spawn(|| {
-            loop {
-                match read_position(pid, &file) {
-                    Some(pos) if pos > 0 && pos < len => {
-                        change(&file);
-                        return true;
-                    }
-                    Some(_) => {}
-                    None if fs::read_dir(format!("/proc/{pid}/fd")).is_err() => return false,
-                    None => {}
+            while fs::read_dir(format!("/proc/{pid}/fd")).is_ok() {
+                if !in_pass() {
+                    continue;
+                }
+                // Stopped, nothing moves: the pass it is in and its position are as seen.
+                let Some(_stopped) = Stopped::new(pid) else {
+                    return false;
+                };
+                if in_pass() {
+                    change(&file);
+                    return true;
                 }
             }
+            false
         });
         let out = child.wait_with_output().unwrap();
         assert!(
             changed.join().unwrap(),
-            "the file changed while it was read"
+            "the file changed while it was read for the archive"
         );
         out
+    })
+}
+
+/// A process held with SIGSTOP until dropped, which sends SIGCONT.
+struct Stopped(nix::unistd::Pid);
+
+impl Stopped {
+    /// Stops `pid` and waits until every thread of it has stopped; `None` if it exits first.
+    fn new(pid: u32) -> Option<Stopped> {
+        use nix::sys::signal::{Signal, kill};
+        let id = nix::unistd::Pid::from_raw(pid as i32);
+        kill(id, Signal::SIGSTOP).ok()?;
+        let stopped = Stopped(id);
+        loop {
+            let states: Vec<char> = fs::read_dir(format!("/proc/{pid}/task"))
+                .ok()?
+                .flatten()
+                .filter_map(|task| fs::read_to_string(task.path().join("stat")).ok())
+                .filter_map(|stat| stat.rsplit_once(") ")?.1.chars().next())
+                .collect();
+            if states.is_empty() || states.contains(&'Z') || states.contains(&'X') {
+                return None;
+            }
+            if states.iter().all(|&s| s == 'T') {
+                return Some(stopped);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Whether `pid` has a temporary file in `backups` open for writing: an archive being written.
+fn writes_archive(pid: u32, backups: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        let Ok(target) = fs::read_link(fd.path()) else {
+            return false;
+        };
+        let temp = target.parent() == Some(backups)
+            && target
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".resbak-tmp-"));
+        let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+        let flags = fs::read_to_string(info).ok().and_then(|info| {
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            u32::from_str_radix(flags.trim(), 8).ok()
+        });
+        // O_WRONLY is 1, O_RDWR 2: the low two bits say how the file was opened.
+        temp && flags.is_some_and(|f| f & 0o3 != 0)
     })
 }
 
@@ -1120,19 +1187,21 @@ fn reindex_knows_a_safety_copy_by_its_name_with_no_manifest_left() {
 }
 
 /// A file written while `restore --force` makes its safety copy may be in the copy torn: the
-/// restore then replaces nothing, keeps the copy and says so.
+/// restore then replaces nothing, keeps the copy and says so. The folder's metadata is the
+/// backup's, so the restore first reads every file to compare contents: the file changes in
+/// the later read, for the copy, not in that one.
 #[test]
 fn a_forced_restore_whose_safety_copy_saw_a_file_change_replaces_nothing() {
     let env = Env::new();
-    env.sample("s");
-    let big = env.results().join("s/runs/big.bin");
+    let root = env.sample("s");
+    let big = root.join("runs/big.bin");
     let len: u64 = 32 << 20;
     fs::File::create(&big).unwrap().set_len(len).unwrap();
+    write(&root.join("notes.txt"), "as backed up\n");
+    crate::util::set_mtimes(&root, 1_700_000_000);
     let archive = env.backup("s");
-    write(
-        &env.results().join("s/notes.txt"),
-        "written after the backup\n",
-    );
+    write(&root.join("notes.txt"), "changed then\n");
+    crate::util::set_mtimes(&root, 1_700_000_000);
     let args = ["restore", archive.as_str(), "--force"];
     let out = changing_mid_read(&env, &args, &big, len, |file| {
         let mut file = fs::OpenOptions::new().append(true).open(file).unwrap();
@@ -1142,11 +1211,8 @@ fn a_forced_restore_whose_safety_copy_saw_a_file_change_replaces_nothing() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("changed while its safety copy"), "{err}");
     assert!(err.contains("nothing was replaced"), "{err}");
-    let notes = fs::read_to_string(env.results().join("s/notes.txt")).unwrap();
-    assert_eq!(
-        notes, "written after the backup\n",
-        "the folder is left alone"
-    );
+    let notes = fs::read_to_string(root.join("notes.txt")).unwrap();
+    assert_eq!(notes, "changed then\n", "the folder is left alone");
     assert_eq!(fs::metadata(&big).unwrap().len(), len + 5);
     assert_eq!(env.archives().len(), 2, "the safety copy is kept");
 }
