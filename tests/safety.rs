@@ -910,7 +910,8 @@ fn changing_mid_read(
 struct Stopped(nix::unistd::Pid);
 
 impl Stopped {
-    /// Stops `pid` and waits until every thread of it has stopped; `None` if it exits first.
+    /// Stops `pid` and waits until every thread of it has stopped (`t` under a debugger);
+    /// `None` if it exits first.
     fn new(pid: u32) -> Option<Stopped> {
         use nix::sys::signal::{Signal, kill};
         let id = nix::unistd::Pid::from_raw(pid as i32);
@@ -926,7 +927,7 @@ impl Stopped {
             if states.is_empty() || states.contains(&'Z') || states.contains(&'X') {
                 return None;
             }
-            if states.iter().all(|&s| s == 'T') {
+            if states.iter().all(|&s| s == 'T' || s == 't') {
                 return Some(stopped);
             }
             std::thread::yield_now();
