@@ -259,6 +259,44 @@ pub fn check_frame(file: &File, segments: &[Segment]) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks that the gzip file open as `file` holds the bytes a [`crate::pgzip::ParGzWriter`]
+/// wrote: `header`, then each of `segments` with the CRC32 of its compressed bytes (`zcrc`,
+/// computed from the bytes as they were written), then the end [`check_frame`] checks. Reads
+/// the file once, front to back.
+///
+/// # Errors
+/// An [`io::ErrorKind::InvalidData`] error saying what differs.
+pub fn check_written(file: &File, segments: &[Segment], header: &[u8; 10]) -> io::Result<()> {
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut head = [0u8; 10];
+    read_at(file, 0, &mut head)?;
+    if &head != header {
+        return Err(bad("its header is not the one written".into()));
+    }
+    check_frame(file, segments)?;
+    let mut buf = vec![0; CHECK_BUF];
+    for s in segments {
+        let (mut at, end) = (s.zoff, s.zoff + s.zlen);
+        let mut crc = crc32fast::Hasher::new();
+        while at < end {
+            let n = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
+            read_at(file, at, &mut buf[..n])?;
+            crc.update(&buf[..n]);
+            at += n as u64;
+        }
+        if crc.finalize() != s.zcrc {
+            return Err(bad(format!(
+                "the segment at byte {} is not what was written",
+                s.zoff
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes read at once by [`check_written`].
+const CHECK_BUF: usize = 128 * 1024;
+
 /// Reads exactly `buf.len()` bytes at `offset`.
 fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     file.read_exact_at(buf, offset)
@@ -305,6 +343,30 @@ mod tests {
                 .unwrap();
             assert!(read == parts.concat(), "threads {threads}");
         }
+    }
+
+    #[test]
+    fn the_written_bytes_check_finds_any_changed_byte() {
+        let (file, segments) = segmented(&parts());
+        let header = crate::pgzip::header(6);
+        check_written(file.as_file(), &segments, &header).unwrap();
+        let bytes = std::fs::read(file.path()).unwrap();
+        for at in [
+            3,
+            9,
+            10,
+            segments[4].zoff as usize + 7,
+            bytes.len() - 12,
+            bytes.len() - 5,
+        ] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            let copy = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(copy.path(), &changed).unwrap();
+            let err = check_written(copy.as_file(), &segments, &header).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "byte {at}: {err}");
+        }
+        assert!(check_written(file.as_file(), &segments, &crate::pgzip::header(9)).is_err());
     }
 
     #[test]

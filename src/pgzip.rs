@@ -183,19 +183,23 @@ struct Sink<W: Write> {
     seg_zcrc: Hasher,
 }
 
+/// The 10-byte gzip header [`ParGzWriter`] writes at `level`.
+pub fn header(level: u32) -> [u8; 10] {
+    let xfl = match level.min(9) {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN]
+}
+
 impl<W: Write> Sink<W> {
     fn new(inner: W, level: u32) -> Self {
-        let xfl = match level {
-            9 => 2,
-            1 => 4,
-            _ => 0,
-        };
-        let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN];
         Sink {
             inner,
             crc: Hasher::new(),
             size: 0,
-            header,
+            header: header(level),
             header_done: false,
             zsize: 10,
             segments: Vec::new(),
