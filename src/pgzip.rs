@@ -17,7 +17,7 @@
 //!
 //! Workers compress blocks while the caller keeps producing data; finished
 //! blocks are written to the inner writer, in order, from the caller's
-//! thread (so `W` needs no `Send`). At most `2 * threads + 2` blocks are in
+//! thread (so `W` needs no `Send`). At most `threads + 2` blocks are in
 //! flight, which keeps memory flat whatever the input size.
 
 use std::collections::BTreeMap;
@@ -147,7 +147,7 @@ fn deflate_into(
 ) -> io::Result<()> {
     let len = input.len();
     out.clear();
-    out.resize(len + (len >> 12) + (len >> 14) + 64, 0);
+    out.resize(out_bound(len), 0);
     let (mut pos_in, mut pos_out) = (0, 0);
     loop {
         let (in0, out0) = (c.total_in(), c.total_out());
@@ -166,6 +166,11 @@ fn deflate_into(
         }
         out.resize(out.len() + len / 4 + 4096, 0);
     }
+}
+
+/// The room [`deflate_into`] first gives the output of `len` input bytes.
+fn out_bound(len: usize) -> usize {
+    len + (len >> 12) + (len >> 14) + 64
 }
 
 /// The inner writer plus the running CRC32 and length of the input.
@@ -281,7 +286,7 @@ impl Pool {
             pending: BTreeMap::new(),
             submitted: 0,
             written: 0,
-            max_in_flight: 2 * threads as u64 + 2,
+            max_in_flight: threads as u64 + 2,
         };
         for i in 0..threads {
             let (rx, tx) = (Arc::clone(&job_rx), reply_tx.clone());
@@ -405,6 +410,12 @@ impl Engine {
             }
             Engine::Pool(pool) => {
                 let last = b.last;
+                if !b.copied {
+                    // Reserved here, the output buffers come from one allocator arena, not
+                    // one per worker.
+                    b.out.clear();
+                    b.out.reserve(out_bound(b.data.len()));
+                }
                 pool.submit(b)?;
                 drain(pool, sink, spare, last)
             }
