@@ -114,7 +114,7 @@ type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
 /// Reads the uncompressed bytes of `segments` of a gzip file in order, as [`Segments`] does,
 /// while up to `threads` workers inflate the next segments at the same time. Memory stays
 /// bounded: workers start a segment only when it is at most `threads` segments past the one
-/// being read, and inflate at most [`AHEAD`] chunks ahead in each.
+/// being read, and inflate at most a few chunks ahead in each.
 pub struct Parallel {
     pending: std::collections::VecDeque<Chunks>,
     chunk: Vec<u8>,

@@ -19,8 +19,9 @@ use std::io::{BufWriter, ErrorKind};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
-/// Write buffer in front of the archive file.
-const WRITE_BUF: usize = 256 * 1024;
+/// Write buffer in front of the archive file: as large as a block of the archive, so that a
+/// block copied from an earlier archive is written without a copy in between.
+const WRITE_BUF: usize = crate::pgzip::BLOCK_SIZE;
 
 /// What the catalogue records about a backup besides its bytes.
 #[derive(Debug, Clone, Default)]
