@@ -298,7 +298,7 @@ fn read_back(path: &Path, name: &str, written: &Written, level: u32) -> Result<e
 }
 
 /// Writes the archive into `tmp` and its index into `index_tmp` (the caller syncs both, see
-/// [`sync`]). The index's checksum is returned in [`Written::index`].
+/// [`sync`]). Returns what went in, and the index's checksum.
 fn write_archive(
     src: &Path,
     name: &str,
