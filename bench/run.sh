@@ -11,6 +11,8 @@
 #                          create, restic backup when installed), cat of one file vs tar -xzOf,
 #                          and ls
 #       LEVEL=6 THREADS=   resbak --level / --threads (THREADS empty: all cores)
+#       OLD_RESBAK=        another resbak binary (an earlier version, say) whose verify --deep and
+#                          restore are timed in the same run, on a copy of the same backup folder
 # The data comes from the project's own generator (examples/make_results.rs), built here with
 # resbak. Needs cargo, python3 (for the table), GNU tar, gzip, sha256sum, /usr/bin/time; pigz
 # optional, borg and restic optional (second-backup rows). As root it installs the missing Debian
@@ -48,6 +50,8 @@ need pigz || echo "bench: pigz not installed: skipping the pigz rows" >&2
 echo "building resbak and the data generator (release)" >&2
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml" --bin resbak --example make_results
 resbak="$repo/target/release/resbak"
+OLD_RESBAK=${OLD_RESBAK:-}
+[ -z "$OLD_RESBAK" ] || [ -x "$OLD_RESBAK" ] || { echo "bench: OLD_RESBAK is not executable" >&2; exit 2; }
 gen="$repo/target/release/examples/make_results"
 threads_arg=()
 [ -n "$THREADS" ] && threads_arg=(--threads "$THREADS")
@@ -143,6 +147,17 @@ for set in $SETS; do
   measure "$set" "resbak restore (shm)" - "rm -rf $shm; mkdir -p $shm" \
     "$rb restore $(basename "$archive") --to $shm/$set"
   rm -rf "$shm"
+  if [ -n "$OLD_RESBAK" ]; then
+    # The same archive, catalogued by the other binary itself (reindex), in a folder of its own.
+    ob="$work/backups-old"
+    mkdir -p "$ob" && cp "$archive" "$ob/"
+    orb="$OLD_RESBAK --results-dir $data --backup-dir $ob"
+    $orb reindex -q >/dev/null
+    measure "$set" "old verify --deep" - "true" "$orb verify --deep"
+    measure "$set" "old restore (shm)" - "rm -rf $shm; mkdir -p $shm" \
+      "$orb restore $(basename "$archive") --to $shm/$set"
+    rm -rf "$shm" "$ob"
+  fi
   [ "$SECOND" = 1 ] && second "$set" "$data" "$work" "$gz"
   rm -rf "$work"
 done
@@ -159,7 +174,8 @@ for line in open(sys.argv[1]):
 peer = {"resbak backup": "tar -czf", "resbak verify": "sha256sum",
         "resbak verify --deep": "sha256sum", "resbak restore (shm)": "tar -xzf (shm)",
         "resbak backup (2nd)": "borg create (2nd)", "resbak cat one file": "tar -xzOf one file"}
-also = {"resbak backup (2nd)": "tar -czf"}
+also = {"resbak backup (2nd)": "tar -czf", "resbak verify --deep": "old verify --deep",
+        "resbak restore (shm)": "old restore (shm)"}
 def med(s, n): return statistics.median(r[0] for r in rows[(s, n)])
 print(f"{'set':8} {'command':22} {'wall s':>8} {'cpu %':>6} {'peak RSS':>10} {'output':>12}  ratio")
 for s, n in order:

@@ -388,7 +388,12 @@ pub fn write<W: Write, I: Write>(
     reuse: Option<&mut crate::reuse::Source>,
 ) -> Result<(W, I, Written)> {
     let fail = |e: io::Error| Error::io("finish archive of", src, e);
-    let gz = ParGzWriter::new(HashingWriter::new(out), opts.level, opts.threads.max(1));
+    // Copying segments leaves a core free for the archive's SHA-256; compressing does not.
+    let out = match reuse.is_some() {
+        true => HashingWriter::in_background(out),
+        false => HashingWriter::new(out),
+    };
+    let gz = ParGzWriter::new(out, opts.level, opts.threads.max(1));
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;

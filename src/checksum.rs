@@ -47,7 +47,13 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Passes writes through to `inner`, hashing exactly the bytes `inner` accepted.
 pub struct HashingWriter<W> {
     inner: W,
-    hash: Hashing,
+    hash: Hash,
+}
+
+/// Where a [`HashingWriter`] hashes.
+enum Hash {
+    Here(Hashing),
+    Away(Background),
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -55,25 +61,120 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hash: Hashing::default(),
+            hash: Hash::Here(Hashing::default()),
+        }
+    }
+
+    /// Wraps `inner`, hashing on a thread of its own (or here, if none can be started), so
+    /// that the writer's thread only copies the bytes.
+    pub fn in_background(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hash: Background::start().map_or_else(|| Hash::Here(Hashing::default()), Hash::Away),
         }
     }
 
     /// Returns the inner writer and the checksum of everything written (the caller flushes).
     pub fn finish(self) -> (W, Checksum) {
-        (self.inner, self.hash.finish())
+        let sum = match self.hash {
+            Hash::Here(hash) => hash.finish(),
+            Hash::Away(background) => background.finish(),
+        };
+        (self.inner, sum)
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
+        match &mut self.hash {
+            Hash::Here(hash) => hash.update(&buf[..n]),
+            Hash::Away(background) => background.update(&buf[..n]),
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Bytes handed to the hashing thread of [`HashingWriter::in_background`] at once.
+const HANDED: usize = 64 * 1024;
+
+/// A SHA-256 computed on a thread of its own, fed [`HANDED`] bytes at a time; a few buffers go
+/// back and forth, so memory stays bounded.
+struct Background {
+    pending: Vec<u8>,
+    len: u64,
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<Sha256>,
+}
+
+impl Background {
+    fn start() -> Option<Background> {
+        let (full, to_hash) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (hashed, empty) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                for mut buf in to_hash {
+                    hasher.update(&buf);
+                    buf.clear();
+                    let _ = hashed.send(buf);
+                }
+                hasher
+            })
+            .ok()?;
+        Some(Background {
+            pending: Vec::with_capacity(HANDED),
+            len: 0,
+            full,
+            empty,
+            thread,
+        })
+    }
+
+    fn update(&mut self, mut buf: &[u8]) {
+        self.len += buf.len() as u64;
+        while !buf.is_empty() {
+            let n = buf.len().min(HANDED - self.pending.len());
+            self.pending.extend_from_slice(&buf[..n]);
+            buf = &buf[n..];
+            if self.pending.len() == HANDED {
+                self.hand_over();
+            }
+        }
+    }
+
+    /// Sends the pending bytes to the hashing thread, taking an empty buffer back if one is
+    /// there. The thread ends only when `full` is dropped, so the send cannot fail.
+    fn hand_over(&mut self) {
+        let next = self
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HANDED));
+        let _ = self.full.send(std::mem::replace(&mut self.pending, next));
+    }
+
+    fn finish(mut self) -> Checksum {
+        if !self.pending.is_empty() {
+            self.hand_over();
+        }
+        let Background {
+            full, thread, len, ..
+        } = self;
+        drop(full);
+        // The hashing thread only hashes: it cannot panic short of running out of memory.
+        let hasher = thread
+            .join()
+            .expect("the hashing thread ends when its input does");
+        Checksum {
+            sha256: hex(&hasher.finalize()),
+            len,
+        }
     }
 }
 
@@ -139,6 +240,27 @@ mod tests {
         assert_eq!(sum.sha256, ABC);
         assert_eq!(sum.len, 3);
     }
+
+    #[test]
+    fn a_writer_hashing_in_the_background_gives_the_same_checksum() {
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut here = HashingWriter::new(Vec::new());
+        let mut away = HashingWriter::in_background(Vec::new());
+        for chunk in data.chunks(70_001) {
+            here.write_all(chunk).unwrap();
+            away.write_all(chunk).unwrap();
+        }
+        let (_, want) = here.finish();
+        let (out, sum) = away.finish();
+        assert!(out == data);
+        assert_eq!(sum, want);
+        assert_eq!(
+            HashingWriter::in_background(Vec::new()).finish().1.sha256,
+            EMPTY
+        );
+    }
+
+    const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn reader_finish_hashes_the_unread_rest() {

@@ -103,26 +103,58 @@ impl Read for Segments {
 }
 
 /// Uncompressed bytes a worker hands over at once.
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// Chunks a worker may inflate ahead of the reader, per segment.
-const AHEAD: usize = 4;
+const AHEAD: usize = 8;
 
 /// What a worker sends for its segment: chunks, then an error if the segment is damaged.
 type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
 
 /// Reads the uncompressed bytes of `segments` of a gzip file in order, as [`Segments`] does,
 /// while up to `threads` workers inflate the next segments at the same time. Memory stays
-/// bounded: each worker inflates at most a few chunks ahead.
+/// bounded: workers start a segment only when it is at most `threads` segments past the one
+/// being read, and inflate at most a few chunks ahead in each.
 pub struct Parallel {
     pending: std::collections::VecDeque<Chunks>,
     chunk: Vec<u8>,
     pos: usize,
+    shared: std::sync::Arc<Shared>,
+}
+
+/// What [`Parallel`] and its workers share.
+struct Shared {
+    /// The segments, numbered, each with where its chunks go.
+    jobs: Jobs,
+    /// Chunk buffers the reader is done with, for the workers to fill again.
+    spares: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// The number of the segment being read, and the workers waiting to start theirs.
+    front: std::sync::Mutex<usize>,
+    moved: std::sync::Condvar,
+    /// Segments a worker may start past the front.
+    window: usize,
+}
+
+impl Shared {
+    /// Waits until segment `n` may be started.
+    fn wait_for(&self, n: usize) {
+        let mut front = self.front.lock().unwrap_or_else(|e| e.into_inner());
+        while n > front.saturating_add(self.window) {
+            front = self.moved.wait(front).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Moves the front on (to `usize::MAX` when the reader has gone).
+    fn advance(&self, to: usize) {
+        *self.front.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        self.moved.notify_all();
+    }
 }
 
 impl Parallel {
     /// Starts `threads` workers on `segments` of the gzip file open as `file`.
     pub fn new(file: &File, segments: Vec<Segment>, threads: usize) -> io::Result<Parallel> {
+        let threads = threads.max(1);
         let mut jobs = Vec::with_capacity(segments.len());
         let mut pending = std::collections::VecDeque::with_capacity(segments.len());
         for segment in segments {
@@ -130,37 +162,54 @@ impl Parallel {
             jobs.push((segment, send));
             pending.push_back(receive);
         }
-        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs.into_iter()));
-        for _ in 0..threads.max(1) {
-            let (jobs, file) = (std::sync::Arc::clone(&jobs), file.try_clone()?);
+        let shared = std::sync::Arc::new(Shared {
+            jobs: std::sync::Mutex::new(jobs.into_iter().enumerate()),
+            spares: std::sync::Mutex::new(Vec::new()),
+            front: std::sync::Mutex::new(0),
+            moved: std::sync::Condvar::new(),
+            window: threads,
+        });
+        for _ in 0..threads {
+            let (shared, file) = (std::sync::Arc::clone(&shared), file.try_clone()?);
             std::thread::Builder::new()
                 .name("inflate".into())
-                .spawn(move || work(&jobs, file))?;
+                .spawn(move || work(&shared, file))?;
         }
         Ok(Parallel {
             pending,
             chunk: Vec::new(),
             pos: 0,
+            shared,
         })
     }
 }
 
-/// The jobs of [`Parallel`]'s workers: each segment with where its chunks go.
+impl Drop for Parallel {
+    /// Lets every waiting worker go: each ends when it finds the reader gone.
+    fn drop(&mut self) {
+        self.shared.advance(usize::MAX);
+    }
+}
+
+/// The jobs of [`Parallel`]'s workers: each segment, numbered, with where its chunks go.
 type Jobs = std::sync::Mutex<
-    std::vec::IntoIter<(Segment, std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>)>,
+    std::iter::Enumerate<
+        std::vec::IntoIter<(Segment, std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>)>,
+    >,
 >;
 
-/// A worker: takes the next segment, sends its chunks, until none is left or the reader has
-/// gone.
-fn work(jobs: &Jobs, file: File) {
+/// A worker: takes the next segment, waits until it is close enough to the one being read,
+/// sends its chunks, until none is left or the reader has gone.
+fn work(shared: &Shared, file: File) {
     loop {
-        let next = match jobs.lock() {
+        let next = match shared.jobs.lock() {
             Ok(mut jobs) => jobs.next(),
             Err(_) => return,
         };
-        let Some((segment, send)) = next else {
+        let Some((n, (segment, send))) = next else {
             return;
         };
+        shared.wait_for(n);
         let file = match file.try_clone() {
             Ok(file) => file,
             Err(e) => {
@@ -170,7 +219,14 @@ fn work(jobs: &Jobs, file: File) {
         };
         let mut reader = Segments::new(file, vec![segment]);
         loop {
-            let mut chunk = vec![0; CHUNK];
+            // A chunk the reader is done with, else a new one: only a few are ever made.
+            let spare = shared
+                .spares
+                .lock()
+                .ok()
+                .and_then(|mut spares| spares.pop());
+            let mut chunk = spare.unwrap_or_default();
+            chunk.resize(CHUNK, 0);
             let sent = match read_full(&mut reader, &mut chunk) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -210,9 +266,17 @@ impl Read for Parallel {
                 return Ok(0);
             };
             match front.recv() {
-                Ok(chunk) => (self.chunk, self.pos) = (chunk?, 0),
+                Ok(chunk) => {
+                    let used = std::mem::replace(&mut self.chunk, chunk?);
+                    self.pos = 0;
+                    if let Ok(mut spares) = self.shared.spares.lock() {
+                        spares.push(used);
+                    }
+                }
                 Err(_) => {
                     self.pending.pop_front();
+                    let done = self.shared.front.lock().map_or(0, |front| *front + 1);
+                    self.shared.advance(done);
                 }
             }
         }
@@ -258,6 +322,44 @@ pub fn check_frame(file: &File, segments: &[Segment]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Checks that the gzip file open as `file` holds the bytes a [`crate::pgzip::ParGzWriter`]
+/// wrote: `header`, then each of `segments` with the CRC32 of its compressed bytes (`zcrc`,
+/// computed from the bytes as they were written), then the end [`check_frame`] checks. Reads
+/// the file once, front to back.
+///
+/// # Errors
+/// An [`io::ErrorKind::InvalidData`] error saying what differs.
+pub fn check_written(file: &File, segments: &[Segment], header: &[u8; 10]) -> io::Result<()> {
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut head = [0u8; 10];
+    read_at(file, 0, &mut head)?;
+    if &head != header {
+        return Err(bad("its header is not the one written".into()));
+    }
+    check_frame(file, segments)?;
+    let mut buf = vec![0; CHECK_BUF];
+    for s in segments {
+        let (mut at, end) = (s.zoff, s.zoff + s.zlen);
+        let mut crc = crc32fast::Hasher::new();
+        while at < end {
+            let n = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
+            read_at(file, at, &mut buf[..n])?;
+            crc.update(&buf[..n]);
+            at += n as u64;
+        }
+        if crc.finalize() != s.zcrc {
+            return Err(bad(format!(
+                "the segment at byte {} is not what was written",
+                s.zoff
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes read at once by [`check_written`].
+const CHECK_BUF: usize = 128 * 1024;
 
 /// Reads exactly `buf.len()` bytes at `offset`.
 fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -305,6 +407,30 @@ mod tests {
                 .unwrap();
             assert!(read == parts.concat(), "threads {threads}");
         }
+    }
+
+    #[test]
+    fn the_written_bytes_check_finds_any_changed_byte() {
+        let (file, segments) = segmented(&parts());
+        let header = crate::pgzip::header(6);
+        check_written(file.as_file(), &segments, &header).unwrap();
+        let bytes = std::fs::read(file.path()).unwrap();
+        for at in [
+            3,
+            9,
+            10,
+            segments[4].zoff as usize + 7,
+            bytes.len() - 12,
+            bytes.len() - 5,
+        ] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            let copy = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(copy.path(), &changed).unwrap();
+            let err = check_written(copy.as_file(), &segments, &header).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "byte {at}: {err}");
+        }
+        assert!(check_written(file.as_file(), &segments, &crate::pgzip::header(9)).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!
 //! Workers compress blocks while the caller keeps producing data; finished
 //! blocks are written to the inner writer, in order, from the caller's
-//! thread (so `W` needs no `Send`). At most `2 * threads + 2` blocks are in
+//! thread (so `W` needs no `Send`). At most `threads + 2` blocks are in
 //! flight, which keeps memory flat whatever the input size.
 
 use std::collections::BTreeMap;
@@ -147,7 +147,7 @@ fn deflate_into(
 ) -> io::Result<()> {
     let len = input.len();
     out.clear();
-    out.resize(len + (len >> 12) + (len >> 14) + 64, 0);
+    out.resize(out_bound(len), 0);
     let (mut pos_in, mut pos_out) = (0, 0);
     loop {
         let (in0, out0) = (c.total_in(), c.total_out());
@@ -168,6 +168,11 @@ fn deflate_into(
     }
 }
 
+/// The room [`deflate_into`] first gives the output of `len` input bytes.
+fn out_bound(len: usize) -> usize {
+    len + (len >> 12) + (len >> 14) + 64
+}
+
 /// The inner writer plus the running CRC32 and length of the input.
 struct Sink<W: Write> {
     inner: W,
@@ -183,19 +188,23 @@ struct Sink<W: Write> {
     seg_zcrc: Hasher,
 }
 
+/// The 10-byte gzip header [`ParGzWriter`] writes at `level`.
+pub fn header(level: u32) -> [u8; 10] {
+    let xfl = match level.min(9) {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN]
+}
+
 impl<W: Write> Sink<W> {
     fn new(inner: W, level: u32) -> Self {
-        let xfl = match level {
-            9 => 2,
-            1 => 4,
-            _ => 0,
-        };
-        let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, OS_UNKNOWN];
         Sink {
             inner,
             crc: Hasher::new(),
             size: 0,
-            header,
+            header: header(level),
             header_done: false,
             zsize: 10,
             segments: Vec::new(),
@@ -277,7 +286,7 @@ impl Pool {
             pending: BTreeMap::new(),
             submitted: 0,
             written: 0,
-            max_in_flight: 2 * threads as u64 + 2,
+            max_in_flight: threads as u64 + 2,
         };
         for i in 0..threads {
             let (rx, tx) = (Arc::clone(&job_rx), reply_tx.clone());
@@ -401,6 +410,12 @@ impl Engine {
             }
             Engine::Pool(pool) => {
                 let last = b.last;
+                if !b.copied {
+                    // Reserved here, the output buffers come from one allocator arena, not
+                    // one per worker.
+                    b.out.clear();
+                    b.out.reserve(out_bound(b.data.len()));
+                }
                 pool.submit(b)?;
                 drain(pool, sink, spare, last)
             }

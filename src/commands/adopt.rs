@@ -22,8 +22,12 @@ impl Adopter {
     /// An adopter for the manifest in `dir`, with a progress bar sized for its archives when
     /// the manifest is of the older format.
     pub fn new(dir: &Path, printer: &Printer) -> Adopter {
-        let total = Manifest::load(dir)
-            .ok()
+        Adopter::for_manifest(dir, Manifest::load(dir).ok().as_ref(), printer)
+    }
+
+    /// [`Adopter::new`] for `manifest`, the manifest in `dir` already loaded.
+    pub fn for_manifest(dir: &Path, manifest: Option<&Manifest>, printer: &Printer) -> Adopter {
+        let total = manifest
             .filter(|m| m.legacy)
             .map(|m| m.backups.iter().map(|e| e.size).sum());
         Adopter {

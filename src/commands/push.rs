@@ -64,6 +64,9 @@ pub fn after(
     printer: &mut Printer,
     run_backup: impl FnOnce(&mut Printer) -> Result<Outcome>,
 ) -> Result<Outcome> {
+    if remotes.is_empty() {
+        return run_backup(printer);
+    }
     for remote in remotes {
         remote.sealing()?;
     }

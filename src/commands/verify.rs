@@ -282,6 +282,13 @@ fn check_all(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(entries.len().max(1));
+    if threads == 1 {
+        // On this thread: the memory it freed (the manifest's) serves the check.
+        return entries
+            .iter()
+            .map(|entry| check(dir, entry, deep, progress))
+            .collect();
+    }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<(), Problem>>>> = Mutex::new(vec![None; entries.len()]);
     std::thread::scope(|scope| {

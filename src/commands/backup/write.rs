@@ -19,8 +19,9 @@ use std::io::{BufWriter, ErrorKind};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
-/// Write buffer in front of the archive file.
-const WRITE_BUF: usize = 256 * 1024;
+/// Write buffer in front of the archive file: as large as a block of the archive, so that a
+/// block copied from an earlier archive is written without a copy in between.
+const WRITE_BUF: usize = crate::pgzip::BLOCK_SIZE;
 
 /// What the catalogue records about a backup besides its bytes.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +61,9 @@ pub(crate) fn backup_folder(
     let dir = &ctx.backup_dir;
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     check_outside(ctx, src)?;
-    let mut adopter = Adopter::new(dir, printer);
+    // Loaded once here, and dropped before the archive is written.
+    let manifest = Manifest::load(dir)?;
+    let mut adopter = Adopter::for_manifest(dir, Some(&manifest), printer);
     clean_leftovers(dir, printer)?;
     let created = Utc::now();
     let mut tmp = atomic::temp_file_in(dir)?;
@@ -87,7 +90,8 @@ pub(crate) fn backup_folder(
         ..opts.clone()
     };
     let mut index_tmp = atomic::temp_file_in(dir)?;
-    let mut source = reuse_source(dir, name, &opts, printer)?;
+    let mut source = reuse_source(dir, &manifest, name, &opts, printer);
+    drop(manifest);
     let (written, index_sum, scan) = match source.as_mut() {
         Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
         None => write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts)?,
@@ -157,30 +161,26 @@ pub(crate) fn backup_folder(
 /// intact index written with the same settings. Why one cannot serve is said with `-v`.
 fn reuse_source(
     dir: &Path,
+    manifest: &Manifest,
     name: &str,
     opts: &archive::Options,
     printer: &mut Printer,
-) -> Result<Option<crate::reuse::Source>> {
-    let manifest = Manifest::load(dir)?;
-    let Some(latest) = manifest.latest_regular(name) else {
-        return Ok(None);
-    };
-    let Some(index_sha256) = &latest.index_sha256 else {
-        return Ok(None);
-    };
+) -> Option<crate::reuse::Source> {
+    let latest = manifest.latest_regular(name)?;
+    let index_sha256 = latest.index_sha256.as_ref()?;
     let path = dir.join(&latest.backup_file);
     let opened = crate::reuse::Source::open(&path, latest.size, index_sha256, name, opts.level);
     match opened {
-        Ok(Ok(source)) => Ok(Some(source)),
+        Ok(Ok(source)) => Some(source),
         Ok(Err(why)) => {
             if printer.verbose() {
                 printer.hint(format_args!("not reusing {}: {why}", latest.backup_file));
             }
-            Ok(None)
+            None
         }
         Err(e) => {
             printer.warn(format_args!("not reusing {}: {e}", latest.backup_file));
-            Ok(None)
+            None
         }
     }
 }
@@ -196,7 +196,8 @@ fn exclude_for(entry: &str) -> String {
 
 /// Writes the archive into `tmp` while a second thread reads it back from disk through its own
 /// handle (checksum, every entry, the restore policy), following the writer; the check ends
-/// with the file's last byte. Returns what was written and what the read-back found.
+/// with the file's last byte, while both files are synced. Returns what was written and what
+/// the read-back found.
 fn write_and_read_back(
     src: &Path,
     name: &str,
@@ -217,6 +218,7 @@ fn write_and_read_back(
             growth.finish();
         }
         drop(writing);
+        let synced = written.as_ref().ok().map(|_| sync(tmp, index_tmp));
         let scan = check.join().unwrap_or_else(|_| {
             Err(Error::io(
                 "read back",
@@ -225,51 +227,78 @@ fn write_and_read_back(
             ))
         });
         let (written, index_sum) = written?;
+        synced.unwrap_or(Ok(()))?;
         Ok((written, index_sum, scan))
     })
 }
 
 /// Writes the archive into `tmp`, copying unchanged segments from `source`, then reads it back
-/// from disk: the checksum of the whole file, and every segment it compressed (not those it
-/// copied, whose bytes matched the CRC32 in the earlier archive's checked index) through the
-/// restore policy. The copied segments count with what their index records.
+/// from disk while both files are synced: every byte against the CRC32 of what was written
+/// (segment by segment, with the header and the end, see [`crate::inflate::check_written`]),
+/// and every segment it compressed (not those it copied, whose bytes matched the CRC32 in the
+/// earlier archive's checked index) through the restore policy. The SHA-256 is that of the
+/// bytes written, which the read-back matched; the copied segments count with what their
+/// index records.
 fn write_then_read_back(
     src: &Path,
     name: &str,
-    tmps: (&mut NamedTempFile, &mut NamedTempFile),
+    (tmp, index_tmp): (&mut NamedTempFile, &mut NamedTempFile),
     opts: &archive::Options,
     source: &mut crate::reuse::Source,
 ) -> Result<(Written, Checksum, Result<extract::Scan>)> {
-    let path = tmps.0.path().to_path_buf();
-    let (written, index_sum) =
-        write_archive(src, name, tmps, opts, Some(source), &Growth::default())?;
+    let path = tmp.path().to_path_buf();
+    let (written, index_sum) = write_archive(
+        src,
+        name,
+        (tmp, index_tmp),
+        opts,
+        Some(source),
+        &Growth::default(),
+    )?;
+    let (tmp, index_tmp) = (&*tmp, &*index_tmp);
     let scan = std::thread::scope(|scope| {
-        let whole = scope.spawn(|| extract::scan(&path, None, &Progress::hidden()));
-        let fresh = written.segments.iter().filter(|s| !s.copied).copied();
-        let file = archive::open_file(&path)?;
-        let segments = crate::inflate::Segments::new(file, fresh.collect());
-        let stats = extract::check_tar(segments, &path, name);
-        let checksum = whole.join().unwrap_or_else(|_| {
-            Err(Error::io(
-                "read back",
-                &path,
-                std::io::Error::other("the check stopped unexpectedly"),
-            ))
-        })?;
-        let (fresh, copied) = (stats?, written.reused_stats);
-        Ok(extract::Scan {
-            checksum: checksum.checksum,
-            stats: Some(archive::Stats {
-                files: fresh.files + copied.files,
-                bytes: fresh.bytes + copied.bytes,
-            }),
-        })
+        let synced = scope.spawn(|| sync(tmp, index_tmp));
+        let scan = read_back(&path, name, &written, opts.level);
+        let stopped = std::io::Error::other("the sync stopped unexpectedly");
+        synced
+            .join()
+            .unwrap_or_else(|_| Err(Error::io("sync", &path, stopped)))?;
+        scan
     });
     Ok((written, index_sum, scan))
 }
 
-/// Writes the archive into `tmp` and its index into `index_tmp`, and syncs both. The index's
-/// checksum is returned in [`Written::index`].
+/// The read-back of [`write_then_read_back`].
+fn read_back(path: &Path, name: &str, written: &Written, level: u32) -> Result<extract::Scan> {
+    let file = archive::open_file(path)?;
+    let header = crate::pgzip::header(level);
+    let (stats, same) = std::thread::scope(|scope| {
+        let same = scope.spawn(|| crate::inflate::check_written(&file, &written.segments, &header));
+        let fresh = written.segments.iter().filter(|s| !s.copied).copied();
+        let stats = file
+            .try_clone()
+            .at("open", path)
+            .map(|file| crate::inflate::Segments::new(file, fresh.collect()))
+            .and_then(|segments| extract::check_tar(segments, path, name));
+        let stopped = || std::io::Error::other("the check stopped unexpectedly");
+        (stats, same.join().unwrap_or_else(|_| Err(stopped())))
+    });
+    same.map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("verification after writing failed: {e}"),
+    })?;
+    let (fresh, copied) = (stats?, written.reused_stats);
+    Ok(extract::Scan {
+        checksum: written.checksum.clone(),
+        stats: Some(archive::Stats {
+            files: fresh.files + copied.files,
+            bytes: fresh.bytes + copied.bytes,
+        }),
+    })
+}
+
+/// Writes the archive into `tmp` and its index into `index_tmp` (the caller syncs both, see
+/// [`sync`]). Returns what went in, and the index's checksum.
 fn write_archive(
     src: &Path,
     name: &str,
@@ -284,17 +313,19 @@ fn write_archive(
     let out = BufWriter::with_capacity(WRITE_BUF, file);
     let index_out = HashingWriter::new(BufWriter::new(index_tmp.as_file_mut()));
     let (out, index_out, written) = archive::write(src, name, out, index_out, opts, reuse)?;
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io("write", &path, e.into_error()))?
-        .into_inner();
-    file.sync_all().at("sync", &path)?;
+    out.into_inner()
+        .map_err(|e| Error::io("write", &path, e.into_error()))?;
     let (index_out, index_sum) = index_out.finish();
-    let index_file = index_out
+    index_out
         .into_inner()
         .map_err(|e| Error::io("write", &index_path, e.into_error()))?;
-    index_file.sync_all().at("sync", &index_path)?;
     Ok((written, index_sum))
+}
+
+/// Syncs the archive and its index to disk.
+fn sync(tmp: &NamedTempFile, index_tmp: &NamedTempFile) -> Result<()> {
+    tmp.as_file().sync_all().at("sync", tmp.path())?;
+    index_tmp.as_file().sync_all().at("sync", index_tmp.path())
 }
 
 /// Compares the read-back of the archive on disk with what was written: same checksum, and it
