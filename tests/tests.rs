@@ -17,6 +17,7 @@ mod list;
 mod mutation;
 mod remote;
 mod remote_crypto;
+mod remote_leftovers;
 mod restore;
 mod retention;
 mod s3;
