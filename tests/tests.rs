@@ -16,6 +16,7 @@ mod legacy;
 mod list;
 mod mutation;
 mod remote;
+mod remote_catalogue;
 mod remote_crypto;
 mod remote_leftovers;
 mod restore;
