@@ -54,18 +54,13 @@ fn push_list_pull_restore_round_trip_is_byte_identical() {
         sha256_file(&there.backups().join(&archive)),
         sha256_file(&here.backups().join(&archive))
     );
-    // The index stays beside the local archive: a pulled one is catalogued without it.
-    let mut pushed = here.manifest()["backups"].clone();
-    for entry in pushed.as_sequence_mut().unwrap() {
-        assert!(
-            entry
-                .as_mapping_mut()
-                .unwrap()
-                .remove("index_sha256")
-                .is_some()
-        );
-    }
-    assert_eq!(there.manifest()["backups"], pushed);
+    // The index travels with the archive: the pulled backup is catalogued as it was pushed.
+    assert_eq!(there.manifest()["backups"], here.manifest()["backups"]);
+    let index = format!("{archive}.idx");
+    assert_eq!(
+        sha256_file(&there.backups().join(&index)),
+        sha256_file(&here.backups().join(&index))
+    );
     assert!(
         there
             .run(&["pull", &archive, R, REMOTE])
@@ -323,10 +318,13 @@ fn prune_applies_retention_on_the_remote() {
     );
     for old in &archives[..2] {
         assert_eq!(remote.stat(old).unwrap(), None);
+        assert_eq!(remote.stat(&format!("{old}.idx")).unwrap(), None);
         assert_eq!(remote.stat(&format!("{old}.entry.yaml")).unwrap(), None);
         assert_eq!(listed_status(&env, old).as_deref(), Some("local"));
     }
     assert_eq!(listed_status(&env, &archives[2]).as_deref(), Some("both"));
+    let kept = format!("{}.idx", archives[2]);
+    assert!(remote.stat(&kept).unwrap().is_some(), "the index went up");
     assert_eq!(env.archives(), archives, "local backups are untouched");
 }
 

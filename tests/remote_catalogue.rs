@@ -1,11 +1,12 @@
 //! The remote catalogue beside the local one: `list --remote` shows local damage as `list`
 //! does, and each archive's index travels with it (pushed, pulled, checked).
 
-use crate::remote_crypto::R;
+use crate::remote_crypto::{R, configure_sealed, new_key, object_bytes, share_key};
 use crate::s3::{REMOTE, Server};
 use crate::util::{Env, flip_byte, stdout};
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 
 /// `archive -> status` from `list ... --json`, and the exit code.
 fn statuses(env: &Env, args: &[&str]) -> (BTreeMap<String, String>, Option<i32>) {
@@ -54,4 +55,140 @@ fn list_remote_shows_local_damage_as_list_does_and_exits_1() {
     let text = stdout(&out);
     assert!(text.contains("Problems: 3 of 4"), "{text}");
     assert!(text.contains("manifest says"), "{text}");
+}
+
+/// The manifest entry of `archive` in `env`.
+fn entry(env: &Env, archive: &str) -> serde_yaml::Value {
+    let manifest = env.manifest();
+    let backups = manifest["backups"].as_sequence().unwrap();
+    backups
+        .iter()
+        .find(|e| e["backup_file"].as_str() == Some(archive))
+        .unwrap()
+        .clone()
+}
+
+/// The `index_sha256` of `archive` in `env`'s manifest.
+fn index_sha(env: &Env, archive: &str) -> Option<String> {
+    entry(env, archive)["index_sha256"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn the_index_travels_encrypted_with_its_archive() {
+    let Some(server) = Server::get("the_index_travels_encrypted_with_its_archive") else {
+        return;
+    };
+    let here = Env::new();
+    let recipient = new_key(&here);
+    configure_sealed(&server, &here, &recipient);
+    here.sample("s");
+    let archive = here.backup("s");
+    let sha = index_sha(&here, &archive).expect("a new backup has an index");
+    here.run(&["push", &archive, R, REMOTE]);
+    let remote = server.remote();
+    let idx = format!("{archive}.idx");
+    assert_eq!(remote.stat(&idx).unwrap(), None, "no plaintext index");
+    let sealed = object_bytes(&server, &format!("{idx}.age"));
+    assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    let plain = fs::read(here.backups().join(&idx)).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&plain[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(
+        text.contains("runs/"),
+        "the index names the sample's paths: {text}"
+    );
+    assert!(sealed.len() > plain.len() && !sealed.ends_with(&plain));
+    let sidecar = remote.read_entry(&archive).unwrap().unwrap();
+    assert_eq!(sidecar.entry.index_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(sidecar.index.unwrap().size, sealed.len() as u64);
+
+    let there = Env::new();
+    share_key(&here, &there);
+    configure_sealed(&server, &there, &recipient);
+    there.run(&["pull", &archive, R, REMOTE]);
+    assert_eq!(fs::read(there.backups().join(&idx)).unwrap(), plain);
+    assert_eq!(index_sha(&there, &archive), Some(sha));
+    there.run(&["verify", &archive]);
+    there.run(&["verify", R, REMOTE]);
+    there.run(&["verify", R, REMOTE, "--deep"]);
+}
+
+#[test]
+fn a_backup_pushed_without_an_index_pulls_and_gets_one_built_here() {
+    let Some(server) = Server::get("a_backup_pushed_without_an_index_pulls") else {
+        return;
+    };
+    let here = Env::new();
+    server.configure(&here);
+    here.sample("s");
+    let archive = here.backup("s");
+    here.run(&["push", &archive, R, REMOTE]);
+    // What an older resbak left: the entry's index_sha256, but no index object or block.
+    let remote = server.remote();
+    let mut old = remote.read_entry(&archive).unwrap().unwrap();
+    old.index = None;
+    let text = old.render().unwrap();
+    assert!(
+        text.contains("index_sha256") && !text.contains("\nindex:"),
+        "{text}"
+    );
+    remote
+        .put_object(&format!("{archive}.entry.yaml"), text)
+        .unwrap();
+    remote.delete(&format!("{archive}.idx")).unwrap();
+    here.run(&["verify", R, REMOTE]);
+
+    let there = Env::new();
+    server.configure(&there);
+    let out = there.run(&["pull", &archive, R, REMOTE]);
+    assert!(out.contains("has no index on test"), "{out}");
+    let built = there.backups().join(format!("{archive}.idx"));
+    assert_eq!(
+        index_sha(&there, &archive),
+        Some(crate::util::sha256_file(&built))
+    );
+    there.run(&["verify", &archive]);
+    let listed = there.run(&["ls", &archive]);
+    assert!(listed.contains("runs/"), "{listed}");
+}
+
+#[test]
+fn a_missing_or_damaged_remote_index_is_reported_and_never_placed() {
+    let Some(server) = Server::get("a_missing_or_damaged_remote_index") else {
+        return;
+    };
+    let here = Env::new();
+    server.configure(&here);
+    here.sample("s");
+    let archive = here.backup("s");
+    here.run(&["push", &archive, R, REMOTE]);
+    let remote = server.remote();
+    let idx = format!("{archive}.idx");
+    let good = object_bytes(&server, &idx);
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    remote.put_object(&idx, bad).unwrap();
+    let out = stdout(&here.run_code(&["verify", R, REMOTE], 1));
+    assert!(out.contains("index object SHA-256 mismatch"), "{out}");
+
+    let there = Env::new();
+    server.configure(&there);
+    let out = there.run_code(&["pull", &archive, R, REMOTE], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not usable") && err.contains("building one here"),
+        "{err}"
+    );
+    there.run(&["verify", &archive]);
+
+    remote.delete(&idx).unwrap();
+    let out = stdout(&here.run_code(&["verify", R, REMOTE], 1));
+    assert!(out.contains("is missing"), "{out}");
+    remote.put_object(&idx, good).unwrap();
+    here.run(&["verify", R, REMOTE]);
 }

@@ -92,11 +92,10 @@ fn encrypted_round_trip_is_byte_identical_and_the_bucket_holds_ciphertext() {
         sha256_file(&there.backups().join(&archive)),
         sha256_file(&here.backups().join(&archive))
     );
-    // The index stays beside the local archive, and the metrics out of the plaintext entry: a
-    // pulled backup is catalogued without either.
+    // The metrics stay out of the plaintext entry: a pulled backup is catalogued without them
+    // (its index travels, encrypted).
     let mut pushed = here.manifest()["backups"].clone();
     for entry in pushed.as_sequence_mut().unwrap() {
-        entry.as_mapping_mut().unwrap().remove("index_sha256");
         entry.as_mapping_mut().unwrap().remove("metrics");
     }
     assert_eq!(there.manifest()["backups"], pushed);
@@ -269,6 +268,7 @@ fn the_age_tool_reads_what_resbak_pushed_and_resbak_reads_what_age_made() {
             size: bytes.len() as u64,
             sha256: crate::util::sha256_file(&by_age),
         }),
+        index: None,
     };
     let remote = server.remote();
     remote.put_object(&format!("{other}.age"), bytes).unwrap();
@@ -511,6 +511,7 @@ fn list_remote_lists_once_and_reads_a_thousand_entries() {
                     let sidecar = Sidecar {
                         entry,
                         sealed: None,
+                        index: None,
                     };
                     remote.write_entry(&sidecar).unwrap();
                 }

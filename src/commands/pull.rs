@@ -4,9 +4,12 @@
 //! encrypted copy is decrypted on the way with the remote's identity, its ciphertext hashed
 //! too); only when its size and SHA-256 are those of its remote entry is it renamed into place
 //! and added to the local manifest (under the manifest lock, like a new backup). A partial or damaged
-//! download is never registered. The archive keeps its name.
+//! download is never registered. The archive keeps its name. Its index comes with it, checked
+//! too, and is placed beside it in the same step (see `index` for a backup without one).
 
-use super::backup::place;
+mod index;
+
+use super::backup::place_with_index;
 use super::push::same;
 use super::{Context, Outcome, Printer, human_size};
 use crate::atomic;
@@ -164,14 +167,16 @@ fn fetch(
         ));
     }
     tmp.as_file().sync_all().at("sync", &tmp_path)?;
+    let index = index::index_for(remote, sidecar, keys, &tmp_path, printer)?;
+    let index_sha256 = index.as_ref().map(|(_, sha)| sha.clone());
+    let index_tmp = index.map(|(tmp, _)| tmp);
     let mut adopter = super::adopt::Adopter::new(dir, printer);
-    let placed = place(dir, tmp, &mut adopter, |manifest| {
+    let placed = place_with_index(dir, tmp, index_tmp, &mut adopter, |manifest| {
         if let Some(have) = manifest.find(&entry.backup_file) {
             check_same(ctx, have, entry)?;
         }
-        // The remote keeps no index: the archive is used without one.
         Ok(Entry {
-            index_sha256: None,
+            index_sha256,
             ..entry.clone()
         })
     })?;

@@ -4,8 +4,10 @@
 //! backup folder stays the source of truth for local work; the commands decide what to move.
 //!
 //! Layout under the remote's prefix: the archive `<name>.tar.gz` (or, encrypted to the remote's
-//! recipients, `<name>.tar.gz.age`), and beside it its sidecar `<name>.tar.gz.entry.yaml`,
-//! written only after the archive landed and was read back with the right size and SHA-256.
+//! recipients, `<name>.tar.gz.age`), its index `<name>.tar.gz.idx` (or `.idx.age`: it names
+//! every path and holds each file's SHA-256, so it is encrypted like the archive), and beside
+//! them the sidecar `<name>.tar.gz.entry.yaml`, written only after the archive and its index
+//! landed and were read back with the right size and SHA-256.
 //! The remote catalogue is the listing of those sidecars: there is no shared catalogue file
 //! that two machines could overwrite, and an archive without its sidecar (an interrupted push)
 //! is invisible.
@@ -30,7 +32,7 @@ pub use crypto::{
     ENV_IDENTITY, Identities, KeySource, Recipients, SEALED_SUFFIX, generate_file,
     generate_identity,
 };
-pub use sidecar::{ENTRY_SUFFIX, Sealed, Sidecar};
+pub use sidecar::{ENTRY_SUFFIX, IndexObject, Sealed, Sidecar};
 
 use crate::config::RemoteConfig;
 use crate::error::{Error, Result};
@@ -126,6 +128,10 @@ pub struct Catalogue {
     pub damaged: Vec<(String, String)>,
     /// Every archive object, `.tar.gz` or `.tar.gz.age` (catalogued or not), and its size.
     pub archives: BTreeMap<String, u64>,
+    /// The index objects the entries record, by archive name.
+    pub indexes: BTreeMap<String, IndexObject>,
+    /// Every index object, `.tar.gz.idx` or `.tar.gz.idx.age` (recorded or not), and its size.
+    pub index_objects: BTreeMap<String, u64>,
 }
 
 impl Catalogue {
@@ -139,6 +145,7 @@ impl Catalogue {
         self.find(name).map(|entry| Sidecar {
             entry: entry.clone(),
             sealed: self.sealed.get(name).cloned(),
+            index: self.indexes.get(name).cloned(),
         })
     }
 }
@@ -333,13 +340,22 @@ impl Remote {
                 entry_objects.push((object.clone(), archive.to_string()));
             } else if object.ends_with(".tar.gz") || object.ends_with(".tar.gz.age") {
                 catalogue.archives.insert(object, meta.size);
+            } else if object.ends_with(".tar.gz.idx") || object.ends_with(".tar.gz.idx.age") {
+                catalogue.index_objects.insert(object, meta.size);
             }
         }
         for (object, read) in self.read_entries(entry_objects)? {
             match read {
-                Ok(Sidecar { entry, sealed }) => {
+                Ok(Sidecar {
+                    entry,
+                    sealed,
+                    index,
+                }) => {
                     if let Some(sealed) = sealed {
                         catalogue.sealed.insert(entry.backup_file.clone(), sealed);
+                    }
+                    if let Some(index) = index {
+                        catalogue.indexes.insert(entry.backup_file.clone(), index);
                     }
                     catalogue.entries.push(entry);
                 }
