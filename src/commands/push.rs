@@ -197,6 +197,8 @@ fn push_one(
     printer: &mut Printer,
 ) -> Result<String> {
     let mut sidecar = remote.upload(path, entry, seal)?;
+    let object = sidecar.object();
+    let landed = remote.stat(&object)?;
     if let Some(sha256) = &entry.index_sha256 {
         let index = crate::index::path_for(path);
         match crate::index::check_file(&index, sha256) {
@@ -207,8 +209,6 @@ fn push_one(
             )),
         }
     }
-    let object = sidecar.object();
-    let landed = remote.stat(&object)?;
     remote.write_entry(&sidecar)?;
     let catalogued = remote.read_entry(&entry.backup_file)?;
     if catalogued.as_ref() != Some(&sidecar) {
