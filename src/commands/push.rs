@@ -209,6 +209,7 @@ fn push_one(
             )),
         }
     }
+    let sidecar = sidecar.within_limit();
     remote.write_entry(&sidecar)?;
     let catalogued = remote.read_entry(&entry.backup_file)?;
     if catalogued.as_ref() != Some(&sidecar) {

@@ -72,8 +72,6 @@ const ENTRY_FETCHES: usize = 16;
 /// Bound on sending one request's data (one part, or a small archive), retries included: a
 /// server that accepts a connection but stops reading must not hang resbak.
 const SEND_LIMIT: Duration = Duration::from_secs(300);
-/// Entry objects are a few hundred bytes; anything much larger is not one.
-const MAX_ENTRY_BYTES: u64 = 64 << 10;
 /// Bound on cleaning up after a failed multipart upload (the server may be gone).
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
@@ -394,7 +392,7 @@ impl Remote {
         object: &str,
     ) -> object_store::Result<std::result::Result<Bytes, String>> {
         let got = self.store.get(&self.key(object)).await?;
-        if got.meta.size > MAX_ENTRY_BYTES {
+        if got.meta.size > sidecar::MAX_BYTES {
             return Ok(Err(format!(
                 "not a resbak entry: {} bytes is too large",
                 got.meta.size
@@ -431,10 +429,18 @@ impl Remote {
     /// [`Error::Remote`] when the write fails.
     pub fn write_entry(&self, sidecar: &Sidecar) -> Result<()> {
         let name = &sidecar.entry.backup_file;
-        let text = sidecar.render().map_err(|e| Error::Remote {
+        let cannot = |e: String| Error::Remote {
             remote: self.name.clone(),
             message: format!("cannot describe {name}: {e}"),
-        })?;
+        };
+        let text = sidecar.render().map_err(cannot)?;
+        if text.len() as u64 > sidecar::MAX_BYTES {
+            let limit = sidecar::MAX_BYTES;
+            return Err(cannot(format!(
+                "its entry takes {} bytes, more than {limit}",
+                text.len()
+            )));
+        }
         let object = format!("{name}{ENTRY_SUFFIX}");
         let opts = PutOptions::from(PutMode::Create);
         let key = self.key(&object);

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 /// Suffix of the object that holds an archive's manifest entry, beside the archive.
 pub const ENTRY_SUFFIX: &str = ".entry.yaml";
+/// The largest entry object read: a few hundred bytes, or more with the headline metrics of a
+/// large sweep; anything larger is not one (and a hostile bucket cannot fill memory).
+pub const MAX_BYTES: u64 = 1 << 20;
 /// The key under which a sidecar records the encrypted object.
 const SEALED_KEY: &str = "sealed";
 /// The key under which a sidecar records the index object.
@@ -94,6 +97,17 @@ impl Sidecar {
         }
         let yaml = serde_yaml::to_string(&value).map_err(|e| e.to_string())?;
         Ok(format!("# resbak catalogue entry\n{yaml}"))
+    }
+
+    /// The sidecar as it can be stored, within [`MAX_BYTES`]: without the headline metrics
+    /// when they would make it larger (they stay in the local manifest; `metrics --refresh`
+    /// reads them back from a pulled archive).
+    pub fn within_limit(mut self) -> Sidecar {
+        let fits = |s: &Sidecar| s.render().is_ok_and(|t| t.len() as u64 <= MAX_BYTES);
+        if !fits(&self) {
+            self.entry.metrics = None;
+        }
+        self
     }
 
     /// Parses a sidecar and checks that it describes archive `name` with plain names and
@@ -276,6 +290,21 @@ mod tests {
         let mut small = sealed.clone();
         small.sealed.as_mut().unwrap().size = 1;
         assert!(Sidecar::parse(NAME, small.render().unwrap().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_entry_too_large_for_its_object_leaves_its_metrics_out() {
+        let mut big = sidecar(NAME, "s");
+        let many = (0..40_000).map(|i| (format!("runs/run_{i:05}:sharpe"), 1.5));
+        big.entry.metrics = Some(many.collect());
+        assert!(big.render().unwrap().len() as u64 > MAX_BYTES);
+        let text = big.within_limit().render().unwrap();
+        assert!(text.len() as u64 <= MAX_BYTES && !text.contains("sharpe"));
+        let back = Sidecar::parse(NAME, text.as_bytes()).unwrap();
+        assert_eq!(back.entry.metrics, None);
+        let mut some = sidecar(NAME, "s");
+        some.entry.metrics = Some([("sharpe".to_string(), 1.5)].into());
+        assert_eq!(some.clone().within_limit(), some);
     }
 
     #[test]
