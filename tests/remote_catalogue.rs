@@ -192,3 +192,27 @@ fn a_missing_or_damaged_remote_index_is_reported_and_never_placed() {
     remote.put_object(&idx, good).unwrap();
     here.run(&["verify", R, REMOTE]);
 }
+
+/// A sweep of 500 runs records 3,000 headline metrics: an entry object of about 90 KiB.
+#[test]
+fn a_large_sweep_with_its_metrics_pushes_and_pulls() {
+    let Some(server) = Server::get("a_large_sweep_with_its_metrics_pushes_and_pulls") else {
+        return;
+    };
+    let env = Env::new();
+    server.configure(&env);
+    let stats = r##"{"Sharpe Ratio": 1.5, "Return [%]": 12.5, "Max. Drawdown [%]": -3.2,
+        "# Trades": 10, "Win Rate [%]": 55.0, "Sortino Ratio": 2.1}"##;
+    for run in 0..500 {
+        let path = env
+            .results()
+            .join(format!("sweep/runs/r{run:03}/stats.json"));
+        crate::util::write(&path, stats);
+    }
+    let archive = env.backup("sweep");
+    env.run(&["push", &archive, R, REMOTE]);
+    let there = Env::new();
+    server.configure(&there);
+    there.run(&["pull", &archive, R, REMOTE]);
+    assert_eq!(entry(&there, &archive), entry(&env, &archive));
+}
