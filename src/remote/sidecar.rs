@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const ENTRY_SUFFIX: &str = ".entry.yaml";
 /// The largest entry object read: a few hundred bytes, or more with the headline metrics of a
 /// large sweep; anything larger is not one (and a hostile bucket cannot fill memory).
-pub const MAX_BYTES: u64 = 1 << 20;
+pub(super) const MAX_BYTES: u64 = 1 << 20;
 /// The key under which a sidecar records the encrypted object.
 const SEALED_KEY: &str = "sealed";
 /// The key under which a sidecar records the index object.
@@ -99,9 +99,9 @@ impl Sidecar {
         Ok(format!("# resbak catalogue entry\n{yaml}"))
     }
 
-    /// The sidecar as it can be stored, within [`MAX_BYTES`]: without the headline metrics
-    /// when they would make it larger (they stay in the local manifest; `metrics --refresh`
-    /// reads them back from a pulled archive).
+    /// The sidecar as it can be stored, within the 1 MiB an entry object may take: without the
+    /// headline metrics when they would make it larger (they stay in the local manifest;
+    /// `metrics --refresh` reads them back from a pulled archive).
     pub fn within_limit(mut self) -> Sidecar {
         let fits = |s: &Sidecar| s.render().is_ok_and(|t| t.len() as u64 <= MAX_BYTES);
         if !fits(&self) {
