@@ -3,9 +3,15 @@
 # peak memory of encrypted push and pull.
 #
 # usage: eval "$(.ci/garage-start)"; bench/remote.sh [SCRATCH_DIR]; garage_stop
-# env:  SIZE=1G  size of the generated results folder; it is backed up with --level 0, so the
-#                archive is about this size
-#       RUNS=3   runs of each; plain and encrypted alternate, starting with the other one each run
+# env:  SIZE=1800M  size of the generated results folder; backed up with --level 1 it gives an
+#                   archive of about 1 GiB
+#       RUNS=3      runs of each; plain and encrypted alternate, starting with the other one each run
+#       SEED=1      generator seed
+# Each run first backs up again with one small file at the top of the tree changed (its length
+# too), so the archive is new bytes from there on: Garage stores each block once, and a plain
+# push of bytes it already holds (an earlier run's, until its garbage collection) writes less
+# than an encrypted push, whose bytes are new every time. Level 0 is not used for the same
+# reason: Garage compresses blocks, which helps an uncompressed archive but not its ciphertext.
 # Reads RESBAK_TEST_S3_ENDPOINT, RESBAK_TEST_S3_BUCKET, RESBAK_TEST_S3_REGION, AWS_ACCESS_KEY_ID
 # and AWS_SECRET_ACCESS_KEY (as .ci/garage-start exports them). The data comes from the project's
 # own generator (examples/make_results.rs). Each run pushes under a fresh key prefix and deletes
@@ -16,8 +22,9 @@ set -euo pipefail
 : "${AWS_ACCESS_KEY_ID:?}" "${AWS_SECRET_ACCESS_KEY:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-SIZE=${SIZE:-1G}
+SIZE=${SIZE:-1800M}
 RUNS=${RUNS:-3}
+SEED=${SEED:-1}
 scratch=${1:-$(mktemp -d)}
 mkdir -p "$scratch"
 scratch=$(cd "$scratch" && pwd)
@@ -31,16 +38,17 @@ gen="$repo/target/release/examples/make_results"
 cd "$scratch"
 if [ ! -d results/bench ]; then
   echo "generating $SIZE of results" >&2
-  "$gen" results --size "$SIZE" --seed 1 --strategy bench --quiet
+  "$gen" results --size "$SIZE" --seed "$SEED" --strategy bench --quiet
 fi
 [ -f offsite.key ] || "$resbak" key generate offsite.key >/dev/null
 recipient=$(grep -o 'age1[0-9a-z]*' offsite.key | head -1)
-if [ ! -f backups/manifest.yaml ]; then
-  echo "backing up (level 0)" >&2
-  "$resbak" backup bench --level 0 >/dev/null
-fi
-archive=$(cd backups && ls bench_*.tar.gz | head -1)
-echo "archive: $archive, $(stat -c %s "backups/$archive") bytes" >&2
+# fresh RUN: a new backup with results/bench/0000_run.txt rewritten; sets $archive.
+fresh() {
+  yes "run $1 of $$" | head -c $((1000 + 4097 * $1)) > results/bench/0000_run.txt
+  "$resbak" backup bench --level 1 >/dev/null
+  archive=$(cd backups && ls -t bench_*.tar.gz | head -1)
+  echo "run $1: $archive, $(stat -c %s "backups/$archive") bytes" >&2
+}
 
 # config PREFIX: resbak.toml with remotes plain and sealed under PREFIX.
 config() {
@@ -87,8 +95,10 @@ timed() {
 
 mkdir -p there
 : > times.tsv
+sizes=""
 printf 'what\twall_s\tuser_s\tsys_s\tpeak_rss_mib\n'
 for run in $(seq 1 "$RUNS"); do
+  fresh "$run"
   prefix="resbak-bench-remote-$$-$run"
   config "$prefix"
   if [ $((run % 2)) = 1 ]; then order="plain sealed"; else order="sealed plain"; fi
@@ -101,9 +111,10 @@ for run in $(seq 1 "$RUNS"); do
   done
   rm -rf there/backups
   forget "$prefix"
+  sizes="$sizes $(stat -c %s "backups/$archive")"
 done
 
-size=$(stat -c %s "backups/$archive")
+size=$(echo $sizes | tr ' ' '\n' | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
 python3 - "$scratch/times.tsv" "$size" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
