@@ -44,7 +44,8 @@ fi
 recipient=$(grep -o 'age1[0-9a-z]*' offsite.key | head -1)
 # fresh RUN: a new backup with results/bench/0000_run.txt rewritten; sets $archive.
 fresh() {
-  yes "run $1 of $$" | head -c $((1000 + 4097 * $1)) > results/bench/0000_run.txt
+  # (yes ends on SIGPIPE, which pipefail would report)
+  { yes "run $1 of $$" || true; } | head -c $((1000 + 4097 * $1)) > results/bench/0000_run.txt
   "$resbak" backup bench --level 1 >/dev/null
   archive=$(cd backups && ls -t bench_*.tar.gz | head -1)
   echo "run $1: $archive, $(stat -c %s "backups/$archive") bytes" >&2
