@@ -18,8 +18,10 @@ fn backup_and_push(env: &Env, strategy: &str) -> String {
 
 /// The STATUS column of `archive` in `list --remote`.
 fn listed_status(env: &Env, archive: &str) -> Option<String> {
-    let out = env.run(&["list", R, REMOTE, "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Exit 1 when a local copy is missing or damaged: the rows are listed all the same.
+    let out = env.cmd(&["list", R, REMOTE, "--json"]).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     rows.as_array()
         .unwrap()
         .iter()
@@ -52,18 +54,13 @@ fn push_list_pull_restore_round_trip_is_byte_identical() {
         sha256_file(&there.backups().join(&archive)),
         sha256_file(&here.backups().join(&archive))
     );
-    // The index stays beside the local archive: a pulled one is catalogued without it.
-    let mut pushed = here.manifest()["backups"].clone();
-    for entry in pushed.as_sequence_mut().unwrap() {
-        assert!(
-            entry
-                .as_mapping_mut()
-                .unwrap()
-                .remove("index_sha256")
-                .is_some()
-        );
-    }
-    assert_eq!(there.manifest()["backups"], pushed);
+    // The index travels with the archive: the pulled backup is catalogued as it was pushed.
+    assert_eq!(there.manifest()["backups"], here.manifest()["backups"]);
+    let index = format!("{archive}.idx");
+    assert_eq!(
+        sha256_file(&there.backups().join(&index)),
+        sha256_file(&here.backups().join(&index))
+    );
     assert!(
         there
             .run(&["pull", &archive, R, REMOTE])
@@ -251,6 +248,9 @@ fn pull_never_registers_a_download_that_does_not_match() {
     let err = there.fail(&["pull", &archive, R, REMOTE], 1);
     assert!(err.contains("is corrupt"), "{err}");
     assert!(!there.backups().join("manifest.yaml").exists());
+    assert!(!there.backups().exists(), "{}", there.tree());
+    fs::create_dir(there.backups()).unwrap();
+    there.fail(&["pull", &archive, R, REMOTE], 1);
     let left: Vec<_> = fs::read_dir(there.backups()).unwrap().flatten().collect();
     assert!(
         left.iter()
@@ -318,10 +318,13 @@ fn prune_applies_retention_on_the_remote() {
     );
     for old in &archives[..2] {
         assert_eq!(remote.stat(old).unwrap(), None);
+        assert_eq!(remote.stat(&format!("{old}.idx")).unwrap(), None);
         assert_eq!(remote.stat(&format!("{old}.entry.yaml")).unwrap(), None);
         assert_eq!(listed_status(&env, old).as_deref(), Some("local"));
     }
     assert_eq!(listed_status(&env, &archives[2]).as_deref(), Some("both"));
+    let kept = format!("{}.idx", archives[2]);
+    assert!(remote.stat(&kept).unwrap().is_some(), "the index went up");
     assert_eq!(env.archives(), archives, "local backups are untouched");
 }
 

@@ -9,18 +9,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-const R: &str = "--remote";
-const KEY: &str = "offsite.key";
+pub(crate) const R: &str = "--remote";
+pub(crate) const KEY: &str = "offsite.key";
 
 /// Writes a new identity `offsite.key` in `env` with `resbak key generate`; its recipient.
-fn new_key(env: &Env) -> String {
+pub(crate) fn new_key(env: &Env) -> String {
     let out = env.run(&["key", "generate", KEY]);
     let line = out.lines().find(|l| l.starts_with("Public key: ")).unwrap();
     line["Public key: ".len()..].to_string()
 }
 
 /// Configures `env` with an encrypted remote for `recipient`, decrypting with `offsite.key`.
-fn configure_sealed(server: &Server, env: &Env, recipient: &str) {
+pub(crate) fn configure_sealed(server: &Server, env: &Env, recipient: &str) {
     server.configure_with(
         env,
         &format!("recipients = [{recipient:?}]\nidentity_file = {KEY:?}\n"),
@@ -28,12 +28,12 @@ fn configure_sealed(server: &Server, env: &Env, recipient: &str) {
 }
 
 /// Copies the identity of `from` into `to`.
-fn share_key(from: &Env, to: &Env) {
+pub(crate) fn share_key(from: &Env, to: &Env) {
     fs::copy(from.path().join(KEY), to.path().join(KEY)).unwrap();
 }
 
 /// The whole object `name` on the remote.
-fn object_bytes(server: &Server, name: &str) -> Vec<u8> {
+pub(crate) fn object_bytes(server: &Server, name: &str) -> Vec<u8> {
     server
         .remote()
         .read_archive(name, |r| {
@@ -92,11 +92,10 @@ fn encrypted_round_trip_is_byte_identical_and_the_bucket_holds_ciphertext() {
         sha256_file(&there.backups().join(&archive)),
         sha256_file(&here.backups().join(&archive))
     );
-    // The index stays beside the local archive, and the metrics out of the plaintext entry: a
-    // pulled backup is catalogued without either.
+    // The metrics stay out of the plaintext entry: a pulled backup is catalogued without them
+    // (its index travels, encrypted).
     let mut pushed = here.manifest()["backups"].clone();
     for entry in pushed.as_sequence_mut().unwrap() {
-        entry.as_mapping_mut().unwrap().remove("index_sha256");
         entry.as_mapping_mut().unwrap().remove("metrics");
     }
     assert_eq!(there.manifest()["backups"], pushed);
@@ -269,6 +268,7 @@ fn the_age_tool_reads_what_resbak_pushed_and_resbak_reads_what_age_made() {
             size: bytes.len() as u64,
             sha256: crate::util::sha256_file(&by_age),
         }),
+        index: None,
     };
     let remote = server.remote();
     remote.put_object(&format!("{other}.age"), bytes).unwrap();
@@ -420,9 +420,25 @@ fn key_generate_writes_a_private_file_once() {
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let before = fs::read(&path).unwrap();
-    let err = env.fail(&["key", "generate", KEY], 2);
-    assert!(err.contains(KEY), "{err}");
-    assert_eq!(fs::read(&path).unwrap(), before);
+    let before_files = crate::util::paths(env.path());
+    for _ in 0..2 {
+        let out = env.run_code(&["key", "generate", KEY], 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.stdout.is_empty(), "{}", stdout(&out));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(KEY) && err.contains("already exists"), "{err}");
+        assert!(
+            !err.contains("age1") && !err.contains("second copy"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(
+            crate::util::paths(env.path()),
+            before_files,
+            "{}",
+            env.tree()
+        );
+    }
     let printed = env.run(&["key", "generate"]);
     assert!(printed.contains("AGE-SECRET-KEY-1"), "{printed}");
     assert!(!Path::new(&env.path().join("key")).exists());
@@ -495,6 +511,7 @@ fn list_remote_lists_once_and_reads_a_thousand_entries() {
                     let sidecar = Sidecar {
                         entry,
                         sealed: None,
+                        index: None,
                     };
                     remote.write_entry(&sidecar).unwrap();
                 }

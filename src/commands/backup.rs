@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub(crate) use write::{About, backup_folder, place};
+pub(crate) use write::{About, backup_folder, place_with_index};
 
 /// Options of `resbak backup`.
 #[derive(Debug, Clone, Default)]

@@ -166,10 +166,7 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.
 pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
     let manifest = Manifest::load(backup_dir)?;
-    let checks = Checks::load(backup_dir).unwrap_or_else(|e| {
-        super::warn(format_args!("ignoring the recorded verify results: {e}"));
-        Checks::default()
-    });
+    let checks = recorded_checks(backup_dir);
     let wanted = |s: &str| strategy.is_none_or(|w| w == s);
     let mut rows: Vec<Row> = manifest
         .sorted()
@@ -205,6 +202,14 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// The verify results recorded beside the manifest; none (with a warning) if unreadable.
+fn recorded_checks(backup_dir: &Path) -> Checks {
+    Checks::load(backup_dir).unwrap_or_else(|e| {
+        super::warn(format_args!("ignoring the recorded verify results: {e}"));
+        Checks::default()
+    })
 }
 
 /// The row of a catalogued backup here: its file's presence and size now, and its last verify
@@ -488,11 +493,17 @@ pub fn run_remote(
         ))?;
     } else {
         print_table(&rows, &columns, printer)?;
+        print_problems(&rows, printer)?;
+    }
+    let mut outcome = Outcome::Clean;
+    if let Some(summary) = summary(&rows) {
+        printer.problem(summary)?;
+        outcome = Outcome::ProblemsFound;
     }
     // Same name, other bytes: one of the two copies is not the backup it claims to be.
     let conflicts = rows.iter().filter(|r| r.status == "conflict").count();
     if conflicts == 0 {
-        return Ok(Outcome::Clean);
+        return Ok(outcome);
     }
     printer.problem(format_args!(
         "Problems: {} here and on {} with other bytes (conflict); run resbak verify and resbak verify --remote {}",
@@ -516,28 +527,57 @@ pub fn remote_rows(
         printer.warn(format_args!("skipping {}: {problem}", remote.url(object)));
     }
     let local = Manifest::load(backup_dir)?;
+    let checks = recorded_checks(backup_dir);
     let mut both: BTreeMap<&str, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
-    let present = local
-        .backups
-        .iter()
-        .filter(|e| backup_dir.join(&e.backup_file).is_file());
-    for e in present {
+    for e in &local.backups {
         both.entry(&e.backup_file).or_default().0 = Some(e);
     }
     for e in &catalogue.entries {
         both.entry(&e.backup_file).or_default().1 = Some(e);
     }
-    let mut rows: Vec<(&Entry, &'static str)> = both
+    let mut rows: Vec<Row> = both
         .into_values()
         .filter_map(|sides| match sides {
-            (Some(l), Some(r)) if l.sha256 == r.sha256 && l.size == r.size => Some((r, "both")),
-            (Some(_), Some(r)) => Some((r, "conflict")),
-            (Some(l), None) => Some((l, "local")),
-            (None, Some(r)) => Some((r, "remote")),
+            (Some(l), Some(r)) if !super::push::same(l, r) => Some(entry_row(r, "conflict")),
+            (Some(l), there) => Some(local_side(backup_dir, l, checks.of(l), there, remote)),
+            (None, Some(r)) => Some(entry_row(r, "remote")),
             (None, None) => None,
         })
-        .filter(|(e, _)| strategy.is_none_or(|s| s == e.strategy))
+        .filter(|row| strategy.is_none_or(|s| row.strategy.as_deref() == Some(s)))
         .collect();
-    rows.sort_by(|a, b| (&a.0.strategy, a.0.created).cmp(&(&b.0.strategy, b.0.created)));
-    Ok(rows.into_iter().map(|(e, s)| entry_row(e, s)).collect())
+    rows.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
+    Ok(rows)
+}
+
+/// The row of a backup catalogued here, with `there` its remote entry if the remote holds the
+/// same bytes: `both` or `local`, or, when the local copy is `missing` or `failed` as plain
+/// `list` sees it (file, size, recorded verify results), that status and its problem.
+fn local_side(
+    backup_dir: &Path,
+    entry: &Entry,
+    check: Option<&Check>,
+    there: Option<&Entry>,
+    remote: &Remote,
+) -> Row {
+    let row = local_row(backup_dir, entry, check);
+    if !matches!(row.status, "missing" | "failed") {
+        return entry_row(entry, if there.is_some() { "both" } else { "local" });
+    }
+    let here = row
+        .problem
+        .clone()
+        .unwrap_or_else(|| "archive file is missing".into());
+    let problem = match there {
+        Some(_) => format!(
+            "{here} here; {} holds an intact copy (resbak pull {} --remote {} after moving this one away)",
+            remote.name(),
+            entry.backup_file,
+            remote.name()
+        ),
+        None => format!("{here} here"),
+    };
+    Row {
+        problem: Some(problem),
+        ..row
+    }
 }

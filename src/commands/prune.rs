@@ -169,13 +169,19 @@ pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -
     Ok(outcome(&pruned))
 }
 
-/// Deletes one remote backup: its entry object, then its archive object.
+/// Deletes one remote backup: its entry object, then its archive and index objects.
 fn remove_remote(remote: &Remote, entry: &Entry) -> std::result::Result<(), String> {
     let entry_object = format!("{}{}", entry.backup_file, crate::remote::ENTRY_SUFFIX);
     remote.delete(&entry_object).map_err(|e| e.to_string())?;
-    let sealed = format!("{}{}", entry.backup_file, crate::remote::SEALED_SUFFIX);
-    [entry.backup_file.as_str(), &sealed]
-        .into_iter()
-        .try_for_each(|object| remote.delete(object))
-        .map_err(|e| format!("its entry was removed, but the archive object was left behind: {e}"))
+    let index = crate::index::file_name(&entry.backup_file);
+    let sealed = |name: &str| format!("{name}{}", crate::remote::SEALED_SUFFIX);
+    [
+        entry.backup_file.clone(),
+        sealed(&entry.backup_file),
+        sealed(&index),
+        index,
+    ]
+    .iter()
+    .try_for_each(|object| remote.delete(object))
+    .map_err(|e| format!("its entry was removed, but the archive object was left behind: {e}"))
 }

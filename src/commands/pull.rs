@@ -4,16 +4,20 @@
 //! encrypted copy is decrypted on the way with the remote's identity, its ciphertext hashed
 //! too); only when its size and SHA-256 are those of its remote entry is it renamed into place
 //! and added to the local manifest (under the manifest lock, like a new backup). A partial or damaged
-//! download is never registered. The archive keeps its name.
+//! download is never registered. The archive keeps its name. Its index comes with it, checked
+//! too, and is placed beside it in the same step (see `index` for a backup without one).
 
-use super::backup::place;
+mod index;
+
+use super::backup::place_with_index;
 use super::push::same;
 use super::{Context, Outcome, Printer, human_size};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Entry, Manifest};
-use crate::remote::{Remote, Sidecar};
+use crate::remote::{Identities, Remote, Sidecar};
 use std::io::{BufWriter, ErrorKind};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Write buffer in front of the downloaded file.
@@ -85,25 +89,63 @@ pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) ->
     Ok(placed)
 }
 
-/// Downloads into a temp file, checks it against `sidecar`, then renames and registers it.
+/// Downloads into a temp file, checks it against `sidecar`, then renames and registers it. On
+/// failure nothing it made stays: the temp file goes, and so does the backup folder if it made it.
 fn download(
     ctx: &Context,
     remote: &Remote,
     sidecar: &Sidecar,
     printer: &mut Printer,
 ) -> Result<Entry> {
-    let entry = &sidecar.entry;
     let keys = match sidecar.sealed {
         Some(_) => Some(remote.identities()?),
         None => None,
     };
     let dir = &ctx.backup_dir;
+    let made = make_folder(dir)?;
+    let fetched = fetch(ctx, remote, sidecar, keys.as_ref(), printer);
+    if fetched.is_err()
+        && let Some(top) = made
+    {
+        unmake_folder(dir, &top);
+    }
+    fetched
+}
+
+/// Makes `dir` and any missing parents; the outermost folder made, if any.
+fn make_folder(dir: &Path) -> Result<Option<PathBuf>> {
+    let missing = |d: &&Path| !d.as_os_str().is_empty() && !d.exists();
+    let top = dir.ancestors().take_while(missing).last();
+    let top = top.map(Path::to_path_buf);
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    Ok(top)
+}
+
+/// Removes the folders [`make_folder`] made, from `dir` up to `top`, each only while it is
+/// empty (a lock file or anything another run put there keeps it).
+fn unmake_folder(dir: &Path, top: &Path) {
+    for folder in dir.ancestors() {
+        if std::fs::remove_dir(folder).is_err() || folder == top {
+            return;
+        }
+    }
+}
+
+/// [`download`] once the backup folder exists.
+fn fetch(
+    ctx: &Context,
+    remote: &Remote,
+    sidecar: &Sidecar,
+    keys: Option<&Identities>,
+    printer: &mut Printer,
+) -> Result<Entry> {
+    let entry = &sidecar.entry;
+    let dir = &ctx.backup_dir;
     super::clean_leftovers(dir, printer)?;
     let mut tmp = atomic::temp_file_in(dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let out = BufWriter::with_capacity(WRITE_BUF, tmp.as_file_mut());
-    let (sum, object) = remote.download(sidecar, keys.as_ref(), out, &tmp_path)?;
+    let (sum, object) = remote.download(sidecar, keys, out, &tmp_path)?;
     let (size, sha256) = sidecar.object_digest();
     let url = remote.url(&sidecar.object());
     if object.len != size || object.sha256 != sha256 {
@@ -125,14 +167,16 @@ fn download(
         ));
     }
     tmp.as_file().sync_all().at("sync", &tmp_path)?;
+    let index = index::index_for(remote, sidecar, keys, &tmp_path, printer)?;
+    let index_sha256 = index.as_ref().map(|(_, sha)| sha.clone());
+    let index_tmp = index.map(|(tmp, _)| tmp);
     let mut adopter = super::adopt::Adopter::new(dir, printer);
-    let placed = place(dir, tmp, &mut adopter, |manifest| {
+    let placed = place_with_index(dir, tmp, index_tmp, &mut adopter, |manifest| {
         if let Some(have) = manifest.find(&entry.backup_file) {
             check_same(ctx, have, entry)?;
         }
-        // The remote keeps no index: the archive is used without one.
         Ok(Entry {
-            index_sha256: None,
+            index_sha256,
             ..entry.clone()
         })
     })?;

@@ -3,7 +3,8 @@
 //! Only archives the remote's catalogue lacks are uploaded. Each one is hashed while it is sent
 //! (a local archive that no longer matches its manifest entry is never completed), read back
 //! from the remote (size and SHA-256 must be the entry's), and only then catalogued there by
-//! writing its entry object. A push that fails leaves no catalogue entry. A remote with
+//! writing its entry object. The archive's index (`NAME.tar.gz.idx`) goes up with it, encrypted
+//! like it, and is recorded in the entry object. A push that fails leaves no catalogue entry. A remote with
 //! recipients gets each archive encrypted while it streams up (`<name>.tar.gz.age`); one
 //! without them takes plaintext only when configured with `encrypt = false`.
 
@@ -141,7 +142,7 @@ fn push(
             continue;
         }
         let started = Instant::now();
-        let pushed = push_one(remote, &path, entry, seal);
+        let pushed = push_one(remote, &path, entry, seal, printer);
         for note in remote.take_notes() {
             printer.warn(note);
         }
@@ -187,19 +188,31 @@ fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -
     Ok(())
 }
 
-/// Uploads one archive (encrypted to `seal` when given) and, once what landed is checked,
-/// catalogues it on the remote; returns the object's name. The sidecar is written with a
-/// conditional create, then both objects are looked at again: on a server that ignores the
+/// Uploads one archive (encrypted to `seal` when given) and its index and, once what landed is
+/// checked, catalogues it on the remote; returns the object's name. The sidecar is written with
+/// a conditional create, then both objects are looked at again: on a server that ignores the
 /// condition, a push of the same name from elsewhere that replaced either is caught here.
 fn push_one(
     remote: &Remote,
     path: &Path,
     entry: &Entry,
     seal: Option<&Recipients>,
+    printer: &mut Printer,
 ) -> Result<String> {
-    let sidecar = remote.upload(path, entry, seal)?;
+    let mut sidecar = remote.upload(path, entry, seal)?;
     let object = sidecar.object();
     let landed = remote.stat(&object)?;
+    if let Some(sha256) = &entry.index_sha256 {
+        let index = crate::index::path_for(path);
+        match crate::index::check_file(&index, sha256) {
+            Ok(()) => remote.upload_index(&index, sha256, &mut sidecar, seal)?,
+            Err(e) => printer.warn(format_args!(
+                "pushing {} without its index: {e} (resbak reindex builds it again)",
+                entry.backup_file
+            )),
+        }
+    }
+    let sidecar = sidecar.within_limit();
     remote.write_entry(&sidecar)?;
     let catalogued = remote.read_entry(&entry.backup_file)?;
     if catalogued.as_ref() != Some(&sidecar) {

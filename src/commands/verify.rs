@@ -1,6 +1,8 @@
 //! `resbak verify`: prove archives are intact against the manifest, and record each result
 //! beside it (see [`checks::Checks`]).
 
+mod remote_index;
+
 use super::{Context, Located, Outcome, Printer, locate, strategy_of, unknown_name};
 use crate::archive::Stats;
 use crate::checks;
@@ -585,8 +587,9 @@ pub fn run_remote(
     Ok(report.outcome(all))
 }
 
-/// Checks one remote backup. The outer error is a failure to talk to the remote (or a key
-/// that does not open it); the inner one says exactly what is wrong with the backup.
+/// Checks one remote backup, then the index pushed with it. The outer error is a failure to
+/// talk to the remote (or a key that does not open it); the inner one says exactly what is
+/// wrong with the backup.
 fn check_remote(
     remote: &Remote,
     catalogue: &Catalogue,
@@ -598,6 +601,21 @@ fn check_remote(
         let missing = Problem::new(ProblemKind::Missing, "its entry is gone");
         return Ok(Err(missing));
     };
+    match check_remote_archive(remote, catalogue, &sidecar, deep, keys)? {
+        Ok(()) => remote_index::check(remote, catalogue, &sidecar, keys.filter(|_| deep)),
+        problem => Ok(problem),
+    }
+}
+
+/// The archive part of [`check_remote`].
+fn check_remote_archive(
+    remote: &Remote,
+    catalogue: &Catalogue,
+    sidecar: &crate::remote::Sidecar,
+    deep: bool,
+    keys: Option<&Identities>,
+) -> crate::error::Result<Result<(), Problem>> {
+    let entry = &sidecar.entry;
     let object = sidecar.object();
     let (size, sha256) = sidecar.object_digest();
     match catalogue.archives.get(&object) {
@@ -613,7 +631,7 @@ fn check_remote(
     }
     let url = remote.url(&entry.backup_file);
     let keys = keys.filter(|_| deep);
-    let (read, object_sum) = remote.read_backup(&sidecar, keys, |plain| {
+    let (read, object_sum) = remote.read_backup(sidecar, keys, |plain| {
         let mut hashing = HashingReader::new(BufReader::with_capacity(1 << 18, plain));
         let stats = deep.then(|| extract::check(&mut hashing, Path::new(&url), &entry.strategy));
         (stats.transpose(), hashing.finish())

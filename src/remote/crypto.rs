@@ -410,6 +410,13 @@ pub fn generate_identity() -> (String, String) {
 /// # Errors
 /// [`Error::Io`] when `path` exists or cannot be written.
 pub fn generate_file(path: &Path) -> Result<String> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        let exists = io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it already exists, and an identity is never written over a file",
+        );
+        return Err(Error::io("write a new identity to", path, exists));
+    }
     let (text, recipient) = generate_identity();
     let dir = crate::atomic::parent_dir(path);
     let mut tmp = crate::atomic::temp_file_with_mode(dir, 0o600)?;

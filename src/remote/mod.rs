@@ -4,8 +4,10 @@
 //! backup folder stays the source of truth for local work; the commands decide what to move.
 //!
 //! Layout under the remote's prefix: the archive `<name>.tar.gz` (or, encrypted to the remote's
-//! recipients, `<name>.tar.gz.age`), and beside it its sidecar `<name>.tar.gz.entry.yaml`,
-//! written only after the archive landed and was read back with the right size and SHA-256.
+//! recipients, `<name>.tar.gz.age`), its index `<name>.tar.gz.idx` (or `.idx.age`: it names
+//! every path and holds each file's SHA-256, so it is encrypted like the archive), and beside
+//! them the sidecar `<name>.tar.gz.entry.yaml`, written only after the archive and its index
+//! landed and were read back with the right size and SHA-256.
 //! The remote catalogue is the listing of those sidecars: there is no shared catalogue file
 //! that two machines could overwrite, and an archive without its sidecar (an interrupted push)
 //! is invisible.
@@ -30,7 +32,7 @@ pub use crypto::{
     ENV_IDENTITY, Identities, KeySource, Recipients, SEALED_SUFFIX, generate_file,
     generate_identity,
 };
-pub use sidecar::{ENTRY_SUFFIX, Sealed, Sidecar};
+pub use sidecar::{ENTRY_SUFFIX, IndexObject, Sealed, Sidecar};
 
 use crate::config::RemoteConfig;
 use crate::error::{Error, Result};
@@ -70,8 +72,6 @@ const ENTRY_FETCHES: usize = 16;
 /// Bound on sending one request's data (one part, or a small archive), retries included: a
 /// server that accepts a connection but stops reading must not hang resbak.
 const SEND_LIMIT: Duration = Duration::from_secs(300);
-/// Entry objects are a few hundred bytes; anything much larger is not one.
-const MAX_ENTRY_BYTES: u64 = 64 << 10;
 /// Bound on cleaning up after a failed multipart upload (the server may be gone).
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
@@ -126,6 +126,10 @@ pub struct Catalogue {
     pub damaged: Vec<(String, String)>,
     /// Every archive object, `.tar.gz` or `.tar.gz.age` (catalogued or not), and its size.
     pub archives: BTreeMap<String, u64>,
+    /// The index objects the entries record, by archive name.
+    pub indexes: BTreeMap<String, IndexObject>,
+    /// Every index object, `.tar.gz.idx` or `.tar.gz.idx.age` (recorded or not), and its size.
+    pub index_objects: BTreeMap<String, u64>,
 }
 
 impl Catalogue {
@@ -139,6 +143,7 @@ impl Catalogue {
         self.find(name).map(|entry| Sidecar {
             entry: entry.clone(),
             sealed: self.sealed.get(name).cloned(),
+            index: self.indexes.get(name).cloned(),
         })
     }
 }
@@ -333,13 +338,22 @@ impl Remote {
                 entry_objects.push((object.clone(), archive.to_string()));
             } else if object.ends_with(".tar.gz") || object.ends_with(".tar.gz.age") {
                 catalogue.archives.insert(object, meta.size);
+            } else if object.ends_with(".tar.gz.idx") || object.ends_with(".tar.gz.idx.age") {
+                catalogue.index_objects.insert(object, meta.size);
             }
         }
         for (object, read) in self.read_entries(entry_objects)? {
             match read {
-                Ok(Sidecar { entry, sealed }) => {
+                Ok(Sidecar {
+                    entry,
+                    sealed,
+                    index,
+                }) => {
                     if let Some(sealed) = sealed {
                         catalogue.sealed.insert(entry.backup_file.clone(), sealed);
+                    }
+                    if let Some(index) = index {
+                        catalogue.indexes.insert(entry.backup_file.clone(), index);
                     }
                     catalogue.entries.push(entry);
                 }
@@ -378,7 +392,7 @@ impl Remote {
         object: &str,
     ) -> object_store::Result<std::result::Result<Bytes, String>> {
         let got = self.store.get(&self.key(object)).await?;
-        if got.meta.size > MAX_ENTRY_BYTES {
+        if got.meta.size > sidecar::MAX_BYTES {
             return Ok(Err(format!(
                 "not a resbak entry: {} bytes is too large",
                 got.meta.size
@@ -415,10 +429,18 @@ impl Remote {
     /// [`Error::Remote`] when the write fails.
     pub fn write_entry(&self, sidecar: &Sidecar) -> Result<()> {
         let name = &sidecar.entry.backup_file;
-        let text = sidecar.render().map_err(|e| Error::Remote {
+        let cannot = |e: String| Error::Remote {
             remote: self.name.clone(),
             message: format!("cannot describe {name}: {e}"),
-        })?;
+        };
+        let text = sidecar.render().map_err(cannot)?;
+        if text.len() as u64 > sidecar::MAX_BYTES {
+            let limit = sidecar::MAX_BYTES;
+            return Err(cannot(format!(
+                "its entry takes {} bytes, more than {limit}",
+                text.len()
+            )));
+        }
         let object = format!("{name}{ENTRY_SUFFIX}");
         let opts = PutOptions::from(PutMode::Create);
         let key = self.key(&object);

@@ -4,7 +4,7 @@
 
 use super::crypto::{Identities, Recipients, Sealing};
 use super::diagnosis::one_line;
-use super::sidecar::{Sealed, Sidecar, object_name};
+use super::sidecar::{IndexObject, Sealed, Sidecar, object_name};
 use super::{ABORT_WAIT, MAX_PARTS, PART_SIZE, PARTS_IN_FLIGHT, Remote, SEND_LIMIT};
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
@@ -33,16 +33,79 @@ impl Remote {
     /// [`Error::Remote`] or [`Error::Io`] when moving the bytes fails. A
     /// failed multipart upload is aborted, so no object appears.
     pub fn upload(&self, file: &Path, entry: &Entry, seal: Option<&Recipients>) -> Result<Sidecar> {
+        let object = object_name(&entry.backup_file, seal.is_some());
+        let sent = self.send(file, &object, (entry.size, &entry.sha256), seal)?;
+        let sealed = seal.map(|_| Sealed {
+            format: "age".into(),
+            size: sent.len,
+            sha256: sent.sha256,
+        });
+        // Next to an encrypted copy, the entry says nothing of the results themselves: their
+        // headline metrics and note stay in the local manifest (`metrics --refresh` reads the
+        // metrics back from a pulled archive). The index is recorded once it is pushed too.
+        let entry = match sealed {
+            Some(_) => Entry {
+                metrics: None,
+                note: None,
+                index_sha256: None,
+                ..entry.clone()
+            },
+            None => Entry {
+                index_sha256: None,
+                ..entry.clone()
+            },
+        };
+        Ok(Sidecar {
+            entry,
+            sealed,
+            index: None,
+        })
+    }
+
+    /// Uploads the index file at `file`, whose SHA-256 must be `sha256`, beside the archive of
+    /// `sidecar` (encrypted to `seal` when given, as the archive is), reads it back, and
+    /// records it in `sidecar`.
+    ///
+    /// # Errors
+    /// As [`Remote::upload`].
+    pub fn upload_index(
+        &self,
+        file: &Path,
+        sha256: &str,
+        sidecar: &mut Sidecar,
+        seal: Option<&Recipients>,
+    ) -> Result<()> {
+        let size = std::fs::metadata(file).at("read", file)?.len();
+        let name = crate::index::file_name(&sidecar.entry.backup_file);
+        let object = object_name(&name, seal.is_some());
+        let sent = self.send(file, &object, (size, sha256), seal)?;
+        sidecar.entry.index_sha256 = Some(sha256.to_string());
+        sidecar.index = Some(IndexObject {
+            size: sent.len,
+            sha256: sent.sha256,
+        });
+        Ok(())
+    }
+
+    /// Sends the file at `file`, which must have the size and SHA-256 `expected`, as `object`
+    /// (encrypted to `seal` when given), then reads back what landed. Returns the checksum of
+    /// the object.
+    fn send(
+        &self,
+        file: &Path,
+        object: &str,
+        expected: (u64, &str),
+        seal: Option<&Recipients>,
+    ) -> Result<Checksum> {
         let source = File::open(file).at("open", file)?;
         let size = source.metadata().at("read", file)?.len();
-        if size != entry.size {
+        if size != expected.0 {
             return Err(Error::corrupt(
                 file,
-                format!("size is {size} bytes, manifest says {}", entry.size),
+                format!("size is {size} bytes, manifest says {}", expected.0),
             ));
         }
-        let object = object_name(&entry.backup_file, seal.is_some());
-        let key = self.key(&object);
+        let key = self.key(object);
         let plain = HashingReader::new(source);
         let reader = match seal {
             None => Outgoing::Plain(plain),
@@ -52,29 +115,13 @@ impl Remote {
         };
         let part = part_size(size);
         let sent = if size <= part {
-            self.put_whole(&key, &object, reader, file, entry)?
+            self.put_whole(&key, object, reader, file, expected)?
         } else {
-            let parts = self.put_parts(&key, &object, reader, part, file, entry);
+            let parts = self.put_parts(&key, object, reader, part, file, expected);
             self.rt.block_on(parts)?
         };
-        self.check_landed(&object, &sent)?;
-        let sealed = seal.map(|_| Sealed {
-            format: "age".into(),
-            size: sent.len,
-            sha256: sent.sha256,
-        });
-        // Next to an encrypted copy, the entry says nothing of the results themselves: their
-        // headline metrics and note stay in the local manifest (`metrics --refresh` reads the
-        // metrics back from a pulled archive).
-        let entry = match sealed {
-            Some(_) => Entry {
-                metrics: None,
-                note: None,
-                ..entry.clone()
-            },
-            None => entry.clone(),
-        };
-        Ok(Sidecar { entry, sealed })
+        self.check_landed(object, &sent)?;
+        Ok(sent)
     }
 
     /// One request: reads the (small) archive, checks its hash, then sends it. Returns the
@@ -85,11 +132,11 @@ impl Remote {
         object: &str,
         mut reader: Outgoing,
         file: &Path,
-        entry: &Entry,
+        expected: (u64, &str),
     ) -> Result<Checksum> {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).at("read", file)?;
-        let sent = reader.finish(entry, file)?;
+        let sent = reader.finish(expected, file)?;
         let what = format!("uploading {object}");
         let put = self.store.put(key, bytes.into());
         let done = self.rt.block_on(async { timeout(SEND_LIMIT, put).await });
@@ -125,7 +172,7 @@ impl Remote {
         reader: Outgoing,
         part: u64,
         file: &Path,
-        entry: &Entry,
+        expected: (u64, &str),
     ) -> Result<Checksum> {
         let what = format!("uploading {object}");
         let mut upload = self
@@ -136,7 +183,7 @@ impl Remote {
         let mut outcome = self
             .send_parts(&mut upload, reader, part, &what, file)
             .await
-            .and_then(|reader| reader.finish(entry, file));
+            .and_then(|reader| reader.finish(expected, file));
         if outcome.is_ok()
             && let Err(e) = upload.complete().await
         {
@@ -225,14 +272,46 @@ impl Remote {
         out: impl Write,
         out_path: &Path,
     ) -> Result<(Checksum, Checksum)> {
-        let url = self.url(&sidecar.object());
-        if sidecar.sealed.is_some() && keys.is_none() {
+        let sealed = sidecar.sealed.is_some();
+        self.download_object(&sidecar.object(), sealed, keys, out, out_path)
+    }
+
+    /// As [`Remote::download`], for the index pushed with the backup; `None` when none was.
+    ///
+    /// # Errors
+    /// As [`Remote::download`].
+    pub fn download_index(
+        &self,
+        sidecar: &Sidecar,
+        keys: Option<&Identities>,
+        out: impl Write,
+        out_path: &Path,
+    ) -> Result<Option<(Checksum, Checksum)>> {
+        let Some(object) = sidecar.index_object() else {
+            return Ok(None);
+        };
+        let sealed = sidecar.sealed.is_some();
+        self.download_object(&object, sealed, keys, out, out_path)
+            .map(Some)
+    }
+
+    /// Streams `object` into `out`, decrypted with `keys` when `sealed`.
+    fn download_object(
+        &self,
+        object: &str,
+        sealed: bool,
+        keys: Option<&Identities>,
+        out: impl Write,
+        out_path: &Path,
+    ) -> Result<(Checksum, Checksum)> {
+        let url = self.url(object);
+        if sealed && keys.is_none() {
             return Err(Error::Key {
                 message: format!("{url} is encrypted and no identity was given"),
             });
         }
         let mut out = crate::checksum::HashingWriter::new(out);
-        let (copied, object) = self.read_backup(sidecar, keys, |plain| {
+        let (copied, object) = self.read_object(object, sealed, keys, |plain| {
             let mut buf = vec![0; COPY_BUF];
             loop {
                 let n = match plain.read(&mut buf) {
@@ -267,11 +346,26 @@ impl Remote {
         keys: Option<&Identities>,
         use_it: impl FnOnce(&mut (dyn Read + Send)) -> T,
     ) -> Result<(T, io::Result<Checksum>)> {
-        let object = sidecar.object();
-        let url = self.url(&object);
-        let (value, sum) = self.read_archive(&object, |raw| {
+        let sealed = sidecar.sealed.is_some();
+        self.read_object(&sidecar.object(), sealed, keys, use_it)
+    }
+
+    /// As [`Remote::read_backup`], for any object of the remote: `object` is decrypted on the
+    /// way when `sealed` and keys are given.
+    ///
+    /// # Errors
+    /// As [`Remote::read_backup`].
+    pub fn read_object<T>(
+        &self,
+        object: &str,
+        sealed: bool,
+        keys: Option<&Identities>,
+        use_it: impl FnOnce(&mut (dyn Read + Send)) -> T,
+    ) -> Result<(T, io::Result<Checksum>)> {
+        let url = self.url(object);
+        let (value, sum) = self.read_archive(object, |raw| {
             let mut hashing = HashingReader::new(raw);
-            let value = match keys.filter(|_| sidecar.sealed.is_some()) {
+            let value = match keys.filter(|_| sealed) {
                 None => Ok(use_it(&mut hashing)),
                 Some(keys) => keys
                     .open(&mut hashing, &url)
@@ -329,9 +423,9 @@ impl Read for Outgoing {
 }
 
 impl Outgoing {
-    /// Reads what is left and checks that the archive read is the one `entry` describes;
+    /// Reads what is left and checks that the file read has the size and SHA-256 `expected`;
     /// returns the checksum of what was sent.
-    fn finish(self, entry: &Entry, file: &Path) -> Result<Checksum> {
+    fn finish(self, expected: (u64, &str), file: &Path) -> Result<Checksum> {
         let (archive, sent) = match self {
             Outgoing::Plain(r) => {
                 let sum = r.finish().at("read", file)?;
@@ -342,7 +436,7 @@ impl Outgoing {
                 (sealing.into_plain().finish().at("read", file)?, sent)
             }
         };
-        check_sent(&archive, entry, file)?;
+        check_sent(&archive, expected, file)?;
         Ok(sent)
     }
 }
@@ -354,16 +448,17 @@ fn read_part(mut reader: Outgoing, part: u64) -> (Outgoing, io::Result<Vec<u8>>)
     (reader, read.map(|_| buf))
 }
 
-/// Checks that the bytes read for sending are the archive `entry` describes.
-fn check_sent(sum: &Checksum, entry: &Entry, file: &Path) -> Result<()> {
-    if sum.len == entry.size && sum.sha256 == entry.sha256 {
+/// Checks that the bytes read for sending have the size and SHA-256 `expected`.
+fn check_sent(sum: &Checksum, expected: (u64, &str), file: &Path) -> Result<()> {
+    let (size, sha256) = expected;
+    if sum.len == size && sum.sha256 == sha256 {
         return Ok(());
     }
     Err(Error::corrupt(
         file,
         format!(
-            "it reads as {} bytes with SHA-256 {}, manifest says {} bytes, {}; not pushed",
-            sum.len, sum.sha256, entry.size, entry.sha256
+            "it reads as {} bytes with SHA-256 {}, manifest says {size} bytes, {sha256}; not pushed",
+            sum.len, sum.sha256
         ),
     ))
 }

@@ -405,17 +405,8 @@ fn register(
 /// Under the manifest lock: asks `entry_for` for the entry (and so the file name) given the
 /// current manifest, renames the finished temp file to that name (never over an existing
 /// file) and records the entry, replacing one of the same name. If the manifest cannot be
-/// saved, the renamed archive is removed again.
-pub(crate) fn place(
-    dir: &Path,
-    tmp: NamedTempFile,
-    adopter: &mut Adopter,
-    entry_for: impl FnOnce(&Manifest) -> Result<Entry>,
-) -> Result<Entry> {
-    place_with_index(dir, tmp, None, adopter, entry_for)
-}
-
-/// [`place`], also placing the archive's index (see [`crate::index`]) beside it, first.
+/// saved, the renamed archive is removed again. The archive's index (see [`crate::index`]),
+/// when given, is placed beside it first.
 pub(crate) fn place_with_index(
     dir: &Path,
     tmp: NamedTempFile,
