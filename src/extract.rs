@@ -105,6 +105,50 @@ impl Selection {
     }
 }
 
+/// Which of an `--include`'s patterns cover something, as entries are seen one by one.
+struct Matching<'a> {
+    include: &'a Excludes,
+    singles: Vec<Excludes>,
+    matched: Vec<bool>,
+}
+
+impl<'a> Matching<'a> {
+    fn new(include: &'a Excludes) -> Result<Self> {
+        let singles = include
+            .patterns()
+            .iter()
+            .map(|p| Excludes::new(std::slice::from_ref(p)))
+            .collect::<Result<Vec<_>>>()?;
+        let matched = vec![false; singles.len()];
+        Ok(Matching {
+            include,
+            singles,
+            matched,
+        })
+    }
+
+    /// Whether the entry at `below` (the top folder is the empty path) is restored; notes the
+    /// patterns that cover it.
+    fn includes(&mut self, below: &Path) -> bool {
+        let top_folder = below.as_os_str().is_empty();
+        for (hit, single) in self.matched.iter_mut().zip(&self.singles) {
+            *hit |= !top_folder && single.covers(below);
+        }
+        top_folder || self.include.covers(below)
+    }
+
+    /// The patterns that covered nothing.
+    fn unmatched(self) -> Vec<String> {
+        self.include
+            .patterns()
+            .iter()
+            .zip(self.matched)
+            .filter(|(_, hit)| !hit)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
 /// Reads the headers of the tar.gz stream `reader` (the file `archive`, for messages) and says
 /// what [`extract_some`] with `include` would create. Entries that break the policy are left
 /// for the extraction to refuse.
@@ -118,12 +162,7 @@ pub fn select(
     include: &Excludes,
 ) -> Result<Selection> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
-    let singles = include
-        .patterns()
-        .iter()
-        .map(|p| Excludes::new(std::slice::from_ref(p)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut matched = vec![false; singles.len()];
+    let mut matching = Matching::new(include)?;
     let mut selection = Selection::default();
     let mut tar = crate::targuard::reader(MultiGzDecoder::new(reader));
     for entry in tar.entries().map_err(corrupt)? {
@@ -132,11 +171,7 @@ pub fn select(
             continue;
         };
         let below: PathBuf = rel.components().skip(1).collect();
-        let top_folder = below.as_os_str().is_empty();
-        for (hit, single) in matched.iter_mut().zip(&singles) {
-            *hit |= !top_folder && single.covers(&below);
-        }
-        if !(top_folder || include.covers(&below)) {
+        if !matching.includes(&below) {
             continue;
         }
         let header = entry.header();
@@ -156,13 +191,7 @@ pub fn select(
             .entries
             .push((below, dir, if dir { 0 } else { size }));
     }
-    selection.unmatched = include
-        .patterns()
-        .iter()
-        .zip(matched)
-        .filter(|(_, hit)| !hit)
-        .map(|(p, _)| p.clone())
-        .collect();
+    selection.unmatched = matching.unmatched();
     Ok(selection)
 }
 

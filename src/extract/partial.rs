@@ -3,7 +3,7 @@
 //! above them are inflated; and each included file, once extracted, is checked against the
 //! SHA-256 the index records.
 
-use super::{Extracted, Selection, unpack::unpack_all};
+use super::{Extracted, Matching, Selection, unpack::unpack_all};
 use crate::archive::{EntryKind, Excludes};
 use crate::checksum::HashingReader;
 use crate::error::{Error, Result};
@@ -35,12 +35,7 @@ pub fn select_indexed(
     top: &str,
     include: &Excludes,
 ) -> Result<Option<Selection>> {
-    let singles = include
-        .patterns()
-        .iter()
-        .map(|p| Excludes::new(std::slice::from_ref(p)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut matched = vec![false; singles.len()];
+    let mut matching = Matching::new(include)?;
     let mut selection = Selection::default();
     let mut partial = Partial::default();
     // Where each folder and link lies (what can be above an entry), by a hash of its path: a
@@ -57,11 +52,7 @@ pub fn select_indexed(
         if kind != EntryKind::File {
             segment_of.insert(key(&path), segment);
         }
-        let top_folder = path.as_os_str().is_empty();
-        for (hit, single) in matched.iter_mut().zip(&singles) {
-            *hit |= !top_folder && single.covers(&path);
-        }
-        if !(top_folder || include.covers(&path)) {
+        if !matching.includes(&path) {
             return Ok(());
         }
         mark(&mut partial.needed, segment);
@@ -88,13 +79,7 @@ pub fn select_indexed(
         return Ok(None);
     }
     partial.needed.resize(partial.segments.len(), false);
-    selection.unmatched = include
-        .patterns()
-        .iter()
-        .zip(matched)
-        .filter(|(_, hit)| !hit)
-        .map(|(p, _)| p.clone())
-        .collect();
+    selection.unmatched = matching.unmatched();
     selection.partial = Some(partial);
     Ok(Some(selection))
 }
