@@ -225,15 +225,16 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let doc = serde_yaml::from_str::<serde_yaml::Value>(&text);
-        let parsed = match &doc {
-            Ok(doc) if legacy::is_legacy(doc) => legacy::parse(&text, legacy::zone()),
-            _ => serde_yaml::from_str(&text).map_err(|e| {
+        let parsed = if legacy::is_legacy(&text) {
+            legacy::parse(&text, legacy::zone())
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| {
                 let at = (e.location().map_or(0, |l| l.line()), e.to_string());
-                doc.ok()
+                serde_yaml::from_str::<serde_yaml::Value>(&text)
+                    .ok()
                     .and_then(|d| legacy::added_later(&d, &text))
                     .unwrap_or(at)
-            }),
+            })
         };
         let manifest: Manifest = parsed.map_err(|(line, message)| damaged(line, message))?;
         if !manifest.legacy && manifest.version != FORMAT_VERSION {
