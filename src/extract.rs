@@ -254,13 +254,17 @@ pub fn scan_reader(
     deep: Option<&str>,
     progress: &Progress,
 ) -> Result<Scan> {
-    let reader = progress.reader(BufReader::with_capacity(COPY_BUF, reader));
-    let mut hashing = HashingReader::new(reader);
-    let stats = match deep {
-        Some(top) => Some(check(&mut hashing, path, top)?),
-        None => None,
+    let reader = progress.reader(reader);
+    let (checksum, stats) = match deep {
+        Some(top) => {
+            let mut hashing = HashingReader::new(BufReader::with_capacity(COPY_BUF, reader));
+            let stats = check(&mut hashing, path, top)?;
+            (hashing.finish(), Some(stats))
+        }
+        // Only hashing: its own large reads need no buffer in between.
+        None => (HashingReader::new(reader).finish(), None),
     };
-    let checksum = hashing.finish().map_err(|e| Error::corrupt(path, e))?;
+    let checksum = checksum.map_err(|e| Error::corrupt(path, e))?;
     Ok(Scan { checksum, stats })
 }
 

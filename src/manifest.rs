@@ -225,15 +225,18 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        let doc = serde_yaml::from_str::<serde_yaml::Value>(&text);
-        let parsed = match &doc {
-            Ok(doc) if legacy::is_legacy(doc) => legacy::parse(&text, legacy::zone()),
-            _ => serde_yaml::from_str(&text).map_err(|e| {
+        // One parse for this format: `version` is required, so the scripts' format (which has
+        // none) never parses as it and is recognised only then.
+        let parsed = match serde_yaml::from_str::<Manifest>(&text) {
+            Ok(manifest) => Ok(manifest),
+            Err(_) if legacy::is_legacy(&text) => legacy::parse(&text, legacy::zone()),
+            Err(e) => {
                 let at = (e.location().map_or(0, |l| l.line()), e.to_string());
-                doc.ok()
+                Err(serde_yaml::from_str::<serde_yaml::Value>(&text)
+                    .ok()
                     .and_then(|d| legacy::added_later(&d, &text))
-                    .unwrap_or(at)
-            }),
+                    .unwrap_or(at))
+            }
         };
         let manifest: Manifest = parsed.map_err(|(line, message)| damaged(line, message))?;
         if !manifest.legacy && manifest.version != FORMAT_VERSION {

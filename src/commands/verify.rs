@@ -173,7 +173,11 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     }
     let _reading = Lock::shared(dir, LockFile::Archives)?;
     super::warn_leftovers(dir, printer);
-    let manifest = Manifest::load(dir)?;
+    let mut manifest = Manifest::load(dir)?;
+    // Nothing here reads the metrics: their memory serves the checks and the record instead.
+    for entry in &mut manifest.backups {
+        entry.metrics = None;
+    }
     super::adopt::note(dir, &manifest, printer);
     let (selected, others) = select_or_locate(ctx, &manifest, &opts.targets)?;
     let outcomes = check_entries(dir, &selected, opts.deep, printer);
