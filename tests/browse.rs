@@ -495,3 +495,44 @@ fn ls_and_cat_of_a_missing_truncated_or_failed_archive_warn_and_exit_1() {
     assert_ne!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
 }
+
+/// `ls` with a pattern that matches nothing exits 1 naming it (`--json` still prints an array),
+/// as `restore --include` does. A pattern written as `tar -tzf` shows paths (`./runs`, `/runs`,
+/// `s/runs`) matches nothing in either, and the error says which path was likely meant; none is
+/// silently reinterpreted.
+#[test]
+fn ls_and_restore_name_a_pattern_that_matches_nothing_and_what_it_likely_meant() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let err = env.fail(&["ls", "s", "no_such_file*"], 1);
+    assert!(err.contains("\"no_such_file*\" matches nothing"), "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+    let out = env.run_code(&["--json", "ls", "s", "no_such_file*"], 1);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+    let meant = "paths are relative to the strategy folder: did you mean runs/fast10_slow50?";
+    for pattern in [
+        "./runs/fast10_slow50",
+        "/runs/fast10_slow50",
+        "s/runs/fast10_slow50",
+    ] {
+        let out = env.run_code(&["ls", "s", pattern], 1);
+        assert!(out.stdout.is_empty(), "{pattern}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{pattern:?} matches nothing")),
+            "{err}"
+        );
+        assert!(err.contains(meant), "{err}");
+        let dest = env.path().join("out");
+        let dest = dest.to_str().unwrap();
+        let args = ["restore", &archive, "--to", dest, "--include", pattern];
+        let err = env.fail(&args, 1);
+        assert!(
+            err.contains(&format!("--include {pattern:?} matches nothing")),
+            "{err}"
+        );
+        assert!(err.contains(meant), "{err}");
+    }
+}

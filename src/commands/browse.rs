@@ -8,7 +8,8 @@
 
 use super::{Context, Outcome, Printer, locate_backup};
 use crate::archive::{EntryKind, Excludes};
-use crate::error::{IoContext, Result, printable};
+use crate::error::{Error, IoContext, Result, printable};
+use crate::extract::Matching;
 use crate::index::Record;
 use crate::lookup::{Archive, Served};
 use chrono::DateTime;
@@ -43,7 +44,9 @@ impl From<Record> for Listed {
 }
 
 /// Lists the entries of the backup `archive` names (see [`locate_backup`]) below its top
-/// folder, only those `glob` covers when given (a folder brings what is in it).
+/// folder, only those `glob` covers when given (a folder brings what is in it); a `glob` that
+/// covers nothing is warned about (as [`Error::NotInArchive`]) and a problem found, after the
+/// (empty) listing, so `--json` still prints an array.
 pub fn ls(
     ctx: &Context,
     archive: &str,
@@ -54,11 +57,15 @@ pub fn ls(
     let top = located.strategy()?;
     let damaged = warn_if_damaged(ctx, &located);
     let filter = glob.map(|g| Excludes::new(&[g.to_string()])).transpose()?;
+    let mut matching = filter
+        .as_ref()
+        .map(|f| Matching::new(f, &top))
+        .transpose()?;
     let source = archive_of(&located, &top);
     let mut listed = Vec::new();
     let json = printer.json();
     let served = source.list(json, |record| {
-        if filter.as_ref().is_some_and(|f| !f.covers(&record.path)) {
+        if matching.as_mut().is_some_and(|m| !m.includes(&record.path)) {
             return Ok(());
         }
         match json {
@@ -68,7 +75,17 @@ pub fn ls(
         Ok(())
     })?;
     printer.json_report(&listed)?;
-    Ok(outcome(served).max(damaged))
+    let mut outcome = outcome(served).max(damaged);
+    for unmatched in matching.map(Matching::unmatched).unwrap_or_default() {
+        super::warn(Error::NotInArchive {
+            what: "pattern",
+            pattern: unmatched.pattern,
+            path: located.path.clone(),
+            meant: unmatched.meant,
+        });
+        outcome = Outcome::ProblemsFound;
+    }
+    Ok(outcome)
 }
 
 /// Warns when the catalogued archive `located` names is what `list` calls `missing` or
