@@ -202,6 +202,18 @@ fn a_damaged_older_backup_points_at_moving_it_aside_not_at_prune_or_a_fresh_back
     assert!(!err.contains("backup --always"), "{err}");
     let err = env.fail(&["verify", &old], 1);
     assert!(err.contains("was not checked here"), "{err}");
+    // Gone, it is dropped by reindex alone.
+    let bytes = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!(
+            "unless {old} can be put back, `resbak reindex` drops its entry"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("prune"), "{err}");
+    fs::write(&path, bytes).unwrap();
     // Following the hint removes that backup alone.
     let aside = env.path().join("aside");
     fs::create_dir(&aside).unwrap();

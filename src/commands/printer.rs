@@ -211,6 +211,8 @@ pub struct Verdict<'a> {
     /// Whether only its index is damaged or gone: the check's own message names `reindex`,
     /// and the archive needs no hint.
     pub index_only: bool,
+    /// Whether its file is gone.
+    pub missing: bool,
 }
 
 /// After a check, the next step for each damaged archive (not for an intact archive whose
@@ -249,7 +251,7 @@ pub fn hint_after_check(
             "{} is not the newest backup of {strategy}: the newest, {}, {state}; {}",
             entry.backup_file,
             newest.backup_file,
-            remove_hint(entry)
+            remove_hint(entry, damaged.missing)
         ));
     }
     fresh.sort_unstable();
@@ -265,10 +267,14 @@ pub fn hint_after_check(
     }
 }
 
-/// How to remove the damaged archive of `entry` alone: `prune` would take intact older backups
-/// with it, so the archive is moved out of the backup folder and `reindex` drops its entry.
-fn remove_hint(entry: &Entry) -> String {
+/// How to remove the damaged archive of `entry` alone (its file is gone when `missing`):
+/// `prune` would take intact older backups with it, so the archive is moved out of the backup
+/// folder and `reindex` drops its entry.
+fn remove_hint(entry: &Entry, missing: bool) -> String {
     let file = &entry.backup_file;
+    if missing {
+        return format!("unless {file} can be put back, `resbak reindex` drops its entry");
+    }
     format!(
         "to remove it alone, move {file} (and {file}.idx) out of the backup folder; \
          `resbak reindex` then drops its entry"

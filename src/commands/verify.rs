@@ -220,6 +220,7 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             strategy: &r.strategy,
             intact: r.problem.is_none(),
             index_only: r.index_only,
+            missing: r.problem_kind == Some(ProblemKind::Missing),
         })
         .collect();
     super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
