@@ -3,7 +3,8 @@
 //! Each setting is taken from the first of: a command-line flag, an environment variable, the
 //! configuration file (the file named with `--config`, else `resbak.toml` in the current folder
 //! or the nearest parent folder that has one), and the built-in default. Relative paths in the
-//! file are relative to the file's folder.
+//! file are relative to the file's folder, and so are the default folders when the file was
+//! found in a parent folder; flags and environment variables are relative to the current folder.
 
 use crate::error::{Error, Result};
 use crate::manifest::legacy::Zone;
@@ -209,6 +210,8 @@ impl Settings {
         let from_file =
             |v: &Option<PathBuf>| v.as_ref().map(|p| base.map_or(p.clone(), |b| b.join(p)));
         let src = || Source::File(file.clone().unwrap_or_default());
+        // A file found in a parent folder marks the project: the default folders are beside it.
+        let found_base = base.filter(|_| flags.config.is_none());
         let path =
             |flag: &Option<PathBuf>, var: &'static str, conf: Option<PathBuf>, default: &str| {
                 pick(
@@ -218,7 +221,7 @@ impl Settings {
                         .map(PathBuf::from)
                         .map(|v| (v, var)),
                     conf.map(|v| (v, src())),
-                    PathBuf::from(default),
+                    found_base.map_or_else(|| PathBuf::from(default), |b| b.join(default)),
                 )
             };
         Ok(Settings {

@@ -175,13 +175,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// An `--include` pattern that matches nothing in the archive.
-    #[error("--include {pattern:?} matches nothing in archive {}", printable(path.display()))]
+    /// An `--include` (or `ls`) pattern that matches nothing in the archive.
+    #[error("{what} {pattern:?} matches nothing in archive {}{}", printable(path.display()), meant_hint(meant.as_deref()))]
     NotInArchive {
+        /// What the pattern was given as: `--include`, `pattern`.
+        what: &'static str,
         /// The pattern.
         pattern: String,
         /// The archive file.
         path: PathBuf,
+        /// The same pattern relative to the strategy folder, when that matches.
+        meant: Option<String>,
     },
 
     /// A path `cat` was asked for that is not a file in the archive.
@@ -471,6 +475,16 @@ pub fn did_you_mean(suggestions: &[String]) -> String {
         [one] => format!("; did you mean {one}?"),
         [init @ .., last] => format!("; did you mean {} or {last}?", init.join(", ")),
     }
+}
+
+/// `; paths are relative to the strategy folder: did you mean runs/x?` for `meant`, if any.
+fn meant_hint(meant: Option<&str>) -> String {
+    meant.map_or_else(String::new, |m| {
+        format!(
+            "; paths are relative to the strategy folder: did you mean {}?",
+            printable(m)
+        )
+    })
 }
 
 /// Shorthand for results in this crate.

@@ -11,8 +11,11 @@
 //! The first violation stops extraction with an error naming the entry; the caller throws the
 //! partly filled folder away.
 
+mod matching;
 mod partial;
 mod unpack;
+
+pub use matching::{Matching, Unmatched};
 
 use crate::archive::{EntryKind, Excludes, Stats};
 use crate::checksum::{Checksum, HashingReader};
@@ -88,7 +91,7 @@ pub struct Selection {
     /// path), with whether each is a folder and its size.
     pub entries: Vec<(PathBuf, bool, u64)>,
     /// The patterns that cover no entry.
-    pub unmatched: Vec<String>,
+    pub unmatched: Vec<Unmatched>,
     /// Files not included that an included hard link points to, each with the first such link
     /// (paths below the extraction root): the file's bytes are written there.
     link_sources: std::collections::HashMap<PathBuf, PathBuf>,
@@ -105,50 +108,6 @@ impl Selection {
     }
 }
 
-/// Which of an `--include`'s patterns cover something, as entries are seen one by one.
-struct Matching<'a> {
-    include: &'a Excludes,
-    singles: Vec<Excludes>,
-    matched: Vec<bool>,
-}
-
-impl<'a> Matching<'a> {
-    fn new(include: &'a Excludes) -> Result<Self> {
-        let singles = include
-            .patterns()
-            .iter()
-            .map(|p| Excludes::new(std::slice::from_ref(p)))
-            .collect::<Result<Vec<_>>>()?;
-        let matched = vec![false; singles.len()];
-        Ok(Matching {
-            include,
-            singles,
-            matched,
-        })
-    }
-
-    /// Whether the entry at `below` (the top folder is the empty path) is restored; notes the
-    /// patterns that cover it.
-    fn includes(&mut self, below: &Path) -> bool {
-        let top_folder = below.as_os_str().is_empty();
-        for (hit, single) in self.matched.iter_mut().zip(&self.singles) {
-            *hit |= !top_folder && single.covers(below);
-        }
-        top_folder || self.include.covers(below)
-    }
-
-    /// The patterns that covered nothing.
-    fn unmatched(self) -> Vec<String> {
-        self.include
-            .patterns()
-            .iter()
-            .zip(self.matched)
-            .filter(|(_, hit)| !hit)
-            .map(|(p, _)| p.clone())
-            .collect()
-    }
-}
-
 /// Reads the headers of the tar.gz stream `reader` (the file `archive`, for messages) and says
 /// what [`extract_some`] with `include` would create. Entries that break the policy are left
 /// for the extraction to refuse.
@@ -162,7 +121,7 @@ pub fn select(
     include: &Excludes,
 ) -> Result<Selection> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
-    let mut matching = Matching::new(include)?;
+    let mut matching = Matching::new(include, top)?;
     let mut selection = Selection::default();
     let mut tar = crate::targuard::reader(MultiGzDecoder::new(reader));
     for entry in tar.entries().map_err(corrupt)? {

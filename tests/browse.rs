@@ -445,3 +445,94 @@ fn diff_reads_no_segment_through_its_index_and_warns_of_a_damaged_one() {
     fs::remove_file(index_of(&env, &archive)).unwrap();
     env.run_code(&["diff", "s"], 2);
 }
+
+/// An archive `list` calls `missing` or `failed` is never browsed silently, even with its index
+/// intact: `ls` and `cat` warn once naming the problem and exit 1. A missing archive is still
+/// listed from its index; `cat` gives only bytes its index checks.
+#[test]
+fn ls_and_cat_of_a_missing_truncated_or_failed_archive_warn_and_exit_1() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    let listing = env.run(&["ls", "s"]);
+    let file = "runs/fast10_slow50/trades.csv";
+    let want = fs::read(env.results().join("s").join(file)).unwrap();
+    let warned_once = |err: &str, what: &str| {
+        let warning = |l: &&str| l.starts_with("resbak: warning:");
+        let lines: Vec<&str> = err.lines().filter(warning).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(
+            lines[0].contains(&archive) && lines[0].contains(what),
+            "{err}"
+        );
+    };
+    // Truncated: the size differs from the manifest's.
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let out = env.run_code(&["ls", "s"], 1);
+    assert_eq!(crate::util::stdout(&out), listing);
+    warned_once(&String::from_utf8_lossy(&out.stderr), "manifest says");
+    let out = env.cmd(&["cat", "s", file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty() || out.stdout == want);
+    warned_once(&String::from_utf8_lossy(&out.stderr), "manifest says");
+    // A changed byte, once verify recorded it as failed.
+    fs::write(&path, &bytes).unwrap();
+    flip_byte(&path, bytes.len() as u64 / 2);
+    env.run_code(&["verify", "s"], 1);
+    let out = env.run_code(&["ls", "s"], 1);
+    warned_once(&String::from_utf8_lossy(&out.stderr), "resbak verify");
+    let out = env.cmd(&["cat", "s", file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    warned_once(&String::from_utf8_lossy(&out.stderr), "resbak verify");
+    // Deleted: listed from the index, with the warning.
+    fs::remove_file(&path).unwrap();
+    let out = env.run_code(&["ls", "s"], 1);
+    assert_eq!(crate::util::stdout(&out), listing);
+    warned_once(&String::from_utf8_lossy(&out.stderr), "is missing");
+    let out = env.cmd(&["cat", "s", file]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+}
+
+/// `ls` with a pattern that matches nothing exits 1 naming it (`--json` still prints an array),
+/// as `restore --include` does. A pattern written as `tar -tzf` shows paths (`./runs`, `/runs`,
+/// `s/runs`) matches nothing in either, and the error says which path was likely meant; none is
+/// silently reinterpreted.
+#[test]
+fn ls_and_restore_name_a_pattern_that_matches_nothing_and_what_it_likely_meant() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let err = env.fail(&["ls", "s", "no_such_file*"], 1);
+    assert!(err.contains("\"no_such_file*\" matches nothing"), "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+    let out = env.run_code(&["--json", "ls", "s", "no_such_file*"], 1);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]));
+    let meant = "paths are relative to the strategy folder: did you mean runs/fast10_slow50?";
+    for pattern in [
+        "./runs/fast10_slow50",
+        "/runs/fast10_slow50",
+        "s/runs/fast10_slow50",
+    ] {
+        let out = env.run_code(&["ls", "s", pattern], 1);
+        assert!(out.stdout.is_empty(), "{pattern}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{pattern:?} matches nothing")),
+            "{err}"
+        );
+        assert!(err.contains(meant), "{err}");
+        let dest = env.path().join("out");
+        let dest = dest.to_str().unwrap();
+        let args = ["restore", &archive, "--to", dest, "--include", pattern];
+        let err = env.fail(&args, 1);
+        assert!(
+            err.contains(&format!("--include {pattern:?} matches nothing")),
+            "{err}"
+        );
+        assert!(err.contains(meant), "{err}");
+    }
+}

@@ -187,3 +187,61 @@ fn reindex_without_a_backup_folder_names_it() {
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["error"]["kind"], "missing_folder", "{value}");
 }
+
+/// Run from inside the results folder, a `resbak.toml` found in a parent folder gives the
+/// default folders beside it (an empty file too); folders given with a flag or variable stay
+/// relative to the current folder.
+#[test]
+fn default_folders_of_a_found_resbak_toml_are_beside_it_flags_stay_relative_to_here() {
+    let env = Env::new();
+    env.sample("s");
+    fs::write(env.path().join("resbak.toml"), "keep = 5\n").unwrap();
+    let inside = env.results().join("s");
+    let run = |args: &[&str]| {
+        let out = env.cmd(args).current_dir(&inside).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["backup", "s"]);
+    let manifest = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    assert!(manifest.contains("strategy: s"), "{manifest}");
+    assert!(run(&["list"]).contains("s_"));
+    // A flag is relative to the current folder: here, results/s/runs.
+    let out = env
+        .cmd(&[
+            "--results-dir",
+            "runs",
+            "--backup-dir",
+            "here",
+            "backup",
+            "--all",
+        ])
+        .current_dir(&inside)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inside.join("here/manifest.yaml").is_file());
+    let manifest = fs::read_to_string(inside.join("here/manifest.yaml")).unwrap();
+    assert!(manifest.contains("strategy: fast10_slow50"), "{manifest}");
+    // So is a variable.
+    let out = env
+        .cmd(&["--results-dir", "runs", "backup", "--all"])
+        .env("RESBAK_BACKUP_DIR", "there")
+        .current_dir(&inside)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inside.join("there/manifest.yaml").is_file());
+}

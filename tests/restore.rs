@@ -1184,3 +1184,31 @@ fn a_dry_run_reports_json_and_writes_nothing() {
     assert_eq!(report["paths"][0]["action"], "restore");
     assert!(!env.path().join("out").exists());
 }
+
+/// A restore by strategy whose backup turns out damaged or gone names the next older backup not
+/// known to be damaged (skipping one `verify` recorded as failed) as `STRATEGY~N`; none when
+/// there is none.
+#[test]
+fn a_damaged_newest_backup_points_at_the_next_older_intact_one() {
+    let env = Env::new();
+    env.sample("s");
+    let oldest = env.backup("s");
+    let old = env.backup("s");
+    let new = env.backup("s");
+    for archive in [&old, &new] {
+        let path = env.backups().join(archive);
+        flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    }
+    env.run_code(&["verify", &old], 1);
+    let err = env.fail(&["restore", "s", "--to", "out"], 1);
+    assert!(
+        err.contains(&format!("the next older backup, {oldest} (s~2)"))
+            && err.contains("`resbak restore s~2` restores it"),
+        "{err}"
+    );
+    let err = env.fail(&["restore", "s~1", "--to", "out"], 1);
+    assert!(err.contains("`resbak restore s~2`"), "{err}");
+    fs::remove_file(env.backups().join(&oldest)).unwrap();
+    let err = env.fail(&["restore", "s", "--to", "out"], 1);
+    assert!(!err.contains("hint"), "{err}");
+}

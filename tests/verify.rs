@@ -178,10 +178,13 @@ fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     assert!(out.contains("Verified 1 backup "), "{out}");
 }
 
+/// A damaged older backup points at removing it alone (moved aside, then `reindex`), never at
+/// `prune`, which would take intact older backups with it, nor at a fresh backup.
 #[test]
-fn a_damaged_older_backup_points_at_prune_not_at_a_fresh_backup() {
+fn a_damaged_older_backup_points_at_moving_it_aside_not_at_prune_or_a_fresh_backup() {
     let env = Env::new();
     env.sample("s");
+    let oldest = env.backup("s");
     let old = env.backup("s");
     let new = env.backup("s");
     let path = env.backups().join(&old);
@@ -190,12 +193,36 @@ fn a_damaged_older_backup_points_at_prune_not_at_a_fresh_backup() {
     assert!(
         err.contains(&format!(
             "hint: {old} is not the newest backup of s: the newest, {new}, is intact"
-        )) && err.contains("`resbak prune s --keep 1`"),
+        )) && err.contains(&format!(
+            "move {old} (and {old}.idx) out of the backup folder"
+        )),
         "{err}"
     );
+    assert!(!err.contains("prune"), "{err}");
     assert!(!err.contains("backup --always"), "{err}");
     let err = env.fail(&["verify", &old], 1);
     assert!(err.contains("was not checked here"), "{err}");
+    // Gone, it is dropped by reindex alone.
+    let bytes = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!(
+            "unless {old} can be put back, `resbak reindex` drops its entry"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("prune"), "{err}");
+    fs::write(&path, bytes).unwrap();
+    // Following the hint removes that backup alone.
+    let aside = env.path().join("aside");
+    fs::create_dir(&aside).unwrap();
+    for file in [old.clone(), format!("{old}.idx")] {
+        fs::rename(env.backups().join(&file), aside.join(&file)).unwrap();
+    }
+    env.run(&["reindex"]);
+    env.run(&["verify"]);
+    assert_eq!(env.archives(), [oldest, new.clone()]);
     // The newest damaged too: a fresh backup is the way on.
     let path = env.backups().join(&new);
     flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
@@ -204,4 +231,24 @@ fn a_damaged_older_backup_points_at_prune_not_at_a_fresh_backup() {
         err.contains("`resbak backup --always s` makes a fresh backup"),
         "{err}"
     );
+}
+
+/// An intact archive whose index alone is damaged has one way out, `reindex`: no hint of a
+/// fresh backup.
+#[test]
+fn a_damaged_index_points_at_reindex_only() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    flip_byte(&env.backups().join(format!("{archive}.idx")), 20);
+    let out = env.run_code(&["verify"], 1);
+    let (stdout, err) = (
+        crate::util::stdout(&out),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("resbak reindex builds it again"),
+        "{stdout}"
+    );
+    assert!(!err.contains("hint:"), "{err}");
 }

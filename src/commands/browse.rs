@@ -2,10 +2,14 @@
 //! the archive's index when it has an intact one (see [`crate::lookup`]). When the index the
 //! manifest records is damaged or gone, they read the whole archive, checked, say so in one
 //! warning and exit 1: the output is right, but a check found a problem worth fixing.
+//! Likewise an archive `list` would call `missing` or `failed` (gone, not the size the manifest
+//! records, or failed its last verify): what the index still serves is given, with one warning
+//! naming the problem and the next step, and exit 1.
 
 use super::{Context, Outcome, Printer, locate_backup};
 use crate::archive::{EntryKind, Excludes};
-use crate::error::{IoContext, Result, printable};
+use crate::error::{Error, IoContext, Result, printable};
+use crate::extract::Matching;
 use crate::index::Record;
 use crate::lookup::{Archive, Served};
 use chrono::DateTime;
@@ -40,7 +44,9 @@ impl From<Record> for Listed {
 }
 
 /// Lists the entries of the backup `archive` names (see [`locate_backup`]) below its top
-/// folder, only those `glob` covers when given (a folder brings what is in it).
+/// folder, only those `glob` covers when given (a folder brings what is in it); a `glob` that
+/// covers nothing is warned about (as [`Error::NotInArchive`]) and a problem found, after the
+/// (empty) listing, so `--json` still prints an array.
 pub fn ls(
     ctx: &Context,
     archive: &str,
@@ -49,12 +55,17 @@ pub fn ls(
 ) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
+    let damaged = warn_if_damaged(ctx, &located);
     let filter = glob.map(|g| Excludes::new(&[g.to_string()])).transpose()?;
+    let mut matching = filter
+        .as_ref()
+        .map(|f| Matching::new(f, &top))
+        .transpose()?;
     let source = archive_of(&located, &top);
     let mut listed = Vec::new();
     let json = printer.json();
     let served = source.list(json, |record| {
-        if filter.as_ref().is_some_and(|f| !f.covers(&record.path)) {
+        if matching.as_mut().is_some_and(|m| !m.includes(&record.path)) {
             return Ok(());
         }
         match json {
@@ -64,7 +75,42 @@ pub fn ls(
         Ok(())
     })?;
     printer.json_report(&listed)?;
-    Ok(outcome(served))
+    let mut outcome = outcome(served).max(damaged);
+    for unmatched in matching.map(Matching::unmatched).unwrap_or_default() {
+        super::warn(Error::NotInArchive {
+            what: "pattern",
+            pattern: unmatched.pattern,
+            path: located.path.clone(),
+            meant: unmatched.meant,
+        });
+        outcome = Outcome::ProblemsFound;
+    }
+    Ok(outcome)
+}
+
+/// Warns when the catalogued archive `located` names is what `list` calls `missing` or
+/// `failed` (see [`super::list::local_status`]), naming the problem and the next step: a
+/// problem found. Checks only what is cheap: the file's presence and size, and the recorded
+/// verify results.
+fn warn_if_damaged(ctx: &Context, located: &super::Located) -> Outcome {
+    let Some(entry) = &located.entry else {
+        return Outcome::Clean;
+    };
+    let checks = super::list::recorded_checks(&ctx.backup_dir);
+    let check = checks.of(entry).filter(|c| !c.found_missing());
+    let file = &entry.backup_file;
+    match super::list::local_status(&ctx.backup_dir, entry, check) {
+        ("missing", _) => super::warn(format_args!(
+            "{file} is missing from {}: only its index can serve; put the archive back (resbak pull fetches a pushed copy)",
+            ctx.backup_dir.display()
+        )),
+        ("failed", problem) => super::warn(format_args!(
+            "{file} is damaged ({}); resbak verify {file} checks it again",
+            problem.as_deref().unwrap_or("its last verify failed")
+        )),
+        _ => return Outcome::Clean,
+    }
+    Outcome::ProblemsFound
 }
 
 /// The outcome of a read `served` so: a damaged index is warned about (with the way out) and
@@ -122,6 +168,7 @@ fn archive_of<'a>(located: &'a super::Located, top: &'a str) -> Archive<'a> {
 pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
+    let damaged = warn_if_damaged(ctx, &located);
     let source = archive_of(&located, &top);
     let rel: std::path::PathBuf = Path::new(path)
         .components()
@@ -132,5 +179,5 @@ pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> R
     let served = source.cat(&rel, &mut spool)?;
     spool.seek(SeekFrom::Start(0)).at("read", &spool_dir)?;
     std::io::copy(&mut spool, printer.raw()).at("write to", Path::new("standard output"))?;
-    Ok(outcome(served))
+    Ok(outcome(served).max(damaged))
 }

@@ -205,7 +205,7 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
 }
 
 /// The verify results recorded beside the manifest; none (with a warning) if unreadable.
-fn recorded_checks(backup_dir: &Path) -> Checks {
+pub(crate) fn recorded_checks(backup_dir: &Path) -> Checks {
     Checks::load(backup_dir).unwrap_or_else(|e| {
         super::warn(format_args!("ignoring the recorded verify results: {e}"));
         Checks::default()
@@ -216,8 +216,24 @@ fn recorded_checks(backup_dir: &Path) -> Checks {
 /// of its bytes (a verify that found no file read none: it says nothing about a file there now).
 fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
     let check = check.filter(|c| !c.found_missing());
+    let (status, problem) = local_status(backup_dir, e, check);
+    Row {
+        verified: check.cloned(),
+        problem,
+        ..entry_row(e, status)
+    }
+}
+
+/// The status `list` gives the catalogued backup `e` here (`missing`, `failed`, `verified` or
+/// `present`) and, for `failed`, what is wrong: from its file's presence and size now and
+/// `check`, its last verify that read its bytes.
+pub(crate) fn local_status(
+    backup_dir: &Path,
+    e: &Entry,
+    check: Option<&Check>,
+) -> (&'static str, Option<String>) {
     let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
-    let (status, problem) = match (on_disk, check) {
+    match (on_disk, check) {
         (Err(_), _) => ("missing", None),
         (Ok(m), _) if m.len() != e.size => (
             "failed",
@@ -230,11 +246,6 @@ fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
         (Ok(_), Some(c)) if c.problem.is_some() => ("failed", c.problem.clone()),
         (Ok(_), Some(_)) => ("verified", None),
         (Ok(_), None) => ("present", None),
-    };
-    Row {
-        verified: check.cloned(),
-        problem,
-        ..entry_row(e, status)
     }
 }
 

@@ -208,13 +208,19 @@ pub struct Verdict<'a> {
     pub strategy: &'a str,
     /// Whether it was found intact.
     pub intact: bool,
+    /// Whether only its index is damaged or gone: the check's own message names `reindex`,
+    /// and the archive needs no hint.
+    pub index_only: bool,
+    /// Whether its file is gone.
+    pub missing: bool,
 }
 
-/// After a check, the next step for each damaged archive. When it is its strategy's newest
+/// After a check, the next step for each damaged archive (not for an intact archive whose
+/// index alone is damaged: `reindex` fixes that). When it is its strategy's newest
 /// regular backup (or the backup folder's manifest does not know it), `backup --always` makes
 /// a fresh one if the results folder is still there. An older backup or a safety copy leaves
 /// the newest backup protecting the strategy: the hint says whether that one was found intact
-/// and how `prune` removes the damaged archive once it is no longer needed.
+/// and how to remove the damaged archive alone, never proposing to delete intact backups.
 pub fn hint_after_check(
     results_dir: &Path,
     manifest: &Manifest,
@@ -222,7 +228,7 @@ pub fn hint_after_check(
     printer: &mut Printer,
 ) {
     let mut fresh: Vec<&str> = Vec::new();
-    for damaged in verdicts.iter().filter(|v| !v.intact) {
+    for damaged in verdicts.iter().filter(|v| !v.intact && !v.index_only) {
         let strategy = damaged.strategy;
         let newest = manifest.latest_regular(strategy);
         let Some(entry) = manifest.find(damaged.archive) else {
@@ -234,7 +240,7 @@ pub fn hint_after_check(
             continue;
         };
         let state = match verdicts.iter().find(|v| v.archive == newest.backup_file) {
-            Some(v) if v.intact => "is intact".to_string(),
+            Some(v) if v.intact || v.index_only => "is intact".to_string(),
             Some(_) => "is damaged too".to_string(),
             None => format!(
                 "was not checked here (`resbak verify {}` checks it)",
@@ -245,7 +251,7 @@ pub fn hint_after_check(
             "{} is not the newest backup of {strategy}: the newest, {}, {state}; {}",
             entry.backup_file,
             newest.backup_file,
-            prune_hint(manifest, entry)
+            remove_hint(entry, damaged.missing)
         ));
     }
     fresh.sort_unstable();
@@ -261,29 +267,18 @@ pub fn hint_after_check(
     }
 }
 
-/// How `prune` can remove `entry`, an older backup or a safety copy of its strategy.
-fn prune_hint(manifest: &Manifest, entry: &Entry) -> String {
-    let strategy = &entry.strategy;
-    let newer = manifest
-        .newest_first(strategy, entry.kind)
-        .iter()
-        .position(|e| e.backup_file == entry.backup_file)
-        .unwrap_or(0);
-    let (option, what) = match entry.kind {
-        crate::manifest::Kind::Regular => ("--keep", "backups"),
-        crate::manifest::Kind::Safety => ("--keep-safety", "safety copies"),
-    };
-    match newer {
-        0 => format!(
-            "`resbak prune` keeps {strategy}'s newest safety copy, so it removes {} once a \
-             newer safety copy replaces it",
-            entry.backup_file
-        ),
-        n => format!(
-            "once it is no longer needed, `resbak prune {strategy} {option} {n}` removes it \
-             with any older {what} of {strategy} (see what first with --dry-run)"
-        ),
+/// How to remove the damaged archive of `entry` alone (its file is gone when `missing`):
+/// `prune` would take intact older backups with it, so the archive is moved out of the backup
+/// folder and `reindex` drops its entry.
+fn remove_hint(entry: &Entry, missing: bool) -> String {
+    let file = &entry.backup_file;
+    if missing {
+        return format!("unless {file} can be put back, `resbak reindex` drops its entry");
     }
+    format!(
+        "to remove it alone, move {file} (and {file}.idx) out of the backup folder; \
+         `resbak reindex` then drops its entry"
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod safety_copy;
 use super::{Context, Outcome, Printer, human_size};
 use crate::archive::{self, Counts};
 use crate::atomic;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::extract;
 use crate::manifest::Entry;
 use dry_run::dry_run;
@@ -59,6 +59,44 @@ pub struct RestoreOptions {
 /// [`locate_backup`](super::locate_backup)). `--dry-run` makes every decision the real run makes
 /// (see `plan`) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
+    let result = restore(ctx, opts, printer);
+    if let Err(Error::Corrupt { .. } | Error::Missing { .. }) = &result {
+        hint_older(ctx, &opts.archive, printer);
+    }
+    result
+}
+
+/// After a backup picked as `STRATEGY` or `STRATEGY~N` turned out damaged or gone, names the
+/// next older regular backup that `list` would not call `missing` or `failed`, if any.
+fn hint_older(ctx: &Context, arg: &str, printer: &mut Printer) {
+    let Ok(super::Located {
+        picked: Some(pick), ..
+    }) = super::locate_backup(ctx, arg)
+    else {
+        return;
+    };
+    let Ok(manifest) = crate::manifest::Manifest::load(&ctx.backup_dir) else {
+        return;
+    };
+    let checks = super::list::recorded_checks(&ctx.backup_dir);
+    let regular = manifest.regular_newest_first(&pick.strategy);
+    let sound = regular.into_iter().filter(|e| e.is_sound()).enumerate();
+    let older = sound.skip(pick.back + 1).find(|(_, e)| {
+        let check = checks.of(e).filter(|c| !c.found_missing());
+        let (status, _) = super::list::local_status(&ctx.backup_dir, e, check);
+        !matches!(status, "missing" | "failed")
+    });
+    if let Some((n, entry)) = older {
+        let name = format!("{}~{n}", pick.strategy);
+        printer.hint(format_args!(
+            "the next older backup, {} ({name}), is not known to be damaged: `resbak restore {name}` restores it",
+            entry.backup_file
+        ));
+    }
+}
+
+/// Restores as [`run`] says.
+fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let plan = plan(ctx, opts, printer)?;
     if plan.located.picked.is_some() {
         let verb = if opts.dry_run {

@@ -50,13 +50,17 @@ pub struct Checked {
     /// Whether its entry records a checksum to compare (entries of the Python scripts'
     /// manifest do not until it is upgraded: then only the size and, deep, the entries count).
     pub checksum_recorded: bool,
+    /// Whether only its index is damaged or gone (the archive is intact): `reindex` is the
+    /// way out, not a fresh backup.
+    #[serde(skip)]
+    pub index_only: bool,
 }
 
 impl Checked {
     fn new(archive: String, strategy: String, outcome: Result<(), Problem>) -> Checked {
-        let (problem, problem_kind) = match outcome {
-            Ok(()) => (None, None),
-            Err(p) => (Some(p.message), Some(p.kind)),
+        let (problem, problem_kind, index_only) = match outcome {
+            Ok(()) => (None, None, false),
+            Err(p) => (Some(p.message), Some(p.kind), p.index_only),
         };
         Checked {
             archive,
@@ -67,6 +71,7 @@ impl Checked {
             catalogued: true,
             sha256: None,
             checksum_recorded: true,
+            index_only,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Problem {
     pub kind: ProblemKind,
     /// What exactly is wrong.
     pub message: String,
+    /// Whether only the index beside the archive is wrong: the archive itself is intact.
+    pub index_only: bool,
 }
 
 impl Problem {
@@ -109,6 +116,7 @@ impl Problem {
         Problem {
             kind,
             message: message.into(),
+            index_only: false,
         }
     }
 
@@ -215,6 +223,8 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             archive: &r.archive,
             strategy: &r.strategy,
             intact: r.problem.is_none(),
+            index_only: r.index_only,
+            missing: r.problem_kind == Some(ProblemKind::Missing),
         })
         .collect();
     super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
@@ -495,12 +505,15 @@ fn check_index(archive: &Path, index_sha256: Option<&str>) -> Result<(), Problem
         Err(_) => "cannot be read",
     };
     let name = index.file_name().unwrap_or_default().to_string_lossy();
-    Err(Problem::new(
-        ProblemKind::Checksum,
-        format!(
-            "the archive is intact, but its index {name} {what}; resbak reindex builds it again"
-        ),
-    ))
+    Err(Problem {
+        index_only: true,
+        ..Problem::new(
+            ProblemKind::Checksum,
+            format!(
+                "the archive is intact, but its index {name} {what}; resbak reindex builds it again"
+            ),
+        )
+    })
 }
 
 /// Compares what reading an archive found with its entry: SHA-256, and when its entries were

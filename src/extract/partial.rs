@@ -35,7 +35,7 @@ pub fn select_indexed(
     top: &str,
     include: &Excludes,
 ) -> Result<Option<Selection>> {
-    let mut matching = Matching::new(include)?;
+    let mut matching = Matching::new(include, top)?;
     let mut selection = Selection::default();
     let mut partial = Partial::default();
     // Where each folder and link lies (what can be above an entry), by a hash of its path: a

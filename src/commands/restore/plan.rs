@@ -301,9 +301,11 @@ fn select(
         }
     };
     match selection.unmatched.first() {
-        Some(pattern) => Err(Error::NotInArchive {
-            pattern: pattern.clone(),
+        Some(unmatched) => Err(Error::NotInArchive {
+            what: "--include",
+            pattern: unmatched.pattern.clone(),
             path: path.clone(),
+            meant: unmatched.meant.clone(),
         }),
         None => Ok(selection),
     }
