@@ -620,11 +620,12 @@ fn check_remote_archive(
     let (size, sha256) = sidecar.object_digest();
     match catalogue.archives.get(&object) {
         None => {
-            let missing = Problem::new(ProblemKind::Missing, "archive object is missing");
-            return Ok(Err(missing));
+            let message = format!("archive object is missing{}", push_again(remote, entry));
+            return Ok(Err(Problem::new(ProblemKind::Missing, message)));
         }
         Some(&found) if found != size => {
-            let message = format!("size is {found} bytes, entry says {size}");
+            let again = push_again(remote, entry);
+            let message = format!("size is {found} bytes, entry says {size}{again}");
             return Ok(Err(Problem::new(ProblemKind::Size, message)));
         }
         Some(_) => {}
@@ -645,8 +646,12 @@ fn check_remote_archive(
     };
     if object_sum.sha256 != sha256 {
         let message = format!(
-            "SHA-256 mismatch: entry {sha256}, object {}",
-            object_sum.sha256
+            "SHA-256 mismatch: entry {sha256}, object {}; to replace it from an intact local \
+             copy, delete {} with your S3 client, then run resbak push {} --remote {}",
+            object_sum.sha256,
+            remote.url(&object),
+            entry.backup_file,
+            remote.name()
         );
         return Ok(Err(Problem::new(ProblemKind::Checksum, message)));
     }
@@ -662,4 +667,14 @@ fn check_remote_archive(
         }
     };
     Ok(judge(entry, &extract::Scan { checksum, stats }))
+}
+
+/// The hint after a remote object that is missing or of the wrong size: `push` uploads it again
+/// from an intact local copy.
+fn push_again(remote: &Remote, entry: &Entry) -> String {
+    format!(
+        "; resbak push {} --remote {} uploads it again from an intact local copy",
+        entry.backup_file,
+        remote.name()
+    )
 }

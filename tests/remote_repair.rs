@@ -1,0 +1,116 @@
+//! Remote copies whose objects went missing or were damaged after they were catalogued:
+//! `list --remote` and `push` see it from the listing, `push` uploads them again from an intact
+//! local archive, and `pull` never replaces a damaged local copy unasked.
+
+use crate::remote_crypto::{R, configure_sealed, new_key};
+use crate::s3::{REMOTE, Server};
+use crate::util::{Env, flip_byte, stdout};
+
+/// `(status, problem)` of `archive` in `list --remote --json`, and the exit code.
+fn listed(env: &Env, archive: &str) -> ((String, String), Option<i32>) {
+    let out = env.cmd(&["list", R, REMOTE, "--json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["archive"] == archive)
+        .unwrap();
+    let text = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+    ((text("status"), text("problem")), out.status.code())
+}
+
+/// An encrypted remote holding one pushed backup; the environment and the archive's name.
+fn pushed_sealed(server: &Server) -> (Env, String) {
+    let env = Env::new();
+    let recipient = new_key(&env);
+    configure_sealed(server, &env, &recipient);
+    env.sample("s");
+    let archive = env.backup("s");
+    env.run(&["push", &archive, R, REMOTE]);
+    (env, archive)
+}
+
+#[test]
+fn a_deleted_remote_archive_object_is_listed_as_damaged_and_push_uploads_it_again() {
+    let Some(server) = Server::get("a_deleted_remote_archive_object_is_listed") else {
+        return;
+    };
+    let (env, archive) = pushed_sealed(&server);
+    let object = format!("{archive}.age");
+    server.remote().delete(&object).unwrap();
+
+    let ((status, problem), code) = listed(&env, &archive);
+    assert_eq!((status.as_str(), code), ("damaged", Some(1)), "{problem}");
+    assert!(
+        problem.contains(&format!("{object} is missing")),
+        "{problem}"
+    );
+    let text = stdout(&env.run_code(&["list", R, REMOTE], 1));
+    assert!(text.contains("1 damaged on the remote"), "{text}");
+    assert!(
+        text.contains(&format!("resbak push {archive} --remote {REMOTE}")),
+        "{text}"
+    );
+
+    let out = env.run(&["push", &archive, R, REMOTE]);
+    assert!(out.contains(&format!("Repaired {archive}")), "{out}");
+    assert!(out.contains("1 repaired"), "{out}");
+    assert!(server.remote().stat(&object).unwrap().is_some());
+    assert_eq!(
+        listed(&env, &archive),
+        (("both".into(), String::new()), Some(0))
+    );
+    env.run(&["verify", R, REMOTE]);
+    let out = env.run(&["push", &archive, R, REMOTE]);
+    assert!(out.contains("Already on"), "{out}");
+}
+
+#[test]
+fn a_remote_object_of_the_wrong_size_is_repaired_only_from_an_intact_local_copy() {
+    let Some(server) = Server::get("a_remote_object_of_the_wrong_size") else {
+        return;
+    };
+    let (env, archive) = pushed_sealed(&server);
+    let object = format!("{archive}.age");
+    server
+        .remote()
+        .put_object(&object, b"short".to_vec())
+        .unwrap();
+    let ((status, problem), code) = listed(&env, &archive);
+    assert_eq!((status.as_str(), code), ("damaged", Some(1)), "{problem}");
+    assert!(problem.contains("5 bytes"), "{problem}");
+
+    flip_byte(&env.backups().join(&archive), 200);
+    let out = env.run_code(&["push", &archive, R, REMOTE], 1);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("Already on"), "{text}");
+    assert!(text.contains("damaged"), "{text}");
+    let left = server.remote().stat(&object).unwrap().unwrap();
+    assert_eq!(left.size, 5, "the damaged copy is left as it was");
+}
+
+#[test]
+fn a_same_size_damaged_remote_object_gets_a_next_step_that_works() {
+    let Some(server) = Server::get("a_same_size_damaged_remote_object") else {
+        return;
+    };
+    let (env, archive) = pushed_sealed(&server);
+    let object = format!("{archive}.age");
+    let size = server.remote().stat(&object).unwrap().unwrap().size;
+    let other = vec![7u8; usize::try_from(size).unwrap()];
+    server.remote().put_object(&object, other).unwrap();
+    assert_eq!(
+        listed(&env, &archive),
+        (("both".into(), String::new()), Some(0))
+    );
+    let out = env.run_code(&["verify", R, REMOTE], 1);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let step = format!("resbak push {archive} --remote {REMOTE}");
+    assert!(text.contains("delete") && text.contains(&step), "{text}");
+    // The step as it says: delete the object, then push.
+    server.remote().delete(&object).unwrap();
+    let out = env.run(&["push", &archive, R, REMOTE]);
+    assert!(out.contains(&format!("Repaired {archive}")), "{out}");
+    env.run(&["verify", R, REMOTE]);
+}
