@@ -114,3 +114,28 @@ fn a_same_size_damaged_remote_object_gets_a_next_step_that_works() {
     assert!(out.contains(&format!("Repaired {archive}")), "{out}");
     env.run(&["verify", R, REMOTE]);
 }
+
+#[test]
+fn pull_and_restore_over_a_damaged_local_copy_say_how_to_take_the_remote_one() {
+    let Some(server) = Server::get("pull_over_a_damaged_local_copy") else {
+        return;
+    };
+    let (env, archive) = pushed_sealed(&server);
+    let path = env.backups().join(&archive);
+    flip_byte(&path, 200);
+    let damaged = std::fs::read(&path).unwrap();
+    let err = env.fail(&["pull", &archive, R, REMOTE], 1);
+    assert!(err.contains("damaged") && err.lines().count() == 1, "{err}");
+    let step = format!("resbak pull {archive} --remote {REMOTE}");
+    assert!(err.contains(&step) && err.contains("mv "), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), damaged, "left as it was");
+
+    std::fs::remove_dir_all(env.results().join("s")).unwrap();
+    let err = env.fail(&["restore", &archive, R, REMOTE], 1);
+    assert!(err.contains("corrupt") && err.contains(&step), "{err}");
+
+    // The commands as the message gives them.
+    std::fs::rename(&path, env.backups().join(format!("{archive}.damaged"))).unwrap();
+    env.run(&["pull", &archive, R, REMOTE]);
+    env.run(&["verify", &archive]);
+}
