@@ -549,9 +549,16 @@ fn builder(
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout_disabled()
         .with_read_timeout(Duration::from_secs(30));
+    // Retries stop when `retry_timeout_secs` has passed, not after a count: the backoff is
+    // capped at a twentieth of it (100 ms to 3 s), so a server that is down for a while is
+    // tried again all along.
+    let cap = Duration::from_millis(retry_secs.saturating_mul(50).clamp(100, 3_000));
     let retry = RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 10,
+        backoff: BackoffConfig {
+            max_backoff: cap,
+            ..BackoffConfig::default()
+        },
+        max_retries: usize::MAX,
         retry_timeout: Duration::from_secs(retry_secs),
     };
     let mut builder = AmazonS3Builder::new()
