@@ -139,3 +139,35 @@ fn pull_and_restore_over_a_damaged_local_copy_say_how_to_take_the_remote_one() {
     env.run(&["pull", &archive, R, REMOTE]);
     env.run(&["verify", &archive]);
 }
+
+#[test]
+fn prune_remote_never_counts_a_damaged_copy_as_kept() {
+    let Some(server) = Server::get("prune_remote_never_counts_a_damaged_copy") else {
+        return;
+    };
+    let env = Env::new();
+    server.configure(&env);
+    env.sample("s");
+    let archives: Vec<String> = (0..3).map(|_| env.backup("s")).collect();
+    env.run(&["push", "s", R, REMOTE]);
+    let remote = server.remote();
+    remote.delete(&archives[2]).unwrap();
+    let out = env
+        .cmd(&["prune", "--keep", "1", R, REMOTE])
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}{err}");
+    assert!(
+        err.contains("not counted as kept") && err.contains(&archives[2]),
+        "{err}"
+    );
+    // The newest intact copy is the one kept; the damaged one is left for a repair.
+    assert!(
+        text.contains(&format!("Removed old backup: {}", archives[0])),
+        "{text}"
+    );
+    assert!(remote.stat(&archives[1]).unwrap().is_some(), "{text}");
+    let entry = format!("{}.entry.yaml", archives[2]);
+    assert!(remote.stat(&entry).unwrap().is_some(), "{text}");
+}
