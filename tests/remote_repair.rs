@@ -106,13 +106,25 @@ fn a_same_size_damaged_remote_object_gets_a_next_step_that_works() {
     );
     let out = env.run_code(&["verify", R, REMOTE], 1);
     let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
-    let step = format!("resbak push {archive} --remote {REMOTE}");
-    assert!(text.contains("delete") && text.contains(&step), "{text}");
-    // The step as it says: delete the object, then push.
-    server.remote().delete(&object).unwrap();
+    let step = format!("resbak push {archive} --remote {REMOTE} --repair");
+    assert!(text.contains(&step), "{text}");
     let out = env.run(&["push", &archive, R, REMOTE]);
+    assert!(
+        out.contains("Already on"),
+        "only --repair reads the copy: {out}"
+    );
+    // The step as it says; a corrupt local archive is never sent in its place.
+    let path = env.backups().join(&archive);
+    let intact = std::fs::read(&path).unwrap();
+    flip_byte(&path, 200);
+    env.run_code(&["push", &archive, R, REMOTE, "--repair"], 1);
+    env.run_code(&["verify", R, REMOTE], 1);
+    std::fs::write(&path, intact).unwrap();
+    let out = env.run(&["push", &archive, R, REMOTE, "--repair"]);
     assert!(out.contains(&format!("Repaired {archive}")), "{out}");
     env.run(&["verify", R, REMOTE]);
+    let out = env.run(&["push", &archive, R, REMOTE, "--repair"]);
+    assert!(out.contains("Already on"), "{out}");
 }
 
 #[test]

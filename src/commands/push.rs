@@ -20,6 +20,8 @@ use std::time::Instant;
 pub struct PushOptions {
     /// Archive names or strategies; every local backup when empty.
     pub targets: Vec<String>,
+    /// Read each copy the remote holds and upload again those found damaged.
+    pub repair: bool,
 }
 
 /// Which backups went which way; the JSON shape of `push --json`.
@@ -82,7 +84,10 @@ pub fn after(
     if new.is_empty() {
         return Ok(outcome);
     }
-    let opts = PushOptions { targets: new };
+    let opts = PushOptions {
+        targets: new,
+        repair: false,
+    };
     for remote in remotes {
         outcome = outcome.max(push(ctx, remote, &opts, printer)?.1);
     }
@@ -122,7 +127,12 @@ fn push(
     let mut tally = Tally::default();
     for entry in selected {
         let name = &entry.backup_file;
-        let broken = catalogue.object_problem(name);
+        let broken = match catalogue.object_problem(name) {
+            None if opts.repair && catalogue.find(name).is_some_and(|t| same(t, entry)) => {
+                verify::remote_problem(remote, &catalogue, entry)?
+            }
+            listed => listed,
+        };
         match catalogue.find(name) {
             Some(there) if same(there, entry) && broken.is_some() => {}
             Some(there) if same(there, entry) => {

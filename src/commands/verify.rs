@@ -587,6 +587,19 @@ pub fn run_remote(
     Ok(report.outcome(all))
 }
 
+/// What `verify --remote` (not deep) finds wrong with the remote copy of `entry`, if anything.
+///
+/// # Errors
+/// As [`run_remote`]: a failure to talk to the remote.
+pub fn remote_problem(
+    remote: &Remote,
+    catalogue: &Catalogue,
+    entry: &Entry,
+) -> Result<Option<String>> {
+    let checked = check_remote(remote, catalogue, entry, false, None)?;
+    Ok(checked.err().map(|p| p.message))
+}
+
 /// Checks one remote backup, then the index pushed with it. The outer error is a failure to
 /// talk to the remote (or a key that does not open it); the inner one says exactly what is
 /// wrong with the backup.
@@ -646,10 +659,9 @@ fn check_remote_archive(
     };
     if object_sum.sha256 != sha256 {
         let message = format!(
-            "SHA-256 mismatch: entry {sha256}, object {}; to replace it from an intact local \
-             copy, delete {} with your S3 client, then run resbak push {} --remote {}",
+            "SHA-256 mismatch: entry {sha256}, object {}; resbak push {} --remote {} --repair \
+             uploads it again from an intact local copy",
             object_sum.sha256,
-            remote.url(&object),
             entry.backup_file,
             remote.name()
         );
