@@ -319,6 +319,10 @@ pub enum Command {
         /// The remote: a [remote.NAME] table in resbak.toml.
         #[arg(long, value_name = "NAME")]
         remote: String,
+        /// Also read each copy the remote holds (as verify --remote does) and upload again,
+        /// from an intact local archive, those it finds damaged.
+        #[arg(long)]
+        repair: bool,
     },
 
     /// Download backups from a remote into the backup folder and add them to the manifest.

@@ -20,6 +20,11 @@ static SETTLED: AtomicBool = AtomicBool::new(false);
 static SAID: Mutex<Option<Said>> = Mutex::new(None);
 /// Held for reading while a step runs that an interruption must not cut in half.
 static HOLD: RwLock<()> = RwLock::new(());
+/// What to call when a signal arrives, before the handler waits for held steps: each tells a
+/// step under [`hold`] to stop and clean up (see [`on_interrupt`]).
+static WAKERS: Mutex<Vec<(u64, Waker)>> = Mutex::new(Vec::new());
+/// The id of the next waker.
+static NEXT_WAKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Set under `--json`: the line also goes to standard output as a JSON error object.
 static JSON: AtomicBool = AtomicBool::new(false);
 
@@ -79,6 +84,40 @@ impl Held {
     }
 }
 
+/// A call that tells a held step to stop.
+type Waker = Box<dyn Fn() + Send>;
+
+/// Calls `wake` when a signal arrives (at once if one has), until the returned value is dropped.
+/// A long step that must clean up on the way out (abort an upload) runs under [`hold`] and stops
+/// when woken: the handler waits for it to drop its hold before exiting.
+pub fn on_interrupt(wake: impl Fn() + Send + 'static) -> Registered {
+    let id = NEXT_WAKER.fetch_add(1, Ordering::SeqCst);
+    wakers().push((id, Box::new(wake)));
+    if STARTED.load(Ordering::SeqCst) {
+        wake_all();
+    }
+    Registered(id)
+}
+
+/// A call registered with [`on_interrupt`]; dropping it removes the call.
+pub struct Registered(u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        wakers().retain(|(id, _)| *id != self.0);
+    }
+}
+
+fn wakers() -> std::sync::MutexGuard<'static, Vec<(u64, Waker)>> {
+    WAKERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wake_all() {
+    for (_, wake) in wakers().iter() {
+        wake();
+    }
+}
+
 /// The line an interruption prints, after `halted` stopped this process's work.
 fn line(halted: &crate::atomic::Halted) -> String {
     let said = SAID.lock().unwrap_or_else(|e| e.into_inner());
@@ -110,6 +149,7 @@ pub fn on_signal_clean_up_and_exit() -> Result<()> {
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             STARTED.store(true, Ordering::SeqCst);
+            wake_all();
             let _held_off = HOLD.write().unwrap_or_else(|e| e.into_inner());
             let halted = crate::atomic::remove_in_flight(|| SETTLED.load(Ordering::SeqCst));
             crate::progress::clear_all();

@@ -293,11 +293,14 @@ fn dispatch(
             }
         }
         Command::Push {
-            targets, remote, ..
+            targets,
+            remote,
+            repair,
+            ..
         } => push::run(
             ctx,
             &connect(&remote)?,
-            &push::PushOptions { targets },
+            &push::PushOptions { targets, repair },
             printer,
         ),
         Command::Pull { archives, remote } => pull::run(

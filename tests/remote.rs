@@ -473,3 +473,35 @@ fn list_remote_exits_1_on_a_conflict() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_server_that_is_down_is_retried_until_retry_timeout_secs() {
+    // Needs no server: the endpoint is a closed port on this machine.
+    let env = Env::new();
+    fs::write(
+        env.path().join("resbak.toml"),
+        "[remote.down]\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n\
+         allow_http = true\nretry_timeout_secs = 2\nencrypt = false\n",
+    )
+    .unwrap();
+    env.sample("s");
+    env.backup("s");
+    let out = env
+        .cmd(&["push", "--all", R, "down"])
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("retry_timeout_secs = 2"), "{err}");
+    // The client used to stop after 10 retries whatever the timeout; now only the timeout
+    // ends them, and with backoffs of at most a twentieth of it there are more than that.
+    let tries: u64 = err
+        .split("tried ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of tries: {err}"));
+    assert!(tries > 11, "{err}");
+}

@@ -19,6 +19,7 @@ mod remote;
 mod remote_catalogue;
 mod remote_crypto;
 mod remote_leftovers;
+mod remote_repair;
 mod restore;
 mod retention;
 mod s3;

@@ -68,7 +68,8 @@ pub struct Row {
     /// `verified` (the last verify found it intact and its size is unchanged), `failed` (the
     /// last verify found a problem, or its size changed since), `present` (never verified),
     /// `missing` (in the manifest, no file) or `untracked` (file, not in the manifest); with
-    /// `--remote`: `both`, `local`, `remote`, or `conflict` (same name, other bytes).
+    /// `--remote`: `both`, `local`, `remote`, `conflict` (same name, other bytes) or
+    /// `damaged` (the remote's archive or index object is missing or of the wrong size).
     pub status: &'static str,
     /// What is wrong, for `failed`.
     pub problem: Option<String>,
@@ -133,17 +134,21 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
 /// `list` exit 1. Untracked and never-verified archives are not problems.
 fn summary(rows: &[Row]) -> Option<String> {
     let count = |status: &str| rows.iter().filter(|r| r.status == status).count();
-    let (missing, failed) = (count("missing"), count("failed"));
-    let parts: Vec<String> = [(missing, "missing"), (failed, "failed")]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect();
+    let (missing, failed, damaged) = (count("missing"), count("failed"), count("damaged"));
+    let parts: Vec<String> = [
+        (missing, "missing"),
+        (failed, "failed"),
+        (damaged, "damaged on the remote"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
     let listed = rows.iter().filter(|r| r.status != "untracked").count();
     (!parts.is_empty()).then(|| {
         format!(
             "Problems: {} of {listed} catalogued backups ({})",
-            missing + failed,
+            missing + failed + damaged,
             parts.join(", ")
         )
     })
@@ -550,14 +555,50 @@ pub fn remote_rows(
         .into_values()
         .filter_map(|sides| match sides {
             (Some(l), Some(r)) if !super::push::same(l, r) => Some(entry_row(r, "conflict")),
-            (Some(l), there) => Some(local_side(backup_dir, l, checks.of(l), there, remote)),
-            (None, Some(r)) => Some(entry_row(r, "remote")),
+            (Some(l), there) => {
+                let broken = there.and_then(|r| catalogue.object_problem(&r.backup_file));
+                let there = there.filter(|_| broken.is_none());
+                let row = local_side(backup_dir, l, checks.of(l), there, remote);
+                Some(broken_there(row, broken, remote))
+            }
+            (None, Some(r)) => {
+                let broken = catalogue.object_problem(&r.backup_file);
+                Some(broken_there(entry_row(r, "remote"), broken, remote))
+            }
             (None, None) => None,
         })
         .filter(|row| strategy.is_none_or(|s| row.strategy.as_deref() == Some(s)))
         .collect();
     rows.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
     Ok(rows)
+}
+
+/// `row` marked `damaged` when the remote's copy is `broken` (an object missing or of the
+/// wrong size), with what to do: push it again from an intact copy here, if there is one.
+fn broken_there(row: Row, broken: Option<String>, remote: &Remote) -> Row {
+    let Some(broken) = broken else {
+        return row;
+    };
+    let name = remote.name();
+    let there = format!("the copy on {name} is damaged ({broken})");
+    let problem = match (row.status, &row.problem) {
+        ("remote", _) => format!("{there}; there is no copy here"),
+        (_, Some(here)) => format!("{here}; {there}"),
+        _ => format!(
+            "{there}; resbak push {} --remote {name} uploads it again",
+            row.archive
+        ),
+    };
+    let status = if row.status == "remote" || row.problem.is_none() {
+        "damaged"
+    } else {
+        row.status
+    };
+    Row {
+        status,
+        problem: Some(problem),
+        ..row
+    }
 }
 
 /// The row of a backup catalogued here, with `there` its remote entry if the remote holds the

@@ -140,12 +140,32 @@ pub fn run_remote(remote: &Remote, opts: &PruneOptions, printer: &mut Printer) -
     if opts.rules().has_zero() {
         return Err(Error::InvalidKeep);
     }
-    let manifest = Manifest {
-        backups: remote.catalogue()?.entries,
+    let catalogue = remote.catalogue()?;
+    let place = Path::new(remote.name());
+    let all = Manifest {
+        backups: catalogue.entries.clone(),
         ..Manifest::default()
     };
-    let place = Path::new(remote.name());
-    check_known(opts.strategy.as_deref(), &manifest, place)?;
+    check_known(opts.strategy.as_deref(), &all, place)?;
+    // A copy the listing shows damaged is not one of the kept: it is left alone, and said so.
+    let (damaged, intact): (Vec<Entry>, Vec<Entry>) = all
+        .backups
+        .into_iter()
+        .partition(|e| catalogue.object_problem(&e.backup_file).is_some());
+    for entry in &damaged {
+        let problem = catalogue.object_problem(&entry.backup_file);
+        printer.warn(format_args!(
+            "not counted as kept, left as it is: {} ({}; resbak push {} --remote {} repairs it)",
+            entry.backup_file,
+            problem.unwrap_or_default(),
+            entry.backup_file,
+            remote.name()
+        ));
+    }
+    let manifest = Manifest {
+        backups: intact,
+        ..Manifest::default()
+    };
     let (remove, kept) = retention::plan(&manifest, opts.strategy.as_deref(), &opts.rules());
     let mut pruned = Pruned {
         kept: kept.iter().map(|e| e.backup_file.clone()).collect(),

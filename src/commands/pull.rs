@@ -73,6 +73,7 @@ pub fn pull(ctx: &Context, remote: &Remote, arg: &str, printer: &mut Printer) ->
     if let Some(have) = Manifest::load(dir)?.find(&name) {
         check_same(ctx, have, entry)?;
         if dir.join(&name).is_file() {
+            check_intact(remote, &dir.join(&name), have)?;
             printer.line(format_args!("Already here: {}", dir.join(&name).display()))?;
             return Ok(have.clone());
         }
@@ -200,4 +201,38 @@ fn check_same(ctx: &Context, have: &Entry, entry: &Entry) -> Result<()> {
             ),
         ),
     ))
+}
+
+/// Checks the local archive at `path` against its manifest entry `have` (size and SHA-256, as
+/// `verify` does) before it is taken for the remote's copy: a damaged one is never replaced
+/// silently, and the error says how to put it aside and pull the remote's.
+fn check_intact(remote: &Remote, path: &Path, have: &Entry) -> Result<()> {
+    let file = std::fs::File::open(path).at("open", path)?;
+    let mut reader = crate::checksum::HashingReader::new(std::io::BufReader::new(file));
+    std::io::copy(&mut reader, &mut std::io::sink()).at("read", path)?;
+    let sum = reader.finish().at("read", path)?;
+    if sum.len == have.size && sum.sha256 == have.sha256 {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        path,
+        format!(
+            "the local copy is damaged (it reads as {} bytes with SHA-256 {}, manifest says {} \
+             bytes, {}); {}",
+            sum.len,
+            sum.sha256,
+            have.size,
+            have.sha256,
+            intact_there(remote, path, &have.backup_file)
+        ),
+    ))
+}
+
+/// What to do when the local copy at `path` of backup `name` is damaged and `remote` holds it.
+pub fn intact_there(remote: &Remote, path: &Path, name: &str) -> String {
+    let shown = path.display();
+    format!(
+        "{0} holds an intact copy: mv {shown} {shown}.damaged && resbak pull {name} --remote {0}",
+        remote.name()
+    )
 }

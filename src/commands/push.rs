@@ -20,6 +20,8 @@ use std::time::Instant;
 pub struct PushOptions {
     /// Archive names or strategies; every local backup when empty.
     pub targets: Vec<String>,
+    /// Read each copy the remote holds and upload again those found damaged.
+    pub repair: bool,
 }
 
 /// Which backups went which way; the JSON shape of `push --json`.
@@ -29,6 +31,8 @@ pub struct Tally {
     pub pushed: Vec<String>,
     /// Archives the remote already held, identical.
     pub present: Vec<String>,
+    /// Archives whose remote copy had an object missing or of the wrong size, uploaded again.
+    pub repaired: Vec<String>,
     /// Archives that could not be pushed, with the problem.
     pub failed: Vec<Failed>,
 }
@@ -80,7 +84,10 @@ pub fn after(
     if new.is_empty() {
         return Ok(outcome);
     }
-    let opts = PushOptions { targets: new };
+    let opts = PushOptions {
+        targets: new,
+        repair: false,
+    };
     for remote in remotes {
         outcome = outcome.max(push(ctx, remote, &opts, printer)?.1);
     }
@@ -120,7 +127,14 @@ fn push(
     let mut tally = Tally::default();
     for entry in selected {
         let name = &entry.backup_file;
+        let broken = match catalogue.object_problem(name) {
+            None if opts.repair && catalogue.find(name).is_some_and(|t| same(t, entry)) => {
+                verify::remote_problem(remote, &catalogue, entry)?
+            }
+            listed => listed,
+        };
         match catalogue.find(name) {
+            Some(there) if same(there, entry) && broken.is_some() => {}
             Some(there) if same(there, entry) => {
                 tally.present.push(name.clone());
                 printer.line(format_args!("Already on {}: {name}", remote.name()))?;
@@ -137,16 +151,36 @@ fn push(
             None => {}
         }
         let path = ctx.backup_dir.join(name);
+        // A damaged remote copy is replaced only from a local archive that is what its entry
+        // object records (the upload hashes it and stops at the first difference).
+        let damaged = |problem: String| match &broken {
+            Some(b) => format!("the copy on {} is damaged ({b}); {problem}", remote.name()),
+            None => problem,
+        };
         if !path.is_file() {
-            fail(&mut tally, name, "archive file is missing".into(), printer)?;
+            fail(
+                &mut tally,
+                name,
+                damaged("archive file is missing".into()),
+                printer,
+            )?;
             continue;
         }
         let started = Instant::now();
-        let pushed = push_one(remote, &path, entry, seal, printer);
+        let pushed = push_one(remote, &path, entry, seal, broken.is_some(), printer);
         for note in remote.take_notes() {
             printer.warn(note);
         }
         match pushed {
+            Ok(object) if broken.is_some() => {
+                tally.repaired.push(name.clone());
+                printer.line(format_args!(
+                    "Repaired {name} on {}: {}; uploaded again -> {}",
+                    remote.name(),
+                    broken.as_deref().unwrap_or_default(),
+                    remote.url(&object)
+                ))?;
+            }
             Ok(object) => {
                 tally.pushed.push(name.clone());
                 printer.line(format_args!(
@@ -157,13 +191,17 @@ fn push(
                 ))?;
             }
             Err(problem) if problem.is_data_problem() => {
-                fail(&mut tally, name, problem.to_string(), printer)?;
+                fail(&mut tally, name, damaged(problem.to_string()), printer)?;
             }
             Err(e) => return Err(e),
         }
     }
+    let repaired = match tally.repaired.len() {
+        0 => String::new(),
+        n => format!(", {n} repaired"),
+    };
     printer.line(format_args!(
-        "Pushed {} to {} ({}): {} already there, {} failed",
+        "Pushed {} to {} ({}): {} already there{repaired}, {} failed",
         crate::error::count(tally.pushed.len(), "backup", "backups"),
         remote.name(),
         remote.location(),
@@ -190,13 +228,15 @@ fn fail(tally: &mut Tally, name: &str, problem: String, printer: &mut Printer) -
 
 /// Uploads one archive (encrypted to `seal` when given) and its index and, once what landed is
 /// checked, catalogues it on the remote; returns the object's name. The sidecar is written with
-/// a conditional create, then both objects are looked at again: on a server that ignores the
-/// condition, a push of the same name from elsewhere that replaced either is caught here.
+/// a conditional create (replacing the sidecar of a damaged copy when `repair`), then both
+/// objects are looked at again: on a server that ignores the condition, a push of the same name
+/// from elsewhere that replaced either is caught here.
 fn push_one(
     remote: &Remote,
     path: &Path,
     entry: &Entry,
     seal: Option<&Recipients>,
+    repair: bool,
     printer: &mut Printer,
 ) -> Result<String> {
     let mut sidecar = remote.upload(path, entry, seal)?;
@@ -213,7 +253,10 @@ fn push_one(
         }
     }
     let sidecar = sidecar.within_limit();
-    remote.write_entry(&sidecar)?;
+    match repair {
+        true => remote.rewrite_entry(&sidecar)?,
+        false => remote.write_entry(&sidecar)?,
+    }
     let catalogued = remote.read_entry(&entry.backup_file)?;
     if catalogued.as_ref() != Some(&sidecar) {
         let entry_object = format!("{}{ENTRY_SUFFIX}", entry.backup_file);

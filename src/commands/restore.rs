@@ -20,7 +20,7 @@ use crate::archive::{self, Counts};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
-use crate::manifest::Entry;
+use crate::manifest::{Entry, Manifest};
 use dry_run::dry_run;
 use extraction::extract_checked;
 use place::{
@@ -275,14 +275,33 @@ pub fn run_remote(
     printer: &mut Printer,
 ) -> Result<Outcome> {
     let name = super::pull::archive_name(&opts.archive);
-    let manifest = crate::manifest::Manifest::load(&ctx.backup_dir)?;
+    let manifest = Manifest::load(&ctx.backup_dir)?;
     let here = manifest.find(&name).is_some() && ctx.backup_dir.join(&name).is_file();
     if !here {
         super::pull::pull(ctx, remote, &opts.archive, printer)?;
     }
     let local = RestoreOptions {
-        archive: name,
+        archive: name.clone(),
         ..opts.clone()
     };
-    run(ctx, &local, printer)
+    match run(ctx, &local, printer) {
+        // The archive here is damaged: say that the remote holds the backup.
+        Err(Error::Corrupt { path, detail }) if here && holds(remote, &manifest, &name) => {
+            let there = super::pull::intact_there(remote, &path, &name);
+            Err(Error::Corrupt {
+                detail: format!("{detail}; {there}"),
+                path,
+            })
+        }
+        done => done,
+    }
+}
+
+/// Whether `remote` catalogues the same backup as `manifest` under archive `name` (no when it
+/// cannot be asked: the error at hand is the one to report).
+fn holds(remote: &crate::remote::Remote, manifest: &Manifest, name: &str) -> bool {
+    match (manifest.find(name), remote.read_entry(name).ok().flatten()) {
+        (Some(here), Some(there)) => super::push::same(here, &there.entry),
+        _ => false,
+    }
 }

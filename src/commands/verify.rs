@@ -604,6 +604,19 @@ pub fn run_remote(
     Ok(report.outcome(all))
 }
 
+/// What `verify --remote` (not deep) finds wrong with the remote copy of `entry`, if anything.
+///
+/// # Errors
+/// As [`run_remote`]: a failure to talk to the remote.
+pub fn remote_problem(
+    remote: &Remote,
+    catalogue: &Catalogue,
+    entry: &Entry,
+) -> Result<Option<String>> {
+    let checked = check_remote(remote, catalogue, entry, false, None)?;
+    Ok(checked.err().map(|p| p.message))
+}
+
 /// Checks one remote backup, then the index pushed with it. The outer error is a failure to
 /// talk to the remote (or a key that does not open it); the inner one says exactly what is
 /// wrong with the backup.
@@ -637,11 +650,12 @@ fn check_remote_archive(
     let (size, sha256) = sidecar.object_digest();
     match catalogue.archives.get(&object) {
         None => {
-            let missing = Problem::new(ProblemKind::Missing, "archive object is missing");
-            return Ok(Err(missing));
+            let message = format!("archive object is missing{}", push_again(remote, entry));
+            return Ok(Err(Problem::new(ProblemKind::Missing, message)));
         }
         Some(&found) if found != size => {
-            let message = format!("size is {found} bytes, entry says {size}");
+            let again = push_again(remote, entry);
+            let message = format!("size is {found} bytes, entry says {size}{again}");
             return Ok(Err(Problem::new(ProblemKind::Size, message)));
         }
         Some(_) => {}
@@ -662,8 +676,11 @@ fn check_remote_archive(
     };
     if object_sum.sha256 != sha256 {
         let message = format!(
-            "SHA-256 mismatch: entry {sha256}, object {}",
-            object_sum.sha256
+            "SHA-256 mismatch: entry {sha256}, object {}; resbak push {} --remote {} --repair \
+             uploads it again from an intact local copy",
+            object_sum.sha256,
+            entry.backup_file,
+            remote.name()
         );
         return Ok(Err(Problem::new(ProblemKind::Checksum, message)));
     }
@@ -679,4 +696,14 @@ fn check_remote_archive(
         }
     };
     Ok(judge(entry, &extract::Scan { checksum, stats }))
+}
+
+/// The hint after a remote object that is missing or of the wrong size: `push` uploads it again
+/// from an intact local copy.
+fn push_again(remote: &Remote, entry: &Entry) -> String {
+    format!(
+        "; resbak push {} --remote {} uploads it again from an intact local copy",
+        entry.backup_file,
+        remote.name()
+    )
 }

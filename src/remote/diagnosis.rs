@@ -19,22 +19,39 @@ impl Remote {
                 format!("bucket {} does not exist at {}", self.bucket, self.endpoint)
             }
             (_, Some(HttpErrorKind::Connect)) => format!(
-                "cannot connect to {} while {action}: {} (retried for up to {} s)",
-                self.endpoint, diagnosis.root, self.retry_secs
+                "cannot connect to {} while {action}: {} ({})",
+                self.endpoint,
+                diagnosis.root,
+                self.retried(&diagnosis)
             ),
             (_, Some(HttpErrorKind::Timeout)) => format!(
-                "no answer from {} while {action}: {} (retried for up to {} s)",
-                self.endpoint, diagnosis.root, self.retry_secs
+                "no answer from {} while {action}: {} ({})",
+                self.endpoint,
+                diagnosis.root,
+                self.retried(&diagnosis)
             ),
             (None, Some(_)) => format!(
-                "connection to {} failed while {action}: {} (retried for up to {} s)",
-                self.endpoint, diagnosis.root, self.retry_secs
+                "connection to {} failed while {action}: {} ({})",
+                self.endpoint,
+                diagnosis.root,
+                self.retried(&diagnosis)
             ),
             _ => format!("{action} failed: {}", diagnosis.summary()),
         };
         Error::Remote {
             remote: self.name.clone(),
             message,
+        }
+    }
+}
+
+impl Remote {
+    /// How long a failed request was retried, as the client reported it.
+    fn retried(&self, diagnosis: &Diagnosis) -> String {
+        let timeout = self.retry_secs;
+        match diagnosis.retries {
+            Some(n) => format!("tried {} times over retry_timeout_secs = {timeout}", n + 1),
+            None => format!("not retried; retry_timeout_secs = {timeout}"),
         }
     }
 }
@@ -59,6 +76,8 @@ struct Diagnosis {
     root: String,
     /// The whole error as one line.
     text: String,
+    /// How many times the client retried the request, when it did.
+    retries: Option<u64>,
 }
 
 impl Diagnosis {
@@ -86,6 +105,7 @@ impl Diagnosis {
             message: between(&text, "<Message>", "</Message>"),
             transport,
             root,
+            retries: between(&text, ", after ", " retries").and_then(|n| n.parse().ok()),
             text,
         }
     }

@@ -146,6 +146,26 @@ impl Catalogue {
             index: self.indexes.get(name).cloned(),
         })
     }
+
+    /// What the listing shows wrong with the objects of catalogued archive `name`: its archive
+    /// or index object missing, or not the size its entry object records. `None` when both
+    /// look right (a same-size damaged object is found only by reading it: `verify --remote`).
+    pub fn object_problem(&self, name: &str) -> Option<String> {
+        let sidecar = self.sidecar(name)?;
+        let mut wanted = vec![(sidecar.object(), sidecar.object_digest().0, &self.archives)];
+        if let (Some(object), Some(index)) = (sidecar.index_object(), &sidecar.index) {
+            wanted.push((object, index.size, &self.index_objects));
+        }
+        wanted
+            .into_iter()
+            .find_map(|(object, size, listed)| match listed.get(&object) {
+                None => Some(format!("its object {object} is missing")),
+                Some(&found) if found != size => Some(format!(
+                    "its object {object} is {found} bytes, its entry object records {size}"
+                )),
+                Some(_) => None,
+            })
+    }
 }
 
 /// An entry object's name and its sidecar, or what is wrong with it.
@@ -428,6 +448,20 @@ impl Remote {
     /// [`Error::Taken`] when the server refused because a sidecar of that name exists;
     /// [`Error::Remote`] when the write fails.
     pub fn write_entry(&self, sidecar: &Sidecar) -> Result<()> {
+        self.put_entry(sidecar, PutMode::Create)
+    }
+
+    /// Replaces the sidecar of an archive whose objects were uploaded again (a repair of a
+    /// copy whose archive or index object was missing or damaged).
+    ///
+    /// # Errors
+    /// [`Error::Remote`] when the write fails.
+    pub fn rewrite_entry(&self, sidecar: &Sidecar) -> Result<()> {
+        self.put_entry(sidecar, PutMode::Overwrite)
+    }
+
+    /// Writes `sidecar`'s entry object with `mode`.
+    fn put_entry(&self, sidecar: &Sidecar, mode: PutMode) -> Result<()> {
         let name = &sidecar.entry.backup_file;
         let cannot = |e: String| Error::Remote {
             remote: self.name.clone(),
@@ -442,7 +476,7 @@ impl Remote {
             )));
         }
         let object = format!("{name}{ENTRY_SUFFIX}");
-        let opts = PutOptions::from(PutMode::Create);
+        let opts = PutOptions::from(mode);
         let key = self.key(&object);
         let put = self
             .store
@@ -515,9 +549,16 @@ fn builder(
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout_disabled()
         .with_read_timeout(Duration::from_secs(30));
+    // Retries stop when `retry_timeout_secs` has passed, not after a count: the backoff is
+    // capped at a twentieth of it (100 ms to 3 s), so a server that is down for a while is
+    // tried again all along.
+    let cap = Duration::from_millis(retry_secs.saturating_mul(50).clamp(100, 3_000));
     let retry = RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 10,
+        backoff: BackoffConfig {
+            max_backoff: cap,
+            ..BackoffConfig::default()
+        },
+        max_retries: usize::MAX,
         retry_timeout: Duration::from_secs(retry_secs),
     };
     let mut builder = AmazonS3Builder::new()

@@ -10,12 +10,14 @@ use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Entry;
 use bytes::{Buf, Bytes};
+use futures_util::future::{Either, select};
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use object_store::path::Path as Key;
 use object_store::{MultipartUpload, ObjectStoreExt, UploadPart};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::pin::pin;
 use tokio::runtime::Runtime;
 use tokio::time::{Timeout, error::Elapsed, timeout};
 
@@ -180,10 +182,22 @@ impl Remote {
             .put_multipart(key)
             .await
             .map_err(|e| self.fail(&what, e))?;
-        let mut outcome = self
-            .send_parts(&mut upload, reader, part, &what, file)
-            .await
-            .and_then(|reader| reader.finish(expected, file));
+        // An interruption stops the upload here and waits for it to be aborted.
+        let _held = crate::interrupt::hold();
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let _woken = crate::interrupt::on_interrupt({
+            let stop = stop.clone();
+            move || stop.notify_one()
+        });
+        let send = self.send_parts(&mut upload, reader, part, &what, file);
+        let sent = match select(pin!(send), pin!(stop.notified())).await {
+            Either::Left((sent, _)) => sent,
+            Either::Right(_) => Err(Error::Remote {
+                remote: self.name.clone(),
+                message: format!("{what}: interrupted"),
+            }),
+        };
+        let mut outcome = sent.and_then(|reader| reader.finish(expected, file));
         if outcome.is_ok()
             && let Err(e) = upload.complete().await
         {
