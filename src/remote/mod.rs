@@ -62,7 +62,7 @@ pub const ENV_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const DEFAULT_RETRY_SECS: u64 = 60;
 
 /// Archives up to this size go up in one request; larger ones as parts of (at least) this size.
-const PART_SIZE: u64 = 8 << 20;
+const PART_SIZE: u64 = 5 << 20;
 /// S3 allows at most this many parts; larger archives get larger parts.
 const MAX_PARTS: u64 = 10_000;
 /// Parts in memory at once: uploading, or one uploading while the next is read.
