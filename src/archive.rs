@@ -399,11 +399,11 @@ pub fn write<W: Write, I: Write>(
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;
     let looks = reuse.is_some();
     let mut seg = segmented::Segmenter::new(tar, index, top, opts, reuse);
-    // The walk (and, when segments may be copied, the hashing of each file) runs a few
-    // segments ahead on a thread of its own.
+    // The walk (and, when segments may be copied, the hashing of each file, on as many
+    // threads as compression may use) runs a few segments ahead of the writer.
     std::thread::scope(|scope| {
         let (groups, received) = std::sync::mpsc::sync_channel(segmented::AHEAD);
-        scope.spawn(move || segmented::group(src, &opts.excludes, looks, &groups));
+        scope.spawn(move || segmented::group(src, &opts.excludes, looks, opts.threads, &groups));
         for group in received {
             seg.flush(group?)?;
         }

@@ -10,10 +10,13 @@ use crate::index::{self, Record};
 use crate::pgzip::ParGzWriter;
 use crate::progress::Progress;
 use crate::reuse::Source;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 /// The tar stream of an archive being written.
 pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
@@ -29,54 +32,117 @@ pub(super) struct Group {
 }
 
 /// Walks `src` and sends its entries to `groups` one segment at a time (see
-/// [`index::starts_segment`]), each entry looked at (its file hashed) when `look`. Stops at
-/// the first error, which it sends, or when the receiver has gone.
+/// [`index::starts_segment`]), in order, each entry looked at (its file hashed) when `look`,
+/// on up to `workers` threads. Stops at the first error, which it sends, or when the receiver
+/// has gone.
 pub(super) fn group(
     src: &Path,
     excludes: &super::Excludes,
     look: bool,
-    groups: &std::sync::mpsc::SyncSender<Result<Group>>,
+    workers: usize,
+    groups: &SyncSender<Result<Group>>,
 ) {
-    let send = |entries: Vec<(PathBuf, PathBuf)>| -> bool {
-        if entries.is_empty() {
-            return true;
+    if !look || workers < 2 {
+        walk_groups(src, excludes, |entries| {
+            let group = entries.and_then(|entries| make(entries, look));
+            let failed = group.is_err();
+            groups.send(group).is_ok() && !failed
+        });
+        return;
+    }
+    // The walk hands out segments by number; workers hash them; this thread puts them back in
+    // order. Dropping a channel's far end stops each stage in turn.
+    let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(AHEAD);
+    let queued = Arc::new(Mutex::new(queued));
+    let (done, finished) = std::sync::mpsc::channel::<(usize, Result<Group>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (queued, done) = (Arc::clone(&queued), done.clone());
+            scope.spawn(move || {
+                while let Some((seq, entries)) = next_job(&queued) {
+                    let group = entries.and_then(|entries| make(entries, true));
+                    if done.send((seq, group)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        let group = match look {
-            true => entries
+        drop((queued, done));
+        scope.spawn(move || {
+            let mut seq = 0;
+            walk_groups(src, excludes, |entries| {
+                let failed = entries.is_err();
+                seq += 1;
+                jobs.send((seq - 1, entries)).is_ok() && !failed
+            });
+        });
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        for (seq, group) in finished {
+            waiting.insert(seq, group);
+            while let Some(group) = waiting.remove(&next) {
+                next += 1;
+                let failed = group.is_err();
+                if groups.send(group).is_err() || failed {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// A segment's entries (or the walk's error) and its number in the walk.
+type Job = (usize, Result<Vec<(PathBuf, PathBuf)>>);
+
+fn next_job(queued: &Mutex<Receiver<Job>>) -> Option<Job> {
+    queued.lock().ok()?.recv().ok()
+}
+
+/// The group of `entries`, each looked at when `look`.
+fn make(entries: Vec<(PathBuf, PathBuf)>, look: bool) -> Result<Group> {
+    let looked = match look {
+        true => Some(
+            entries
                 .iter()
                 .map(|(path, _)| self::look(path))
-                .collect::<Result<Vec<_>>>()
-                .map(|looked| Group {
-                    entries,
-                    looked: Some(looked),
-                }),
-            false => Ok(Group {
-                entries,
-                looked: None,
-            }),
-        };
-        let failed = group.is_err();
-        groups.send(group).is_ok() && !failed
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        false => None,
     };
+    Ok(Group { entries, looked })
+}
+
+/// Walks `src` and gives `emit` the entries of one segment at a time, or the walk's error;
+/// stops when `emit` says so or after an error.
+fn walk_groups(
+    src: &Path,
+    excludes: &super::Excludes,
+    mut emit: impl FnMut(Result<Vec<(PathBuf, PathBuf)>>) -> bool,
+) {
     let mut entries = Vec::new();
     let mut after_big = false;
     for item in super::walk(src, excludes) {
         let walked = match item {
             Ok(walked) => walked,
             Err(e) => {
-                let _ = groups.send(Err(e));
+                emit(Err(e));
                 return;
             }
         };
         let size = walked.size();
         let Walked { path, rel, .. } = walked;
-        if index::starts_segment(&rel, size, after_big) && !send(std::mem::take(&mut entries)) {
+        if index::starts_segment(&rel, size, after_big)
+            && !entries.is_empty()
+            && !emit(Ok(std::mem::take(&mut entries)))
+        {
             return;
         }
         after_big = size >= index::BIG_FILE;
         entries.push((path, rel));
     }
-    send(entries);
+    if !entries.is_empty() {
+        emit(Ok(entries));
+    }
 }
 
 /// Collects the entries of one segment at a time and writes or copies them.
@@ -300,5 +366,46 @@ fn record(rel: &Path, s: &Stored) -> Record {
         sha256: String::from_utf8_lossy(&s.sha).into_owned(),
         path: rel.to_path_buf(),
         target: s.target.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The groups `group` sends for `src`: each segment's paths and its files' SHA-256.
+    fn groups_of(src: &Path, workers: usize) -> Vec<Vec<(PathBuf, Vec<u8>)>> {
+        let excludes = super::super::Excludes::default();
+        let (sender, received) = std::sync::mpsc::sync_channel(AHEAD);
+        std::thread::scope(|scope| {
+            scope.spawn(move || group(src, &excludes, true, workers, &sender));
+            let mut all = Vec::new();
+            for group in received {
+                let Group { entries, looked } = group.unwrap();
+                let looked = looked.unwrap();
+                let shas = looked
+                    .into_iter()
+                    .map(|s| s.map(|s| s.sha).unwrap_or_default());
+                all.push(entries.into_iter().map(|(_, rel)| rel).zip(shas).collect());
+            }
+            all
+        })
+    }
+
+    #[test]
+    fn hashing_on_several_threads_sends_the_groups_of_one_thread_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("s");
+        for run in 0..12 {
+            let folder = src.join(format!("runs/r{run:02}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("small.csv"), format!("run {run}\n")).unwrap();
+            let big = vec![run as u8; (index::BIG_FILE as usize) + run * 4096];
+            std::fs::write(folder.join("big.bin"), big).unwrap();
+        }
+        let one = groups_of(&src, 1);
+        assert!(one.len() > 24, "{} groups", one.len());
+        assert_eq!(groups_of(&src, 2), one);
+        assert_eq!(groups_of(&src, 4), one);
     }
 }
