@@ -76,11 +76,25 @@ pub fn extract_segments(
     top: &str,
     include: Option<(&Excludes, &Selection)>,
 ) -> Result<Extracted> {
+    let frame = segments.clone();
+    unpack_segments(archive, &frame, segments, root, top, include)
+}
+
+/// Checks the gzip frame around all the archive's segments `frame`, then inflates those in
+/// `read` on all cores and unpacks them below `root`.
+fn unpack_segments(
+    archive: &Path,
+    frame: &[crate::pgzip::Segment],
+    read: Vec<crate::pgzip::Segment>,
+    root: &Path,
+    top: &str,
+    include: Option<(&Excludes, &Selection)>,
+) -> Result<Extracted> {
     let corrupt = |e: io::Error| Error::corrupt(archive, e);
     let file = crate::archive::open_file(archive)?;
-    crate::inflate::check_frame(&file, &segments).map_err(corrupt)?;
+    crate::inflate::check_frame(&file, frame).map_err(corrupt)?;
     let threads = crate::archive::default_threads();
-    let tar_stream = crate::inflate::Parallel::new(&file, segments, threads).map_err(corrupt)?;
+    let tar_stream = crate::inflate::Parallel::new(&file, read, threads).map_err(corrupt)?;
     unpack_all(tar_stream, archive, Some(root), top, include)
 }
 

@@ -3,7 +3,7 @@
 //! above them are inflated; and each included file, once extracted, is checked against the
 //! SHA-256 the index records.
 
-use super::{Extracted, Matching, Selection, unpack::unpack_all};
+use super::{Extracted, Matching, Selection};
 use crate::archive::{EntryKind, Excludes};
 use crate::checksum::HashingReader;
 use crate::error::{Error, Result};
@@ -134,8 +134,6 @@ pub fn extract_partial(
     let Some(partial) = &selection.partial else {
         return Err(corrupt(io::Error::other("no index to read it by")));
     };
-    let file = crate::archive::open_file(archive)?;
-    crate::inflate::check_frame(&file, &partial.segments).map_err(corrupt)?;
     let needed = partial
         .segments
         .iter()
@@ -143,15 +141,8 @@ pub fn extract_partial(
         .filter(|(_, n)| **n)
         .map(|(s, _)| *s)
         .collect();
-    let threads = crate::archive::default_threads();
-    let tar_stream = crate::inflate::Parallel::new(&file, needed, threads).map_err(corrupt)?;
-    let extracted = unpack_all(
-        tar_stream,
-        archive,
-        Some(root),
-        top,
-        Some((include, selection)),
-    )?;
+    let include = Some((include, selection));
+    let extracted = super::unpack_segments(archive, &partial.segments, needed, root, top, include)?;
     for (rel, size, sha256) in &partial.files {
         let path = root.join(top).join(rel);
         let differs = || {
