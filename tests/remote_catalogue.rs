@@ -1,7 +1,7 @@
 //! The remote catalogue beside the local one: `list --remote` shows local damage as `list`
 //! does, and each archive's index travels with it (pushed, pulled, checked).
 
-use crate::remote_crypto::{R, configure_sealed, new_key, object_bytes, share_key};
+use crate::remote_crypto::{R, configure_sealed, object_bytes, sealed_backup, share_key};
 use crate::s3::{REMOTE, Server};
 use crate::util::{Env, flip_byte, stdout};
 use std::collections::BTreeMap;
@@ -80,11 +80,7 @@ fn the_index_travels_encrypted_with_its_archive() {
     let Some(server) = Server::get("the_index_travels_encrypted_with_its_archive") else {
         return;
     };
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    here.sample("s");
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
     let sha = index_sha(&here, &archive).expect("a new backup has an index");
     here.run(&["push", &archive, R, REMOTE]);
     let remote = server.remote();
