@@ -9,7 +9,7 @@ use std::fs;
 const R: &str = "--remote";
 
 /// Backs up `strategy` in `env` and pushes it; returns the archive name.
-fn backup_and_push(env: &Env, strategy: &str) -> String {
+pub(crate) fn backup_and_push(env: &Env, strategy: &str) -> String {
     let archive = env.backup(strategy);
     let out = env.run(&["push", &archive, R, REMOTE]);
     assert!(out.contains(&format!("Pushed {archive} -> s3://")), "{out}");
