@@ -16,6 +16,24 @@ pub(crate) fn backup_and_push(env: &Env, strategy: &str) -> String {
     archive
 }
 
+/// Starts `push --all` on every machine at once and waits for all of them.
+pub(crate) fn push_all_at_once(machines: &[Env]) -> Vec<std::process::Output> {
+    let running: Vec<_> = machines
+        .iter()
+        .map(|env| {
+            env.cmd(&["push", "--all", R, REMOTE])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    running
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 /// The STATUS column of `archive` in `list --remote`.
 fn listed_status(env: &Env, archive: &str) -> Option<String> {
     // Exit 1 when a local copy is missing or damaged: the rows are listed all the same.
@@ -153,18 +171,7 @@ fn concurrent_pushes_from_two_backup_folders_both_land() {
             archives.push(env.backup(&strategy));
         }
     }
-    let running: Vec<_> = machines
-        .iter()
-        .map(|env| {
-            env.cmd(&["push", "--all", R, REMOTE])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in running {
-        let out = child.wait_with_output().unwrap();
+    for out in push_all_at_once(&machines) {
         assert!(
             out.status.success(),
             "{}\n{}",

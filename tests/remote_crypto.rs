@@ -353,20 +353,7 @@ fn two_pushes_of_one_name_never_both_pass_unnoticed() {
             fs::write(&manifest, text.replace(&stamp(&made), &stamp(&archive))).unwrap();
         }
     }
-    let running: Vec<_> = machines
-        .iter()
-        .map(|env| {
-            env.cmd(&["push", "--all", R, REMOTE])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = running
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = crate::remote::push_all_at_once(&machines);
     let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
     assert!(
         codes.iter().all(|c| matches!(c, Some(0 | 1))),
