@@ -512,3 +512,22 @@ fn a_server_that_is_down_is_retried_until_retry_timeout_secs() {
         .unwrap_or_else(|| panic!("no count of tries: {err}"));
     assert!(tries > 11, "{err}");
 }
+
+#[test]
+fn verify_remote_warns_when_it_cannot_compare_with_an_unreadable_local_manifest() {
+    let Some(server) = Server::get("verify_remote_warns_when_it_cannot_compare") else {
+        return;
+    };
+    let here = Env::new();
+    server.configure(&here);
+    here.sample("s");
+    backup_and_push(&here, "s");
+    fs::write(here.backups().join("manifest.yaml"), "backups: [unclosed\n").unwrap();
+    let out = here.cmd(&["verify", R, REMOTE]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not comparing with the local backups"),
+        "{}\n{err}",
+        stdout(&out)
+    );
+}

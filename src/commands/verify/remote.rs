@@ -23,7 +23,13 @@ pub fn run_remote(
     opts: &VerifyOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
-    let local = Manifest::load(&ctx.backup_dir).ok();
+    let local = Manifest::load(&ctx.backup_dir)
+        .inspect_err(|e| {
+            printer.warn(format_args!(
+                "not comparing with the local backups, the manifest is unreadable: {e}"
+            ));
+        })
+        .ok();
     let catalogue = remote.catalogue()?;
     let manifest = Manifest {
         backups: catalogue.entries.clone(),
