@@ -9,11 +9,29 @@ use std::fs;
 const R: &str = "--remote";
 
 /// Backs up `strategy` in `env` and pushes it; returns the archive name.
-fn backup_and_push(env: &Env, strategy: &str) -> String {
+pub(crate) fn backup_and_push(env: &Env, strategy: &str) -> String {
     let archive = env.backup(strategy);
     let out = env.run(&["push", &archive, R, REMOTE]);
     assert!(out.contains(&format!("Pushed {archive} -> s3://")), "{out}");
     archive
+}
+
+/// Starts `push --all` on every machine at once and waits for all of them.
+pub(crate) fn push_all_at_once(machines: &[Env]) -> Vec<std::process::Output> {
+    let running: Vec<_> = machines
+        .iter()
+        .map(|env| {
+            env.cmd(&["push", "--all", R, REMOTE])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    running
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
 }
 
 /// The STATUS column of `archive` in `list --remote`.
@@ -153,18 +171,7 @@ fn concurrent_pushes_from_two_backup_folders_both_land() {
             archives.push(env.backup(&strategy));
         }
     }
-    let running: Vec<_> = machines
-        .iter()
-        .map(|env| {
-            env.cmd(&["push", "--all", R, REMOTE])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in running {
-        let out = child.wait_with_output().unwrap();
+    for out in push_all_at_once(&machines) {
         assert!(
             out.status.success(),
             "{}\n{}",
@@ -504,4 +511,23 @@ fn a_server_that_is_down_is_retried_until_retry_timeout_secs() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of tries: {err}"));
     assert!(tries > 11, "{err}");
+}
+
+#[test]
+fn verify_remote_warns_when_it_cannot_compare_with_an_unreadable_local_manifest() {
+    let Some(server) = Server::get("verify_remote_warns_when_it_cannot_compare") else {
+        return;
+    };
+    let here = Env::new();
+    server.configure(&here);
+    here.sample("s");
+    backup_and_push(&here, "s");
+    fs::write(here.backups().join("manifest.yaml"), "backups: [unclosed\n").unwrap();
+    let out = here.cmd(&["verify", R, REMOTE]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not comparing with the local backups"),
+        "{}\n{err}",
+        stdout(&out)
+    );
 }

@@ -1,7 +1,8 @@
 //! The remote catalogue beside the local one: `list --remote` shows local damage as `list`
 //! does, and each archive's index travels with it (pushed, pulled, checked).
 
-use crate::remote_crypto::{R, configure_sealed, new_key, object_bytes, share_key};
+use crate::remote::backup_and_push;
+use crate::remote_crypto::{R, configure_sealed, object_bytes, sealed_backup, share_key};
 use crate::s3::{REMOTE, Server};
 use crate::util::{Env, flip_byte, stdout};
 use std::collections::BTreeMap;
@@ -80,11 +81,7 @@ fn the_index_travels_encrypted_with_its_archive() {
     let Some(server) = Server::get("the_index_travels_encrypted_with_its_archive") else {
         return;
     };
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    here.sample("s");
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
     let sha = index_sha(&here, &archive).expect("a new backup has an index");
     here.run(&["push", &archive, R, REMOTE]);
     let remote = server.remote();
@@ -125,8 +122,7 @@ fn a_backup_pushed_without_an_index_pulls_and_gets_one_built_here() {
     let here = Env::new();
     server.configure(&here);
     here.sample("s");
-    let archive = here.backup("s");
-    here.run(&["push", &archive, R, REMOTE]);
+    let archive = backup_and_push(&here, "s");
     // What an older resbak left: the entry's index_sha256, but no index object or block.
     let remote = server.remote();
     let mut old = remote.read_entry(&archive).unwrap().unwrap();
@@ -164,8 +160,7 @@ fn a_missing_or_damaged_remote_index_is_reported_and_never_placed() {
     let here = Env::new();
     server.configure(&here);
     here.sample("s");
-    let archive = here.backup("s");
-    here.run(&["push", &archive, R, REMOTE]);
+    let archive = backup_and_push(&here, "s");
     let remote = server.remote();
     let idx = format!("{archive}.idx");
     let good = object_bytes(&server, &idx);

@@ -27,6 +27,17 @@ pub(crate) fn configure_sealed(server: &Server, env: &Env, recipient: &str) {
     );
 }
 
+/// A new machine with its own key, an encrypted remote for it, and one backup of a sample
+/// strategy `s`: the machine, its recipient and the archive's name.
+pub(crate) fn sealed_backup(server: &Server) -> (Env, String, String) {
+    let here = Env::new();
+    let recipient = new_key(&here);
+    configure_sealed(server, &here, &recipient);
+    here.sample("s");
+    let archive = here.backup("s");
+    (here, recipient, archive)
+}
+
 /// Copies the identity of `from` into `to`.
 pub(crate) fn share_key(from: &Env, to: &Env) {
     fs::copy(from.path().join(KEY), to.path().join(KEY)).unwrap();
@@ -60,11 +71,8 @@ fn encrypted_round_trip_is_byte_identical_and_the_bucket_holds_ciphertext() {
     let Some(server) = Server::get("encrypted_round_trip_is_byte_identical") else {
         return;
     };
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    let original = snapshot(&here.sample("s"));
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
+    let original = snapshot(&here.results().join("s"));
     let out = here.run(&["push", &archive, R, REMOTE]);
     assert!(out.contains(&format!("{archive}.age")), "{out}");
     let remote = server.remote();
@@ -113,11 +121,7 @@ fn verify_checks_ciphertext_without_a_key_and_decrypts_with_deep() {
     let Some(server) = Server::get("verify_checks_ciphertext_without_a_key") else {
         return;
     };
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    here.sample("s");
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
     here.run(&["push", "--all", R, REMOTE]);
 
     let keyless = Env::new();
@@ -153,11 +157,7 @@ fn a_wrong_or_missing_identity_is_one_line_and_leaves_nothing() {
     let Some(server) = Server::get("a_wrong_or_missing_identity_is_one_line") else {
         return;
     };
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    here.sample("s");
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
     here.run(&["push", "--all", R, REMOTE]);
 
     let there = Env::new();
@@ -226,11 +226,8 @@ fn the_age_tool_reads_what_resbak_pushed_and_resbak_reads_what_age_made() {
         crate::s3::skipped("the_age_tool_reads_what_resbak_pushed", "no age tool");
         return;
     }
-    let here = Env::new();
-    let recipient = new_key(&here);
-    configure_sealed(&server, &here, &recipient);
-    let original = snapshot(&here.sample("s"));
-    let archive = here.backup("s");
+    let (here, recipient, archive) = sealed_backup(&server);
+    let original = snapshot(&here.results().join("s"));
     here.run(&["push", "--all", R, REMOTE]);
     let sealed = here.path().join("copy.age");
     fs::write(&sealed, object_bytes(&server, &format!("{archive}.age"))).unwrap();
@@ -356,20 +353,7 @@ fn two_pushes_of_one_name_never_both_pass_unnoticed() {
             fs::write(&manifest, text.replace(&stamp(&made), &stamp(&archive))).unwrap();
         }
     }
-    let running: Vec<_> = machines
-        .iter()
-        .map(|env| {
-            env.cmd(&["push", "--all", R, REMOTE])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = running
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs = crate::remote::push_all_at_once(&machines);
     let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
     assert!(
         codes.iter().all(|c| matches!(c, Some(0 | 1))),

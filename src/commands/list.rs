@@ -105,7 +105,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
             .collect();
         verify::check_entries(dir, &selected, false, printer);
     }
-    let (rows, columns) = arrange(rows(dir, strategy)?, opts)?;
+    let (rows, columns) = arrange(rows(dir, &manifest, strategy)?, opts)?;
     super::warn_leftovers(dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
@@ -169,8 +169,7 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
 }
 
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.
-pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
-    let manifest = Manifest::load(backup_dir)?;
+pub fn rows(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> Result<Vec<Row>> {
     let checks = recorded_checks(backup_dir);
     let wanted = |s: &str| strategy.is_none_or(|w| w == s);
     let mut rows: Vec<Row> = manifest
@@ -179,7 +178,7 @@ pub fn rows(backup_dir: &Path, strategy: Option<&str>) -> Result<Vec<Row>> {
         .filter(|e| wanted(&e.strategy))
         .map(|e| local_row(backup_dir, e, checks.of(e)))
         .collect();
-    for (file, size) in untracked(backup_dir, &manifest)? {
+    for (file, size) in untracked(backup_dir, manifest)? {
         let guess = ArchiveName::parse(&file).map(|n| n.strategy);
         if strategy.is_none() || guess.as_deref() == strategy {
             rows.push(Row {
