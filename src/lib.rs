@@ -336,23 +336,19 @@ fn dispatch(
             tags,
             pin,
             note,
-        } => tag::run(
-            ctx,
-            &archive,
-            &tag::Change::Add { tags, pin, note },
-            printer,
-        ),
+        } => {
+            let change = tag::Change::Add { tags, pin, note };
+            tag::run(ctx, &archive, &change, printer)
+        }
         Command::Untag {
             archive,
             tags,
             pin,
             note,
-        } => tag::run(
-            ctx,
-            &archive,
-            &tag::Change::Remove { tags, pin, note },
-            printer,
-        ),
+        } => {
+            let change = tag::Change::Remove { tags, pin, note };
+            tag::run(ctx, &archive, &change, printer)
+        }
         Command::Metrics { targets, refresh } => {
             let opts = metrics::MetricsOptions { targets, refresh };
             metrics::run(ctx, &opts, &settings.metrics, printer)

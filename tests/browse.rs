@@ -9,6 +9,14 @@ fn index_of(env: &Env, archive: &str) -> std::path::PathBuf {
     env.backups().join(format!("{archive}.idx"))
 }
 
+/// A folder with the sample strategy `s` backed up once, and the name of that archive.
+fn backed_up() -> (Env, String) {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    (env, archive)
+}
+
 /// Removes `index_sha256` from every manifest entry, as an older resbak wrote them.
 fn drop_index_record(env: &Env) {
     let path = env.backups().join("manifest.yaml");
@@ -37,9 +45,7 @@ fn set_index_record(env: &Env, sha256: &str) {
 
 #[test]
 fn ls_and_cat_give_the_same_with_an_index_without_one_and_after_reindex() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let listing = env.run(&["ls", "s"]);
     for path in [
         "trades.csv",
@@ -77,9 +83,7 @@ fn ls_and_cat_give_the_same_with_an_index_without_one_and_after_reindex() {
 
 #[test]
 fn cat_refuses_folders_links_missing_paths_and_damaged_bytes() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let err = env.fail(&["cat", "s", "runs"], 1);
     assert!(err.contains("a folder, not a file"), "{err}");
     let err = env.fail(&["cat", "s", "nope.csv"], 1);
@@ -153,9 +157,7 @@ fn cat_of_a_damaged_archive_writes_nothing_with_or_without_an_index() {
 /// out; `reindex` builds the index again.
 #[test]
 fn verify_names_a_damaged_or_missing_index_and_reindex_builds_it_again() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let index = index_of(&env, &archive);
     flip_byte(&index, 20);
     let out = crate::util::stdout(&env.run_code(&["verify", &archive], 1));
@@ -177,9 +179,7 @@ fn verify_names_a_damaged_or_missing_index_and_reindex_builds_it_again() {
 /// and exit 1.
 #[test]
 fn ls_and_cat_over_a_damaged_index_warn_read_the_whole_archive_and_exit_1() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let index = index_of(&env, &archive);
     let listing = env.run(&["ls", "s"]);
     let json = env.run(&["--json", "ls", "s"]);
@@ -451,9 +451,7 @@ fn diff_reads_no_segment_through_its_index_and_warns_of_a_damaged_one() {
 /// listed from its index; `cat` gives only bytes its index checks.
 #[test]
 fn ls_and_cat_of_a_missing_truncated_or_failed_archive_warn_and_exit_1() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let path = env.backups().join(&archive);
     let listing = env.run(&["ls", "s"]);
     let file = "runs/fast10_slow50/trades.csv";
@@ -502,9 +500,7 @@ fn ls_and_cat_of_a_missing_truncated_or_failed_archive_warn_and_exit_1() {
 /// silently reinterpreted.
 #[test]
 fn ls_and_restore_name_a_pattern_that_matches_nothing_and_what_it_likely_meant() {
-    let env = Env::new();
-    env.sample("s");
-    let archive = env.backup("s");
+    let (env, archive) = backed_up();
     let err = env.fail(&["ls", "s", "no_such_file*"], 1);
     assert!(err.contains("\"no_such_file*\" matches nothing"), "{err}");
     assert!(!err.contains("did you mean"), "{err}");

@@ -525,3 +525,20 @@ fn untag_of_a_tag_that_is_not_there_says_so() {
         serde_yaml::from_str::<serde_yaml::Value>("[paper]").unwrap()
     );
 }
+
+/// `show` over unreadable verify results says it ignores them, as `list` does, rather than
+/// quietly showing the backup as never verified.
+#[test]
+fn show_warns_of_unreadable_verify_results() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    env.run(&["verify"]);
+    fs::write(env.backups().join("verified.yaml"), "{ damaged").unwrap();
+    let out = env.run_code(&["show", "s"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ignoring the recorded verify results"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 use crate::util::{Env, write};
 use std::fs;
+use std::process::Command;
 
 #[test]
 fn precedence_is_flag_then_env_then_file_then_default() {
@@ -197,8 +198,8 @@ fn default_folders_of_a_found_resbak_toml_are_beside_it_flags_stay_relative_to_h
     env.sample("s");
     fs::write(env.path().join("resbak.toml"), "keep = 5\n").unwrap();
     let inside = env.results().join("s");
-    let run = |args: &[&str]| {
-        let out = env.cmd(args).current_dir(&inside).output().unwrap();
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(&inside).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -206,42 +207,26 @@ fn default_folders_of_a_found_resbak_toml_are_beside_it_flags_stay_relative_to_h
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    run(&["backup", "s"]);
+    run(&mut env.cmd(&["backup", "s"]));
     let manifest = fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
     assert!(manifest.contains("strategy: s"), "{manifest}");
-    assert!(run(&["list"]).contains("s_"));
+    assert!(run(&mut env.cmd(&["list"])).contains("s_"));
     // A flag is relative to the current folder: here, results/s/runs.
-    let out = env
-        .cmd(&[
-            "--results-dir",
-            "runs",
-            "--backup-dir",
-            "here",
-            "backup",
-            "--all",
-        ])
-        .current_dir(&inside)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "--results-dir",
+        "runs",
+        "--backup-dir",
+        "here",
+        "backup",
+        "--all",
+    ];
+    run(&mut env.cmd(&args));
     assert!(inside.join("here/manifest.yaml").is_file());
     let manifest = fs::read_to_string(inside.join("here/manifest.yaml")).unwrap();
     assert!(manifest.contains("strategy: fast10_slow50"), "{manifest}");
     // So is a variable.
-    let out = env
+    run(env
         .cmd(&["--results-dir", "runs", "backup", "--all"])
-        .env("RESBAK_BACKUP_DIR", "there")
-        .current_dir(&inside)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("RESBAK_BACKUP_DIR", "there"));
     assert!(inside.join("there/manifest.yaml").is_file());
 }

@@ -83,10 +83,11 @@ impl Adopter {
 
 /// Upgrades the manifest in `dir` on its own, if it is of the older format.
 pub fn upgrade(dir: &Path, printer: &mut Printer) -> Result<()> {
-    if !Manifest::load(dir)?.legacy {
+    let manifest = Manifest::load(dir)?;
+    if !manifest.legacy {
         return Ok(());
     }
-    let mut adopter = Adopter::new(dir, printer);
+    let mut adopter = Adopter::for_manifest(dir, Some(&manifest), printer);
     Manifest::update_adopting(dir, &mut |m| adopter.adopt(m), |_| Ok(()))?;
     adopter.report(printer)
 }

@@ -46,14 +46,18 @@ fn check_known(strategy: Option<&str>, manifest: &Manifest, place: &Path) -> Res
 
 /// Prunes and reports every removal.
 pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<Outcome> {
-    if ctx.backup_dir.is_dir() {
-        let manifest = Manifest::load(&ctx.backup_dir)?;
-        check_known(opts.strategy.as_deref(), &manifest, &ctx.backup_dir)?;
+    let manifest = match ctx.backup_dir.is_dir() {
+        true => Some(Manifest::load(&ctx.backup_dir)?),
+        false => None,
+    };
+    if let Some(manifest) = &manifest {
+        check_known(opts.strategy.as_deref(), manifest, &ctx.backup_dir)?;
         if opts.dry_run {
-            super::adopt::note(&ctx.backup_dir, &manifest, printer);
+            super::adopt::note(&ctx.backup_dir, manifest, printer);
         }
     }
-    let mut adopter = super::adopt::Adopter::new(&ctx.backup_dir, printer);
+    let mut adopter =
+        super::adopt::Adopter::for_manifest(&ctx.backup_dir, manifest.as_ref(), printer);
     let pruned = retention::prune(
         &ctx.backup_dir,
         opts.strategy.as_deref(),

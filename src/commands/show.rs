@@ -3,7 +3,7 @@
 //! first entries of the archive.
 
 use super::{Context, Outcome, Printer, human_size, locate_backup};
-use crate::checks::{Check, Checks};
+use crate::checks::Check;
 use crate::error::Result;
 use crate::manifest::Entry;
 use serde::Serialize;
@@ -43,7 +43,7 @@ pub struct Shown {
 /// Prints what the catalogue knows about the backup `arg` names and the top of its tree.
 pub fn run(ctx: &Context, arg: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, arg)?;
-    let checks = Checks::load(&ctx.backup_dir).unwrap_or_default();
+    let checks = super::list::recorded_checks(&ctx.backup_dir);
     let verified = located.entry.as_ref().and_then(|e| checks.of(e)).cloned();
     let (tree, tree_truncated) = match tree(&located.path) {
         Ok(tree) => tree,
