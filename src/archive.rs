@@ -393,7 +393,7 @@ pub fn write<W: Write, I: Write>(
         true => HashingWriter::in_background(out),
         false => HashingWriter::new(out),
     };
-    let gz = ParGzWriter::new(out, opts.level, opts.threads.max(1));
+    let gz = ParGzWriter::new(out, opts.level, opts.threads.max(1)).pieces(crate::index::PIECE);
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;

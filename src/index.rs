@@ -1,23 +1,27 @@
 //! The index beside an archive, `NAME.tar.gz.idx`: where each segment of the archive lies and
 //! what each entry is, so entries can be listed without decompressing, one file read by
-//! inflating only its segment, and unchanged segments copied into the next backup.
+//! inflating only its segments, and unchanged segments copied into the next backup.
 //!
-//! An archive is cut into segments by [`starts_segment`], a rule that looks only at the entries
-//! themselves (a segment for each big file, about 1 MiB of small ones in each other); each
-//! segment is deflated on its own (see [`crate::pgzip`]). The index is text, one record per
-//! line, fields separated by tabs, paths escaped (see [`escape`]), the whole gzip-compressed
-//! (`zcat` shows it):
+//! An archive's entries are grouped by [`starts_segment`], a rule that looks only at the
+//! entries themselves (a group for each big file, about 1 MiB of small ones in each other);
+//! each group is deflated on its own (see [`crate::pgzip`]) and cut again into pieces of
+//! [`PIECE`] bytes counted from its start, each piece a segment, so that long groups inflate on
+//! all cores. The index is text, one record per line, fields separated by tabs, paths escaped
+//! (see [`escape`]), the whole gzip-compressed (`zcat` shows it):
 //!
 //! ```text
-//! resbak-index  1  LEVEL|-  TOP
+//! resbak-index  2  LEVEL|-  TOP
 //! E  SEGMENT  KIND  MODE  MTIME  SIZE  SHA256|-  PATH  LINK-TARGET     (one per entry, in order)
-//! S  UOFF  ULEN  ZOFF  ZLEN  CRC32  ZCRC32  KEY|-                      (one per segment)
+//! S  UOFF  ULEN  ZOFF  ZLEN  CRC32  ZCRC32  KEY|+|-                    (one per segment)
 //! end  ENTRIES  SEGMENTS
 //! ```
 //!
-//! A segment's key is the SHA-256 of its entries' records ([`Record::line`]): equal keys (with
-//! the same top folder and level) mean equal segment bytes. `LEVEL` is `-` for an index built
-//! from an archive resbak did not cut into segments: one segment, never copied.
+//! An entry's `SEGMENT` is the first segment of its group; the group goes on through the
+//! segments whose key is `+` (see [`group`]). A group's key is the SHA-256 of its entries'
+//! records ([`Record::line`]): equal keys (with the same top folder, level and format) mean
+//! equal bytes. `LEVEL` is `-` for an index built from an archive resbak did not cut into
+//! segments: one segment, never copied. Format 1 (resbak before pieces) is read as well: the
+//! same, with each group one segment.
 
 use crate::archive::EntryKind;
 use crate::checksum::HashingReader;
@@ -29,7 +33,18 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// The segment and index format this resbak writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
+
+/// The earliest format this resbak reads.
+const OLDEST_FORMAT: u32 = 1;
+
+/// Uncompressed bytes of a piece: a group is cut again this far from its start, and every
+/// piece after. Small enough that a reader holds a few pieces in memory while later ones
+/// inflate on other cores.
+pub const PIECE: usize = 1 << 20;
+
+/// The key of a segment that continues its group.
+const CONTINUES: &str = "+";
 
 /// Files from this size on get a segment of their own.
 pub const BIG_FILE: u64 = 1 << 20;
@@ -227,11 +242,14 @@ impl<W: Write> Writer<W> {
         writeln!(self.out, "E\t{segment}\t{line}")
     }
 
-    /// Ends the current segment, if it holds any entry.
-    pub fn end_segment(&mut self) {
+    /// Ends the current group, if it holds any entry: it was written as `pieces` segments.
+    pub fn end_segment(&mut self, pieces: u64) {
         if self.in_segment > 0 {
             let key = std::mem::take(&mut self.key).finalize();
             self.keys.push(crate::checksum::hex(&key));
+            for _ in 1..pieces {
+                self.keys.push(CONTINUES.to_string());
+            }
             self.in_segment = 0;
         }
     }
@@ -239,7 +257,7 @@ impl<W: Write> Writer<W> {
     /// Writes the segment table: `segments` as the archive writer found them, one per segment
     /// ended, plus the archive's end. Returns the writer.
     pub fn finish(mut self, segments: &[Segment]) -> io::Result<W> {
-        self.end_segment();
+        self.end_segment(1);
         if self.whole {
             self.keys.clear();
         }
@@ -271,13 +289,28 @@ impl<W: Write> Writer<W> {
 pub struct Indexed {
     /// Where it lies.
     pub segment: Segment,
-    /// The key of its entries; `None` for one that must never be copied.
+    /// The key of its group's entries, on a group's first segment; `None` for one that must
+    /// never be copied and for the pieces that continue a group.
     pub key: Option<String>,
+    /// Whether it continues the group of the segment before it.
+    pub continues: bool,
+}
+
+/// The segments of the group whose first segment is `head`: it and the pieces that continue
+/// it. Empty (at the end) when `head` is past the end.
+pub fn group(segments: &[Indexed], head: usize) -> std::ops::Range<usize> {
+    let Some(after) = segments.get(head + 1..) else {
+        return segments.len()..segments.len();
+    };
+    let len = after.iter().take_while(|s| s.continues).count();
+    head..head + 1 + len
 }
 
 /// An index as read: its header and segment table.
 #[derive(Debug, Clone)]
 pub struct Index {
+    /// Its format: [`FORMAT`], or an earlier one this resbak still reads.
+    pub format: u32,
     /// The level its archive was written at; `None` when it was not cut into segments.
     pub level: Option<u32>,
     /// The archive's top folder.
@@ -315,8 +348,14 @@ pub fn read(
         }
     };
     let head = next()?.unwrap_or_default();
+    let format = |f: &str| {
+        f.parse()
+            .ok()
+            .filter(|f| (OLDEST_FORMAT..=FORMAT).contains(f))
+    };
     let index = match head.split('\t').collect::<Vec<_>>()[..] {
-        [MAGIC, format, level, top] if format == FORMAT.to_string() => Index {
+        [MAGIC, f, level, top] if format(f).is_some() => Index {
+            format: format(f).unwrap_or(FORMAT),
             level: level.parse().ok(),
             top: String::from_utf8_lossy(&unescape(top).unwrap_or_default()).into_owned(),
             segments: Vec::new(),
@@ -502,8 +541,13 @@ fn parse_segment(fields: &[&str]) -> Option<Indexed> {
         zcrc: u32::from_str_radix(zcrc, 16).ok()?,
         copied: false,
     };
-    let key = (*key != "-").then(|| key.to_string());
-    Some(Indexed { segment, key })
+    let continues = *key == CONTINUES;
+    let key = (*key != "-" && !continues).then(|| key.to_string());
+    Some(Indexed {
+        segment,
+        key,
+        continues,
+    })
 }
 
 #[cfg(test)]
@@ -573,5 +617,57 @@ mod tests {
         damaged[30] ^= 1;
         std::fs::write(&path, &damaged).unwrap();
         assert!(check_file(&path, &sha).is_err());
+    }
+
+    #[test]
+    fn a_group_written_as_pieces_reads_back_as_one_group_and_format_1_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz.idx");
+        let file = |name: &str| Record {
+            kind: EntryKind::File,
+            mode: 0o644,
+            mtime: 7,
+            size: 3,
+            sha256: "ab".repeat(32),
+            path: PathBuf::from(name),
+            target: Vec::new(),
+        };
+        let mut w = Writer::new(Vec::new(), 6, "s").unwrap();
+        w.entry(&file("big.bin")).unwrap();
+        w.end_segment(3);
+        w.entry(&file("small.csv")).unwrap();
+        w.end_segment(1);
+        let bytes = w.finish(&[Segment::default(); 5]).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let mut heads = Vec::new();
+        let index = read(&path, None, |s, r| {
+            heads.push((s, r.path));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(index.format, FORMAT);
+        assert_eq!(heads, [(0, "big.bin".into()), (3, "small.csv".into())]);
+        let continues: Vec<bool> = index.segments.iter().map(|s| s.continues).collect();
+        assert_eq!(continues, [false, true, true, false, false]);
+        assert_eq!(index.segments[0].key, Some(key_of([&file("big.bin")])));
+        assert_eq!(index.segments[1].key, None);
+        assert_eq!(group(&index.segments, 0), 0..3);
+        assert_eq!(group(&index.segments, 3), 3..4);
+        assert_eq!(group(&index.segments, 4), 4..5);
+        assert_eq!(group(&index.segments, 5), 5..5);
+        assert_eq!(group(&index.segments, 9), 5..5);
+
+        let mut text = String::new();
+        io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+        let old = text.replacen("resbak-index\t2\t", "resbak-index\t1\t", 1);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(old.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        assert_eq!(read(&path, None, |_, _| Ok(())).unwrap().format, 1);
+        let future = text.replacen("resbak-index\t2\t", "resbak-index\t3\t", 1);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(future.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        assert!(read(&path, None, |_, _| Ok(())).is_err());
     }
 }

@@ -103,11 +103,12 @@ impl Read for Segments {
 }
 
 /// Uncompressed bytes a worker hands over at once.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
-/// Chunks a worker may inflate ahead of the reader, per segment: 4 keep the workers as busy
-/// as 8 did in the benchmark, with half the memory in flight.
-const AHEAD: usize = 4;
+/// Chunks a worker may inflate ahead of the reader, per segment: a whole piece (see
+/// [`crate::index::PIECE`]), so that while one piece is read the next ones inflate on the
+/// other cores.
+const AHEAD: usize = crate::index::PIECE / CHUNK;
 
 /// What a worker sends for its segment: chunks, then an error if the segment is damaged.
 type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;

@@ -1,6 +1,6 @@
 //! Reading single entries of an archive: its listing, and one file's bytes. With an intact
 //! index (see [`crate::index`]) the listing comes from the index alone and a file's bytes from
-//! inflating its segment only; without one, or with one that is damaged, the whole archive is
+//! inflating its segments only; without one, or with one that is damaged, the whole archive is
 //! read and checked (its gzip checksums, and its size and SHA-256 when the manifest records
 //! them), and a damaged index is said so.
 
@@ -8,7 +8,7 @@ use crate::archive::EntryKind;
 use crate::checksum::{Checksum, HashingReader};
 use crate::error::{Error, Result};
 use crate::index::{self, Record};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// An archive to read entries from.
@@ -139,18 +139,18 @@ impl Archive<'_> {
             EntryKind::Folder => return Err(self.not_a_file(rel, "a folder, not a file")),
             _ => return Err(self.not_a_file(rel, "a link, not a file")),
         }
-        let mut file = crate::archive::open_file(self.path)?;
-        let fail = |e: io::Error| Error::io("read", self.path, e);
-        match (read.level, read.segments.get(segment)) {
-            (Some(_), Some(seg)) => {
-                file.seek(SeekFrom::Start(seg.segment.zoff)).map_err(fail)?;
-                let zbytes = BufReader::with_capacity(1 << 16, file.take(seg.segment.zlen));
-                self.copy_out(
-                    crate::pgzip::inflate_segment(zbytes),
-                    rel,
-                    Some(&record),
-                    out,
-                )?;
+        let file = crate::archive::open_file(self.path)?;
+        let group = index::group(&read.segments, segment);
+        match (read.level, &read.segments[group.clone()]) {
+            (Some(_), [_, ..]) => {
+                // The file's group, its pieces inflated on all cores, each checked against
+                // its CRC32.
+                let pieces = read.segments[group].iter().map(|s| s.segment).collect();
+                let threads = crate::archive::default_threads();
+                let fail = |e: io::Error| Error::corrupt(self.path, e);
+                let tar_stream =
+                    crate::inflate::Parallel::new(&file, pieces, threads).map_err(fail)?;
+                self.copy_out(tar_stream, rel, Some(&record), out)?;
             }
             _ => {
                 let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 17, file));
@@ -191,7 +191,18 @@ impl Archive<'_> {
                 _ => return Err(self.not_a_file(rel, "a link, not a file")),
             }
             let mut hashing = HashingReader::new(&mut entry);
-            io::copy(&mut hashing, out).map_err(|e| Error::io("write", "standard output", e))?;
+            // Read and write errors apart: bytes that do not inflate are a damaged archive.
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                let n = match hashing.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(corrupt(e)),
+                };
+                out.write_all(&buf[..n])
+                    .map_err(|e| Error::io("write", "standard output", e))?;
+            }
             let sum = hashing.finish().map_err(corrupt)?;
             return match record {
                 Some(r) if r.sha256 != sum.sha256 || r.size != sum.len => Err(corrupt(

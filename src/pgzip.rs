@@ -12,8 +12,10 @@
 //! The stream can also be cut into segments ([`ParGzWriter::cut`]): a segment's first block
 //! has no dictionary and block boundaries count from the segment's start, so a segment's
 //! compressed bytes depend only on its own input and can be copied into another stream
-//! ([`ParGzWriter::copy_segment`]). The stream ends with an empty final block, outside every
-//! segment; [`ParGzWriter::finish_segments`] reports where each segment lies.
+//! ([`ParGzWriter::copy_segment`]). With [`ParGzWriter::pieces`], a segment longer than a
+//! piece is cut again every piece's length counted from its start, so that a reader can inflate
+//! the pieces of one long segment on several cores. The stream ends with an empty final block,
+//! outside every segment; [`ParGzWriter::finish_segments`] reports where each segment lies.
 //!
 //! Workers compress blocks while the caller keeps producing data; finished
 //! blocks are written to the inner writer, in order, from the caller's
@@ -452,6 +454,12 @@ pub struct ParGzWriter<W: Write> {
     cur: Block,
     spare: Vec<Block>,
     failed: Option<(io::ErrorKind, String)>,
+    /// Blocks per piece (see [`ParGzWriter::pieces`]); `None`: segments are not cut again.
+    piece_blocks: Option<u64>,
+    /// Blocks of the open segment already handed on.
+    seg_blocks: u64,
+    /// Segments started so far (handed on with their first bytes).
+    started: u64,
 }
 
 impl<W: Write> ParGzWriter<W> {
@@ -483,7 +491,24 @@ impl<W: Write> ParGzWriter<W> {
             cur,
             spare: Vec::new(),
             failed: None,
+            piece_blocks: None,
+            seg_blocks: 0,
+            started: 0,
         }
+    }
+
+    /// Cuts every segment again each `piece` bytes from its start (rounded down to whole
+    /// blocks, at least one), so that its pieces can be inflated apart: each piece is a
+    /// segment of its own, and where the pieces start depends only on the segment's bytes.
+    pub fn pieces(mut self, piece: usize) -> Self {
+        self.piece_blocks = Some((piece / BLOCK_SIZE).max(1) as u64);
+        self
+    }
+
+    /// How many segments have been started so far: after a [`ParGzWriter::cut`], every
+    /// segment written or copied before it.
+    pub fn segments_started(&self) -> u64 {
+        self.started
     }
 
     /// Compresses the remaining data, writes the trailer (CRC32 and length),
@@ -514,6 +539,7 @@ impl<W: Write> ParGzWriter<W> {
     pub fn cut(&mut self) -> io::Result<()> {
         if self.cur.data.is_empty() {
             self.cur.start();
+            self.seg_blocks = 0;
             return Ok(());
         }
         self.dispatch(true)
@@ -537,6 +563,7 @@ impl<W: Write> ParGzWriter<W> {
             let mut b = self.spare.pop().unwrap_or_default();
             b.start();
             (b.starts, b.copied) = (first, true);
+            self.started += u64::from(first);
             (b.len, b.crc) = match first {
                 true => (len, Hasher::new_with_initial_len(crc, len)),
                 false => (0, Hasher::new()),
@@ -569,6 +596,8 @@ impl<W: Write> ParGzWriter<W> {
         }
         let mut block = mem::replace(&mut self.cur, next);
         block.len = block.data.len() as u64;
+        self.started += u64::from(block.starts);
+        self.seg_blocks = if fresh { 0 } else { self.seg_blocks + 1 };
         let res = self.engine.run(block, &mut self.sink, &mut self.spare);
         self.record(res)
     }
@@ -600,7 +629,10 @@ impl<W: Write> Write for ParGzWriter<W> {
             // A full block is sent only once more data arrives, so the last
             // block (sent by `finish`) is never empty unless the input is.
             if self.cur.data.len() == BLOCK_SIZE {
-                self.dispatch(false)?;
+                let piece_full = self
+                    .piece_blocks
+                    .is_some_and(|blocks| self.seg_blocks + 1 >= blocks);
+                self.dispatch(piece_full)?;
             }
             let n = data.len().min(BLOCK_SIZE - self.cur.data.len());
             self.cur.data.extend_from_slice(&data[..n]);
@@ -944,6 +976,49 @@ mod tests {
             assert!(copy_segs[1].copied && !copy_segs[0].copied);
             copy_segs[1].copied = false;
             assert!(copy == gz && copy_segs == segs);
+        }
+    }
+
+    #[test]
+    fn pieces_cut_long_segments_at_offsets_counted_from_their_start() {
+        const PIECE: usize = 2 * BLOCK_SIZE;
+        let (a, b) = (mixed(30, 5 * BLOCK_SIZE + 7), mixed(31, 1000));
+        let write = |threads: usize| {
+            let mut w = ParGzWriter::new(Vec::new(), 6, threads).pieces(PIECE);
+            w.write_all(&b).unwrap();
+            w.cut().unwrap();
+            assert_eq!(w.segments_started(), 1);
+            w.write_all(&a).unwrap();
+            w.cut().unwrap();
+            assert_eq!(w.segments_started(), 4);
+            w.finish_segments().unwrap()
+        };
+        let (gz, segs) = write(1);
+        assert_round_trip(&gz, &[&b[..], &a[..]].concat());
+        let lens: Vec<u64> = segs.iter().map(|s| s.ulen).collect();
+        let piece = PIECE as u64;
+        assert_eq!(lens, [1000, piece, piece, a.len() as u64 - 2 * piece]);
+        for threads in [2, 4] {
+            assert!(
+                write(threads) == (gz.clone(), segs.clone()),
+                "threads {threads}"
+            );
+        }
+        // Each piece inflates on its own; the pieces of `a` are `a`, and they are the bytes a
+        // stream that starts with `a` has (offsets count from the segment's start).
+        let mut pieces = Vec::new();
+        for s in &segs[1..] {
+            let z = &gz[s.zoff as usize..(s.zoff + s.zlen) as usize];
+            inflate_segment(z).read_to_end(&mut pieces).unwrap();
+        }
+        assert!(pieces == a);
+        let mut w = ParGzWriter::new(Vec::new(), 6, 2).pieces(PIECE);
+        w.write_all(&a).unwrap();
+        let (alone, alone_segs) = w.finish_segments().unwrap();
+        let bytes =
+            |gz: &[u8], s: &Segment| gz[s.zoff as usize..(s.zoff + s.zlen) as usize].to_vec();
+        for (x, y) in segs[1..].iter().zip(&alone_segs) {
+            assert!(bytes(&gz, x) == bytes(&alone, y));
         }
     }
 

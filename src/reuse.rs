@@ -20,7 +20,9 @@ pub const SMALL: u64 = 512 << 10;
 pub struct Source {
     path: PathBuf,
     file: File,
-    by_key: HashMap<String, Segment>,
+    /// The first segment of each group, by key.
+    by_key: HashMap<String, usize>,
+    segments: Vec<index::Indexed>,
 }
 
 impl Source {
@@ -42,6 +44,11 @@ impl Source {
         if index.level != Some(level) || index.top != top {
             return Ok(Err("it was written with other settings".into()));
         }
+        if index.format != index::FORMAT {
+            return Ok(Err(
+                "an earlier resbak cut it into segments otherwise".into()
+            ));
+        }
         let file = crate::archive::open_file(archive)?;
         let len = file
             .metadata()
@@ -50,15 +57,14 @@ impl Source {
         if len != size {
             return Ok(Err(format!("it is {len} bytes, the manifest says {size}")));
         }
-        let by_key = index
-            .segments
-            .into_iter()
-            .filter_map(|s| Some((s.key?, s.segment)))
+        let by_key = (index.segments.iter().enumerate())
+            .filter_map(|(n, s)| Some((s.key.clone()?, n)))
             .collect();
         Ok(Ok(Source {
             path: archive.to_path_buf(),
             file,
             by_key,
+            segments: index.segments,
         }))
     }
 
@@ -67,9 +73,11 @@ impl Source {
         &self.path
     }
 
-    /// The segment with `key`, if the archive has one.
-    pub fn find(&self, key: &str) -> Option<Segment> {
-        self.by_key.get(key).copied()
+    /// The segments of the group with `key`, if the archive has one.
+    pub fn find(&self, key: &str) -> Option<Vec<Segment>> {
+        let head = *self.by_key.get(key)?;
+        let group = &self.segments[index::group(&self.segments, head)];
+        Some(group.iter().map(|s| s.segment).collect())
     }
 
     /// The compressed bytes of `segment` if they have the CRC32 the index records, read at

@@ -339,12 +339,86 @@ fn restore_include_with_an_index_inflates_only_the_segments_it_needs() {
         "--include",
         "big/3.bin",
     ]);
+    // Its two pieces (1 MiB, then the rest) and the segment of the folder above it.
+    assert_eq!(pieces_of(&env, &archive, "big/3.bin").len(), 2);
     assert!(
-        out.contains(&format!("Inflated 2 of {total} segments")),
+        out.contains(&format!("Inflated 3 of {total} segments")),
         "{out}"
     );
     run("bad", "big/1.bin", 1);
     assert!(!env.path().join("bad").exists());
+}
+
+/// The segments of the group holding `rel` in the archive named `archive`: offset and length
+/// of each piece's compressed bytes, from the index.
+fn pieces_of(env: &Env, archive: &str, rel: &str) -> Vec<(u64, u64)> {
+    let mut text = String::new();
+    let file = fs::File::open(index_of(env, archive)).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+    let fields = |l: &str| l.split('\t').map(str::to_string).collect::<Vec<_>>();
+    let lines: Vec<Vec<String>> = text.lines().map(fields).collect();
+    let entry = lines.iter().find(|f| f[0] == "E" && f[7] == rel).unwrap();
+    let head: usize = entry[1].parse().unwrap();
+    let segments: Vec<&Vec<String>> = lines.iter().filter(|f| f[0] == "S").collect();
+    let continues = segments[head + 1..]
+        .iter()
+        .take_while(|f| f[7] == "+")
+        .count();
+    segments[head..=head + continues]
+        .iter()
+        .map(|f| (f[3].parse().unwrap(), f[4].parse().unwrap()))
+        .collect()
+}
+
+/// Bytes that do not inflate, met while `cat` copies a file out, are a damaged archive (exit 1,
+/// naming it), not a failure to write standard output (exit 2).
+#[test]
+fn cat_of_bytes_that_do_not_inflate_is_a_damaged_archive_not_a_write_error() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(root.join("big.bin"), crate::util::noise(5, 600_000)).unwrap();
+    let archive = env.backup("s");
+    damage_segment_behind_the_manifest(&env, &archive, segment_of(&env, &archive, "big.bin"));
+    let err = env.fail(&["cat", &archive, "big.bin"], 1);
+    assert!(err.contains(&archive), "{err}");
+    assert!(!err.contains("standard output"), "{err}");
+}
+
+/// A file longer than a piece (1 MiB) is cut into several segments that inflate apart: `cat`
+/// and `restore --include` read them all and give the file back whole, and damage in any piece
+/// but the first fails both.
+#[test]
+fn a_file_cut_into_pieces_reads_back_whole_and_damage_in_a_later_piece_is_found() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let want = crate::util::noise(11, 3_500_000);
+    fs::write(root.join("long.bin"), &want).unwrap();
+    let archive = env.backup("s");
+    let pieces = pieces_of(&env, &archive, "long.bin");
+    assert_eq!(pieces.len(), 4, "{pieces:?}");
+    let out = env.run_code(&["cat", &archive, "long.bin"], 0);
+    assert!(out.stdout == want);
+    let out = env.run(&[
+        "-v",
+        "restore",
+        &archive,
+        "--to",
+        "one",
+        "--include",
+        "long.bin",
+    ]);
+    assert!(out.contains("Inflated 5 of"), "{out}");
+    assert!(fs::read(env.path().join("one/long.bin")).unwrap() == want);
+
+    damage_segment_behind_the_manifest(&env, &archive, pieces[2]);
+    let err = env.fail(&["cat", &archive, "long.bin"], 1);
+    assert!(err.contains(&archive), "{err}");
+    env.fail(
+        &["restore", &archive, "--to", "two", "--include", "long.bin"],
+        1,
+    );
+    assert!(!env.path().join("two").exists());
+    env.fail(&["verify", "--deep", &archive], 1);
 }
 
 /// Without a usable index, `restore --include` reads the whole archive as before, says no

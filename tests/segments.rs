@@ -86,6 +86,8 @@ fn content_in(archive: &Path, rel: &Path) -> Vec<u8> {
 fn the_same_bytes_fresh_with_reuse_and_for_any_thread_count() {
     let env = Env::new();
     let root = sample(&env);
+    // A file cut into three pieces, copied as a group.
+    fs::write(root.join("long.bin"), crate::util::noise(3, 2_600_000)).unwrap();
     let (first, _) = backup_into(&env, "backups", "1");
     let (again, out) = backup_into(&env, "backups", "2");
     assert!(out.contains("copied from"), "{out}");
@@ -105,6 +107,7 @@ fn the_same_bytes_fresh_with_reuse_and_for_any_thread_count() {
     assert_ne!(sha256_file(&reused), want);
     let rel = file.strip_prefix(&root).unwrap();
     assert_eq!(content_in(&reused, rel), data);
+    assert!(segment_lines(&reused).iter().any(|f| f[7] == "+"));
     env.run(&["verify", "--deep"]);
 }
 
@@ -153,6 +156,107 @@ fn a_damaged_previous_archive_is_never_copied_from() {
     let (last, out) = backup_into(&env, "backups", "2");
     assert!(!out.contains("copied from"), "{out}");
     assert_eq!(sha256_file(&last), want);
+}
+
+/// The S lines of the index of the archive at `archive`, each split into its fields.
+fn segment_lines(archive: &Path) -> Vec<Vec<String>> {
+    let index = fs::File::open(format!("{}.idx", archive.display())).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(index)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("S\t"))
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// A file longer than a piece is copied as all its pieces or not at all: damage in its last
+/// piece means the whole file is compressed again, and the archive is still the bytes of a
+/// fresh backup.
+#[test]
+fn a_group_of_pieces_with_one_damaged_piece_is_compressed_again_whole() {
+    let env = Env::new();
+    let root = sample(&env);
+    fs::write(root.join("long.bin"), crate::util::noise(3, 2_600_000)).unwrap();
+    let (first, _) = backup_into(&env, "backups", "2");
+    let want = sha256_file(&first);
+    let lines = segment_lines(&first);
+    let last_piece = lines
+        .windows(2)
+        .filter(|w| w[1][7] == "+")
+        .map(|w| &w[1])
+        .next_back()
+        .expect("a group cut into pieces");
+    let (zoff, zlen): (u64, u64) = (
+        last_piece[3].parse().unwrap(),
+        last_piece[4].parse().unwrap(),
+    );
+    flip_byte(&first, zoff + zlen / 2);
+    let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
+    let out = env.run_code(&args, 0);
+    let (stdout, err) = (
+        crate::util::stdout(&out),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("copied from"), "{stdout}");
+    assert!(err.contains("is damaged; compressed again"), "{err}");
+    let again = archives_in(&env.backups())
+        .into_iter()
+        .find(|a| *a != first)
+        .unwrap();
+    assert_eq!(sha256_file(&again), want);
+}
+
+/// An index an earlier resbak wrote (format 1, whose segments were cut otherwise) still serves
+/// `ls` and `cat`, but is never a source of copied segments: the next backup compresses
+/// everything, into the bytes of a fresh backup.
+#[test]
+fn an_index_of_the_earlier_format_is_read_but_never_copied_from() {
+    let env = Env::new();
+    let root = sample(&env);
+    let (first, _) = backup_into(&env, "backups", "2");
+    let want = sha256_file(&first);
+    let index = PathBuf::from(format!("{}.idx", first.display()));
+    let before = sha256_file(&index);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(&index).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.starts_with("resbak-index\t2\t"), "{text}");
+    let old = text.replacen("resbak-index\t2\t", "resbak-index\t1\t", 1);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, old.as_bytes()).unwrap();
+    fs::write(&index, gz.finish().unwrap()).unwrap();
+    let manifest = env.backups().join("manifest.yaml");
+    let yaml = fs::read_to_string(&manifest).unwrap();
+    assert!(yaml.contains(&before));
+    fs::write(&manifest, yaml.replace(&before, &sha256_file(&index))).unwrap();
+
+    let name = first.file_name().unwrap().to_string_lossy().into_owned();
+    let file = a_run_file(&root);
+    let rel = file
+        .strip_prefix(&root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let listed = env.run(&["ls", &name]);
+    assert!(listed.contains(&rel), "{listed}");
+    let out = env.run_code(&["cat", &name, &rel], 0);
+    assert!(out.stdout == fs::read(&file).unwrap());
+    let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
+    let out = env.run_code(&args, 0);
+    let (stdout, err) = (
+        crate::util::stdout(&out),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!stdout.contains("copied from"), "{stdout}");
+    assert!(err.contains("cut it into segments otherwise"), "{err}");
+    let again = archives_in(&env.backups())
+        .into_iter()
+        .find(|a| *a != first)
+        .unwrap();
+    assert_eq!(sha256_file(&again), want);
 }
 
 #[test]

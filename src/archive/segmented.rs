@@ -190,6 +190,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         }
         let fail = |e: io::Error| Error::io("write", Path::new(self.top), e);
         self.tar.get_mut().cut().map_err(fail)?;
+        let before = self.tar.get_ref().segments_started();
         for (path, rel) in entries {
             let name = Path::new(self.top).join(&rel);
             let mut copy = self.copies.matches(&rel).then(Vec::new);
@@ -201,7 +202,10 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
                 None => self.written.skipped.push(path),
             }
         }
-        self.index.end_segment();
+        // Ended here, so that the pieces it was cut into are counted.
+        self.tar.get_mut().cut().map_err(fail)?;
+        let pieces = self.tar.get_ref().segments_started() - before;
+        self.index.end_segment(pieces);
         Ok(())
     }
 
@@ -211,8 +215,8 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         (self.tar, self.index, self.written)
     }
 
-    /// Copies the group's segment from the earlier archive if it holds one with the same key
-    /// and intact bytes; `false` when the group must be compressed.
+    /// Copies the group's segments from the earlier archive if it holds a group with the same
+    /// key and intact bytes; `false` when the group must be compressed.
     fn copy(&mut self, group: &[(PathBuf, PathBuf)], looked: Vec<Option<Stored>>) -> Result<bool> {
         let (mut stored, mut skipped) = (Vec::with_capacity(group.len()), Vec::new());
         for ((path, rel), look) in group.iter().zip(looked) {
@@ -225,19 +229,33 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         let Some(source) = self.reuse.as_deref_mut().filter(|_| !records.is_empty()) else {
             return Ok(false);
         };
-        let Some(segment) = source.find(&index::key_of(&records)) else {
+        let Some(pieces) = source.find(&index::key_of(&records)) else {
             return Ok(false);
         };
         let source_path = source.path().to_path_buf();
         let read = |e: io::Error| Error::io("read", &source_path, e);
         let gz = self.tar.get_mut();
-        let (zlen, crc, ulen) = (segment.zlen, segment.crc, segment.ulen);
+        let zlen: u64 = pieces.iter().map(|s| s.zlen).sum();
+        // Every piece is checked before the first is copied: a copy cannot be taken back.
         let copied = if zlen <= crate::reuse::SMALL {
-            let bytes = source.read_checked(&segment).map_err(read)?;
-            bytes.map(|bytes| gz.copy_segment(&mut &bytes[..], zlen, crc, ulen))
-        } else if source.intact(&segment).map_err(read)? {
-            let mut reader = source.reader(&segment).map_err(read)?;
-            Some(gz.copy_segment(&mut reader, zlen, crc, ulen))
+            let mut checked = Vec::with_capacity(pieces.len());
+            for piece in &pieces {
+                checked.push(source.read_checked(piece).map_err(read)?);
+            }
+            checked.into_iter().collect::<Option<Vec<_>>>().map(|all| {
+                all.iter().zip(&pieces).try_for_each(|(bytes, s)| {
+                    gz.copy_segment(&mut &bytes[..], s.zlen, s.crc, s.ulen)
+                })
+            })
+        } else if pieces
+            .iter()
+            .try_fold(true, |ok, s| Ok::<_, io::Error>(ok && source.intact(s)?))
+            .map_err(read)?
+        {
+            Some(pieces.iter().try_for_each(|s| {
+                let mut reader = source.reader(s)?;
+                gz.copy_segment(&mut reader, s.zlen, s.crc, s.ulen)
+            }))
         } else {
             None
         };
@@ -245,13 +263,13 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             self.written.not_reused.push(format!(
                 "{}: the segment at byte {} is damaged; compressed again",
                 source_path.display(),
-                segment.zoff
+                pieces[0].zoff
             ));
             return Ok(false);
         };
         copied.map_err(|e| Error::io("copy a segment from", &source_path, e))?;
         self.written.reused.0 += 1;
-        self.written.reused.1 += segment.ulen;
+        self.written.reused.1 += pieces.iter().map(|s| s.ulen).sum::<u64>();
         for (path, rel, s) in stored {
             let bytes = s.kind.content_size(s.meta.len());
             self.progress.inc(bytes);
@@ -263,7 +281,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             self.tally(path.clone(), rel, &s)?;
         }
         self.written.skipped.extend(skipped);
-        self.index.end_segment();
+        self.index.end_segment(pieces.len() as u64);
         Ok(true)
     }
 

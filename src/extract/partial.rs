@@ -74,11 +74,15 @@ pub fn select_indexed(
     if read.level.is_none() || read.top != top {
         return Ok(None);
     }
-    partial.segments = read.segments.into_iter().map(|s| s.segment).collect();
-    if partial.needed.len() > partial.segments.len() {
+    if partial.needed.len() > read.segments.len() {
         return Ok(None);
     }
-    partial.needed.resize(partial.segments.len(), false);
+    partial.needed.resize(read.segments.len(), false);
+    // A group's pieces are read with its first segment.
+    for (n, s) in read.segments.iter().enumerate().skip(1) {
+        partial.needed[n] |= s.continues && partial.needed[n - 1];
+    }
+    partial.segments = read.segments.into_iter().map(|s| s.segment).collect();
     selection.unmatched = matching.unmatched();
     selection.partial = Some(partial);
     Ok(Some(selection))
