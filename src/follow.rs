@@ -3,7 +3,8 @@
 //! The writer reports every byte it has handed to the file through a [`GrowthWriter`]; a
 //! [`FollowReader`] on a second handle of the same file reads up to that point and waits for
 //! more, until the writer says it is done. A backup uses this to check its archive from disk
-//! while it is being compressed, instead of reading it all again afterwards.
+//! while it is being compressed, instead of reading it all again afterwards, and
+//! [`sync_behind`] to send it to disk as it grows.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Condvar, Mutex};
@@ -36,6 +37,22 @@ impl Growth {
         self.update(|s| s.failed = true);
     }
 
+    /// Blocks until at least `pos` bytes are written (`Some` of how many), or the writer
+    /// finished or failed (`None`).
+    fn wait_for(&self, pos: u64) -> Option<u64> {
+        let (state, grown) = &*self.0;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if state.failed || state.done {
+                return None;
+            }
+            if state.written >= pos {
+                return Some(state.written);
+            }
+            state = grown.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Blocks until more than `pos` bytes are written or the writer finished or failed; returns
     /// how many bytes may be read from `pos` (0 at the end).
     fn wait_past(&self, pos: u64) -> io::Result<u64> {
@@ -51,6 +68,21 @@ impl Growth {
             state = grown.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
+}
+
+/// Syncs `file` (a second handle on the file being written) each time at least `every` more
+/// bytes have been written, until the writer is done or gone: the data goes to disk while the
+/// rest is written, so the writer's own last sync has little left to wait for.
+///
+/// # Errors
+/// The first sync that fails.
+pub fn sync_behind(file: &std::fs::File, growth: &Growth, every: u64) -> io::Result<()> {
+    let mut synced = 0;
+    while let Some(written) = growth.wait_for(synced + every.max(1)) {
+        file.sync_data()?;
+        synced = written;
+    }
+    Ok(())
 }
 
 /// Marks the growth failed when dropped before [`Growth::finish`], so followers never wait for a
@@ -164,5 +196,29 @@ mod tests {
         });
         drop(FailOnDrop(growth));
         assert!(follower.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn syncing_behind_a_writer_ends_when_it_is_done_or_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for finish in [true, false] {
+            let growth = Growth::default();
+            let mut writer =
+                GrowthWriter::new(std::fs::File::create(&path).unwrap(), growth.clone());
+            let file = std::fs::File::open(&path).unwrap();
+            let syncer = {
+                let growth = growth.clone();
+                std::thread::spawn(move || sync_behind(&file, &growth, 1000))
+            };
+            for _ in 0..50 {
+                writer.write_all(&[7; 300]).unwrap();
+            }
+            match finish {
+                true => growth.finish(),
+                false => drop(FailOnDrop(growth)),
+            }
+            syncer.join().unwrap().unwrap();
+        }
     }
 }

@@ -90,7 +90,7 @@ impl Block {
 }
 
 /// An empty final deflate block: after a segment's bytes, it makes them a whole deflate stream.
-const FINAL_BLOCK: [u8; 2] = [3, 0];
+pub(crate) const FINAL_BLOCK: [u8; 2] = [3, 0];
 
 /// Reads the uncompressed bytes of one segment from `zbytes`, its compressed bytes.
 pub fn inflate_segment<R: Read>(zbytes: R) -> impl Read {

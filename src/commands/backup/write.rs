@@ -309,18 +309,41 @@ fn write_archive(
 ) -> Result<(Written, crate::checksum::Checksum)> {
     let path = tmp.path().to_path_buf();
     let index_path = index_tmp.path().to_path_buf();
-    let file = GrowthWriter::new(tmp.as_file_mut(), growth.clone());
-    let out = BufWriter::with_capacity(WRITE_BUF, file);
-    let index_out = HashingWriter::new(BufWriter::new(index_tmp.as_file_mut()));
-    let (out, index_out, written) = archive::write(src, name, out, index_out, opts, reuse)?;
-    out.into_inner()
-        .map_err(|e| Error::io("write", &path, e.into_error()))?;
-    let (index_out, index_sum) = index_out.finish();
-    index_out
-        .into_inner()
-        .map_err(|e| Error::io("write", &index_path, e.into_error()))?;
-    Ok((written, index_sum))
+    // Synced as it grows, on a second handle, so the caller's final sync finds little to do.
+    let syncing = tmp.as_file().try_clone().at("open", &path)?;
+    let grown = Growth::default();
+    std::thread::scope(|scope| {
+        let syncer = scope.spawn(|| crate::follow::sync_behind(&syncing, &grown, SYNC_EVERY));
+        let ended = FailOnDrop(grown.clone());
+        let file = GrowthWriter::new(tmp.as_file_mut(), growth.clone());
+        let file = GrowthWriter::new(file, grown.clone());
+        let out = BufWriter::with_capacity(WRITE_BUF, file);
+        let index_out = HashingWriter::new(BufWriter::new(index_tmp.as_file_mut()));
+        let written = archive::write(src, name, out, index_out, opts, reuse).and_then(
+            |(out, index_out, written)| {
+                out.into_inner()
+                    .map_err(|e| Error::io("write", &path, e.into_error()))?;
+                let (index_out, index_sum) = index_out.finish();
+                index_out
+                    .into_inner()
+                    .map_err(|e| Error::io("write", &index_path, e.into_error()))?;
+                Ok((written, index_sum))
+            },
+        );
+        if written.is_ok() {
+            grown.finish();
+        }
+        drop(ended);
+        let stopped = || std::io::Error::other("the sync stopped unexpectedly");
+        let synced = syncer.join().unwrap_or_else(|_| Err(stopped()));
+        let written = written?;
+        synced.at("sync", &path)?;
+        Ok(written)
+    })
 }
+
+/// Bytes written between the syncs of an archive as it grows.
+const SYNC_EVERY: u64 = 32 << 20;
 
 /// Syncs the archive and its index to disk.
 fn sync(tmp: &NamedTempFile, index_tmp: &NamedTempFile) -> Result<()> {
