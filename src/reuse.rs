@@ -106,6 +106,23 @@ impl Source {
         Ok(read == segment.zlen && crc.finalize() == segment.zcrc)
     }
 
+    /// Gives `copy` a reader of the compressed bytes of `segment`, and says whether what it read
+    /// had the length and CRC32 the index records: they may have changed since they were
+    /// checked with [`Source::intact`].
+    pub fn copy_checked(
+        &mut self,
+        segment: &Segment,
+        copy: impl FnOnce(&mut Checked<'_>) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        let mut reader = Checked {
+            inner: Box::new(self.reader(segment)?),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        copy(&mut reader)?;
+        Ok(reader.len == segment.zlen && reader.crc.finalize() == segment.zcrc)
+    }
+
     /// A reader of the compressed bytes of `segment`.
     pub fn reader(&mut self, segment: &Segment) -> io::Result<impl Read + '_> {
         self.file.seek(SeekFrom::Start(segment.zoff))?;
@@ -113,5 +130,21 @@ impl Source {
             CHUNK,
             (&self.file).take(segment.zlen),
         ))
+    }
+}
+
+/// Reads through, keeping the length and CRC32 of what was read (see [`Source::copy_checked`]).
+pub struct Checked<'a> {
+    inner: Box<dyn Read + 'a>,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl Read for Checked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
 }

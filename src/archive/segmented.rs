@@ -253,8 +253,16 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             .map_err(read)?
         {
             Some(pieces.iter().try_for_each(|s| {
-                let mut reader = source.reader(s)?;
-                gz.copy_segment(&mut reader, s.zlen, s.crc, s.ulen)
+                let copy =
+                    |r: &mut crate::reuse::Checked| gz.copy_segment(r, s.zlen, s.crc, s.ulen);
+                match source.copy_checked(s, copy)? {
+                    true => Ok(()),
+                    // Already partly copied: the backup fails, leaving nothing behind.
+                    false => Err(io::Error::other(format!(
+                        "the segment at byte {} changed while it was copied",
+                        s.zoff
+                    ))),
+                }
             }))
         } else {
             None
