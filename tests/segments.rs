@@ -171,6 +171,19 @@ fn segment_lines(archive: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Backs up `s` into `backups` again with `-v`, after the archive `first`: the new archive,
+/// the standard output and the standard error.
+fn backup_after(env: &Env, first: &Path) -> (PathBuf, String, String) {
+    let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
+    let out = env.run_code(&args, 0);
+    let again = archives_in(&env.backups())
+        .into_iter()
+        .find(|a| a != first)
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (again, crate::util::stdout(&out), err)
+}
+
 /// A file longer than a piece is copied as all its pieces or not at all: damage in its last
 /// piece means the whole file is compressed again, and the archive is still the bytes of a
 /// fresh backup.
@@ -193,18 +206,9 @@ fn a_group_of_pieces_with_one_damaged_piece_is_compressed_again_whole() {
         last_piece[4].parse().unwrap(),
     );
     flip_byte(&first, zoff + zlen / 2);
-    let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
-    let out = env.run_code(&args, 0);
-    let (stdout, err) = (
-        crate::util::stdout(&out),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (again, stdout, err) = backup_after(&env, &first);
     assert!(stdout.contains("copied from"), "{stdout}");
     assert!(err.contains("is damaged; compressed again"), "{err}");
-    let again = archives_in(&env.backups())
-        .into_iter()
-        .find(|a| *a != first)
-        .unwrap();
     assert_eq!(sha256_file(&again), want);
 }
 
@@ -244,18 +248,9 @@ fn an_index_of_the_earlier_format_is_read_but_never_copied_from() {
     assert!(listed.contains(&rel), "{listed}");
     let out = env.run_code(&["cat", &name, &rel], 0);
     assert!(out.stdout == fs::read(&file).unwrap());
-    let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
-    let out = env.run_code(&args, 0);
-    let (stdout, err) = (
-        crate::util::stdout(&out),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (again, stdout, err) = backup_after(&env, &first);
     assert!(!stdout.contains("copied from"), "{stdout}");
     assert!(err.contains("cut it into segments otherwise"), "{err}");
-    let again = archives_in(&env.backups())
-        .into_iter()
-        .find(|a| *a != first)
-        .unwrap();
     assert_eq!(sha256_file(&again), want);
 }
 
