@@ -387,42 +387,68 @@ pub fn check_frame(file: &File, segments: &[Segment]) -> io::Result<()> {
 }
 
 /// Checks that the gzip file open as `file` holds the bytes a [`crate::pgzip::ParGzWriter`]
-/// wrote: `header`, then each of `segments` with the CRC32 of its compressed bytes (`zcrc`,
-/// computed from the bytes as they were written), then the end [`check_frame`] checks. Reads
-/// the file once, front to back.
+/// wrote: `header`, then each of `segments`, then the end [`check_frame`] checks, given `read`,
+/// the CRC32 and length of the whole file as it was read back (by a reader following the
+/// writer, see [`crate::follow`]). That must be the CRC32 of the header, of each segment's
+/// compressed bytes as they were written (`zcrc`) and of the end, combined.
 ///
 /// # Errors
 /// An [`io::ErrorKind::InvalidData`] error saying what differs.
-pub fn check_written(file: &File, segments: &[Segment], header: &[u8; 10]) -> io::Result<()> {
-    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+pub fn check_written(
+    file: &File,
+    segments: &[Segment],
+    header: &[u8; 10],
+    read: (u32, u64),
+) -> io::Result<()> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
     let mut head = [0u8; 10];
     read_at(file, 0, &mut head)?;
     if &head != header {
-        return Err(bad("its header is not the one written".into()));
+        return Err(bad("its header is not the one written"));
     }
     check_frame(file, segments)?;
-    let mut buf = vec![0; CHECK_BUF];
+    let mut whole = crc32fast::Hasher::new();
+    whole.update(header);
     for s in segments {
-        let (mut at, end) = (s.zoff, s.zoff + s.zlen);
-        let mut crc = crc32fast::Hasher::new();
-        while at < end {
-            let n = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
-            read_at(file, at, &mut buf[..n])?;
-            crc.update(&buf[..n]);
-            at += n as u64;
-        }
-        if crc.finalize() != s.zcrc {
-            return Err(bad(format!(
-                "the segment at byte {} is not what was written",
-                s.zoff
-            )));
-        }
+        whole.combine(&crc32fast::Hasher::new_with_initial_len(s.zcrc, s.zlen));
+    }
+    let mut end = [0u8; 10];
+    read_at(
+        file,
+        segments.last().map_or(10, |s| s.zoff + s.zlen),
+        &mut end,
+    )?;
+    whole.update(&end);
+    let len = file.metadata()?.len();
+    if (whole.finalize(), len) != read {
+        return Err(bad("the file read back is not what was written"));
     }
     Ok(())
 }
 
-/// Bytes read at once by [`check_written`].
-const CHECK_BUF: usize = 128 * 1024;
+/// The CRC32 and length of everything `reader` gives.
+///
+/// # Errors
+/// The first read error.
+pub fn crc_of(mut reader: impl Read) -> io::Result<(u32, u64)> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0; CHECK_BUF];
+    let mut len = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok((crc.finalize(), len)),
+            Ok(n) => {
+                crc.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Bytes read at once by [`crc_of`].
+const CHECK_BUF: usize = 256 * 1024;
 
 /// Reads exactly `buf.len()` bytes at `offset`.
 fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -476,7 +502,8 @@ mod tests {
     fn the_written_bytes_check_finds_any_changed_byte() {
         let (file, segments) = segmented(&parts());
         let header = crate::pgzip::header(6);
-        check_written(file.as_file(), &segments, &header).unwrap();
+        let read = |f: &tempfile::NamedTempFile| crc_of(std::fs::File::open(f.path()).unwrap());
+        check_written(file.as_file(), &segments, &header, read(&file).unwrap()).unwrap();
         let bytes = std::fs::read(file.path()).unwrap();
         for at in [
             3,
@@ -490,10 +517,16 @@ mod tests {
             changed[at] ^= 0x10;
             let copy = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(copy.path(), &changed).unwrap();
-            let err = check_written(copy.as_file(), &segments, &header).unwrap_err();
+            let whole = read(&copy).unwrap();
+            let err = check_written(copy.as_file(), &segments, &header, whole).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "byte {at}: {err}");
         }
-        assert!(check_written(file.as_file(), &segments, &crate::pgzip::header(9)).is_err());
+        let header9 = crate::pgzip::header(9);
+        let whole = read(&file).unwrap();
+        assert!(check_written(file.as_file(), &segments, &header9, whole).is_err());
+        let mut other = segments.clone();
+        other[3].zcrc ^= 1;
+        assert!(check_written(file.as_file(), &other, &header, whole).is_err());
     }
 
     #[test]

@@ -232,11 +232,12 @@ fn write_and_read_back(
     })
 }
 
-/// Writes the archive into `tmp`, copying unchanged segments from `source`, then reads it back
-/// from disk while both files are synced: every byte against the CRC32 of what was written
-/// (segment by segment, with the header and the end, see [`crate::inflate::check_written`]),
-/// and every segment it compressed (not those it copied, whose bytes matched the CRC32 in the
-/// earlier archive's checked index) through the restore policy. The SHA-256 is that of the
+/// Writes the archive into `tmp`, copying unchanged segments from `source`, while a second
+/// thread reads it back from disk through its own handle, following the writer; then, while
+/// both files are synced, checks what it read against the CRC32 of what was written (the
+/// header, every segment and the end, see [`crate::inflate::check_written`]) and inflates every
+/// segment it compressed (not those it copied, whose bytes matched the CRC32 in the earlier
+/// archive's checked index) through the restore policy. The SHA-256 is that of the
 /// bytes written, which the read-back matched; the copied segments count with what their
 /// index records.
 fn write_then_read_back(
@@ -247,18 +248,28 @@ fn write_then_read_back(
     source: &mut crate::reuse::Source,
 ) -> Result<(Written, Checksum, Result<extract::Scan>)> {
     let path = tmp.path().to_path_buf();
-    let (written, index_sum) = write_archive(
-        src,
-        name,
-        (tmp, index_tmp),
-        opts,
-        Some(source),
-        &Growth::default(),
-    )?;
+    let reader = std::fs::File::open(&path).at("open", &path)?;
+    let growth = Growth::default();
+    // The file is read back as it is written, on a thread of its own (its CRC32).
+    let (written, read) = std::thread::scope(|scope| {
+        let follower = FollowReader::new(reader, growth.clone());
+        let read = scope.spawn(|| crate::inflate::crc_of(follower));
+        let writing = FailOnDrop(growth.clone());
+        let written = write_archive(src, name, (tmp, index_tmp), opts, Some(source), &growth);
+        if written.is_ok() {
+            growth.finish();
+        }
+        drop(writing);
+        let stopped = || std::io::Error::other("the check stopped unexpectedly");
+        (written, read.join().unwrap_or_else(|_| Err(stopped())))
+    });
+    let (written, index_sum) = written?;
     let (tmp, index_tmp) = (&*tmp, &*index_tmp);
     let scan = std::thread::scope(|scope| {
         let synced = scope.spawn(|| sync(tmp, index_tmp));
-        let scan = read_back(&path, name, &written, opts.level);
+        let scan = read
+            .map_err(|e| Error::io("read back", &path, e))
+            .and_then(|read| read_back(&path, name, &written, opts.level, read));
         let stopped = std::io::Error::other("the sync stopped unexpectedly");
         synced
             .join()
@@ -268,17 +279,28 @@ fn write_then_read_back(
     Ok((written, index_sum, scan))
 }
 
-/// The read-back of [`write_then_read_back`].
-fn read_back(path: &Path, name: &str, written: &Written, level: u32) -> Result<extract::Scan> {
+/// The read-back of [`write_then_read_back`], given the CRC32 and length of the file as it was
+/// read back.
+fn read_back(
+    path: &Path,
+    name: &str,
+    written: &Written,
+    level: u32,
+    read: (u32, u64),
+) -> Result<extract::Scan> {
     let file = archive::open_file(path)?;
     let header = crate::pgzip::header(level);
     let (stats, same) = std::thread::scope(|scope| {
-        let same = scope.spawn(|| crate::inflate::check_written(&file, &written.segments, &header));
-        let fresh = written.segments.iter().filter(|s| !s.copied).copied();
-        let stats = file
-            .try_clone()
-            .at("open", path)
-            .map(|file| crate::inflate::Segments::new(file, fresh.collect()))
+        let same =
+            scope.spawn(|| crate::inflate::check_written(&file, &written.segments, &header, read));
+        let fresh: Vec<_> = written
+            .segments
+            .iter()
+            .filter(|s| !s.copied)
+            .copied()
+            .collect();
+        let stats = crate::inflate::Parallel::new(&file, fresh, 1)
+            .map_err(|e| Error::io("read back", path, e))
             .and_then(|segments| extract::check_tar(segments, path, name));
         let stopped = || std::io::Error::other("the check stopped unexpectedly");
         (stats, same.join().unwrap_or_else(|_| Err(stopped())))
