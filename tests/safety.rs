@@ -428,6 +428,43 @@ fn a_killed_forced_restore_always_leaves_the_old_folder_or_its_copy() {
     }
 }
 
+/// Interrupted after the swap, while it checks the replaced folder against its safety copy,
+/// `restore --force` keeps that folder and says where in its one `interrupted` line.
+#[test]
+fn an_interrupted_forced_restore_names_the_replaced_folder_it_keeps() {
+    let env = Env::new();
+    big_sample(&env, "s", 12);
+    let archive = env.backup("s");
+    let root = env.results().join("s");
+    write(&root.join("old_only.csv"), "only in the old folder\n");
+    for i in 0..4000 {
+        write(&root.join(format!("old_runs/{:02}/{i}.csv", i % 40)), "x\n");
+    }
+    let aside = || names_with_prefix(&env.results(), ".resbak-replaced-");
+    let mut child = env
+        .cmd(&["restore", &archive, "--force"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut done = false;
+    wait_for("the swap", || {
+        done = child.try_wait().unwrap().is_some();
+        done || (!aside().is_empty() && root.is_dir() && !root.join("old_only.csv").exists())
+    });
+    assert!(!done, "the restore ended before it was interrupted");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let kept = aside();
+    assert_eq!(kept.len(), 1, "{err}");
+    let old = env.results().join(&kept[0]).join("old");
+    assert!(old.join("old_only.csv").exists(), "{err}");
+    assert!(err.contains(&format!("{}/old", kept[0])), "{err}");
+}
+
 /// The invariant of a killed restore: the destination holds the old or the new folder, or the
 /// old folder waits beside it, or a safety copy made by the restore holds all of it.
 fn assert_old_data_kept(

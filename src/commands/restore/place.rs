@@ -47,14 +47,22 @@ pub(super) fn move_into_place(
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
-    held.done(done);
+    // Until it is checked against its safety copy and removed, an interruption says where
+    // the replaced folder waits.
+    held.done(format!(
+        "{done}; the folder it replaced waits in {} until checked: remove it once you have",
+        old.display()
+    ));
     atomic::sync_dir(parent)?;
     let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
     if !holds_only(&old, digest)? {
         let kept = keep_beside(&old, dest)?;
         let held = crate::interrupt::hold();
         let _ = atomic::remove_tree(&aside);
-        drop(held);
+        held.done(format!(
+            "{done}; the folder it replaced is kept as {}",
+            kept.display()
+        ));
         printer.warn(format_args!(
             "{} changed after its safety copy was taken; the replaced folder is kept as {}",
             dest.display(),
@@ -66,7 +74,7 @@ pub(super) fn move_into_place(
     // for the removal to finish rather than leave a half-deleted copy beside the destination.
     let held = crate::interrupt::hold();
     let removed = atomic::remove_tree(&aside);
-    drop(held);
+    held.done(done);
     if let Err(e) = removed {
         printer.warn(format_args!(
             "could not remove the replaced folder {}: {e}",
