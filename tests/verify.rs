@@ -150,6 +150,29 @@ fn missing_folder_and_unknown_names_are_errors() {
     assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
 }
 
+/// A manifest cut short still parses: `verify` says which archives it does not list, so not
+/// verified, instead of reporting the rest intact as if that were all.
+#[test]
+fn verify_names_archives_a_manifest_cut_short_no_longer_lists() {
+    let env = Env::new();
+    let root = env.sample("s");
+    for i in 0..3 {
+        fs::write(root.join("stats.json"), format!("{{\"run\": {i}}}")).unwrap();
+        env.backup("s");
+    }
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let second = text.match_indices("- strategy").nth(1).unwrap().0;
+    fs::write(&manifest, &text[..second]).unwrap();
+    let out = env.run_code(&["verify"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 archives in backups are not catalogued"),
+        "{err}"
+    );
+    assert!(err.contains("resbak reindex"), "{err}");
+}
+
 #[test]
 fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     let env = Env::new();
