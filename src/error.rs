@@ -48,6 +48,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `backup --all` found no strategy folder in the results folder.
+    #[error("results folder {} holds no strategy folder: nothing to back up", printable(path.display()))]
+    NoStrategies {
+        /// The results folder.
+        path: PathBuf,
+    },
+
     /// The manifest exists but cannot be understood; it is left untouched.
     #[error("manifest {} is damaged at line {line}: {} (it was not modified); {}", printable(path.display()), printable(message), manifest_hint(path))]
     ManifestParse {
@@ -337,7 +344,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::InvalidStrategy { .. } => "invalid_strategy",
             Error::UnknownStrategy { .. } => "unknown_strategy",
-            Error::EmptyResults { .. } => "empty_results",
+            Error::EmptyResults { .. } | Error::NoStrategies { .. } => "empty_results",
             Error::ManifestParse { .. } => "damaged_manifest",
             Error::UnknownBackup { .. } => "unknown_backup",
             Error::Corrupt { .. } => "corrupt",

@@ -235,7 +235,17 @@ impl Whole {
         let (zlen, ulen) = (segment.zlen as usize, segment.ulen as usize);
         self.zbytes.clear();
         self.zbytes.resize(zlen, 0);
-        file.read_exact_at(&mut self.zbytes, segment.zoff)?;
+        file.read_exact_at(&mut self.zbytes, segment.zoff)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "it ends inside the segment at byte {} (cut short?)",
+                        segment.zoff
+                    ),
+                ),
+                _ => e,
+            })?;
         self.zbytes.extend_from_slice(&crate::pgzip::FINAL_BLOCK);
         out.clear();
         out.resize(ulen, 0);

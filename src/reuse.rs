@@ -46,7 +46,7 @@ impl Source {
         }
         if index.format != index::FORMAT {
             return Ok(Err(
-                "an earlier resbak cut it into segments otherwise".into()
+                "an earlier resbak cut it into segments otherwise, so this backup compresses everything once".into()
             ));
         }
         let file = crate::archive::open_file(archive)?;

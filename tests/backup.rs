@@ -721,3 +721,14 @@ fn counts_say_what_they_count_on_every_surface() {
     assert!(row["files"].is_null(), "{row}");
     env.run(&["verify", old]);
 }
+
+/// `backup --all` of a results folder that holds files but no strategy folder says so, rather
+/// than calling the folder empty.
+#[test]
+fn backup_all_of_a_results_folder_without_strategy_folders_says_so() {
+    let env = Env::new();
+    fs::create_dir_all(env.results()).unwrap();
+    fs::write(env.results().join("notes.txt"), "not a strategy\n").unwrap();
+    let err = env.fail(&["backup", "--all"], 2);
+    assert!(err.contains("holds no strategy folder"), "{err}");
+}

@@ -386,6 +386,27 @@ fn cat_of_bytes_that_do_not_inflate_is_a_damaged_archive_not_a_write_error() {
     assert!(!err.contains("standard output"), "{err}");
 }
 
+/// `cat` from an archive cut short inside the file's pieces says the archive ends early, not
+/// a bare "failed to fill whole buffer".
+#[test]
+fn cat_from_an_archive_cut_short_says_it_ends_early() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(root.join("big.bin"), crate::util::noise(6, 2_500_000)).unwrap();
+    let archive = env.backup("s");
+    let (zoff, zlen) = *pieces_of(&env, &archive, "big.bin").last().unwrap();
+    let path = env.backups().join(&archive);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(zoff + zlen / 2)
+        .unwrap();
+    let err = env.fail(&["cat", &archive, "big.bin"], 1);
+    assert!(err.contains("cut short"), "{err}");
+    assert!(!err.contains("failed to fill whole buffer"), "{err}");
+}
+
 /// A file longer than a piece (1 MiB) is cut into several segments that inflate apart: `cat`
 /// and `restore --include` read them all and give the file back whole, and damage in any piece
 /// but the first fails both.

@@ -1212,3 +1212,24 @@ fn a_damaged_newest_backup_points_at_the_next_older_intact_one() {
     let err = env.fail(&["restore", "s", "--to", "out"], 1);
     assert!(!err.contains("hint"), "{err}");
 }
+
+/// A destination that is a file is refused with or without `--force`, naming the way out that
+/// works (moving it away), not `--force`; the file is untouched.
+#[test]
+fn a_destination_that_is_a_file_is_refused_without_suggesting_force() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let file = env.path().join("afile");
+    fs::write(&file, "mine\n").unwrap();
+    for force in [false, true] {
+        let mut args = vec!["restore", archive.as_str(), "--to", "afile"];
+        if force {
+            args.push("--force");
+        }
+        let err = env.fail(&args, 2);
+        assert!(err.contains("not a folder; move it away first"), "{err}");
+        assert!(!err.contains("use --force"), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "mine\n");
+    }
+}

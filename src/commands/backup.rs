@@ -366,7 +366,7 @@ fn sources(
             .map(|name| Ok((name.clone(), source_dir(ctx, name)?)))
             .collect();
     }
-    let mut found = Vec::new();
+    let (mut found, mut skipped_empty) = (Vec::new(), false);
     super::note_replaced_copies(&ctx.results_dir, printer);
     for name in strategies(&ctx.results_dir)? {
         if is_backup_dir(ctx, &ctx.results_dir.join(&name)) {
@@ -377,13 +377,19 @@ fn sources(
             Ok(dir) => found.push((name, dir)),
             Err(Error::EmptyResults { path }) => {
                 printer.warn(format_args!("skipped {}: it is empty", path.display()));
+                skipped_empty = true;
             }
             Err(e) => return Err(e),
         }
     }
     if found.is_empty() {
-        return Err(Error::EmptyResults {
-            path: ctx.results_dir.clone(),
+        return Err(match skipped_empty {
+            true => Error::EmptyResults {
+                path: ctx.results_dir.clone(),
+            },
+            false => Error::NoStrategies {
+                path: ctx.results_dir.clone(),
+            },
         });
     }
     Ok(found)

@@ -321,17 +321,18 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
     let Ok(meta) = fs::symlink_metadata(dest) else {
         return Ok(Replace::Nothing);
     };
-    if !opts.force {
-        return Err(Error::DestinationExists {
-            path: dest.to_path_buf(),
-        });
-    }
+    // Not a folder: refused with or without --force, so the way out named is the one that works.
     if !meta.is_dir() {
         return Err(Error::io(
             "replace",
             dest,
             std::io::Error::other("it is not a folder; move it away first"),
         ));
+    }
+    if !opts.force {
+        return Err(Error::DestinationExists {
+            path: dest.to_path_buf(),
+        });
     }
     if fs::read_dir(dest).at("read", dest)?.next().is_none() {
         return Ok(Replace::Empty);
