@@ -385,7 +385,7 @@ pub fn write<W: Write, I: Write>(
     out: W,
     index_out: I,
     opts: &Options,
-    reuse: Option<&mut crate::reuse::Source>,
+    reuse: Option<&crate::reuse::Source>,
 ) -> Result<(W, I, Written)> {
     let fail = |e: io::Error| Error::io("finish archive of", src, e);
     // Copying segments leaves a core free for the archive's SHA-256; compressing does not.
@@ -397,13 +397,13 @@ pub fn write<W: Write, I: Write>(
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;
-    let looks = reuse.is_some();
     let mut seg = segmented::Segmenter::new(tar, index, top, opts, reuse);
     // The walk (and, when segments may be copied, the hashing of each file, on as many
     // threads as compression may use) runs a few segments ahead of the writer.
     std::thread::scope(|scope| {
         let (groups, received) = std::sync::mpsc::sync_channel(segmented::AHEAD);
-        scope.spawn(move || segmented::group(src, &opts.excludes, looks, opts.threads, &groups));
+        let look = (reuse.is_some(), reuse);
+        scope.spawn(move || segmented::group(src, &opts.excludes, look, opts.threads, &groups));
         for group in received {
             seg.flush(group?)?;
         }

@@ -7,7 +7,7 @@ use crate::index::{self, Index};
 use crate::pgzip::Segment;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Bytes read at once while a segment is checked.
@@ -82,7 +82,7 @@ impl Source {
 
     /// The compressed bytes of `segment` if they have the CRC32 the index records, read at
     /// once (for segments up to [`SMALL`] bytes).
-    pub fn read_checked(&mut self, segment: &Segment) -> io::Result<Option<Vec<u8>>> {
+    pub fn read_checked(&self, segment: &Segment) -> io::Result<Option<Vec<u8>>> {
         let mut bytes = Vec::with_capacity(usize::try_from(segment.zlen).unwrap_or(0));
         self.reader(segment)?.read_to_end(&mut bytes)?;
         let intact = bytes.len() as u64 == segment.zlen && crc32fast::hash(&bytes) == segment.zcrc;
@@ -90,7 +90,7 @@ impl Source {
     }
 
     /// Whether the compressed bytes of `segment` have the CRC32 the index records.
-    pub fn intact(&mut self, segment: &Segment) -> io::Result<bool> {
+    pub fn intact(&self, segment: &Segment) -> io::Result<bool> {
         let mut crc = crc32fast::Hasher::new();
         let mut reader = self.reader(segment)?;
         let mut buf = vec![0; CHUNK];
@@ -110,7 +110,7 @@ impl Source {
     /// had the length and CRC32 the index records: they may have changed since they were
     /// checked with [`Source::intact`].
     pub fn copy_checked(
-        &mut self,
+        &self,
         segment: &Segment,
         copy: impl FnOnce(&mut Checked<'_>) -> io::Result<()>,
     ) -> io::Result<bool> {
@@ -123,13 +123,45 @@ impl Source {
         Ok(reader.len == segment.zlen && reader.crc.finalize() == segment.zcrc)
     }
 
-    /// A reader of the compressed bytes of `segment`.
-    pub fn reader(&mut self, segment: &Segment) -> io::Result<impl Read + '_> {
-        self.file.seek(SeekFrom::Start(segment.zoff))?;
-        Ok(io::BufReader::with_capacity(
-            CHUNK,
-            (&self.file).take(segment.zlen),
-        ))
+    /// Whether every one of `pieces` (a group's segments) is intact (see [`Source::intact`]).
+    pub fn all_intact(&self, pieces: &[Segment]) -> io::Result<bool> {
+        for piece in pieces {
+            if !self.intact(piece)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A reader of the compressed bytes of `segment`, by positioned reads: several threads
+    /// may read the archive at once.
+    pub fn reader(&self, segment: &Segment) -> io::Result<impl Read + '_> {
+        let at = At {
+            file: &self.file,
+            pos: segment.zoff,
+            end: segment.zoff + segment.zlen,
+        };
+        Ok(io::BufReader::with_capacity(CHUNK, at))
+    }
+}
+
+/// The bytes of `file` from `pos` to `end`, read at their offsets.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

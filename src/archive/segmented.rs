@@ -25,26 +25,29 @@ pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
 pub(super) const AHEAD: usize = 4;
 
 /// The entries of one segment: path and path below the top folder, and when segments may be
-/// copied, what each would store (`None` for a special file).
+/// copied, what each would store (`None` for a special file), and whether the earlier
+/// archive's group with the same key is intact, when it is too long to be checked as it is
+/// copied (see [`crate::reuse::SMALL`]).
 pub(super) struct Group {
     entries: Vec<(PathBuf, PathBuf)>,
     looked: Option<Vec<Option<Stored>>>,
+    intact: Option<bool>,
 }
 
 /// Walks `src` and sends its entries to `groups` one segment at a time (see
-/// [`index::starts_segment`]), in order, each entry looked at (its file hashed) when `look`,
-/// on up to `workers` threads. Stops at the first error, which it sends, or when the receiver
-/// has gone.
+/// [`index::starts_segment`]), in order, each entry looked at (its file hashed) when segments
+/// may be copied from `source` (and a long group found there checked), on up to `workers`
+/// threads. Stops at the first error, which it sends, or when the receiver has gone.
 pub(super) fn group(
     src: &Path,
     excludes: &super::Excludes,
-    look: bool,
+    (look, source): (bool, Option<&Source>),
     workers: usize,
     groups: &SyncSender<Result<Group>>,
 ) {
     if !look || workers < 2 {
         walk_groups(src, excludes, |entries| {
-            let group = entries.and_then(|entries| make(entries, look));
+            let group = entries.and_then(|entries| make(entries, look, source));
             let failed = group.is_err();
             groups.send(group).is_ok() && !failed
         });
@@ -60,7 +63,7 @@ pub(super) fn group(
             let (queued, done) = (Arc::clone(&queued), done.clone());
             scope.spawn(move || {
                 while let Some((seq, entries)) = next_job(&queued) {
-                    let group = entries.and_then(|entries| make(entries, true));
+                    let group = entries.and_then(|entries| make(entries, look, source));
                     if done.send((seq, group)).is_err() {
                         return;
                     }
@@ -98,18 +101,44 @@ fn next_job(queued: &Mutex<Receiver<Job>>) -> Option<Job> {
     queued.lock().ok()?.recv().ok()
 }
 
-/// The group of `entries`, each looked at when `look`.
-fn make(entries: Vec<(PathBuf, PathBuf)>, look: bool) -> Result<Group> {
-    let looked = match look {
-        true => Some(
-            entries
-                .iter()
-                .map(|(path, _)| self::look(path))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        false => None,
+/// The group of `entries`, each looked at when `look`; a long group found in `source` is
+/// checked here, on the hashing threads, rather than by the writer.
+fn make(entries: Vec<(PathBuf, PathBuf)>, look: bool, source: Option<&Source>) -> Result<Group> {
+    if !look {
+        return Ok(Group {
+            entries,
+            looked: None,
+            intact: None,
+        });
+    }
+    let looked = (entries.iter())
+        .map(|(path, _)| self::look(path))
+        .collect::<Result<Vec<_>>>()?;
+    let Some(source) = source else {
+        return Ok(Group {
+            entries,
+            looked: Some(looked),
+            intact: None,
+        });
     };
-    Ok(Group { entries, looked })
+    let records: Vec<Record> = (entries.iter().zip(&looked))
+        .filter_map(|((_, rel), s)| Some(record(rel, s.as_ref()?)))
+        .collect();
+    let pieces = source
+        .find(&index::key_of(&records))
+        .filter(|_| !records.is_empty());
+    let intact = match pieces {
+        Some(pieces) if pieces.iter().map(|s| s.zlen).sum::<u64>() > crate::reuse::SMALL => {
+            let read = |e: io::Error| Error::io("read", source.path(), e);
+            Some(source.all_intact(&pieces).map_err(read)?)
+        }
+        _ => None,
+    };
+    Ok(Group {
+        entries,
+        looked: Some(looked),
+        intact,
+    })
 }
 
 /// Walks `src` and gives `emit` the entries of one segment at a time, or the walk's error;
@@ -154,7 +183,7 @@ pub(super) struct Segmenter<'a, W: Write, I: Write> {
     /// Files whose content is also kept in [`Written::copies`], and the bytes kept so far.
     copies: &'a super::Excludes,
     copied: u64,
-    reuse: Option<&'a mut Source>,
+    reuse: Option<&'a Source>,
     written: Written,
     digest: TreeDigest,
 }
@@ -165,7 +194,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         index: index::Writer<I>,
         top: &'a str,
         opts: &'a super::Options,
-        reuse: Option<&'a mut Source>,
+        reuse: Option<&'a Source>,
     ) -> Self {
         Segmenter {
             tar,
@@ -182,9 +211,13 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
 
     /// Writes or copies one segment.
     pub(super) fn flush(&mut self, group: Group) -> Result<()> {
-        let Group { entries, looked } = group;
+        let Group {
+            entries,
+            looked,
+            intact,
+        } = group;
         if let Some(looked) = looked
-            && self.copy(&entries, looked)?
+            && self.copy(&entries, looked, intact)?
         {
             return Ok(());
         }
@@ -217,7 +250,12 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
 
     /// Copies the group's segments from the earlier archive if it holds a group with the same
     /// key and intact bytes; `false` when the group must be compressed.
-    fn copy(&mut self, group: &[(PathBuf, PathBuf)], looked: Vec<Option<Stored>>) -> Result<bool> {
+    fn copy(
+        &mut self,
+        group: &[(PathBuf, PathBuf)],
+        looked: Vec<Option<Stored>>,
+        intact: Option<bool>,
+    ) -> Result<bool> {
         let (mut stored, mut skipped) = (Vec::with_capacity(group.len()), Vec::new());
         for ((path, rel), look) in group.iter().zip(looked) {
             match look {
@@ -226,7 +264,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             }
         }
         let records: Vec<Record> = stored.iter().map(|(_, rel, s)| record(rel, s)).collect();
-        let Some(source) = self.reuse.as_deref_mut().filter(|_| !records.is_empty()) else {
+        let Some(source) = self.reuse.filter(|_| !records.is_empty()) else {
             return Ok(false);
         };
         let Some(pieces) = source.find(&index::key_of(&records)) else {
@@ -247,11 +285,10 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
                     gz.copy_segment(&mut &bytes[..], s.zlen, s.crc, s.ulen)
                 })
             })
-        } else if pieces
-            .iter()
-            .try_fold(true, |ok, s| Ok::<_, io::Error>(ok && source.intact(s)?))
-            .map_err(read)?
-        {
+        } else if match intact {
+            Some(intact) => intact,
+            None => source.all_intact(&pieces).map_err(read)?,
+        } {
             Some(pieces.iter().try_for_each(|s| {
                 let copy =
                     |r: &mut crate::reuse::Checked| gz.copy_segment(r, s.zlen, s.crc, s.ulen);
@@ -404,10 +441,12 @@ mod tests {
         let excludes = super::super::Excludes::default();
         let (sender, received) = std::sync::mpsc::sync_channel(AHEAD);
         std::thread::scope(|scope| {
-            scope.spawn(move || group(src, &excludes, true, workers, &sender));
+            scope.spawn(move || group(src, &excludes, (true, None), workers, &sender));
             let mut all = Vec::new();
             for group in received {
-                let Group { entries, looked } = group.unwrap();
+                let Group {
+                    entries, looked, ..
+                } = group.unwrap();
                 let looked = looked.unwrap();
                 let shas = looked
                     .into_iter()

@@ -90,9 +90,9 @@ pub(crate) fn backup_folder(
         ..opts.clone()
     };
     let mut index_tmp = atomic::temp_file_in(dir)?;
-    let mut source = reuse_source(dir, &manifest, name, &opts, printer);
+    let source = reuse_source(dir, &manifest, name, &opts, printer);
     drop(manifest);
-    let (written, index_sum, scan) = match source.as_mut() {
+    let (written, index_sum, scan) = match source.as_ref() {
         Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
         None => write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts)?,
     };
@@ -245,7 +245,7 @@ fn write_then_read_back(
     name: &str,
     (tmp, index_tmp): (&mut NamedTempFile, &mut NamedTempFile),
     opts: &archive::Options,
-    source: &mut crate::reuse::Source,
+    source: &crate::reuse::Source,
 ) -> Result<(Written, Checksum, Result<extract::Scan>)> {
     let path = tmp.path().to_path_buf();
     let reader = std::fs::File::open(&path).at("open", &path)?;
@@ -326,7 +326,7 @@ fn write_archive(
     name: &str,
     (tmp, index_tmp): (&mut NamedTempFile, &mut NamedTempFile),
     opts: &archive::Options,
-    reuse: Option<&mut crate::reuse::Source>,
+    reuse: Option<&crate::reuse::Source>,
     growth: &Growth,
 ) -> Result<(Written, crate::checksum::Checksum)> {
     let path = tmp.path().to_path_buf();
