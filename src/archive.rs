@@ -94,6 +94,8 @@ pub struct Written {
     /// Those of [`Written::changed`] that shrank while they were read, with the number of
     /// bytes that were missing: their entries are padded with zeros to the size first seen.
     pub shrank: Vec<(PathBuf, u64)>,
+    /// Entries dated before 1970: stored with the date 1970-01-01 00:00 UTC.
+    pub before_1970: Vec<PathBuf>,
     /// Copies of the files [`Options::copies`] names, as they went into the archive.
     pub copies: Vec<Copied>,
     /// Segments copied from an earlier archive, and their uncompressed bytes.

@@ -732,3 +732,24 @@ fn backup_all_of_a_results_folder_without_strategy_folders_says_so() {
     let err = env.fail(&["backup", "--all"], 2);
     assert!(err.contains("holds no strategy folder"), "{err}");
 }
+
+/// A file dated before 1970 is stored with the date 1970-01-01 (the archive format resbak
+/// writes has no earlier date), and the backup says so instead of changing it silently.
+#[test]
+fn a_file_dated_before_1970_is_named_in_a_warning() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let old = root.join("old.csv");
+    fs::write(&old, "a,b\n").unwrap();
+    let t = std::time::UNIX_EPOCH - std::time::Duration::from_secs(315_619_200);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let out = env.run_code(&["backup", "s"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("old.csv: dated before 1970"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -1233,3 +1233,22 @@ fn a_destination_that_is_a_file_is_refused_without_suggesting_force() {
         assert_eq!(fs::read_to_string(&file).unwrap(), "mine\n");
     }
 }
+
+/// A failed restore leaves no folder it made for the destination behind (a damaged archive,
+/// restored to a path whose parents do not exist yet).
+#[test]
+fn a_failed_restore_removes_the_folders_it_made_for_the_destination() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+    env.fail(&["restore", &archive, "--to", "newparent/deeper/s"], 1);
+    assert!(!env.path().join("newparent").exists(), "{}", env.tree());
+    // An existing parent stays, as it was.
+    fs::create_dir(env.path().join("mine")).unwrap();
+    env.fail(&["restore", &archive, "--to", "mine/new/s"], 1);
+    assert!(env.path().join("mine").is_dir());
+    assert!(!env.path().join("mine/new").exists(), "{}", env.tree());
+}

@@ -313,7 +313,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
             return Ok(false);
         };
         copied.map_err(|e| Error::io("copy a segment from", &source_path, e))?;
-        self.written.reused.0 += 1;
+        self.written.reused.0 += pieces.len() as u64;
         self.written.reused.1 += pieces.iter().map(|s| s.ulen).sum::<u64>();
         for (path, rel, s) in stored {
             let bytes = s.kind.content_size(s.meta.len());
@@ -352,6 +352,9 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         }
         if s.padded > 0 {
             w.shrank.push((path.clone(), s.padded));
+        }
+        if s.meta.mtime() < 0 {
+            w.before_1970.push(path.clone());
         }
         w.stats.files += 1;
         w.counts.add(s.kind);

@@ -147,7 +147,8 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let existing = replaced.is_some();
 
     let parent = atomic::parent_dir(dest);
-    fs::create_dir_all(parent).at("create folder", parent)?;
+    // Folders made for the destination are removed again if the restore fails.
+    let made = MadeFolders::create(parent)?;
     super::clean_leftovers(parent, printer)?;
     warn_replaced_leftovers(parent, printer);
     let staging = atomic::staging_dir_in(parent)?;
@@ -186,6 +187,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         }
         .map(|()| (written, segments, counts))
     })?;
+    made.keep();
     drop(staging);
     printer.line(format_args!(
         "Restored {} -> {} ({}, {})",
@@ -303,5 +305,36 @@ fn holds(remote: &crate::remote::Remote, manifest: &Manifest, name: &str) -> boo
     match (manifest.find(name), remote.read_entry(name).ok().flatten()) {
         (Some(here), Some(there)) => super::push::same(here, &there.entry),
         _ => false,
+    }
+}
+
+/// The folders [`MadeFolders::create`] made above a destination, removed again (if still
+/// empty) when dropped before [`MadeFolders::keep`]: a failed restore leaves none behind.
+struct MadeFolders(Vec<std::path::PathBuf>);
+
+impl MadeFolders {
+    /// Creates `dir` and the folders above it that are missing.
+    fn create(dir: &Path) -> Result<MadeFolders> {
+        let missing = dir
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        fs::create_dir_all(dir).at("create folder", dir)?;
+        Ok(MadeFolders(missing))
+    }
+
+    /// The restore succeeded: the folders stay.
+    fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for MadeFolders {
+    fn drop(&mut self) {
+        // Deepest first; a folder something else was put in meanwhile stays.
+        for dir in &self.0 {
+            let _ = fs::remove_dir(dir);
+        }
     }
 }

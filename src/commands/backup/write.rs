@@ -103,14 +103,27 @@ pub(crate) fn backup_folder(
     if let (Some(source), true) = (&source, printer.verbose()) {
         let (segments, bytes) = written.reused;
         printer.line(format_args!(
-            "  {} ({}) copied from {} without compressing",
+            "  {} ({} of data) copied from {} without compressing",
             crate::error::count(segments, "segment", "segments"),
-            crate::error::count(bytes, "byte", "bytes"),
+            crate::commands::human_size(bytes),
             source.path().display()
         ))?;
     }
     for skipped in &written.skipped {
         printer.warn(format_args!("skipped special file {}", skipped.display()));
+    }
+    let early = &written.before_1970;
+    for path in early.iter().take(BEFORE_1970_SHOWN) {
+        printer.warn(format_args!(
+            "{}: dated before 1970; stored with the date 1970-01-01 00:00 UTC",
+            path.display()
+        ));
+    }
+    if early.len() > BEFORE_1970_SHOWN {
+        printer.warn(format_args!(
+            "and {} more dated before 1970, stored the same way",
+            early.len() - BEFORE_1970_SHOWN
+        ));
     }
     for changed in &written.changed {
         let padded = written.shrank.iter().find(|(path, _)| path == changed);
@@ -363,6 +376,9 @@ fn write_archive(
         Ok(written)
     })
 }
+
+/// Entries dated before 1970 named one by one; the rest are counted.
+const BEFORE_1970_SHOWN: usize = 10;
 
 /// Bytes written between the syncs of an archive as it grows.
 const SYNC_EVERY: u64 = 32 << 20;
