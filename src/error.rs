@@ -183,7 +183,7 @@ pub enum Error {
     },
 
     /// An `--include` (or `ls`) pattern that matches nothing in the archive.
-    #[error("{what} {pattern:?} matches nothing in archive {}{}", printable(path.display()), meant_hint(meant.as_deref()))]
+    #[error("{what} {pattern:?} matches nothing in archive {}{}", printable(path.display()), meant_hint(meant.as_ref()))]
     NotInArchive {
         /// What the pattern was given as: `--include`, `pattern`.
         what: &'static str,
@@ -191,8 +191,8 @@ pub enum Error {
         pattern: String,
         /// The archive file.
         path: PathBuf,
-        /// The same pattern relative to the strategy folder, when that matches.
-        meant: Option<String>,
+        /// The pattern the user likely meant, when that matches.
+        meant: Option<Meant>,
     },
 
     /// A path `cat` was asked for that is not a file in the archive.
@@ -484,13 +484,25 @@ pub fn did_you_mean(suggestions: &[String]) -> String {
     }
 }
 
-/// `; paths are relative to the strategy folder: did you mean runs/x?` for `meant`, if any.
-fn meant_hint(meant: Option<&str>) -> String {
+/// A pattern that matches where the one given did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meant {
+    /// The pattern.
+    pub pattern: String,
+    /// It is the one given with its glob characters escaped (else: made relative to the
+    /// strategy folder).
+    pub literal: bool,
+}
+
+/// `; paths are relative to the strategy folder: did you mean runs/x?` (or, for a literal
+/// name, that glob characters need escaping) for `meant`, if any.
+fn meant_hint(meant: Option<&Meant>) -> String {
     meant.map_or_else(String::new, |m| {
-        format!(
-            "; paths are relative to the strategy folder: did you mean {}?",
-            printable(m)
-        )
+        let why = match m.literal {
+            true => "glob characters ([ ] * ? { }) match a name only when escaped",
+            false => "paths are relative to the strategy folder",
+        };
+        format!("; {why}: did you mean {}?", printable(&m.pattern))
     })
 }
 

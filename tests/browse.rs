@@ -407,6 +407,37 @@ fn cat_from_an_archive_cut_short_says_it_ends_early() {
     assert!(!err.contains("failed to fill whole buffer"), "{err}");
 }
 
+/// A name holding glob characters is not matched by itself as a pattern: `ls` and
+/// `restore --include` say how to escape it, and the escaped pattern works.
+#[test]
+fn a_name_with_glob_characters_gets_its_escaped_pattern_suggested() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(root.join("q[1].csv"), "a,b\n").unwrap();
+    let archive = env.backup("s");
+    let err = env.fail(&["ls", &archive, "q[1].csv"], 1);
+    assert!(err.contains("did you mean q[[]1[]].csv?"), "{err}");
+    assert!(err.contains("escaped"), "{err}");
+    let out = env.run(&["ls", &archive, "q[[]1[]].csv"]);
+    assert!(out.contains("q[1].csv"), "{out}");
+    let args = ["restore", &archive, "--to", "one", "--include", "q[1].csv"];
+    let err = env.fail(&args, 1);
+    assert!(err.contains("did you mean q[[]1[]].csv?"), "{err}");
+    let args = [
+        "restore",
+        &archive,
+        "--to",
+        "two",
+        "--include",
+        "q[[]1[]].csv",
+    ];
+    env.run(&args);
+    assert_eq!(
+        fs::read_to_string(env.path().join("two/q[1].csv")).unwrap(),
+        "a,b\n"
+    );
+}
+
 /// A file longer than a piece (1 MiB) is cut into several segments that inflate apart: `cat`
 /// and `restore --include` read them all and give the file back whole, and damage in any piece
 /// but the first fails both.

@@ -2,7 +2,7 @@
 //! are seen one by one, and for those that cover nothing, the pattern the user likely meant.
 
 use crate::archive::Excludes;
-use crate::error::Result;
+use crate::error::{Meant, Result};
 use std::path::Path;
 
 /// A pattern that covered no entry.
@@ -10,9 +10,10 @@ use std::path::Path;
 pub struct Unmatched {
     /// The pattern, as given.
     pub pattern: String,
-    /// The same pattern without a leading `./`, `/` or top folder name, when that would have
-    /// covered something: paths are relative to the strategy folder.
-    pub meant: Option<String>,
+    /// The same pattern without a leading `./`, `/` or top folder name (paths are relative to
+    /// the strategy folder), or with its glob characters escaped (a name that holds them), when
+    /// that would have covered something.
+    pub meant: Option<Meant>,
 }
 
 /// Tracks which patterns of an include filter cover something.
@@ -20,9 +21,9 @@ pub struct Matching<'a> {
     include: &'a Excludes,
     singles: Vec<Excludes>,
     matched: Vec<bool>,
-    /// Per pattern, the pattern stripped of a leading `./`, `/` or top folder, if it has one,
+    /// Per pattern, the pattern it likely meant (see [`Unmatched::meant`]), if it differs,
     /// with whether that covered something.
-    stripped: Vec<Option<(String, Excludes, bool)>>,
+    stripped: Vec<Vec<(Meant, Excludes, bool)>>,
 }
 
 impl<'a> Matching<'a> {
@@ -41,8 +42,10 @@ impl<'a> Matching<'a> {
             .patterns()
             .iter()
             .map(|p| {
-                let meant = relative(p, top)?;
-                Some((meant.to_string(), single(meant).ok()?, false))
+                (likely_meant(p, top).into_iter())
+                    .filter_map(|meant| Some((single(&meant.pattern).ok()?, meant)))
+                    .map(|(alt, meant)| (meant, alt, false))
+                    .collect()
             })
             .collect();
         Ok(Matching {
@@ -78,10 +81,28 @@ impl<'a> Matching<'a> {
             .filter(|((_, hit), _)| !hit)
             .map(|((p, _), alt)| Unmatched {
                 pattern: p.clone(),
-                meant: alt.filter(|(_, _, hit)| *hit).map(|(m, _, _)| m),
+                meant: (alt.into_iter())
+                    .find(|(_, _, hit)| *hit)
+                    .map(|(m, _, _)| m),
             })
             .collect()
     }
+}
+
+/// What `pattern` likely meant, first to last: made relative (see [`relative`]), then also
+/// with its glob characters escaped (a name that holds them).
+fn likely_meant(pattern: &str, top: &str) -> Vec<Meant> {
+    let base = relative(pattern, top);
+    let escaped = globset::escape(base.unwrap_or(pattern));
+    let relative = base.map(|b| Meant {
+        pattern: b.to_string(),
+        literal: false,
+    });
+    let literal = (escaped != base.unwrap_or(pattern)).then_some(Meant {
+        pattern: escaped,
+        literal: true,
+    });
+    relative.into_iter().chain(literal).collect()
 }
 
 /// `pattern` without its leading `./`, `/` and `top/` (as `tar -tzf` shows paths), when it has
@@ -122,20 +143,35 @@ mod tests {
 
     #[test]
     fn an_unmatched_pattern_says_what_it_likely_meant() {
-        let include = Excludes::new(&["./runs/x".into(), "s/nope".into(), "runs".into()]).unwrap();
+        let patterns = ["./runs/x", "s/nope", "runs", "./runs/*.csv", "q[1].csv"];
+        let include = Excludes::new(&patterns.map(String::from)).unwrap();
         let mut matching = Matching::new(&include, "s").unwrap();
-        for path in ["runs", "runs/x", "runs/x/a.csv"] {
-            assert!(matching.includes(Path::new(path)));
+        for path in ["runs", "runs/x", "runs/x/a.csv", "runs/b.csv", "q[1].csv"] {
+            matching.includes(Path::new(path));
         }
         let unmatched = matching.unmatched();
+        let meant = |pattern: &str, literal| {
+            Some(Meant {
+                pattern: pattern.into(),
+                literal,
+            })
+        };
         let want = [
             Unmatched {
                 pattern: "./runs/x".into(),
-                meant: Some("runs/x".into()),
+                meant: meant("runs/x", false),
             },
             Unmatched {
                 pattern: "s/nope".into(),
                 meant: None,
+            },
+            Unmatched {
+                pattern: "./runs/*.csv".into(),
+                meant: meant("runs/*.csv", false),
+            },
+            Unmatched {
+                pattern: "q[1].csv".into(),
+                meant: meant("q[[]1[]].csv", true),
             },
         ];
         assert_eq!(unmatched, want);
