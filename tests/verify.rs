@@ -171,6 +171,13 @@ fn verify_names_archives_a_manifest_cut_short_no_longer_lists() {
         "{err}"
     );
     assert!(err.contains("resbak reindex"), "{err}");
+    // The next backup says so too, before the cut manifest becomes manifest.yaml.bak.
+    let out = env.run_code(&["backup", "s", "--always"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 archives in backups are not catalogued"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -222,6 +222,40 @@ pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     Ok(found)
 }
 
+/// Warns when `dir` holds archive files `manifest` does not list (one cut short or edited by
+/// hand still parses), adding `so` to what the warning says of them.
+///
+/// # Errors
+/// [`Error::Io`] when `dir` cannot be read.
+pub fn warn_untracked(
+    dir: &Path,
+    manifest: &crate::manifest::Manifest,
+    so: &str,
+    printer: &mut Printer,
+) -> Result<()> {
+    let listed: std::collections::HashSet<&std::ffi::OsStr> = (manifest.backups.iter())
+        .filter_map(|e| Path::new(&e.backup_file).file_name())
+        .collect();
+    let files = archive_files(dir)?;
+    let untracked = (files.iter())
+        .filter(|(name, _)| !listed.contains(std::ffi::OsStr::new(name)))
+        .count();
+    if untracked > 0 {
+        let (verb, them) = if untracked == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
+        printer.warn(format_args!(
+            "{} in {} {verb} not catalogued (not in its manifest){so}: `resbak list` shows \
+             {them}, `resbak reindex` catalogues {them}",
+            crate::error::count(untracked as u64, "archive", "archives"),
+            dir.display(),
+        ));
+    }
+    Ok(())
+}
+
 /// `bytes` as a human-readable size.
 pub fn human_size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()

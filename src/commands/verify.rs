@@ -206,20 +206,8 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     print(&report, &dir.display().to_string(), all, printer)?;
     // Archives the manifest does not list are said, as the manifest cannot show them: one cut
     // short or edited by hand still parses. (A backup or prune under way may show one too.)
-    let untracked = match all {
-        true => untracked(dir, &manifest)?,
-        false => 0,
-    };
-    if untracked > 0 {
-        printer.warn(format_args!(
-            "{} in {} {} not catalogued (not in its manifest), so not verified: `resbak list` \
-             shows {}, `resbak reindex` catalogues {}",
-            count(untracked, "archive", "archives"),
-            dir.display(),
-            if untracked == 1 { "is" } else { "are" },
-            if untracked == 1 { "it" } else { "them" },
-            if untracked == 1 { "it" } else { "them" },
-        ));
+    if all {
+        super::warn_untracked(dir, &manifest, ", so not verified", printer)?;
     }
     let verdicts: Vec<super::Verdict> = report
         .results
@@ -234,18 +222,6 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         .collect();
     super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
     Ok(report.outcome(all))
-}
-
-/// How many archive files in `dir` `manifest` does not list.
-fn untracked(dir: &Path, manifest: &Manifest) -> Result<usize> {
-    let listed: std::collections::HashSet<&std::ffi::OsStr> = (manifest.backups.iter())
-        .filter_map(|e| Path::new(&e.backup_file).file_name())
-        .collect();
-    let files = super::archive_files(dir)?;
-    Ok(files
-        .iter()
-        .filter(|(name, _)| !listed.contains(std::ffi::OsStr::new(name)))
-        .count())
 }
 
 /// Checks `entries` of the manifest in `dir` on all cores, records the results beside the

@@ -63,6 +63,7 @@ pub(crate) fn backup_folder(
     check_outside(ctx, src)?;
     // Loaded once here, and dropped before the archive is written.
     let manifest = Manifest::load(dir)?;
+    crate::commands::warn_untracked(dir, &manifest, "", printer)?;
     let mut adopter = Adopter::for_manifest(dir, Some(&manifest), printer);
     clean_leftovers(dir, printer)?;
     let created = Utc::now();
