@@ -17,7 +17,7 @@ use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::{Env, stdout};
 
 /// The local Garage the test may stop and start, from `.ci/garage-start`'s variables.
@@ -124,13 +124,9 @@ fn garage_bin() -> PathBuf {
     }
 }
 
-/// Waits (polling) for an observable state, failing the test after `limit`.
-fn wait(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits (polling the server) for an observable state, failing the test after `limit`.
+fn wait(what: &str, limit: Duration, ready: impl FnMut() -> bool) {
+    util::wait_within(what, limit, Duration::from_millis(5), ready);
 }
 
 #[test]

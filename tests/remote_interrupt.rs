@@ -17,7 +17,7 @@ use s3::{REMOTE, Server, skipped, write_noise};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::Env;
 
 /// Garage's admin API, from `.ci/garage-start`'s variables.
@@ -64,13 +64,9 @@ impl Admin {
     }
 }
 
-/// Waits (polling) for an observable state, failing the test after `limit`.
-fn wait(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits (polling the server) for an observable state, failing the test after `limit`.
+fn wait(what: &str, limit: Duration, ready: impl FnMut() -> bool) {
+    util::wait_within(what, limit, Duration::from_millis(5), ready);
 }
 
 #[test]

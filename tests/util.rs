@@ -458,14 +458,23 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 /// Waits until `ready` holds, checking every millisecond, and fails the test with `what` after
 /// a generous bound. This waits for an observable state; it is not a timing assertion.
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    for _ in 0..60_000 {
-        if ready() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+pub fn wait_for(what: &str, ready: impl FnMut() -> bool) {
+    wait_within(
+        what,
+        Duration::from_secs(60),
+        Duration::from_millis(1),
+        ready,
+    );
+}
+
+/// Waits until `ready` holds, checking it `every` so often, and fails the test with `what`
+/// after `limit`.
+pub fn wait_within(what: &str, limit: Duration, every: Duration, mut ready: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(every);
     }
-    panic!("gave up waiting for {what}");
 }
 
 /// Names in `dir` that start with `prefix`.
