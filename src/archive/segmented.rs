@@ -25,12 +25,19 @@ pub(super) type TarOut<W> = tar::Builder<ParGzWriter<HashingWriter<W>>>;
 pub(super) const AHEAD: usize = 4;
 
 /// The entries of one segment: path and path below the top folder, and when segments may be
-/// copied, what each would store (`None` for a special file), and whether the earlier
-/// archive's group with the same key is intact, when it is too long to be checked as it is
-/// copied (see [`crate::reuse::SMALL`]).
+/// copied, what each would store (`None` for a special file) and the earlier archive's group
+/// with the same key, if it has one.
 pub(super) struct Group {
     entries: Vec<(PathBuf, PathBuf)>,
     looked: Option<Vec<Option<Stored>>>,
+    found: Option<Found>,
+}
+
+/// A group of the earlier archive with the same key as the one being written: its segments,
+/// and whether they are intact when the group is too long to be checked as it is copied (see
+/// [`crate::reuse::SMALL`]), checked on the hashing threads rather than by the writer.
+struct Found {
+    pieces: Vec<crate::pgzip::Segment>,
     intact: Option<bool>,
 }
 
@@ -101,44 +108,52 @@ fn next_job(queued: &Mutex<Receiver<Job>>) -> Option<Job> {
     queued.lock().ok()?.recv().ok()
 }
 
-/// The group of `entries`, each looked at when `look`; a long group found in `source` is
-/// checked here, on the hashing threads, rather than by the writer.
+/// The group of `entries`, each looked at when `look`, with the group of `source` that has the
+/// same key (see [`Found`]).
 fn make(entries: Vec<(PathBuf, PathBuf)>, look: bool, source: Option<&Source>) -> Result<Group> {
-    if !look {
-        return Ok(Group {
-            entries,
-            looked: None,
-            intact: None,
-        });
-    }
-    let looked = (entries.iter())
-        .map(|(path, _)| self::look(path))
-        .collect::<Result<Vec<_>>>()?;
-    let Some(source) = source else {
-        return Ok(Group {
-            entries,
-            looked: Some(looked),
-            intact: None,
-        });
+    let looked = match look {
+        true => Some(
+            (entries.iter())
+                .map(|(path, _)| self::look(path))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        false => None,
     };
-    let records: Vec<Record> = (entries.iter().zip(&looked))
-        .filter_map(|((_, rel), s)| Some(record(rel, s.as_ref()?)))
-        .collect();
-    let pieces = source
-        .find(&index::key_of(&records))
-        .filter(|_| !records.is_empty());
-    let intact = match pieces {
-        Some(pieces) if pieces.iter().map(|s| s.zlen).sum::<u64>() > crate::reuse::SMALL => {
-            let read = |e: io::Error| Error::io("read", source.path(), e);
-            Some(source.all_intact(&pieces).map_err(read)?)
-        }
+    let found = match (&looked, source) {
+        (Some(looked), Some(source)) => find(&entries, looked, source)?,
         _ => None,
     };
     Ok(Group {
         entries,
-        looked: Some(looked),
-        intact,
+        looked,
+        found,
     })
+}
+
+/// The group of `source` whose key is that of `entries` as `looked` at, if any, checked when
+/// it is long.
+fn find(
+    entries: &[(PathBuf, PathBuf)],
+    looked: &[Option<Stored>],
+    source: &Source,
+) -> Result<Option<Found>> {
+    let records: Vec<Record> = (entries.iter().zip(looked))
+        .filter_map(|((_, rel), s)| Some(record(rel, s.as_ref()?)))
+        .collect();
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let Some(pieces) = source.find(&index::key_of(&records)) else {
+        return Ok(None);
+    };
+    let intact = match pieces.iter().map(|s| s.zlen).sum::<u64>() > crate::reuse::SMALL {
+        true => {
+            let read = |e: io::Error| Error::io("read", source.path(), e);
+            Some(source.all_intact(&pieces).map_err(read)?)
+        }
+        false => None,
+    };
+    Ok(Some(Found { pieces, intact }))
 }
 
 /// Walks `src` and gives `emit` the entries of one segment at a time, or the walk's error;
@@ -214,10 +229,10 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         let Group {
             entries,
             looked,
-            intact,
+            found,
         } = group;
-        if let Some(looked) = looked
-            && self.copy(&entries, looked, intact)?
+        if let (Some(looked), Some(found)) = (looked, found)
+            && self.copy(&entries, looked, found)?
         {
             return Ok(());
         }
@@ -248,13 +263,13 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
         (self.tar, self.index, self.written)
     }
 
-    /// Copies the group's segments from the earlier archive if it holds a group with the same
-    /// key and intact bytes; `false` when the group must be compressed.
+    /// Copies the segments `found` in the earlier archive for the group if they are intact;
+    /// `false` when the group must be compressed.
     fn copy(
         &mut self,
         group: &[(PathBuf, PathBuf)],
         looked: Vec<Option<Stored>>,
-        intact: Option<bool>,
+        Found { pieces, intact }: Found,
     ) -> Result<bool> {
         let (mut stored, mut skipped) = (Vec::with_capacity(group.len()), Vec::new());
         for ((path, rel), look) in group.iter().zip(looked) {
@@ -263,11 +278,7 @@ impl<'a, W: Write, I: Write> Segmenter<'a, W, I> {
                 None => skipped.push(path.clone()),
             }
         }
-        let records: Vec<Record> = stored.iter().map(|(_, rel, s)| record(rel, s)).collect();
-        let Some(source) = self.reuse.filter(|_| !records.is_empty()) else {
-            return Ok(false);
-        };
-        let Some(pieces) = source.find(&index::key_of(&records)) else {
+        let Some(source) = self.reuse else {
             return Ok(false);
         };
         let source_path = source.path().to_path_buf();
