@@ -155,9 +155,10 @@ pub fn extract_partial(
                 rel.display()
             )))
         };
+        // A file that cannot be read back is an I/O error, not a difference.
         let sum = std::fs::File::open(&path)
             .and_then(|f| HashingReader::new(f).finish())
-            .map_err(|_| differs())?;
+            .map_err(|e| Error::io("read back", &path, e))?;
         if sum.len != *size || sum.sha256 != *sha256 {
             return Err(differs());
         }
