@@ -348,14 +348,17 @@ pub fn read(
         }
     };
     let head = next()?.unwrap_or_default();
-    let format = |f: &str| {
-        f.parse()
+    let fields: Vec<&str> = head.split('\t').collect();
+    let format = match fields[..] {
+        [MAGIC, f, _, _] => f
+            .parse()
             .ok()
-            .filter(|f| (OLDEST_FORMAT..=FORMAT).contains(f))
+            .filter(|f| (OLDEST_FORMAT..=FORMAT).contains(f)),
+        _ => None,
     };
-    let index = match head.split('\t').collect::<Vec<_>>()[..] {
-        [MAGIC, f, level, top] if format(f).is_some() => Index {
-            format: format(f).unwrap_or(FORMAT),
+    let index = match (&fields[..], format) {
+        (&[_, _, level, top], Some(format)) => Index {
+            format,
             level: level.parse().ok(),
             top: String::from_utf8_lossy(&unescape(top).unwrap_or_default()).into_owned(),
             segments: Vec::new(),

@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::index::{self, Record};
 use crate::pgzip::Segment;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -38,9 +37,8 @@ pub fn select_indexed(
     let mut matching = Matching::new(include, top)?;
     let mut selection = Selection::default();
     let mut partial = Partial::default();
-    // Where each folder and link lies (what can be above an entry), by a hash of its path: a
-    // collision only reads one segment more.
-    let mut segment_of = HashMap::new();
+    // Where each folder and link lies (what can be above an entry).
+    let mut segment_of: HashMap<PathBuf, usize> = HashMap::new();
     let read = index::read(index_path, Some(index_sha256), |segment, record| {
         let Record {
             kind,
@@ -50,14 +48,14 @@ pub fn select_indexed(
             ..
         } = record;
         if kind != EntryKind::File {
-            segment_of.insert(key(&path), segment);
+            segment_of.insert(path.clone(), segment);
         }
         if !matching.includes(&path) {
             return Ok(());
         }
         mark(&mut partial.needed, segment);
         for above in path.ancestors().skip(1) {
-            if let Some(&at) = segment_of.get(&key(above)) {
+            if let Some(&at) = segment_of.get(above) {
                 mark(&mut partial.needed, at);
             }
         }
@@ -86,12 +84,6 @@ pub fn select_indexed(
     selection.unmatched = matching.unmatched();
     selection.partial = Some(partial);
     Ok(Some(selection))
-}
-
-fn key(path: &Path) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut hasher);
-    hasher.finish()
 }
 
 fn mark(needed: &mut Vec<bool>, at: usize) {
