@@ -438,6 +438,26 @@ fn a_name_with_glob_characters_gets_its_escaped_pattern_suggested() {
     );
 }
 
+/// Read whole (its index damaged), a damaged archive lists nothing: the listing is printed
+/// only once the archive is checked against the manifest.
+#[test]
+fn ls_prints_nothing_of_an_archive_that_fails_its_check() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    flip_byte(&index_of(&env, &archive), 20);
+    let path = env.backups().join(&archive);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len - 5);
+    let out = env.cmd(&["ls", &archive]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// A file longer than a piece (1 MiB) is cut into several segments that inflate apart: `cat`
 /// and `restore --include` read them all and give the file back whole, and damage in any piece
 /// but the first fails both.

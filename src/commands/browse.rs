@@ -62,7 +62,8 @@ pub fn ls(
         .map(|f| Matching::new(f, &top))
         .transpose()?;
     let source = archive_of(&located, &top);
-    let mut listed = Vec::new();
+    // Printed only once the read is checked: read whole, an archive is checked at its end.
+    let (mut listed, mut lines) = (Vec::new(), Vec::new());
     let json = printer.json();
     let served = source.list(json, |record| {
         if matching.as_mut().is_some_and(|m| !m.includes(&record.path)) {
@@ -70,10 +71,13 @@ pub fn ls(
         }
         match json {
             true => listed.push(Listed::from(record)),
-            false => printer.line(line(&record))?,
+            false => lines.push(line(&record)),
         }
         Ok(())
     })?;
+    for text in lines {
+        printer.line(text)?;
+    }
     printer.json_report(&listed)?;
     let mut outcome = outcome(served).max(damaged);
     for unmatched in matching.map(Matching::unmatched).unwrap_or_default() {
