@@ -280,7 +280,7 @@ fn entry_row(e: &Entry, status: &'static str) -> Row {
 }
 
 /// `.tar.gz` files in the backup folder that the manifest does not know, sorted by name.
-fn untracked(backup_dir: &Path, manifest: &Manifest) -> Result<Vec<(String, u64)>> {
+pub(crate) fn untracked(backup_dir: &Path, manifest: &Manifest) -> Result<Vec<(String, u64)>> {
     let mut files = archive_files(backup_dir)?;
     files.retain(|(name, _)| manifest.find(name).is_none());
     Ok(files)

@@ -223,23 +223,21 @@ pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
 }
 
 /// Warns when `dir` holds archive files `manifest` does not list (one cut short or edited by
-/// hand still parses), adding `so` to what the warning says of them.
-///
-/// # Errors
-/// [`Error::Io`] when `dir` cannot be read.
+/// hand still parses; see [`list::untracked`]), adding `so` to what the warning says of them.
+/// A folder that cannot be read is said instead: it never fails the command.
 pub fn warn_untracked(
     dir: &Path,
     manifest: &crate::manifest::Manifest,
     so: &str,
     printer: &mut Printer,
-) -> Result<()> {
-    let listed: std::collections::HashSet<&std::ffi::OsStr> = (manifest.backups.iter())
-        .filter_map(|e| Path::new(&e.backup_file).file_name())
-        .collect();
-    let files = archive_files(dir)?;
-    let untracked = (files.iter())
-        .filter(|(name, _)| !listed.contains(std::ffi::OsStr::new(name)))
-        .count();
+) {
+    let untracked = match list::untracked(dir, manifest) {
+        Ok(files) => files.len(),
+        Err(e) => {
+            printer.warn(format_args!("{}", crate::error::chain(&e)));
+            return;
+        }
+    };
     if untracked > 0 {
         let (verb, them) = if untracked == 1 {
             ("is", "it")
@@ -253,7 +251,6 @@ pub fn warn_untracked(
             dir.display(),
         ));
     }
-    Ok(())
 }
 
 /// `bytes` as a human-readable size.

@@ -207,7 +207,7 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     // Archives the manifest does not list are said, as the manifest cannot show them: one cut
     // short or edited by hand still parses. (A backup or prune under way may show one too.)
     if all {
-        super::warn_untracked(dir, &manifest, ", so not verified", printer)?;
+        super::warn_untracked(dir, &manifest, ", so not verified", printer);
     }
     let verdicts: Vec<super::Verdict> = report
         .results

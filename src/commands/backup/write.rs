@@ -63,7 +63,9 @@ pub(crate) fn backup_folder(
     check_outside(ctx, src)?;
     // Loaded once here, and dropped before the archive is written.
     let manifest = Manifest::load(dir)?;
-    crate::commands::warn_untracked(dir, &manifest, "", printer)?;
+    if kind == Kind::Regular {
+        crate::commands::warn_untracked(dir, &manifest, "", printer);
+    }
     let mut adopter = Adopter::for_manifest(dir, Some(&manifest), printer);
     clean_leftovers(dir, printer)?;
     let created = Utc::now();
