@@ -223,7 +223,7 @@ pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
 }
 
 /// Warns when `dir` holds archive files `manifest` does not list (one cut short or edited by
-/// hand still parses; see [`list::untracked`]), adding `so` to what the warning says of them.
+/// hand still parses; as `list` finds them), adding `so` to what the warning says of them.
 /// A folder that cannot be read is said instead: it never fails the command.
 pub fn warn_untracked(
     dir: &Path,
