@@ -118,10 +118,14 @@ type Chunks = std::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
 
 /// Reads the uncompressed bytes of `segments` of a gzip file in order, as [`Segments`] does,
 /// while up to `threads` workers inflate the next segments at the same time. Memory stays
-/// bounded: workers start a segment only when it is at most `threads` segments past the one
-/// being read, and inflate at most a few chunks ahead in each.
+/// bounded whatever the number of segments: workers start a segment only when it is at most
+/// `threads` segments past the one being read, inflate at most a few chunks ahead in each, and
+/// the channel of a segment is made only when a worker takes it.
 pub struct Parallel {
-    pending: std::collections::VecDeque<Chunks>,
+    /// The segment being read: its channel, length, offset, and bytes read so far.
+    current: Option<(Chunks, Segment, u64)>,
+    /// Segments not yet read.
+    left: usize,
     chunk: Vec<u8>,
     pos: usize,
     shared: std::sync::Arc<Shared>,
@@ -129,8 +133,12 @@ pub struct Parallel {
 
 /// What [`Parallel`] and its workers share.
 struct Shared {
-    /// The segments, numbered, each with where its chunks go.
-    jobs: Jobs,
+    /// The segments not yet taken by a worker, numbered.
+    jobs: std::sync::Mutex<std::iter::Enumerate<std::vec::IntoIter<Segment>>>,
+    /// The channels of the segments taken and not yet read, in order, each with its segment;
+    /// and the number of workers still running.
+    taken: std::sync::Mutex<(std::collections::VecDeque<(Chunks, Segment)>, usize)>,
+    took: std::sync::Condvar,
     /// Chunk buffers the reader is done with, for the workers to fill again.
     spares: std::sync::Mutex<Vec<Vec<u8>>>,
     /// The number of the segment being read, and the workers waiting to start theirs.
@@ -154,34 +162,77 @@ impl Shared {
         *self.front.lock().unwrap_or_else(|e| e.into_inner()) = to;
         self.moved.notify_all();
     }
+
+    /// The next segment for a worker, with where its chunks go; `None` when none is left.
+    /// Its channel is queued for the reader while the jobs are locked, so in order.
+    fn take(&self) -> Option<(usize, Segment, SyncSender)> {
+        let mut jobs = self.jobs.lock().ok()?;
+        let (n, segment) = jobs.next()?;
+        let (send, receive) = std::sync::mpsc::sync_channel(AHEAD);
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        taken.0.push_back((receive, segment));
+        self.took.notify_all();
+        Some((n, segment, send))
+    }
+
+    /// Counts a worker out, however it ends.
+    fn stopped(&self) {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+        self.took.notify_all();
+    }
+
+    /// The channel of the next segment to read, once a worker has taken it; `None` if every
+    /// worker stopped first.
+    fn next_taken(&self) -> Option<(Chunks, Segment)> {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(next) = taken.0.pop_front() {
+                return Some(next);
+            }
+            if taken.1 == 0 {
+                return None;
+            }
+            taken = self.took.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
+
+/// Counts a worker out of [`Shared`] when it ends, by a panic too.
+struct Running(std::sync::Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stopped();
+    }
+}
+
+/// Where a worker sends a segment's chunks.
+type SyncSender = std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>;
 
 impl Parallel {
     /// Starts `threads` workers on `segments` of the gzip file open as `file`.
     pub fn new(file: &File, segments: Vec<Segment>, threads: usize) -> io::Result<Parallel> {
         let threads = threads.max(1);
-        let mut jobs = Vec::with_capacity(segments.len());
-        let mut pending = std::collections::VecDeque::with_capacity(segments.len());
-        for segment in segments {
-            let (send, receive) = std::sync::mpsc::sync_channel(AHEAD);
-            jobs.push((segment, send));
-            pending.push_back(receive);
-        }
+        let left = segments.len();
         let shared = std::sync::Arc::new(Shared {
-            jobs: std::sync::Mutex::new(jobs.into_iter().enumerate()),
+            jobs: std::sync::Mutex::new(segments.into_iter().enumerate()),
+            taken: std::sync::Mutex::new((std::collections::VecDeque::new(), threads)),
+            took: std::sync::Condvar::new(),
             spares: std::sync::Mutex::new(Vec::new()),
             front: std::sync::Mutex::new(0),
             moved: std::sync::Condvar::new(),
             window: threads,
         });
         for _ in 0..threads {
-            let (shared, file) = (std::sync::Arc::clone(&shared), file.try_clone()?);
+            let running = Running(std::sync::Arc::clone(&shared));
+            let file = file.try_clone()?;
             std::thread::Builder::new()
                 .name("inflate".into())
-                .spawn(move || work(&shared, file))?;
+                .spawn(move || work(&running.0, file))?;
         }
         Ok(Parallel {
-            pending,
+            current: None,
+            left,
             chunk: Vec::new(),
             pos: 0,
             shared,
@@ -196,17 +247,17 @@ impl Drop for Parallel {
     }
 }
 
-/// The jobs of [`Parallel`]'s workers: each segment, numbered, with where its chunks go.
-type Jobs = std::sync::Mutex<
-    std::iter::Enumerate<
-        std::vec::IntoIter<(Segment, std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>)>,
-    >,
->;
-
 /// Segments up to this many uncompressed bytes (every piece, see [`crate::index::PIECE`]) are
 /// inflated at once, in memory, and sent as one chunk once their length and CRC32 are checked;
 /// longer ones (written before pieces) are streamed.
 const WHOLE: u64 = 4 << 20;
+
+/// The capacity to give a buffer for `len` bytes: at least a whole piece and its compressed
+/// bytes, so that buffers passed between threads are made once and never grow, which keeps
+/// the allocator from holding freed copies of them in every thread's arena.
+fn room(len: usize) -> usize {
+    len.max(crate::index::PIECE + crate::index::PIECE / 64)
+}
 
 /// A worker's buffer and decompressor for segments inflated at once.
 struct Whole {
@@ -234,6 +285,8 @@ impl Whole {
         };
         let (zlen, ulen) = (segment.zlen as usize, segment.ulen as usize);
         self.zbytes.clear();
+        self.zbytes
+            .reserve_exact(room(zlen + crate::pgzip::FINAL_BLOCK.len()));
         self.zbytes.resize(zlen, 0);
         file.read_exact_at(&mut self.zbytes, segment.zoff)
             .map_err(|e| match e.kind() {
@@ -248,6 +301,7 @@ impl Whole {
             })?;
         self.zbytes.extend_from_slice(&crate::pgzip::FINAL_BLOCK);
         out.clear();
+        out.reserve_exact(room(ulen));
         out.resize(ulen, 0);
         let n = (self.decompressor)
             .deflate_decompress(&self.zbytes, &mut out)
@@ -266,14 +320,7 @@ fn work(shared: &Shared, file: File) {
         zbytes: Vec::new(),
         decompressor: libdeflater::Decompressor::new(),
     };
-    loop {
-        let next = match shared.jobs.lock() {
-            Ok(mut jobs) => jobs.next(),
-            Err(_) => return,
-        };
-        let Some((n, (segment, send))) = next else {
-            return;
-        };
+    while let Some((n, segment, send)) = shared.take() {
         shared.wait_for(n);
         if Whole::fits(&segment) {
             let spare = shared.spares.lock().ok().and_then(|mut s| s.pop());
@@ -335,19 +382,34 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 impl Read for Parallel {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.chunk.len() {
-            let Some(front) = self.pending.front() else {
-                return Ok(0);
+            let Some((chunks, segment, read)) = &mut self.current else {
+                if self.left == 0 {
+                    return Ok(0);
+                }
+                let stopped = || io::Error::other("the inflating threads stopped unexpectedly");
+                let (chunks, segment) = self.shared.next_taken().ok_or_else(stopped)?;
+                self.current = Some((chunks, segment, 0));
+                self.left -= 1;
+                continue;
             };
-            match front.recv() {
+            match chunks.recv() {
                 Ok(chunk) => {
                     let used = std::mem::replace(&mut self.chunk, chunk?);
+                    *read += self.chunk.len() as u64;
                     self.pos = 0;
                     if let Ok(mut spares) = self.shared.spares.lock() {
                         spares.push(used);
                     }
                 }
+                // Its worker is done with it: whole, unless the worker stopped unexpectedly.
+                Err(_) if *read != segment.ulen => {
+                    return Err(io::Error::other(format!(
+                        "the segment at byte {} was not read whole",
+                        segment.zoff
+                    )));
+                }
                 Err(_) => {
-                    self.pending.pop_front();
+                    self.current = None;
                     let done = self.shared.front.lock().map_or(0, |front| *front + 1);
                     self.shared.advance(done);
                 }
@@ -506,6 +568,21 @@ mod tests {
                 .unwrap();
             assert!(read == parts.concat(), "threads {threads}");
         }
+    }
+
+    #[test]
+    fn parallel_holds_channels_only_for_the_segments_near_the_one_read() {
+        let parts: Vec<Vec<u8>> = (0..2000u32).map(|i| format!("{i}\n").into()).collect();
+        let (file, segments) = segmented(&parts);
+        let mut reader = Parallel::new(file.as_file(), segments, 2).unwrap();
+        let mut first = [0u8; 2];
+        reader.read_exact(&mut first).unwrap();
+        let queued = reader.shared.taken.lock().unwrap().0.len();
+        // The window past the segment being read, and one more taken by each waiting worker.
+        assert!(queued <= 2 + 2, "{queued} channels queued");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert!([&first[..], &rest].concat() == parts.concat());
     }
 
     #[test]
