@@ -38,6 +38,10 @@ pub struct Check {
     /// stops applying once a file is there again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub missing: bool,
+    /// Whether only the archive's index was wrong, the archive itself intact: then the problem
+    /// stops applying once the index matches its entry again (as `reindex` makes it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub index_only: bool,
 }
 
 /// The problem a check records for an archive file that is missing.
@@ -126,6 +130,7 @@ mod tests {
             deep: false,
             problem: None,
             missing: false,
+            index_only: false,
         };
         let records = vec![
             (e.backup_file.clone(), check.clone()),

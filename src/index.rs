@@ -63,6 +63,15 @@ pub fn path_for(archive: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether the index beside the archive at `archive` has the SHA-256 `sha256`.
+///
+/// # Errors
+/// When the index cannot be read (`NotFound` when there is none).
+pub fn matches(archive: &Path, sha256: &str) -> std::io::Result<bool> {
+    let file = std::fs::File::open(path_for(archive))?;
+    Ok(crate::checksum::HashingReader::new(file).finish()?.sha256 == sha256)
+}
+
 /// The index file name of the archive named `backup_file`.
 pub fn file_name(backup_file: &str) -> String {
     format!("{backup_file}.idx")

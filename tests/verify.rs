@@ -282,3 +282,31 @@ fn a_damaged_index_points_at_reindex_only() {
     );
     assert!(!err.contains("hint:"), "{err}");
 }
+
+/// An intact archive whose index alone `verify` found damaged is listed as such, not as a
+/// failed archive, `ls` does not call it damaged, and once `reindex` mends the index `list`
+/// shows it verified again (the archive itself was found intact).
+#[test]
+fn an_index_found_damaged_is_no_failed_archive_and_is_mended_by_reindex() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    flip_byte(&env.backups().join(format!("{archive}.idx")), 20);
+    env.run_code(&["verify"], 1);
+    let status = |env: &Env, code: i32| {
+        let out = env.run_code(&["list", "--json"], code);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status(&env, 1), "index-damaged");
+    let out = env.run_code(&["list"], 1);
+    let stdout = crate::util::stdout(&out);
+    assert!(
+        stdout.contains("1 intact with a damaged index") && !stdout.contains("failed"),
+        "{stdout}"
+    );
+    let err = env.fail(&["ls", &archive], 1);
+    assert!(!err.contains("is damaged ("), "{err}");
+    env.run(&["reindex"]);
+    assert_eq!(status(&env, 0), "verified");
+}

@@ -108,6 +108,8 @@ fn warn_if_damaged(ctx: &Context, located: &super::Located) -> Outcome {
             "{file} is missing from {}: only its index can serve; put the archive back (resbak pull fetches a pushed copy)",
             ctx.backup_dir.display()
         )),
+        // Reading finds out whether the index is still damaged, and says so.
+        (super::list::INDEX_DAMAGED, _) => return Outcome::Clean,
         ("failed", problem) => super::warn(format_args!(
             "{file} is damaged ({}); resbak verify {file} checks it again",
             problem.as_deref().unwrap_or("its last verify failed")

@@ -135,10 +135,12 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
 fn summary(rows: &[Row]) -> Option<String> {
     let count = |status: &str| rows.iter().filter(|r| r.status == status).count();
     let (missing, failed, damaged) = (count("missing"), count("failed"), count("damaged"));
+    let index_damaged = count(INDEX_DAMAGED);
     let parts: Vec<String> = [
         (missing, "missing"),
         (failed, "failed"),
         (damaged, "damaged on the remote"),
+        (index_damaged, "intact with a damaged index"),
     ]
     .into_iter()
     .filter(|(n, _)| *n > 0)
@@ -148,7 +150,7 @@ fn summary(rows: &[Row]) -> Option<String> {
     (!parts.is_empty()).then(|| {
         format!(
             "Problems: {} of {listed} catalogued backups ({})",
-            missing + failed + damaged,
+            missing + failed + damaged + index_damaged,
             parts.join(", ")
         )
     })
@@ -247,10 +249,24 @@ pub(crate) fn local_status(
                 e.size
             )),
         ),
+        // The archive was intact; its index is judged as it is now (reindex mends it).
+        (Ok(_), Some(c)) if c.index_only && index_mended(backup_dir, e) => ("verified", None),
+        (Ok(_), Some(c)) if c.index_only => (INDEX_DAMAGED, c.problem.clone()),
         (Ok(_), Some(c)) if c.problem.is_some() => ("failed", c.problem.clone()),
         (Ok(_), Some(_)) => ("verified", None),
         (Ok(_), None) => ("present", None),
     }
+}
+
+/// The status of an intact archive whose index the last `verify` found damaged or gone.
+pub(crate) const INDEX_DAMAGED: &str = "index-damaged";
+
+/// Whether the index beside `e`'s archive matches the SHA-256 its entry records.
+fn index_mended(backup_dir: &Path, e: &Entry) -> bool {
+    let archive = backup_dir.join(&e.backup_file);
+    e.index_sha256
+        .as_ref()
+        .is_some_and(|sha| crate::index::matches(&archive, sha).unwrap_or(false))
 }
 
 /// The row of a catalogued backup, with no verify result.

@@ -246,6 +246,7 @@ pub fn check_entries(
             missing: outcome
                 .as_ref()
                 .is_err_and(|p| p.kind == ProblemKind::Missing),
+            index_only: outcome.as_ref().is_err_and(|p| p.index_only),
         };
         (entry.backup_file.clone(), check)
     });
@@ -489,11 +490,9 @@ fn check_index(archive: &Path, index_sha256: Option<&str>) -> Result<(), Problem
         return Ok(());
     };
     let index = crate::index::path_for(archive);
-    let found =
-        std::fs::File::open(&index).and_then(|f| crate::checksum::HashingReader::new(f).finish());
-    let what = match found {
-        Ok(sum) if sum.sha256 == expected => return Ok(()),
-        Ok(_) => "is damaged",
+    let what = match crate::index::matches(archive, expected) {
+        Ok(true) => return Ok(()),
+        Ok(false) => "is damaged",
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
         Err(_) => "cannot be read",
     };
