@@ -437,7 +437,8 @@ fn an_interrupted_forced_restore_names_the_replaced_folder_it_keeps() {
     let archive = env.backup("s");
     let root = env.results().join("s");
     write(&root.join("old_only.csv"), "only in the old folder\n");
-    for i in 0..4000 {
+    // Enough that checking the replaced folder takes long past the swap, on a busy machine too.
+    for i in 0..10_000 {
         write(&root.join(format!("old_runs/{:02}/{i}.csv", i % 40)), "x\n");
     }
     let aside = || names_with_prefix(&env.results(), ".resbak-replaced-");
