@@ -308,8 +308,11 @@ impl Manifest {
             manifest.legacy = false;
             keep_for_good(&Self::path(backup_dir))?;
         }
+        // One that lost entries (cut short, edited by hand) still parses: it never replaces
+        // the last copy, which may list them.
+        let complete = manifest.lists_every_archive(backup_dir);
         let value = change(&mut manifest)?;
-        manifest.save(backup_dir, true)?;
+        manifest.save(backup_dir, complete)?;
         Ok(value)
     }
 
@@ -370,6 +373,12 @@ impl Manifest {
         atomic::write_file(&path, |out| {
             out.write_all(sums.as_bytes()).at("write", &path)
         })
+    }
+
+    /// Whether every archive file in `backup_dir` is listed (see [`archive_files`]).
+    fn lists_every_archive(&self, backup_dir: &Path) -> bool {
+        archive_files(backup_dir)
+            .is_ok_and(|files| files.iter().all(|(name, _)| self.find(name).is_some()))
     }
 
     /// The entry whose archive is `backup_file`.
@@ -496,6 +505,27 @@ fn keep_previous(path: &Path) -> Result<()> {
     atomic::write_file(&bak, |out| {
         std::io::copy(&mut current, out).map(drop).at("copy", path)
     })
+}
+
+/// Every `.tar.gz` file in `dir` with its size, sorted by name; empty if `dir` does not exist.
+///
+/// # Errors
+/// When `dir` cannot be read.
+pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.at("read", dir)?,
+    };
+    let mut found = Vec::new();
+    for item in entries {
+        let item = item.at("read", dir)?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tar.gz") && item.file_type().is_ok_and(|t| t.is_file()) {
+            found.push((name, item.metadata().map_or(0, |m| m.len())));
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The backup folder's lock files.

@@ -171,13 +171,22 @@ fn verify_names_archives_a_manifest_cut_short_no_longer_lists() {
         "{err}"
     );
     assert!(err.contains("resbak reindex"), "{err}");
-    // The next backup says so too, before the cut manifest becomes manifest.yaml.bak.
+    // The next backup says so too, and keeps manifest.yaml.bak, which lists one of them, as it
+    // is: the manifest cut short never replaces it.
+    let bak = env.backups().join("manifest.yaml.bak");
+    let last_good = fs::read_to_string(&bak).unwrap();
     let out = env.run_code(&["backup", "s", "--always"], 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("2 archives in backups are not catalogued"),
         "{err}"
     );
+    assert_eq!(fs::read_to_string(&bak).unwrap(), last_good);
+    assert!(err.contains("manifest.yaml.bak is kept"), "{err}");
+    // Once reindex has catalogued them, changes rotate the manifest into it again.
+    env.run(&["reindex"]);
+    env.run(&["tag", "s", "kept"]);
+    assert_ne!(fs::read_to_string(&bak).unwrap(), last_good);
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub use locate::{
 pub use printer::{Printer, Ui, Verdict, hint_after_check, warn};
 
 use crate::error::{Error, IoContext, Result};
+pub use crate::manifest::archive_files;
 use std::path::{Path, PathBuf};
 
 /// Where results and backups live.
@@ -204,24 +205,6 @@ pub fn replaced_marker_text(name: &str) -> String {
     format!("resbak: {name} is a folder a restore replaced, kept as it was; it is not a strategy\n")
 }
 
-/// Every `.tar.gz` file in `dir` with its size, sorted by name; empty if `dir` does not exist.
-pub fn archive_files(dir: &Path) -> Result<Vec<(String, u64)>> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        other => other.at("read", dir)?,
-    };
-    let mut found = Vec::new();
-    for item in entries {
-        let item = item.at("read", dir)?;
-        let name = item.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tar.gz") && item.file_type().is_ok_and(|t| t.is_file()) {
-            found.push((name, item.metadata().map_or(0, |m| m.len())));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 /// Warns when `dir` holds archive files `manifest` does not list (one cut short or edited by
 /// hand still parses; as `list` finds them), adding `so` to what the warning says of them.
 /// A folder that cannot be read is said instead: it never fails the command.
@@ -246,7 +229,8 @@ pub fn warn_untracked(
         };
         printer.warn(format_args!(
             "{} in {} {verb} not catalogued (not in its manifest){so}: `resbak list` shows \
-             {them}, `resbak reindex` catalogues {them}",
+             {them}, `resbak reindex` catalogues {them}; until then manifest.yaml.bak is kept as \
+             it is",
             crate::error::count(untracked as u64, "archive", "archives"),
             dir.display(),
         ));
