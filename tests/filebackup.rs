@@ -1,5 +1,5 @@
 use crate::safety::run_with_umask;
-use crate::util::{Env, flip_byte, have, set_mtimes, sha256_file, write};
+use crate::util::{Env, flip_byte, have, names_with_prefix, set_mtimes, sha256_file, write};
 use resbak::filebackup::{FileBackupOptions, write_with_backup};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -726,6 +726,53 @@ fn a_forced_restore_keeps_a_copies_folder_in_its_safety_copy() {
             "{names:?}"
         );
     }
+}
+
+/// The copies folder stays where it was after a forced restore (backups leave it out, so the
+/// restored folder lacks it), with every copy made since the backup, and still verifies.
+#[test]
+fn a_forced_restore_leaves_the_copies_folder_in_place() {
+    let env = Env::new();
+    env.sample("s1");
+    let store = env.results().join("s1/experiences.json");
+    write(&store, GOOD_1);
+    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    let archive = env.backup("s1");
+    write(&env.results().join("s1/trades.csv"), "changed\n");
+    write(&store, GOOD_2);
+    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    let copies = env.results().join("s1/backups");
+    let mut before = names_with_prefix(&copies, "experiences.json.");
+    before.sort();
+    assert_eq!(before.len(), 2, "{before:?}");
+    env.run(&["restore", &archive, "--force"]);
+    let mut after = names_with_prefix(&copies, "experiences.json.");
+    after.sort();
+    assert_eq!(after, before);
+    assert_eq!(fs::read_to_string(&store).unwrap(), GOOD_1);
+    env.run(&["file", "verify", "results/s1/experiences.json"]);
+    // Nothing of the replaced folder is left beside it.
+    assert!(names_with_prefix(&env.results(), "s1.replaced-").is_empty());
+}
+
+/// A file that is not a copy, kept in a copies folder, is left out with the folder: the backup
+/// says so.
+#[test]
+fn a_backup_names_what_a_copies_folder_holds_besides_copies() {
+    let env = Env::new();
+    env.sample("s1");
+    write(&env.results().join("s1/experiences.json"), GOOD_1);
+    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    write(
+        &env.results().join("s1/backups/my_notes.txt"),
+        "important\n",
+    );
+    let out = env.run_code(&["backup", "s1"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("my_notes.txt is not backed up") && err.contains("copies folder"),
+        "{err}"
+    );
 }
 
 #[test]

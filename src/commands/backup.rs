@@ -295,6 +295,7 @@ fn back_up(
         ))?;
         note_copies_folders(src, printer)?;
     }
+    warn_left_out_with_copies(src, printer);
     let mut backed = Backed {
         archive: Some(entry.backup_file.clone()),
         size: Some(entry.size),
@@ -406,6 +407,27 @@ fn note_copies_folders(src: &Path, printer: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// Warns of what the copies folders of `resbak file` below `src` hold besides copies: left out
+/// with the folder, it is not backed up.
+fn warn_left_out_with_copies(src: &Path, printer: &mut Printer) {
+    for folder in crate::filebackup::copies_folders_in(src) {
+        let others = crate::filebackup::names::others_in(&folder);
+        let Some(first) = others.first() else {
+            continue;
+        };
+        let more = match others.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        printer.warn(format_args!(
+            "{} is not backed up: {} is a copies folder of `resbak file`, which backups leave \
+             out; move what is not a copy out of it to back it up",
+            crate::error::printable(format!("{}{more}", first.display())),
+            folder.display(),
+        ));
+    }
+}
+
 /// Prints what a backup of `src` would hold.
 fn dry_run(
     name: &str,
@@ -424,6 +446,7 @@ fn dry_run(
     if printer.verbose() {
         note_copies_folders(src, printer)?;
     }
+    warn_left_out_with_copies(src, printer);
     printer.line(format_args!(
         "Would back up {name}: {}, {} before compression",
         survey.counts,

@@ -20,7 +20,7 @@
 
 mod copying;
 pub mod json;
-mod names;
+pub(crate) mod names;
 mod report;
 mod restore;
 pub mod rotation;

@@ -70,6 +70,25 @@ pub(super) fn move_into_place(
         ));
         return Ok(());
     }
+    // Backups leave out the copies folders of `resbak file`, so the restored folder lacks them:
+    // they move over from the replaced one, which is kept whole if one cannot.
+    let stuck = carry_copies(&old, dest);
+    if !stuck.is_empty() {
+        let kept = keep_beside(&old, dest)?;
+        let held = crate::interrupt::hold();
+        let _ = atomic::remove_tree(&aside);
+        held.done(format!(
+            "{done}; the folder it replaced is kept as {}",
+            kept.display()
+        ));
+        printer.warn(format_args!(
+            "the copies folder {} of `resbak file` could not be moved into the restored folder \
+             (something else is there); the replaced folder is kept as {}",
+            stuck[0].display(),
+            kept.display()
+        ));
+        return Ok(());
+    }
     // Its safety copy (or the backup that keeps it) holds the old folder: an interruption waits
     // for the removal to finish rather than leave a half-deleted copy beside the destination.
     let held = crate::interrupt::hold();
@@ -82,6 +101,45 @@ pub(super) fn move_into_place(
         ));
     }
     Ok(())
+}
+
+/// Moves each copies folder of `resbak file` in `old` (see
+/// [`crate::filebackup::copies_folders_in`]) to the same place in `dest`, making the folders
+/// above it that `dest` lacks; returns those it left in `old` (with something already at that
+/// place in `dest`, or a link or file above it).
+fn carry_copies(old: &Path, dest: &Path) -> Vec<PathBuf> {
+    let mut stuck = Vec::new();
+    for folder in crate::filebackup::copies_folders_in(old) {
+        let rel = folder.strip_prefix(old).unwrap_or(&folder);
+        let target = dest.join(rel);
+        let moved = fs::symlink_metadata(&target).is_err()
+            && real_folders_above(dest, rel)
+            && fs::rename(&folder, &target).is_ok()
+            && atomic::sync_dir(atomic::parent_dir(&target)).is_ok();
+        if !moved {
+            stuck.push(folder);
+        }
+    }
+    stuck
+}
+
+/// Makes the folders above `rel` below `root` that are missing; whether every one of them is
+/// now a real folder (never a link, which could lead out of `root`).
+fn real_folders_above(root: &Path, rel: &Path) -> bool {
+    let mut at = root.to_path_buf();
+    let parents: Vec<_> = rel
+        .parent()
+        .map_or(Vec::new(), |p| p.components().collect());
+    for part in parents {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return false,
+            Err(_) if fs::create_dir(&at).is_ok() => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Creates the folder the replaced destination waits in, with the marker that tells it from a
