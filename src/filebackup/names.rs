@@ -77,6 +77,25 @@ pub(super) fn created(stamp: NaiveDateTime, recorded: bool) -> DateTime<Utc> {
         .map_or_else(|| stamp.and_utc(), |t| t.with_timezone(&Utc))
 }
 
+/// Entries of the copies folder `dir` that are not resbak's (copies, `SHA256SUMS` and its
+/// lock), sorted: a strategy backup leaves them out with the folder.
+pub fn others_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let ours = |name: &OsStr| {
+        name == super::SUMS_NAME
+            || name == super::sums::LOCK_NAME
+            || is_copy_name(name.as_encoded_bytes())
+    };
+    let mut others: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !ours(&e.file_name()) || !e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    others.sort();
+    others
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,23 +151,4 @@ mod tests {
             assert!(!is_copy_name(not_a_copy.as_bytes()), "{not_a_copy}");
         }
     }
-}
-
-/// Entries of the copies folder `dir` that are not resbak's (copies, `SHA256SUMS` and its
-/// lock), sorted: a strategy backup leaves them out with the folder.
-pub fn others_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let ours = |name: &OsStr| {
-        name == super::SUMS_NAME
-            || name == super::sums::LOCK_NAME
-            || is_copy_name(name.as_encoded_bytes())
-    };
-    let mut others: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| !ours(&e.file_name()) || !e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .collect();
-    others.sort();
-    others
 }
