@@ -319,3 +319,27 @@ fn an_index_found_damaged_is_no_failed_archive_and_is_mended_by_reindex() {
     env.run(&["reindex"]);
     assert_eq!(status(&env, 0), "verified");
 }
+
+/// Damage that `restore` (or `diff`, or a backup checking the latest archive) finds is recorded
+/// as the archive's last check, as `verify` would: `list` no longer calls it verified, and `cat`
+/// from it warns and exits 1.
+#[test]
+fn damage_found_by_restore_is_recorded_for_list_and_cat() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::write(root.join("big.bin"), crate::util::noise(3, 3 << 20)).unwrap();
+    let archive = env.backup("s");
+    env.run(&["verify"]);
+    let path = env.backups().join(&archive);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    env.fail(&["restore", &archive, "--to", "elsewhere/s"], 1);
+    let out = env.run_code(&["list", "--json"], 1);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "failed", "{rows}");
+    assert!(
+        rows[0]["problem"].as_str().unwrap().contains("SHA-256"),
+        "{rows}"
+    );
+    let err = env.fail(&["cat", &archive, "stats.json"], 1);
+    assert!(err.contains("is damaged"), "{err}");
+}

@@ -499,6 +499,9 @@ pub(crate) fn holding<'e>(
 pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
     use super::verify::{self, ProblemKind};
     let problem = verify::check(dir, entry, false, &crate::progress::Progress::hidden()).err()?;
+    if problem.kind != ProblemKind::Missing {
+        verify::record_problem(dir, entry, &problem.message, problem.index_only);
+    }
     Some(match problem.kind {
         ProblemKind::Missing => "is missing".to_string(),
         _ => format!("is damaged: {}", problem.message),

@@ -256,6 +256,44 @@ pub fn check_entries(
     outcomes
 }
 
+/// Records `problem`, found in the catalogued archive `entry` of `dir` by a command other than
+/// `verify` (restore, diff, backup), as its last check, so that `list` and the browsing commands
+/// no longer call it verified (`index_only`: the archive is intact, its index is not). A
+/// failure to record is a warning.
+pub fn record_problem(dir: &Path, entry: &Entry, problem: &str, index_only: bool) {
+    let check = checks::Check {
+        at: Utc::now(),
+        sha256: entry.sha256.clone(),
+        deep: false,
+        problem: Some(problem.to_string()),
+        missing: false,
+        index_only,
+    };
+    if let Err(e) = checks::Checks::record(dir, vec![(entry.backup_file.clone(), check)]) {
+        super::warn(format_args!("could not record the problem found: {e}"));
+    }
+}
+
+/// After a command failed with `error`: if it found a catalogued archive of `dir` corrupt,
+/// records that (see [`record_problem`]).
+pub fn record_if_corrupt(dir: &Path, error: &crate::error::Error) {
+    let crate::error::Error::Corrupt { path, detail } = error else {
+        return;
+    };
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    if parent != dir {
+        return;
+    }
+    let Ok(manifest) = crate::manifest::Manifest::load(dir) else {
+        return;
+    };
+    if let Some(entry) = manifest.find(&name.to_string_lossy()) {
+        record_problem(dir, entry, detail, false);
+    }
+}
+
 /// Checks an archive found by path: against the manifest beside it when that lists it, else
 /// in full on its own (there is no recorded checksum to compare).
 fn check_located(located: &Located, deep: bool) -> Checked {
