@@ -48,6 +48,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The strategy folder is a symbolic link: its target's top folder would not be the
+    /// strategy's, so it is refused rather than archived as a link.
+    #[error("cannot back up {}: it is a symbolic link to {}, not a folder; resbak backs up the folders in the results folder (move the folder there, or point --results-dir at the folder that holds it)", printable(path.display()), printable(target.display()))]
+    LinkedStrategy {
+        /// The link in the results folder.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+
     /// `backup --all` found no strategy folder in the results folder.
     #[error("results folder {} holds no strategy folder: nothing to back up", printable(path.display()))]
     NoStrategies {
@@ -345,6 +355,7 @@ impl Error {
             Error::InvalidStrategy { .. } => "invalid_strategy",
             Error::UnknownStrategy { .. } => "unknown_strategy",
             Error::EmptyResults { .. } | Error::NoStrategies { .. } => "empty_results",
+            Error::LinkedStrategy { .. } => "linked_strategy",
             Error::ManifestParse { .. } => "damaged_manifest",
             Error::UnknownBackup { .. } => "unknown_backup",
             Error::Corrupt { .. } => "corrupt",

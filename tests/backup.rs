@@ -753,3 +753,27 @@ fn a_file_dated_before_1970_is_named_in_a_warning() {
     assert!(err.contains("old.csv: dated before 1970"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// A strategy folder that is a symbolic link is never passed over silently: `--all` names it,
+/// and backing it up by name says why it cannot be (no advice that cannot work).
+#[test]
+fn a_strategy_folder_that_is_a_link_is_named_not_skipped_silently() {
+    let env = Env::new();
+    env.sample("s");
+    let real = env.path().join("elsewhere/real");
+    fs::create_dir_all(&real).unwrap();
+    fs::write(real.join("r.txt"), "r\n").unwrap();
+    std::os::unix::fs::symlink("../elsewhere/real", env.results().join("linked")).unwrap();
+    let out = env.run_code(&["backup", "--all"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped results/linked: a symbolic link to a folder"),
+        "{err}"
+    );
+    let err = env.fail(&["backup", "linked"], 2);
+    assert!(
+        err.contains("is a symbolic link to ../elsewhere/real, not a folder"),
+        "{err}"
+    );
+    assert!(!err.contains("--exclude"), "{err}");
+}

@@ -383,6 +383,13 @@ fn sources(
             Err(e) => return Err(e),
         }
     }
+    for link in linked_folders(&ctx.results_dir) {
+        printer.warn(format_args!(
+            "skipped {}: a symbolic link to a folder, not a strategy folder (resbak backs up \
+             the folders in the results folder)",
+            link.display()
+        ));
+    }
     if found.is_empty() {
         return Err(match skipped_empty {
             true => Error::EmptyResults {
@@ -394,6 +401,19 @@ fn sources(
         });
     }
     Ok(found)
+}
+
+/// The symbolic links to folders in `results_dir`, which `--all` passes over, sorted.
+fn linked_folders(results_dir: &Path) -> Vec<PathBuf> {
+    let mut links: Vec<PathBuf> = std::fs::read_dir(results_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()) && e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    links.sort();
+    links
 }
 
 /// Names the copies folders of `resbak file` that the backup of `src` left out.
@@ -513,6 +533,9 @@ pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
 fn source_dir(ctx: &Context, name: &str) -> Result<PathBuf> {
     check_strategy_name(name)?;
     let dir = ctx.results_dir.join(name);
+    if let Ok(target) = std::fs::read_link(&dir) {
+        return Err(Error::LinkedStrategy { path: dir, target });
+    }
     if !dir.is_dir() {
         return Err(Error::UnknownStrategy {
             name: name.to_string(),
