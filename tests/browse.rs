@@ -637,9 +637,15 @@ fn ls_and_cat_of_a_missing_truncated_or_failed_archive_warn_and_exit_1() {
     let out = env.run_code(&["ls", "s"], 1);
     assert_eq!(crate::util::stdout(&out), listing);
     warned_once(&String::from_utf8_lossy(&out.stderr), "is missing");
+    // An index holds no bytes: `cat` says the archive is missing (a problem found, exit 1).
     let out = env.cmd(&["cat", "s", file]).output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("is missing") && !err.contains("cannot open"),
+        "{err}"
+    );
 }
 
 /// `ls` with a pattern that matches nothing exits 1 naming it (`--json` still prints an array),

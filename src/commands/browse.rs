@@ -174,6 +174,12 @@ fn archive_of<'a>(located: &'a super::Located, top: &'a str) -> Archive<'a> {
 pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
     let top = located.strategy()?;
+    // An index holds no file's bytes: with the archive gone there is nothing to serve.
+    let gone = std::fs::symlink_metadata(&located.path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if located.entry.is_some() && gone {
+        return Err(Error::Missing { path: located.path });
+    }
     let damaged = warn_if_damaged(ctx, &located);
     let source = archive_of(&located, &top);
     let rel: std::path::PathBuf = Path::new(path)
