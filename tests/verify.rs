@@ -343,3 +343,31 @@ fn damage_found_by_restore_is_recorded_for_list_and_cat() {
     let err = env.fail(&["cat", &archive, "stats.json"], 1);
     assert!(err.contains("is damaged"), "{err}");
 }
+
+/// With the newest backup damaged after a forced restore of an older one replaced the results
+/// folder, the hint does not send the user to back up the folder as it is now (the older data)
+/// as if it were what the damaged backup held: it names the safety copy that holds that.
+#[test]
+fn the_hint_for_a_damaged_newest_backup_names_the_safety_copy_of_a_forced_restore() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    fs::write(root.join("stats.json"), "{\"run\": 2}").unwrap();
+    let newest = env.backup("s");
+    let path = env.backups().join(&newest);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    env.run(&["restore", &first, "--force"]);
+    let safety = env
+        .archives()
+        .into_iter()
+        .find(|a| a.contains(".safety."))
+        .expect("a safety copy");
+    let err = env.fail(&["verify", &newest], 1);
+    assert!(
+        err.contains(&format!(
+            "what it held before that is in the safety copy {safety}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("is still there"), "{err}");
+}

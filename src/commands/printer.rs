@@ -258,11 +258,28 @@ pub fn hint_after_check(
     fresh.dedup();
     for strategy in fresh {
         let folder = results_dir.join(strategy);
-        if check_strategy_name(strategy).is_ok() && folder.is_dir() {
-            printer.hint(format_args!(
+        if check_strategy_name(strategy).is_err() || !folder.is_dir() {
+            continue;
+        }
+        // A forced restore since the newest backup replaced what the folder held then.
+        let newest = manifest.latest_regular(strategy).map(|e| e.created);
+        let replaced = manifest
+            .newest_first(strategy, crate::manifest::Kind::Safety)
+            .into_iter()
+            .next()
+            .filter(|safety| newest.is_none_or(|t| safety.created > t));
+        match replaced {
+            Some(safety) => printer.hint(format_args!(
+                "{} was replaced by a restore since its newest backup; what it held before that is in \
+                 the safety copy {}: restore that first if it is what you want to keep, then \
+                 `resbak backup --always {strategy}` makes a fresh backup",
+                folder.display(),
+                safety.backup_file
+            )),
+            None => printer.hint(format_args!(
                 "{} is still there: `resbak backup --always {strategy}` makes a fresh backup",
                 folder.display()
-            ));
+            )),
         }
     }
 }
