@@ -1,5 +1,6 @@
 use crate::util::{Env, Raw, flip_byte, raw_archive, snapshot, write};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use tar::EntryType;
 
 #[test]
@@ -227,6 +228,42 @@ fn include_restores_only_the_chosen_paths() {
     for path in ["trades.csv", "scripts/rerun.sh", "plots/empty"] {
         assert!(!part.join(path).exists(), "{path} should not be restored");
     }
+}
+
+/// The folders above an included file come back with their stored mode and times, as in a
+/// full restore, not the defaults of a new folder; into a folder that exists they are filled.
+#[test]
+fn include_gives_the_folders_above_a_file_their_stored_mode() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let private = root.join("private/deeper");
+    fs::create_dir_all(&private).unwrap();
+    fs::write(private.join("p.txt"), "x\n").unwrap();
+    fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o500)).unwrap();
+    let secs = |p: &std::path::Path| {
+        let t = fs::metadata(p).unwrap().modified().unwrap();
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    };
+    let stored = secs(&root.join("private"));
+    let archive = env.backup("s");
+    let include = ["--include", "private/deeper/p.txt"];
+    env.run(&[&["restore", &archive, "--to", "part"][..], &include].concat());
+    let part = env.path().join("part/private");
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&part), 0o700);
+    assert_eq!(mode(&part.join("deeper")), 0o500);
+    assert_eq!(secs(&part), stored);
+    assert_eq!(
+        fs::read_to_string(part.join("deeper/p.txt")).unwrap(),
+        "x\n"
+    );
+    // Into the live folder, which has them: filled, keeping its own folders.
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::remove_file(private.join("p.txt")).unwrap();
+    env.run(&[&["restore", &archive, "--force"][..], &include].concat());
+    assert_eq!(fs::read_to_string(private.join("p.txt")).unwrap(), "x\n");
+    assert_eq!(mode(&private), 0o700);
 }
 
 #[test]

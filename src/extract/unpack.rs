@@ -103,7 +103,9 @@ struct State<'a> {
     /// Entries that are not folders: nothing may be stored below them.
     /// Folders that hold entries stored earlier: they may only be stored as folders.
     parents: PathSet,
-    dirs: Vec<(PathBuf, u32, SystemTime)>,
+    /// Folders whose mode and times are set at the end, and whether each was created for its
+    /// own entry (else only if something included below it made it).
+    dirs: Vec<(PathBuf, u32, SystemTime, bool)>,
     /// The folder made last for an entry's parent.
     made: Option<PathBuf>,
     buf: Vec<u8>,
@@ -146,7 +148,14 @@ impl<'a> State<'a> {
                     self.relocated.insert(checked.rel.clone(), at);
                     len
                 }
-                None => self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?,
+                None => {
+                    // A folder left out is still made above what it includes: then as stored.
+                    if let (Some(root), EntryKind::Folder) = (self.root, checked.kind) {
+                        let dest = root.join(&checked.rel);
+                        self.dirs.push((dest, checked.mode, checked.mtime, false));
+                    }
+                    self.copy(entry, &checked.name, &mut io::sink(), Path::new(""))?
+                }
             },
         };
         if checked.kind == EntryKind::File {
@@ -272,7 +281,7 @@ impl<'a> State<'a> {
                     fs::create_dir(&dest).at("create folder", &dest)?;
                 }
                 self.made = Some(dest.clone());
-                self.dirs.push((dest, entry.mode, entry.mtime));
+                self.dirs.push((dest, entry.mode, entry.mtime, true));
             }
             (EntryKind::Symlink, Some(target)) => {
                 std::os::unix::fs::symlink(target, &dest).at("create link", &dest)?;
@@ -352,7 +361,10 @@ impl<'a> State<'a> {
 
     /// Applies folder modes and times last, deepest first, so read-only folders can be filled.
     fn finish_dirs(&mut self) -> Result<()> {
-        for (dir, mode, mtime) in self.dirs.iter().rev() {
+        for (dir, mode, mtime, created) in self.dirs.iter().rev() {
+            if !created && !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
             File::open(dir)
                 .and_then(|f| f.set_times(times(*mtime)))
                 .at("set times of", dir)?;

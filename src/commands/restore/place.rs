@@ -10,6 +10,7 @@ use crate::commands::Printer;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Entry;
 use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Renames the restored folder to `dest`. An existing `dest` (`replaced`: the entry of its
@@ -241,7 +242,14 @@ pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
                     walk.skip_current_dir();
                 }
             }
-            Found::Fits if folder => continue,
+            Found::Fits if folder => {
+                // Its entries move out of it: it must be writable, whatever mode it was given
+                // (the staging copy is discarded, the destination's folder keeps its own).
+                let mode = item.metadata().map_or(0o700, |m| m.permissions().mode());
+                fs::set_permissions(item.path(), fs::Permissions::from_mode(mode | 0o700))
+                    .at("set permissions of", item.path())?;
+                continue;
+            }
             Found::Fits => {}
             Found::Conflict(why) => {
                 return Err(Error::io("overwrite", &target, std::io::Error::other(why)));
