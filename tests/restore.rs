@@ -1289,3 +1289,21 @@ fn a_failed_restore_removes_the_folders_it_made_for_the_destination() {
     assert!(env.path().join("mine").is_dir());
     assert!(!env.path().join("mine/new").exists(), "{}", env.tree());
 }
+
+/// A strategy whose name ends like `~N` is that strategy for `restore` too, as for `backup`,
+/// `list` and `verify`: not the N-th older backup of another.
+#[test]
+fn a_strategy_named_like_a_pick_is_that_strategy() {
+    let env = Env::new();
+    env.sample("alpha");
+    env.backup("alpha");
+    write(&env.results().join("alpha/stats.json"), "{\"v\": 2}");
+    env.backup("alpha");
+    let odd = env.results().join("alpha~1");
+    fs::create_dir_all(&odd).unwrap();
+    write(&odd.join("only.txt"), "the strategy alpha~1\n");
+    env.backup("alpha~1");
+    env.run(&["restore", "alpha~1", "--to", "out/alpha~1"]);
+    let got = env.path().join("out/alpha~1/only.txt");
+    assert_eq!(fs::read_to_string(got).unwrap(), "the strategy alpha~1\n");
+}

@@ -147,7 +147,9 @@ fn split_pick(arg: &str) -> (&str, usize) {
 /// The backup `arg` picks as `STRATEGY` or `STRATEGY~N`, or `None` when no catalogued backup
 /// has that strategy.
 fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>> {
-    let (strategy, back) = split_pick(arg);
+    // A strategy whose name ends like `~N` is that strategy, as `backup` and `list` take it.
+    let literal = manifest.backups.iter().any(|e| e.strategy == arg);
+    let (strategy, back) = if literal { (arg, 0) } else { split_pick(arg) };
     let sound = |e: &&Entry| e.strategy == strategy && e.is_sound();
     let catalogued = manifest.backups.iter().filter(sound).count();
     if catalogued == 0 {
