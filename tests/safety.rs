@@ -72,6 +72,26 @@ fn a_killed_backup_leaves_no_registered_partial_archive_and_is_cleaned_up() {
     env.run(&["verify", "--deep"]);
 }
 
+/// A backup with nothing to write still removes what a killed run left, as the warnings that
+/// name such leftovers say the next backup does.
+#[test]
+fn a_skipped_backup_removes_what_a_killed_run_left() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    // A temp file as a backup makes it, its process gone.
+    let tmp = resbak::atomic::temp_file_in(&env.backups()).unwrap();
+    let (file, leftover) = tmp.keep().unwrap();
+    drop(file);
+    let err = env.fail(&["list"], 0);
+    assert!(err.contains("the next backup removes it"), "{err}");
+    let out = env.run_code(&["backup", "s"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout(&out).contains("skipped"), "{out:?}");
+    assert!(err.contains("left by an interrupted run"), "{err}");
+    assert!(!leftover.exists());
+}
+
 #[test]
 fn a_lock_held_by_a_killed_process_does_not_block() {
     let env = Env::new();

@@ -175,6 +175,10 @@ fn one(
     }
     let backed = match plan {
         Plan::Skip { latest } => {
+            // As a backup that writes would: what a killed run left goes, as the warnings say.
+            if !opts.dry_run {
+                super::clean_leftovers(&ctx.backup_dir, printer)?;
+            }
             skipped(name, latest.backup_file, opts.dry_run, &opts.tags, printer)?
         }
         Plan::Backup { why } if opts.dry_run => Backed {
