@@ -1307,3 +1307,20 @@ fn a_strategy_named_like_a_pick_is_that_strategy() {
     let got = env.path().join("out/alpha~1/only.txt");
     assert_eq!(fs::read_to_string(got).unwrap(), "the strategy alpha~1\n");
 }
+
+/// An archive whose top folder is not the strategy its manifest entry names (an entry edited
+/// by hand) is refused saying so, not as an entry lying outside the archive.
+#[test]
+fn an_archive_of_another_strategy_than_its_entry_says_is_named_as_such() {
+    let env = Env::new();
+    env.sample("s4");
+    let archive = env.backup("s4");
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("strategy: s4", "strategy: s1")).unwrap();
+    let err = env.fail(&["restore", &archive, "--to", "out/s1"], 1);
+    assert!(
+        err.contains("the archive's top folder is s4, not s1"),
+        "{err}"
+    );
+}

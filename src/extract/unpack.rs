@@ -194,7 +194,18 @@ impl<'a> State<'a> {
             reason: reason.to_string(),
         };
         let path = entry.path().map_err(|e| self.corrupt(&name, e))?;
-        let rel = inside_top(&path, self.top).map_err(refuse)?;
+        let rel = inside_top(&path, self.top).map_err(|why| {
+            // The first entry is the archive's top folder: another name is another strategy.
+            match (self.stats.files, path.components().next()) {
+                (0, Some(std::path::Component::Normal(top))) => refuse(&format!(
+                    "the archive's top folder is {}, not {}, the strategy its manifest entry \
+                     or its name gives",
+                    top.to_string_lossy(),
+                    self.top
+                )),
+                _ => refuse(why),
+            }
+        })?;
         if self.seen.get(&rel).is_some() {
             return Err(refuse("the archive stores this path twice"));
         }
