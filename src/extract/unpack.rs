@@ -196,11 +196,14 @@ impl<'a> State<'a> {
         let path = entry.path().map_err(|e| self.corrupt(&name, e))?;
         let rel = inside_top(&path, self.top).map_err(|why| {
             // The first entry is the archive's top folder: another name is another strategy.
-            match (self.stats.files, path.components().next()) {
-                (0, Some(std::path::Component::Normal(top))) => refuse(&format!(
-                    "the archive's top folder is {}, not {}, the strategy its manifest entry \
+            let first = match path.components().next() {
+                Some(std::path::Component::Normal(top)) if self.stats.files == 0 => top.to_str(),
+                _ => None,
+            };
+            match first {
+                Some(top) if top != self.top => refuse(&format!(
+                    "the archive's top folder is {top}, not {}, the strategy its manifest entry \
                      or its name gives",
-                    top.to_string_lossy(),
                     self.top
                 )),
                 _ => refuse(why),
