@@ -61,10 +61,13 @@ pub(super) fn group(
         return;
     }
     // The walk hands out segments by number; workers hash them; this thread puts them back in
-    // order. Dropping a channel's far end stops each stage in turn.
+    // order. Dropping a channel's far end stops each stage in turn. Every channel is bounded, so
+    // hashing waits for a slow writer instead of queueing the tree's groups: this thread takes
+    // finished groups whenever it is not handing one on, so the one it waits for always gets
+    // through.
     let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(AHEAD);
     let queued = Arc::new(Mutex::new(queued));
-    let (done, finished) = std::sync::mpsc::channel::<(usize, Result<Group>)>();
+    let (done, finished) = std::sync::mpsc::sync_channel::<(usize, Result<Group>)>(AHEAD);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let (queued, done) = (Arc::clone(&queued), done.clone());
