@@ -169,12 +169,15 @@ pub fn select(
 }
 
 /// What an extraction read and what it created.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Extracted {
     /// The whole archive.
     pub stats: Stats,
     /// The entries created.
     pub written: Stats,
+    /// With `--include`, the size and SHA-256 of each file written, by its path below the
+    /// extraction root, hashed as it was written; empty otherwise.
+    pub sums: std::collections::HashMap<PathBuf, crate::checksum::Checksum>,
 }
 
 /// Reads the whole archive as [`extract`] would, applying the same policy, but writes nothing.

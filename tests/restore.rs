@@ -1324,3 +1324,50 @@ fn an_archive_of_another_strategy_than_its_entry_says_is_named_as_such() {
         "{err}"
     );
 }
+
+/// `restore --include` checks each file against the index as it writes it, not by reading it
+/// back: a file stored without read permission (mode 000) restores for a user other than root,
+/// who could not read it back. (As root, the restore runs as another user to show it.)
+#[test]
+fn include_restores_a_file_its_user_cannot_read_back() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let root = env.sample("s");
+    let secret = root.join("secret.csv");
+    fs::write(&secret, "a,b\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let archive = env.backup("s");
+    let include = ["--include", "secret.csv"];
+    let mut cmd = env.cmd(&[&["restore", &archive, "--to", "out/s"][..], &include].concat());
+    if fs::metadata(env.path()).unwrap().uid() == 0 {
+        open_to_everyone(env.path());
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = env.path().join("out/s/secret.csv");
+    assert_eq!(
+        fs::metadata(&restored).unwrap().permissions().mode() & 0o777,
+        0
+    );
+}
+
+/// Gives everyone access to everything below `dir`, so another user can run resbak there.
+fn open_to_everyone(dir: &std::path::Path) {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o777
+        } else {
+            0o666
+        };
+        if !entry.file_type().is_symlink() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}

@@ -38,6 +38,7 @@ pub(super) fn unpack_all(
     Ok(Extracted {
         stats: state.stats,
         written: state.written,
+        sums: state.sums,
     })
 }
 
@@ -106,6 +107,8 @@ struct State<'a> {
     /// Folders whose mode and times are set at the end, and whether each was created for its
     /// own entry (else only if something included below it made it).
     dirs: Vec<(PathBuf, u32, SystemTime, bool)>,
+    /// With an include filter: each file written, by its path below the root, hashed as written.
+    sums: std::collections::HashMap<PathBuf, crate::checksum::Checksum>,
     /// The folder made last for an entry's parent.
     made: Option<PathBuf>,
     buf: Vec<u8>,
@@ -124,6 +127,7 @@ impl<'a> State<'a> {
             seen: PathMap::default(),
             parents: PathSet::default(),
             dirs: Vec::new(),
+            sums: Default::default(),
             made: None,
             buf: vec![0; COPY_BUF],
         }
@@ -333,7 +337,16 @@ impl<'a> State<'a> {
             .mode(0o600)
             .open(dest)
             .at("create", dest)?;
-        let len = self.copy(data, &entry.name, &mut file, dest)?;
+        let len = match (self.include.is_some(), self.root) {
+            (true, Some(root)) => {
+                let mut hashing = crate::checksum::HashingWriter::new(&mut file);
+                let len = self.copy(data, &entry.name, &mut hashing, dest)?;
+                let rel = dest.strip_prefix(root).unwrap_or(dest).to_path_buf();
+                self.sums.insert(rel, hashing.finish().1);
+                len
+            }
+            _ => self.copy(data, &entry.name, &mut file, dest)?,
+        };
         file.set_permissions(fs::Permissions::from_mode(entry.mode))
             .at("set permissions of", dest)?;
         file.set_times(times(entry.mtime))

@@ -76,7 +76,7 @@ pub(super) fn extract_checked(
     let Some(entry) = located.entry.as_ref().filter(|e| e.has_checksum()) else {
         return Ok((extracted?.written, read));
     };
-    let Extracted { stats, written } = extracted?;
+    let Extracted { stats, written, .. } = extracted?;
     if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
         return Err(Error::corrupt(
             path,
