@@ -153,10 +153,12 @@ pub enum Error {
     },
 
     /// A restore destination already exists and `--force` was not given.
-    #[error("{} already exists; use --force to back it up and replace it", printable(path.display()))]
+    #[error("{} already exists; use --force to back it up and {}", printable(path.display()), if *merging { "merge what --include picks into it" } else { "replace it" })]
     DestinationExists {
         /// The destination folder.
         path: PathBuf,
+        /// Whether the restore merges (`--include`) rather than replaces.
+        merging: bool,
     },
 
     /// An object store could not be reached or refused a request (credentials, bucket, network).

@@ -39,7 +39,13 @@ fn existing_destination_needs_force_and_is_backed_up_first() {
 
     let err = env.fail(&["restore", &archive], 2);
     assert!(
-        err.contains("already exists") && err.contains("--force"),
+        err.contains("already exists") && err.contains("--force to back it up and replace it"),
+        "{err}"
+    );
+    // With --include, --force merges: the message says so rather than "replace".
+    let err = env.fail(&["restore", &archive, "--include", "*.json"], 2);
+    assert!(
+        err.contains("--force to back it up and merge what --include picks into it"),
         "{err}"
     );
     assert_eq!(snapshot(&root), changed, "untouched without --force");

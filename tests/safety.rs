@@ -1254,7 +1254,8 @@ fn a_forced_restore_whose_safety_copy_saw_a_file_change_replaces_nothing() {
     let env = Env::new();
     let root = env.sample("s");
     let big = root.join("runs/big.bin");
-    let len: u64 = 32 << 20;
+    // Hashed at gigabytes a second: long enough to be caught mid-read on a busy machine too.
+    let len: u64 = 128 << 20;
     fs::File::create(&big).unwrap().set_len(len).unwrap();
     write(&root.join("notes.txt"), "as backed up\n");
     crate::util::set_mtimes(&root, 1_700_000_000);

@@ -332,6 +332,7 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
     if !opts.force {
         return Err(Error::DestinationExists {
             path: dest.to_path_buf(),
+            merging: opts.include.is_some(),
         });
     }
     if fs::read_dir(dest).at("read", dest)?.next().is_none() {
