@@ -637,6 +637,15 @@ fn copies_made_by_the_old_scripts_are_listed_verified_and_rotated() {
     assert_eq!(sums(&env).len(), 1);
 }
 
+/// Strategy `s1` holding a JSON store with one copy in its copies folder; the store's path.
+fn strategy_with_copy(env: &Env) -> PathBuf {
+    env.sample("s1");
+    let store = env.results().join("s1/experiences.json");
+    write(&store, GOOD_1);
+    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    store
+}
+
 /// Entry names in a `.tar.gz`.
 fn archive_names(archive: &Path) -> Vec<String> {
     let file = fs::File::open(archive).unwrap();
@@ -650,10 +659,7 @@ fn archive_names(archive: &Path) -> Vec<String> {
 #[test]
 fn a_copies_folder_inside_a_strategy_is_left_out_of_its_backups() {
     let env = Env::new();
-    env.sample("s1");
-    let store = env.results().join("s1/experiences.json");
-    write(&store, GOOD_1);
-    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    strategy_with_copy(&env);
     // A folder of the user's own named `backups`, with no SHA256SUMS, is data like any other.
     write(&env.results().join("s1/runs/backups/notes.txt"), "mine");
     let out = env.run(&["backup", "s1", "--verbose"]);
@@ -700,10 +706,7 @@ fn stamps_of_copies_without_a_recorded_checksum_are_local_time() {
 fn a_forced_restore_keeps_a_copies_folder_in_its_safety_copy() {
     for other_change in [false, true] {
         let env = Env::new();
-        env.sample("s1");
-        let store = env.results().join("s1/experiences.json");
-        write(&store, GOOD_1);
-        env.run(&["file", "backup", "results/s1/experiences.json"]);
+        strategy_with_copy(&env);
         let archive = env.backup("s1");
         if other_change {
             write(&env.results().join("s1/trades.csv"), "changed\n");
@@ -733,10 +736,7 @@ fn a_forced_restore_keeps_a_copies_folder_in_its_safety_copy() {
 #[test]
 fn a_forced_restore_leaves_the_copies_folder_in_place() {
     let env = Env::new();
-    env.sample("s1");
-    let store = env.results().join("s1/experiences.json");
-    write(&store, GOOD_1);
-    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    let store = strategy_with_copy(&env);
     let archive = env.backup("s1");
     write(&env.results().join("s1/trades.csv"), "changed\n");
     write(&store, GOOD_2);
@@ -760,9 +760,7 @@ fn a_forced_restore_leaves_the_copies_folder_in_place() {
 #[test]
 fn a_backup_names_what_a_copies_folder_holds_besides_copies() {
     let env = Env::new();
-    env.sample("s1");
-    write(&env.results().join("s1/experiences.json"), GOOD_1);
-    env.run(&["file", "backup", "results/s1/experiences.json"]);
+    strategy_with_copy(&env);
     write(
         &env.results().join("s1/backups/my_notes.txt"),
         "important\n",

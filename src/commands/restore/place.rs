@@ -56,7 +56,21 @@ pub(super) fn move_into_place(
     ));
     atomic::sync_dir(parent)?;
     let digest = saved.as_ref().and_then(|e| e.meta_digest.as_deref());
-    if !holds_only(&old, digest)? {
+    let why = if !holds_only(&old, digest)? {
+        format!("{} changed after its safety copy was taken", dest.display())
+    } else {
+        // Backups leave out the copies folders of `resbak file`, so the restored folder lacks
+        // them: they move over from the replaced one, which is kept whole if one cannot.
+        match carry_copies(&old, dest).first() {
+            Some(stuck) => format!(
+                "the copies folder {} of `resbak file` could not be moved into the restored \
+                 folder (something else is there)",
+                stuck.display()
+            ),
+            None => String::new(),
+        }
+    };
+    if !why.is_empty() {
         let kept = keep_beside(&old, dest)?;
         let held = crate::interrupt::hold();
         let _ = atomic::remove_tree(&aside);
@@ -65,27 +79,7 @@ pub(super) fn move_into_place(
             kept.display()
         ));
         printer.warn(format_args!(
-            "{} changed after its safety copy was taken; the replaced folder is kept as {}",
-            dest.display(),
-            kept.display()
-        ));
-        return Ok(());
-    }
-    // Backups leave out the copies folders of `resbak file`, so the restored folder lacks them:
-    // they move over from the replaced one, which is kept whole if one cannot.
-    let stuck = carry_copies(&old, dest);
-    if !stuck.is_empty() {
-        let kept = keep_beside(&old, dest)?;
-        let held = crate::interrupt::hold();
-        let _ = atomic::remove_tree(&aside);
-        held.done(format!(
-            "{done}; the folder it replaced is kept as {}",
-            kept.display()
-        ));
-        printer.warn(format_args!(
-            "the copies folder {} of `resbak file` could not be moved into the restored folder \
-             (something else is there); the replaced folder is kept as {}",
-            stuck[0].display(),
+            "{why}; the replaced folder is kept as {}",
             kept.display()
         ));
         return Ok(());
