@@ -236,6 +236,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// A single file that changed while it was copied, on every attempt; no copy was kept.
+    #[error("{} changed while it was copied, {attempts} times in a row; nothing was kept; try again when the program writing it is done", printable(path.display()))]
+    ChangedWhileCopied {
+        /// The file.
+        path: PathBuf,
+        /// How many copies were tried.
+        attempts: u32,
+    },
+
     /// No copy of a single file is intact and passes its content check (for JSON, parses).
     #[error("none of the {copies} copies of {} in {} is intact and parses; name one (see `resbak file list`) or take the newest with --exact", printable(path.display()), printable(dir.display()))]
     NoGoodCopy {
@@ -375,6 +384,7 @@ impl Error {
             Error::NoFileBackups { .. } => "no_file_backups",
             Error::DamagedCopy { .. } => "damaged_copy",
             Error::NoGoodCopy { .. } => "no_good_copy",
+            Error::ChangedWhileCopied { .. } => "changed_while_copied",
             Error::NotForFile { .. } => "usage",
             Error::UnsafeDestination { .. } => "unsafe_destination",
             Error::NotInArchive { .. } => "not_in_archive",
@@ -388,8 +398,8 @@ impl Error {
         }
     }
 
-    /// True when the error means stored data is damaged or hostile (exit code 1), as opposed
-    /// to a usage or operational problem (exit code 2).
+    /// True when the error means stored data is damaged or hostile, or a file changed under
+    /// its copy (exit code 1), as opposed to a usage or operational problem (exit code 2).
     pub fn is_data_problem(&self) -> bool {
         matches!(
             self,
@@ -400,6 +410,7 @@ impl Error {
                 | Error::NotInArchive { .. }
                 | Error::DamagedCopy { .. }
                 | Error::NoGoodCopy { .. }
+                | Error::ChangedWhileCopied { .. }
                 | Error::NotAFile { .. }
         )
     }

@@ -1,9 +1,11 @@
 use crate::safety::run_with_umask;
-use crate::util::{Env, flip_byte, have, names_with_prefix, set_mtimes, sha256_file, write};
+use crate::util::{Env, flip_byte, have, names_with_prefix, noise, set_mtimes, sha256_file, write};
 use resbak::filebackup::{FileBackupOptions, write_with_backup};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const STORE: &str = "data/experiences.json";
 
@@ -782,4 +784,69 @@ fn latest_and_exact_together_are_refused() {
         2,
     );
     assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// Rewrites `path` over and over, in 64 KiB writes, with `versions` in turn, until `stop`.
+fn keep_rewriting(path: PathBuf, versions: Vec<Vec<u8>>, stop: Arc<AtomicBool>) {
+    use std::io::Write;
+    for version in versions.iter().cycle() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut file = fs::File::create(&path).unwrap();
+        for chunk in version.chunks(64 * 1024) {
+            file.write_all(chunk).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_file_rewritten_during_backups_gets_only_copies_recorded_as_written() {
+    let env = Env::new();
+    let path = env.path().join("data/trades.csv");
+    let versions: Vec<Vec<u8>> = (0..3).map(|seed| noise(seed, 2 << 20)).collect();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, &versions[0]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || keep_rewriting(path, versions, stop))
+    };
+    let outcomes: Vec<_> = (0..6)
+        .map(|_| {
+            env.cmd(&["file", "backup", "data/trades.csv"])
+                .output()
+                .unwrap()
+        })
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    for out in &outcomes {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => assert!(stderr.is_empty(), "{stderr}"),
+            Some(1) => assert!(
+                stderr.contains("data/trades.csv changed while it was copied")
+                    && stderr.contains("nothing was kept"),
+                "{stderr}"
+            ),
+            other => panic!("exit {other:?}: {stderr}"),
+        }
+    }
+    let names = copies(&env);
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}  {n}", sha256_file(&copy_dir(&env).join(n))))
+        .collect();
+    let mut lines = if names.is_empty() {
+        Vec::new()
+    } else {
+        sums(&env)
+    };
+    expected.sort();
+    lines.sort();
+    assert_eq!(lines, expected, "{}", env.tree());
+    if !names.is_empty() {
+        env.run(&["file", "verify", "data/trades.csv"]);
+    }
 }

@@ -2,38 +2,71 @@
 //! path names (through a symbolic link to its target).
 
 use crate::atomic;
-use crate::checksum::{Checksum, HashingReader};
+use crate::checksum::{Checksum, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
-use std::fs::{self, File, FileTimes, Permissions};
-use std::io::{self, BufReader, BufWriter, ErrorKind, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, FileTimes, Metadata, Permissions};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 pub(super) const COPY_BUF: usize = 1 << 20;
 
+/// Copies tried of a file that changes while it is copied before giving up.
+pub(super) const COPY_ATTEMPTS: u32 = 3;
+
 /// Links followed at most, as the kernel does.
 const MAX_LINKS: usize = 40;
 
 /// Streams `src` into a synced temp file in `dir` that has `src`'s mtime and the permission
-/// bits `mode`, or else, as `cp` gives a new file, `src`'s less the umask.
+/// bits `mode`, or else, as `cp` gives a new file, `src`'s less the umask. The checksum is that
+/// of the bytes written. A file that changes while it is copied is copied again, up to
+/// [`COPY_ATTEMPTS`] times in all, then refused with [`Error::ChangedWhileCopied`].
 pub(super) fn copy_to_temp(
     src: &Path,
     dir: &Path,
     mode: Option<u32>,
 ) -> Result<(NamedTempFile, Checksum)> {
+    copy_to_temp_via(src, dir, mode, |file| Box::new(file))
+}
+
+/// [`copy_to_temp`], reading the open file through what `read` makes of it.
+fn copy_to_temp_via(
+    src: &Path,
+    dir: &Path,
+    mode: Option<u32>,
+    read: impl for<'f> Fn(&'f File) -> Box<dyn Read + 'f>,
+) -> Result<(NamedTempFile, Checksum)> {
+    for _ in 0..COPY_ATTEMPTS {
+        if let Some(copied) = copy_once(src, dir, mode, &read)? {
+            return Ok(copied);
+        }
+    }
+    Err(Error::ChangedWhileCopied {
+        path: src.to_path_buf(),
+        attempts: COPY_ATTEMPTS,
+    })
+}
+
+/// One attempt of [`copy_to_temp`]: `None`, leaving no temp file, when `src` changed meanwhile.
+fn copy_once(
+    src: &Path,
+    dir: &Path,
+    mode: Option<u32>,
+    read: &impl for<'f> Fn(&'f File) -> Box<dyn Read + 'f>,
+) -> Result<Option<(NamedTempFile, Checksum)>> {
     let file = File::open(src).at("open", src)?;
     let meta = file.metadata().at("read", src)?;
     if !meta.is_file() {
         return Err(not_a_file("copy", src));
     }
     let tmp = atomic::temp_file_with_mode(dir, meta.permissions().mode())?;
-    let mut reader = HashingReader::new(file);
-    let mut out = BufWriter::with_capacity(COPY_BUF, tmp.as_file());
-    io::copy(&mut reader, &mut out).at("copy", src)?;
-    out.flush().at("write", tmp.path())?;
-    drop(out);
-    let checksum = reader.finish().at("read", src)?;
+    let checksum = copy_hashing(&mut read(&file), tmp.as_file()).at("copy", src)?;
+    if changed(&meta, &file.metadata().at("read", src)?, checksum.len)
+        || fs::metadata(src).map_or(true, |now| changed(&meta, &now, checksum.len))
+    {
+        return Ok(None);
+    }
     let times = FileTimes::new()
         .set_accessed(meta.accessed().at("read", src)?)
         .set_modified(meta.modified().at("read", src)?);
@@ -44,7 +77,31 @@ pub(super) fn copy_to_temp(
     }
     out.set_times(times).at("set times of", tmp.path())?;
     out.sync_all().at("sync", tmp.path())?;
-    Ok((tmp, checksum))
+    Ok(Some((tmp, checksum)))
+}
+
+/// Streams `reader` into `out`, returning the checksum of exactly the bytes written.
+fn copy_hashing(reader: &mut impl Read, out: impl Write) -> io::Result<Checksum> {
+    let mut out = HashingWriter::new(out);
+    let mut buf = vec![0; COPY_BUF];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(out.finish().1),
+            Ok(n) => out.write_all(&buf[..n])?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the file `before` described is another file `after`, or was written to since, or
+/// is not the `len` bytes long that were read of it.
+fn changed(before: &Metadata, after: &Metadata, len: u64) -> bool {
+    let stamp = |m: &Metadata| {
+        let times = (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec());
+        (m.dev(), m.ino(), m.size(), times)
+    };
+    stamp(before) != stamp(after) || after.size() != len
 }
 
 /// Replaces `target` atomically with a copy of `source`, checking that the bytes read from
@@ -123,7 +180,10 @@ pub(super) fn not_a_file(action: &'static str, path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::cell::Cell;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::{FileExt, symlink};
+    use std::rc::Rc;
 
     #[test]
     fn links_are_followed_to_the_file_they_name() {
@@ -138,5 +198,107 @@ mod tests {
         let looped = dir.path().join("loop");
         symlink("loop", &looped).unwrap();
         assert!(write_target(&looped).is_err());
+    }
+
+    /// Reads a file and, the first `left` times it reaches the end, first runs `change` on
+    /// it, as a program writing the file meanwhile would.
+    struct ChangesAtEnd {
+        file: File,
+        left: Rc<Cell<u32>>,
+        change: Rc<dyn Fn()>,
+    }
+
+    impl Read for ChangesAtEnd {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.file.read(buf)?;
+            if n == 0 && self.left.get() > 0 {
+                self.left.set(self.left.get() - 1);
+                (self.change)();
+            }
+            Ok(n)
+        }
+    }
+
+    /// Copies `src` into `dir`, running `change` the first `changes` times the copy reaches
+    /// the end of the file.
+    fn copy_changing(
+        src: &Path,
+        dir: &Path,
+        changes: u32,
+        change: impl Fn() + 'static,
+    ) -> Result<(NamedTempFile, Checksum)> {
+        let left = Rc::new(Cell::new(changes));
+        let change: Rc<dyn Fn()> = Rc::new(change);
+        copy_to_temp_via(src, dir, None, |file| {
+            Box::new(ChangesAtEnd {
+                file: file.try_clone().unwrap(),
+                left: left.clone(),
+                change: change.clone(),
+            })
+        })
+    }
+
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(bytes).unwrap();
+    }
+
+    /// Names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_file_that_grows_while_copied_is_copied_again_and_hashed_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("trades.csv");
+        fs::write(&src, "1,aaaa\n2,aaaa\n").unwrap();
+        let path = src.clone();
+        let grow = move || append(&path, b"3,aaaa\n");
+        let (tmp, checksum) = copy_changing(&src, dir.path(), 1, grow).unwrap();
+        assert_eq!(hash_file(tmp.path()).unwrap(), checksum);
+        assert_eq!(fs::read(tmp.path()).unwrap(), fs::read(&src).unwrap());
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_while_copied_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("trades.csv");
+        fs::write(&src, "1,aaaa\n").unwrap();
+        let path = src.clone();
+        let grow = move || append(&path, b"2,aaaa\n");
+        let err = copy_changing(&src, dir.path(), COPY_ATTEMPTS, grow).unwrap_err();
+        assert!(
+            matches!(&err, Error::ChangedWhileCopied { path, attempts }
+                if *path == src && *attempts == COPY_ATTEMPTS),
+            "{err}"
+        );
+        assert!(err.is_data_problem());
+        assert_eq!(names_in(dir.path()), ["trades.csv"]);
+    }
+
+    #[test]
+    fn a_same_size_rewrite_while_copied_is_caught_by_its_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("trades.csv");
+        fs::write(&src, "1,aaaa\n").unwrap();
+        let old = fs::metadata(&src).unwrap().modified().unwrap();
+        let minutes = Cell::new(0);
+        let path = src.clone();
+        let rewrite = move || {
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(b"1,bbbb\n", 0).unwrap();
+            minutes.set(minutes.get() + 1);
+            let later = old + std::time::Duration::from_secs(60 * minutes.get());
+            file.set_modified(later).unwrap();
+        };
+        let err = copy_changing(&src, dir.path(), COPY_ATTEMPTS, rewrite).unwrap_err();
+        assert!(matches!(err, Error::ChangedWhileCopied { .. }), "{err}");
+        assert_eq!(names_in(dir.path()), ["trades.csv"]);
     }
 }

@@ -167,6 +167,12 @@ class NoGoodCopyError(Error):
     kind = "no_good_copy"
 
 
+class ChangedWhileCopiedError(Error):
+    """resbak error kind ``changed_while_copied``: a file kept changing while it was copied."""
+
+    kind = "changed_while_copied"
+
+
 class InvalidArgumentError(Error):
     """resbak error kind ``invalid_argument``."""
 
