@@ -6,7 +6,9 @@
 //! are counted apart from regular backups and kept by their own count. Removal happens under the archive lock
 //! (so nothing being verified or restored disappears) and the manifest lock; an archive whose
 //! file cannot be deleted keeps its manifest entry. Files the manifest does not know are never
-//! touched, and the newest backup of a strategy is never removed.
+//! touched, and the newest backup of a strategy is never removed. A backup whose archive is
+//! missing or was found damaged is neither counted as kept nor removed: it is left as it is,
+//! so intact older backups stand in for it.
 
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Kind, Lock, LockFile, Manifest};
@@ -28,6 +30,9 @@ pub struct Pruned {
     pub dry_run: bool,
     /// Every backup considered, with the rules that keep it (none for those removed).
     pub decisions: Vec<Decision>,
+    /// Backups whose archive is missing or was found damaged, with why: not counted as kept,
+    /// and left as they are.
+    pub left: Vec<Failure>,
 }
 
 /// Why one backup is kept, or that nothing keeps it.
@@ -171,11 +176,13 @@ fn decide_positions(
     manifest: &Manifest,
     strategy: Option<&str>,
     rules: &Rules,
+    left: &HashSet<&str>,
 ) -> Vec<(usize, Vec<String>)> {
     let mut groups: BTreeMap<(&str, bool), Vec<usize>> = BTreeMap::new();
     for i in manifest.sorted_positions() {
         let entry = &manifest.backups[i];
-        if strategy.is_none_or(|s| s == entry.strategy) {
+        let considered = !left.contains(entry.backup_file.as_str());
+        if considered && strategy.is_none_or(|s| s == entry.strategy) {
             let key = (entry.strategy.as_str(), entry.kind == Kind::Safety);
             groups.entry(key).or_default().push(i);
         }
@@ -200,8 +207,9 @@ fn plan_positions(
     manifest: &Manifest,
     strategy: Option<&str>,
     rules: &Rules,
+    left: &HashSet<&str>,
 ) -> (Vec<usize>, Vec<usize>) {
-    let (kept, remove): (Vec<_>, Vec<_>) = decide_positions(manifest, strategy, rules)
+    let (kept, remove): (Vec<_>, Vec<_>) = decide_positions(manifest, strategy, rules, left)
         .into_iter()
         .partition(|(_, why)| !why.is_empty());
     let positions = |v: Vec<(usize, Vec<String>)>| v.into_iter().map(|(i, _)| i).collect();
@@ -214,14 +222,24 @@ pub fn plan<'m>(
     strategy: Option<&str>,
     rules: &Rules,
 ) -> (Vec<&'m Entry>, Vec<&'m Entry>) {
-    let (remove, kept) = plan_positions(manifest, strategy, rules);
+    let (remove, kept) = plan_positions(manifest, strategy, rules, &HashSet::new());
     let entries = |positions: Vec<usize>| positions.into_iter().map(|i| &manifest.backups[i]);
     (entries(remove).collect(), entries(kept).collect())
 }
 
 /// Every entry of each strategy (or only `strategy`) with the rules that keep it.
 pub fn decide(manifest: &Manifest, strategy: Option<&str>, rules: &Rules) -> Vec<Decision> {
-    decide_positions(manifest, strategy, rules)
+    decide_with(manifest, strategy, rules, &HashSet::new())
+}
+
+/// [`decide`], leaving out the backups named in `left`.
+fn decide_with(
+    manifest: &Manifest,
+    strategy: Option<&str>,
+    rules: &Rules,
+    left: &HashSet<&str>,
+) -> Vec<Decision> {
+    decide_positions(manifest, strategy, rules, left)
         .into_iter()
         .map(|(i, kept_by)| Decision {
             archive: manifest.backups[i].backup_file.clone(),
@@ -290,7 +308,9 @@ pub fn prune(
             .collect::<Vec<_>>()
     };
     let manifest = Manifest::load(backup_dir)?;
-    let (remove, kept) = plan_positions(&manifest, strategy, rules);
+    let left = unusable(backup_dir, &manifest, strategy);
+    let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
+    let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
     // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
     if dry_run || remove.is_empty() {
         return Ok(Pruned {
@@ -298,21 +318,53 @@ pub fn prune(
             kept: names(&manifest, &kept),
             failed: Vec::new(),
             dry_run,
-            decisions: decide(&manifest, strategy, rules),
+            decisions: decide_with(&manifest, strategy, rules, &skip),
+            left,
         });
     }
     let _archives = Lock::exclusive(backup_dir, LockFile::Archives)?;
     // First commit the manifest without the doomed entries, then delete their files: a crash in
     // between leaves untracked files, never entries without archives.
-    let (doomed, kept, decisions) = Manifest::update_adopting(backup_dir, adopt, |manifest| {
-        let decisions = decide(manifest, strategy, rules);
-        let (remove, kept) = plan_positions(manifest, strategy, rules);
-        let kept = names(manifest, &kept);
-        Ok((take(manifest, &remove), kept, decisions))
-    })?;
+    let (doomed, kept, decisions, left) =
+        Manifest::update_adopting(backup_dir, adopt, |manifest| {
+            let left = unusable(backup_dir, manifest, strategy);
+            let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
+            let decisions = decide_with(manifest, strategy, rules, &skip);
+            let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
+            let kept = names(manifest, &kept);
+            Ok((take(manifest, &remove), kept, decisions, left))
+        })?;
     let mut pruned = delete(backup_dir, doomed, kept)?;
     pruned.decisions = decisions;
+    pruned.left = left;
     Ok(pruned)
+}
+
+/// The backups of `strategy` (or all) whose archive is missing, of another size than
+/// recorded, or found damaged by its last check (see [`crate::checks`]), with why.
+fn unusable(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> Vec<Failure> {
+    let checks = crate::checks::Checks::load(backup_dir).unwrap_or_default();
+    let why = |e: &Entry| match std::fs::metadata(backup_dir.join(&e.backup_file)) {
+        Err(_) => Some("its archive is missing".to_string()),
+        Ok(m) if m.len() != e.size => Some(format!(
+            "its archive is {} bytes, the manifest says {}",
+            m.len(),
+            e.size
+        )),
+        Ok(_) => checks
+            .of(e)
+            .filter(|c| !c.index_only && !c.found_missing())
+            .and_then(|c| c.problem.clone()),
+    };
+    (manifest.backups.iter())
+        .filter(|e| strategy.is_none_or(|s| s == e.strategy))
+        .filter_map(|e| {
+            why(e).map(|error| Failure {
+                archive: e.backup_file.clone(),
+                error,
+            })
+        })
+        .collect()
 }
 
 /// Deletes the archives of `doomed` entries (already out of the manifest); an archive that
@@ -379,6 +431,18 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_that_cannot_be_deleted_gets_its_entry_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let stuck = entry("s", "s_1.tar.gz".into(), 1, Kind::Regular);
+        std::fs::create_dir_all(dir.path().join("s_1.tar.gz/x")).unwrap();
+        let pruned = delete(dir.path(), vec![stuck], Vec::new()).unwrap();
+        assert_eq!(pruned.failed.len(), 1);
+        assert!(pruned.removed.is_empty());
+        let manifest = Manifest::load(dir.path()).unwrap();
+        assert!(manifest.find("s_1.tar.gz").is_some());
+    }
+
+    #[test]
     fn keeps_the_newest_by_creation_time_per_strategy() {
         // Registered out of time order: "a_1" is the oldest.
         let m = manifest(&[("a", 30), ("a", 10), ("b", 5), ("a", 20)]);
@@ -418,7 +482,7 @@ mod tests {
         // Two entries for one file: removing one must leave the other and its archive.
         let mut m = manifest(&[("a", 1), ("a", 2)]);
         m.backups[1].backup_file = m.backups[0].backup_file.clone();
-        let (remove, _) = plan_positions(&m, None, &keep(1));
+        let (remove, _) = plan_positions(&m, None, &keep(1), &HashSet::new());
         let doomed = take(&mut m, &remove);
         assert_eq!(m.backups.len(), 1, "exactly the planned entry goes");
         assert!(

@@ -1,4 +1,4 @@
-use crate::util::{Env, stdout};
+use crate::util::{Env, flip_byte, stdout};
 use std::fs;
 
 fn backups_of(env: &Env, n: usize, strategy: &str) -> Vec<String> {
@@ -109,29 +109,27 @@ fn untracked_files_are_never_touched() {
 }
 
 #[test]
-fn a_file_that_cannot_be_deleted_keeps_its_entry_and_the_rest_goes_on() {
+fn a_folder_in_place_of_an_archive_is_left_as_it_is_and_the_rest_goes_on() {
     let env = Env::new();
     env.sample("s");
     let all = backups_of(&env, 4, "s");
-    // A non-empty folder in place of the oldest archive cannot be removed as a file.
+    // A non-empty folder in place of the oldest archive: no usable backup, and not a file to
+    // remove. (Deleting a file that fails keeps its entry: see the retention unit tests.)
     let stuck = env.backups().join(&all[0]);
     fs::remove_file(&stuck).unwrap();
     fs::create_dir(&stuck).unwrap();
     fs::write(stuck.join("x"), "x").unwrap();
-    let out = env.run_code(&["prune", "--keep", "1"], 2);
+    let out = env.run_code(&["prune", "--keep", "1"], 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&all[0]) && err.contains("could not remove"),
+        err.contains(&format!("not counted as kept, left as it is: {}", all[0])),
         "{err}"
     );
     let mut left = env.archives();
     left.sort();
-    assert_eq!(
-        left,
-        vec![all[0].clone(), all[3].clone()],
-        "the undeletable one keeps its entry"
-    );
+    assert_eq!(left, vec![all[0].clone(), all[3].clone()]);
     assert!(stdout(&out).contains(&format!("Removed old backup: {}", all[1])));
+    assert!(stuck.join("x").exists());
     // A folder in place of an archive is a problem list reports.
     let list = stdout(&env.run_code(&["list"], 1));
     assert!(
@@ -306,4 +304,46 @@ fn one_removal_is_one_old_backup() {
     env.backup("s");
     let out = env.run(&["prune", "--keep", "1"]);
     assert!(out.contains("Removed 1 old backup, kept 1"), "{out}");
+}
+
+/// A backup whose archive is missing, or which verify found damaged, is not counted as kept:
+/// `--keep 2` keeps two usable backups, leaves the unusable one as it is, and says so (exit 1).
+#[test]
+fn missing_or_damaged_backups_are_not_counted_as_kept() {
+    for damage in ["missing", "damaged"] {
+        let env = Env::new();
+        env.sample("s");
+        let all = backups_of(&env, 3, "s");
+        let newest = env.backups().join(&all[2]);
+        match damage {
+            "missing" => fs::remove_file(&newest).unwrap(),
+            _ => {
+                flip_byte(&newest, fs::metadata(&newest).unwrap().len() / 2);
+                env.run_code(&["verify"], 1);
+            }
+        }
+        let out = env.run_code(&["prune", "--keep", "2"], 1);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stdout(&out).contains("Removed old backup"),
+            "{damage}: {out:?}"
+        );
+        assert!(
+            err.contains(&format!("not counted as kept, left as it is: {}", all[2])),
+            "{damage}: {err}"
+        );
+        for kept in &all[..2] {
+            assert!(
+                env.backups().join(kept).exists(),
+                "{damage}: {kept} removed"
+            );
+        }
+        let listed = env.run_code(&["list", "--json"], 1);
+        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(
+            rows.as_array().unwrap().len(),
+            3,
+            "{damage}: the entry stays"
+        );
+    }
 }

@@ -125,15 +125,22 @@ pub fn report(pruned: &Pruned, printer: &mut Printer) -> Result<()> {
             failure.archive, failure.error
         ));
     }
+    for left in &pruned.left {
+        printer.warn(format_args!(
+            "not counted as kept, left as it is: {} ({}); intact older backups are kept in its \
+             place",
+            left.archive, left.error
+        ));
+    }
     Ok(())
 }
 
 /// `Incomplete` when any removal failed.
 pub fn outcome(pruned: &Pruned) -> Outcome {
-    if pruned.failed.is_empty() {
-        Outcome::Clean
-    } else {
-        Outcome::Incomplete
+    match (pruned.failed.is_empty(), pruned.left.is_empty()) {
+        (false, _) => Outcome::Incomplete,
+        (true, false) => Outcome::ProblemsFound,
+        (true, true) => Outcome::Clean,
     }
 }
 
