@@ -1,7 +1,8 @@
 //! Archives the manifest does not list (it was cut short or edited by hand and still parses):
-//! how `reindex` orders them among the entries it keeps.
+//! how `reindex` orders them among the entries it keeps, and what `restore` by strategy name
+//! says of them.
 
-use crate::util::Env;
+use crate::util::{Env, stdout};
 use std::fs;
 
 /// Backs up `b` once per content in `stats`, each with `stats.json` holding it; the archives.
@@ -77,4 +78,40 @@ fn reindex_keeps_same_second_archives_in_suffix_order_after_a_kept_entry() {
         serde_json::json!([made[0], second]),
         "{dry}"
     );
+}
+
+/// `restore b` (or `b~N`) warns when archives of `b` the manifest does not list are in the
+/// backup folder, one of which may be newer than the backup it picks, and restores it all the
+/// same; archives of other strategies are not counted, and an archive named by its file is
+/// restored without the warning.
+#[test]
+fn restore_by_strategy_warns_of_uncatalogued_archives_of_that_strategy() {
+    let env = Env::new();
+    let made = backups_of_b(&env, &["1"]);
+    env.sample("c");
+    env.backup("c");
+    let newer = backups_of_b(&env, &["2"]);
+    cut_manifest(&env, 1);
+    let warning = "1 archive of b in backups is not catalogued";
+    for arg in ["b", "b~0"] {
+        let out = env.run_code(&["restore", arg, "--to", &format!("to_{arg}")], 0);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(warning) && err.contains("resbak reindex"),
+            "{err}"
+        );
+        assert!(stdout(&out).contains(&made[0]), "{}", stdout(&out));
+        let restored = env.path().join(format!("to_{arg}/stats.json"));
+        assert_eq!(fs::read_to_string(restored).unwrap(), "1");
+    }
+    let out = env.run_code(&["restore", "b", "--to", "dry", "--dry-run"], 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(warning));
+    let out = env.run_code(&["restore", &made[0], "--to", "named"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("not catalogued"), "{err}");
+    env.run(&["reindex"]);
+    let out = env.run_code(&["restore", "b", "--to", "after"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("not catalogued"), "{err}");
+    assert!(stdout(&out).contains(&newer[0]), "{}", stdout(&out));
 }
