@@ -4,8 +4,9 @@
 //! know are checked in full (the restore policy, every entry decompressed) and added, with the
 //! strategy from their top folder and the time from their name (archives of one strategy named
 //! in the same second keep the order of their `_N` suffix, kept entries' precise times included).
-//! Entries whose file is gone are dropped. An entry whose archive no longer matches is kept, so `verify` keeps reporting it:
-//! reindex never blesses a corrupt archive. A damaged manifest is first copied aside.
+//! Entries whose file is gone are dropped. An entry whose archive no longer matches is kept, so
+//! `verify` keeps reporting it: reindex never blesses a corrupt archive. A damaged manifest is
+//! first copied aside.
 //!
 //! An archive's name does not say whether it is a safety copy (made by `restore --force`) or a
 //! regular backup; only the manifest does. An added archive takes its kind from the previous
