@@ -25,4 +25,5 @@ mod retention;
 mod s3;
 mod safety;
 mod segments;
+mod untracked;
 mod verify;

@@ -275,6 +275,8 @@ pub struct ArchiveName {
     /// The time in the name, plus N-1 nanoseconds for a `_N` suffix so same-second backups
     /// keep their order.
     pub created: DateTime<Utc>,
+    /// N of a `_N` suffix (further backups in the same second); 1 without one.
+    pub n: u32,
     /// Whether the name marks a safety copy made by `restore --force` (`....safety.tar.gz`).
     pub safety: bool,
 }
@@ -299,11 +301,13 @@ impl ArchiveName {
         }
         let timestamp = format!("{date}_{time}");
         let naive = NaiveDateTime::parse_from_str(&timestamp, "%Y%m%d_%H%M%S").ok()?;
-        let created = naive.and_utc() + chrono::Duration::nanoseconds(i64::from(n.max(1) - 1));
+        let n = n.max(1);
+        let created = naive.and_utc() + chrono::Duration::nanoseconds(i64::from(n - 1));
         Some(ArchiveName {
             strategy: strategy.to_string(),
             timestamp,
             created,
+            n,
             safety,
         })
     }
@@ -365,6 +369,7 @@ mod tests {
             "2026-11-22T00:43:06.000000001+00:00"
         );
         assert!(!parsed.safety);
+        assert_eq!(parsed.n, 2);
         let copy = ArchiveName::parse("btc_sma_cross_20261122_004306_2.safety.tar.gz").unwrap();
         assert_eq!(
             (copy.strategy.as_str(), copy.safety),
@@ -372,7 +377,7 @@ mod tests {
         );
         assert_eq!(copy.created, parsed.created);
         let plain = ArchiveName::parse("eth_20261122_004306.tar.gz").unwrap();
-        assert_eq!(plain.strategy, "eth");
+        assert_eq!((plain.strategy.as_str(), plain.n), ("eth", 1));
         assert!(plain.created < parsed.created);
         assert_eq!(ArchiveName::parse("random.tar.gz"), None);
         assert_eq!(

@@ -214,8 +214,24 @@ pub fn warn_untracked(
     so: &str,
     printer: &mut Printer,
 ) {
+    warn_untracked_of(dir, manifest, None, so, printer);
+}
+
+/// [`warn_untracked`] for the archives `list` counts as of `strategy` (by their name), or all.
+pub fn warn_untracked_of(
+    dir: &Path,
+    manifest: &crate::manifest::Manifest,
+    strategy: Option<&str>,
+    so: &str,
+    printer: &mut Printer,
+) {
     let untracked = match list::untracked(dir, manifest) {
-        Ok(files) => files.len(),
+        Ok(files) => files
+            .iter()
+            .filter(|(file, _)| {
+                strategy.is_none_or(|s| ArchiveName::parse(file).is_some_and(|n| n.strategy == s))
+            })
+            .count(),
         Err(e) => {
             printer.warn(format_args!("{}", crate::error::chain(&e)));
             return;
@@ -227,8 +243,9 @@ pub fn warn_untracked(
         } else {
             ("are", "them")
         };
+        let of = strategy.map(|s| format!(" of {s}")).unwrap_or_default();
         printer.warn(format_args!(
-            "{} in {} {verb} not catalogued (not in its manifest){so}: `resbak list` shows \
+            "{}{of} in {} {verb} not catalogued (not in its manifest){so}: `resbak list` shows \
              {them}, `resbak reindex` catalogues {them}; until then manifest.yaml.bak is kept as \
              it is",
             crate::error::count(untracked as u64, "archive", "archives"),

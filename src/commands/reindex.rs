@@ -2,9 +2,11 @@
 //!
 //! Entries whose archive still matches them are kept as they are. Archives the manifest does not
 //! know are checked in full (the restore policy, every entry decompressed) and added, with the
-//! strategy from their top folder and the time from their name. Entries whose file is gone are
-//! dropped. An entry whose archive no longer matches is kept, so `verify` keeps reporting it:
-//! reindex never blesses a corrupt archive. A damaged manifest is first copied aside.
+//! strategy from their top folder and the time from their name (archives of one strategy named
+//! in the same second keep the order of their `_N` suffix, kept entries' precise times included).
+//! Entries whose file is gone are dropped. An entry whose archive no longer matches is kept, so
+//! `verify` keeps reporting it: reindex never blesses a corrupt archive. A damaged manifest is
+//! first copied aside.
 //!
 //! An archive's name does not say whether it is a safety copy (made by `restore --force`) or a
 //! regular backup; only the manifest does. An added archive takes its kind from the previous
@@ -127,6 +129,7 @@ fn rebuild(
         }
     }
     recover_kinds(dir, &mut added, &mut report);
+    order_after_kept(&manifest.backups, &mut added);
     for entry in &mut added {
         index_if_needed(dir, entry, &mut report);
     }
@@ -177,6 +180,30 @@ fn recover_kinds(dir: &Path, added: &mut [Entry], report: &mut Report) {
                 entry.kind = crate::manifest::Kind::Safety;
             }
             None => report.kinds_unknown.push(entry.backup_file.clone()),
+        }
+    }
+}
+
+/// Moves each of `added` after the `kept` entries of its strategy named in the same second with
+/// a lower `_N` suffix (none is 1), at least a nanosecond per step of suffix: the name's time
+/// alone (the second plus N-1 nanoseconds) would sort it before such an entry's precise time.
+fn order_after_kept(kept: &[Entry], added: &mut [Entry]) {
+    for entry in added {
+        let Some(name) = ArchiveName::parse(&entry.backup_file) else {
+            continue;
+        };
+        let after = kept.iter().filter(|k| k.strategy == entry.strategy);
+        let floor = after
+            .filter_map(|k| {
+                let earlier = ArchiveName::parse(&k.backup_file)?;
+                let same_second =
+                    earlier.strategy == name.strategy && earlier.timestamp == name.timestamp;
+                let steps = i64::from(name.n.checked_sub(earlier.n).filter(|&s| s > 0)?);
+                same_second.then(|| k.created + chrono::Duration::nanoseconds(steps))
+            })
+            .max();
+        if let Some(floor) = floor {
+            entry.created = entry.created.max(floor);
         }
     }
 }
