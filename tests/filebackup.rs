@@ -757,6 +757,29 @@ fn a_forced_restore_leaves_the_copies_folder_in_place() {
     assert!(names_with_prefix(&env.results(), "s1.replaced-").is_empty());
 }
 
+/// When the restored folder has something where the copies folder was, the replaced folder is
+/// kept whole beside it, and the warning names the copies folder by its place in it.
+#[test]
+fn a_copies_folder_that_cannot_move_over_keeps_the_replaced_folder() {
+    let env = Env::new();
+    env.sample("s1");
+    write(&env.results().join("s1/data/backups/notes.txt"), "mine\n");
+    let archive = env.backup("s1");
+    fs::remove_dir_all(env.results().join("s1/data/backups")).unwrap();
+    write(&env.results().join("s1/data/store.json"), GOOD_1);
+    env.run(&["file", "backup", "results/s1/data/store.json"]);
+    let out = env.run_code(&["restore", &archive, "--force"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the copies folder data/backups of `resbak file` could not be moved"),
+        "{err}"
+    );
+    let kept = names_with_prefix(&env.results(), "s1.replaced-");
+    assert_eq!(kept.len(), 1, "{err}");
+    let sums = env.results().join(&kept[0]).join("data/backups/SHA256SUMS");
+    assert!(sums.exists(), "{err}");
+}
+
 /// A file that is not a copy, kept in a copies folder, is left out with the folder: the backup
 /// says so.
 #[test]

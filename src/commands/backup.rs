@@ -439,12 +439,12 @@ fn warn_left_out_with_copies(src: &Path, printer: &mut Printer) {
         let Some(first) = others.first() else {
             continue;
         };
-        let more = match others.len() {
-            1 => String::new(),
-            n => format!(" and {} more", n - 1),
+        let (more, verb) = match others.len() {
+            1 => (String::new(), "is"),
+            n => (format!(" and {} more", n - 1), "are"),
         };
         printer.warn(format_args!(
-            "{} is not backed up: {} is a copies folder of `resbak file`, which backups leave \
+            "{} {verb} not backed up: {} is a copies folder of `resbak file`, which backups leave \
              out; move what is not a copy out of it to back it up",
             crate::error::printable(format!("{}{more}", first.display())),
             folder.display(),

@@ -246,8 +246,8 @@ pub fn warn_untracked_of(
         let of = strategy.map(|s| format!(" of {s}")).unwrap_or_default();
         printer.warn(format_args!(
             "{}{of} in {} {verb} not catalogued (not in its manifest){so}: `resbak list` shows \
-             {them}, `resbak reindex` catalogues {them}; until then manifest.yaml.bak is kept as \
-             it is",
+             {them}, `resbak reindex` catalogues {them} (move one it cannot add out of the \
+             folder); until then manifest.yaml.bak is kept as it is",
             crate::error::count(untracked as u64, "archive", "archives"),
             dir.display(),
         ));

@@ -65,7 +65,7 @@ pub(super) fn move_into_place(
             Some(stuck) => format!(
                 "the copies folder {} of `resbak file` could not be moved into the restored \
                  folder (something else is there)",
-                stuck.display()
+                stuck.strip_prefix(&old).unwrap_or(stuck).display()
             ),
             None => String::new(),
         }
