@@ -175,6 +175,8 @@ pub struct Extracted {
     pub stats: Stats,
     /// The entries created.
     pub written: Stats,
+    /// The entries created, by kind.
+    pub counts: crate::archive::Counts,
     /// With `--include`, the size and SHA-256 of each file written, by its path below the
     /// extraction root, hashed as it was written; empty otherwise.
     pub sums: std::collections::HashMap<PathBuf, crate::checksum::Checksum>,

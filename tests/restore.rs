@@ -1363,6 +1363,40 @@ fn include_restores_a_file_its_user_cannot_read_back() {
     );
 }
 
+/// Folders stored without read or search permission (modes 000 and 200) restore for a user
+/// other than root: what was restored is counted as it is made, never by walking the result.
+#[test]
+fn folders_without_permissions_restore_for_another_user() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let root = env.sample("s");
+    for (folder, mode) in [("d000", 0o000), ("d200", 0o200)] {
+        write(&root.join(folder).join("f.txt"), "x\n");
+        fs::set_permissions(root.join(folder), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let archive = env.backup("s");
+    let mut cmd = env.cmd(&["restore", &archive, "--to", "out/s"]);
+    if fs::metadata(env.path()).unwrap().uid() == 0 {
+        open_to_everyone(env.path());
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &str| {
+        fs::metadata(env.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("out/s/d000"), mode("out/s/d200")), (0o000, 0o200));
+}
+
 /// Gives everyone access to everything below `dir`, so another user can run resbak there.
 fn open_to_everyone(dir: &std::path::Path) {
     for entry in walkdir::WalkDir::new(dir) {

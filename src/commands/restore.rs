@@ -16,10 +16,9 @@ mod plan;
 mod safety_copy;
 
 use super::{Context, Outcome, Printer, human_size};
-use crate::archive::{self, Counts};
+use crate::archive;
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
-use crate::extract;
 use crate::manifest::{Entry, Manifest};
 use dry_run::dry_run;
 use extraction::extract_checked;
@@ -167,10 +166,8 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let progress = printer.progress(size, format!("restoring {strategy}"));
     let extracted = extract_checked(located, staging.path(), strategy, include, &progress);
     progress.finish();
-    let extracted = extracted.and_then(|(written, segments)| {
-        let counts = written_counts(&restored, plan.selection.as_ref())?;
-        Ok((written, segments, counts))
-    });
+    // Counted as they were made: a folder restored without read permission cannot be walked.
+    let extracted = extracted.map(|(written, counts, segments)| (written, segments, counts));
     let done = match &replaced {
         Some(Some(kept)) => format!(
             "{} was restored from {}; {} keeps what it held",
@@ -261,21 +258,6 @@ fn keeps(kept: &Entry) -> &'static str {
         crate::manifest::Kind::Safety => "that safety copy already holds it",
         crate::manifest::Kind::Regular => "that backup keeps it",
     }
-}
-
-/// What the restore wrote into `restored` (before it moves into place), by kind: everything,
-/// or with `--include` the entries picked.
-fn written_counts(restored: &Path, selection: Option<&extract::Selection>) -> Result<Counts> {
-    let Some(selection) = selection else {
-        return Ok(archive::survey(restored, &archive::Excludes::default())?.counts);
-    };
-    let mut counts = Counts::default();
-    for (rel, ..) in &selection.entries {
-        let path = restored.join(rel);
-        let meta = fs::symlink_metadata(&path).at("read", &path)?;
-        counts.add(archive::EntryKind::of_metadata(&meta));
-    }
-    Ok(counts)
 }
 
 /// `restore --remote`: pulls the archive from the remote unless the backup folder already has

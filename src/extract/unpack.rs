@@ -38,6 +38,7 @@ pub(super) fn unpack_all(
     Ok(Extracted {
         stats: state.stats,
         written: state.written,
+        counts: state.counts,
         sums: state.sums,
     })
 }
@@ -100,6 +101,7 @@ struct State<'a> {
     relocated: std::collections::HashMap<PathBuf, PathBuf>,
     stats: Stats,
     written: Stats,
+    counts: crate::archive::Counts,
     seen: PathMap,
     /// Entries that are not folders: nothing may be stored below them.
     /// Folders that hold entries stored earlier: they may only be stored as folders.
@@ -124,6 +126,7 @@ impl<'a> State<'a> {
             relocated: Default::default(),
             stats: Stats::default(),
             written: Stats::default(),
+            counts: Default::default(),
             seen: PathMap::default(),
             parents: PathSet::default(),
             dirs: Vec::new(),
@@ -143,6 +146,7 @@ impl<'a> State<'a> {
             Some(root) => {
                 let len = self.create(entry, root, &checked)?;
                 self.written.files += 1;
+                self.counts.add(checked.kind);
                 self.written.bytes += len;
                 len
             }

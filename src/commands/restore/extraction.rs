@@ -21,7 +21,7 @@ pub(super) fn extract_checked(
     strategy: &str,
     include: Option<(&archive::Excludes, &extract::Selection)>,
     progress: &Progress,
-) -> Result<(Stats, Option<extract::SegmentsRead>)> {
+) -> Result<(Stats, archive::Counts, Option<extract::SegmentsRead>)> {
     let path = &located.path;
     let index_sha256 = located
         .entry
@@ -44,7 +44,8 @@ pub(super) fn extract_checked(
         });
         check_checksum(located, &checksum?.sha256)?;
         // Only some entries were read: the archive's counts are proven by its SHA-256.
-        return Ok((extracted?.written, Some(read)));
+        let extracted = extracted?;
+        return Ok((extracted.written, extracted.counts, Some(read)));
     }
     let (checksum, extracted, read) = match crate::index::segments_of(path, index_sha256) {
         Some(segments) => {
@@ -74,9 +75,15 @@ pub(super) fn extract_checked(
     };
     check_checksum(located, &checksum?.sha256)?;
     let Some(entry) = located.entry.as_ref().filter(|e| e.has_checksum()) else {
-        return Ok((extracted?.written, read));
+        let extracted = extracted?;
+        return Ok((extracted.written, extracted.counts, read));
     };
-    let Extracted { stats, written, .. } = extracted?;
+    let Extracted {
+        stats,
+        written,
+        counts,
+        ..
+    } = extracted?;
     if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
         return Err(Error::corrupt(
             path,
@@ -89,7 +96,7 @@ pub(super) fn extract_checked(
             ),
         ));
     }
-    Ok((written, read))
+    Ok((written, counts, read))
 }
 
 /// Warns when the manifest records an index for the archive at `path` that is damaged or gone:
