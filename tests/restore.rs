@@ -1397,6 +1397,56 @@ fn folders_without_permissions_restore_for_another_user() {
     assert_eq!((mode("out/s/d000"), mode("out/s/d200")), (0o000, 0o200));
 }
 
+/// `restore --force --include` into a live folder this user cannot write (a read-only folder
+/// of theirs) is refused before anything is done: no safety copy, nothing moved, as its dry
+/// run says.
+#[test]
+fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let root = env.sample("s");
+    let sub = root.join("ro/sub");
+    write(&sub.join("f.txt"), "as backed up\n");
+    let archive = env.backup("s");
+    write(&sub.join("f.txt"), "changed since\n");
+    let root_runs = fs::metadata(env.path()).unwrap().uid() == 0;
+    let as_user = |cmd: &mut std::process::Command| {
+        if root_runs {
+            cmd.uid(65534).gid(65534);
+        }
+    };
+    if root_runs {
+        open_to_everyone(env.path());
+        for entry in walkdir::WalkDir::new(env.path()) {
+            std::os::unix::fs::lchown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o500)).unwrap();
+    let before = env.archives();
+    for extra in [&["--dry-run"][..], &[]] {
+        let args = [
+            &["restore", &archive, "--force", "--include", "ro/sub/f.txt"][..],
+            extra,
+        ];
+        let mut cmd = env.cmd(&args.concat());
+        as_user(&mut cmd);
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains("cannot write into") && err.contains("ro/sub"),
+            "{err}"
+        );
+    }
+    assert_eq!(env.archives(), before, "no safety copy");
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        fs::read_to_string(sub.join("f.txt")).unwrap(),
+        "changed since\n"
+    );
+}
+
 /// Gives everyone access to everything below `dir`, so another user can run resbak there.
 fn open_to_everyone(dir: &std::path::Path) {
     for entry in walkdir::WalkDir::new(dir) {

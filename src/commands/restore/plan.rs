@@ -347,8 +347,9 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
 
 /// Refuses an `--include` restore into the existing folder `dest` that would have to put a
 /// file where `dest` has a folder, a folder where it has a file, or write where it has a link
-/// in place of a folder (into the link, or through it): checked against what `selection`
-/// picks, and every folder above it, before anything is written.
+/// in place of a folder (into the link, or through it), or put an entry into a folder this
+/// user cannot write: checked against what `selection` picks, and every folder above it,
+/// before anything is written (and before any safety copy).
 fn check_merge(dest: &Path, selection: &extract::Selection) -> Result<()> {
     for (rel, folder, _) in &selection.entries {
         let mut target = dest.to_path_buf();
@@ -357,7 +358,15 @@ fn check_merge(dest: &Path, selection: &extract::Selection) -> Result<()> {
             target.push(part);
             // Every folder above a picked entry is a folder in the archive too.
             let folder = *folder || parts.peek().is_some();
-            match conflict(&target, folder)? {
+            let found = conflict(&target, folder)?;
+            // What is not a folder kept and filled is moved into the folder above it.
+            if !(folder && matches!(found, Found::Fits)) {
+                let into = atomic::parent_dir(&target);
+                let (w, x) = (rustix::fs::Access::WRITE_OK, rustix::fs::Access::EXEC_OK);
+                rustix::fs::access(into, w | x)
+                    .map_err(|e| Error::io("write into", into, e.into()))?;
+            }
+            match found {
                 Found::Nothing => break,
                 Found::Fits => {}
                 Found::Conflict(why) => {
