@@ -167,6 +167,12 @@ class NoGoodCopyError(Error):
     kind = "no_good_copy"
 
 
+class LinkedStrategyError(Error):
+    """resbak error kind ``linked_strategy``: a strategy folder that is a symbolic link."""
+
+    kind = "linked_strategy"
+
+
 class ChangedWhileCopiedError(Error):
     """resbak error kind ``changed_while_copied``: a file kept changing while it was copied."""
 
