@@ -324,7 +324,10 @@ impl Manifest {
     ) -> Result<T> {
         let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
         let loaded = Self::load(backup_dir);
-        let loaded_ok = loaded.is_ok();
+        // Damaged, or sound but missing entries (cut short): never the last copy kept.
+        let loaded_ok = loaded
+            .as_ref()
+            .is_ok_and(|m| m.lists_every_archive(backup_dir));
         let (manifest, value) = rebuild(loaded)?;
         manifest.save(backup_dir, loaded_ok)?;
         Ok(value)
