@@ -115,3 +115,25 @@ fn restore_by_strategy_warns_of_uncatalogued_archives_of_that_strategy() {
     assert!(!err.contains("not catalogued"), "{err}");
     assert!(stdout(&out).contains(&newer[0]), "{}", stdout(&out));
 }
+
+/// `diff`, `ls` and `cat` of a backup picked by strategy warn of uncatalogued archives of that
+/// strategy as `restore` does (each may be newer than the pick); named by file, they do not.
+#[test]
+fn diff_ls_and_cat_by_strategy_warn_of_uncatalogued_archives_too() {
+    let env = Env::new();
+    let made = backups_of_b(&env, &["1"]);
+    backups_of_b(&env, &["2"]);
+    cut_manifest(&env, 1);
+    let warning = "1 archive of b in backups is not catalogued";
+    for (args, code) in [
+        (vec!["diff", "b"], 1),
+        (vec!["ls", "b"], 0),
+        (vec!["cat", "b", "stats.json"], 0),
+    ] {
+        let out = env.run_code(&args, code);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(warning), "{args:?}: {err}");
+    }
+    let out = env.run_code(&["ls", &made[0]], 0);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not catalogued"));
+}

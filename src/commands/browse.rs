@@ -54,6 +54,7 @@ pub fn ls(
     printer: &mut Printer,
 ) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
+    super::warn_untracked_pick(ctx, &located, archive, printer);
     let top = located.strategy()?;
     let damaged = warn_if_damaged(ctx, &located);
     let filter = glob.map(|g| Excludes::new(&[g.to_string()])).transpose()?;
@@ -173,6 +174,7 @@ fn archive_of<'a>(located: &'a super::Located, top: &'a str) -> Archive<'a> {
 /// so a damaged archive never leaves a full-size wrong file behind a redirect.
 pub fn cat(ctx: &Context, archive: &str, path: &str, printer: &mut Printer) -> Result<Outcome> {
     let located = locate_backup(ctx, archive)?;
+    super::warn_untracked_pick(ctx, &located, archive, printer);
     let top = located.strategy()?;
     // An index holds no file's bytes: with the archive gone there is nothing to serve.
     let gone = std::fs::symlink_metadata(&located.path)

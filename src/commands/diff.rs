@@ -74,8 +74,13 @@ fn trees(
     printer: &mut Printer,
 ) -> Result<(String, String, Tree, Tree)> {
     let old = locate_backup(ctx, &opts.archive)?;
+    super::warn_untracked_pick(ctx, &old, &opts.archive, printer);
     let new = match &opts.other {
-        Some(other) => Side::Archive(Box::new(locate_backup(ctx, other)?)),
+        Some(other) => {
+            let new = locate_backup(ctx, other)?;
+            super::warn_untracked_pick(ctx, &new, other, printer);
+            Side::Archive(Box::new(new))
+        }
         None => Side::Folder(ctx.results_dir.join(old.strategy()?)),
     };
     if old.picked.is_some() || matches!(&new, Side::Archive(a) if a.picked.is_some()) {

@@ -217,6 +217,25 @@ pub fn warn_untracked(
     warn_untracked_of(dir, manifest, None, so, printer);
 }
 
+/// Warns, for a backup `arg` picked by strategy (`STRATEGY` or `STRATEGY~N`), when the backup
+/// folder holds archives of that strategy its manifest does not list: one may be newer than the
+/// pick. Nothing for an archive named by its file.
+pub fn warn_untracked_pick(ctx: &Context, located: &Located, arg: &str, printer: &mut Printer) {
+    let Some(pick) = &located.picked else {
+        return;
+    };
+    if let Ok(manifest) = crate::manifest::Manifest::load(&ctx.backup_dir) {
+        let so = format!(", so not among the backups `{arg}` picks from");
+        warn_untracked_of(
+            &ctx.backup_dir,
+            &manifest,
+            Some(&pick.strategy),
+            &so,
+            printer,
+        );
+    }
+}
+
 /// [`warn_untracked`] for the archives `list` counts as of `strategy` (by their name), or all.
 pub fn warn_untracked_of(
     dir: &Path,

@@ -94,15 +94,6 @@ fn hint_older(ctx: &Context, arg: &str, printer: &mut Printer) {
     }
 }
 
-/// Warns, for a backup picked as `arg` (`STRATEGY` or `STRATEGY~N`), when the backup folder
-/// holds archives of `strategy` its manifest does not list: one may be newer than the pick.
-fn warn_untracked(ctx: &Context, strategy: &str, arg: &str, printer: &mut Printer) {
-    if let Ok(manifest) = Manifest::load(&ctx.backup_dir) {
-        let so = format!(", so not among the backups `{arg}` picks from");
-        super::warn_untracked_of(&ctx.backup_dir, &manifest, Some(strategy), &so, printer);
-    }
-}
-
 /// Restores as [`run`] says.
 fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let plan = plan(ctx, opts, printer)?;
@@ -113,7 +104,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             "Restoring"
         };
         printer.line(format_args!("{verb} {}", plan.located.describe()))?;
-        warn_untracked(ctx, &plan.strategy, &opts.archive, printer);
+        super::warn_untracked_pick(ctx, &plan.located, &opts.archive, printer);
     }
     let include = plan.include(opts);
     if opts.dry_run {
