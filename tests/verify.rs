@@ -373,3 +373,23 @@ fn the_hint_for_a_damaged_newest_backup_names_the_safety_copy_of_a_forced_restor
     );
     assert!(!err.contains("is still there"), "{err}");
 }
+
+/// With the newest backup damaged and the results folder gone, `verify` names the older backup
+/// to restore, as `STRATEGY~N`.
+#[test]
+fn a_damaged_newest_backup_without_results_points_at_the_older_one() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let older = env.backup("s");
+    fs::write(root.join("stats.json"), "{\"run\": 2}").unwrap();
+    let newest = env.backup("s");
+    let path = env.backups().join(&newest);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    fs::remove_dir_all(&root).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!("`resbak restore s~1` restores {older}")),
+        "{err}"
+    );
+    env.run(&["restore", "s~1"]);
+}

@@ -258,7 +258,11 @@ pub fn hint_after_check(
     fresh.dedup();
     for strategy in fresh {
         let folder = results_dir.join(strategy);
-        if check_strategy_name(strategy).is_err() || !folder.is_dir() {
+        if check_strategy_name(strategy).is_err() {
+            continue;
+        }
+        if !folder.is_dir() {
+            hint_older_intact(manifest, strategy, verdicts, &folder, printer);
             continue;
         }
         // A forced restore since the newest backup replaced what the folder held then.
@@ -281,6 +285,36 @@ pub fn hint_after_check(
                 folder.display()
             )),
         }
+    }
+}
+
+/// With the newest backup of `strategy` damaged and its results `folder` gone: names the newest
+/// older backup not found damaged here, as `restore` picks it (`STRATEGY~N`).
+fn hint_older_intact(
+    manifest: &Manifest,
+    strategy: &str,
+    verdicts: &[Verdict],
+    folder: &Path,
+    printer: &mut Printer,
+) {
+    let regular = manifest.regular_newest_first(strategy);
+    let sound = regular.into_iter().filter(|e| e.is_sound()).enumerate();
+    let damaged = |e: &Entry| {
+        verdicts
+            .iter()
+            .any(|v| v.archive == e.backup_file && !v.intact && !v.index_only)
+    };
+    if let Some((n, entry)) = sound.into_iter().find(|(_, e)| !damaged(e)) {
+        let pick = match n {
+            0 => strategy.to_string(),
+            n => format!("{strategy}~{n}"),
+        };
+        printer.hint(format_args!(
+            "{} is gone: `resbak restore {pick}` restores {}, the newest backup not found \
+             damaged",
+            folder.display(),
+            entry.backup_file
+        ));
     }
 }
 
