@@ -751,7 +751,7 @@ fn an_interrupted_backup_or_restore_says_so_and_leaves_nothing() {
         );
         let restore = env.cmd(&["restore", &archive, "--to", "elsewhere/s"]);
         let parent = env.path().join("elsewhere");
-        let said = "nothing was restored; elsewhere/s is as it was";
+        let said = "nothing was restored; elsewhere/s was not made";
         interrupt(restore, &parent, ".resbak-restore-", signal, code, said);
         assert!(!parent.join("s").exists());
     }

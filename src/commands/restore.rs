@@ -120,7 +120,10 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     } = &plan;
     let path = &located.path;
     crate::interrupt::so_far(
-        format!("nothing was restored; {} is as it was", dest.display()),
+        match fs::symlink_metadata(dest) {
+            Ok(_) => format!("nothing was restored; {} is as it was", dest.display()),
+            Err(_) => format!("nothing was restored; {} was not made", dest.display()),
+        },
         matches!(replace, Replace::Folder).then(|| {
             format!(
                 "a safety copy of {0} was made; {0} is as it was",
