@@ -1336,8 +1336,6 @@ fn an_archive_of_another_strategy_than_its_entry_says_is_named_as_such() {
 /// who could not read it back. (As root, the restore runs as another user to show it.)
 #[test]
 fn include_restores_a_file_its_user_cannot_read_back() {
-    use std::os::unix::fs::MetadataExt;
-    use std::os::unix::process::CommandExt;
     let env = Env::new();
     let root = env.sample("s");
     let secret = root.join("secret.csv");
@@ -1345,12 +1343,9 @@ fn include_restores_a_file_its_user_cannot_read_back() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
     let archive = env.backup("s");
     let include = ["--include", "secret.csv"];
+    let handed = hand_over(&env);
     let mut cmd = env.cmd(&[&["restore", &archive, "--to", "out/s"][..], &include].concat());
-    if fs::metadata(env.path()).unwrap().uid() == 0 {
-        open_to_everyone(env.path());
-        cmd.uid(65534).gid(65534);
-    }
-    let out = cmd.output().unwrap();
+    let out = as_user(&mut cmd, handed).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -1367,8 +1362,6 @@ fn include_restores_a_file_its_user_cannot_read_back() {
 /// other than root: what was restored is counted as it is made, never by walking the result.
 #[test]
 fn folders_without_permissions_restore_for_another_user() {
-    use std::os::unix::fs::MetadataExt;
-    use std::os::unix::process::CommandExt;
     let env = Env::new();
     let root = env.sample("s");
     for (folder, mode) in [("d000", 0o000), ("d200", 0o200)] {
@@ -1376,12 +1369,9 @@ fn folders_without_permissions_restore_for_another_user() {
         fs::set_permissions(root.join(folder), fs::Permissions::from_mode(mode)).unwrap();
     }
     let archive = env.backup("s");
+    let handed = hand_over(&env);
     let mut cmd = env.cmd(&["restore", &archive, "--to", "out/s"]);
-    if fs::metadata(env.path()).unwrap().uid() == 0 {
-        open_to_everyone(env.path());
-        cmd.uid(65534).gid(65534);
-    }
-    let out = cmd.output().unwrap();
+    let out = as_user(&mut cmd, handed).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -1402,26 +1392,13 @@ fn folders_without_permissions_restore_for_another_user() {
 /// run says.
 #[test]
 fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
-    use std::os::unix::fs::MetadataExt;
-    use std::os::unix::process::CommandExt;
     let env = Env::new();
     let root = env.sample("s");
     let sub = root.join("ro/sub");
     write(&sub.join("f.txt"), "as backed up\n");
     let archive = env.backup("s");
     write(&sub.join("f.txt"), "changed since\n");
-    let root_runs = fs::metadata(env.path()).unwrap().uid() == 0;
-    let as_user = |cmd: &mut std::process::Command| {
-        if root_runs {
-            cmd.uid(65534).gid(65534);
-        }
-    };
-    if root_runs {
-        open_to_everyone(env.path());
-        for entry in walkdir::WalkDir::new(env.path()) {
-            std::os::unix::fs::lchown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
-        }
-    }
+    let handed = hand_over(&env);
     fs::set_permissions(&sub, fs::Permissions::from_mode(0o500)).unwrap();
     let before = env.archives();
     for extra in [&["--dry-run"][..], &[]] {
@@ -1430,8 +1407,7 @@ fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
             extra,
         ];
         let mut cmd = env.cmd(&args.concat());
-        as_user(&mut cmd);
-        let out = cmd.output().unwrap();
+        let out = as_user(&mut cmd, handed).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(
@@ -1447,10 +1423,19 @@ fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
     );
 }
 
-/// Gives everyone access to everything below `dir`, so another user can run resbak there.
-fn open_to_everyone(dir: &std::path::Path) {
-    for entry in walkdir::WalkDir::new(dir) {
+/// The user the tests run commands as when they run as root: `nobody`.
+const NOBODY: u32 = 65534;
+
+/// When the tests run as root, gives the whole test folder to [`NOBODY`], who is to run the
+/// commands (`true`), so that what only root could do shows; otherwise does nothing (`false`).
+fn hand_over(env: &Env) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if fs::metadata(env.path()).unwrap().uid() != 0 {
+        return false;
+    }
+    for entry in walkdir::WalkDir::new(env.path()) {
         let entry = entry.unwrap();
+        std::os::unix::fs::lchown(entry.path(), Some(NOBODY), Some(NOBODY)).unwrap();
         let mode = if entry.file_type().is_dir() {
             0o777
         } else {
@@ -1460,4 +1445,14 @@ fn open_to_everyone(dir: &std::path::Path) {
             fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode)).unwrap();
         }
     }
+    true
+}
+
+/// `cmd`, run as [`NOBODY`] when the test folder was `handed` over.
+fn as_user(cmd: &mut std::process::Command, handed: bool) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    if handed {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    cmd
 }
