@@ -1246,11 +1246,11 @@ fn a_damaged_newest_backup_points_at_the_next_older_intact_one() {
     let err = env.fail(&["restore", "s", "--to", "out"], 1);
     assert!(
         err.contains(&format!("the next older backup, {oldest} (s~2)"))
-            && err.contains("`resbak restore s~2` restores it"),
+            && err.contains("`resbak restore s~2 --to 'out'` restores it"),
         "{err}"
     );
     let err = env.fail(&["restore", "s~1", "--to", "out"], 1);
-    assert!(err.contains("`resbak restore s~2`"), "{err}");
+    assert!(err.contains("`resbak restore s~2 --to 'out'`"), "{err}");
     fs::remove_file(env.backups().join(&oldest)).unwrap();
     let err = env.fail(&["restore", "s", "--to", "out"], 1);
     assert!(!err.contains("hint"), "{err}");

@@ -60,17 +60,18 @@ pub struct RestoreOptions {
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     let result = restore(ctx, opts, printer);
     if let Err(Error::Corrupt { .. } | Error::Missing { .. }) = &result {
-        hint_older(ctx, &opts.archive, printer);
+        hint_older(ctx, opts, printer);
     }
     result
 }
 
 /// After a backup picked as `STRATEGY` or `STRATEGY~N` turned out damaged or gone, names the
-/// next older regular backup that `list` would not call `missing` or `failed`, if any.
-fn hint_older(ctx: &Context, arg: &str, printer: &mut Printer) {
+/// next older regular backup that `list` would not call `missing` or `failed`, if any, with the
+/// destination the restore was given.
+fn hint_older(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) {
     let Ok(super::Located {
         picked: Some(pick), ..
-    }) = super::locate_backup(ctx, arg)
+    }) = super::locate_backup(ctx, &opts.archive)
     else {
         return;
     };
@@ -87,8 +88,13 @@ fn hint_older(ctx: &Context, arg: &str, printer: &mut Printer) {
     });
     if let Some((n, entry)) = older {
         let name = format!("{}~{n}", pick.strategy);
+        let to = opts.to.as_ref().map_or(String::new(), |to| {
+            let quoted = to.display().to_string().replace('\'', "'\\''");
+            format!(" --to '{}'", crate::error::printable(quoted))
+        });
         printer.hint(format_args!(
-            "the next older backup, {} ({name}), is not known to be damaged: `resbak restore {name}` restores it",
+            "the next older backup, {} ({name}), is not known to be damaged: `resbak restore \
+             {name}{to}` restores it",
             entry.backup_file
         ));
     }
