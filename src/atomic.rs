@@ -529,6 +529,17 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Names in `dir`, sorted: for tests.
+#[cfg(test)]
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,7 +561,7 @@ mod tests {
             *step.borrow_mut() = Some(Box::new(move |dir: &Path| {
                 seen.set(seen.get() + 1);
                 let tracked = in_flight::PATHS.lock().unwrap().clone();
-                for name in names(dir) {
+                for name in names_in(dir) {
                     let path = dir.join(&name);
                     // Interrupted now, it is removed: it is tracked.
                     assert!(tracked.contains(&path), "{name} is not tracked");
@@ -578,17 +589,7 @@ mod tests {
         );
         drop(file);
         drop(staging);
-        assert_eq!(names(dir.path()), Vec::<String>::new());
-    }
-
-    /// Names in `dir`.
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        assert_eq!(names_in(dir.path()), Vec::<String>::new());
     }
 
     #[test]
@@ -598,7 +599,7 @@ mod tests {
         std::fs::write(&path, "old").unwrap();
         write_file(&path, |w| w.write_all(b"new").at("write", &path)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(names(dir.path()), ["f.txt"]);
+        assert_eq!(names_in(dir.path()), ["f.txt"]);
     }
 
     #[test]
@@ -612,7 +613,7 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
-        assert_eq!(names(dir.path()), ["f.txt"]);
+        assert_eq!(names_in(dir.path()), ["f.txt"]);
     }
 
     /// A name resbak would give, with the tag, for a random part `random`.
@@ -659,9 +660,9 @@ mod tests {
                 .unwrap()
                 .success()
         );
-        let before = names(d);
+        let before = names_in(d);
         assert_eq!(remove_stale(d).unwrap(), Vec::<std::path::PathBuf>::new());
-        assert_eq!(names(d), before);
+        assert_eq!(names_in(d), before);
     }
 
     #[test]
@@ -737,7 +738,7 @@ mod tests {
             None => {
                 owned = tempfile::tempdir().unwrap();
                 if !as_unprivileged(name, owned.path()) {
-                    assert_eq!(names(owned.path()), ["outside"]);
+                    assert_eq!(names_in(owned.path()), ["outside"]);
                     return;
                 }
                 owned.path().to_path_buf()

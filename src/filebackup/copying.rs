@@ -243,16 +243,6 @@ mod tests {
         file.write_all(bytes).unwrap();
     }
 
-    /// Names in `dir`, sorted.
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn a_file_that_grows_while_copied_is_copied_again_and_hashed_as_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -279,7 +269,7 @@ mod tests {
             "{err}"
         );
         assert!(err.is_data_problem());
-        assert_eq!(names_in(dir.path()), ["trades.csv"]);
+        assert_eq!(crate::atomic::names_in(dir.path()), ["trades.csv"]);
     }
 
     #[test]
@@ -299,6 +289,6 @@ mod tests {
         };
         let err = copy_changing(&src, dir.path(), COPY_ATTEMPTS, rewrite).unwrap_err();
         assert!(matches!(err, Error::ChangedWhileCopied { .. }), "{err}");
-        assert_eq!(names_in(dir.path()), ["trades.csv"]);
+        assert_eq!(crate::atomic::names_in(dir.path()), ["trades.csv"]);
     }
 }
