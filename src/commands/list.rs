@@ -258,6 +258,23 @@ pub(crate) fn local_status(
     }
 }
 
+/// The newest regular backup of `strategy` from the `from`-th on (as `STRATEGY~N` counts them:
+/// sound entries, newest first) that `list` would not call `missing` or `failed`, with its N.
+pub(crate) fn newest_usable<'m>(
+    backup_dir: &Path,
+    manifest: &'m Manifest,
+    strategy: &str,
+    from: usize,
+) -> Option<(usize, &'m Entry)> {
+    let checks = recorded_checks(backup_dir);
+    let regular = manifest.regular_newest_first(strategy);
+    let sound = regular.into_iter().filter(|e| e.is_sound()).enumerate();
+    sound.skip(from).find(|(_, e)| {
+        let check = checks.of(e).filter(|c| !c.found_missing());
+        !matches!(local_status(backup_dir, e, check).0, "missing" | "failed")
+    })
+}
+
 /// The status of an intact archive whose index the last `verify` found damaged or gone.
 pub(crate) const INDEX_DAMAGED: &str = "index-damaged";
 

@@ -222,7 +222,7 @@ pub struct Verdict<'a> {
 /// the newest backup protecting the strategy: the hint says whether that one was found intact
 /// and how to remove the damaged archive alone, never proposing to delete intact backups.
 pub fn hint_after_check(
-    results_dir: &Path,
+    (results_dir, backup_dir): (&Path, &Path),
     manifest: &Manifest,
     verdicts: &[Verdict],
     printer: &mut Printer,
@@ -262,7 +262,7 @@ pub fn hint_after_check(
             continue;
         }
         if !folder.is_dir() {
-            hint_older_intact(manifest, strategy, verdicts, &folder, printer);
+            hint_usable(backup_dir, manifest, strategy, &folder, printer);
             continue;
         }
         // A forced restore since the newest backup replaced what the folder held then.
@@ -289,22 +289,15 @@ pub fn hint_after_check(
 }
 
 /// With the newest backup of `strategy` damaged and its results `folder` gone: names the newest
-/// older backup not found damaged here, as `restore` picks it (`STRATEGY~N`).
-fn hint_older_intact(
+/// backup not known to be damaged (by the checks just recorded), as `restore` picks it.
+fn hint_usable(
+    backup_dir: &Path,
     manifest: &Manifest,
     strategy: &str,
-    verdicts: &[Verdict],
     folder: &Path,
     printer: &mut Printer,
 ) {
-    let regular = manifest.regular_newest_first(strategy);
-    let sound = regular.into_iter().filter(|e| e.is_sound()).enumerate();
-    let damaged = |e: &Entry| {
-        verdicts
-            .iter()
-            .any(|v| v.archive == e.backup_file && !v.intact && !v.index_only)
-    };
-    if let Some((n, entry)) = sound.into_iter().find(|(_, e)| !damaged(e)) {
+    if let Some((n, entry)) = super::list::newest_usable(backup_dir, manifest, strategy, 0) {
         let pick = match n {
             0 => strategy.to_string(),
             n => format!("{strategy}~{n}"),

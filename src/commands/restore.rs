@@ -78,14 +78,8 @@ fn hint_older(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) {
     let Ok(manifest) = crate::manifest::Manifest::load(&ctx.backup_dir) else {
         return;
     };
-    let checks = super::list::recorded_checks(&ctx.backup_dir);
-    let regular = manifest.regular_newest_first(&pick.strategy);
-    let sound = regular.into_iter().filter(|e| e.is_sound()).enumerate();
-    let older = sound.skip(pick.back + 1).find(|(_, e)| {
-        let check = checks.of(e).filter(|c| !c.found_missing());
-        let (status, _) = super::list::local_status(&ctx.backup_dir, e, check);
-        !matches!(status, "missing" | "failed")
-    });
+    let older =
+        super::list::newest_usable(&ctx.backup_dir, &manifest, &pick.strategy, pick.back + 1);
     if let Some((n, entry)) = older {
         let name = format!("{}~{n}", pick.strategy);
         let to = opts.to.as_ref().map_or(String::new(), |to| {

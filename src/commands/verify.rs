@@ -220,7 +220,8 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             missing: r.problem_kind == Some(ProblemKind::Missing),
         })
         .collect();
-    super::hint_after_check(&ctx.results_dir, &manifest, &verdicts, printer);
+    let folders = (ctx.results_dir.as_path(), dir.as_path());
+    super::hint_after_check(folders, &manifest, &verdicts, printer);
     Ok(report.outcome(all))
 }
 
