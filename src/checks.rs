@@ -106,6 +106,45 @@ impl Checks {
     }
 }
 
+/// The status `list` gives the catalogued backup `e` here (`missing`, `failed`, `verified` or
+/// `present`) and, for `failed`, what is wrong: from its file's presence and size now and
+/// `check`, its last verify that read its bytes.
+pub fn local_status(
+    backup_dir: &Path,
+    e: &Entry,
+    check: Option<&Check>,
+) -> (&'static str, Option<String>) {
+    let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
+    match (on_disk, check) {
+        (Err(_), _) => ("missing", None),
+        (Ok(m), _) if m.len() != e.size => (
+            "failed",
+            Some(format!(
+                "size is {} bytes, manifest says {}",
+                m.len(),
+                e.size
+            )),
+        ),
+        // The archive was intact; its index is judged as it is now (reindex mends it).
+        (Ok(_), Some(c)) if c.index_only && index_mended(backup_dir, e) => ("verified", None),
+        (Ok(_), Some(c)) if c.index_only => (INDEX_DAMAGED, c.problem.clone()),
+        (Ok(_), Some(c)) if c.problem.is_some() => ("failed", c.problem.clone()),
+        (Ok(_), Some(_)) => ("verified", None),
+        (Ok(_), None) => ("present", None),
+    }
+}
+
+/// The status of an intact archive whose index the last `verify` found damaged or gone.
+pub const INDEX_DAMAGED: &str = "index-damaged";
+
+/// Whether the index beside `e`'s archive matches the SHA-256 its entry records.
+fn index_mended(backup_dir: &Path, e: &Entry) -> bool {
+    let archive = backup_dir.join(&e.backup_file);
+    e.index_sha256
+        .as_ref()
+        .is_some_and(|sha| crate::index::matches(&archive, sha).unwrap_or(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

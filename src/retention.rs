@@ -340,21 +340,17 @@ pub fn prune(
     Ok(pruned)
 }
 
-/// The backups of `strategy` (or all) whose archive is missing, of another size than
-/// recorded, or found damaged by its last check (see [`crate::checks`]), with why.
+/// The backups of `strategy` (or all) that `list` calls `missing` or `failed` (see
+/// [`crate::checks::local_status`]), with why.
 fn unusable(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> Vec<Failure> {
     let checks = crate::checks::Checks::load(backup_dir).unwrap_or_default();
-    let why = |e: &Entry| match std::fs::metadata(backup_dir.join(&e.backup_file)) {
-        Err(_) => Some("its archive is missing".to_string()),
-        Ok(m) if m.len() != e.size => Some(format!(
-            "its archive is {} bytes, the manifest says {}",
-            m.len(),
-            e.size
-        )),
-        Ok(_) => checks
-            .of(e)
-            .filter(|c| !c.index_only && !c.found_missing())
-            .and_then(|c| c.problem.clone()),
+    let why = |e: &Entry| {
+        let check = checks.of(e).filter(|c| !c.found_missing());
+        match crate::checks::local_status(backup_dir, e, check) {
+            ("missing", _) => Some("its archive is missing".to_string()),
+            ("failed", problem) => Some(problem.unwrap_or_else(|| "its last check failed".into())),
+            _ => None,
+        }
     };
     (manifest.backups.iter())
         .filter(|e| strategy.is_none_or(|s| s == e.strategy))

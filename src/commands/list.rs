@@ -5,6 +5,7 @@ use super::{
     ArchiveName, Context, Outcome, Printer, archive_files, human_size, strategies, verify,
 };
 use crate::checks::{Check, Checks};
+pub(crate) use crate::checks::{INDEX_DAMAGED, local_status};
 use crate::error::{Error, Result};
 use crate::manifest::{ChecksumSource, Kind, Lock, LockFile, Manifest};
 
@@ -230,34 +231,6 @@ fn local_row(backup_dir: &Path, e: &Entry, check: Option<&Check>) -> Row {
     }
 }
 
-/// The status `list` gives the catalogued backup `e` here (`missing`, `failed`, `verified` or
-/// `present`) and, for `failed`, what is wrong: from its file's presence and size now and
-/// `check`, its last verify that read its bytes.
-pub(crate) fn local_status(
-    backup_dir: &Path,
-    e: &Entry,
-    check: Option<&Check>,
-) -> (&'static str, Option<String>) {
-    let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
-    match (on_disk, check) {
-        (Err(_), _) => ("missing", None),
-        (Ok(m), _) if m.len() != e.size => (
-            "failed",
-            Some(format!(
-                "size is {} bytes, manifest says {}",
-                m.len(),
-                e.size
-            )),
-        ),
-        // The archive was intact; its index is judged as it is now (reindex mends it).
-        (Ok(_), Some(c)) if c.index_only && index_mended(backup_dir, e) => ("verified", None),
-        (Ok(_), Some(c)) if c.index_only => (INDEX_DAMAGED, c.problem.clone()),
-        (Ok(_), Some(c)) if c.problem.is_some() => ("failed", c.problem.clone()),
-        (Ok(_), Some(_)) => ("verified", None),
-        (Ok(_), None) => ("present", None),
-    }
-}
-
 /// The newest regular backup of `strategy` from the `from`-th on (as `STRATEGY~N` counts them:
 /// sound entries, newest first) that `list` would not call `missing` or `failed`, with its N.
 pub(crate) fn newest_usable<'m>(
@@ -273,17 +246,6 @@ pub(crate) fn newest_usable<'m>(
         let check = checks.of(e).filter(|c| !c.found_missing());
         !matches!(local_status(backup_dir, e, check).0, "missing" | "failed")
     })
-}
-
-/// The status of an intact archive whose index the last `verify` found damaged or gone.
-pub(crate) const INDEX_DAMAGED: &str = "index-damaged";
-
-/// Whether the index beside `e`'s archive matches the SHA-256 its entry records.
-fn index_mended(backup_dir: &Path, e: &Entry) -> bool {
-    let archive = backup_dir.join(&e.backup_file);
-    e.index_sha256
-        .as_ref()
-        .is_some_and(|sha| crate::index::matches(&archive, sha).unwrap_or(false))
 }
 
 /// The row of a catalogued backup, with no verify result.
