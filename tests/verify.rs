@@ -393,3 +393,23 @@ fn a_damaged_newest_backup_without_results_points_at_the_older_one() {
     );
     env.run(&["restore", "s~1"]);
 }
+
+/// A forced restore whose archive has a damaged index alone goes on (it reads the archive
+/// whole), and records the index, not the archive, as damaged: `list` says `index-damaged`.
+#[test]
+fn a_forced_restore_over_a_damaged_index_restores_and_records_only_the_index() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    flip_byte(&env.backups().join(format!("{archive}.idx")), 20);
+    fs::write(root.join("stats.json"), "{\"run\": 2}").unwrap();
+    env.run(&["restore", &archive, "--force"]);
+    let out = env.run_code(&["list", "--json"], 1);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["archive"] == archive.as_str());
+    assert_eq!(row.unwrap()["status"], "index-damaged", "{rows}");
+}

@@ -520,11 +520,16 @@ pub(crate) fn holding<'e>(
 
 /// What is wrong with `entry`'s archive in `dir`, if anything, as `verify` (without `--deep`)
 /// finds it: missing, unreadable, or its size or SHA-256 not the manifest's. One streaming read.
+/// A problem found is recorded as the archive's last check; a damaged index alone is recorded
+/// but is no damage of the archive (restore reads it whole, and `reindex` mends the index).
 pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
     use super::verify::{self, ProblemKind};
     let problem = verify::check(dir, entry, false, &crate::progress::Progress::hidden()).err()?;
     if problem.kind != ProblemKind::Missing {
         verify::record_problem(dir, entry, &problem.message, problem.index_only);
+    }
+    if problem.index_only {
+        return None;
     }
     Some(match problem.kind {
         ProblemKind::Missing => "is missing".to_string(),
