@@ -308,7 +308,7 @@ pub fn prune(
             .collect::<Vec<_>>()
     };
     let manifest = Manifest::load(backup_dir)?;
-    let left = unusable(backup_dir, &manifest, strategy);
+    let left = unusable(backup_dir, &manifest, strategy)?;
     let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
     let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
     // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
@@ -327,7 +327,7 @@ pub fn prune(
     // between leaves untracked files, never entries without archives.
     let (doomed, kept, decisions, left) =
         Manifest::update_adopting(backup_dir, adopt, |manifest| {
-            let left = unusable(backup_dir, manifest, strategy);
+            let left = unusable(backup_dir, manifest, strategy)?;
             let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
             let decisions = decide_with(manifest, strategy, rules, &skip);
             let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
@@ -341,9 +341,14 @@ pub fn prune(
 }
 
 /// The backups of `strategy` (or all) that `list` calls `missing` or `failed` (see
-/// [`crate::checks::local_status`]), with why.
-fn unusable(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> Vec<Failure> {
-    let checks = crate::checks::Checks::load(backup_dir).unwrap_or_default();
+/// [`crate::checks::local_status`]), with why. Recorded checks that cannot be read are an
+/// error: without them a damaged backup would count as kept.
+fn unusable(
+    backup_dir: &Path,
+    manifest: &Manifest,
+    strategy: Option<&str>,
+) -> Result<Vec<Failure>> {
+    let checks = crate::checks::Checks::load(backup_dir)?;
     let why = |e: &Entry| {
         let check = checks.of(e).filter(|c| !c.found_missing());
         match crate::checks::local_status(backup_dir, e, check) {
@@ -352,7 +357,7 @@ fn unusable(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> V
             _ => None,
         }
     };
-    (manifest.backups.iter())
+    Ok((manifest.backups.iter())
         .filter(|e| strategy.is_none_or(|s| s == e.strategy))
         .filter_map(|e| {
             why(e).map(|error| Failure {
@@ -360,7 +365,7 @@ fn unusable(backup_dir: &Path, manifest: &Manifest, strategy: Option<&str>) -> V
                 error,
             })
         })
-        .collect()
+        .collect())
 }
 
 /// Deletes the archives of `doomed` entries (already out of the manifest); an archive that

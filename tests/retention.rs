@@ -347,3 +347,16 @@ fn missing_or_damaged_backups_are_not_counted_as_kept() {
         );
     }
 }
+
+/// With the recorded verify results unreadable, prune cannot tell damaged backups from intact
+/// ones: it removes nothing and says why.
+#[test]
+fn unreadable_verify_results_stop_prune() {
+    let env = Env::new();
+    env.sample("s");
+    let all = backups_of(&env, 3, "s");
+    fs::write(env.backups().join("verified.yaml"), "archives: [not: a map\n").unwrap();
+    let err = env.fail(&["prune", "--keep", "1"], 2);
+    assert!(err.contains("verified.yaml"), "{err}");
+    assert_eq!(env.archives(), all);
+}
