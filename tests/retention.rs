@@ -355,7 +355,11 @@ fn unreadable_verify_results_stop_prune() {
     let env = Env::new();
     env.sample("s");
     let all = backups_of(&env, 3, "s");
-    fs::write(env.backups().join("verified.yaml"), "archives: [not: a map\n").unwrap();
+    fs::write(
+        env.backups().join("verified.yaml"),
+        "archives: [not: a map\n",
+    )
+    .unwrap();
     let err = env.fail(&["prune", "--keep", "1"], 2);
     assert!(err.contains("verified.yaml"), "{err}");
     assert_eq!(env.archives(), all);

@@ -60,15 +60,8 @@ pub(super) fn move_into_place(
         format!("{} changed after its safety copy was taken", dest.display())
     } else {
         // Backups leave out the copies folders of `resbak file`, so the restored folder lacks
-        // them: they move over from the replaced one, which is kept whole if one cannot.
-        match carry_copies(&old, dest).first() {
-            Some(stuck) => format!(
-                "the copies folder {} of `resbak file` could not be moved into the restored \
-                 folder (something else is there)",
-                stuck.strip_prefix(&old).unwrap_or(stuck).display()
-            ),
-            None => String::new(),
-        }
+        // them: they move over from the replaced one, which is kept if one cannot.
+        carry_copies(&old, dest).unwrap_or_default()
     };
     if !why.is_empty() {
         let kept = keep_beside(&old, dest)?;
@@ -100,41 +93,64 @@ pub(super) fn move_into_place(
 
 /// Moves each copies folder of `resbak file` in `old` (see
 /// [`crate::filebackup::copies_folders_in`]) to the same place in `dest`, making the folders
-/// above it that `dest` lacks; returns those it left in `old` (with something already at that
-/// place in `dest`, or a link or file above it).
-fn carry_copies(old: &Path, dest: &Path) -> Vec<PathBuf> {
-    let mut stuck = Vec::new();
-    for folder in crate::filebackup::copies_folders_in(old) {
-        let rel = folder.strip_prefix(old).unwrap_or(&folder);
-        let target = dest.join(rel);
-        let moved = fs::symlink_metadata(&target).is_err()
-            && real_folders_above(dest, rel)
-            && fs::rename(&folder, &target).is_ok()
-            && atomic::sync_dir(atomic::parent_dir(&target)).is_ok();
-        if !moved {
-            stuck.push(folder);
+/// above it that `dest` lacks. Every place is checked first: if one is taken (or has a link or
+/// file above it), nothing moves and `old` stays whole. Returns why it did not move them all.
+fn carry_copies(old: &Path, dest: &Path) -> Option<String> {
+    let folders = crate::filebackup::copies_folders_in(old);
+    let rel = |folder: &Path| folder.strip_prefix(old).unwrap_or(folder).to_path_buf();
+    let taken = folders.iter().find(|folder| {
+        let rel = rel(folder);
+        fs::symlink_metadata(dest.join(&rel)).is_ok() || !folders_above_fit(dest, &rel)
+    });
+    if let Some(folder) = taken {
+        return Some(format!(
+            "the copies folder {} of `resbak file` could not be moved into the restored folder \
+             (something else is there)",
+            rel(folder).display()
+        ));
+    }
+    for folder in &folders {
+        let target = dest.join(rel(folder));
+        let moved = make_folders_above(dest, &rel(folder))
+            .and_then(|()| fs::rename(folder, &target))
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                atomic::sync_dir(atomic::parent_dir(&target)).map_err(|e| e.to_string())
+            });
+        if let Err(e) = moved {
+            return Some(format!(
+                "the copies folder {} of `resbak file` could not be moved into the restored \
+                 folder ({e}; those before it were)",
+                rel(folder).display()
+            ));
         }
     }
-    stuck
+    None
 }
 
-/// Makes the folders above `rel` below `root` that are missing; whether every one of them is
-/// now a real folder (never a link, which could lead out of `root`).
-fn real_folders_above(root: &Path, rel: &Path) -> bool {
+/// Whether each folder above `rel` below `root` is a real folder or missing (never a link,
+/// which could lead out of `root`, nor a file).
+fn folders_above_fit(root: &Path, rel: &Path) -> bool {
     let mut at = root.to_path_buf();
-    let parents: Vec<_> = rel
-        .parent()
-        .map_or(Vec::new(), |p| p.components().collect());
-    for part in parents {
+    rel.parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .all(|part| {
+            at.push(part);
+            fs::symlink_metadata(&at).map_or(true, |m| m.is_dir())
+        })
+}
+
+/// Makes the folders above `rel` below `root` that are missing.
+fn make_folders_above(root: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut at = root.to_path_buf();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
         at.push(part);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return false,
-            Err(_) if fs::create_dir(&at).is_ok() => {}
-            Err(_) => return false,
+        if fs::symlink_metadata(&at).is_err() {
+            fs::create_dir(&at)?;
         }
     }
-    true
+    Ok(())
 }
 
 /// Creates the folder the replaced destination waits in, with the marker that tells it from a
