@@ -422,6 +422,12 @@ pub fn printable(text: impl std::fmt::Display) -> String {
     printable_keeping(&text.to_string(), &[])
 }
 
+/// `text` in single quotes for a POSIX shell (a quote inside closed, escaped, reopened), made
+/// [`printable`]: an option value a hint suggests to type.
+pub fn shell_quoted(text: &str) -> String {
+    format!("'{}'", printable(text.replace('\'', "'\\''")))
+}
+
 /// [`printable`], except that the exact sequences in `keep` (such as colour codes the program
 /// itself added) are passed through.
 pub fn printable_keeping(text: &str, keep: &[&str]) -> String {

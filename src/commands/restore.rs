@@ -83,8 +83,10 @@ fn hint_older(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) {
     if let Some((n, entry)) = older {
         let name = format!("{}~{n}", pick.strategy);
         let to = opts.to.as_ref().map_or(String::new(), |to| {
-            let quoted = to.display().to_string().replace('\'', "'\\''");
-            format!(" --to '{}'", crate::error::printable(quoted))
+            format!(
+                " --to {}",
+                crate::error::shell_quoted(&to.display().to_string())
+            )
         });
         printer.hint(format_args!(
             "the next older backup, {} ({name}), is not known to be damaged: `resbak restore \

@@ -206,8 +206,7 @@ fn reuse_source(
 fn exclude_for(entry: &str) -> String {
     let rel: PathBuf = Path::new(entry).components().skip(1).collect();
     let glob = globset::escape(&rel.to_string_lossy());
-    let quoted = glob.replace('\'', "'\\''");
-    format!("--exclude '{}'", crate::error::printable(quoted))
+    format!("--exclude {}", crate::error::shell_quoted(&glob))
 }
 
 /// Writes the archive into `tmp` while a second thread reads it back from disk through its own
