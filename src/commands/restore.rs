@@ -162,8 +162,6 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     let progress = printer.progress(size, format!("restoring {strategy}"));
     let extracted = extract_checked(located, staging.path(), strategy, include, &progress);
     progress.finish();
-    // Counted as they were made: a folder restored without read permission cannot be walked.
-    let extracted = extracted.map(|(written, counts, segments)| (written, segments, counts));
     let done = match &replaced {
         Some(Some(kept)) => format!(
             "{} was restored from {}; {} keeps what it held",
@@ -173,7 +171,8 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         ),
         _ => format!("{} was restored from {}", dest.display(), path.display()),
     };
-    let (written, segments, counts) = extracted.and_then(|(written, segments, counts)| {
+    // Counts come from the extraction: a folder restored without read permission cannot be walked.
+    let (written, counts, segments) = extracted.and_then(|(written, counts, segments)| {
         match (existing, include) {
             (true, Some(_)) => {
                 sync_filesystem(&restored)?;
@@ -188,7 +187,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
             }
             _ => move_into_place(&restored, dest, replaced.as_ref(), &done, printer),
         }
-        .map(|()| (written, segments, counts))
+        .map(|()| (written, counts, segments))
     })?;
     made.keep();
     drop(staging);
