@@ -435,7 +435,17 @@ fn note_copies_folders(src: &Path, printer: &mut Printer) -> Result<()> {
 /// with the folder, it is not backed up.
 fn warn_left_out_with_copies(src: &Path, printer: &mut Printer) {
     for folder in crate::filebackup::copies_folders_in(src) {
-        let others = crate::filebackup::names::others_in(&folder);
+        let others = match crate::filebackup::names::others_in(&folder) {
+            Ok(others) => others,
+            Err(e) => {
+                let folder = folder.display();
+                printer.warn(format_args!(
+                    "cannot read {folder}, a copies folder of `resbak file` that backups leave \
+                     out: what else it holds is not backed up ({e})"
+                ));
+                continue;
+            }
+        };
         let Some(first) = others.first() else {
             continue;
         };

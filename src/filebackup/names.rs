@@ -79,21 +79,24 @@ pub(super) fn created(stamp: NaiveDateTime, recorded: bool) -> DateTime<Utc> {
 
 /// Entries of the copies folder `dir` that are not resbak's (copies, `SHA256SUMS` and its
 /// lock), sorted: a strategy backup leaves them out with the folder.
-pub fn others_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+///
+/// # Errors
+/// When `dir` cannot be read.
+pub fn others_in(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     let ours = |name: &OsStr| {
         name == super::SUMS_NAME
             || name == super::sums::LOCK_NAME
             || is_copy_name(name.as_encoded_bytes())
     };
-    let mut others: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| !ours(&e.file_name()) || !e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .collect();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !ours(&entry.file_name()) || !entry.file_type()?.is_file() {
+            others.push(entry.path());
+        }
+    }
     others.sort();
-    others
+    Ok(others)
 }
 
 #[cfg(test)]
