@@ -225,22 +225,43 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
+        // Straight into the structures, in memory near what they hold; the parse below keeps
+        // every YAML event first (ten times the text), but reads the scripts' format and gives
+        // each error its line.
+        let unbounded = serde_saphyr::options! { budget: None };
+        match serde_saphyr::from_str_with_options::<Manifest>(&text, unbounded) {
+            Ok(manifest) if manifest.is_clean() => Ok(manifest),
+            _ => Self::parse(&text).map_err(|(line, message)| damaged(line, message)),
+        }
+    }
+
+    /// Whether the manifest passes every check of [`Manifest::parse`].
+    fn is_clean(&self) -> bool {
+        !self.legacy
+            && self.version == FORMAT_VERSION
+            && self.backups.iter().all(Entry::is_sound)
+            && self.duplicate().is_none()
+    }
+
+    /// Parses and checks a manifest's text, in this format or the scripts'; an error is its
+    /// line (0 when unknown) and what is wrong.
+    fn parse(text: &str) -> std::result::Result<Manifest, (usize, String)> {
         // One parse for this format: `version` is required, so the scripts' format (which has
         // none) never parses as it and is recognised only then.
-        let parsed = match serde_yaml::from_str::<Manifest>(&text) {
+        let parsed = match serde_yaml::from_str::<Manifest>(text) {
             Ok(manifest) => Ok(manifest),
-            Err(_) if legacy::is_legacy(&text) => legacy::parse(&text, legacy::zone()),
+            Err(_) if legacy::is_legacy(text) => legacy::parse(text, legacy::zone()),
             Err(e) => {
                 let at = (e.location().map_or(0, |l| l.line()), e.to_string());
-                Err(serde_yaml::from_str::<serde_yaml::Value>(&text)
+                Err(serde_yaml::from_str::<serde_yaml::Value>(text)
                     .ok()
-                    .and_then(|d| legacy::added_later(&d, &text))
+                    .and_then(|d| legacy::added_later(&d, text))
                     .unwrap_or(at))
             }
         };
-        let manifest: Manifest = parsed.map_err(|(line, message)| damaged(line, message))?;
+        let manifest = parsed?;
         if !manifest.legacy && manifest.version != FORMAT_VERSION {
-            return Err(damaged(
+            return Err((
                 1,
                 format!(
                     "format version {} is not supported (this resbak reads version {FORMAT_VERSION})",
@@ -253,7 +274,7 @@ impl Manifest {
                 "entry {:?} of strategy {:?} does not name a plain .tar.gz in this folder",
                 bad.backup_file, bad.strategy
             );
-            return Err(damaged(0, message));
+            return Err((0, message));
         }
         if let Some((first, second)) = manifest.duplicate() {
             let file = &manifest.backups[second].backup_file;
@@ -262,7 +283,7 @@ impl Manifest {
                 first + 1,
                 second + 1
             );
-            return Err(damaged(entry_line(&text, second), message));
+            return Err((entry_line(text, second), message));
         }
         Ok(manifest)
     }
@@ -659,6 +680,54 @@ mod tests {
         .unwrap();
         let loaded = Manifest::load(dir.path()).unwrap();
         assert_eq!(loaded.backups, vec![entry("a", "a_1.tar.gz", 100)]);
+    }
+
+    #[test]
+    fn both_parses_read_what_resbak_writes_alike() {
+        let tricky = [
+            "yes",
+            "null",
+            "~",
+            "1e3",
+            "0x1F",
+            "# not a comment",
+            "a: b",
+            "'\"",
+            "",
+        ];
+        let metrics = [
+            ("Sharpe Ratio".to_string(), 1.25),
+            ("# Trades".into(), 1633.0),
+            ("runs/0001_sma10_50:Return [%]".into(), -0.5),
+            ("Duration".into(), f64::INFINITY),
+            ("tiny".into(), 1e-300),
+        ];
+        let full = Entry {
+            kind: Kind::Safety,
+            checksum_source: Some(ChecksumSource::Imported),
+            converted_from: Some("2024-02-20 14:30:00 Europe/Berlin (+01:00)".into()),
+            metrics: Some(metrics.into_iter().collect()),
+            tags: tricky.iter().map(|t| t.to_string()).collect(),
+            note: Some(tricky.join("\n")),
+            pin: true,
+            index_sha256: Some("ab".repeat(32)),
+            kinds: Some(crate::archive::Counts {
+                files: 3,
+                folders: 2,
+                links: 1,
+            }),
+            ..entry("a", "a_20260101_000000.tar.gz", 100)
+        };
+        let manifest = Manifest {
+            backups: vec![full, entry("b", "b_1.tar.gz", 7)],
+            ..Manifest::default()
+        };
+        let text = serde_yaml::to_string(&manifest).unwrap();
+        let unbounded = serde_saphyr::options! { budget: None };
+        let fast: Manifest = serde_saphyr::from_str_with_options(&text, unbounded).unwrap();
+        assert!(fast.is_clean());
+        assert_eq!(fast, Manifest::parse(&text).unwrap());
+        assert_eq!(fast, manifest);
     }
 
     #[test]
