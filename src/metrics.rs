@@ -358,7 +358,10 @@ pub fn format_value(value: f64) -> String {
         return if value > 0.0 { "inf" } else { "-inf" }.into();
     }
     let trim = |text: &str| {
-        let text = text.trim_end_matches('0').trim_end_matches('.');
+        let text = match text.contains('.') {
+            true => text.trim_end_matches('0').trim_end_matches('.'),
+            false => text,
+        };
         if text == "-0" {
             "0".to_string()
         } else {
@@ -471,5 +474,25 @@ mod tests {
         assert_eq!(format_value(1.234567), "1.23457");
         assert_eq!(format_value(2.0), "2");
         assert_eq!(format_value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn whole_numbers_keep_their_zeros() {
+        for (value, shown) in [
+            (100_000.0, "100000"),
+            (273_600.0, "273600"),
+            (1e6, "1000000"),
+            (-500_000.0, "-500000"),
+            (94_694_400.0, "94694400"),
+            (120_000.5, "120000"),
+            (10.0, "10"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (-0.000_01, "-1e-5"),
+            (0.105, "0.105"),
+            (2e20, "2e20"),
+        ] {
+            assert_eq!(format_value(value), shown, "{value}");
+        }
     }
 }
