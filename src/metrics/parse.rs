@@ -252,6 +252,23 @@ mod tests {
     }
 
     #[test]
+    fn json_numbers_are_read_to_the_exact_double_python_wrote() {
+        let values: Vec<f64> = (1..3000)
+            .map(|i| (f64::from(i) * 0.7311).sin() * 10f64.powi(i % 9 - 3))
+            .chain([1.088_905_153_244_355_9, 0.1 + 0.2])
+            .collect();
+        let json = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("\"k{i}\": {v}"));
+        let text = format!("{{{}}}", json.collect::<Vec<_>>().join(", "));
+        let read = parse(Path::new("stats.json"), &text).unwrap();
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(read[&format!("k{i}")].to_bits(), value.to_bits(), "{value}");
+        }
+    }
+
+    #[test]
     fn nested_json_is_flattened_and_private_fields_skipped() {
         let text = r#"{"sharpe": 1.2, "risk": {"dd": -0.2, "var": {"95": "3%"}},
             "name": "x", "list": [1, 2], "_equity_curve": {"Equity": {"0": 1}},
