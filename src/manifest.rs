@@ -28,8 +28,10 @@ pub const FORMAT_VERSION: u32 = 1;
 #[doc(no_inline)]
 pub use crate::checks::{CHECKS_NAME, Check, Checks, MISSING_PROBLEM};
 
-/// The whole catalogue.
+/// The whole catalogue. A key resbak does not know is an error, never passed over: a
+/// misspelled `pin` must not leave a backup unprotected, nor a rewrite drop it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Format version, [`FORMAT_VERSION`].
     pub version: u32,
@@ -44,6 +46,7 @@ pub struct Manifest {
 
 /// One backup archive.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// Strategy name, also the archive's top folder.
     pub strategy: String,
