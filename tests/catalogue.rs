@@ -542,3 +542,54 @@ fn show_warns_of_unreadable_verify_results() {
         "{err}"
     );
 }
+
+#[test]
+fn a_misspelled_key_in_the_manifest_is_refused_with_its_line_and_nothing_is_pruned() {
+    let env = Env::new();
+    env.sample("s");
+    let old = env.backup("s");
+    env.backup("s");
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let edited = text.replacen(
+        &format!("  backup_file: {old}\n"),
+        &format!("  backup_file: {old}\n  pinned: true\n"),
+        1,
+    );
+    assert_ne!(edited, text);
+    fs::write(&path, &edited).unwrap();
+    let line = edited.lines().position(|l| l == "  pinned: true").unwrap() + 1;
+    for args in [
+        &["prune", "s", "--keep", "1"][..],
+        &["list"],
+        &["backup", "s"],
+    ] {
+        let err = env.fail(args, 2);
+        assert!(err.contains("unknown field `pinned`"), "{args:?}: {err}");
+        assert!(err.contains(&format!("line {line}")), "{args:?}: {err}");
+    }
+    assert!(env.backups().join(&old).exists());
+    assert_eq!(fs::read_to_string(&path).unwrap(), edited);
+}
+
+#[test]
+fn a_manifest_that_lost_its_version_line_is_refused_not_taken_for_the_scripts_format() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    env.run(&["tag", &archive, "paper", "--note", "sent to the PM"]);
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let edited: String = text
+        .lines()
+        .filter(|l| !l.starts_with("version:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&path, &edited).unwrap();
+    for args in [&["backup", "s", "--always"][..], &["list"], &["verify"]] {
+        let err = env.fail(args, 2);
+        assert!(err.contains("version"), "{args:?}: {err}");
+    }
+    assert_eq!(fs::read_to_string(&path).unwrap(), edited);
+    assert!(!env.backups().join("manifest.yaml.pre-resbak").exists());
+}

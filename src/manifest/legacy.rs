@@ -165,14 +165,21 @@ pub fn zone() -> Result<Zone, String> {
 }
 
 /// Whether a parsed YAML document is a manifest of the older format: a mapping with a
-/// `backups` list and no `version`.
+/// `backups` list and no `version`, whose entries have no `sha256` (which only resbak writes:
+/// a resbak manifest that lost its `version` line is damaged, not the scripts').
 pub(super) fn is_legacy(text: &str) -> bool {
-    // Only the top-level keys: their values are skipped, not built (a manifest's metrics would
-    // otherwise be held twice while it loads).
+    // Only the keys: values are skipped, not built (a manifest's metrics would otherwise be
+    // held twice while it loads).
     type Keys = std::collections::HashMap<serde_yaml::Value, serde::de::IgnoredAny>;
-    let key = |k: &str| serde_yaml::Value::String(k.to_string());
-    serde_yaml::from_str::<Keys>(text)
-        .is_ok_and(|keys| !keys.contains_key(&key("version")) && keys.contains_key(&key("backups")))
+    #[derive(Deserialize)]
+    struct Top {
+        version: Option<serde::de::IgnoredAny>,
+        backups: Vec<Keys>,
+    }
+    let sha256 = serde_yaml::Value::String("sha256".into());
+    serde_yaml::from_str::<Top>(text).is_ok_and(|top| {
+        top.version.is_none() && !top.backups.iter().any(|e| e.contains_key(&sha256))
+    })
 }
 
 /// For a manifest of this format that does not load: the line and an explanation when an
