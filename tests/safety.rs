@@ -287,6 +287,28 @@ fn reindex_saves_a_damaged_manifest_and_never_blesses_corruption() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("not added {bad}")));
 }
 
+#[test]
+fn reindex_of_a_damaged_manifest_says_its_last_change_may_be_only_in_the_saved_copy() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    env.run(&["tag", &archive, "paper", "--note", "sent to the PM"]);
+    let path = env.backups().join("manifest.yaml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("garbage: [\n");
+    fs::write(&path, &text).unwrap();
+    let out = env.run_code(&["reindex"], 0);
+    let copies = names_with_prefix(&env.backups(), "manifest.yaml.damaged-");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("one change behind"), "{stderr}");
+    assert!(stderr.contains(&copies[0]), "{stderr}");
+    assert!(
+        fs::read_to_string(env.backups().join(&copies[0]))
+            .unwrap()
+            .contains("sent to the PM")
+    );
+}
+
 /// A size-capped tmpfs, unmounted on drop; `None` where mounting is not permitted.
 struct SmallDisk(PathBuf);
 

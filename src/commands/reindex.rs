@@ -332,6 +332,14 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
             report.kinds_recovered,
             crate::manifest::FILE_NAME
         ))?;
+        if let Some(copy) = &report.damaged_copy {
+            printer.warn(format_args!(
+                "{}.bak is one change behind: a tag, note or pin the last command set may be \
+                 only in {}; compare the two and set it again with `resbak tag`",
+                crate::manifest::FILE_NAME,
+                copy.display()
+            ));
+        }
     }
     if !report.kinds_unknown.is_empty() {
         printer.warn(format_args!(
