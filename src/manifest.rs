@@ -365,19 +365,35 @@ impl Manifest {
         if previous_is_sound {
             keep_previous(&path)?;
         }
-        let yaml = serde_yaml::to_string(self).map_err(|e| Error::ManifestParse {
-            path: path.clone(),
-            line: 0,
-            message: e.to_string(),
-        })?;
-        let yaml = quote_times(&yaml);
         // The checksum list first: once the manifest is renamed into place, the change is made.
         self.save_sums(backup_dir)?;
         atomic::write_file(&path, |out| {
             out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")
-                .and_then(|()| out.write_all(yaml.as_bytes()))
-                .at("write", &path)
+                .at("write", &path)?;
+            self.write_yaml(out).map_err(|e| match e {
+                YamlOut::Io(e) => Error::io("write", &path, e),
+                YamlOut::Yaml(e) => Error::ManifestParse {
+                    path: path.clone(),
+                    line: 0,
+                    message: e.to_string(),
+                },
+            })
         })
+    }
+
+    /// Writes the manifest as YAML, one entry at a time: the text `serde_yaml` makes of the
+    /// whole (with [`quote_times`]), without ever holding it all.
+    fn write_yaml(&self, out: &mut dyn std::io::Write) -> std::result::Result<(), YamlOut> {
+        writeln!(out, "version: {}", self.version)?;
+        if self.backups.is_empty() {
+            return Ok(out.write_all(b"backups: []\n")?);
+        }
+        out.write_all(b"backups:\n")?;
+        for entry in &self.backups {
+            let yaml = serde_yaml::to_string(std::slice::from_ref(entry))?;
+            out.write_all(quote_times(&yaml).as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Writes `SHA256SUMS` (in `sha256sum` format) for the catalogued archives, so
@@ -457,6 +473,25 @@ impl Manifest {
 /// Reads a timestamp written as text or, by YAML 1.1 writers, as a number.
 fn stamp<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     legacy::Stamp::deserialize(d).map(legacy::Stamp::text)
+}
+
+/// Why [`Manifest::write_yaml`] stopped.
+#[derive(Debug)]
+enum YamlOut {
+    Io(std::io::Error),
+    Yaml(serde_yaml::Error),
+}
+
+impl From<std::io::Error> for YamlOut {
+    fn from(e: std::io::Error) -> Self {
+        YamlOut::Io(e)
+    }
+}
+
+impl From<serde_yaml::Error> for YamlOut {
+    fn from(e: serde_yaml::Error) -> Self {
+        YamlOut::Yaml(e)
+    }
 }
 
 /// Quotes the plain `timestamp` and `created` values of the entries of a manifest as
@@ -686,7 +721,7 @@ mod tests {
     }
 
     #[test]
-    fn both_parses_read_what_resbak_writes_alike() {
+    fn both_parses_read_what_resbak_writes_alike_and_it_is_written_as_one_document() {
         let tricky = [
             "yes",
             "null",
@@ -726,6 +761,13 @@ mod tests {
             ..Manifest::default()
         };
         let text = serde_yaml::to_string(&manifest).unwrap();
+        let mut streamed = Vec::new();
+        manifest.write_yaml(&mut streamed).unwrap();
+        assert_eq!(String::from_utf8(streamed).unwrap(), quote_times(&text));
+        let empty = Manifest::default();
+        let mut streamed = Vec::new();
+        empty.write_yaml(&mut streamed).unwrap();
+        assert_eq!(streamed, serde_yaml::to_string(&empty).unwrap().as_bytes());
         let unbounded = serde_saphyr::options! { budget: None };
         let fast: Manifest = serde_saphyr::from_str_with_options(&text, unbounded).unwrap();
         assert!(fast.is_clean());
