@@ -66,7 +66,7 @@ pub enum Error {
     },
 
     /// The manifest exists but cannot be understood; it is left untouched.
-    #[error("manifest {} is damaged at line {line}: {} (it was not modified); {}", printable(path.display()), printable(message), manifest_hint(path))]
+    #[error("manifest {} is damaged{}: {} (it was not modified); {}", printable(path.display()), at_line(*line), printable(message), manifest_hint(path))]
     ManifestParse {
         /// The manifest file.
         path: PathBuf,
@@ -447,6 +447,14 @@ pub fn printable_keeping(text: &str, keep: &[&str]) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// ` at line N`, or nothing when the line is not known (0).
+fn at_line(line: usize) -> String {
+    match line {
+        0 => String::new(),
+        n => format!(" at line {n}"),
+    }
 }
 
 /// The next step for a damaged manifest: the previous version, when kept, or a rebuild.

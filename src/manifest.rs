@@ -73,6 +73,7 @@ pub struct Entry {
     pub kinds: Option<crate::archive::Counts>,
     /// When the backup was made, RFC 3339 UTC with nanoseconds (written quoted, as text in
     /// YAML 1.1 and 1.2 alike).
+    #[serde(deserialize_with = "rfc3339")]
     pub created: DateTime<Utc>,
     /// Digest of the archived tree's paths, kinds, sizes, modes, mtimes and link targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +229,9 @@ impl Manifest {
             Err(e) if e.kind() == ErrorKind::InvalidData => return Err(damaged(0, e.to_string())),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
+        if text.trim().is_empty() {
+            return Err(damaged(0, "the file is empty".into()));
+        }
         // Straight into the structures, in memory near what they hold; the parse below keeps
         // every YAML event first (ten times the text), but reads the scripts' format and gives
         // each error its line.
@@ -272,12 +276,13 @@ impl Manifest {
                 ),
             ));
         }
-        if let Some(bad) = manifest.backups.iter().find(|e| !e.is_sound()) {
+        if let Some(i) = manifest.backups.iter().position(|e| !e.is_sound()) {
+            let bad = &manifest.backups[i];
             let message = format!(
                 "entry {:?} of strategy {:?} does not name a plain .tar.gz in this folder",
                 bad.backup_file, bad.strategy
             );
-            return Err((0, message));
+            return Err((entry_line(text, i), message));
         }
         if let Some((first, second)) = manifest.duplicate() {
             let file = &manifest.backups[second].backup_file;
@@ -473,6 +478,16 @@ impl Manifest {
 /// Reads a timestamp written as text or, by YAML 1.1 writers, as a number.
 fn stamp<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     legacy::Stamp::deserialize(d).map(legacy::Stamp::text)
+}
+
+/// Reads `created`, saying what is expected when it is not a time with its zone.
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|e| {
+        serde::de::Error::custom(format!(
+            "created: {text:?} is not a time such as '2026-01-01T09:30:00Z' ({e})"
+        ))
+    })
 }
 
 /// Why [`Manifest::write_yaml`] stopped.
@@ -836,6 +851,50 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         assert!(std::fs::read_to_string(&path).unwrap().contains("[oops"));
+    }
+
+    #[test]
+    fn hand_edits_that_cannot_be_read_are_named_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        m.backups.push(entry("a", "a_2.tar.gz", 2));
+        let text = quote_times(&serde_yaml::to_string(&m).unwrap());
+        let created = text
+            .lines()
+            .filter(|l| l.starts_with("  created: "))
+            .nth(1)
+            .unwrap();
+        let created = created.trim_start_matches("  created: ");
+        let second = 1 + text.lines().position(|l| l.contains("a_2.tar.gz")).unwrap();
+        for (edited, says, line) in [
+            (
+                text.replace(created, "2026-12-01 05:13:22"),
+                "is not a time such as",
+                second,
+            ),
+            (text.replace(created, "~"), "created", second),
+            (
+                text.replace("a_2.tar.gz", "../victim.tar.gz"),
+                "plain .tar.gz",
+                second,
+            ),
+            ("\n  \n".to_string(), "the file is empty", 0),
+        ] {
+            std::fs::write(Manifest::path(dir.path()), &edited).unwrap();
+            match Manifest::load(dir.path()).unwrap_err() {
+                Error::ManifestParse {
+                    line: at, message, ..
+                } => {
+                    assert!(message.contains(says), "{message}");
+                    assert!(
+                        line == 0 || (line - 3..line + 9).contains(&at),
+                        "{at}: {message}"
+                    );
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
     }
 
     #[test]
