@@ -42,6 +42,51 @@ pub struct Check {
     /// stops applying once the index matches its entry again (as `reindex` makes it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub index_only: bool,
+    /// The archive file as it was when it was checked; absent in results recorded before
+    /// resbak kept it, and when the file could not be looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileStamp>,
+}
+
+/// What a file was when it was checked. A result vouches for the file only while all of these
+/// are the same: a byte written in place changes its modification and change times.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch (not settable by programs).
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+    /// Device number.
+    pub device: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path` now; `None` when it cannot be looked at.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+        Some(FileStamp {
+            size: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            inode: m.ino(),
+            device: m.dev(),
+        })
+    }
+
+    /// [`FileStamp::of`], when the file last changed over a second ago: a change within the
+    /// same tick of the file system's clock may leave its times as they were.
+    pub fn settled(path: &Path) -> Option<FileStamp> {
+        let stamp = FileStamp::of(path)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let now = i64::try_from(now.ok()?.as_nanos()).ok()?;
+        (now.saturating_sub(stamp.ctime_ns) > 1_000_000_000).then_some(stamp)
+    }
 }
 
 /// The problem a check records for an archive file that is missing.
@@ -52,6 +97,15 @@ impl Check {
     /// [`Check::missing`] existed, by their message).
     pub fn found_missing(&self) -> bool {
         self.missing || self.problem.as_deref() == Some(MISSING_PROBLEM)
+    }
+
+    /// Whether this check read the archive at `path` and found it intact, and the file is
+    /// still as it was then.
+    pub fn vouches_for(&self, path: &Path) -> bool {
+        (self.problem.is_none() || self.index_only)
+            && !self.found_missing()
+            && self.file.is_some()
+            && self.file == FileStamp::of(path)
     }
 }
 
@@ -170,6 +224,7 @@ mod tests {
             problem: None,
             missing: false,
             index_only: false,
+            file: None,
         };
         let records = vec![
             (e.backup_file.clone(), check.clone()),
@@ -188,5 +243,32 @@ mod tests {
             ..e
         };
         assert_eq!(checks.of(&other_bytes), None);
+    }
+
+    #[test]
+    fn a_check_vouches_only_for_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a_1.tar.gz");
+        std::fs::write(&path, b"archive").unwrap();
+        assert_eq!(FileStamp::settled(&path), None, "just written");
+        let check = Check {
+            at: chrono::Utc::now(),
+            sha256: String::new(),
+            deep: false,
+            problem: None,
+            missing: false,
+            index_only: false,
+            file: FileStamp::of(&path),
+        };
+        assert!(check.vouches_for(&path));
+        let failed = Check {
+            problem: Some("SHA-256 mismatch".into()),
+            ..check.clone()
+        };
+        assert!(!failed.vouches_for(&path));
+        std::fs::write(&path, b"archivf!").unwrap();
+        assert!(!check.vouches_for(&path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!check.vouches_for(&path));
     }
 }

@@ -10,10 +10,12 @@
 //! missing or was found damaged is neither counted as kept nor removed: it is left as it is,
 //! so intact older backups stand in for it.
 
+use crate::checksum::HashingReader;
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Kind, Lock, LockFile, Manifest};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -308,21 +310,40 @@ pub fn prune(
             .collect::<Vec<_>>()
     };
     let manifest = Manifest::load(backup_dir)?;
-    let left = unusable(backup_dir, &manifest, strategy)?;
-    let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
-    let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
-    // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
-    if dry_run || remove.is_empty() {
-        return Ok(Pruned {
-            removed: names(&manifest, &remove),
-            kept: names(&manifest, &kept),
-            failed: Vec::new(),
-            dry_run,
-            decisions: decide_with(&manifest, strategy, rules, &skip),
-            left,
-        });
+    let mut left = unusable(backup_dir, &manifest, strategy)?;
+    let mut archives = None;
+    // Every backup counted as kept must be intact now, or a damaged one would stand in for an
+    // intact one removed: those whose last check does not vouch for their file are read.
+    loop {
+        let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
+        let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
+        let damaged = match remove.is_empty() {
+            true => Vec::new(),
+            false => {
+                if !dry_run && archives.is_none() {
+                    archives = Some(Lock::exclusive(backup_dir, LockFile::Archives)?);
+                }
+                disproved(backup_dir, &manifest, &counted(&manifest, &remove, &kept))?
+            }
+        };
+        // Nothing to remove: nothing to write (a backup racing in only adds what a later prune
+        // sees).
+        if damaged.is_empty() && (dry_run || remove.is_empty()) {
+            let decisions = decide_with(&manifest, strategy, rules, &skip);
+            return Ok(Pruned {
+                removed: names(&manifest, &remove),
+                kept: names(&manifest, &kept),
+                failed: Vec::new(),
+                dry_run,
+                decisions,
+                left,
+            });
+        }
+        if damaged.is_empty() {
+            break;
+        }
+        left.extend(damaged);
     }
-    let _archives = Lock::exclusive(backup_dir, LockFile::Archives)?;
     // First commit the manifest without the doomed entries, then delete their files: a crash in
     // between leaves untracked files, never entries without archives.
     let (doomed, kept, decisions, left) =
@@ -338,6 +359,58 @@ pub fn prune(
     pruned.decisions = decisions;
     pruned.left = left;
     Ok(pruned)
+}
+
+/// Of `kept`, those of a strategy that loses a backup in `remove`: the backups that stand in
+/// for the removed ones.
+fn counted(manifest: &Manifest, remove: &[usize], kept: &[usize]) -> Vec<usize> {
+    let losing: HashSet<&str> = (remove.iter())
+        .map(|&i| manifest.backups[i].strategy.as_str())
+        .collect();
+    (kept.iter().copied())
+        .filter(|&i| losing.contains(manifest.backups[i].strategy.as_str()))
+        .collect()
+}
+
+/// Of the backups at `positions`, those whose archive does not have its recorded SHA-256 now.
+/// Each is read unless its last check vouches for its file as it is (see
+/// [`crate::checks::Check::vouches_for`]); what is read is recorded as its last check.
+fn disproved(backup_dir: &Path, manifest: &Manifest, positions: &[usize]) -> Result<Vec<Failure>> {
+    let checks = crate::checks::Checks::load(backup_dir)?;
+    let mut records = Vec::new();
+    let mut damaged = Vec::new();
+    for e in positions.iter().map(|&i| &manifest.backups[i]) {
+        let path = backup_dir.join(&e.backup_file);
+        if !e.has_checksum() || checks.of(e).is_some_and(|c| c.vouches_for(&path)) {
+            continue;
+        }
+        let file = crate::checks::FileStamp::settled(&path);
+        let problem = match File::open(&path).and_then(|f| HashingReader::new(f).finish()) {
+            Ok(sum) if sum.sha256 == e.sha256 => None,
+            Ok(_) => Some("SHA-256 mismatch: the archive changed after it was made".to_string()),
+            Err(err) => Some(format!("cannot read it: {err}")),
+        };
+        if let Some(error) = &problem {
+            damaged.push(Failure {
+                archive: e.backup_file.clone(),
+                error: error.clone(),
+            });
+        }
+        let check = crate::checks::Check {
+            at: chrono::Utc::now(),
+            sha256: e.sha256.clone(),
+            deep: false,
+            problem,
+            missing: false,
+            index_only: false,
+            file,
+        };
+        records.push((e.backup_file.clone(), check));
+    }
+    if !records.is_empty() {
+        crate::checks::Checks::record(backup_dir, records)?;
+    }
+    Ok(damaged)
 }
 
 /// The backups of `strategy` (or all) that `list` calls `missing` or `failed` (see

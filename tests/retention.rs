@@ -364,3 +364,47 @@ fn unreadable_verify_results_stop_prune() {
     assert!(err.contains("verified.yaml"), "{err}");
     assert_eq!(env.archives(), all);
 }
+
+/// A backup damaged after its last verify, or never verified, is read before it is counted as
+/// kept: a byte changed in place (same size) must not let it stand in for an intact backup.
+#[test]
+fn a_backup_damaged_since_its_last_verify_is_not_counted_as_kept() {
+    for verified_first in [true, false] {
+        let env = Env::new();
+        env.sample("s");
+        let all = backups_of(&env, 3, "s");
+        if verified_first {
+            env.run(&["verify"]);
+        }
+        let newest = env.backups().join(&all[2]);
+        flip_byte(&newest, fs::metadata(&newest).unwrap().len() / 2);
+        for dry_run in [true, false] {
+            let args: &[&str] = match dry_run {
+                true => &["prune", "--keep", "1", "--dry-run"],
+                false => &["prune", "--keep", "1"],
+            };
+            let out = env.run_code(args, 1);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("SHA-256 mismatch"), "{verified_first}: {err}");
+            let said = stdout(&out);
+            let gone = format!("old backup: {}", all[1]);
+            assert!(!said.contains(&gone), "{verified_first} {dry_run}: {said}");
+            assert!(said.contains(&format!("old backup: {}", all[0])), "{said}");
+        }
+        assert!(!env.backups().join(&all[0]).exists());
+        assert!(env.backups().join(&all[1]).exists(), "{verified_first}");
+        assert!(newest.exists(), "left as it is");
+        let listed = env.run_code(&["list", "--json"], 1);
+        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let status = |file: &str| {
+            let row = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["archive"] == file);
+            row.map(|r| r["status"].clone())
+        };
+        assert_eq!(status(&all[2]), Some("failed".into()), "{rows}");
+        assert_eq!(status(&all[1]), Some("verified".into()), "{rows}");
+    }
+}

@@ -235,22 +235,31 @@ pub fn check_entries(
 ) -> Vec<Result<(), Problem>> {
     let total = entries.iter().map(|e| e.size).sum();
     let progress = printer.progress(total, "verifying");
+    // Taken before the bytes are read: a file changed while it is read no longer matches.
+    let stamps: Vec<_> = (entries.iter())
+        .map(|e| checks::FileStamp::settled(&dir.join(&e.backup_file)))
+        .collect();
     let outcomes = check_all(dir, entries, deep, &progress);
     progress.finish();
     let at = Utc::now();
-    let records = entries.iter().zip(&outcomes).map(|(entry, outcome)| {
-        let check = checks::Check {
-            at,
-            sha256: entry.sha256.clone(),
-            deep: deep || !entry.has_checksum(),
-            problem: outcome.as_ref().err().map(|p| p.message.clone()),
-            missing: outcome
-                .as_ref()
-                .is_err_and(|p| p.kind == ProblemKind::Missing),
-            index_only: outcome.as_ref().is_err_and(|p| p.index_only),
-        };
-        (entry.backup_file.clone(), check)
-    });
+    let records = entries
+        .iter()
+        .zip(&outcomes)
+        .zip(stamps)
+        .map(|((entry, outcome), file)| {
+            let check = checks::Check {
+                at,
+                sha256: entry.sha256.clone(),
+                deep: deep || !entry.has_checksum(),
+                problem: outcome.as_ref().err().map(|p| p.message.clone()),
+                missing: outcome
+                    .as_ref()
+                    .is_err_and(|p| p.kind == ProblemKind::Missing),
+                index_only: outcome.as_ref().is_err_and(|p| p.index_only),
+                file,
+            };
+            (entry.backup_file.clone(), check)
+        });
     if let Err(e) = checks::Checks::record(dir, records.collect()) {
         printer.warn(format_args!("could not record the results: {e}"));
     }
@@ -269,6 +278,7 @@ pub fn record_problem(dir: &Path, entry: &Entry, problem: &str, index_only: bool
         problem: Some(problem.to_string()),
         missing: false,
         index_only,
+        file: None,
     };
     if let Err(e) = checks::Checks::record(dir, vec![(entry.backup_file.clone(), check)]) {
         super::warn(format_args!("could not record the problem found: {e}"));
