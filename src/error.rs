@@ -462,11 +462,12 @@ fn manifest_hint(path: &std::path::Path) -> String {
     let previous = path.with_extension("yaml.bak");
     if previous.is_file() {
         format!(
-            "the previous version is {}; copy it over the manifest, or rebuild it with `resbak reindex`",
+            "correct it by hand, or copy the previous version {} over it (one change behind: \
+             the last tag, note or pin may be missing), or rebuild it with `resbak reindex`",
             printable(previous.display())
         )
     } else {
-        "rebuild it from the archives with `resbak reindex`".to_string()
+        "correct it by hand, or rebuild it from the archives with `resbak reindex`".to_string()
     }
 }
 
