@@ -347,6 +347,19 @@ pub fn compare(old: &Metrics, new: &Metrics) -> BTreeMap<String, Compared> {
         .collect()
 }
 
+/// Two values for one row of a table, as [`format_value`] shows them, or in full (the shortest
+/// text that reads back as the same number) when that would show two different values alike.
+pub fn format_pair(old: Option<f64>, new: Option<f64>) -> (String, String) {
+    let shown = |v: Option<f64>| v.map_or("-".to_string(), format_value);
+    let (a, b) = (shown(old), shown(new));
+    match (old, new) {
+        (Some(x), Some(y)) if a == b && x != y && !(x.is_nan() && y.is_nan()) => {
+            (x.to_string(), y.to_string())
+        }
+        _ => (a, b),
+    }
+}
+
 /// `value` for a table: six significant digits without trailing zeros (`0.7373`, `317.014`,
 /// `0.000345`), in scientific notation when very small or large (`1.2e-5`, `1.23457e19`);
 /// `NaN`, `inf`.
@@ -474,6 +487,24 @@ mod tests {
         assert_eq!(format_value(1.234567), "1.23457");
         assert_eq!(format_value(2.0), "2");
         assert_eq!(format_value(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn two_values_that_would_look_alike_are_shown_in_full() {
+        let pair = |a: f64, b: f64| format_pair(Some(a), Some(b));
+        assert_eq!(pair(1.0, 2.0), ("1".into(), "2".into()));
+        assert_eq!(
+            pair(0.3, 0.1 + 0.2),
+            ("0.3".into(), "0.30000000000000004".into())
+        );
+        assert_eq!(
+            pair(1_234_567.891, 1_234_567.991),
+            ("1234567.891".into(), "1234567.991".into())
+        );
+        assert_eq!(pair(1.5, 1.5), ("1.5".into(), "1.5".into()));
+        assert_eq!(pair(0.0, -0.0), ("0".into(), "0".into()));
+        assert_eq!(pair(f64::NAN, f64::NAN), ("NaN".into(), "NaN".into()));
+        assert_eq!(format_pair(None, Some(2.0)), ("-".into(), "2".into()));
     }
 
     #[test]

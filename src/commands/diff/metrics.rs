@@ -99,7 +99,6 @@ fn print_table(
     sources: &Sources,
     printer: &mut Printer,
 ) -> Result<()> {
-    let value = |v: Option<f64>| v.map_or("-".to_string(), metrics::format_value);
     let rows: Vec<[String; 5]> = shown
         .iter()
         .map(|(key, c)| {
@@ -108,10 +107,11 @@ fn print_table(
             } else {
                 ""
             };
+            let (old, new) = metrics::format_pair(c.old, c.new);
             [
                 key.to_string(),
-                value(c.old),
-                value(c.new),
+                old,
+                new,
                 c.diff.map_or("-".into(), |d| {
                     format!("{sign}{}", metrics::format_value(d))
                 }),
