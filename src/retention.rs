@@ -289,13 +289,15 @@ fn take(manifest: &mut Manifest, positions: &[usize]) -> Vec<Entry> {
 /// [`Error::InvalidKeep`] for a count of 0; [`Error::MissingFolder`] when `backup_dir` does not
 /// exist; manifest errors. Files that cannot be deleted are reported in [`Pruned::failed`],
 /// not as an error. A manifest of the Python scripts' format is handed to `adopt` first (see
-/// [`Manifest::update_adopting`]).
+/// [`Manifest::update_adopting`]). `said` gives, from the archives removed, what an
+/// interruption says once they are (see [`crate::interrupt::so_far`]).
 pub fn prune(
     backup_dir: &Path,
     strategy: Option<&str>,
     rules: &Rules,
     dry_run: bool,
     adopt: &mut dyn FnMut(&mut Manifest) -> Result<()>,
+    said: &dyn Fn(&[String]) -> String,
 ) -> Result<Pruned> {
     if rules.has_zero() {
         return Err(Error::InvalidKeep);
@@ -345,17 +347,20 @@ pub fn prune(
         left.extend(damaged);
     }
     // First commit the manifest without the doomed entries, then delete their files: a crash in
-    // between leaves untracked files, never entries without archives.
-    let (doomed, kept, decisions, left) =
+    // between leaves untracked files, never entries without archives. An interruption waits
+    // for both (held from when the manifest lock is taken), then says what was removed.
+    let (doomed, kept, decisions, left, held) =
         Manifest::update_adopting(backup_dir, adopt, |manifest| {
+            let held = crate::interrupt::hold();
             let left = unusable(backup_dir, manifest, strategy)?;
             let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
             let decisions = decide_with(manifest, strategy, rules, &skip);
             let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
             let kept = names(manifest, &kept);
-            Ok((take(manifest, &remove), kept, decisions, left))
+            Ok((take(manifest, &remove), kept, decisions, left, held))
         })?;
     let mut pruned = delete(backup_dir, doomed, kept)?;
+    held.done(said(&pruned.removed));
     pruned.decisions = decisions;
     pruned.left = left;
     Ok(pruned)

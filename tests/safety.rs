@@ -1298,3 +1298,44 @@ fn a_forced_restore_whose_safety_copy_saw_a_file_change_replaces_nothing() {
     assert_eq!(fs::metadata(&big).unwrap().len(), len + 5);
     assert_eq!(env.archives().len(), 2, "the safety copy is kept");
 }
+
+/// Interrupted once it has begun to remove old backups, prune finishes removing them and its one
+/// `interrupted` line names each one: no removal goes unlogged, no entry is dropped with its
+/// archive left on disk.
+#[test]
+fn an_interrupted_prune_names_every_backup_it_removed() {
+    let env = Env::new();
+    env.sample("s");
+    let args: Vec<&str> = ["backup", "--always"]
+        .into_iter()
+        .chain(std::iter::repeat_n("s", 40))
+        .collect();
+    env.run(&args);
+    let all = env.archives();
+    let manifest = env.backups().join("manifest.yaml");
+    let child = env
+        .cmd(&["prune", "--keep", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the manifest without the oldest backup", || {
+        !fs::read_to_string(&manifest).unwrap().contains(&all[0])
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!([Some(0), Some(130)].contains(&out.status.code()), "{said}");
+    for archive in &all[..39] {
+        assert!(
+            !env.backups().join(archive).exists(),
+            "{archive} left: {said}"
+        );
+        assert!(
+            said.contains(archive.as_str()),
+            "{archive} removed unsaid: {said}"
+        );
+    }
+    assert_eq!(env.archives(), [all[39].clone()]);
+}

@@ -318,7 +318,12 @@ fn back_up(
         // into a failed backup.
         let mut adopter = super::adopt::Adopter::new(&ctx.backup_dir, printer);
         let adopt = &mut |m: &mut crate::manifest::Manifest| adopter.adopt(m);
-        match retention::prune(&ctx.backup_dir, Some(name), &rules, false, adopt) {
+        let said = |removed: &[String]| {
+            let removed = prune::removed_text(removed);
+            let file = &entry.backup_file;
+            format!("{name} was backed up as {file}, then {removed}; nothing after it was done")
+        };
+        match retention::prune(&ctx.backup_dir, Some(name), &rules, false, adopt, &said) {
             Ok(pruned) => {
                 prune::report(&pruned, printer)?;
                 outcome = outcome.max(prune::outcome(&pruned));

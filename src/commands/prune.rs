@@ -58,16 +58,30 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
     }
     let mut adopter =
         super::adopt::Adopter::for_manifest(&ctx.backup_dir, manifest.as_ref(), printer);
+    crate::interrupt::so_far("nothing was removed", None);
     let pruned = retention::prune(
         &ctx.backup_dir,
         opts.strategy.as_deref(),
         &opts.rules(),
         opts.dry_run,
         &mut |m| adopter.adopt(m),
+        &|removed| format!("{}; nothing else was changed", removed_text(removed)),
     )?;
     adopter.report(printer)?;
     print(&pruned, opts, printer)?;
     Ok(outcome(&pruned))
+}
+
+/// What was removed, for the line an interruption prints: `removed 2 old backups: A, B`.
+pub fn removed_text(removed: &[String]) -> String {
+    match removed {
+        [] => "no old backup was removed".to_string(),
+        files => format!(
+            "removed {}: {}",
+            crate::error::count(files.len(), "old backup", "old backups"),
+            files.join(", ")
+        ),
+    }
 }
 
 /// Prints the whole report: JSON, or one line per removal and a summary.
@@ -127,8 +141,8 @@ pub fn report(pruned: &Pruned, printer: &mut Printer) -> Result<()> {
     }
     for left in &pruned.left {
         printer.warn(format_args!(
-            "not counted as kept, left as it is: {} ({}); intact older backups are kept in its \
-             place",
+            "not counted as kept, left as it is: {} ({}); only backups found usable count \
+             toward what is kept",
             left.archive, left.error
         ));
     }
