@@ -162,13 +162,18 @@ impl Checks {
 
 /// The status `list` gives the catalogued backup `e` here (`missing`, `failed`, `verified` or
 /// `present`) and, for `failed`, what is wrong: from its file's presence and size now and
-/// `check`, its last verify that read its bytes.
+/// `check`, its last verify that read its bytes, when that read the file as it is now.
 pub fn local_status(
     backup_dir: &Path,
     e: &Entry,
     check: Option<&Check>,
 ) -> (&'static str, Option<String>) {
-    let on_disk = std::fs::metadata(backup_dir.join(&e.backup_file));
+    let path = backup_dir.join(&e.backup_file);
+    let on_disk = std::fs::metadata(&path);
+    // A check that found the file intact speaks only for the file it read: one changed since
+    // (another inode, size or time) has not been checked. A failure stays until a new check.
+    let check =
+        check.filter(|c| c.problem.is_some() || c.file.is_none() || c.file == FileStamp::of(&path));
     match (on_disk, check) {
         (Err(_), _) => ("missing", None),
         (Ok(m), _) if m.len() != e.size => (
@@ -243,6 +248,40 @@ mod tests {
             ..e
         };
         assert_eq!(checks.of(&other_bytes), None);
+    }
+
+    #[test]
+    fn a_check_of_a_file_since_replaced_or_changed_says_nothing_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Entry {
+            size: 7,
+            ..entry("a_1.tar.gz")
+        };
+        std::fs::write(dir.path().join(&e.backup_file), b"archive").unwrap();
+        let now = FileStamp::of(&dir.path().join(&e.backup_file)).unwrap();
+        let check = |file: Option<FileStamp>, problem: Option<&str>| Check {
+            at: e.created,
+            sha256: e.sha256.clone(),
+            deep: false,
+            problem: problem.map(String::from),
+            missing: false,
+            index_only: false,
+            file,
+        };
+        let other = FileStamp {
+            inode: now.inode + 1,
+            ..now
+        };
+        let status = |c: &Check| local_status(dir.path(), &e, Some(c)).0;
+        assert_eq!(status(&check(Some(now), None)), "verified");
+        assert_eq!(
+            status(&check(None, None)),
+            "verified",
+            "recorded before stamps"
+        );
+        assert_eq!(status(&check(Some(other), None)), "present");
+        assert_eq!(status(&check(Some(now), Some("bad"))), "failed");
+        assert_eq!(status(&check(Some(other), Some("bad"))), "failed");
     }
 
     #[test]
