@@ -62,6 +62,10 @@ pub struct FileStamp {
     pub inode: u64,
     /// Device number.
     pub device: u64,
+    /// Whether the file had last changed over a second before: only then can no later change
+    /// hide in the same tick of the file system's clock, leaving its times as they were.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 impl FileStamp {
@@ -70,22 +74,39 @@ impl FileStamp {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path).ok()?;
         let ns = |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+        let ctime_ns = ns(m.ctime(), m.ctime_nsec());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let now = now.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         Some(FileStamp {
             size: m.len(),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            ctime_ns,
             inode: m.ino(),
             device: m.dev(),
+            settled: now.saturating_sub(ctime_ns) > 1_000_000_000,
         })
     }
 
-    /// [`FileStamp::of`], when the file last changed over a second ago: a change within the
-    /// same tick of the file system's clock may leave its times as they were.
-    pub fn settled(path: &Path) -> Option<FileStamp> {
-        let stamp = FileStamp::of(path)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        let now = i64::try_from(now.ok()?.as_nanos()).ok()?;
-        (now.saturating_sub(stamp.ctime_ns) > 1_000_000_000).then_some(stamp)
+    /// Whether `self` and `other` describe the same file with the same times and size.
+    pub fn same_file(&self, other: &FileStamp) -> bool {
+        (
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+            self.inode,
+            self.device,
+        ) == (
+            other.size,
+            other.mtime_ns,
+            other.ctime_ns,
+            other.inode,
+            other.device,
+        )
+    }
+
+    /// Whether the file at `path` is still the one this stamp describes.
+    pub fn still(&self, path: &Path) -> bool {
+        FileStamp::of(path).is_some_and(|now| self.same_file(&now))
     }
 }
 
@@ -100,12 +121,11 @@ impl Check {
     }
 
     /// Whether this check read the archive at `path` and found it intact, and the file is
-    /// still as it was then.
+    /// surely still as it was then (see [`FileStamp::settled`]).
     pub fn vouches_for(&self, path: &Path) -> bool {
         (self.problem.is_none() || self.index_only)
             && !self.found_missing()
-            && self.file.is_some()
-            && self.file == FileStamp::of(path)
+            && self.file.is_some_and(|f| f.settled && f.still(path))
     }
 }
 
@@ -172,8 +192,7 @@ pub fn local_status(
     let on_disk = std::fs::metadata(&path);
     // A check that found the file intact speaks only for the file it read: one changed since
     // (another inode, size or time) has not been checked. A failure stays until a new check.
-    let check =
-        check.filter(|c| c.problem.is_some() || c.file.is_none() || c.file == FileStamp::of(&path));
+    let check = check.filter(|c| c.problem.is_some() || c.file.is_none_or(|f| f.still(&path)));
     match (on_disk, check) {
         (Err(_), _) => ("missing", None),
         (Ok(m), _) if m.len() != e.size => (
@@ -289,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a_1.tar.gz");
         std::fs::write(&path, b"archive").unwrap();
-        assert_eq!(FileStamp::settled(&path), None, "just written");
+        assert!(!FileStamp::of(&path).unwrap().settled, "just written");
         let check = Check {
             at: chrono::Utc::now(),
             sha256: String::new(),
@@ -297,9 +316,17 @@ mod tests {
             problem: None,
             missing: false,
             index_only: false,
-            file: FileStamp::of(&path),
+            file: FileStamp::of(&path).map(|f| FileStamp { settled: true, ..f }),
         };
         assert!(check.vouches_for(&path));
+        let unsettled = Check {
+            file: FileStamp::of(&path),
+            ..check.clone()
+        };
+        assert!(
+            !unsettled.vouches_for(&path),
+            "a change may hide in the same tick"
+        );
         let failed = Check {
             problem: Some("SHA-256 mismatch".into()),
             ..check.clone()

@@ -389,7 +389,7 @@ fn disproved(backup_dir: &Path, manifest: &Manifest, positions: &[usize]) -> Res
         if !e.has_checksum() || checks.of(e).is_some_and(|c| c.vouches_for(&path)) {
             continue;
         }
-        let file = crate::checks::FileStamp::settled(&path);
+        let file = crate::checks::FileStamp::of(&path);
         let problem = match File::open(&path).and_then(|f| HashingReader::new(f).finish()) {
             Ok(sum) if sum.sha256 == e.sha256 => None,
             Ok(_) => Some("SHA-256 mismatch: the archive changed after it was made".to_string()),

@@ -223,3 +223,26 @@ fn the_kind_column_says_what_the_json_says() {
     assert_eq!(rows[0]["kind"], "regular");
     assert!(line.contains(" regular "), "{table}");
 }
+
+/// A verify result speaks for the bytes it read: an archive changed in place since (same size,
+/// its modification time put back) is no longer `verified`, however soon after the backup it
+/// was verified.
+#[test]
+fn an_archive_changed_since_its_verify_is_no_longer_listed_as_verified() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    env.run(&["verify"]);
+    let path = env.backups().join(&archive);
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    crate::util::flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let listed = env.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(rows[0]["status"], "present", "{rows}");
+}

@@ -237,7 +237,7 @@ pub fn check_entries(
     let progress = printer.progress(total, "verifying");
     // Taken before the bytes are read: a file changed while it is read no longer matches.
     let stamps: Vec<_> = (entries.iter())
-        .map(|e| checks::FileStamp::settled(&dir.join(&e.backup_file)))
+        .map(|e| checks::FileStamp::of(&dir.join(&e.backup_file)))
         .collect();
     let outcomes = check_all(dir, entries, deep, &progress);
     progress.finish();
