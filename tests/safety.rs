@@ -309,6 +309,24 @@ fn reindex_of_a_damaged_manifest_says_its_last_change_may_be_only_in_the_saved_c
     );
 }
 
+#[test]
+fn reindex_of_an_entry_deleted_by_hand_says_its_last_change_may_be_missing() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    env.backup("s");
+    env.run(&["tag", &archive, "--pin"]);
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let (head, rest) = text.split_at(text.find("- strategy").unwrap());
+    let second = rest[1..].find("- strategy").unwrap() + 1;
+    assert!(rest[..second].contains(&archive));
+    fs::write(&path, format!("{head}{}", &rest[second..])).unwrap();
+    let out = env.run_code(&["reindex"], 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("one change behind"), "{stderr}");
+}
+
 /// A size-capped tmpfs, unmounted on drop; `None` where mounting is not permitted.
 struct SmallDisk(PathBuf);
 

@@ -332,14 +332,18 @@ fn print(report: &Report, printer: &mut Printer) -> Result<()> {
             report.kinds_recovered,
             crate::manifest::FILE_NAME
         ))?;
-        if let Some(copy) = &report.damaged_copy {
-            printer.warn(format_args!(
-                "{}.bak is one change behind: a tag, note or pin the last command set may be \
-                 only in {}; compare the two and set it again with `resbak tag`",
-                crate::manifest::FILE_NAME,
+        let saved = match &report.damaged_copy {
+            Some(copy) => format!(
+                " (the damaged manifest, saved as {}, may have it)",
                 copy.display()
-            ));
-        }
+            ),
+            None => String::new(),
+        };
+        printer.warn(format_args!(
+            "{}.bak is one change behind: a tag, note or pin the last change set may be missing \
+             from these entries{saved}; `resbak list` shows them, `resbak tag` sets it again",
+            crate::manifest::FILE_NAME,
+        ));
     }
     if !report.kinds_unknown.is_empty() {
         printer.warn(format_args!(
