@@ -462,8 +462,9 @@ fn manifest_hint(path: &std::path::Path) -> String {
     let previous = path.with_extension("yaml.bak");
     if previous.is_file() {
         format!(
-            "correct it by hand, or copy the previous version {} over it (one change behind: \
-             the last tag, note or pin may be missing), or rebuild it with `resbak reindex`",
+            "correct it by hand, or copy the previous version {} over it (it lacks the latest \
+             changes: a tag, note or pin set since may be missing), or rebuild it with `resbak \
+             reindex`",
             printable(previous.display())
         )
     } else {

@@ -11,7 +11,7 @@ use crate::error::{Error, IoContext, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
 pub mod legacy;
@@ -232,30 +232,33 @@ impl Manifest {
         if text.trim().is_empty() {
             return Err(damaged(0, "the file is empty".into()));
         }
-        // Straight into the structures, in memory near what they hold; the parse below keeps
+        // Straight into the structures, in memory near what they hold; the full parse keeps
         // every YAML event first (ten times the text), but reads the scripts' format and gives
-        // each error its line.
-        let unbounded = serde_saphyr::options! { budget: None };
-        match serde_saphyr::from_str_with_options::<Manifest>(&text, unbounded) {
-            Ok(manifest) if manifest.is_clean() => Ok(manifest),
-            _ => Self::parse(&text).map_err(|(line, message)| damaged(line, message)),
-        }
+        // each error its line, so it runs only when this one fails.
+        let parsed = match serde_saphyr::from_str_with_options::<Manifest>(&text, fast_options()) {
+            Ok(manifest) => Ok(manifest),
+            Err(_) => Self::parse(&text),
+        };
+        (parsed.and_then(|manifest| manifest.checked(&text)))
+            .map_err(|(line, message)| damaged(line, message))
     }
 
-    /// Whether the manifest passes every check of [`Manifest::parse`].
-    fn is_clean(&self) -> bool {
-        !self.legacy
-            && self.version == FORMAT_VERSION
-            && self.backups.iter().all(Entry::is_sound)
-            && self.duplicate().is_none()
-    }
-
-    /// Parses and checks a manifest's text, in this format or the scripts'; an error is its
-    /// line (0 when unknown) and what is wrong.
+    /// Parses a manifest's text, in this format or the scripts'; an error is its line (0 when
+    /// unknown) and what is wrong.
     fn parse(text: &str) -> std::result::Result<Manifest, (usize, String)> {
+        // A version this resbak does not read is said first: its keys may be new here.
+        #[derive(Deserialize)]
+        struct Version {
+            version: Option<u32>,
+        }
+        if let Ok(Version { version: Some(v) }) = serde_yaml::from_str(text)
+            && v != FORMAT_VERSION
+        {
+            return Err((1, unsupported(v)));
+        }
         // One parse for this format: `version` is required, so the scripts' format (which has
         // none) never parses as it and is recognised only then.
-        let parsed = match serde_yaml::from_str::<Manifest>(text) {
+        match serde_yaml::from_str::<Manifest>(text) {
             Ok(manifest) => Ok(manifest),
             Err(_) if legacy::is_legacy(text) => legacy::parse(text, legacy::zone()),
             Err(e) => {
@@ -265,17 +268,16 @@ impl Manifest {
                     .and_then(|d| legacy::added_later(&d, text))
                     .unwrap_or(at))
             }
-        };
-        let manifest = parsed?;
-        if !manifest.legacy && manifest.version != FORMAT_VERSION {
-            return Err((
-                1,
-                format!(
-                    "format version {} is not supported (this resbak reads version {FORMAT_VERSION})",
-                    manifest.version
-                ),
-            ));
         }
+    }
+
+    /// The manifest read from `text`, if it passes the checks every load makes: a version this
+    /// resbak reads, entries that name plain archives here, each archive once.
+    fn checked(self, text: &str) -> std::result::Result<Manifest, (usize, String)> {
+        if !self.legacy && self.version != FORMAT_VERSION {
+            return Err((1, unsupported(self.version)));
+        }
+        let manifest = self;
         if let Some(i) = manifest.backups.iter().position(|e| !e.is_sound()) {
             let bad = &manifest.backups[i];
             let message = format!(
@@ -372,30 +374,21 @@ impl Manifest {
         }
         // The checksum list first: once the manifest is renamed into place, the change is made.
         self.save_sums(backup_dir)?;
-        atomic::write_file(&path, |out| {
-            out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")
-                .at("write", &path)?;
-            self.write_yaml(out).map_err(|e| match e {
-                YamlOut::Io(e) => Error::io("write", &path, e),
-                YamlOut::Yaml(e) => Error::ManifestParse {
-                    path: path.clone(),
-                    line: 0,
-                    message: e.to_string(),
-                },
-            })
-        })
+        atomic::write_file(&path, |out| self.write_yaml(out).at("write", &path))
     }
 
     /// Writes the manifest as YAML, one entry at a time: the text `serde_yaml` makes of the
     /// whole (with [`quote_times`]), without ever holding it all.
-    fn write_yaml(&self, out: &mut dyn std::io::Write) -> std::result::Result<(), YamlOut> {
+    fn write_yaml(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(b"# resbak backup catalogue; edit only while no resbak runs.\n")?;
         writeln!(out, "version: {}", self.version)?;
         if self.backups.is_empty() {
-            return Ok(out.write_all(b"backups: []\n")?);
+            return out.write_all(b"backups: []\n");
         }
         out.write_all(b"backups:\n")?;
         for entry in &self.backups {
-            let yaml = serde_yaml::to_string(std::slice::from_ref(entry))?;
+            let yaml =
+                serde_yaml::to_string(std::slice::from_ref(entry)).map_err(io::Error::other)?;
             out.write_all(quote_times(&yaml).as_bytes())?;
         }
         Ok(())
@@ -475,6 +468,33 @@ impl Manifest {
     }
 }
 
+/// How the first parse of a manifest reads: as strictly as the full one (YAML 1.2 booleans,
+/// `<<` a plain key, repeated keys handed on as they come, plain scalars with underscores or
+/// leading zeros as text where the type is open), with no limit on size but the default one on
+/// nesting.
+fn fast_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = None;
+    budget.max_events = usize::MAX;
+    budget.max_nodes = usize::MAX;
+    budget.max_total_scalar_bytes = usize::MAX;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        strict_booleans: true,
+        merge_keys: serde_saphyr::MergeKeyPolicy::AsOrdinary,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        underscored_numbers_as_strings: true,
+        leading_zero_numbers_as_strings: true,
+    }
+}
+
+/// The message for a manifest of format `version`, which this resbak does not read.
+fn unsupported(version: u32) -> String {
+    format!(
+        "format version {version} is not supported (this resbak reads version {FORMAT_VERSION})"
+    )
+}
+
 /// Reads a timestamp written as text or, by YAML 1.1 writers, as a number.
 fn stamp<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     legacy::Stamp::deserialize(d).map(legacy::Stamp::text)
@@ -488,25 +508,6 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DateTi
             "created: {text:?} is not a time such as '2026-01-01T09:30:00Z' ({e})"
         ))
     })
-}
-
-/// Why [`Manifest::write_yaml`] stopped.
-#[derive(Debug)]
-enum YamlOut {
-    Io(std::io::Error),
-    Yaml(serde_yaml::Error),
-}
-
-impl From<std::io::Error> for YamlOut {
-    fn from(e: std::io::Error) -> Self {
-        YamlOut::Io(e)
-    }
-}
-
-impl From<serde_yaml::Error> for YamlOut {
-    fn from(e: serde_yaml::Error) -> Self {
-        YamlOut::Yaml(e)
-    }
 }
 
 /// Quotes the plain `timestamp` and `created` values of the entries of a manifest as
@@ -775,19 +776,96 @@ mod tests {
             backups: vec![full, entry("b", "b_1.tar.gz", 7)],
             ..Manifest::default()
         };
+        let header = "# resbak backup catalogue; edit only while no resbak runs.\n";
         let text = serde_yaml::to_string(&manifest).unwrap();
         let mut streamed = Vec::new();
         manifest.write_yaml(&mut streamed).unwrap();
-        assert_eq!(String::from_utf8(streamed).unwrap(), quote_times(&text));
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            format!("{header}{}", quote_times(&text))
+        );
         let empty = Manifest::default();
         let mut streamed = Vec::new();
         empty.write_yaml(&mut streamed).unwrap();
-        assert_eq!(streamed, serde_yaml::to_string(&empty).unwrap().as_bytes());
-        let unbounded = serde_saphyr::options! { budget: None };
-        let fast: Manifest = serde_saphyr::from_str_with_options(&text, unbounded).unwrap();
-        assert!(fast.is_clean());
+        let whole = serde_yaml::to_string(&empty).unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            format!("{header}{whole}")
+        );
+        let fast: Manifest = serde_saphyr::from_str_with_options(&text, fast_options()).unwrap();
         assert_eq!(fast, Manifest::parse(&text).unwrap());
-        assert_eq!(fast, manifest);
+        assert_eq!(fast.checked(&text).unwrap(), manifest);
+    }
+
+    /// Whatever the first parse takes from a hand-edited manifest, the full parse takes alike:
+    /// resbak never acts on (and writes back) a value only the faster reader saw. (The first
+    /// also reads a number or boolean where the full parse refuses its spelling, `size: 1_000`
+    /// or `pin: 'true'`, as the value it spells.)
+    #[test]
+    fn a_hand_edit_the_first_parse_takes_the_full_parse_takes_alike() {
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        let text = quote_times(&serde_yaml::to_string(&m).unwrap());
+        let edits = [
+            ("pin: true", "pin: yes"),
+            ("pin: true", "pin: on"),
+            (
+                "timestamp: '20260101_000000'",
+                "timestamp: 2026_0101_000000",
+            ),
+            ("timestamp: '20260101_000000'", "timestamp: 020260101000000"),
+            ("pin: true", "<<: {pin: true}"),
+            ("pin: true", "metrics: {a: 1, a: 2}"),
+            ("pin: true", "pin: true\n  pin: false"),
+        ];
+        let with_pin = text.replace("  bytes: 0\n", "  bytes: 0\n  pin: true\n");
+        assert_ne!(with_pin, text);
+        for (from, to) in edits {
+            let edited = with_pin.replace(from, to);
+            assert_ne!(edited, with_pin, "{to}");
+            let fast = serde_saphyr::from_str_with_options::<Manifest>(&edited, fast_options());
+            if let Ok(fast) = fast {
+                let full = serde_yaml::from_str::<Manifest>(&edited);
+                assert_eq!(full.ok(), Some(fast), "{to}");
+            }
+        }
+        for (from, to, size, pin) in [
+            ("size: 1\n", "size: 1_000\n", 1000, true),
+            ("size: 1\n", "size: 0x10\n", 16, true),
+            ("pin: true\n", "pin: 'true'\n", 1, true),
+            ("pin: true\n", "pin: \"false\"\n", 1, false),
+        ] {
+            let edited = with_pin.replace(from, to);
+            let fast: Manifest =
+                serde_saphyr::from_str_with_options(&edited, fast_options()).unwrap();
+            assert_eq!(
+                (fast.backups[0].size, fast.backups[0].pin),
+                (size, pin),
+                "{to}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_manifest_of_a_later_format_says_so_before_any_key_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::default();
+        m.backups.push(entry("a", "a_1.tar.gz", 1));
+        let text = serde_yaml::to_string(&m)
+            .unwrap()
+            .replace("version: 1", "version: 2");
+        let text = text.replace("  bytes: 0\n", "  bytes: 0\n  added_later: x\n");
+        std::fs::write(Manifest::path(dir.path()), text).unwrap();
+        match Manifest::load(dir.path()).unwrap_err() {
+            Error::ManifestParse { line, message, .. } => {
+                assert_eq!(line, 1);
+                assert!(
+                    message.contains("format version 2 is not supported"),
+                    "{message}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
     }
 
     #[test]
