@@ -192,7 +192,9 @@ pub fn local_status(
     let on_disk = std::fs::metadata(&path);
     // A check that found the file intact speaks only for the file it read: one changed since
     // (another inode, size or time) has not been checked. A failure stays until a new check.
-    let check = check.filter(|c| c.problem.is_some() || c.file.is_none_or(|f| f.still(&path)));
+    let check = check.filter(|c| {
+        (c.problem.is_some() && !c.index_only) || c.file.is_none_or(|f| f.still(&path))
+    });
     match (on_disk, check) {
         (Err(_), _) => ("missing", None),
         (Ok(m), _) if m.len() != e.size => (
@@ -301,6 +303,11 @@ mod tests {
         assert_eq!(status(&check(Some(other), None)), "present");
         assert_eq!(status(&check(Some(now), Some("bad"))), "failed");
         assert_eq!(status(&check(Some(other), Some("bad"))), "failed");
+        let index_only = Check {
+            index_only: true,
+            ..check(Some(other), Some("the index is damaged"))
+        };
+        assert_eq!(status(&index_only), "present", "the archive changed since");
     }
 
     #[test]

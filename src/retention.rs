@@ -312,39 +312,20 @@ pub fn prune(
             .collect::<Vec<_>>()
     };
     let manifest = Manifest::load(backup_dir)?;
-    let mut left = unusable(backup_dir, &manifest, strategy)?;
-    let mut archives = None;
-    // Every backup counted as kept must be intact now, or a damaged one would stand in for an
-    // intact one removed: those whose last check does not vouch for their file are read.
-    loop {
-        let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
-        let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
-        let damaged = match remove.is_empty() {
-            true => Vec::new(),
-            false => {
-                if !dry_run && archives.is_none() {
-                    archives = Some(Lock::exclusive(backup_dir, LockFile::Archives)?);
-                }
-                disproved(backup_dir, &manifest, &counted(&manifest, &remove, &kept))?
-            }
-        };
-        // Nothing to remove: nothing to write (a backup racing in only adds what a later prune
-        // sees).
-        if damaged.is_empty() && (dry_run || remove.is_empty()) {
-            let decisions = decide_with(&manifest, strategy, rules, &skip);
-            return Ok(Pruned {
-                removed: names(&manifest, &remove),
-                kept: names(&manifest, &kept),
-                failed: Vec::new(),
-                dry_run,
-                decisions,
-                left,
-            });
-        }
-        if damaged.is_empty() {
-            break;
-        }
-        left.extend(damaged);
+    let (left, _archives) = left_out(backup_dir, &manifest, strategy, rules, dry_run)?;
+    let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
+    let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
+    // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
+    if dry_run || remove.is_empty() {
+        let decisions = decide_with(&manifest, strategy, rules, &skip);
+        return Ok(Pruned {
+            removed: names(&manifest, &remove),
+            kept: names(&manifest, &kept),
+            failed: Vec::new(),
+            dry_run,
+            decisions,
+            left,
+        });
     }
     // First commit the manifest without the doomed entries, then delete their files: a crash in
     // between leaves untracked files, never entries without archives. An interruption waits
@@ -364,6 +345,39 @@ pub fn prune(
     pruned.decisions = decisions;
     pruned.left = left;
     Ok(pruned)
+}
+
+/// The backups of `strategy` (or all) not to count as kept: those `list` calls `missing` or
+/// `failed`, and those found damaged now among the backups that would stand in for removed
+/// ones (see [`disproved`]), until no more are. When something is to be read, the archives lock
+/// is taken first (shared for a dry run) and returned held.
+fn left_out(
+    backup_dir: &Path,
+    manifest: &Manifest,
+    strategy: Option<&str>,
+    rules: &Rules,
+    dry_run: bool,
+) -> Result<(Vec<Failure>, Option<Lock>)> {
+    let mut left = unusable(backup_dir, manifest, strategy)?;
+    let mut lock = None;
+    loop {
+        let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
+        let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
+        if remove.is_empty() {
+            return Ok((left, lock));
+        }
+        if lock.is_none() {
+            lock = Some(match dry_run {
+                true => Lock::shared(backup_dir, LockFile::Archives)?,
+                false => Lock::exclusive(backup_dir, LockFile::Archives)?,
+            });
+        }
+        let damaged = disproved(backup_dir, manifest, &counted(manifest, &remove, &kept))?;
+        if damaged.is_empty() {
+            return Ok((left, lock));
+        }
+        left.extend(damaged);
+    }
 }
 
 /// Of `kept`, those of a strategy that loses a backup in `remove`: the backups that stand in
@@ -401,13 +415,15 @@ fn disproved(backup_dir: &Path, manifest: &Manifest, positions: &[usize]) -> Res
                 error: error.clone(),
             });
         }
+        // An archive found intact keeps a damaged index on record (reindex mends that).
+        let index_problem = checks.of(e).filter(|c| c.index_only && problem.is_none());
         let check = crate::checks::Check {
             at: chrono::Utc::now(),
             sha256: e.sha256.clone(),
             deep: false,
-            problem,
+            problem: problem.or_else(|| index_problem.and_then(|c| c.problem.clone())),
             missing: false,
-            index_only: false,
+            index_only: index_problem.is_some(),
             file,
         };
         records.push((e.backup_file.clone(), check));

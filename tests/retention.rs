@@ -408,3 +408,20 @@ fn a_backup_damaged_since_its_last_verify_is_not_counted_as_kept() {
         assert_eq!(status(&all[1]), Some("verified".into()), "{rows}");
     }
 }
+
+/// Reading a kept backup whose index the last verify found damaged proves the archive, not the
+/// index: the damaged index stays on record.
+#[test]
+fn prune_keeps_a_damaged_index_on_record() {
+    let env = Env::new();
+    env.sample("s");
+    let all = backups_of(&env, 2, "s");
+    let index = env.backups().join(format!("{}.idx", all[1]));
+    flip_byte(&index, 20);
+    env.run_code(&["verify"], 1);
+    let out = env.run(&["prune", "--keep", "1"]);
+    assert!(out.contains(&format!("old backup: {}", all[0])), "{out}");
+    let listed = env.run_code(&["list", "--json"], 1);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "index-damaged", "{rows}");
+}
