@@ -133,7 +133,7 @@ fn line(halted: &crate::atomic::Halted) -> String {
         None if halted.committed() => {
             "resbak: interrupted: the work in progress was not registered".into()
         }
-        None => "resbak: interrupted: nothing was changed".into(),
+        None => "resbak: interrupted: nothing was registered".into(),
     }
 }
 

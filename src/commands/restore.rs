@@ -58,6 +58,7 @@ pub struct RestoreOptions {
 /// [`locate_backup`](super::locate_backup)). `--dry-run` makes every decision the real run makes
 /// (see `plan`) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
+    crate::interrupt::so_far("nothing was changed", None);
     let result = restore(ctx, opts, printer);
     if let Err(Error::Corrupt { .. } | Error::Missing { .. }) = &result {
         hint_older(ctx, opts, printer);
