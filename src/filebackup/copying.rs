@@ -5,7 +5,7 @@ use crate::atomic;
 use crate::checksum::{Checksum, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use std::fs::{self, File, FileTimes, Metadata, Permissions};
-use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
@@ -82,16 +82,11 @@ fn copy_once(
 
 /// Streams `reader` into `out`, returning the checksum of exactly the bytes written.
 fn copy_hashing(reader: &mut impl Read, out: impl Write) -> io::Result<Checksum> {
-    let mut out = HashingWriter::new(out);
-    let mut buf = vec![0; COPY_BUF];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(out.finish().1),
-            Ok(n) => out.write_all(&buf[..n])?,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut out = HashingWriter::new(BufWriter::with_capacity(COPY_BUF, out));
+    io::copy(reader, &mut out)?;
+    let (out, checksum) = out.finish();
+    out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    Ok(checksum)
 }
 
 /// Whether the file `before` described is another file `after`, or was written to since, or
