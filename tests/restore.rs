@@ -1423,6 +1423,74 @@ fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
     );
 }
 
+/// `restore --include` of read-only folders (mode 555) that the destination lacks, for a user
+/// other than root: moving a folder to a new parent needs it writable, so a restore that moved
+/// them as stored stopped part way, with some files replaced and the rest not. Every entry is
+/// in place, with the folders' stored modes, and the replaced file is the archive's.
+#[test]
+fn include_moves_read_only_folders_the_destination_lacks() {
+    let env = Env::new();
+    let root = env.sample("s");
+    write(&root.join("ro/sub/f.txt"), "as backed up\n");
+    write(&root.join("ro2/g.txt"), "also backed up\n");
+    for folder in ["ro/sub", "ro", "ro2"] {
+        fs::set_permissions(root.join(folder), fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let archive = env.backup("s");
+    for folder in ["ro", "ro/sub", "ro2"] {
+        fs::set_permissions(root.join(folder), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::remove_dir_all(root.join("ro")).unwrap();
+    fs::remove_dir_all(root.join("ro2")).unwrap();
+    write(&root.join("trades.csv"), "changed since\n");
+    let handed = hand_over(&env);
+    let args = ["restore", &archive, "--force", "--include", "*.csv"];
+    let args = [&args[..], &["--include", "ro/**", "--include", "ro2/**"]].concat();
+    let mut cmd = env.cmd(&args);
+    let out = as_user(&mut cmd, handed).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode("ro"), mode("ro/sub"), mode("ro2")),
+        (0o555, 0o555, 0o555)
+    );
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+    assert_eq!(read("ro/sub/f.txt"), "as backed up\n");
+    assert_eq!(read("ro2/g.txt"), "also backed up\n");
+    assert!(read("trades.csv").starts_with("id,side"));
+}
+
+/// A strategy folder stored read-only (mode 555) restores whole for a user other than root,
+/// new and over an existing folder: the staged folder moves to the destination's parent, which
+/// needs it writable while it moves.
+#[test]
+fn a_read_only_strategy_folder_restores_for_another_user() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
+    let archive = env.backup("s");
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let handed = hand_over(&env);
+    for args in [&["--to", "out/s"][..], &["--force"]] {
+        let mut cmd = env.cmd(&[&["restore", &archive][..], args].concat());
+        let out = as_user(&mut cmd, handed).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for folder in [env.path().join("out/s"), root] {
+        let mode = fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o555, "{}", folder.display());
+        assert!(folder.join("runs/fast10_slow50/params.json").is_file());
+    }
+}
+
 /// The user the tests run commands as when they run as root: `nobody`.
 const NOBODY: u32 = 65534;
 

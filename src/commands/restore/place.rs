@@ -26,10 +26,12 @@ pub(super) fn move_into_place(
     printer: &mut Printer,
 ) -> Result<()> {
     let parent = atomic::parent_dir(dest);
+    let mode = make_movable(restored)?;
     sync_filesystem(restored)?;
     let Some(saved) = replaced else {
         let held = crate::interrupt::hold();
         fs::rename(restored, dest).at("move restored folder to", dest)?;
+        mode.map_or(Ok(()), |mode| set_mode(dest, mode))?;
         held.done(done);
         return atomic::sync_dir(parent);
     };
@@ -48,6 +50,7 @@ pub(super) fn move_into_place(
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
+    mode.map_or(Ok(()), |mode| set_mode(dest, mode))?;
     // Until it is checked against its safety copy and removed, an interruption says where
     // the replaced folder waits.
     held.done(format!(
@@ -237,6 +240,8 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// any safety copy was made (see `plan`), so this only guards against a change since.
 pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     let mut moves = Vec::new();
+    // Read-only folders that move whole are made movable before anything moves.
+    let mut modes = Vec::new();
     let mut walk = walkdir::WalkDir::new(restored)
         .min_depth(1)
         .sort_by_file_name()
@@ -247,11 +252,13 @@ pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
         let target = dest.join(rel);
         let folder = item.file_type().is_dir();
         match plan::conflict(&target, folder)? {
-            Found::Nothing => {
-                if folder {
-                    walk.skip_current_dir();
+            Found::Nothing if folder => {
+                walk.skip_current_dir();
+                if let Some(mode) = make_movable(item.path())? {
+                    modes.push((target.clone(), mode));
                 }
             }
+            Found::Nothing => {}
             Found::Fits if folder => {
                 // Its entries move out of it: it must be writable, whatever mode it was given
                 // (the staging copy is discarded, the destination's folder keeps its own).
@@ -270,7 +277,29 @@ pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     for (from, to) in &moves {
         fs::rename(from, to).at("move restored entry to", to)?;
     }
+    for (folder, mode) in modes {
+        set_mode(&folder, mode)?;
+    }
     sync_filesystem(dest)
+}
+
+/// Makes `folder` writable by its owner if it is not, and returns the mode to give it back once
+/// moved: moving a folder to another parent rewrites its `..` entry, which needs it writable
+/// (root aside), so a folder restored read-only would not move.
+fn make_movable(folder: &Path) -> Result<Option<u32>> {
+    let mode = fs::symlink_metadata(folder)
+        .at("read", folder)?
+        .permissions()
+        .mode();
+    if mode & 0o200 != 0 {
+        return Ok(None);
+    }
+    set_mode(folder, mode | 0o200)?;
+    Ok(Some(mode))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at("set permissions of", path)
 }
 
 /// Makes everything written to the file system holding `folder` durable: restored files before
