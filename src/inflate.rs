@@ -5,6 +5,7 @@
 //! before pieces, are streamed.
 
 use crate::pgzip::{Segment, inflate_segment};
+use crate::window::Window;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -141,28 +142,11 @@ struct Shared {
     took: std::sync::Condvar,
     /// Chunk buffers the reader is done with, for the workers to fill again.
     spares: std::sync::Mutex<Vec<Vec<u8>>>,
-    /// The number of the segment being read, and the workers waiting to start theirs.
-    front: std::sync::Mutex<usize>,
-    moved: std::sync::Condvar,
-    /// Segments a worker may start past the front.
-    window: usize,
+    /// The segment being read, and how far past it a worker may start one.
+    window: Window,
 }
 
 impl Shared {
-    /// Waits until segment `n` may be started.
-    fn wait_for(&self, n: usize) {
-        let mut front = self.front.lock().unwrap_or_else(|e| e.into_inner());
-        while n > front.saturating_add(self.window) {
-            front = self.moved.wait(front).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Moves the front on (to `usize::MAX` when the reader has gone).
-    fn advance(&self, to: usize) {
-        *self.front.lock().unwrap_or_else(|e| e.into_inner()) = to;
-        self.moved.notify_all();
-    }
-
     /// The next segment for a worker, with where its chunks go; `None` when none is left.
     /// Its channel is queued for the reader while the jobs are locked, so in order.
     fn take(&self) -> Option<(usize, Segment, SyncSender)> {
@@ -219,9 +203,7 @@ impl Parallel {
             taken: std::sync::Mutex::new((std::collections::VecDeque::new(), threads)),
             took: std::sync::Condvar::new(),
             spares: std::sync::Mutex::new(Vec::new()),
-            front: std::sync::Mutex::new(0),
-            moved: std::sync::Condvar::new(),
-            window: threads,
+            window: Window::new(threads),
         });
         for _ in 0..threads {
             let running = Running(std::sync::Arc::clone(&shared));
@@ -243,7 +225,7 @@ impl Parallel {
 impl Drop for Parallel {
     /// Lets every waiting worker go: each ends when it finds the reader gone.
     fn drop(&mut self) {
-        self.shared.advance(usize::MAX);
+        self.shared.window.open();
     }
 }
 
@@ -321,7 +303,7 @@ fn work(shared: &Shared, file: File) {
         decompressor: libdeflater::Decompressor::new(),
     };
     while let Some((n, segment, send)) = shared.take() {
-        shared.wait_for(n);
+        shared.window.wait_for(n);
         if Whole::fits(&segment) {
             let spare = shared.spares.lock().ok().and_then(|mut s| s.pop());
             let inflated = whole.inflate(&file, &segment, spare.unwrap_or_default());
@@ -410,8 +392,8 @@ impl Read for Parallel {
                 }
                 Err(_) => {
                     self.current = None;
-                    let done = self.shared.front.lock().map_or(0, |front| *front + 1);
-                    self.shared.advance(done);
+                    let window = &self.shared.window;
+                    window.advance(window.front().saturating_add(1));
                 }
             }
         }

@@ -41,6 +41,7 @@ pub mod report;
 pub mod retention;
 pub mod reuse;
 pub mod targuard;
+mod window;
 
 pub use error::{Error, Result};
 pub use exit_codes::ExitCode;

@@ -10,6 +10,7 @@ use crate::index::{self, Record};
 use crate::pgzip::ParGzWriter;
 use crate::progress::Progress;
 use crate::reuse::Source;
+use crate::window::Window;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -64,15 +65,18 @@ pub(super) fn group(
     // order. Dropping a channel's far end stops each stage in turn. Every channel is bounded, so
     // hashing waits for a slow writer instead of queueing the tree's groups: this thread takes
     // finished groups whenever it is not handing one on, so the one it waits for always gets
-    // through.
+    // through; and a worker starts a group only within the window past the one this thread
+    // waits for, so the groups finished early stay few while a long file is hashed.
     let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(AHEAD);
     let queued = Arc::new(Mutex::new(queued));
     let (done, finished) = std::sync::mpsc::sync_channel::<(usize, Result<Group>)>(AHEAD);
+    let window = Window::new(WINDOW);
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (queued, done) = (Arc::clone(&queued), done.clone());
+            let (queued, done, window) = (Arc::clone(&queued), done.clone(), &window);
             scope.spawn(move || {
                 while let Some((seq, entries)) = next_job(&queued) {
+                    window.wait_for(seq);
                     let group = entries.and_then(|entries| make(entries, look, source));
                     if done.send((seq, group)).is_err() {
                         return;
@@ -89,12 +93,14 @@ pub(super) fn group(
                 jobs.send((seq - 1, entries)).is_ok() && !failed
             });
         });
+        let _open = Opening(&window);
         let mut waiting = BTreeMap::new();
         let mut next = 0;
         for (seq, group) in finished {
             waiting.insert(seq, group);
             while let Some(group) = waiting.remove(&next) {
                 next += 1;
+                window.advance(next);
                 let failed = group.is_err();
                 if groups.send(group).is_err() || failed {
                     return;
@@ -102,6 +108,19 @@ pub(super) fn group(
             }
         }
     });
+}
+
+/// Groups a hashing thread may start past the one the writer waits for.
+const WINDOW: usize = 16;
+
+/// Lets the workers waiting in the window go when the thread ordering their groups ends, so
+/// that each finds it gone.
+struct Opening<'a>(&'a Window);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 /// A segment's entries (or the walk's error) and its number in the walk.
