@@ -349,6 +349,17 @@ pub enum Command {
     File(FileArgs),
 }
 
+impl Command {
+    /// Whether this is a `--dry-run` of a command that writes: it must write nothing.
+    pub fn is_dry_run(&self) -> bool {
+        match self {
+            Command::Backup(args) => args.dry_run,
+            Command::Restore { dry_run, .. } | Command::Prune { dry_run, .. } => *dry_run,
+            _ => false,
+        }
+    }
+}
+
 /// `resbak file`: the subcommand. The global folder and configuration options are defined here
 /// again, hidden and refused, so that they are not offered to the `file` subcommands.
 #[derive(Debug, Args)]

@@ -127,8 +127,9 @@ fn run_with(cli: Cli, out: &mut dyn Write, signals: bool) -> Result<ExitCode> {
     };
     let ui = commands::Ui::detect(cli.json, cli.quiet, cli.verbose);
     let mut printer = Printer::with_ui(out, ui);
+    let dry_run = cli.command.is_dry_run();
     let outcome = dispatch(cli.command, &ctx, &settings, archive_options, &mut printer);
-    if let Err(e) = &outcome {
+    if let (Err(e), false) = (&outcome, dry_run) {
         commands::verify::record_if_corrupt(&ctx.backup_dir, e);
     }
     finish(printer, outcome)

@@ -346,6 +346,35 @@ fn damage_found_by_restore_is_recorded_for_list_and_cat() {
     assert!(err.contains("is damaged"), "{err}");
 }
 
+/// Dry runs write nothing, not even the damage they find: `backup --dry-run` over a damaged
+/// latest backup and `restore --dry-run` of it (whole, over an existing folder, or into a new
+/// one) leave `verified.yaml` and the manifest as they were, and say what they found.
+#[test]
+fn dry_runs_that_find_damage_record_nothing() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    env.run(&["verify"]);
+    let path = env.backups().join(&archive);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let state = || {
+        let read = |name: &str| fs::read(env.backups().join(name)).unwrap();
+        (read("verified.yaml"), read("manifest.yaml"))
+    };
+    let before = state();
+    let out = env.run_code(&["backup", "s", "--dry-run"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is damaged"), "{err}");
+    for args in [&["--force"][..], &["--to", "elsewhere/s"]] {
+        let err = env.fail(&[&["restore", &archive, "--dry-run"][..], args].concat(), 1);
+        assert!(err.contains("is corrupt"), "{err}");
+    }
+    assert!(state() == before, "a dry run changed the catalogue's files");
+    let out = env.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["status"], "present", "{rows}");
+}
+
 /// With the newest backup damaged after a forced restore of an older one replaced the results
 /// folder, the hint does not send the user to back up the folder as it is now (the older data)
 /// as if it were what the damaged backup held: it names the safety copy that holds that.

@@ -206,7 +206,7 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
     let Some(latest) = unchanged_since(ctx, name, src, &opts.archive.excludes)? else {
         return Ok(Plan::Backup { why: None });
     };
-    Ok(match damage(&ctx.backup_dir, &latest) {
+    Ok(match damage(&ctx.backup_dir, &latest, opts.dry_run) {
         None => Plan::Skip {
             latest: Box::new(latest),
         },
@@ -535,12 +535,12 @@ pub(crate) fn holding<'e>(
 
 /// What is wrong with `entry`'s archive in `dir`, if anything, as `verify` (without `--deep`)
 /// finds it: missing, unreadable, or its size or SHA-256 not the manifest's. One streaming read.
-/// A problem found is recorded as the archive's last check; a damaged index alone is recorded
-/// but is no damage of the archive (restore reads it whole, and `reindex` mends the index).
-pub(crate) fn damage(dir: &Path, entry: &Entry) -> Option<String> {
+/// A problem found is recorded as the archive's last check, unless `dry_run`; a damaged index
+/// alone is no damage of the archive (restore reads it whole, and `reindex` mends the index).
+pub(crate) fn damage(dir: &Path, entry: &Entry, dry_run: bool) -> Option<String> {
     use super::verify::{self, ProblemKind};
     let problem = verify::check(dir, entry, false, &crate::progress::Progress::hidden()).err()?;
-    if problem.kind != ProblemKind::Missing {
+    if problem.kind != ProblemKind::Missing && !dry_run {
         verify::record_problem(dir, entry, &problem.message, problem.index_only);
     }
     if problem.index_only {

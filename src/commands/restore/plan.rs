@@ -107,7 +107,7 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
     if let (Replace::Folder, Some(entry)) = (&replace, &located.entry) {
         // Read in full before a safety copy is written: a damaged archive would fail the
         // restore after its safety copy, and each such try would add one.
-        if let Some(problem) = damage(atomic::parent_dir(path), entry) {
+        if let Some(problem) = damage(atomic::parent_dir(path), entry, opts.dry_run) {
             return Err(Error::corrupt(
                 path,
                 format!("checked before any safety copy was made, it {problem}"),
@@ -339,7 +339,7 @@ fn replace(ctx: &Context, dest: &Path, holder: &str, opts: &RestoreOptions) -> R
         return Ok(Replace::Empty);
     }
     check_restorable(dest, holder)?;
-    Ok(match kept_by(ctx, holder, dest)? {
+    Ok(match kept_by(ctx, holder, dest, opts.dry_run)? {
         Some(kept) => Replace::Unchanged(Box::new(kept)),
         None => Replace::Folder,
     })
@@ -413,7 +413,7 @@ pub(super) fn conflict(target: &Path, folder: bool) -> Result<Found> {
 /// whose archive still matches the manifest: the newest regular backup of `strategy`, else its
 /// newest such safety copy. A new safety copy would only repeat it, and copies would pile up
 /// until retention prunes older, different ones.
-fn kept_by(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>> {
+fn kept_by(ctx: &Context, strategy: &str, folder: &Path, dry_run: bool) -> Result<Option<Entry>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let copies = manifest.newest_first(strategy, Kind::Safety);
     let candidates: Vec<&Entry> = manifest
@@ -424,7 +424,7 @@ fn kept_by(ctx: &Context, strategy: &str, folder: &Path) -> Result<Option<Entry>
     let everything = archive::Excludes::default();
     Ok(holding(folder, &everything, &candidates)?
         .into_iter()
-        .find(|e| damage(&ctx.backup_dir, e).is_none())
+        .find(|e| damage(&ctx.backup_dir, e, dry_run).is_none())
         .cloned())
 }
 
