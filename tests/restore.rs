@@ -1491,6 +1491,62 @@ fn a_read_only_strategy_folder_restores_for_another_user() {
     }
 }
 
+/// A forced restore whose replaced folder holds something its user cannot remove (a folder a
+/// container made as root) restores, warns, and leaves the rest marked as resbak's, so that
+/// `backup --all` does not take it for a strategy. (Needs root to make such a folder.)
+#[test]
+fn a_replaced_folder_that_cannot_be_removed_whole_stays_marked() {
+    let env = Env::new();
+    let root = env.sample("s");
+    write(&root.join("dockerout/log.txt"), "made by a container\n");
+    let first = env.backup("s");
+    write(&root.join("trades.csv"), "changed since\n");
+    if !hand_over(&env) {
+        return;
+    }
+    for path in [root.join("dockerout"), root.join("dockerout/log.txt")] {
+        std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
+    }
+    fs::set_permissions(root.join("dockerout"), fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        let out = as_user(&mut cmd, true).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        err
+    };
+    let err = run(&["restore", &first, "--force"]);
+    assert!(
+        err.contains("could not remove all of the replaced folder"),
+        "{err}"
+    );
+    assert!(err.contains(".safety.tar.gz holds all it held"), "{err}");
+    assert_eq!(
+        fs::read_to_string(root.join("trades.csv")).unwrap(),
+        "id,side,qty,pnl\n1,long,0.5,12.3\n2,short,0.2,-4.1\n"
+    );
+    let left: Vec<_> = fs::read_dir(env.results())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".resbak")
+        })
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].join(".resbak-aside").is_file(), "still marked");
+    let before = env.archives();
+    run(&["backup", "--all"]);
+    let new: Vec<_> = env
+        .archives()
+        .into_iter()
+        .filter(|a| !before.contains(a))
+        .collect();
+    assert!(new.iter().all(|a| a.starts_with("s_")), "{new:?}");
+}
+
 /// The user the tests run commands as when they run as root: `nobody`.
 const NOBODY: u32 = 65534;
 

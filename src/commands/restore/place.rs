@@ -82,12 +82,17 @@ pub(super) fn move_into_place(
     }
     // Its safety copy (or the backup that keeps it) holds the old folder: an interruption waits
     // for the removal to finish rather than leave a half-deleted copy beside the destination.
+    // The marker goes last: a folder that could not be removed whole (something in it is not
+    // this user's) stays marked, so that it is reported, never taken for a strategy.
     let held = crate::interrupt::hold();
-    let removed = atomic::remove_tree(&aside);
+    let removed = atomic::remove_tree(&old).and_then(|()| atomic::remove_tree(&aside));
     held.done(done);
     if let Err(e) = removed {
+        let copy = saved.as_ref().map_or(String::new(), |kept| {
+            format!(" (its safety copy {} holds all it held)", kept.backup_file)
+        });
         printer.warn(format_args!(
-            "could not remove the replaced folder {}: {e}",
+            "could not remove all of the replaced folder {}: {e}; remove the rest by hand{copy}",
             old.display()
         ));
     }
