@@ -1547,6 +1547,65 @@ fn a_replaced_folder_that_cannot_be_removed_whole_stays_marked() {
     assert!(new.iter().all(|a| a.starts_with("s_")), "{new:?}");
 }
 
+/// `restore --force` over a strategy folder its user made read-only (mode 555) replaces it, as
+/// its dry run says: the folder is made writable to move it aside (which rewrites its `..`).
+/// The replaced folder, held by the safety copy, is removed; nothing else is left.
+#[test]
+fn force_replaces_a_read_only_folder_of_its_user() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("trades.csv"), "changed since\n");
+    let handed = hand_over(&env);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut cmd = env.cmd(&[&["restore", &archive, "--force"][..], extra].concat());
+        let out = as_user(&mut cmd, handed).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{extra:?}: {err}");
+    }
+    assert!(
+        fs::read_to_string(root.join("trades.csv"))
+            .unwrap()
+            .starts_with("id,side")
+    );
+    let names: Vec<_> = fs::read_dir(env.results())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["s"], "nothing left beside it");
+    assert_eq!(
+        env.archives()
+            .iter()
+            .filter(|a| a.contains(".safety."))
+            .count(),
+        1
+    );
+}
+
+/// A restore into a folder its user cannot write (`--to ro/x`, `ro` read-only) is refused by
+/// its dry run as by the real run, before anything is written.
+#[test]
+fn a_destination_in_a_read_only_folder_is_refused_by_the_dry_run_too() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let ro = env.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    let handed = hand_over(&env);
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+    for to in ["ro/x", "ro/deeper/x"] {
+        for extra in [&["--dry-run"][..], &[]] {
+            let mut cmd = env.cmd(&[&["restore", &archive, "--to", to][..], extra].concat());
+            let out = as_user(&mut cmd, handed).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{to} {extra:?}: {err}");
+            assert!(err.contains("cannot write into ro"), "{err}");
+        }
+    }
+    assert_eq!(fs::read_dir(&ro).unwrap().count(), 0);
+}
+
 /// The user the tests run commands as when they run as root: `nobody`.
 const NOBODY: u32 = 65534;
 

@@ -41,15 +41,27 @@ pub(super) fn move_into_place(
     let held = crate::interrupt::hold();
     let aside = make_aside(parent)?;
     let old = aside.join("old");
+    let old_mode = match make_movable(dest) {
+        Ok(old_mode) => old_mode,
+        Err(e) => {
+            let _ = atomic::remove_tree(&aside);
+            return Err(e);
+        }
+    };
+    let give_back = |at: &Path| old_mode.map_or(Ok(()), |mode| set_mode(at, mode));
     if let Err(e) = fs::rename(dest, &old) {
+        let _ = give_back(dest);
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move aside", dest, e));
     }
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
+        give_back(dest)?;
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
+    // Should this fail, the check below finds the mode changed and keeps the folder.
+    let _ = give_back(&old);
     mode.map_or(Ok(()), |mode| set_mode(dest, mode))?;
     // Until it is checked against its safety copy and removed, an interruption says where
     // the replaced folder waits.
@@ -226,10 +238,12 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
             atomic::write_file(&marker, |w| {
                 w.write_all(text.as_bytes()).at("write", &marker)
             })?;
+            let mode = make_movable(old)?;
             if let Err(e) = fs::rename(old, &kept) {
                 let _ = fs::remove_file(&marker);
                 return Err(Error::io("keep the replaced folder as", &kept, e));
             }
+            mode.map_or(Ok(()), |mode| set_mode(&kept, mode))?;
             atomic::sync_dir(parent)?;
             return Ok(kept);
         }

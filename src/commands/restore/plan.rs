@@ -101,8 +101,9 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
         None => None,
     };
     let replace = replace(ctx, &dest, &holder, opts)?;
-    if let (Some(selection), false) = (&selection, replace == Replace::Nothing) {
-        check_merge(&dest, selection)?;
+    match (&selection, replace == Replace::Nothing) {
+        (Some(selection), false) => check_merge(&dest, selection)?,
+        _ => check_room(&dest)?,
     }
     if let (Replace::Folder, Some(entry)) = (&replace, &located.entry) {
         // Read in full before a safety copy is written: a damaged archive would fail the
@@ -376,6 +377,17 @@ fn check_merge(dest: &Path, selection: &extract::Selection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses a destination whose folder this user cannot write (or, where folders above it are
+/// missing, the nearest that exists): the restore is staged there and renamed into place.
+fn check_room(dest: &Path) -> Result<()> {
+    let mut at = atomic::parent_dir(dest);
+    while fs::symlink_metadata(at).is_err() && atomic::parent_dir(at) != at {
+        at = atomic::parent_dir(at);
+    }
+    let (w, x) = (rustix::fs::Access::WRITE_OK, rustix::fs::Access::EXEC_OK);
+    rustix::fs::access(at, w | x).map_err(|e| Error::io("write into", at, e.into()))
 }
 
 /// What is at a path a restore writes an entry to (a `folder` or not) into an existing folder.
