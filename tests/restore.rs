@@ -1331,6 +1331,24 @@ fn an_archive_of_another_strategy_than_its_entry_says_is_named_as_such() {
     );
 }
 
+/// Restored to its default place, an archive whose manifest entry names another strategy than
+/// its file name is refused blaming the entry, not saying the archive holds that folder.
+#[test]
+fn a_mistyped_strategy_in_the_manifest_is_blamed_on_the_entry() {
+    let env = Env::new();
+    env.sample("s4");
+    let archive = env.backup("s4");
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("strategy: s4", "strategy: s4x")).unwrap();
+    let err = env.fail(&["restore", &archive, "--dry-run"], 2);
+    assert!(
+        err.contains(r#"is named for strategy "s4" but its manifest entry says strategy "s4x""#),
+        "{err}"
+    );
+    assert!(!err.contains("holds the folder"), "{err}");
+}
+
 /// `restore --include` checks each file against the index as it writes it, not by reading it
 /// back: a file stored without read permission (mode 000) restores for a user other than root,
 /// who could not read it back. (As root, the restore runs as another user to show it.)

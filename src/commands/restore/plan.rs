@@ -138,11 +138,19 @@ fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Resu
     match ArchiveName::parse(&file) {
         Some(name) if name.strategy != strategy => Err(Error::UnsafeDestination {
             path: dest,
-            reason: format!(
-                "archive {file} is named for strategy {:?} but holds the folder {strategy:?}; \
-                 name the destination with --to",
-                name.strategy
-            ),
+            reason: match located.entry {
+                // The strategy is the entry's, which may be what is wrong.
+                Some(_) => format!(
+                    "archive {file} is named for strategy {:?} but its manifest entry says \
+                     strategy {strategy:?}; correct the entry, or name the destination with --to",
+                    name.strategy
+                ),
+                None => format!(
+                    "archive {file} is named for strategy {:?} but holds the folder \
+                     {strategy:?}; name the destination with --to",
+                    name.strategy
+                ),
+            },
         }),
         _ => Ok(dest),
     }
