@@ -346,6 +346,39 @@ fn damage_found_by_restore_is_recorded_for_list_and_cat() {
     assert!(err.contains("is damaged"), "{err}");
 }
 
+/// A size edited by hand in the manifest fails `verify` blaming the entry, not the archive
+/// (whose SHA-256 is still the recorded one), with no hint to move the intact archive out.
+#[test]
+fn a_wrong_size_in_the_manifest_is_blamed_on_the_entry() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let size = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("size: "))
+        .unwrap()
+        .to_string();
+    fs::write(
+        &manifest,
+        text.replace(&format!("size: {size}"), "size: 26000"),
+    )
+    .unwrap();
+    let out = env.run_code(&["verify", "--json"], 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["results"][0]["problem_kind"], "record", "{report}");
+    let problem = report["results"][0]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains(&format!(
+            "manifest entry is wrong; correct its size to {size}"
+        )),
+        "{problem}"
+    );
+    let err = env.fail(&["verify"], 1);
+    assert!(!err.contains("move"), "{err}");
+}
+
 /// Dry runs write nothing, not even the damage they find: `backup --dry-run` over a damaged
 /// latest backup and `restore --dry-run` of it (whole, over an existing folder, or into a new
 /// one) leave `verified.yaml` and the manifest as they were, and say what they found.

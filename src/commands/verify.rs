@@ -85,6 +85,9 @@ pub enum ProblemKind {
     Unreadable,
     /// Its size differs from the recorded one.
     Size,
+    /// Its size differs from the recorded one, but its SHA-256 is the recorded one: the
+    /// manifest entry is wrong, not the archive.
+    Record,
     /// Its SHA-256 differs from the recorded one.
     Checksum,
     /// It cannot be decompressed or is not a valid tar.
@@ -216,7 +219,8 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             archive: &r.archive,
             strategy: &r.strategy,
             intact: r.problem.is_none(),
-            index_only: r.index_only,
+            // The archive is intact and its message names the fix: no hint to replace it.
+            index_only: r.index_only || r.problem_kind == Some(ProblemKind::Record),
             missing: r.problem_kind == Some(ProblemKind::Missing),
         })
         .collect();
@@ -513,10 +517,7 @@ pub fn check(
         }
     };
     if size != entry.size {
-        return Err(Problem::new(
-            ProblemKind::Size,
-            format!("size is {size} bytes, manifest says {}", entry.size),
-        ));
+        return Err(size_problem(&path, entry, size));
     }
     // With no checksum to compare, reading every entry is the only check of the bytes.
     let deep = deep || !entry.has_checksum();
@@ -530,6 +531,30 @@ pub fn check(
     };
     judge(entry, &scan.map_err(Problem::reading)?)?;
     check_index(&path, index_sha256)
+}
+
+/// An archive of another size than its entry records. With its SHA-256 still the recorded one,
+/// the entry's size is what is wrong (a hand edit): the archive is intact and the fix is one
+/// line of the manifest, never removing the archive.
+fn size_problem(path: &Path, entry: &Entry, size: u64) -> Problem {
+    let found = format!("size is {size} bytes, manifest says {}", entry.size);
+    // Only a regular file is read: a FIFO in its place must not hang the check.
+    let sum = match crate::archive::open_regular(path) {
+        Ok(Some(file)) if entry.has_checksum() => {
+            crate::checksum::HashingReader::new(file).finish().ok()
+        }
+        _ => None,
+    };
+    match sum {
+        Some(sum) if sum.sha256 == entry.sha256 => Problem::new(
+            ProblemKind::Record,
+            format!(
+                "{found}, but its SHA-256 is the one recorded: the archive is intact and its \
+                 manifest entry is wrong; correct its size to {size}"
+            ),
+        ),
+        _ => Problem::new(ProblemKind::Size, found),
+    }
 }
 
 /// The index beside an archive (see [`crate::index`]) against the SHA-256 its entry records: an
