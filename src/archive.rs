@@ -70,7 +70,7 @@ impl std::fmt::Display for Counts {
 
 mod kind;
 mod segmented;
-mod walk;
+pub(crate) mod walk;
 
 pub use kind::EntryKind;
 pub(crate) use walk::{Walked, walk};

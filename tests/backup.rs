@@ -777,3 +777,26 @@ fn a_strategy_folder_that_is_a_link_is_named_not_skipped_silently() {
     );
     assert!(!err.contains("--exclude"), "{err}");
 }
+
+/// A folder its user cannot read stops the backup with one line naming it once (not again in
+/// the walk's own words), exit 2, and no archive.
+#[test]
+fn an_unreadable_folder_is_named_once() {
+    let env = Env::new();
+    let root = env.sample("s");
+    fs::create_dir(root.join("locked")).unwrap();
+    let handed = crate::restore::hand_over(&env);
+    fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = env.cmd(&["backup", "s"]);
+    let out = crate::restore::as_user(&mut cmd, handed).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("results/s/locked").count(), 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    let archives = fs::read_dir(env.backups()).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+            .count()
+    });
+    assert_eq!(archives, 0);
+}

@@ -1629,7 +1629,7 @@ const NOBODY: u32 = 65534;
 
 /// When the tests run as root, gives the whole test folder to [`NOBODY`], who is to run the
 /// commands (`true`), so that what only root could do shows; otherwise does nothing (`false`).
-fn hand_over(env: &Env) -> bool {
+pub(crate) fn hand_over(env: &Env) -> bool {
     use std::os::unix::fs::MetadataExt;
     if fs::metadata(env.path()).unwrap().uid() != 0 {
         return false;
@@ -1650,7 +1650,7 @@ fn hand_over(env: &Env) -> bool {
 }
 
 /// `cmd`, run as [`NOBODY`] when the test folder was `handed` over.
-fn as_user(cmd: &mut std::process::Command, handed: bool) -> &mut std::process::Command {
+pub(crate) fn as_user(cmd: &mut std::process::Command, handed: bool) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     if handed {
         cmd.uid(NOBODY).gid(NOBODY);

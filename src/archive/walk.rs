@@ -52,12 +52,12 @@ pub(crate) fn walk<'a>(
         .map(move |item| {
             let item = item.map_err(|e| {
                 let path = e.path().unwrap_or(src).to_path_buf();
-                Error::io("read", path, e.into())
+                Error::io("read", path, bare(e))
             })?;
             let rel = relative(&item);
             let meta = item
                 .metadata()
-                .map_err(|e| Error::io("read", item.path(), e.into()))?;
+                .map_err(|e| Error::io("read", item.path(), bare(e)))?;
             Ok(Walked {
                 kind: EntryKind::of_metadata(&meta),
                 path: item.into_path(),
@@ -65,4 +65,14 @@ pub(crate) fn walk<'a>(
                 meta,
             })
         })
+}
+
+/// The system's error inside a walk's error, without the path walkdir adds to its message
+/// (the caller names it); a link loop stays walkdir's error.
+pub(crate) fn bare(e: walkdir::Error) -> std::io::Error {
+    if e.io_error().is_none() {
+        return std::io::Error::other(e);
+    }
+    e.into_io_error()
+        .unwrap_or_else(|| std::io::Error::other("walk failed"))
 }

@@ -266,7 +266,7 @@ pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
         .sort_by_file_name()
         .into_iter();
     while let Some(item) = walk.next() {
-        let item = item.map_err(|e| Error::io("read", restored, e.into()))?;
+        let item = item.map_err(|e| Error::io("read", restored, archive::walk::bare(e)))?;
         let rel = item.path().strip_prefix(restored).unwrap_or(item.path());
         let target = dest.join(rel);
         let folder = item.file_type().is_dir();
