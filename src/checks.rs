@@ -159,10 +159,26 @@ impl Checks {
     /// archives the manifest no longer lists, then writes the file atomically. Unreadable old
     /// results are replaced: they are only a record, never a backup.
     pub fn record(backup_dir: &Path, results: Vec<(String, Check)>) -> Result<()> {
+        Checks::update(backup_dir, |checks| checks.archives.extend(results))
+    }
+
+    /// Drops the results of `files`, whose entries were made anew (by `reindex`): a problem
+    /// found with an entry's old fields says nothing of the new entry.
+    pub fn forget(backup_dir: &Path, files: &[String]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        Checks::update(backup_dir, |checks| {
+            checks.archives.retain(|file, _| !files.contains(file));
+        })
+    }
+
+    /// Applies `change` to the results under the manifest lock, as [`Checks::record`] says.
+    fn update(backup_dir: &Path, change: impl FnOnce(&mut Checks)) -> Result<()> {
         let _lock = Lock::exclusive(backup_dir, LockFile::Manifest)?;
         let manifest = Manifest::load(backup_dir)?;
         let mut checks = Checks::load(backup_dir).unwrap_or_default();
-        checks.archives.extend(results);
+        change(&mut checks);
         checks
             .archives
             .retain(|file, _| manifest.find(file).is_some());

@@ -379,6 +379,28 @@ fn a_wrong_size_in_the_manifest_is_blamed_on_the_entry() {
     assert!(!err.contains("move"), "{err}");
 }
 
+/// A problem `verify --deep` found with a hand-edited entry (a mistyped strategy) is not
+/// shown against the entry `reindex` makes anew once the manifest is removed: `list` no
+/// longer calls the intact archive failed.
+#[test]
+fn reindex_forgets_what_was_found_wrong_with_the_old_entry() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace("strategy: s\n", "strategy: sx\n")).unwrap();
+    let out = env.run_code(&["verify", "--deep"], 1);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("top folder is s, not sx"), "{said}");
+    fs::remove_file(&manifest).unwrap();
+    env.run(&["reindex"]);
+    let out = env.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["archive"], archive.as_str(), "{rows}");
+    assert_eq!(rows[0]["status"], "present", "{rows}");
+}
+
 /// Dry runs write nothing, not even the damage they find: `backup --dry-run` over a damaged
 /// latest backup and `restore --dry-run` of it (whole, over an existing folder, or into a new
 /// one) leave `verified.yaml` and the manifest as they were, and say what they found.

@@ -62,6 +62,9 @@ pub fn run(ctx: &Context, sources: &Sources, printer: &mut Printer) -> Result<Ou
     super::clean_leftovers(dir, printer)?;
     let mut adopter = super::adopt::Adopter::new(dir, printer);
     let report = Manifest::replace(dir, |loaded| rebuild(dir, loaded, &mut adopter, sources))?;
+    if let Err(e) = crate::checks::Checks::forget(dir, &report.added) {
+        printer.warn(format_args!("could not clear the old check results: {e}"));
+    }
     adopter.report(printer)?;
     print(&report, printer)?;
     printer.json_report(&report)?;
