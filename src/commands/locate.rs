@@ -313,13 +313,14 @@ impl ArchiveName {
     }
 }
 
-/// Up to three of `candidates` close to `name` (edit distance at most a third of its length,
-/// at least 1), closest first, for "did you mean" hints.
+/// Up to three of `candidates` close to `name` (edit distance, a swap of two neighbours
+/// counting as one edit, at most a third of its length and at least 1), closest first, for
+/// "did you mean" hints.
 pub fn suggest<S: AsRef<str>>(name: &str, candidates: &[S]) -> Vec<String> {
     let limit = (name.chars().count() / 3).max(1);
     let mut close: Vec<(usize, &str)> = candidates
         .iter()
-        .map(|c| (edit_distance(name, c.as_ref()), c.as_ref()))
+        .map(|c| (strsim::osa_distance(name, c.as_ref()), c.as_ref()))
         .filter(|&(d, c)| d <= limit && c != name)
         .collect();
     // Else a name typed short (`btc_sma` for `btc_sma_cross`): the names it begins.
@@ -337,22 +338,6 @@ pub fn suggest<S: AsRef<str>>(name: &str, candidates: &[S]) -> Vec<String> {
         .take(3)
         .map(|(_, c)| c.to_string())
         .collect()
-}
-
-/// Levenshtein distance between `a` and `b`, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -405,7 +390,11 @@ mod tests {
             suggest("eth_rsi", &names).is_empty(),
             "an exact name is no hint"
         );
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            suggest("hgue", &["huge", "hug"]),
+            ["huge"],
+            "a swap is one edit"
+        );
     }
 
     #[test]
