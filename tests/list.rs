@@ -177,9 +177,19 @@ fn missing_folder_and_unknown_strategy_are_errors() {
         "{err}"
     );
     env.sample("btc_sma_cross");
-    env.backup("btc_sma_cross");
+    let archive = env.backup("btc_sma_cross");
     let err = env.fail(&["list", "btc_sma_crss"], 2);
     assert!(err.contains("did you mean \"btc_sma_cross\"?"), "{err}");
+    // A backup's name is not taken for a misspelt strategy.
+    for name in [archive.as_str(), archive.trim_end_matches(".tar.gz")] {
+        let err = env.fail(&["list", name], 2);
+        assert!(
+            err.contains(&format!(
+                "{archive} is a backup, not a strategy: `resbak show {archive}`"
+            )),
+            "{err}"
+        );
+    }
     let err = env.fail(&["backup", "--all", "--results-dir", "nowhere"], 2);
     assert!(
         err.contains("results folder nowhere does not exist"),

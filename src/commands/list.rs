@@ -160,6 +160,16 @@ fn summary(rows: &[Row]) -> Option<String> {
 /// Checks that `name` is a strategy with backups or a results folder; else an error with close
 /// names as suggestions.
 fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
+    let file = format!("{}.tar.gz", name.strip_suffix(".tar.gz").unwrap_or(name));
+    if let Some(entry) = manifest.find(&file) {
+        return Err(Error::InvalidArgument {
+            message: format!(
+                "{file} is a backup, not a strategy: `resbak show {file}` shows it, \
+                 `resbak list {}` lists its strategy",
+                entry.strategy
+            ),
+        });
+    }
     let mut known: Vec<String> = manifest
         .backups
         .iter()
