@@ -593,3 +593,18 @@ fn a_manifest_that_lost_its_version_line_is_refused_not_taken_for_the_scripts_fo
     assert_eq!(fs::read_to_string(&path).unwrap(), edited);
     assert!(!env.backups().join("manifest.yaml.pre-resbak").exists());
 }
+
+/// Pinning or tagging a backup whose archive file is gone warns that it protects nothing.
+#[test]
+fn pinning_a_backup_whose_file_is_missing_warns() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    fs::remove_file(env.backups().join(&archive)).unwrap();
+    let out = env.run_code(&["tag", &archive, "--pin"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("the archive {archive} is missing")),
+        "{err}"
+    );
+}

@@ -54,6 +54,16 @@ pub fn run(
             printer.warn(format_args!("{} is not pinned", entry.backup_file));
         }
     }
+    if let Change::Add { tags, pin, .. } = change {
+        // Kept by retention or not, a backup whose file is gone holds nothing to protect.
+        if (*pin || !tags.is_empty()) && std::fs::symlink_metadata(&located.path).is_err() {
+            printer.warn(format_args!(
+                "the archive {} is missing: keeping its entry protects nothing (`resbak list` \
+                 says missing)",
+                entry.backup_file
+            ));
+        }
+    }
     let updated = Manifest::update(&ctx.backup_dir, |manifest| {
         let target = manifest
             .backups
