@@ -372,6 +372,15 @@ fn open_dir_at(
 
 /// Replaces `path` with what `fill` writes, atomically and durably.
 pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    persist(prepare_file(path, fill)?, path, true)
+}
+
+/// A synced temp file beside `path` holding what `fill` writes, for [`persist`] to put in
+/// place: several files can be written first (a full disk fails there) and renamed after.
+pub fn prepare_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<NamedTempFile> {
     let dir = parent_dir(path);
     let tmp = temp_file_in(dir)?;
     let mut out = BufWriter::new(tmp);
@@ -380,7 +389,7 @@ pub fn write_file(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
         .into_inner()
         .map_err(|e| Error::io("write", path, e.into_error()))?;
     tmp.as_file().sync_all().at("sync", tmp.path())?;
-    persist(tmp, path, true)
+    Ok(tmp)
 }
 
 /// Renames a finished, synced temp file to `path` and syncs the folder. With `overwrite`

@@ -372,9 +372,17 @@ impl Manifest {
         if previous_is_sound {
             keep_previous(&path)?;
         }
-        // The checksum list first: once the manifest is renamed into place, the change is made.
-        self.save_sums(backup_dir)?;
-        atomic::write_file(&path, |out| self.write_yaml(out).at("write", &path))
+        // Both are written before either is renamed, so a full disk leaves both as they were;
+        // once the manifest is renamed into place, the change is made. Should the checksum
+        // list then fail to follow, it is removed rather than left disagreeing (the next
+        // change writes it again).
+        let sums_path = backup_dir.join(SUMS_NAME);
+        let sums = atomic::prepare_file(&sums_path, |out| self.write_sums(out, &sums_path))?;
+        atomic::write_file(&path, |out| self.write_yaml(out).at("write", &path))?;
+        if atomic::persist(sums, &sums_path, true).is_err() {
+            let _ = std::fs::remove_file(&sums_path);
+        }
+        Ok(())
     }
 
     /// Writes the manifest as YAML, one entry at a time: the text `serde_yaml` makes of the
@@ -396,8 +404,7 @@ impl Manifest {
 
     /// Writes `SHA256SUMS` (in `sha256sum` format) for the catalogued archives, so
     /// `sha256sum -c SHA256SUMS` in the backup folder checks them without resbak.
-    fn save_sums(&self, backup_dir: &Path) -> Result<()> {
-        let path = backup_dir.join(SUMS_NAME);
+    fn write_sums(&self, out: &mut dyn io::Write, path: &Path) -> Result<()> {
         let sums: String = self
             .sorted()
             .iter()
@@ -411,9 +418,7 @@ impl Manifest {
             })
             .flatten()
             .collect();
-        atomic::write_file(&path, |out| {
-            out.write_all(sums.as_bytes()).at("write", &path)
-        })
+        out.write_all(sums.as_bytes()).at("write", path)
     }
 
     /// Whether every archive file in `backup_dir` is listed (see [`archive_files`]).

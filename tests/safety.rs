@@ -394,6 +394,55 @@ fn a_full_disk_fails_cleanly() {
     );
 }
 
+/// A backup whose manifest no longer fits on the disk (its archive did) fails with the
+/// manifest and `SHA256SUMS` both as they were: `sha256sum -c` lists no archive that is gone.
+#[test]
+fn a_manifest_that_does_not_fit_leaves_the_checksum_list_as_it_was() {
+    let env = Env::new();
+    let root = env.sample("s");
+    for run in 0..400 {
+        let stats = format!("{{\"Sharpe Ratio\": 1.{run}, \"Return [%]\": {run}.5}}");
+        write(&root.join(format!("runs/r{run:03}/stats.json")), &stats);
+    }
+    let Some(disk) = SmallDisk::mount(env.path().join("small"), "4m") else {
+        eprintln!("SKIPPED a_manifest_that_does_not_fit: mounting a tmpfs is not permitted here");
+        return;
+    };
+    let bk = disk.0.join("bk");
+    let bk_arg = ["--backup-dir", bk.to_str().unwrap()];
+    env.run(&[&["backup", "s"][..], &bk_arg].concat());
+    let sums = || fs::read_to_string(bk.join("SHA256SUMS")).unwrap();
+    let filler = disk.0.join("filler");
+    // Leaves less and less room until a backup fails writing its manifest.
+    for free_kib in (1..100u64).rev().map(|n| n * 4) {
+        let _ = fs::remove_file(&filler);
+        let stat = rustix::fs::statvfs(&disk.0).unwrap();
+        let avail = stat.f_bavail * stat.f_frsize;
+        let fill = avail.saturating_sub(free_kib * 1024);
+        fs::write(&filler, vec![0u8; usize::try_from(fill).unwrap()]).unwrap();
+        let before = (sums(), fs::read(bk.join("manifest.yaml")).unwrap());
+        let out = env
+            .cmd(&[&["backup", "s", "--always"][..], &bk_arg].concat())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !err.contains("manifest.yaml") {
+            continue;
+        }
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!((sums(), fs::read(bk.join("manifest.yaml")).unwrap()) == before);
+        for line in sums().lines() {
+            let name = line.split_once("  ").unwrap().1;
+            assert!(
+                bk.join(name).is_file(),
+                "SHA256SUMS lists {name}, which is gone"
+            );
+        }
+        return;
+    }
+    panic!("no backup failed writing its manifest");
+}
+
 /// Killing `restore --force` at any point leaves the old folder, the new one, or a safety copy
 /// that holds everything the old folder held. Each point is reached for real, and checked to
 /// have been: right after the safety copy (the report line is held by a full pipe, the
