@@ -578,10 +578,10 @@ fn is_backup_dir(ctx: &Context, dir: &Path) -> bool {
     super::same_dir(dir, &ctx.backup_dir)
 }
 
-/// Refuses `src` when the backup folder lies inside it (or is it): each backup would hold the
-/// ones before it. A backup folder that does not exist yet is inside nothing.
-fn check_outside(ctx: &Context, src: &Path) -> Result<()> {
-    let (Ok(src), Ok(dir)) = (src.canonicalize(), ctx.backup_dir.canonicalize()) else {
+/// Refuses `src` when the backup folder lies inside it (or is it), whether the backup folder
+/// exists yet or not: each backup would hold the ones before it.
+pub(crate) fn check_outside(ctx: &Context, src: &Path) -> Result<()> {
+    let (Ok(src), Ok(dir)) = (src.canonicalize(), super::resolved(&ctx.backup_dir)) else {
         return Ok(());
     };
     match dir.starts_with(&src) {

@@ -277,3 +277,34 @@ pub fn warn_untracked_of(
 pub fn human_size(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
+
+/// `path` made absolute with every link resolved: its nearest existing ancestor canonicalised,
+/// the rest (which does not exist yet, so holds no links) appended with `..` applied.
+pub(crate) fn resolved(path: &Path) -> crate::error::Result<std::path::PathBuf> {
+    let absolute = std::path::absolute(path).at("resolve", path)?;
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    let base = loop {
+        match existing.canonicalize() {
+            Ok(base) => break base,
+            Err(_) => match existing.parent() {
+                Some(parent) => {
+                    missing.push(existing.components().next_back());
+                    existing = parent;
+                }
+                None => break existing.to_path_buf(),
+            },
+        }
+    };
+    let mut out = base;
+    for part in missing.into_iter().rev().flatten() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    Ok(out)
+}

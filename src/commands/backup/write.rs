@@ -59,8 +59,8 @@ pub(crate) fn backup_folder(
 ) -> Result<(Entry, bool)> {
     let kind = about.kind;
     let dir = &ctx.backup_dir;
-    std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     check_outside(ctx, src)?;
+    std::fs::create_dir_all(dir).at("create backup folder", dir)?;
     // Loaded once here, and dropped before the archive is written.
     let manifest = Manifest::load(dir)?;
     if kind == Kind::Regular {

@@ -7,7 +7,7 @@ use crate::archive;
 use crate::atomic;
 use crate::commands::backup::{damage, holding};
 use crate::commands::{
-    ArchiveName, Context, Located, Printer, check_strategy_name, locate_backup, set_aside,
+    ArchiveName, Context, Located, Printer, check_strategy_name, locate_backup, resolved, set_aside,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::extract;
@@ -249,37 +249,6 @@ fn check_destination(
         });
     }
     Ok(())
-}
-
-/// `path` made absolute with every link resolved: its nearest existing ancestor canonicalised,
-/// the rest (which does not exist yet, so holds no links) appended with `..` applied.
-fn resolved(path: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(path).at("resolve", path)?;
-    let mut missing = Vec::new();
-    let mut existing = absolute.as_path();
-    let base = loop {
-        match existing.canonicalize() {
-            Ok(base) => break base,
-            Err(_) => match existing.parent() {
-                Some(parent) => {
-                    missing.push(existing.components().next_back());
-                    existing = parent;
-                }
-                None => break existing.to_path_buf(),
-            },
-        }
-    };
-    let mut out = base;
-    for part in missing.into_iter().rev().flatten() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(name) => out.push(name),
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 /// What `--include` picks from the archive, from its index when the manifest records one and it
