@@ -142,7 +142,10 @@ fn a_backup_folder_inside_the_results_is_never_archived() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds the backup folder"), "{err}");
     let made = env.results().join("s/runs/bk");
-    assert!(!made.exists(), "the refused backup made its folder inside s");
+    assert!(
+        !made.exists(),
+        "the refused backup made its folder inside s"
+    );
     // With several strategies, one that holds the backup folder is a failure, not a note: the
     // run exits 1 and the JSON report names it.
     env.sample("t");

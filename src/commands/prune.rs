@@ -55,6 +55,11 @@ pub fn run(ctx: &Context, opts: &PruneOptions, printer: &mut Printer) -> Result<
         if opts.dry_run {
             super::adopt::note(&ctx.backup_dir, manifest, printer);
         }
+        // Archives a killed prune left behind, among others: retention counts only what the
+        // manifest lists, so they stay until catalogued or moved.
+        let so = "; retention counts and removes only catalogued backups";
+        let strategy = opts.strategy.as_deref();
+        super::warn_untracked_of(&ctx.backup_dir, manifest, strategy, so, printer);
     }
     let mut adopter =
         super::adopt::Adopter::for_manifest(&ctx.backup_dir, manifest.as_ref(), printer);
