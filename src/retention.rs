@@ -35,6 +35,10 @@ pub struct Pruned {
     /// Backups whose archive is missing or was found damaged, with why: not counted as kept,
     /// and left as they are.
     pub left: Vec<Failure>,
+    /// What the prune could not do beside its work, for a warning (a check it made that could
+    /// not be recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Why one backup is kept, or that nothing keeps it.
@@ -51,7 +55,7 @@ pub struct Decision {
 }
 
 /// An archive that could not be removed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     /// Archive file name.
     pub archive: String,
@@ -312,7 +316,7 @@ pub fn prune(
             .collect::<Vec<_>>()
     };
     let manifest = Manifest::load(backup_dir)?;
-    let (left, _archives) = left_out(backup_dir, &manifest, strategy, rules, dry_run)?;
+    let (left, notes, _archives) = left_out(backup_dir, &manifest, strategy, rules, dry_run)?;
     let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
     let (remove, kept) = plan_positions(&manifest, strategy, rules, &skip);
     // Nothing to remove: nothing to write (a backup racing in only adds what a later prune sees).
@@ -325,6 +329,7 @@ pub fn prune(
             dry_run,
             decisions,
             left,
+            notes,
         });
     }
     // First commit the manifest without the doomed entries, then delete their files: a crash in
@@ -333,7 +338,14 @@ pub fn prune(
     let (doomed, kept, decisions, left, held) =
         Manifest::update_adopting(backup_dir, adopt, |manifest| {
             let held = crate::interrupt::hold();
-            let left = unusable(backup_dir, manifest, strategy)?;
+            // What was found damaged above counts too, should its record have failed.
+            let mut now = unusable(backup_dir, manifest, strategy)?;
+            let found = left
+                .iter()
+                .filter(|f| !now.iter().any(|n| n.archive == f.archive));
+            let found: Vec<Failure> = found.cloned().collect();
+            now.extend(found);
+            let left = now;
             let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
             let decisions = decide_with(manifest, strategy, rules, &skip);
             let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
@@ -344,27 +356,30 @@ pub fn prune(
     held.done(said(&pruned.removed));
     pruned.decisions = decisions;
     pruned.left = left;
+    pruned.notes = notes;
     Ok(pruned)
 }
 
 /// The backups of `strategy` (or all) not to count as kept: those `list` calls `missing` or
 /// `failed`, and those found damaged now among the backups that would stand in for removed
 /// ones (see [`disproved`]), until no more are. When something is to be read, the archives lock
-/// is taken first (shared for a dry run) and returned held.
+/// is taken first (shared for a dry run) and returned held. What is read is recorded, except
+/// in a dry run; a record that fails is a note, not an error.
 fn left_out(
     backup_dir: &Path,
     manifest: &Manifest,
     strategy: Option<&str>,
     rules: &Rules,
     dry_run: bool,
-) -> Result<(Vec<Failure>, Option<Lock>)> {
+) -> Result<(Vec<Failure>, Vec<String>, Option<Lock>)> {
     let mut left = unusable(backup_dir, manifest, strategy)?;
+    let mut notes = Vec::new();
     let mut lock = None;
     loop {
         let skip: HashSet<&str> = left.iter().map(|f| f.archive.as_str()).collect();
         let (remove, kept) = plan_positions(manifest, strategy, rules, &skip);
         if remove.is_empty() {
-            return Ok((left, lock));
+            return Ok((left, notes, lock));
         }
         if lock.is_none() {
             lock = Some(match dry_run {
@@ -372,9 +387,11 @@ fn left_out(
                 false => Lock::exclusive(backup_dir, LockFile::Archives)?,
             });
         }
-        let damaged = disproved(backup_dir, manifest, &counted(manifest, &remove, &kept))?;
+        let counted = counted(manifest, &remove, &kept);
+        let (damaged, unrecorded) = disproved(backup_dir, manifest, &counted, !dry_run)?;
+        notes.extend(unrecorded);
         if damaged.is_empty() {
-            return Ok((left, lock));
+            return Ok((left, notes, lock));
         }
         left.extend(damaged);
     }
@@ -394,7 +411,12 @@ fn counted(manifest: &Manifest, remove: &[usize], kept: &[usize]) -> Vec<usize> 
 /// Of the backups at `positions`, those whose archive does not have its recorded SHA-256 now.
 /// Each is read unless its last check vouches for its file as it is (see
 /// [`crate::checks::Check::vouches_for`]); what is read is recorded as its last check.
-fn disproved(backup_dir: &Path, manifest: &Manifest, positions: &[usize]) -> Result<Vec<Failure>> {
+fn disproved(
+    backup_dir: &Path,
+    manifest: &Manifest,
+    positions: &[usize],
+    record: bool,
+) -> Result<(Vec<Failure>, Option<String>)> {
     let checks = crate::checks::Checks::load(backup_dir)?;
     let mut records = Vec::new();
     let mut damaged = Vec::new();
@@ -428,10 +450,14 @@ fn disproved(backup_dir: &Path, manifest: &Manifest, positions: &[usize]) -> Res
         };
         records.push((e.backup_file.clone(), check));
     }
-    if !records.is_empty() {
-        crate::checks::Checks::record(backup_dir, records)?;
-    }
-    Ok(damaged)
+    // Only a record: the prune goes on without it (on a full disk, say), and says so.
+    let unrecorded = match record && !records.is_empty() {
+        true => crate::checks::Checks::record(backup_dir, records)
+            .err()
+            .map(|e| format!("the checks just made were not recorded: {e}")),
+        false => None,
+    };
+    Ok((damaged, unrecorded))
 }
 
 /// The backups of `strategy` (or all) that `list` calls `missing` or `failed` (see

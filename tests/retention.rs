@@ -59,8 +59,17 @@ fn dry_run_deletes_nothing() {
     let env = Env::new();
     env.sample("s");
     let all = backups_of(&env, 4, "s");
+    let files = || {
+        let read = |name: &str| fs::read(env.backups().join(name)).ok();
+        (read("manifest.yaml"), read("verified.yaml"))
+    };
+    let before = files();
     let out = env.run(&["prune", "s", "--keep", "1", "--dry-run"]);
     assert_eq!(out.matches("Would remove old backup: ").count(), 3, "{out}");
+    assert!(
+        files() == before,
+        "the dry run wrote the catalogue or its checks"
+    );
     assert_eq!(env.archives(), all);
     for a in &all {
         assert!(env.backups().join(a).is_file());

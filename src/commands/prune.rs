@@ -151,6 +151,9 @@ pub fn report(pruned: &Pruned, printer: &mut Printer) -> Result<()> {
             left.archive, left.error
         ));
     }
+    for note in &pruned.notes {
+        printer.warn(note);
+    }
     Ok(())
 }
 
