@@ -873,3 +873,23 @@ fn a_file_rewritten_during_backups_gets_only_copies_recorded_as_written() {
         env.run(&["file", "verify", "data/trades.csv"]);
     }
 }
+
+/// A temp file a killed `file backup` left in the copies folder is removed by the next one,
+/// which says so; one being written (its owner alive) would be left alone (see
+/// `atomic::find_leftovers`).
+#[test]
+fn the_next_file_backup_removes_what_a_killed_one_left() {
+    let env = Env::new();
+    write(&store(&env), r#"{"experiences": [1]}"#);
+    env.run(&["file", "backup", STORE]);
+    let (file, leftover) = resbak::atomic::temp_file_in(&copy_dir(&env))
+        .unwrap()
+        .keep()
+        .unwrap();
+    drop(file);
+    write(&store(&env), r#"{"experiences": [1, 2]}"#);
+    let out = env.run_code(&["file", "backup", STORE], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("left by an interrupted run"), "{err}");
+    assert!(!leftover.exists());
+}

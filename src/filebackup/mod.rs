@@ -143,8 +143,9 @@ pub fn backup_file(path: &Path, opts: &FileBackupOptions) -> Result<Option<Backu
         return Ok(None);
     };
     let _lock = lock_folder(&dir)?;
+    let mut warnings = remove_leftovers(&dir);
     let saved = save_current(path)?;
-    let mut warnings = saved.warnings(path);
+    warnings.extend(saved.warnings(path));
     let (removed, more) = rotate(path, opts.keep, &[&saved.copy], Some(&saved));
     warnings.extend(more);
     Ok(Some(BackupReport {
@@ -353,6 +354,20 @@ fn existing_file(path: &Path, action: &'static str) -> Result<Option<PathBuf>> {
             fs::create_dir_all(&dir).at("create backup folder", &dir)?;
             Ok(Some(dir))
         }
+    }
+}
+
+/// Removes the temp files a killed run left in the backup folder `dir` (their owner's lock is
+/// free, so never one being written), each said as a warning.
+fn remove_leftovers(dir: &Path) -> Vec<String> {
+    match crate::atomic::remove_stale(dir) {
+        Ok(removed) => (removed.iter())
+            .map(|p| format!("removed {} left by an interrupted run", p.display()))
+            .collect(),
+        Err(e) => vec![format!(
+            "leftovers not removed: {}",
+            crate::error::chain(&e)
+        )],
     }
 }
 
