@@ -364,6 +364,9 @@ fn a_full_disk_fails_cleanly() {
     let bk = disk.0.join("bk");
     let err = env.fail(&["backup", "s", "--backup-dir", bk.to_str().unwrap()], 2);
     assert!(err.contains("No space left on device"), "{err}");
+    // Blamed on the archive being written, not on the results file read when the disk filled.
+    let blamed = format!("cannot write the new archive in {}: No space", bk.display());
+    assert!(err.contains(&blamed), "{err}");
     let left: Vec<String> = names_with_prefix(&bk, "")
         .into_iter()
         .filter(|n| !n.ends_with(".lock"))

@@ -367,6 +367,7 @@ fn write_archive(
                 Ok((written, index_sum))
             },
         );
+        let written = written.map_err(|e| blame_full_disk(e, &path));
         if written.is_ok() {
             grown.finish();
         }
@@ -377,6 +378,22 @@ fn write_archive(
         synced.at("sync", &path)?;
         Ok(written)
     })
+}
+
+/// A full disk met while writing the archive `tmp`, blamed on the archive being written in its
+/// folder, not on the file being archived (or copied from) when it struck.
+fn blame_full_disk(e: Error, tmp: &Path) -> Error {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    match e {
+        Error::Io { source, .. } if matches!(source.kind(), StorageFull | QuotaExceeded) => {
+            Error::io(
+                "write the new archive in",
+                crate::atomic::parent_dir(tmp),
+                source,
+            )
+        }
+        e => e,
+    }
 }
 
 /// Entries dated before 1970 named one by one; the rest are counted.
