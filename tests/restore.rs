@@ -1451,11 +1451,12 @@ fn include_moves_read_only_folders_the_destination_lacks() {
     let root = env.sample("s");
     write(&root.join("ro/sub/f.txt"), "as backed up\n");
     write(&root.join("ro2/g.txt"), "also backed up\n");
-    for folder in ["ro/sub", "ro", "ro2"] {
+    // The strategy folder too: entries move out of its staged copy.
+    for folder in ["ro/sub", "ro", "ro2", ""] {
         fs::set_permissions(root.join(folder), fs::Permissions::from_mode(0o555)).unwrap();
     }
     let archive = env.backup("s");
-    for folder in ["ro", "ro/sub", "ro2"] {
+    for folder in ["", "ro", "ro/sub", "ro2"] {
         fs::set_permissions(root.join(folder), fs::Permissions::from_mode(0o755)).unwrap();
     }
     fs::remove_dir_all(root.join("ro")).unwrap();
@@ -1598,6 +1599,35 @@ fn force_replaces_a_read_only_folder_of_its_user() {
             .filter(|a| a.contains(".safety."))
             .count(),
         1
+    );
+}
+
+/// `restore --force` over a read-only folder of another user (which this user cannot make
+/// writable to move it aside) is refused by the dry run and the real run before any safety
+/// copy. (Needs root to make such a folder.)
+#[test]
+fn force_over_another_users_read_only_folder_is_refused_first() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("trades.csv"), "changed since\n");
+    if !hand_over(&env) {
+        return;
+    }
+    std::os::unix::fs::lchown(&root, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
+    let before = env.archives();
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut cmd = env.cmd(&[&["restore", &archive, "--force"][..], extra].concat());
+        let out = as_user(&mut cmd, true).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("it is read-only and another user's"), "{err}");
+    }
+    assert_eq!(env.archives(), before, "no safety copy");
+    assert_eq!(
+        fs::read_to_string(root.join("trades.csv")).unwrap(),
+        "changed since\n"
     );
 }
 

@@ -75,6 +75,10 @@ pub(super) fn group(
         for _ in 0..workers {
             let (queued, done, window) = (Arc::clone(&queued), done.clone(), &window);
             scope.spawn(move || {
+                let _open = Opening {
+                    window,
+                    always: false,
+                };
                 while let Some((seq, entries)) = next_job(&queued) {
                     window.wait_for(seq);
                     let group = entries.and_then(|entries| make(entries, look, source));
@@ -93,7 +97,10 @@ pub(super) fn group(
                 jobs.send((seq - 1, entries)).is_ok() && !failed
             });
         });
-        let _open = Opening(&window);
+        let _open = Opening {
+            window: &window,
+            always: true,
+        };
         let mut waiting = BTreeMap::new();
         let mut next = 0;
         for (seq, group) in finished {
@@ -113,13 +120,19 @@ pub(super) fn group(
 /// Groups a hashing thread may start past the one the writer waits for.
 const WINDOW: usize = 16;
 
-/// Lets the workers waiting in the window go when the thread ordering their groups ends, so
-/// that each finds it gone.
-struct Opening<'a>(&'a Window);
+/// Lets the workers waiting in the window go: `always` when the thread ordering their groups
+/// ends, so that each finds it gone; when a worker panics, so that the others do not wait for a
+/// group that never comes (the scope then passes the panic on).
+struct Opening<'a> {
+    window: &'a Window,
+    always: bool,
+}
 
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
-        self.0.open();
+        if self.always || std::thread::panicking() {
+            self.window.open();
+        }
     }
 }
 

@@ -160,16 +160,6 @@ fn summary(rows: &[Row]) -> Option<String> {
 /// Checks that `name` is a strategy with backups or a results folder; else an error with close
 /// names as suggestions.
 fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
-    let file = format!("{}.tar.gz", name.strip_suffix(".tar.gz").unwrap_or(name));
-    if let Some(entry) = manifest.find(&file) {
-        return Err(Error::InvalidArgument {
-            message: format!(
-                "{file} is a backup, not a strategy: `resbak show {file}` shows it, \
-                 `resbak list {}` lists its strategy",
-                entry.strategy
-            ),
-        });
-    }
     let mut known: Vec<String> = manifest
         .backups
         .iter()
@@ -178,7 +168,17 @@ fn check_known(ctx: &Context, manifest: &Manifest, name: &str) -> Result<()> {
     known.extend(strategies(&ctx.results_dir).unwrap_or_default());
     let untracked = archive_files(&ctx.backup_dir)?.into_iter();
     known.extend(untracked.filter_map(|(f, _)| ArchiveName::parse(&f).map(|n| n.strategy)));
-    super::check_known(name, &known, &ctx.backup_dir)
+    let file = format!("{}.tar.gz", name.strip_suffix(".tar.gz").unwrap_or(name));
+    match manifest.find(&file) {
+        Some(entry) if !known.iter().any(|k| k == name) => Err(Error::InvalidArgument {
+            message: format!(
+                "{file} is a backup, not a strategy: `resbak show {file}` shows it, \
+                 `resbak list {}` lists its strategy",
+                entry.strategy
+            ),
+        }),
+        _ => super::check_known(name, &known, &ctx.backup_dir),
+    }
 }
 
 /// Catalogued backups (grouped by strategy, oldest first), then untracked archive files.

@@ -31,7 +31,7 @@ pub(super) fn move_into_place(
     let Some(saved) = replaced else {
         let held = crate::interrupt::hold();
         fs::rename(restored, dest).at("move restored folder to", dest)?;
-        mode.map_or(Ok(()), |mode| set_mode(dest, mode))?;
+        give_mode_back(dest, mode, printer);
         held.done(done);
         return atomic::sync_dir(parent);
     };
@@ -48,21 +48,20 @@ pub(super) fn move_into_place(
             return Err(e);
         }
     };
-    let give_back = |at: &Path| old_mode.map_or(Ok(()), |mode| set_mode(at, mode));
     if let Err(e) = fs::rename(dest, &old) {
-        let _ = give_back(dest);
+        give_mode_back(dest, old_mode, printer);
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move aside", dest, e));
     }
     if let Err(e) = fs::rename(restored, dest) {
         fs::rename(&old, dest).at("put back", dest)?;
-        give_back(dest)?;
+        give_mode_back(dest, old_mode, printer);
         let _ = atomic::remove_tree(&aside);
         return Err(Error::io("move restored folder to", dest, e));
     }
     // Should this fail, the check below finds the mode changed and keeps the folder.
-    let _ = give_back(&old);
-    mode.map_or(Ok(()), |mode| set_mode(dest, mode))?;
+    let _ = old_mode.map_or(Ok(()), |mode| set_mode(&old, mode));
+    give_mode_back(dest, mode, printer);
     // Until it is checked against its safety copy and removed, an interruption says where
     // the replaced folder waits.
     held.done(format!(
@@ -233,17 +232,18 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
         let kept = parent.join(format!("{name}.replaced-{stamp}{suffix}"));
         let marker = crate::commands::replaced_marker(&kept);
         if fs::symlink_metadata(&kept).is_err() && fs::symlink_metadata(&marker).is_err() {
+            let mode = make_movable(old)?;
             let text =
                 crate::commands::replaced_marker_text(&format!("{name}.replaced-{stamp}{suffix}"));
             atomic::write_file(&marker, |w| {
                 w.write_all(text.as_bytes()).at("write", &marker)
             })?;
-            let mode = make_movable(old)?;
             if let Err(e) = fs::rename(old, &kept) {
                 let _ = fs::remove_file(&marker);
+                let _ = mode.map_or(Ok(()), |mode| set_mode(old, mode));
                 return Err(Error::io("keep the replaced folder as", &kept, e));
             }
-            mode.map_or(Ok(()), |mode| set_mode(&kept, mode))?;
+            let _ = mode.map_or(Ok(()), |mode| set_mode(&kept, mode));
             atomic::sync_dir(parent)?;
             return Ok(kept);
         }
@@ -259,7 +259,9 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
 /// any safety copy was made (see `plan`), so this only guards against a change since.
 pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
     let mut moves = Vec::new();
-    // Read-only folders that move whole are made movable before anything moves.
+    // Entries move out of the staging folder, so it must be writable (it is discarded after);
+    // read-only folders that move whole are made movable before anything moves.
+    make_movable(restored)?;
     let mut modes = Vec::new();
     let mut walk = walkdir::WalkDir::new(restored)
         .min_depth(1)
@@ -293,12 +295,14 @@ pub(super) fn merge_into(restored: &Path, dest: &Path) -> Result<()> {
         }
         moves.push((item.path().to_path_buf(), target));
     }
-    for (from, to) in &moves {
-        fs::rename(from, to).at("move restored entry to", to)?;
-    }
-    for (folder, mode) in modes {
-        set_mode(&folder, mode)?;
-    }
+    let moved = (moves.iter())
+        .try_for_each(|(from, to)| fs::rename(from, to).at("move restored entry to", to));
+    // Also after a failure, for the folders that did move.
+    let given = (modes.iter())
+        .filter(|(folder, _)| moved.is_ok() || fs::symlink_metadata(folder).is_ok())
+        .map(|(folder, mode)| set_mode(folder, *mode))
+        .fold(Ok(()), Result::and);
+    moved.and(given)?;
     sync_filesystem(dest)
 }
 
@@ -315,6 +319,14 @@ fn make_movable(folder: &Path) -> Result<Option<u32>> {
     }
     set_mode(folder, mode | 0o200)?;
     Ok(Some(mode))
+}
+
+/// Gives the folder `at`, once moved, the `mode` [`make_movable`] took from it, if it took one;
+/// a failure then is a warning: the move is done.
+fn give_mode_back(at: &Path, mode: Option<u32>, printer: &mut Printer) {
+    if let Some(Err(e)) = mode.map(|mode| set_mode(at, mode)) {
+        printer.warn(format_args!("{e}; it keeps owner write permission"));
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

@@ -103,6 +103,10 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
     let replace = replace(ctx, &dest, &holder, opts)?;
     match (&selection, replace == Replace::Nothing) {
         (Some(selection), false) => check_merge(&dest, selection)?,
+        (None, false) => {
+            check_room(&dest)?;
+            check_movable(&dest)?;
+        }
         _ => check_room(&dest)?,
     }
     if let (Replace::Folder, Some(entry)) = (&replace, &located.entry) {
@@ -365,6 +369,24 @@ fn check_room(dest: &Path) -> Result<()> {
     }
     let (w, x) = (rustix::fs::Access::WRITE_OK, rustix::fs::Access::EXEC_OK);
     rustix::fs::access(at, w | x).map_err(|e| Error::io("write into", at, e.into()))
+}
+
+/// Refuses an existing destination this user can neither write nor make writable (another
+/// user's read-only folder): it is moved aside whole, which needs it writable.
+fn check_movable(dest: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if rustix::fs::access(dest, rustix::fs::Access::WRITE_OK).is_ok() {
+        return Ok(());
+    }
+    let meta = fs::symlink_metadata(dest).at("read", dest)?;
+    match meta.uid() == rustix::process::geteuid().as_raw() {
+        true => Ok(()),
+        false => Err(Error::io(
+            "move aside",
+            dest,
+            std::io::Error::other("it is read-only and another user's"),
+        )),
+    }
 }
 
 /// What is at a path a restore writes an entry to (a `folder` or not) into an existing folder.
