@@ -446,6 +446,58 @@ fn a_manifest_that_does_not_fit_leaves_the_checksum_list_as_it_was() {
     panic!("no backup failed writing its manifest");
 }
 
+/// A `file backup` whose copy fits on the disk but whose `SHA256SUMS` line does not fails and
+/// keeps no copy: left, it would pass for one of the Python scripts' copies (no checksum, its
+/// time read as local) and could sort as the newest.
+#[test]
+fn a_file_copy_whose_checksum_does_not_fit_is_not_kept() {
+    let env = Env::new();
+    let Some(disk) = SmallDisk::mount(env.path().join("small"), "2m") else {
+        eprintln!(
+            "SKIPPED a_file_copy_whose_checksum_does_not_fit: mounting a tmpfs is not permitted here"
+        );
+        return;
+    };
+    let store = env.path().join("data/exp.json");
+    let copies = disk.0.join("copies");
+    fs::create_dir_all(&copies).unwrap();
+    fs::create_dir_all(env.path().join("data")).unwrap();
+    std::os::unix::fs::symlink(&copies, env.path().join("data/backups")).unwrap();
+    let json = |n: usize| format!("{{\"experiences\": [{}]}}", vec!["1"; n].join(", "));
+    write(&store, &json(20_000));
+    env.run(&["file", "backup", "data/exp.json"]);
+    let names = || {
+        let mut n: Vec<_> = fs::read_dir(&copies)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        n.sort();
+        n
+    };
+    let filler = disk.0.join("filler");
+    let page = 4096u64;
+    for extra_pages in 0..4u64 {
+        write(&store, &json(20_001 + extra_pages as usize));
+        let _ = fs::remove_file(&filler);
+        let stat = rustix::fs::statvfs(&disk.0).unwrap();
+        let avail = stat.f_bavail * stat.f_frsize;
+        let need = fs::metadata(&store).unwrap().len().div_ceil(page) * page + extra_pages * page;
+        fs::write(&filler, vec![0u8; usize::try_from(avail - need).unwrap()]).unwrap();
+        let before = names();
+        let out = env
+            .cmd(&["file", "backup", "data/exp.json"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !err.contains("SHA256SUMS") {
+            continue;
+        }
+        assert_eq!(names(), before, "{err}");
+        return;
+    }
+    panic!("no file backup failed writing SHA256SUMS");
+}
+
 /// Killing `restore --force` at any point leaves the old folder, the new one, or a safety copy
 /// that holds everything the old folder held. Each point is reached for real, and checked to
 /// have been: right after the safety copy (the report line is held by a full pipe, the

@@ -405,9 +405,16 @@ fn save_current_at(path: &Path, now: DateTime<Utc>) -> Result<Saved> {
     let first = next_seq(&copies, now);
     let names = (first..).map(|seq| dir.join(names::backup_name(name, now, seq)));
     let copy = crate::atomic::persist_first_free(tmp, names)?;
-    let mut sums = Sums::read(&dir)?;
-    sums.set(copy.file_name().unwrap_or_default(), &checksum.sha256);
-    sums.write(&dir)?;
+    let recorded = Sums::read(&dir).and_then(|mut sums| {
+        sums.set(copy.file_name().unwrap_or_default(), &checksum.sha256);
+        sums.write(&dir)
+    });
+    if let Err(e) = recorded {
+        // A copy without its line would pass for one of the Python scripts' copies (no
+        // checksum, a local time): it goes, and the backup fails whole.
+        let _ = fs::remove_file(&copy);
+        return Err(e);
+    }
     Ok(Saved {
         copy,
         checksum,
