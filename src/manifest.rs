@@ -15,6 +15,7 @@ use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
 pub mod legacy;
+pub mod name;
 
 /// File name of the manifest inside the backup folder.
 pub const FILE_NAME: &str = "manifest.yaml";

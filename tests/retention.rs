@@ -441,3 +441,44 @@ fn prune_keeps_a_damaged_index_on_record() {
     let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(rows[0]["status"], "index-damaged", "{rows}");
 }
+
+/// A backup whose strategy was edited by hand to another's (its file name and folder still the
+/// first strategy's) is not counted as a backup of the other: prune removes none of that
+/// strategy's real backups in its place, plain `verify` reports the entry, and the hint says to
+/// correct it.
+#[test]
+fn a_backup_relabelled_by_hand_is_not_counted_for_the_other_strategy() {
+    let env = Env::new();
+    env.sample("btc");
+    env.sample("eth");
+    let eth = env.backup("eth");
+    env.backup("btc");
+    let btc = env.backup("btc");
+    let manifest = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let (head, tail) = text.rsplit_once("- strategy: btc").unwrap();
+    fs::write(&manifest, format!("{head}- strategy: eth{tail}")).unwrap();
+    let out = env.run_code(&["verify"], 1);
+    let said = stdout(&out);
+    assert!(
+        said.contains(&format!(
+            "{btc}: its file name says strategy btc, its manifest entry says eth"
+        )),
+        "{said}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("move"),
+        "no hint to move it out"
+    );
+    let out = env.run_code(&["prune", "eth", "--keep", "1"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("not counted as kept, left as it is: {btc}")),
+        "{err}"
+    );
+    assert!(
+        env.backups().join(&eth).is_file(),
+        "eth's only real backup is kept"
+    );
+    assert!(env.backups().join(&btc).is_file());
+}

@@ -519,6 +519,9 @@ pub fn check(
     if size != entry.size {
         return Err(size_problem(&path, entry, size));
     }
+    if let Some(problem) = crate::retention::misnamed(entry) {
+        return Err(Problem::new(ProblemKind::Record, problem));
+    }
     // With no checksum to compare, reading every entry is the only check of the bytes.
     let deep = deep || !entry.has_checksum();
     let index_sha256 = entry.index_sha256.as_deref();

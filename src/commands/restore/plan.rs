@@ -146,7 +146,7 @@ fn default_destination(ctx: &Context, located: &Located, strategy: &str) -> Resu
                 // The strategy is the entry's, which may be what is wrong.
                 Some(_) => format!(
                     "archive {file} is named for strategy {:?} but its manifest entry says \
-                     strategy {strategy:?}; correct the entry, or name the destination with --to",
+                     strategy {strategy:?}; correct the entry",
                     name.strategy
                 ),
                 None => format!(
