@@ -471,7 +471,7 @@ fn unusable(
     let checks = crate::checks::Checks::load(backup_dir)?;
     let why = |e: &Entry| {
         // A strategy edited by hand: the backup is another strategy's, not one of this one's.
-        if let Some(problem) = misnamed(e) {
+        if let Some(problem) = crate::manifest::name::misnamed(e) {
             return Some(problem);
         }
         let check = checks.of(e).filter(|c| !c.found_missing());
@@ -490,18 +490,6 @@ fn unusable(
             })
         })
         .collect())
-}
-
-/// Why `entry` cannot be counted as a backup of its strategy when its file name says another
-/// strategy (its strategy edited by hand, or its file renamed): restore refuses it as such.
-pub fn misnamed(entry: &Entry) -> Option<String> {
-    let name = crate::manifest::name::ArchiveName::parse(&entry.backup_file)?;
-    (name.strategy != entry.strategy).then(|| {
-        format!(
-            "its file name says strategy {}, its manifest entry says {}; correct the entry",
-            name.strategy, entry.strategy
-        )
-    })
 }
 
 /// Deletes the archives of `doomed` entries (already out of the manifest); an archive that

@@ -519,7 +519,7 @@ pub fn check(
     if size != entry.size {
         return Err(size_problem(&path, entry, size));
     }
-    if let Some(problem) = crate::retention::misnamed(entry) {
+    if let Some(problem) = crate::manifest::name::misnamed(entry) {
         return Err(Problem::new(ProblemKind::Record, problem));
     }
     // With no checksum to compare, reading every entry is the only check of the bytes.

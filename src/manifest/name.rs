@@ -1,6 +1,7 @@
 //! The names resbak gives archives, `<strategy>_<YYYYMMDD>_<HHMMSS>[_N][.safety].tar.gz`: what
 //! a file name says of its strategy, time and kind, which holds even without a manifest.
 
+use super::Entry;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// What a safety copy's name carries before `.tar.gz`, so its kind survives a lost manifest.
@@ -52,4 +53,16 @@ impl ArchiveName {
             safety,
         })
     }
+}
+
+/// Why `entry` cannot be counted as a backup of its strategy when its file name says another
+/// strategy (its strategy edited by hand, or its file renamed): restore refuses it as such.
+pub fn misnamed(entry: &Entry) -> Option<String> {
+    let name = ArchiveName::parse(&entry.backup_file)?;
+    (name.strategy != entry.strategy).then(|| {
+        format!(
+            "its file name says strategy {}, its manifest entry says {}; correct the entry",
+            name.strategy, entry.strategy
+        )
+    })
 }

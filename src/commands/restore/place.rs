@@ -60,7 +60,7 @@ pub(super) fn move_into_place(
         return Err(Error::io("move restored folder to", dest, e));
     }
     // Should this fail, the check below finds the mode changed and keeps the folder.
-    let _ = old_mode.map_or(Ok(()), |mode| set_mode(&old, mode));
+    let _ = mode_back(&old, old_mode);
     give_mode_back(dest, mode, printer);
     // Until it is checked against its safety copy and removed, an interruption says where
     // the replaced folder waits.
@@ -240,10 +240,10 @@ fn keep_beside(old: &Path, dest: &Path) -> Result<PathBuf> {
             })?;
             if let Err(e) = fs::rename(old, &kept) {
                 let _ = fs::remove_file(&marker);
-                let _ = mode.map_or(Ok(()), |mode| set_mode(old, mode));
+                let _ = mode_back(old, mode);
                 return Err(Error::io("keep the replaced folder as", &kept, e));
             }
-            let _ = mode.map_or(Ok(()), |mode| set_mode(&kept, mode));
+            let _ = mode_back(&kept, mode);
             atomic::sync_dir(parent)?;
             return Ok(kept);
         }
@@ -324,9 +324,14 @@ fn make_movable(folder: &Path) -> Result<Option<u32>> {
 /// Gives the folder `at`, once moved, the `mode` [`make_movable`] took from it, if it took one;
 /// a failure then is a warning: the move is done.
 fn give_mode_back(at: &Path, mode: Option<u32>, printer: &mut Printer) {
-    if let Some(Err(e)) = mode.map(|mode| set_mode(at, mode)) {
+    if let Err(e) = mode_back(at, mode) {
         printer.warn(format_args!("{e}; it keeps owner write permission"));
     }
+}
+
+/// Gives `at` the `mode` [`make_movable`] took from it, if it took one.
+fn mode_back(at: &Path, mode: Option<u32>) -> Result<()> {
+    mode.map_or(Ok(()), |mode| set_mode(at, mode))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

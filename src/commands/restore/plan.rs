@@ -343,10 +343,7 @@ fn check_merge(dest: &Path, selection: &extract::Selection) -> Result<()> {
             let found = conflict(&target, folder)?;
             // What is not a folder kept and filled is moved into the folder above it.
             if !(folder && matches!(found, Found::Fits)) {
-                let into = atomic::parent_dir(&target);
-                let (w, x) = (rustix::fs::Access::WRITE_OK, rustix::fs::Access::EXEC_OK);
-                rustix::fs::access(into, w | x)
-                    .map_err(|e| Error::io("write into", into, e.into()))?;
+                check_writable(atomic::parent_dir(&target))?;
             }
             match found {
                 Found::Nothing => break,
@@ -367,6 +364,11 @@ fn check_room(dest: &Path) -> Result<()> {
     while fs::symlink_metadata(at).is_err() && atomic::parent_dir(at) != at {
         at = atomic::parent_dir(at);
     }
+    check_writable(at)
+}
+
+/// Refuses the folder `at` unless this user can create entries in it.
+fn check_writable(at: &Path) -> Result<()> {
     let (w, x) = (rustix::fs::Access::WRITE_OK, rustix::fs::Access::EXEC_OK);
     rustix::fs::access(at, w | x).map_err(|e| Error::io("write into", at, e.into()))
 }
