@@ -787,8 +787,7 @@ fn an_unreadable_folder_is_named_once() {
     fs::create_dir(root.join("locked")).unwrap();
     let handed = crate::restore::hand_over(&env);
     fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
-    let mut cmd = env.cmd(&["backup", "s"]);
-    let out = crate::restore::as_user(&mut cmd, handed).output().unwrap();
+    let out = crate::restore::run_as(&env, &["backup", "s"], handed);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.matches("results/s/locked").count(), 1, "{err}");

@@ -1362,8 +1362,11 @@ fn include_restores_a_file_its_user_cannot_read_back() {
     let archive = env.backup("s");
     let include = ["--include", "secret.csv"];
     let handed = hand_over(&env);
-    let mut cmd = env.cmd(&[&["restore", &archive, "--to", "out/s"][..], &include].concat());
-    let out = as_user(&mut cmd, handed).output().unwrap();
+    let out = run_as(
+        &env,
+        &[&["restore", &archive, "--to", "out/s"][..], &include].concat(),
+        handed,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -1388,8 +1391,7 @@ fn folders_without_permissions_restore_for_another_user() {
     }
     let archive = env.backup("s");
     let handed = hand_over(&env);
-    let mut cmd = env.cmd(&["restore", &archive, "--to", "out/s"]);
-    let out = as_user(&mut cmd, handed).output().unwrap();
+    let out = run_as(&env, &["restore", &archive, "--to", "out/s"], handed);
     assert!(
         out.status.success(),
         "{}",
@@ -1424,8 +1426,7 @@ fn include_into_a_folder_its_user_cannot_write_is_refused_first() {
             &["restore", &archive, "--force", "--include", "ro/sub/f.txt"][..],
             extra,
         ];
-        let mut cmd = env.cmd(&args.concat());
-        let out = as_user(&mut cmd, handed).output().unwrap();
+        let out = run_as(&env, &args.concat(), handed);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(
@@ -1465,8 +1466,7 @@ fn include_moves_read_only_folders_the_destination_lacks() {
     let handed = hand_over(&env);
     let args = ["restore", &archive, "--force", "--include", "*.csv"];
     let args = [&args[..], &["--include", "ro/**", "--include", "ro2/**"]].concat();
-    let mut cmd = env.cmd(&args);
-    let out = as_user(&mut cmd, handed).output().unwrap();
+    let out = run_as(&env, &args, handed);
     assert!(
         out.status.success(),
         "{}",
@@ -1495,8 +1495,7 @@ fn a_read_only_strategy_folder_restores_for_another_user() {
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
     let handed = hand_over(&env);
     for args in [&["--to", "out/s"][..], &["--force"]] {
-        let mut cmd = env.cmd(&[&["restore", &archive][..], args].concat());
-        let out = as_user(&mut cmd, handed).output().unwrap();
+        let out = run_as(&env, &[&["restore", &archive][..], args].concat(), handed);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -1528,8 +1527,7 @@ fn a_replaced_folder_that_cannot_be_removed_whole_stays_marked() {
     }
     fs::set_permissions(root.join("dockerout"), fs::Permissions::from_mode(0o755)).unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = env.cmd(args);
-        let out = as_user(&mut cmd, true).output().unwrap();
+        let out = run_as(&env, args, true);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{args:?}: {err}");
         err
@@ -1578,8 +1576,11 @@ fn force_replaces_a_read_only_folder_of_its_user() {
     let handed = hand_over(&env);
     fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
     for extra in [&["--dry-run"][..], &[]] {
-        let mut cmd = env.cmd(&[&["restore", &archive, "--force"][..], extra].concat());
-        let out = as_user(&mut cmd, handed).output().unwrap();
+        let out = run_as(
+            &env,
+            &[&["restore", &archive, "--force"][..], extra].concat(),
+            handed,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{extra:?}: {err}");
     }
@@ -1618,8 +1619,11 @@ fn force_over_another_users_read_only_folder_is_refused_first() {
     fs::set_permissions(&root, fs::Permissions::from_mode(0o555)).unwrap();
     let before = env.archives();
     for extra in [&["--dry-run"][..], &[]] {
-        let mut cmd = env.cmd(&[&["restore", &archive, "--force"][..], extra].concat());
-        let out = as_user(&mut cmd, true).output().unwrap();
+        let out = run_as(
+            &env,
+            &[&["restore", &archive, "--force"][..], extra].concat(),
+            true,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains("it is read-only and another user's"), "{err}");
@@ -1644,8 +1648,11 @@ fn a_destination_in_a_read_only_folder_is_refused_by_the_dry_run_too() {
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
     for to in ["ro/x", "ro/deeper/x"] {
         for extra in [&["--dry-run"][..], &[]] {
-            let mut cmd = env.cmd(&[&["restore", &archive, "--to", to][..], extra].concat());
-            let out = as_user(&mut cmd, handed).output().unwrap();
+            let out = run_as(
+                &env,
+                &[&["restore", &archive, "--to", to][..], extra].concat(),
+                handed,
+            );
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{to} {extra:?}: {err}");
             assert!(err.contains("cannot write into ro"), "{err}");
@@ -1679,8 +1686,13 @@ pub(crate) fn hand_over(env: &Env) -> bool {
     true
 }
 
+/// Runs resbak with `args` in `env`, as [`NOBODY`] when the test folder was `handed` over.
+pub(crate) fn run_as(env: &Env, args: &[&str], handed: bool) -> std::process::Output {
+    as_user(&mut env.cmd(args), handed).output().unwrap()
+}
+
 /// `cmd`, run as [`NOBODY`] when the test folder was `handed` over.
-pub(crate) fn as_user(cmd: &mut std::process::Command, handed: bool) -> &mut std::process::Command {
+fn as_user(cmd: &mut std::process::Command, handed: bool) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     if handed {
         cmd.uid(NOBODY).gid(NOBODY);

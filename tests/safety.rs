@@ -344,6 +344,18 @@ impl SmallDisk {
     }
 }
 
+impl SmallDisk {
+    /// Fills the disk with the file `filler`, leaving `free` bytes (a page's precision).
+    fn fill_leaving(&self, free: u64) -> PathBuf {
+        let filler = self.0.join("filler");
+        let _ = fs::remove_file(&filler);
+        let stat = rustix::fs::statvfs(&self.0).unwrap();
+        let fill = (stat.f_bavail * stat.f_frsize).saturating_sub(free);
+        fs::write(&filler, vec![0u8; usize::try_from(fill).unwrap()]).unwrap();
+        filler
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -415,14 +427,9 @@ fn a_manifest_that_does_not_fit_leaves_the_checksum_list_as_it_was() {
     let bk_arg = ["--backup-dir", bk.to_str().unwrap()];
     env.run(&[&["backup", "s"][..], &bk_arg].concat());
     let sums = || fs::read_to_string(bk.join("SHA256SUMS")).unwrap();
-    let filler = disk.0.join("filler");
     // Leaves less and less room until a backup fails writing its manifest.
     for free_kib in (1..100u64).rev().map(|n| n * 4) {
-        let _ = fs::remove_file(&filler);
-        let stat = rustix::fs::statvfs(&disk.0).unwrap();
-        let avail = stat.f_bavail * stat.f_frsize;
-        let fill = avail.saturating_sub(free_kib * 1024);
-        fs::write(&filler, vec![0u8; usize::try_from(fill).unwrap()]).unwrap();
+        disk.fill_leaving(free_kib * 1024);
         let before = (sums(), fs::read(bk.join("manifest.yaml")).unwrap());
         let out = env
             .cmd(&[&["backup", "s", "--always"][..], &bk_arg].concat())
@@ -474,15 +481,12 @@ fn a_file_copy_whose_checksum_does_not_fit_is_not_kept() {
         n.sort();
         n
     };
-    let filler = disk.0.join("filler");
     let page = 4096u64;
+    // Leaves room for the copy and up to three pages more: the first fits the copy only.
     for extra_pages in 0..4u64 {
         write(&store, &json(20_001 + extra_pages as usize));
-        let _ = fs::remove_file(&filler);
-        let stat = rustix::fs::statvfs(&disk.0).unwrap();
-        let avail = stat.f_bavail * stat.f_frsize;
         let need = fs::metadata(&store).unwrap().len().div_ceil(page) * page + extra_pages * page;
-        fs::write(&filler, vec![0u8; usize::try_from(avail - need).unwrap()]).unwrap();
+        disk.fill_leaving(need);
         let before = names();
         let out = env
             .cmd(&["file", "backup", "data/exp.json"])
