@@ -208,15 +208,15 @@ pub struct Verdict<'a> {
     pub strategy: &'a str,
     /// Whether it was found intact.
     pub intact: bool,
-    /// Whether only its index is damaged or gone: the check's own message names `reindex`,
-    /// and the archive needs no hint.
-    pub index_only: bool,
+    /// Whether the archive itself is intact though the check failed (its index, or its
+    /// manifest entry, is wrong): the check's own message names the fix, and no hint is given.
+    pub archive_intact: bool,
     /// Whether its file is gone.
     pub missing: bool,
 }
 
 /// After a check, the next step for each damaged archive (not for an intact archive whose
-/// index alone is damaged: `reindex` fixes that). When it is its strategy's newest
+/// index or manifest entry alone is wrong: the check's message names the fix). When it is its strategy's newest
 /// regular backup (or the backup folder's manifest does not know it), `backup --always` makes
 /// a fresh one if the results folder is still there. An older backup or a safety copy leaves
 /// the newest backup protecting the strategy: the hint says whether that one was found intact
@@ -228,7 +228,7 @@ pub fn hint_after_check(
     printer: &mut Printer,
 ) {
     let mut fresh: Vec<&str> = Vec::new();
-    for damaged in verdicts.iter().filter(|v| !v.intact && !v.index_only) {
+    for damaged in verdicts.iter().filter(|v| !v.intact && !v.archive_intact) {
         let strategy = damaged.strategy;
         let newest = manifest.latest_regular(strategy);
         let Some(entry) = manifest.find(damaged.archive) else {
@@ -240,7 +240,7 @@ pub fn hint_after_check(
             continue;
         };
         let state = match verdicts.iter().find(|v| v.archive == newest.backup_file) {
-            Some(v) if v.intact || v.index_only => "is intact".to_string(),
+            Some(v) if v.intact || v.archive_intact => "is intact".to_string(),
             Some(_) => "is damaged too".to_string(),
             None => format!(
                 "was not checked here (`resbak verify {}` checks it)",

@@ -85,8 +85,8 @@ pub enum ProblemKind {
     Unreadable,
     /// Its size differs from the recorded one.
     Size,
-    /// Its size differs from the recorded one, but its SHA-256 is the recorded one: the
-    /// manifest entry is wrong, not the archive.
+    /// Its manifest entry is wrong, not the archive: a size other than the file's whose
+    /// SHA-256 is the recorded one, or a strategy other than its file name says.
     Record,
     /// Its SHA-256 differs from the recorded one.
     Checksum,
@@ -219,8 +219,7 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
             archive: &r.archive,
             strategy: &r.strategy,
             intact: r.problem.is_none(),
-            // The archive is intact and its message names the fix: no hint to replace it.
-            index_only: r.index_only || r.problem_kind == Some(ProblemKind::Record),
+            archive_intact: r.index_only || r.problem_kind == Some(ProblemKind::Record),
             missing: r.problem_kind == Some(ProblemKind::Missing),
         })
         .collect();
