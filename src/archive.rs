@@ -396,6 +396,10 @@ pub fn write<W: Write, I: Write>(
         false => HashingWriter::new(out),
     };
     let gz = ParGzWriter::new(out, opts.level, opts.threads.max(1)).pieces(crate::index::PIECE);
+    let gz = match reuse.is_some() {
+        true => gz.few_compressed(),
+        false => gz,
+    };
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let index = crate::index::Writer::new(index_out, opts.level, top).map_err(fail)?;

@@ -63,6 +63,10 @@ struct Block {
     data: Vec<u8>,
     out: Vec<u8>,
     crc: Hasher,
+    /// A fresh compressor made by the writer, used once by whichever thread compresses.
+    deflater: Option<Compress>,
+    /// That compressor once used, handed back so that the writer frees it too.
+    spent: Option<Compress>,
 }
 
 impl Block {
@@ -127,7 +131,11 @@ fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
     }
     b.crc = Hasher::new();
     b.crc.update(&b.data);
-    let mut c = Compress::new(level, false);
+    let from_writer = b.deflater.is_some();
+    let mut c = b
+        .deflater
+        .take()
+        .unwrap_or_else(|| Compress::new(level, false));
     if !b.dict.is_empty() {
         c.set_dictionary(&b.dict).map_err(io::Error::other)?;
     }
@@ -136,7 +144,12 @@ fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
     } else {
         FlushCompress::Sync
     };
-    deflate_into(&mut c, &b.data, &mut b.out, flush)
+    let res = deflate_into(&mut c, &b.data, &mut b.out, flush);
+    // Freed by whichever thread made it.
+    if from_writer {
+        b.spent = Some(c);
+    }
+    res
 }
 
 /// Runs `c` over all of `input` with `flush`. Output space is sized from the
@@ -271,6 +284,10 @@ struct Pool {
     replies: Receiver<Reply>,
     workers: Vec<JoinHandle<()>>,
     pending: BTreeMap<u64, Block>,
+    level: Compression,
+    /// Whether the writer makes (and frees) each block's compressor, see
+    /// [`ParGzWriter::few_compressed`].
+    writer_made: bool,
     submitted: u64,
     written: u64,
     max_in_flight: u64,
@@ -286,6 +303,8 @@ impl Pool {
             replies,
             workers: Vec::with_capacity(threads),
             pending: BTreeMap::new(),
+            level,
+            writer_made: false,
             submitted: 0,
             written: 0,
             max_in_flight: threads as u64 + 2,
@@ -406,17 +425,27 @@ impl Engine {
         match self {
             Engine::Inline(level, f) => {
                 f(&mut b, *level)?;
+                b.spent = None;
+                sink.put(&b)?;
+                spare.push(b);
+                Ok(())
+            }
+            Engine::Pool(pool) if b.copied => {
+                // Nothing to compress: written as soon as every block before it is, without
+                // a round trip through a worker.
+                drain(pool, sink, spare, true)?;
                 sink.put(&b)?;
                 spare.push(b);
                 Ok(())
             }
             Engine::Pool(pool) => {
                 let last = b.last;
-                if !b.copied {
-                    // Reserved here, the output buffers come from one allocator arena, not
-                    // one per worker.
-                    b.out.clear();
-                    b.out.reserve(out_bound(b.data.len()));
+                // Reserved here, the output buffers come from one allocator arena, not
+                // one per worker.
+                b.out.clear();
+                b.out.reserve(out_bound(b.data.len()));
+                if pool.writer_made {
+                    b.deflater = Some(Compress::new(pool.level, false));
                 }
                 pool.submit(b)?;
                 drain(pool, sink, spare, last)
@@ -436,7 +465,8 @@ fn drain<W: Write>(
     loop {
         let wait = all || pool.in_flight() >= pool.max_in_flight;
         match pool.next_ready(wait)? {
-            Some(b) => {
+            Some(mut b) => {
+                b.spent = None;
                 sink.put(&b)?;
                 spare.push(b);
             }
@@ -502,6 +532,17 @@ impl<W: Write> ParGzWriter<W> {
     /// segment of its own, and where the pieces start depends only on the segment's bytes.
     pub fn pieces(mut self, piece: usize) -> Self {
         self.piece_blocks = Some((piece / BLOCK_SIZE).max(1) as u64);
+        self
+    }
+
+    /// For a stream mostly copied ([`ParGzWriter::copy_segment`]): each block's compressor
+    /// is made and freed by the writer, so that a worker compressing a few blocks does not grow
+    /// an allocator arena of its own (megabytes each, measured). Streams mostly compressed
+    /// keep memory lower with the workers making their own. The bytes are the same.
+    pub fn few_compressed(mut self) -> Self {
+        if let Engine::Pool(pool) = &mut self.engine {
+            pool.writer_made = true;
+        }
         self
     }
 

@@ -89,14 +89,14 @@ impl Source {
         Ok(intact.then_some(bytes))
     }
 
-    /// Whether the compressed bytes of `segment` have the CRC32 the index records.
-    pub fn intact(&self, segment: &Segment) -> io::Result<bool> {
+    /// Whether the compressed bytes of `segment` have the CRC32 the index records, read
+    /// [`CHUNK`] bytes at a time into `buf`.
+    fn intact(&self, segment: &Segment, buf: &mut [u8]) -> io::Result<bool> {
         let mut crc = crc32fast::Hasher::new();
         let mut reader = self.reader(segment)?;
-        let mut buf = vec![0; CHUNK];
         let mut read = 0u64;
         loop {
-            let n = reader.read(&mut buf)?;
+            let n = reader.read(buf)?;
             if n == 0 {
                 break;
             }
@@ -125,8 +125,9 @@ impl Source {
 
     /// Whether every one of `pieces` (a group's segments) is intact (see [`Source::intact`]).
     pub fn all_intact(&self, pieces: &[Segment]) -> io::Result<bool> {
+        let mut buf = vec![0; CHUNK];
         for piece in pieces {
-            if !self.intact(piece)? {
+            if !self.intact(piece, &mut buf)? {
                 return Ok(false);
             }
         }
@@ -134,14 +135,13 @@ impl Source {
     }
 
     /// A reader of the compressed bytes of `segment`, by positioned reads: several threads
-    /// may read the archive at once.
+    /// may read the archive at once. Unbuffered: every caller reads large chunks.
     pub fn reader(&self, segment: &Segment) -> io::Result<impl Read + '_> {
-        let at = At {
+        Ok(At {
             file: &self.file,
             pos: segment.zoff,
             end: segment.zoff + segment.zlen,
-        };
-        Ok(io::BufReader::with_capacity(CHUNK, at))
+        })
     }
 }
 

@@ -112,6 +112,20 @@ fn the_same_bytes_fresh_with_reuse_and_for_any_thread_count() {
 }
 
 #[test]
+fn a_second_backup_that_compresses_much_again_is_read_back_whole() {
+    let env = Env::new();
+    let root = sample(&env);
+    backup_into(&env, "backups", "2");
+    // More new bytes than the read-back streams: inflated whole on a thread of its own.
+    fs::write(root.join("new.bin"), crate::util::noise(5, 20 << 20)).unwrap();
+    let (reused, out) = backup_into(&env, "backups", "2");
+    assert!(out.contains("copied from"), "{out}");
+    let (fresh, _) = backup_into(&env, "fresh", "1");
+    assert_eq!(sha256_file(&reused), sha256_file(&fresh));
+    env.run(&["verify", "--deep"]);
+}
+
+#[test]
 fn a_file_rewritten_behind_its_old_mtime_is_not_copied_from_the_last_backup() {
     let env = Env::new();
     let root = sample(&env);
