@@ -344,7 +344,7 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
         let Walked {
             path,
             rel,
-            meta,
+            mut meta,
             kind,
         } = item?;
         let fail = |e: io::Error| Error::io("read", &path, e);
@@ -359,11 +359,7 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
                 let Some(file) = open_regular(&path).map_err(fail)? else {
                     continue;
                 };
-                sha = HashingReader::new(file)
-                    .finish()
-                    .map_err(fail)?
-                    .sha256
-                    .into_bytes();
+                (sha, meta) = hashed(&file, &file, meta).map_err(fail)?;
             }
             EntryKind::File | EntryKind::Folder => {}
             _ => continue,
@@ -372,6 +368,21 @@ pub fn digest(src: &Path, excludes: &Excludes, with_content: bool) -> Result<Dig
         digest.add(&rel, &stored);
     }
     Ok(digest.finish())
+}
+
+/// The SHA-256 of what `reader` gives (the content of `file`, seen as `meta` before), and the
+/// metadata to record with it: `file`'s after the read when its size or mtime changed meanwhile,
+/// so that a digest never pairs what was read before a change with the metadata from before it
+/// (and a folder written to while it is checked never passes for unchanged).
+fn hashed(
+    file: &File,
+    reader: impl Read,
+    meta: std::fs::Metadata,
+) -> io::Result<(Vec<u8>, std::fs::Metadata)> {
+    let sha = HashingReader::new(reader).finish()?.sha256.into_bytes();
+    let after = file.metadata()?;
+    let changed = after.len() != meta.len() || after.modified().ok() != meta.modified().ok();
+    Ok((sha, if changed { after } else { meta }))
 }
 
 /// Writes `src` as a tar.gz whose single top folder is `top` into `out`, and its index (see
@@ -667,7 +678,8 @@ pub fn top_folder(reader: impl Read) -> io::Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
+    use super::{File, HashingReader, hashed};
+    use std::io::{self, Read};
 
     #[test]
     fn a_file_that_ends_early_is_padded_with_zeros_to_its_header_size() {
@@ -680,6 +692,58 @@ mod tests {
         let mut read = Vec::new();
         exact.read_to_end(&mut read).unwrap();
         assert_eq!((&read[..], exact.padded), (&b"abcd"[..], 0));
+    }
+
+    #[test]
+    fn a_file_written_while_it_is_hashed_is_recorded_with_its_new_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("equity.csv");
+        std::fs::write(&path, b"old content\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let before = file.metadata().unwrap();
+        let then = before.modified().unwrap();
+        // Reads the old content, then the file is written (with a later mtime) behind it.
+        let reader = std::io::Cursor::new(std::fs::read(&path).unwrap());
+        let mut written_behind = Some(());
+        let reader = Behind {
+            inner: reader,
+            on_end: || {
+                if written_behind.take().is_some() {
+                    std::fs::write(&path, b"new content\n").unwrap();
+                    let later = then + std::time::Duration::from_secs(1);
+                    File::options()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_modified(later)
+                        .unwrap();
+                }
+            },
+        };
+        let (sha, meta) = hashed(&file, reader, before).unwrap();
+        let old = HashingReader::new(&b"old content\n"[..]).finish().unwrap();
+        assert_eq!(sha, old.sha256.into_bytes());
+        assert_ne!(meta.modified().unwrap(), then);
+        // An unchanged file keeps the metadata it was first seen with.
+        let before = file.metadata().unwrap();
+        let (_, meta) = hashed(&file, &file, before.clone()).unwrap();
+        assert_eq!(meta.modified().unwrap(), before.modified().unwrap());
+    }
+
+    /// Passes reads through; calls `on_end` when `inner` is at its end.
+    struct Behind<R, F> {
+        inner: R,
+        on_end: F,
+    }
+
+    impl<R: Read, F: FnMut()> Read for Behind<R, F> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                (self.on_end)();
+            }
+            Ok(n)
+        }
     }
 
     #[test]

@@ -512,6 +512,30 @@ fn unchanged_results_are_backed_up_again_when_the_latest_archive_is_gone() {
 }
 
 #[test]
+fn a_cut_latest_archive_is_said_and_exits_1_when_the_results_changed_too() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let first = env.backup("s");
+    let archive = env.backups().join(&first);
+    let len = fs::metadata(&archive).unwrap().len();
+    fs::File::options()
+        .write(true)
+        .open(&archive)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    fs::write(root.join("extra.json"), b"{\"x\": 1}").unwrap();
+    let out = env.run_code(&["backup", "s"], 1);
+    assert!(stdout(&out).contains("Backed up s"), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "{first} is damaged: it is {} bytes, the manifest says {len}",
+        len / 2
+    );
+    assert!(err.contains(&said), "{err}");
+}
+
+#[test]
 fn a_dry_run_over_a_missing_latest_archive_says_it_would_back_up() {
     let env = Env::new();
     env.sample("s");

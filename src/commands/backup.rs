@@ -163,6 +163,15 @@ fn one(
 ) -> Result<(Backed, Outcome)> {
     let plan = plan(ctx, opts, name, src)?;
     let mut outcome = Outcome::Clean;
+    if let (Plan::Backup { why: None }, Some(problem)) = (&plan, latest_cut(ctx, name)?) {
+        // The folder changed (or --always): backed up as usual, the latest's damage said.
+        let verb = match opts.dry_run {
+            true => "would back up",
+            false => "backing up",
+        };
+        printer.warn(format_args!("{problem}; {verb} {name} in full"));
+        outcome = Outcome::ProblemsFound;
+    }
     if let Plan::Backup { why: Some(why) } = &plan {
         let verb = match opts.dry_run {
             true => "would back up",
@@ -216,6 +225,29 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
                 latest.backup_file
             )),
         },
+    })
+}
+
+/// What is wrong with the latest regular backup of `name`, if its archive is missing or not
+/// the size the manifest records: a look at the file, no read (`verify` reads it).
+fn latest_cut(ctx: &Context, name: &str) -> Result<Option<String>> {
+    let manifest = Manifest::load(&ctx.backup_dir)?;
+    let Some(latest) = manifest.latest_regular(name) else {
+        return Ok(None);
+    };
+    let path = ctx.backup_dir.join(&latest.backup_file);
+    let file = &latest.backup_file;
+    Ok(match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("the latest backup {file} is missing"))
+        }
+        Err(e) => Some(format!("the latest backup {file} cannot be read: {e}")),
+        Ok(meta) if meta.len() != latest.size => Some(format!(
+            "the latest backup {file} is damaged: it is {} bytes, the manifest says {}",
+            meta.len(),
+            latest.size
+        )),
+        Ok(_) => None,
     })
 }
 
