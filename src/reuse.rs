@@ -108,7 +108,7 @@ impl Source {
 
     /// Gives `copy` a reader of the compressed bytes of `segment`, and says whether what it read
     /// had the length and CRC32 the index records: they may have changed since they were
-    /// checked with [`Source::intact`].
+    /// checked with [`Source::all_intact`].
     pub fn copy_checked(
         &self,
         segment: &Segment,
@@ -123,7 +123,8 @@ impl Source {
         Ok(reader.len == segment.zlen && reader.crc.finalize() == segment.zcrc)
     }
 
-    /// Whether every one of `pieces` (a group's segments) is intact (see [`Source::intact`]).
+    /// Whether every one of `pieces` (a group's segments) has the length and CRC32 of its
+    /// compressed bytes that the index records.
     pub fn all_intact(&self, pieces: &[Segment]) -> io::Result<bool> {
         let mut buf = vec![0; CHUNK];
         for piece in pieces {
