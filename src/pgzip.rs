@@ -63,10 +63,9 @@ struct Block {
     data: Vec<u8>,
     out: Vec<u8>,
     crc: Hasher,
-    /// A fresh compressor made by the writer, used once by whichever thread compresses.
+    /// A compressor made by the writer (see [`ParGzWriter::few_compressed`]): fresh when the
+    /// block is handed on, used once, and freed by the writer when the block comes back.
     deflater: Option<Compress>,
-    /// That compressor once used, handed back so that the writer frees it too.
-    spent: Option<Compress>,
 }
 
 impl Block {
@@ -131,11 +130,14 @@ fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
     }
     b.crc = Hasher::new();
     b.crc.update(&b.data);
-    let from_writer = b.deflater.is_some();
-    let mut c = b
-        .deflater
-        .take()
-        .unwrap_or_else(|| Compress::new(level, false));
+    let mut own;
+    let c = match b.deflater.as_mut() {
+        Some(c) => c,
+        None => {
+            own = Compress::new(level, false);
+            &mut own
+        }
+    };
     if !b.dict.is_empty() {
         c.set_dictionary(&b.dict).map_err(io::Error::other)?;
     }
@@ -144,12 +146,7 @@ fn compress_block(b: &mut Block, level: Compression) -> io::Result<()> {
     } else {
         FlushCompress::Sync
     };
-    let res = deflate_into(&mut c, &b.data, &mut b.out, flush);
-    // Freed by whichever thread made it.
-    if from_writer {
-        b.spent = Some(c);
-    }
-    res
+    deflate_into(c, &b.data, &mut b.out, flush)
 }
 
 /// Runs `c` over all of `input` with `flush`. Output space is sized from the
@@ -425,7 +422,6 @@ impl Engine {
         match self {
             Engine::Inline(level, f) => {
                 f(&mut b, *level)?;
-                b.spent = None;
                 sink.put(&b)?;
                 spare.push(b);
                 Ok(())
@@ -466,7 +462,7 @@ fn drain<W: Write>(
         let wait = all || pool.in_flight() >= pool.max_in_flight;
         match pool.next_ready(wait)? {
             Some(mut b) => {
-                b.spent = None;
+                b.deflater = None;
                 sink.put(&b)?;
                 spare.push(b);
             }

@@ -84,7 +84,7 @@ impl Source {
     /// once (for segments up to [`SMALL`] bytes).
     pub fn read_checked(&self, segment: &Segment) -> io::Result<Option<Vec<u8>>> {
         let mut bytes = Vec::with_capacity(usize::try_from(segment.zlen).unwrap_or(0));
-        self.reader(segment)?.read_to_end(&mut bytes)?;
+        self.reader(segment).read_to_end(&mut bytes)?;
         let intact = bytes.len() as u64 == segment.zlen && crc32fast::hash(&bytes) == segment.zcrc;
         Ok(intact.then_some(bytes))
     }
@@ -93,7 +93,7 @@ impl Source {
     /// [`CHUNK`] bytes at a time into `buf`.
     fn intact(&self, segment: &Segment, buf: &mut [u8]) -> io::Result<bool> {
         let mut crc = crc32fast::Hasher::new();
-        let mut reader = self.reader(segment)?;
+        let mut reader = self.reader(segment);
         let mut read = 0u64;
         loop {
             let n = reader.read(buf)?;
@@ -115,7 +115,7 @@ impl Source {
         copy: impl FnOnce(&mut Checked<'_>) -> io::Result<()>,
     ) -> io::Result<bool> {
         let mut reader = Checked {
-            inner: Box::new(self.reader(segment)?),
+            inner: Box::new(self.reader(segment)),
             crc: crc32fast::Hasher::new(),
             len: 0,
         };
@@ -137,12 +137,12 @@ impl Source {
 
     /// A reader of the compressed bytes of `segment`, by positioned reads: several threads
     /// may read the archive at once. Unbuffered: every caller reads large chunks.
-    pub fn reader(&self, segment: &Segment) -> io::Result<impl Read + '_> {
-        Ok(At {
+    pub fn reader(&self, segment: &Segment) -> impl Read + '_ {
+        At {
             file: &self.file,
             pos: segment.zoff,
             end: segment.zoff + segment.zlen,
-        })
+        }
     }
 }
 

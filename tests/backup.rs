@@ -529,7 +529,7 @@ fn a_cut_latest_archive_is_said_and_exits_1_when_the_results_changed_too() {
     assert!(stdout(&out).contains("Backed up s"), "{}", stdout(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     let said = format!(
-        "{first} is damaged: it is {} bytes, the manifest says {len}",
+        "{first} is damaged: size is {} bytes, manifest says {len}; backing up s in full",
         len / 2
     );
     assert!(err.contains(&said), "{err}");

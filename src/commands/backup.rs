@@ -163,7 +163,11 @@ fn one(
 ) -> Result<(Backed, Outcome)> {
     let plan = plan(ctx, opts, name, src)?;
     let mut outcome = Outcome::Clean;
-    if let (Plan::Backup { why: None }, Some(problem)) = (&plan, latest_cut(ctx, name)?) {
+    let cut = match plan {
+        Plan::Backup { why: None } => latest_cut(ctx, name, opts.dry_run)?,
+        _ => None,
+    };
+    if let Some(problem) = cut {
         // The folder changed (or --always): backed up as usual, the latest's damage said.
         let verb = match opts.dry_run {
             true => "would back up",
@@ -229,26 +233,15 @@ fn plan(ctx: &Context, opts: &BackupOptions, name: &str, src: &Path) -> Result<P
 }
 
 /// What is wrong with the latest regular backup of `name`, if its archive is missing or not
-/// the size the manifest records: a look at the file, no read (`verify` reads it).
-fn latest_cut(ctx: &Context, name: &str) -> Result<Option<String>> {
+/// the size the manifest records (see [`super::verify::check_present`]): a look, no full read.
+fn latest_cut(ctx: &Context, name: &str, dry_run: bool) -> Result<Option<String>> {
     let manifest = Manifest::load(&ctx.backup_dir)?;
     let Some(latest) = manifest.latest_regular(name) else {
         return Ok(None);
     };
-    let path = ctx.backup_dir.join(&latest.backup_file);
-    let file = &latest.backup_file;
-    Ok(match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some(format!("the latest backup {file} is missing"))
-        }
-        Err(e) => Some(format!("the latest backup {file} cannot be read: {e}")),
-        Ok(meta) if meta.len() != latest.size => Some(format!(
-            "the latest backup {file} is damaged: it is {} bytes, the manifest says {}",
-            meta.len(),
-            latest.size
-        )),
-        Ok(_) => None,
-    })
+    let problem = super::verify::check_present(&ctx.backup_dir, latest).err();
+    Ok(said(&ctx.backup_dir, latest, problem, dry_run)
+        .map(|problem| format!("the latest backup {} {problem}", latest.backup_file)))
 }
 
 /// Reports a strategy left alone because nothing changed.
@@ -570,8 +563,20 @@ pub(crate) fn holding<'e>(
 /// A problem found is recorded as the archive's last check, unless `dry_run`; a damaged index
 /// alone is no damage of the archive (restore reads it whole, and `reindex` mends the index).
 pub(crate) fn damage(dir: &Path, entry: &Entry, dry_run: bool) -> Option<String> {
+    let check = super::verify::check(dir, entry, false, &crate::progress::Progress::hidden());
+    said(dir, entry, check.err(), dry_run)
+}
+
+/// `problem`, found with `entry`'s archive in `dir`, recorded as its last check (unless
+/// `dry_run` or the archive is missing) and said as [`damage`] says it.
+fn said(
+    dir: &Path,
+    entry: &Entry,
+    problem: Option<super::verify::Problem>,
+    dry_run: bool,
+) -> Option<String> {
     use super::verify::{self, ProblemKind};
-    let problem = verify::check(dir, entry, false, &crate::progress::Progress::hidden()).err()?;
+    let problem = problem?;
     if problem.kind != ProblemKind::Missing && !dry_run {
         verify::record_problem(dir, entry, &problem.message, problem.index_only);
     }

@@ -15,7 +15,7 @@ use crate::manifest::{Entry, Lock, LockFile, Manifest};
 use crate::progress::Progress;
 use chrono::Utc;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -502,6 +502,27 @@ pub fn check(
     deep: bool,
     progress: &Progress,
 ) -> Result<(), Problem> {
+    let path = check_present(backup_dir, entry)?;
+    if let Some(problem) = crate::manifest::name::misnamed(entry) {
+        return Err(Problem::new(ProblemKind::Record, problem));
+    }
+    // With no checksum to compare, reading every entry is the only check of the bytes.
+    let deep = deep || !entry.has_checksum();
+    let index_sha256 = entry.index_sha256.as_deref();
+    let segments = deep
+        .then(|| crate::index::segments_of(&path, index_sha256))
+        .flatten();
+    let scan = match segments {
+        Some(segments) => extract::scan_segments(&path, &entry.strategy, segments, progress),
+        None => extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress),
+    };
+    judge(entry, &scan.map_err(Problem::reading)?)?;
+    check_index(&path, index_sha256)
+}
+
+/// The path of `entry`'s archive in `backup_dir` if it is there with the size recorded: a look at
+/// the file, no read (unless the size differs, see [`size_problem`]).
+pub fn check_present(backup_dir: &Path, entry: &Entry) -> Result<PathBuf, Problem> {
     let path = backup_dir.join(&entry.backup_file);
     let size = match std::fs::metadata(&path) {
         Ok(meta) => meta.len(),
@@ -518,21 +539,7 @@ pub fn check(
     if size != entry.size {
         return Err(size_problem(&path, entry, size));
     }
-    if let Some(problem) = crate::manifest::name::misnamed(entry) {
-        return Err(Problem::new(ProblemKind::Record, problem));
-    }
-    // With no checksum to compare, reading every entry is the only check of the bytes.
-    let deep = deep || !entry.has_checksum();
-    let index_sha256 = entry.index_sha256.as_deref();
-    let segments = deep
-        .then(|| crate::index::segments_of(&path, index_sha256))
-        .flatten();
-    let scan = match segments {
-        Some(segments) => extract::scan_segments(&path, &entry.strategy, segments, progress),
-        None => extract::scan(&path, deep.then_some(entry.strategy.as_str()), progress),
-    };
-    judge(entry, &scan.map_err(Problem::reading)?)?;
-    check_index(&path, index_sha256)
+    Ok(path)
 }
 
 /// An archive of another size than its entry records. With its SHA-256 still the recorded one,
