@@ -521,7 +521,7 @@ pub fn check(
 }
 
 /// The path of `entry`'s archive in `backup_dir` if it is there with the size recorded: a look at
-/// the file, no read (unless the size differs, see [`size_problem`]).
+/// the file, no read (unless the size differs: then it may be the record that is wrong).
 pub fn check_present(backup_dir: &Path, entry: &Entry) -> Result<PathBuf, Problem> {
     let path = backup_dir.join(&entry.backup_file);
     let size = match std::fs::metadata(&path) {
