@@ -159,6 +159,16 @@ impl Shared {
         Some((n, segment, send))
     }
 
+    /// Keeps a buffer the reader is done with for a worker to fill again. Each is kept once:
+    /// the reader's empty buffer, before its first chunk and between segments, is not one.
+    fn spare(&self, used: Vec<u8>) {
+        if used.capacity() > 0
+            && let Ok(mut spares) = self.spares.lock()
+        {
+            spares.push(used);
+        }
+    }
+
     /// Counts a worker out, however it ends.
     fn stopped(&self) {
         self.taken.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
@@ -379,9 +389,7 @@ impl Read for Parallel {
                     let used = std::mem::replace(&mut self.chunk, chunk?);
                     *read += self.chunk.len() as u64;
                     self.pos = 0;
-                    if let Ok(mut spares) = self.shared.spares.lock() {
-                        spares.push(used);
-                    }
+                    self.shared.spare(used);
                 }
                 // Its worker is done with it: whole, unless the worker stopped unexpectedly.
                 Err(_) if *read != segment.ulen => {
@@ -392,6 +400,10 @@ impl Read for Parallel {
                 }
                 Err(_) => {
                     self.current = None;
+                    // Spare before the window lets the next segment start, which then takes
+                    // this buffer rather than making one more.
+                    self.shared.spare(std::mem::take(&mut self.chunk));
+                    self.pos = 0;
                     let window = &self.shared.window;
                     window.advance(window.front().saturating_add(1));
                 }
@@ -565,6 +577,21 @@ mod tests {
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).unwrap();
         assert!([&first[..], &rest].concat() == parts.concat());
+    }
+
+    #[test]
+    fn parallel_makes_one_buffer_per_thread_and_one_for_the_reader() {
+        let parts: Vec<Vec<u8>> = (0..300u32).map(|i| format!("{i}\n").into()).collect();
+        let (file, segments) = segmented(&parts);
+        for threads in [1, 2, 4] {
+            let mut reader = Parallel::new(file.as_file(), segments.clone(), threads).unwrap();
+            let mut read = Vec::new();
+            reader.read_to_end(&mut read).unwrap();
+            assert!(read == parts.concat());
+            // Every buffer made is back with the workers once all is read.
+            let made = reader.shared.spares.lock().unwrap().len();
+            assert!((1..=threads + 1).contains(&made), "threads {threads}: {made}");
+        }
     }
 
     #[test]
