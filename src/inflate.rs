@@ -590,7 +590,10 @@ mod tests {
             assert!(read == parts.concat());
             // Every buffer made is back with the workers once all is read.
             let made = reader.shared.spares.lock().unwrap().len();
-            assert!((1..=threads + 1).contains(&made), "threads {threads}: {made}");
+            assert!(
+                (1..=threads + 1).contains(&made),
+                "threads {threads}: {made}"
+            );
         }
     }
 

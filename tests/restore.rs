@@ -206,7 +206,7 @@ fn include_restores_only_the_chosen_paths() {
     let env = Env::new();
     let root = env.sample("s");
     let archive = env.backup("s");
-    let out = env.run(&[
+    let args = [
         "restore",
         &archive,
         "--to",
@@ -215,7 +215,9 @@ fn include_restores_only_the_chosen_paths() {
         "runs/fast10_slow50",
         "--include",
         "*.json",
-    ]);
+    ];
+    let dry = env.run(&[&args[..], &["--dry-run"]].concat());
+    let out = env.run(&args);
     assert!(out.contains("Restored"), "{out}");
     let part = env.path().join("part");
     let full = snapshot(&root);
@@ -234,6 +236,21 @@ fn include_restores_only_the_chosen_paths() {
     for path in ["trades.csv", "scripts/rerun.sh", "plots/empty"] {
         assert!(!part.join(path).exists(), "{path} should not be restored");
     }
+    // The summary tells the files from the folders above them.
+    let kinds: Vec<_> = walkdir::WalkDir::new(&part)
+        .into_iter()
+        .map(|e| e.unwrap().file_type())
+        .collect();
+    let folders = kinds.iter().filter(|t| t.is_dir()).count();
+    let links = kinds.iter().filter(|t| t.is_symlink()).count();
+    let files = kinds.len() - folders - links;
+    let counts = format!(
+        "{} entries ({files} files, {folders} folders, {links} link)",
+        kinds.len()
+    );
+    assert!(out.contains(&counts), "{counts}: {out}");
+    let would = format!("Would restore {} entries", kinds.len());
+    assert!(dry.contains(&would), "{would}: {dry}");
 }
 
 /// The folders above an included file come back with their stored mode and times, as in a

@@ -193,10 +193,9 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     made.keep();
     drop(staging);
     printer.line(format_args!(
-        "Restored {} -> {} ({}, {})",
+        "Restored {} -> {} ({}): {counts}",
         path.display(),
         dest.display(),
-        crate::error::count(written.files, "entry", "entries"),
         human_size(written.bytes)
     ))?;
     if let (Some(s), true) = (segments, printer.verbose()) {

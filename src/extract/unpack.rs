@@ -146,7 +146,11 @@ impl<'a> State<'a> {
             Some(root) => {
                 let len = self.create(entry, root, &checked)?;
                 self.written.files += 1;
-                self.counts.add(checked.kind);
+                self.counts.add(match checked.kind {
+                    // Written as a file: a second name of one, or a copy (see `link_source`).
+                    EntryKind::HardLink => EntryKind::File,
+                    kind => kind,
+                });
                 self.written.bytes += len;
                 len
             }
@@ -393,8 +397,13 @@ impl<'a> State<'a> {
     /// Applies folder modes and times last, deepest first, so read-only folders can be filled.
     fn finish_dirs(&mut self) -> Result<()> {
         for (dir, mode, mtime, created) in self.dirs.iter().rev() {
-            if !created && !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-                continue;
+            if !created {
+                if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                    continue;
+                }
+                // Left out, but made for what it holds: written as much as its entries are.
+                self.written.files += 1;
+                self.counts.folders += 1;
             }
             File::open(dir)
                 .and_then(|f| f.set_times(times(*mtime)))

@@ -10,7 +10,25 @@ use crate::error::Result;
 use crate::extract;
 use crate::progress::Progress;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// `entries` with the folders a restore makes above them, each before the first it holds.
+fn with_folders_above(entries: &[(PathBuf, bool, u64)]) -> Vec<(PathBuf, bool, u64)> {
+    let mut seen: std::collections::HashSet<&Path> =
+        entries.iter().map(|e| e.0.as_path()).collect();
+    let mut all = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let above: Vec<&Path> = entry
+            .0
+            .ancestors()
+            .skip(1)
+            .take_while(|a| seen.insert(a))
+            .collect();
+        all.extend(above.into_iter().rev().map(|a| (a.to_path_buf(), true, 0)));
+        all.push(entry.clone());
+    }
+    all
+}
 
 /// Lists the entries a restore would write to `dest`; with `--include`, whether each is
 /// created or overwritten. Says when an existing destination would be backed up first.
@@ -30,7 +48,7 @@ pub(super) fn dry_run(
     let scan = extract::scan(path, Some(strategy), &Progress::hidden())?;
     check_checksum(located, &scan.checksum.sha256)?;
     let entries: Vec<(PathBuf, bool, u64)> = match include {
-        Some((_, selection)) => selection.entries.clone(),
+        Some((_, selection)) => with_folders_above(&selection.entries),
         None => crate::diff::of_archive(path)?
             .into_iter()
             .map(|(rel, signature)| (rel, false, signature.size()))
