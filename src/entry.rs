@@ -25,6 +25,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 Err(err) => {
                     let code = ExitCode::for_error(&err);
                     fail(err.kind(), &chain(&err), json);
+                    say_hint(&err);
                     code
                 }
             }
@@ -71,7 +72,10 @@ pub fn call(args: impl IntoIterator<Item = OsString>) -> Called {
             error: None,
         },
         Err(err) => Called {
-            code: ExitCode::for_error(&err),
+            code: {
+                say_hint(&err);
+                ExitCode::for_error(&err)
+            },
             report: String::new(),
             error: Some((err.kind(), printable(chain(&err)))),
         },
@@ -122,6 +126,14 @@ fn fail(kind: &str, message: &str, json: bool) {
     let _ = writeln!(io::stderr(), "resbak: {message}");
     if json {
         print_json_error(kind, &message);
+    }
+}
+
+/// The hint of an [`Error::Hinted`](crate::error::Error::Hinted), on standard error after the
+/// error itself.
+fn say_hint(err: &crate::error::Error) {
+    if let crate::error::Error::Hinted { hint, .. } = err {
+        let _ = writeln!(io::stderr(), "resbak: hint: {}", printable(hint));
     }
 }
 

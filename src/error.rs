@@ -330,6 +330,17 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+
+    /// An error with what to do next, said after it (the command line prints it as a
+    /// `resbak: hint:` line). Its kind and exit code are the error's.
+    #[error("{error}")]
+    Hinted {
+        /// The error.
+        #[source]
+        error: Box<Error>,
+        /// What to do next.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -362,6 +373,7 @@ impl Error {
     /// A stable snake_case name for the kind of error, as in the `--json` error object.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Hinted { error, .. } => error.kind(),
             Error::Io { .. } => "io",
             Error::InvalidStrategy { .. } => "invalid_strategy",
             Error::UnknownStrategy { .. } => "unknown_strategy",
@@ -401,6 +413,9 @@ impl Error {
     /// True when the error means stored data is damaged or hostile, or a file changed under
     /// its copy (exit code 1), as opposed to a usage or operational problem (exit code 2).
     pub fn is_data_problem(&self) -> bool {
+        if let Error::Hinted { error, .. } = self {
+            return error.is_data_problem();
+        }
         matches!(
             self,
             Error::Corrupt { .. }

@@ -1266,6 +1266,11 @@ fn a_damaged_newest_backup_points_at_the_next_older_intact_one() {
             && err.contains("`resbak restore s~2 --to 'out'` restores it"),
         "{err}"
     );
+    // The error first, then what to do about it.
+    let lines: Vec<&str> = err.lines().collect();
+    let error = lines.iter().position(|l| l.contains("is corrupt"));
+    let hint = lines.iter().position(|l| l.starts_with("resbak: hint:"));
+    assert!(error.is_some() && hint == Some(lines.len() - 1), "{err}");
     let err = env.fail(&["restore", "s~1", "--to", "out"], 1);
     assert!(err.contains("`resbak restore s~2 --to 'out'`"), "{err}");
     fs::remove_file(env.backups().join(&oldest)).unwrap();

@@ -59,42 +59,44 @@ pub struct RestoreOptions {
 /// (see `plan`) and stops before writing.
 pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Result<Outcome> {
     crate::interrupt::so_far("nothing was changed", None);
-    let result = restore(ctx, opts, printer);
-    if let Err(Error::Corrupt { .. } | Error::Missing { .. }) = &result {
-        hint_older(ctx, opts, printer);
-    }
-    result
+    restore(ctx, opts, printer).map_err(|error| match &error {
+        Error::Corrupt { .. } | Error::Missing { .. } => match hint_older(ctx, opts) {
+            Some(hint) => Error::Hinted {
+                error: Box::new(error),
+                hint,
+            },
+            None => error,
+        },
+        _ => error,
+    })
 }
 
-/// After a backup picked as `STRATEGY` or `STRATEGY~N` turned out damaged or gone, names the
-/// next older regular backup that `list` would not call `missing` or `failed`, if any, with the
+/// After a backup picked as `STRATEGY` or `STRATEGY~N` turned out damaged or gone, a hint
+/// naming the next older regular backup that `list` would not call `missing` or `failed`, if any, with the
 /// destination the restore was given.
-fn hint_older(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) {
+fn hint_older(ctx: &Context, opts: &RestoreOptions) -> Option<String> {
     let Ok(super::Located {
         picked: Some(pick), ..
     }) = super::locate_backup(ctx, &opts.archive)
     else {
-        return;
+        return None;
     };
-    let Ok(manifest) = crate::manifest::Manifest::load(&ctx.backup_dir) else {
-        return;
-    };
+    let manifest = crate::manifest::Manifest::load(&ctx.backup_dir).ok()?;
     let older =
         super::list::newest_usable(&ctx.backup_dir, &manifest, &pick.strategy, pick.back + 1);
-    if let Some((n, entry)) = older {
-        let name = format!("{}~{n}", pick.strategy);
-        let to = opts.to.as_ref().map_or(String::new(), |to| {
-            format!(
-                " --to {}",
-                crate::error::shell_quoted(&to.display().to_string())
-            )
-        });
-        printer.hint(format_args!(
-            "the next older backup, {} ({name}), is not known to be damaged: `resbak restore \
-             {name}{to}` restores it",
-            entry.backup_file
-        ));
-    }
+    let (n, entry) = older?;
+    let name = format!("{}~{n}", pick.strategy);
+    let to = opts.to.as_ref().map_or(String::new(), |to| {
+        format!(
+            " --to {}",
+            crate::error::shell_quoted(&to.display().to_string())
+        )
+    });
+    Some(format!(
+        "the next older backup, {} ({name}), is not known to be damaged: `resbak restore \
+         {name}{to}` restores it",
+        entry.backup_file
+    ))
 }
 
 /// Restores as [`run`] says.
