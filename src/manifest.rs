@@ -187,6 +187,11 @@ impl Entry {
     }
 }
 
+/// Whether `text` is a lowercase hex SHA-256.
+pub(crate) fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl Default for Manifest {
     fn default() -> Self {
         Manifest {
@@ -284,6 +289,17 @@ impl Manifest {
             let message = format!(
                 "entry {:?} of strategy {:?} does not name a plain .tar.gz in this folder",
                 bad.backup_file, bad.strategy
+            );
+            return Err((entry_line(text, i), message));
+        }
+        let not_digest = |sha: &str| !sha.is_empty() && !is_digest(sha);
+        if let Some(i) = manifest.backups.iter().position(|e| {
+            not_digest(&e.sha256) || e.index_sha256.as_deref().is_some_and(not_digest)
+        }) {
+            let bad = &manifest.backups[i];
+            let message = format!(
+                "entry {:?} has a sha256 that is not 64 lowercase hexadecimal digits",
+                bad.backup_file
             );
             return Err((entry_line(text, i), message));
         }
@@ -696,7 +712,7 @@ impl Entry {
             timestamp: "20260101_000000".into(),
             backup_file: file.into(),
             size: 1,
-            sha256: "00".into(),
+            sha256: "0".repeat(64),
             entries: 1,
             bytes: 0,
             kinds: None,
@@ -898,7 +914,8 @@ mod tests {
         assert!(!dir.path().join("manifest.yaml.bak").exists());
         add("a_2.tar.gz").unwrap();
         let sums = std::fs::read_to_string(dir.path().join(SUMS_NAME)).unwrap();
-        assert_eq!(sums, "00  a_1.tar.gz\n00  a_2.tar.gz\n");
+        let zeros = "0".repeat(64);
+        assert_eq!(sums, format!("{zeros}  a_1.tar.gz\n{zeros}  a_2.tar.gz\n"));
         let bak = std::fs::read_to_string(dir.path().join("manifest.yaml.bak")).unwrap();
         let previous: Manifest = serde_yaml::from_str(&bak).unwrap();
         assert_eq!(previous.backups, vec![entry("a", "a_1.tar.gz", 1)]);
@@ -1006,6 +1023,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sha256_that_is_not_one_is_refused_and_an_empty_one_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |edit: &dyn Fn(&mut Entry)| {
+            let mut m = Manifest::default();
+            m.backups.push(entry("a", "a_1.tar.gz", 1));
+            m.backups.push(entry("a", "a_2.tar.gz", 2));
+            edit(&mut m.backups[1]);
+            std::fs::write(
+                Manifest::path(dir.path()),
+                serde_yaml::to_string(&m).unwrap(),
+            )
+            .unwrap();
+        };
+        let hand_edited: [&dyn Fn(&mut Entry); 3] = [
+            &|e| e.sha256 = "a37420732d088e45".into(),
+            &|e| e.sha256 = "Z".repeat(64),
+            &|e| e.index_sha256 = Some("A".repeat(64)),
+        ];
+        for edit in hand_edited {
+            write(edit);
+            match Manifest::load(dir.path()).unwrap_err() {
+                Error::ManifestParse { line, message, .. } => {
+                    assert!(
+                        line > 3 && message.contains("\"a_2.tar.gz\""),
+                        "{line} {message}"
+                    );
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        // Adopted from the scripts' manifest without a checksum (the archive was unreadable).
+        write(&|e| e.sha256 = String::new());
+        assert_eq!(Manifest::load(dir.path()).unwrap().backups.len(), 2);
+    }
+
+    #[test]
     fn kind_defaults_to_regular_and_safety_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Manifest::default();
@@ -1094,9 +1147,12 @@ mod tests {
     #[test]
     fn an_older_manifest_loads_unchanged_and_gains_no_new_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let old = "version: 1\nbackups:\n- strategy: a\n  timestamp: 20260101_000000\n  \
-                   backup_file: a_1.tar.gz\n  size: 10\n  sha256: '00'\n  files: 3\n  \
-                   bytes: 5\n  created: 2026-01-01T00:00:00Z\n";
+        let old = format!(
+            "version: 1\nbackups:\n- strategy: a\n  timestamp: 20260101_000000\n  \
+             backup_file: a_1.tar.gz\n  size: 10\n  sha256: '{}'\n  files: 3\n  \
+             bytes: 5\n  created: 2026-01-01T00:00:00Z\n",
+            "0".repeat(64)
+        );
         std::fs::write(Manifest::path(dir.path()), old).unwrap();
         let loaded = Manifest::load(dir.path()).unwrap();
         let e = &loaded.backups[0];

@@ -40,6 +40,13 @@ fn backup_writes_named_archive_and_manifest_entry() {
         "{created}"
     );
     assert!(created.contains('.'), "sub-second precision: {created}");
+    // A new backup folder is said (a mistyped --backup-dir is a new catalogue), once.
+    assert!(
+        out.contains("Created backup folder backups for a new catalogue"),
+        "{out}"
+    );
+    let again = env.run(&["backup", "btc_sma_cross", "--always"]);
+    assert!(!again.contains("Created backup folder"), "{again}");
 }
 
 #[test]

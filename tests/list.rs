@@ -10,6 +10,27 @@ fn missing_manifest_is_an_empty_catalogue() {
     assert_eq!(env.run(&["list", "--json"]).trim(), "[]");
 }
 
+/// A record whose sha256 cannot be one (edited by hand, say) is a damaged manifest, said with
+/// its line, not a backup listed as `present` that no check can pass.
+#[test]
+fn a_hand_edited_sha256_that_is_not_one_is_refused() {
+    let env = Env::new();
+    env.sample("s");
+    env.backup("s");
+    let path = env.backups().join("manifest.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let sha = env.manifest()["backups"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(&path, text.replace(&sha, &sha[..40])).unwrap();
+    let err = env.fail(&["list"], 2);
+    assert!(
+        err.contains("is damaged at line") && err.contains("not 64 lowercase hexadecimal"),
+        "{err}"
+    );
+}
+
 #[test]
 fn rows_are_grouped_by_strategy_oldest_first() {
     let env = Env::new();

@@ -9,7 +9,7 @@
 //! can reach a local manifest, a message or a path unchecked.
 
 use super::crypto::SEALED_SUFFIX;
-use crate::manifest::Entry;
+use crate::manifest::{Entry, is_digest};
 use serde::{Deserialize, Serialize};
 
 /// Suffix of the object that holds an archive's manifest entry, beside the archive.
@@ -225,11 +225,6 @@ pub fn object_name(archive: &str, sealed: bool) -> String {
     } else {
         archive.to_string()
     }
-}
-
-/// Whether `text` is a lowercase hex SHA-256.
-fn is_digest(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

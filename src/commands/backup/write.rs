@@ -60,7 +60,15 @@ pub(crate) fn backup_folder(
     let kind = about.kind;
     let dir = &ctx.backup_dir;
     check_outside(ctx, src)?;
+    let new = std::fs::symlink_metadata(dir).is_err();
     std::fs::create_dir_all(dir).at("create backup folder", dir)?;
+    if new {
+        // Said, so that a mistyped --backup-dir is not a silent second catalogue.
+        printer.line(format_args!(
+            "Created backup folder {} for a new catalogue",
+            crate::error::printable(dir.display())
+        ))?;
+    }
     // Loaded once here, and dropped before the archive is written.
     let manifest = Manifest::load(dir)?;
     if kind == Kind::Regular {
