@@ -140,7 +140,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = remove_tree(&self.path);
+        let _ = remove_staging(&self.path);
         in_flight::untrack(&self.path);
     }
 }
@@ -167,7 +167,7 @@ pub fn staging_dir_in(dir: &Path) -> Result<Staging> {
             Ok(Staging { path, _lock: lock })
         }
         Err(e) => {
-            let _ = remove_tree(&path);
+            let _ = remove_staging(&path);
             in_flight::untrack(&path);
             Err(e)
         }
@@ -231,7 +231,10 @@ fn leftover(path: &Path) -> Option<Leftover> {
     } else {
         meta.is_file()
     };
-    if !right_kind || (is_dir && !has_marker(path)) || handle.try_lock().is_err() {
+    // Unmarked, a folder is resbak's only empty: made by a run killed before it wrote the
+    // marker, or all but removed by one killed after (the marker goes last).
+    let unmarked = is_dir && !has_marker(path) && !is_empty_dir(path);
+    if !right_kind || unmarked || handle.try_lock().is_err() {
         return None;
     }
     Some(Leftover {
@@ -242,15 +245,33 @@ fn leftover(path: &Path) -> Option<Leftover> {
 }
 
 /// Whether `path` is a staging folder resbak made, live or left over: its name bears resbak's
-/// tag, it is a folder (no link is followed) and it holds resbak's marker file. What merely
-/// bears a resbak name is not.
+/// tag, it is a folder (no link is followed) and it holds resbak's marker file, or nothing.
+/// What merely bears a resbak name is not.
 pub fn is_own_folder(path: &Path) -> bool {
     let tagged = path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix(STAGING_PREFIX))
         .is_some_and(is_tagged);
-    tagged && open_no_follow(path, true).is_ok() && has_marker(path)
+    tagged && open_no_follow(path, true).is_ok() && (has_marker(path) || is_empty_dir(path))
+}
+
+/// Whether `dir` is a folder with nothing in it.
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// Removes the staging folder `path`, its marker last: a removal cut short leaves what is
+/// left marked as resbak's, for a later run to remove.
+fn remove_staging(path: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for item in entries.flatten() {
+            if item.file_name() != STAGING_MARKER {
+                remove_tree(&item.path())?;
+            }
+        }
+    }
+    remove_tree(path)
 }
 
 /// Whether the staging folder `dir` holds its marker as a regular file.
@@ -282,7 +303,7 @@ pub fn remove_stale(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         let path = &leftover.path;
         // Gone meanwhile (its owner finished and renamed it): nothing to do.
         let result = match leftover.is_dir {
-            true => remove_tree(path),
+            true => remove_staging(path),
             false => std::fs::remove_file(path),
         };
         ignore_gone(result).at("remove leftover", path)?;
@@ -640,8 +661,12 @@ mod tests {
         let dead_staging = dir.path().join(own_name(STAGING_PREFIX, "dead"));
         std::fs::create_dir_all(dead_staging.join("s/sub")).unwrap();
         std::fs::write(dead_staging.join(STAGING_MARKER), "").unwrap();
+        // Killed between making its staging folder and marking it: empty, and resbak's name.
+        let unmarked = dir.path().join(own_name(STAGING_PREFIX, "early"));
+        std::fs::create_dir(&unmarked).unwrap();
+        assert!(is_own_folder(&unmarked));
         let removed = remove_stale(dir.path()).unwrap();
-        assert_eq!(removed, [dead_staging, stale]);
+        assert_eq!(removed, [dead_staging, unmarked, stale]);
         assert!(live.path().exists() && staging.path().exists());
     }
 
@@ -650,12 +675,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // Bare resbak names, a folder where a file is expected and the other way round, a
-        // tagged staging folder without its marker, links and a FIFO: none is resbak's.
+        // tagged staging folder that holds something but not its marker, links and a FIFO:
+        // none is resbak's.
         std::fs::create_dir_all(d.join(".resbak-tmp-mine/data")).unwrap();
         std::fs::create_dir_all(d.join(".resbak-restore-mine/data")).unwrap();
         std::fs::create_dir_all(d.join(own_name(TEMP_PREFIX, "a"))).unwrap();
         std::fs::write(d.join(own_name(STAGING_PREFIX, "b")), "").unwrap();
-        std::fs::create_dir(d.join(own_name(STAGING_PREFIX, "c"))).unwrap();
+        std::fs::create_dir_all(d.join(own_name(STAGING_PREFIX, "c")).join("data")).unwrap();
         std::fs::create_dir(d.join("target")).unwrap();
         std::fs::write(d.join("target").join(STAGING_MARKER), "").unwrap();
         std::os::unix::fs::symlink("target", d.join(own_name(STAGING_PREFIX, "d"))).unwrap();

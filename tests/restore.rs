@@ -447,6 +447,37 @@ fn an_archive_named_for_another_strategy_needs_to() {
     assert!(env.path().join("elsewhere/trades.csv").is_file());
 }
 
+/// A `restore --include --force` killed while it merges leaves its note beside the folder
+/// (`.resbak-merging-NAME`, naming the safety copy): every later backup and restore says the
+/// folder is part restored until a restore into it completes, which removes the note. A merge
+/// that completes leaves no note.
+#[test]
+fn a_merge_cut_short_is_said_until_a_restore_completes() {
+    let env = Env::new();
+    let root = env.sample("s");
+    let archive = env.backup("s");
+    write(&root.join("metrics.json"), "{}");
+    let args = ["restore", &archive, "--force", "--include", "metrics.json"];
+    env.run(&args);
+    let note = env.results().join(".resbak-merging-s");
+    assert!(!note.exists(), "{}", env.tree());
+    // As a kill during the merge leaves it.
+    fs::write(
+        &note,
+        "s_19700101_000000.safety.tar.gz holds it as it was before\n",
+    )
+    .unwrap();
+    let said = "results/s is part restored: a restore --include into it was interrupted \
+                (s_19700101_000000.safety.tar.gz holds it as it was before)";
+    let backup = env.run_code(&["backup", "s"], 0);
+    assert!(String::from_utf8_lossy(&backup.stderr).contains(said));
+    let out = env.run_code(&args, 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(said));
+    assert!(!note.exists(), "{}", env.tree());
+    let quiet = env.run_code(&["backup", "s", "--always"], 0);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("part restored"));
+}
+
 /// With `--include`, a forced restore into a live folder creates or overwrites only the
 /// matching paths and leaves every other file as it was; what it overwrites is backed up.
 #[test]

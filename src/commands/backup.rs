@@ -394,6 +394,7 @@ fn sources(
     opts: &BackupOptions,
     printer: &mut Printer,
 ) -> Result<Vec<(String, PathBuf)>> {
+    super::warn_half_merged(&ctx.results_dir, printer);
     if !opts.all {
         return opts
             .strategies

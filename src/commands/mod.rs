@@ -93,6 +93,37 @@ pub fn warn_leftovers(dir: &Path, printer: &mut Printer) {
     }
 }
 
+/// Prefix of the note a `restore --include` leaves beside the folder it merges into, while it
+/// merges (see `restore`): the folder's name follows.
+const MERGE_NOTE_PREFIX: &str = ".resbak-merging-";
+
+/// The merge note for the folder `dest`.
+pub(crate) fn merge_note(dest: &Path) -> std::path::PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    crate::atomic::parent_dir(dest).join(format!("{MERGE_NOTE_PREFIX}{name}"))
+}
+
+/// Warns of every folder in `dir` that a `restore --include` was merging into when it was
+/// killed: part of it is restored, part is as it was.
+pub fn warn_half_merged(dir: &Path, printer: &mut Printer) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for item in entries.flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        let Some(folder) = name.strip_prefix(MERGE_NOTE_PREFIX) else {
+            continue;
+        };
+        let before = std::fs::read_to_string(item.path()).unwrap_or_default();
+        printer.warn(format_args!(
+            "{} is part restored: a restore --include into it was interrupted ({}); run that \
+             restore again to finish it",
+            dir.join(folder).display(),
+            before.trim()
+        ));
+    }
+}
+
 /// Says which folders in `results_dir` a restore replaced and kept: they are not backed up
 /// as strategies.
 pub fn note_replaced_copies(results_dir: &Path, printer: &mut Printer) {
@@ -213,8 +244,8 @@ pub fn warn_untracked(
     manifest: &crate::manifest::Manifest,
     so: &str,
     printer: &mut Printer,
-) {
-    warn_untracked_of(dir, manifest, None, so, printer);
+) -> usize {
+    warn_untracked_of(dir, manifest, None, so, printer)
 }
 
 /// Warns, for a backup `arg` picked by strategy (`STRATEGY` or `STRATEGY~N`), when the backup
@@ -243,7 +274,7 @@ pub fn warn_untracked_of(
     strategy: Option<&str>,
     so: &str,
     printer: &mut Printer,
-) {
+) -> usize {
     let untracked = match list::untracked(dir, manifest) {
         Ok(files) => files
             .iter()
@@ -253,7 +284,7 @@ pub fn warn_untracked_of(
             .count(),
         Err(e) => {
             printer.warn(format_args!("{}", crate::error::chain(&e)));
-            return;
+            return 0;
         }
     };
     if untracked > 0 {
@@ -271,6 +302,7 @@ pub fn warn_untracked_of(
             dir.display(),
         ));
     }
+    untracked
 }
 
 /// `bytes` as a human-readable size.

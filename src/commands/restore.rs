@@ -23,8 +23,8 @@ use crate::manifest::{Entry, Manifest};
 use dry_run::dry_run;
 use extraction::extract_checked;
 use place::{
-    changed_since_copy, holds_only, merge_into, move_into_place, sync_filesystem,
-    warn_replaced_leftovers,
+    begin_merge, changed_since_copy, end_merge, holds_only, merge_into, move_into_place,
+    sync_filesystem, warn_replaced_leftovers,
 };
 use plan::{Plan, Replace, plan};
 use safety_copy::safety_copy;
@@ -186,6 +186,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
                     return Err(changed_since_copy(dest, saved));
                 }
                 let held = crate::interrupt::hold();
+                begin_merge(dest, saved)?;
                 merge_into(&restored, dest).map(|()| held.done(done))
             }
             _ => move_into_place(&restored, dest, replaced.as_ref(), &done, printer),
@@ -193,6 +194,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         .map(|()| (written, counts, segments))
     })?;
     made.keep();
+    end_merge(dest)?;
     drop(staging);
     printer.line(format_args!(
         "Restored {} -> {} ({}): {counts}",

@@ -209,9 +209,11 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
     print(&report, &dir.display().to_string(), all, printer)?;
     // Archives the manifest does not list are said, as the manifest cannot show them: one cut
     // short or edited by hand still parses. (A backup or prune under way may show one too.)
-    if all {
-        super::warn_untracked(dir, &manifest, ", so not verified", printer);
-    }
+    // Not verified, so not a clean check: one may be an archive reindex would not add.
+    let untracked = match all {
+        true => warn_untracked(dir, &manifest, printer),
+        false => 0,
+    };
     let verdicts: Vec<super::Verdict> = report
         .results
         .iter()
@@ -225,7 +227,21 @@ pub fn run(ctx: &Context, opts: &VerifyOptions, printer: &mut Printer) -> Result
         .collect();
     let folders = (ctx.results_dir.as_path(), dir.as_path());
     super::hint_after_check(folders, &manifest, &verdicts, printer);
-    Ok(report.outcome(all))
+    Ok(match untracked {
+        0 => report.outcome(all),
+        _ => Outcome::ProblemsFound,
+    })
+}
+
+/// Says the archives in `dir` its manifest does not list, and counts them. Counted under the
+/// manifest lock, against the manifest as it is then: a backup that finished meanwhile (it
+/// places and catalogues its archive under that lock) is not counted. `manifest` is the one
+/// verified, used should the lock or the manifest not be had now.
+fn warn_untracked(dir: &Path, manifest: &Manifest, printer: &mut Printer) -> usize {
+    let _placing = Lock::exclusive(dir, LockFile::Manifest);
+    let now = Manifest::load(dir);
+    let manifest = now.as_ref().unwrap_or(manifest);
+    super::warn_untracked(dir, manifest, ", so not verified", printer)
 }
 
 /// Checks `entries` of the manifest in `dir` on all cores, records the results beside the

@@ -350,6 +350,7 @@ pub(super) fn sync_filesystem(folder: &Path) -> Result<()> {
 /// the replaced results (which were backed up first), so they are reported, never removed.
 /// One that holds only its marker holds nothing of the user's: it is removed.
 pub(super) fn warn_replaced_leftovers(parent: &Path, printer: &mut Printer) {
+    crate::commands::warn_half_merged(parent, printer);
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
@@ -389,6 +390,27 @@ fn remove_if_only_marker(aside: &Path) -> bool {
         return false;
     }
     true
+}
+
+/// Notes, beside `dest`, that a restore is merging into it: a merge cut short (the process
+/// killed) leaves `dest` part restored, and the note says so to every later backup and restore
+/// until one restores into `dest` again. `kept` holds `dest` as it was before, if anything does.
+pub(super) fn begin_merge(dest: &Path, kept: Option<&crate::manifest::Entry>) -> Result<()> {
+    let before = match kept {
+        Some(entry) => format!("{} holds it as it was before", entry.backup_file),
+        None => "nothing was there before".to_string(),
+    };
+    let note = crate::commands::merge_note(dest);
+    crate::atomic::write_file(&note, |w| writeln!(w, "{before}").at("write", &note))
+}
+
+/// Removes the note of [`begin_merge`]: a restore into `dest` completed.
+pub(super) fn end_merge(dest: &Path) -> Result<()> {
+    let note = crate::commands::merge_note(dest);
+    match fs::remove_file(&note) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at("remove", &note),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
