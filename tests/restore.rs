@@ -1304,6 +1304,12 @@ fn a_damaged_newest_backup_points_at_the_next_older_intact_one() {
     assert!(error.is_some() && hint == Some(lines.len() - 1), "{err}");
     let err = env.fail(&["restore", "s~1", "--to", "out"], 1);
     assert!(err.contains("`resbak restore s~2 --to 'out'`"), "{err}");
+    // The options given come with it.
+    let err = env.fail(&["restore", "s", "--force", "--dry-run"], 1);
+    assert!(
+        err.contains("`resbak restore s~2 --force --dry-run`"),
+        "{err}"
+    );
     fs::remove_file(env.backups().join(&oldest)).unwrap();
     let err = env.fail(&["restore", "s", "--to", "out"], 1);
     assert!(!err.contains("hint"), "{err}");

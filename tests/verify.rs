@@ -220,6 +220,33 @@ fn an_empty_catalogue_is_nothing_verified_and_exits_1() {
     assert!(out.contains("Verified 1 backup "), "{out}");
 }
 
+/// With the newest backup's record wrong (its size edited by hand) and an older backup damaged,
+/// the older one's hint does not call the newest intact: restore refuses it until it is mended.
+#[test]
+fn the_hint_never_calls_a_newest_backup_that_failed_intact() {
+    let env = Env::new();
+    env.sample("s");
+    let old = env.backup("s");
+    let new = env.backup("s");
+    let path = env.backups().join(&old);
+    flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+    let manifest = env.backups().join("manifest.yaml");
+    let size = fs::metadata(env.backups().join(&new)).unwrap().len();
+    let text = fs::read_to_string(&manifest).unwrap();
+    let at = text.find(&format!("backup_file: {new}")).unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen(&format!("size: {size}"), &format!("size: {}", size + 1), 1);
+    fs::write(&manifest, format!("{head}{tail}")).unwrap();
+    let err = env.fail(&["verify"], 1);
+    assert!(
+        err.contains(&format!(
+            "the newest, {new}, holds intact bytes but failed its check too"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("{new}, is intact")), "{err}");
+}
+
 /// A damaged older backup points at removing it alone (moved aside, then `reindex`), never at
 /// `prune`, which would take intact older backups with it, nor at a fresh backup.
 #[test]

@@ -76,9 +76,7 @@ pub fn ls(
         }
         Ok(())
     })?;
-    for text in lines {
-        printer.line(text)?;
-    }
+    printer.lines(&lines)?;
     printer.json_report(&listed)?;
     let mut outcome = outcome(served).max(damaged);
     for unmatched in matching.map(Matching::unmatched).unwrap_or_default() {

@@ -85,6 +85,26 @@ impl<'a> Printer<'a> {
         self.write_line(text)
     }
 
+    /// Writes `lines` as [`Printer::line`] writes each, in blocks of about 64 KiB: standard
+    /// output is written at each line break otherwise, one system call per line.
+    pub fn lines(&mut self, lines: &[String]) -> Result<()> {
+        if self.ui.quiet || self.ui.json {
+            return Ok(());
+        }
+        let keep: &[&str] = if self.ui.color { &COLOURS } else { &[] };
+        let mut block = String::new();
+        for (i, text) in lines.iter().enumerate() {
+            block.push_str(&printable_keeping(text, keep));
+            if block.len() >= 64 << 10 || i + 1 == lines.len() {
+                self.write_raw(&block);
+                block.clear();
+            } else {
+                block.push('\n');
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a line about a problem found (not with `--json`, even with `--quiet`).
     pub fn problem(&mut self, text: impl Display) -> Result<()> {
         if self.ui.json {
@@ -240,7 +260,12 @@ pub fn hint_after_check(
             continue;
         };
         let state = match verdicts.iter().find(|v| v.archive == newest.backup_file) {
-            Some(v) if v.intact || v.archive_intact => "is intact".to_string(),
+            Some(v) if v.intact => "is intact".to_string(),
+            // Its bytes are, its record or index is not: restore refuses it until that is mended.
+            Some(v) if v.archive_intact => {
+                "holds intact bytes but failed its check too (see its line): mend that first"
+                    .to_string()
+            }
             Some(_) => "is damaged too".to_string(),
             None => format!(
                 "was not checked here (`resbak verify {}` checks it)",

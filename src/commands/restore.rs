@@ -86,12 +86,18 @@ fn hint_older(ctx: &Context, opts: &RestoreOptions) -> Option<String> {
         super::list::newest_usable(&ctx.backup_dir, &manifest, &pick.strategy, pick.back + 1);
     let (n, entry) = older?;
     let name = format!("{}~{n}", pick.strategy);
-    let to = opts.to.as_ref().map_or(String::new(), |to| {
+    let mut to = opts.to.as_ref().map_or(String::new(), |to| {
         format!(
             " --to {}",
             crate::error::shell_quoted(&to.display().to_string())
         )
     });
+    // The options given, but for --include, whose patterns would need quoting each.
+    for (given, option) in [(opts.force, " --force"), (opts.dry_run, " --dry-run")] {
+        if given {
+            to.push_str(option);
+        }
+    }
     Some(format!(
         "the next older backup, {} ({name}), is not known to be damaged: `resbak restore \
          {name}{to}` restores it",
