@@ -448,34 +448,58 @@ fn an_archive_named_for_another_strategy_needs_to() {
 }
 
 /// A `restore --include --force` killed while it merges leaves its note beside the folder
-/// (`.resbak-merging-NAME`, naming the safety copy): every later backup and restore says the
-/// folder is part restored until a restore into it completes, which removes the note. A merge
-/// that completes leaves no note.
+/// (`.resbak-merging-NAME`): every later backup and restore says the folder is part restored,
+/// naming the safety copy and the command that finishes it, until that restore (same archive,
+/// same patterns) or a whole one completes. Another restore into it, a backup of it, or the
+/// same patterns from another archive leave the note. A merge that completes leaves none.
 #[test]
-fn a_merge_cut_short_is_said_until_a_restore_completes() {
+fn a_merge_cut_short_is_said_until_that_restore_completes() {
     let env = Env::new();
     let root = env.sample("s");
     let archive = env.backup("s");
     write(&root.join("metrics.json"), "{}");
-    let args = ["restore", &archive, "--force", "--include", "metrics.json"];
-    env.run(&args);
+    env.run(&["restore", &archive, "--force", "--include", "metrics.json"]);
     let note = env.results().join(".resbak-merging-s");
     assert!(!note.exists(), "{}", env.tree());
-    // As a kill during the merge leaves it.
-    fs::write(
-        &note,
-        "s_19700101_000000.safety.tar.gz holds it as it was before\n",
-    )
-    .unwrap();
-    let said = "results/s is part restored: a restore --include into it was interrupted \
-                (s_19700101_000000.safety.tar.gz holds it as it was before)";
-    let backup = env.run_code(&["backup", "s"], 0);
-    assert!(String::from_utf8_lossy(&backup.stderr).contains(said));
-    let out = env.run_code(&args, 0);
-    assert!(String::from_utf8_lossy(&out.stderr).contains(said));
+    // As a kill during that merge leaves it.
+    let text = format!(
+        "before: s_19700101_000000.safety.tar.gz\narchive: {archive}\ninclude: metrics.json\n"
+    );
+    fs::write(&note, text).unwrap();
+    let said = format!(
+        "results/s is part restored: a restore --include into it was interrupted \
+         (s_19700101_000000.safety.tar.gz holds it as it was before); `resbak restore \
+         '{archive}' --to 'results/s' --include 'metrics.json' --force` finishes it"
+    );
+    let stderr = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = stderr(env.run_code(&["backup", "s", "--always"], 0));
+    assert!(err.contains(&said), "{err}");
+    for other in [
+        vec![
+            "restore",
+            archive.as_str(),
+            "--force",
+            "--include",
+            "trades.csv",
+        ],
+        vec!["restore", "s", "--force", "--include", "metrics.json"],
+    ] {
+        let err = stderr(env.run_code(&other, 0));
+        assert!(err.contains(&said) && note.exists(), "{other:?}: {err}");
+    }
+    let finish = [
+        "restore",
+        &archive,
+        "--to",
+        "results/s",
+        "--include",
+        "metrics.json",
+        "--force",
+    ];
+    env.run(&finish);
     assert!(!note.exists(), "{}", env.tree());
-    let quiet = env.run_code(&["backup", "s", "--always"], 0);
-    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("part restored"));
+    let err = stderr(env.run_code(&["backup", "s", "--always"], 0));
+    assert!(!err.contains("part restored"), "{err}");
 }
 
 /// With `--include`, a forced restore into a live folder creates or overwrites only the

@@ -97,10 +97,73 @@ pub fn warn_leftovers(dir: &Path, printer: &mut Printer) {
 /// merges (see `restore`): the folder's name follows.
 const MERGE_NOTE_PREFIX: &str = ".resbak-merging-";
 
-/// The merge note for the folder `dest`.
-pub(crate) fn merge_note(dest: &Path) -> std::path::PathBuf {
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    crate::atomic::parent_dir(dest).join(format!("{MERGE_NOTE_PREFIX}{name}"))
+/// What a merge note records: the restore that was merging, and what holds the folder as it
+/// was before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MergeNote {
+    /// The safety copy (or backup) that holds the folder as it was, if anything does.
+    pub before: Option<String>,
+    /// The archive being restored.
+    pub archive: String,
+    /// Its `--include` patterns.
+    pub include: Vec<String>,
+}
+
+impl MergeNote {
+    /// The merge note for the folder `dest`.
+    pub(crate) fn path(dest: &Path) -> std::path::PathBuf {
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        crate::atomic::parent_dir(dest).join(format!("{MERGE_NOTE_PREFIX}{name}"))
+    }
+
+    /// The note beside `dest`, if there is one that reads.
+    pub(crate) fn read(dest: &Path) -> Option<MergeNote> {
+        Self::parse(&std::fs::read_to_string(Self::path(dest)).ok()?)
+    }
+
+    fn parse(text: &str) -> Option<MergeNote> {
+        let mut note = MergeNote {
+            before: None,
+            archive: String::new(),
+            include: Vec::new(),
+        };
+        for line in text.lines() {
+            match line.split_once(": ")? {
+                ("before", v) => note.before = Some(v.to_string()),
+                ("archive", v) => note.archive = v.to_string(),
+                ("include", v) => note.include.push(v.to_string()),
+                _ => {}
+            }
+        }
+        (!note.archive.is_empty()).then_some(note)
+    }
+
+    /// The note as written.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        if let Some(before) = &self.before {
+            text += &format!("before: {before}\n");
+        }
+        text += &format!("archive: {}\n", self.archive);
+        for pattern in &self.include {
+            text += &format!("include: {pattern}\n");
+        }
+        text
+    }
+
+    /// The command that finishes the merge into `dest`.
+    fn command(&self, dest: &Path) -> String {
+        let quote = |s: &str| crate::error::shell_quoted(s);
+        let mut command = format!(
+            "resbak restore {} --to {}",
+            quote(&self.archive),
+            quote(&dest.display().to_string())
+        );
+        for pattern in &self.include {
+            command += &format!(" --include {}", quote(pattern));
+        }
+        command + " --force"
+    }
 }
 
 /// Warns of every folder in `dir` that a `restore --include` was merging into when it was
@@ -114,12 +177,25 @@ pub fn warn_half_merged(dir: &Path, printer: &mut Printer) {
         let Some(folder) = name.strip_prefix(MERGE_NOTE_PREFIX) else {
             continue;
         };
-        let before = std::fs::read_to_string(item.path()).unwrap_or_default();
+        let dest = dir.join(folder);
+        let Some(note) = MergeNote::read(&dest) else {
+            printer.warn(format_args!(
+                "{} may be part restored: {} is a note of an interrupted restore --include that \
+                 does not read; check the folder, then remove the note",
+                dest.display(),
+                item.path().display()
+            ));
+            continue;
+        };
+        let before = match &note.before {
+            Some(copy) => format!("{copy} holds it as it was before"),
+            None => "nothing held it before".to_string(),
+        };
         printer.warn(format_args!(
-            "{} is part restored: a restore --include into it was interrupted ({}); run that \
-             restore again to finish it",
-            dir.join(folder).display(),
-            before.trim()
+            "{} is part restored: a restore --include into it was interrupted ({before}); `{}` \
+             finishes it",
+            dest.display(),
+            note.command(&dest)
         ));
     }
 }
@@ -339,4 +415,25 @@ pub(crate) fn resolved(path: &Path) -> crate::error::Result<std::path::PathBuf> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MergeNote;
+
+    #[test]
+    fn a_merge_note_reads_back_as_written() {
+        let note = MergeNote {
+            before: Some("s_20260101_000000.safety.tar.gz".into()),
+            archive: "s_20260101_000000.tar.gz".into(),
+            include: vec!["runs/*/metrics.json".into(), "a: b".into()],
+        };
+        assert_eq!(MergeNote::parse(&note.render()), Some(note.clone()));
+        let none_before = MergeNote {
+            before: None,
+            ..note
+        };
+        assert_eq!(MergeNote::parse(&none_before.render()), Some(none_before));
+        assert_eq!(MergeNote::parse("not a note"), None);
+    }
 }

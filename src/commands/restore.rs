@@ -192,7 +192,8 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
                     return Err(changed_since_copy(dest, saved));
                 }
                 let held = crate::interrupt::hold();
-                begin_merge(dest, saved)?;
+                let patterns = include.map_or(&[][..], |(e, _)| e.patterns());
+                begin_merge(dest, &name_of(path), patterns, saved)?;
                 merge_into(&restored, dest).map(|()| held.done(done))
             }
             _ => move_into_place(&restored, dest, replaced.as_ref(), &done, printer),
@@ -200,7 +201,8 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         .map(|()| (written, counts, segments))
     })?;
     made.keep();
-    end_merge(dest)?;
+    let patterns = include.map(|(e, _)| e.patterns());
+    end_merge(dest, &name_of(path), patterns)?;
     drop(staging);
     printer.line(format_args!(
         "Restored {} -> {} ({}): {counts}",
@@ -225,6 +227,14 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
         segments: segments.map(|s| s.total),
     })?;
     Ok(Outcome::Clean)
+}
+
+/// The file name of the archive at `path`.
+fn name_of(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The JSON shape of `restore --json`.

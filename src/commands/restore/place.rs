@@ -6,7 +6,7 @@
 use super::plan::{self, Found};
 use crate::archive;
 use crate::atomic;
-use crate::commands::Printer;
+use crate::commands::{MergeNote, Printer};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Entry;
 use std::fs::{self, File};
@@ -392,23 +392,42 @@ fn remove_if_only_marker(aside: &Path) -> bool {
     true
 }
 
-/// Notes, beside `dest`, that a restore is merging into it: a merge cut short (the process
-/// killed) leaves `dest` part restored, and the note says so to every later backup and restore
-/// until one restores into `dest` again. `kept` holds `dest` as it was before, if anything does.
-pub(super) fn begin_merge(dest: &Path, kept: Option<&crate::manifest::Entry>) -> Result<()> {
-    let before = match kept {
-        Some(entry) => format!("{} holds it as it was before", entry.backup_file),
-        None => "nothing was there before".to_string(),
+/// Notes, beside `dest`, that a restore of `archive` with the `include` patterns is merging
+/// into it: a merge cut short (the process killed) leaves `dest` part restored, and the note
+/// says so to every later backup and restore until that restore, or a whole one, completes
+/// (see [`end_merge`]). An earlier note stays: it names the copy of `dest` from before the
+/// first merge. `kept` holds `dest` as it was before, if anything does.
+pub(super) fn begin_merge(
+    dest: &Path,
+    archive: &str,
+    include: &[String],
+    kept: Option<&Entry>,
+) -> Result<()> {
+    let path = MergeNote::path(dest);
+    if fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    let note = MergeNote {
+        before: kept.map(|e| e.backup_file.clone()),
+        archive: archive.to_string(),
+        include: include.to_vec(),
     };
-    let note = crate::commands::merge_note(dest);
-    crate::atomic::write_file(&note, |w| writeln!(w, "{before}").at("write", &note))
+    atomic::write_file(&path, |w| {
+        w.write_all(note.render().as_bytes()).at("write", &path)
+    })
 }
 
-/// Removes the note of [`begin_merge`]: a restore into `dest` completed.
-pub(super) fn end_merge(dest: &Path) -> Result<()> {
-    let note = crate::commands::merge_note(dest);
-    match fs::remove_file(&note) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at("remove", &note),
+/// A restore of `archive` into `dest` completed, with the `include` patterns or whole (`None`):
+/// removes the note of [`begin_merge`] when that finishes what it records.
+pub(super) fn end_merge(dest: &Path, archive: &str, include: Option<&[String]>) -> Result<()> {
+    let path = MergeNote::path(dest);
+    let finished = match (MergeNote::read(dest), include) {
+        (_, None) => true,
+        (Some(note), Some(include)) => note.archive == archive && note.include == include,
+        (None, Some(_)) => fs::symlink_metadata(&path).is_err(),
+    };
+    match finished.then(|| fs::remove_file(&path)) {
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at("remove", &path),
         _ => Ok(()),
     }
 }
