@@ -156,9 +156,15 @@ fn a_damaged_previous_archive_is_never_copied_from() {
     let want = sha256_file(&first);
     let size = fs::metadata(&first).unwrap().len();
     flip_byte(&first, size / 2);
+    // Said, recorded as verify records damage, and exit 1: the latest archive is damaged.
     let args = ["--backup-dir", "backups", "backup", "--always", "s"];
-    let err = String::from_utf8_lossy(&env.run_code(&args, 0).stderr).into_owned();
+    let err = String::from_utf8_lossy(&env.run_code(&args, 1).stderr).into_owned();
     assert!(err.contains("is damaged; compressed again"), "{err}");
+    let list = env.run_code(&["--backup-dir", "backups", "list", "s"], 1);
+    let name = first.file_name().unwrap().to_str().unwrap();
+    let row = crate::util::stdout(&list);
+    let row = row.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(row.contains("failed"), "{row}");
     let newest = archives_in(&env.backups())
         .into_iter()
         .find(|a| *a != first)
@@ -185,11 +191,11 @@ fn segment_lines(archive: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Backs up `s` into `backups` again with `-v`, after the archive `first`: the new archive,
-/// the standard output and the standard error.
-fn backup_after(env: &Env, first: &Path) -> (PathBuf, String, String) {
+/// Backs up `s` into `backups` again with `-v`, after the archive `first`, expecting exit
+/// `code`: the new archive, the standard output and the standard error.
+fn backup_after(env: &Env, first: &Path, code: i32) -> (PathBuf, String, String) {
     let args = ["-v", "--backup-dir", "backups", "backup", "--always", "s"];
-    let out = env.run_code(&args, 0);
+    let out = env.run_code(&args, code);
     let again = archives_in(&env.backups())
         .into_iter()
         .find(|a| a != first)
@@ -220,7 +226,7 @@ fn a_group_of_pieces_with_one_damaged_piece_is_compressed_again_whole() {
         last_piece[4].parse().unwrap(),
     );
     flip_byte(&first, zoff + zlen / 2);
-    let (again, stdout, err) = backup_after(&env, &first);
+    let (again, stdout, err) = backup_after(&env, &first, 1);
     assert!(stdout.contains("copied from"), "{stdout}");
     assert!(err.contains("is damaged; compressed again"), "{err}");
     assert_eq!(sha256_file(&again), want);
@@ -262,7 +268,7 @@ fn an_index_of_the_earlier_format_is_read_but_never_copied_from() {
     assert!(listed.contains(&rel), "{listed}");
     let out = env.run_code(&["cat", &name, &rel], 0);
     assert!(out.stdout == fs::read(&file).unwrap());
-    let (again, stdout, err) = backup_after(&env, &first);
+    let (again, stdout, err) = backup_after(&env, &first, 0);
     assert!(!stdout.contains("copied from"), "{stdout}");
     assert!(err.contains("cut it into segments otherwise"), "{err}");
     assert_eq!(sha256_file(&again), want);

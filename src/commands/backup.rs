@@ -299,7 +299,8 @@ fn back_up(
         note: opts.note.clone(),
         ..Kind::Regular.into()
     };
-    let (entry, changed) = backup_folder(ctx, name, src, &opts.archive, about, printer)?;
+    let (entry, changed, source_damaged) =
+        backup_folder(ctx, name, src, &opts.archive, about, printer)?;
     crate::interrupt::so_far(
         format!(
             "{name} was backed up as {}; nothing after it was registered",
@@ -333,7 +334,7 @@ fn back_up(
         ..Backed::new(name, "backed_up")
     }
     .with_counts(entry.kinds.unwrap_or_default(), entry.bytes);
-    let mut outcome = match changed {
+    let mut outcome = match changed || source_damaged {
         true => Outcome::ProblemsFound,
         false => Outcome::Clean,
     };

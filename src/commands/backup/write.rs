@@ -48,7 +48,8 @@ impl From<Kind> for About {
 /// Archives `src` as strategy `name`, verifies the written archive, and registers it as a
 /// backup as `about` says. On any failure nothing is left behind: no archive file and no manifest entry.
 /// Also tells whether a file changed while it was read (each is named in a warning): the archive
-/// then holds what was read, not necessarily what the folder holds now.
+/// then holds what was read, not necessarily what the folder holds now; and whether the earlier
+/// archive it copied segments from turned out damaged (warned, and recorded as `verify` would).
 pub(crate) fn backup_folder(
     ctx: &Context,
     name: &str,
@@ -56,7 +57,7 @@ pub(crate) fn backup_folder(
     opts: &archive::Options,
     about: About,
     printer: &mut Printer,
-) -> Result<(Entry, bool)> {
+) -> Result<(Entry, bool, bool)> {
     let kind = about.kind;
     let dir = &ctx.backup_dir;
     check_outside(ctx, src)?;
@@ -102,6 +103,7 @@ pub(crate) fn backup_folder(
     };
     let mut index_tmp = atomic::temp_file_in(dir)?;
     let source = reuse_source(dir, &manifest, name, &opts, printer);
+    let latest = manifest.latest_regular(name).cloned();
     drop(manifest);
     let (written, index_sum, scan) = match source.as_ref() {
         Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
@@ -110,6 +112,12 @@ pub(crate) fn backup_folder(
     opts.progress.finish();
     for why in &written.not_reused {
         printer.warn(format_args!("{why}"));
+    }
+    // The copies are checked as they are made: a damaged one was compressed again instead.
+    let source_damaged = source.is_some() && !written.not_reused.is_empty();
+    if let (true, Some(latest)) = (source_damaged, &latest) {
+        let problem = "a segment does not match its CRC32 (found by a backup copying from it)";
+        crate::commands::verify::record_problem(dir, latest, problem, false);
     }
     if let (Some(source), true) = (&source, printer.verbose()) {
         let (segments, bytes) = written.reused;
@@ -178,7 +186,7 @@ pub(crate) fn backup_folder(
     };
     let entry = register(dir, name, finished, about, &mut adopter)?;
     adopter.report(printer)?;
-    Ok((entry, changed))
+    Ok((entry, changed, source_damaged))
 }
 
 /// The newest regular backup of `name`, as a source of unchanged segments, if it has an

@@ -24,7 +24,7 @@ pub(super) fn safety_copy(
         excludes: archive::Excludes::default(),
         ..opts.archive_options.clone()
     };
-    let (entry, changed) = backup_folder(
+    let (entry, changed, _) = backup_folder(
         ctx,
         holder,
         dest,
