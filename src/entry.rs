@@ -71,14 +71,14 @@ pub fn call(args: impl IntoIterator<Item = OsString>) -> Called {
             report,
             error: None,
         },
-        Err(err) => Called {
-            code: {
-                say_hint(&err);
-                ExitCode::for_error(&err)
-            },
-            report: String::new(),
-            error: Some((err.kind(), printable(chain(&err)))),
-        },
+        Err(err) => {
+            say_hint(&err);
+            Called {
+                code: ExitCode::for_error(&err),
+                report: String::new(),
+                error: Some((err.kind(), printable(chain(&err)))),
+            }
+        }
     }
 }
 

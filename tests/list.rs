@@ -17,13 +17,11 @@ fn a_hand_edited_sha256_that_is_not_one_is_refused() {
     let env = Env::new();
     env.sample("s");
     env.backup("s");
-    let path = env.backups().join("manifest.yaml");
-    let text = fs::read_to_string(&path).unwrap();
     let sha = env.manifest()["backups"][0]["sha256"]
         .as_str()
         .unwrap()
         .to_string();
-    fs::write(&path, text.replace(&sha, &sha[..40])).unwrap();
+    env.edit_manifest(|text| text.replace(&sha, &sha[..40]));
     let err = env.fail(&["list"], 2);
     assert!(
         err.contains("is damaged at line") && err.contains("not 64 lowercase hexadecimal"),

@@ -457,13 +457,11 @@ fn list_remote_exits_1_on_a_conflict() {
     let archive = backup_and_push(&env, "s");
     env.run(&["list", R, REMOTE]);
     // The local catalogue now records other bytes under the same name.
-    let path = env.backups().join("manifest.yaml");
-    let manifest = fs::read_to_string(&path).unwrap();
     let sha = env.manifest()["backups"][0]["sha256"]
         .as_str()
         .unwrap()
         .to_string();
-    fs::write(&path, manifest.replace(&sha, &"0".repeat(64))).unwrap();
+    env.edit_manifest(|text| text.replace(&sha, &"0".repeat(64)));
     let json = env.run_code(&["list", R, REMOTE, "--json"], 1);
     let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let row = rows

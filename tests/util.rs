@@ -132,6 +132,13 @@ impl Env {
         serde_yaml::from_str(&text).unwrap()
     }
 
+    /// Rewrites the manifest as `edit` makes its text, as a hand edit would.
+    pub fn edit_manifest(&self, edit: impl FnOnce(String) -> String) {
+        let path = self.backups().join("manifest.yaml");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, edit(text)).unwrap();
+    }
+
     /// `backup_file` of every manifest entry, in manifest order.
     pub fn archives(&self) -> Vec<String> {
         match self.manifest()["backups"].as_sequence() {

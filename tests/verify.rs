@@ -230,13 +230,12 @@ fn the_hint_never_calls_a_newest_backup_that_failed_intact() {
     let new = env.backup("s");
     let path = env.backups().join(&old);
     flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
-    let manifest = env.backups().join("manifest.yaml");
     let size = fs::metadata(env.backups().join(&new)).unwrap().len();
-    let text = fs::read_to_string(&manifest).unwrap();
-    let at = text.find(&format!("backup_file: {new}")).unwrap();
-    let (head, tail) = text.split_at(at);
-    let tail = tail.replacen(&format!("size: {size}"), &format!("size: {}", size + 1), 1);
-    fs::write(&manifest, format!("{head}{tail}")).unwrap();
+    env.edit_manifest(|text| {
+        let (head, tail) = text.split_at(text.find(&format!("backup_file: {new}")).unwrap());
+        let tail = tail.replacen(&format!("size: {size}"), &format!("size: {}", size + 1), 1);
+        format!("{head}{tail}")
+    });
     let err = env.fail(&["verify"], 1);
     assert!(
         err.contains(&format!(
@@ -381,18 +380,8 @@ fn a_wrong_size_in_the_manifest_is_blamed_on_the_entry() {
     let env = Env::new();
     env.sample("s");
     env.backup("s");
-    let manifest = env.backups().join("manifest.yaml");
-    let text = fs::read_to_string(&manifest).unwrap();
-    let size = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("size: "))
-        .unwrap()
-        .to_string();
-    fs::write(
-        &manifest,
-        text.replace(&format!("size: {size}"), "size: 26000"),
-    )
-    .unwrap();
+    let size = env.manifest()["backups"][0]["size"].as_u64().unwrap();
+    env.edit_manifest(|text| text.replace(&format!("size: {size}"), "size: 26000"));
     let out = env.run_code(&["verify", "--json"], 1);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["results"][0]["problem_kind"], "record", "{report}");

@@ -91,10 +91,9 @@ impl<'a> Printer<'a> {
         if self.ui.quiet || self.ui.json {
             return Ok(());
         }
-        let keep: &[&str] = if self.ui.color { &COLOURS } else { &[] };
         let mut block = String::new();
         for (i, text) in lines.iter().enumerate() {
-            block.push_str(&printable_keeping(text, keep));
+            block.push_str(&printable_keeping(text, self.kept()));
             if block.len() >= 64 << 10 || i + 1 == lines.len() {
                 self.write_raw(&block);
                 block.clear();
@@ -138,10 +137,14 @@ impl<'a> Printer<'a> {
     /// Writes one report line with control characters escaped; colour codes from
     /// [`Printer::paint`] pass when colour is on.
     fn write_line(&mut self, text: impl Display) -> Result<()> {
-        let keep: &[&str] = if self.ui.color { &COLOURS } else { &[] };
-        let line = printable_keeping(&text.to_string(), keep);
+        let line = printable_keeping(&text.to_string(), self.kept());
         self.write_raw(&line);
         Ok(())
+    }
+
+    /// The escape sequences a line may keep: the colours, when colour is on.
+    fn kept(&self) -> &'static [&'static str] {
+        if self.ui.color { &COLOURS } else { &[] }
     }
 
     /// Writes `text` and a newline unless standard output already broke; remembers a failure.

@@ -202,7 +202,7 @@ fn restore(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
     })?;
     made.keep();
     let patterns = include.map(|(e, _)| e.patterns());
-    end_merge(dest, &name_of(path), patterns)?;
+    end_merge(dest, &name_of(path), patterns, printer);
     drop(staging);
     printer.line(format_args!(
         "Restored {} -> {} ({}): {counts}",

@@ -102,9 +102,11 @@ pub(crate) fn backup_folder(
         ..opts.clone()
     };
     let mut index_tmp = atomic::temp_file_in(dir)?;
-    let source = reuse_source(dir, &manifest, name, &opts, printer);
     let latest = manifest.latest_regular(name).cloned();
     drop(manifest);
+    let source = latest
+        .as_ref()
+        .and_then(|latest| reuse_source(dir, latest, name, &opts, printer));
     let (written, index_sum, scan) = match source.as_ref() {
         Some(source) => write_then_read_back(src, name, (&mut tmp, &mut index_tmp), &opts, source)?,
         None => write_and_read_back(src, name, &mut tmp, &mut index_tmp, &opts)?,
@@ -114,8 +116,8 @@ pub(crate) fn backup_folder(
         printer.warn(format_args!("{why}"));
     }
     // The copies are checked as they are made: a damaged one was compressed again instead.
-    let source_damaged = source.is_some() && !written.not_reused.is_empty();
-    if let (true, Some(latest)) = (source_damaged, &latest) {
+    let source_damaged = !written.not_reused.is_empty();
+    if source_damaged && let Some(latest) = &latest {
         let problem = "a segment does not match its CRC32 (found by a backup copying from it)";
         crate::commands::verify::record_problem(dir, latest, problem, false);
     }
@@ -189,16 +191,15 @@ pub(crate) fn backup_folder(
     Ok((entry, changed, source_damaged))
 }
 
-/// The newest regular backup of `name`, as a source of unchanged segments, if it has an
-/// intact index written with the same settings. Why one cannot serve is said with `-v`.
+/// `latest`, the newest regular backup of `name`, as a source of unchanged segments, if it has
+/// an intact index written with the same settings. Why it cannot serve is said with `-v`.
 fn reuse_source(
     dir: &Path,
-    manifest: &Manifest,
+    latest: &Entry,
     name: &str,
     opts: &archive::Options,
     printer: &mut Printer,
 ) -> Option<crate::reuse::Source> {
-    let latest = manifest.latest_regular(name)?;
     let index_sha256 = latest.index_sha256.as_ref()?;
     let path = dir.join(&latest.backup_file);
     let opened = crate::reuse::Source::open(&path, latest.size, index_sha256, name, opts.level);

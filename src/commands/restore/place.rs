@@ -418,17 +418,26 @@ pub(super) fn begin_merge(
 }
 
 /// A restore of `archive` into `dest` completed, with the `include` patterns or whole (`None`):
-/// removes the note of [`begin_merge`] when that finishes what it records.
-pub(super) fn end_merge(dest: &Path, archive: &str, include: Option<&[String]>) -> Result<()> {
-    let path = MergeNote::path(dest);
-    let finished = match (MergeNote::read(dest), include) {
-        (_, None) => true,
-        (Some(note), Some(include)) => note.archive == archive && note.include == include,
-        (None, Some(_)) => fs::symlink_metadata(&path).is_err(),
+/// removes the note of [`begin_merge`] when that finishes what it records (a note that does not
+/// read is finished only by a whole restore). The restore is done either way: a note that
+/// cannot be removed is warned about, and warns again until it is.
+pub(super) fn end_merge(
+    dest: &Path,
+    archive: &str,
+    include: Option<&[String]>,
+    printer: &mut Printer,
+) {
+    let finished = match (include, MergeNote::read(dest)) {
+        (None, _) => true,
+        (Some(include), Some(note)) => note.archive == archive && note.include == include,
+        (Some(_), None) => false,
     };
-    match finished.then(|| fs::remove_file(&path)) {
-        Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at("remove", &path),
-        _ => Ok(()),
+    let path = MergeNote::path(dest);
+    if finished
+        && let Err(e) = fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        printer.warn(format_args!("cannot remove {}: {e}", path.display()));
     }
 }
 
