@@ -15,6 +15,7 @@ use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
 pub mod legacy;
+pub mod metrics;
 pub mod name;
 
 /// File name of the manifest inside the backup folder.
@@ -216,6 +217,15 @@ impl Manifest {
         Self::load_file(&Self::path(backup_dir))
     }
 
+    /// Gives each entry the metrics recorded for it in [`metrics::FILE_NAME`]; [`Manifest::load`]
+    /// leaves them out, as most commands never read them.
+    ///
+    /// # Errors
+    /// One line on why the metrics file could not be read (the entries are then without).
+    pub fn attach_metrics(&mut self, backup_dir: &Path) -> std::result::Result<(), String> {
+        metrics::attach(backup_dir, &mut self.backups)
+    }
+
     /// Path of the previous manifest, kept by every update while the manifest was sound.
     pub fn previous_path(backup_dir: &Path) -> PathBuf {
         Self::path(backup_dir).with_extension("yaml.bak")
@@ -384,10 +394,18 @@ impl Manifest {
     /// Writes the manifest atomically, first keeping the previous version as `manifest.yaml.bak`
     /// when it was sound (a damaged one never replaces the last good copy). Callers hold the
     /// exclusive lock.
-    fn save(&self, backup_dir: &Path, previous_is_sound: bool) -> Result<()> {
+    fn save(mut self, backup_dir: &Path, previous_is_sound: bool) -> Result<()> {
         let path = Self::path(backup_dir);
         if previous_is_sound {
             keep_previous(&path)?;
+        }
+        // The metrics go to their own file, in place before the manifest that lists them.
+        let taken: Vec<_> = self.backups.iter_mut().map(|e| e.metrics.take()).collect();
+        let present = archive_files(backup_dir).unwrap_or_default();
+        let present = present.into_iter().map(|(name, _)| name).collect();
+        let with: Vec<_> = self.backups.iter().zip(taken).collect();
+        if let Some(tmp) = metrics::prepare(backup_dir, &with, &present)? {
+            atomic::persist(tmp, &metrics::path(backup_dir), true)?;
         }
         // Both are written before either is renamed, so a full disk leaves both as they were;
         // once the manifest is renamed into place, the change is made. Should the checksum
@@ -1140,7 +1158,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let loaded = Manifest::load(dir.path()).unwrap();
+        let mut loaded = Manifest::load(dir.path()).unwrap();
+        loaded.attach_metrics(dir.path()).unwrap();
         assert_eq!(loaded.backups, vec![sample]);
     }
 

@@ -25,9 +25,11 @@ fn backtest(env: &Env, strategy: &str) {
     );
 }
 
-/// The metrics the manifest records for its entry number `i`.
+/// The metrics the catalogue records for the manifest's entry number `i`, as resbak reads them.
 fn recorded(env: &Env, i: usize) -> serde_yaml::Value {
-    env.manifest()["backups"][i]["metrics"].clone()
+    let mut manifest = resbak::manifest::Manifest::load(&env.backups()).unwrap();
+    manifest.attach_metrics(&env.backups()).unwrap();
+    serde_yaml::to_value(&manifest.backups[i].metrics).unwrap()
 }
 
 fn number(v: &serde_yaml::Value) -> f64 {
@@ -366,24 +368,18 @@ fn metrics_refresh_and_reindex_read_metrics_of_older_backups_from_their_archives
     backtest(&env, "goog_sma");
     let archive = env.backup("goog_sma");
     let manifest = env.backups().join("manifest.yaml");
-    let with_metrics = fs::read_to_string(&manifest).unwrap();
+    let metrics_file = env.backups().join("manifest.metrics.json");
+    let with_metrics = recorded(&env, 0);
     // As an older resbak wrote it: no metrics.
-    let mut old: serde_yaml::Value = serde_yaml::from_str(&with_metrics).unwrap();
-    old["backups"][0]
-        .as_mapping_mut()
-        .unwrap()
-        .remove("metrics");
-    fs::write(&manifest, serde_yaml::to_string(&old).unwrap()).unwrap();
+    fs::remove_file(&metrics_file).unwrap();
     let out = env.run(&["metrics"]);
     assert!(out.contains("no metrics recorded"), "{out}");
     let refreshed = json(&env.run(&["metrics", "--refresh", "--json"]));
     assert_eq!(refreshed[0]["refreshed"], true);
     assert_eq!(refreshed[0]["archive"], archive.as_str());
-    assert_eq!(
-        recorded(&env, 0),
-        serde_yaml::from_str::<serde_yaml::Value>(&with_metrics).unwrap()["backups"][0]["metrics"]
-    );
+    assert_eq!(recorded(&env, 0), with_metrics);
     fs::remove_file(&manifest).unwrap();
+    fs::remove_file(&metrics_file).unwrap();
     let out = env.run(&["reindex"]);
     assert!(
         out.contains("Metrics of 1 backup read from their archives"),
@@ -607,4 +603,75 @@ fn pinning_a_backup_whose_file_is_missing_warns() {
         err.contains(&format!("the archive {archive} is missing")),
         "{err}"
     );
+}
+
+/// Metrics live in `manifest.metrics.json`, so the commands that never show them do not parse
+/// them (a sweep of 2,000 runs records 50,000): the manifest stays small. A manifest from an
+/// older resbak, with the metrics inline, is still read and moves them on its next change; a
+/// record of other bytes is never shown; a damaged metrics file is a warning where metrics are
+/// shown and nothing at all elsewhere, and the next backup writes a sound one.
+#[test]
+fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
+    let env = Env::new();
+    backtest(&env, "goog_sma");
+    let archive = env.backup("goog_sma");
+    let metrics_file = env.backups().join("manifest.metrics.json");
+    let manifest_text = || fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
+    assert!(!manifest_text().contains("metrics"), "{}", manifest_text());
+    let file = json(&fs::read_to_string(&metrics_file).unwrap());
+    assert_eq!(file["backups"][&archive]["metrics"]["# Trades"], 94.0);
+    assert_eq!(
+        file["backups"][&archive]["metrics"]["runs/fast50_slow200:Sharpe Ratio"],
+        "NaN"
+    );
+    let sharpe =
+        |env: &Env| json(&env.run(&["list", "--json"]))[0]["metrics"]["Sharpe Ratio"].clone();
+    let expected = sharpe(&env);
+    assert!((expected.as_f64().unwrap() - 0.596_858_454_6).abs() < 1e-9);
+
+    // As an older resbak wrote it: the metrics inside the manifest.
+    let all = recorded(&env, 0);
+    fs::remove_file(&metrics_file).unwrap();
+    let inline = serde_yaml::to_string(&serde_yaml::Mapping::from_iter([(
+        "metrics".into(),
+        all.clone(),
+    )]))
+    .unwrap();
+    let inline: String = inline.lines().map(|l| format!("  {l}\n")).collect();
+    env.edit_manifest(|text| format!("{text}{inline}"));
+    assert!(manifest_text().contains("runs/fast50_slow200:Sharpe Ratio"));
+    assert_eq!(sharpe(&env), expected);
+    env.run(&["tag", &archive, "paper"]);
+    assert!(!manifest_text().contains("metrics"), "{}", manifest_text());
+    assert_eq!(recorded(&env, 0), all);
+
+    // A record whose SHA-256 is not the entry's describes other bytes.
+    let text = fs::read_to_string(&metrics_file).unwrap();
+    let sha = env.manifest()["backups"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(&metrics_file, text.replace(&sha, &"0".repeat(64))).unwrap();
+    assert!(sharpe(&env).is_null());
+    fs::write(&metrics_file, &text).unwrap();
+
+    // Damaged: a warning where metrics are shown, unseen by ls; a backup goes on.
+    fs::write(&metrics_file, "{\"version\": 1, \"backups\": {").unwrap();
+    let out = env.run_code(&["list"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
+    assert!(err.contains("resbak metrics --refresh"), "{err}");
+    let out = env.run_code(&["ls", &archive], 0);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = env.run(&["backup", "--always", "goog_sma"]);
+    assert!(second.contains("Backed up goog_sma"), "{second}");
+    env.run(&["metrics", "--refresh"]);
+    let listed = json(&env.run(&["list", "--json"]));
+    for row in [&listed[0], &listed[1]] {
+        assert_eq!(row["metrics"]["Sharpe Ratio"], expected, "{listed}");
+    }
 }

@@ -210,4 +210,11 @@ fn a_large_sweep_with_its_metrics_pushes_and_pulls() {
     server.configure(&there);
     there.run(&["pull", &archive, R, REMOTE]);
     assert_eq!(entry(&there, &archive), entry(&env, &archive));
+    let metrics = |env: &Env| {
+        let listed: serde_json::Value =
+            serde_json::from_str(&env.run(&["metrics", "--json"])).unwrap();
+        listed[0]["metrics"].clone()
+    };
+    assert_eq!(metrics(&env).as_object().map(|m| m.len()), Some(3000));
+    assert_eq!(metrics(&there), metrics(&env));
 }

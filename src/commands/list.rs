@@ -92,7 +92,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
         return Err(Error::missing_folder("backup", dir));
     }
     let strategy = opts.strategy.as_deref();
-    let manifest = Manifest::load(dir)?;
+    let manifest = super::load_with_metrics(dir, printer)?;
     if let Some(name) = strategy {
         check_known(ctx, &manifest, name)?;
     }
@@ -546,7 +546,7 @@ pub fn remote_rows(
     for (object, problem) in &catalogue.damaged {
         printer.warn(format_args!("skipping {}: {problem}", remote.url(object)));
     }
-    let local = Manifest::load(backup_dir)?;
+    let local = super::load_with_metrics(backup_dir, printer)?;
     let checks = recorded_checks(backup_dir);
     let mut both: BTreeMap<&str, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
     for e in &local.backups {

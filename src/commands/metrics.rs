@@ -45,7 +45,7 @@ pub fn run(
     if opts.refresh {
         super::adopt::upgrade(dir, printer)?;
     }
-    let manifest = Manifest::load(dir)?;
+    let manifest = super::load_with_metrics(dir, printer)?;
     let selected: Vec<Entry> = verify::select(&manifest, &opts.targets, dir)?
         .into_iter()
         .cloned()
@@ -60,7 +60,7 @@ pub fn run(
         }
         refreshed = read;
     }
-    let manifest = Manifest::load(dir)?;
+    let manifest = super::load_with_metrics(dir, printer)?;
     let listed: Vec<Listed> = selected
         .iter()
         .map(|e| {

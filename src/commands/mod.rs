@@ -30,6 +30,7 @@ pub use locate::{
 pub use printer::{Printer, Ui, Verdict, hint_after_check, warn};
 
 use crate::error::{Error, IoContext, Result};
+use crate::manifest::Manifest;
 pub use crate::manifest::archive_files;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +69,32 @@ impl From<Outcome> for crate::ExitCode {
 pub(crate) fn warn_unusable_index(why: &str) {
     warn(format_args!(
         "{why}; read the whole archive instead; resbak reindex builds the index again"
+    ));
+}
+
+/// The manifest of `dir` with each entry's metrics (see [`Manifest::attach_metrics`]); an
+/// unreadable metrics file is a warning, and the entries are then without.
+pub fn load_with_metrics(dir: &Path, printer: &mut Printer) -> Result<Manifest> {
+    let mut manifest = Manifest::load(dir)?;
+    if let Err(why) = manifest.attach_metrics(dir) {
+        warn_no_metrics(&why, printer);
+    }
+    Ok(manifest)
+}
+
+/// Gives a located archive's entry its metrics, as [`load_with_metrics`] does.
+pub fn attach_metrics(located: &mut Located, printer: &mut Printer) {
+    let dir = crate::atomic::parent_dir(&located.path);
+    if let Some(entry) = located.entry.as_mut()
+        && let Err(why) = crate::manifest::metrics::attach(dir, std::slice::from_mut(entry))
+    {
+        warn_no_metrics(&why, printer);
+    }
+}
+
+fn warn_no_metrics(why: &str, printer: &mut Printer) {
+    printer.warn(format_args!(
+        "{why}; shown without metrics; resbak metrics --refresh reads them again from the archives"
     ));
 }
 

@@ -89,7 +89,11 @@ fn rebuild(
             adopter.adopt(&mut manifest)?;
             manifest
         }
-        Ok(manifest) => manifest,
+        // Metrics the file cannot give are read from the archives below.
+        Ok(mut manifest) => {
+            let _ = manifest.attach_metrics(dir);
+            manifest
+        }
         Err(Error::ManifestParse { path, .. }) => {
             report.damaged_copy = Some(copy_damaged(&path)?);
             Manifest::default()

@@ -3,7 +3,6 @@
 
 use super::{Context, Outcome, Printer, unknown_name};
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::Manifest;
 use crate::metrics::Sources;
 use crate::report::{self, Strategy};
 use std::io::Read;
@@ -32,7 +31,7 @@ pub fn run(
     if !ctx.backup_dir.is_dir() {
         return Err(Error::missing_folder("backup", &ctx.backup_dir));
     }
-    let manifest = Manifest::load(&ctx.backup_dir)?;
+    let manifest = super::load_with_metrics(&ctx.backup_dir, printer)?;
     if let Some(name) = strategy
         && manifest.backups.iter().all(|e| e.strategy != name)
     {

@@ -42,7 +42,8 @@ pub struct Shown {
 
 /// Prints what the catalogue knows about the backup `arg` names and the top of its tree.
 pub fn run(ctx: &Context, arg: &str, printer: &mut Printer) -> Result<Outcome> {
-    let located = locate_backup(ctx, arg)?;
+    let mut located = locate_backup(ctx, arg)?;
+    super::attach_metrics(&mut located, printer);
     let checks = super::list::recorded_checks(&ctx.backup_dir);
     let verified = located.entry.as_ref().and_then(|e| checks.of(e)).cloned();
     let (tree, tree_truncated) = match tree(&located.path) {

@@ -52,11 +52,13 @@ fn sides(
     sources: &Sources,
     printer: &mut Printer,
 ) -> Result<(Side, Side)> {
-    let old = locate_backup(ctx, &opts.archive)?;
+    let mut old = locate_backup(ctx, &opts.archive)?;
+    crate::commands::attach_metrics(&mut old, printer);
     let old_side = (label(&old), of_archive(&old, sources, printer)?);
     let new_side = match &opts.other {
         Some(other) => {
-            let new = locate_backup(ctx, other)?;
+            let mut new = locate_backup(ctx, other)?;
+            crate::commands::attach_metrics(&mut new, printer);
             (label(&new), of_archive(&new, sources, printer)?)
         }
         None => {
