@@ -447,6 +447,17 @@ pub fn shell_quoted(text: &str) -> String {
 /// itself added) are passed through.
 pub fn printable_keeping(text: &str, keep: &[&str]) -> String {
     let mut out = String::with_capacity(text.len());
+    push_printable_keeping(&mut out, text, keep);
+    out
+}
+
+/// Appends [`printable_keeping`]`(text, keep)` to `out`.
+pub fn push_printable_keeping(out: &mut String, text: &str, keep: &[&str]) {
+    // No C0 control, DEL, or lead byte of a C1 control (U+0080..U+009F): nothing to escape.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        out.push_str(text);
+        return;
+    }
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if let Some(code) = keep.iter().find(|code| rest.starts_with(**code)) {
@@ -461,7 +472,6 @@ pub fn printable_keeping(text: &str, keep: &[&str]) -> String {
         }
         rest = &rest[c.len_utf8()..];
     }
-    out
 }
 
 /// ` at line N`, or nothing when the line is not known (0).

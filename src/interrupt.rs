@@ -25,6 +25,9 @@ static HOLD: RwLock<()> = RwLock::new(());
 static WAKERS: Mutex<Vec<(u64, Waker)>> = Mutex::new(Vec::new());
 /// The id of the next waker.
 static NEXT_WAKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The commit (see [`crate::atomic::commits`]) that puts the catalogue's change in place; 0
+/// while none is under way.
+static CATALOGUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Set under `--json`: the line also goes to standard output as a JSON error object.
 static JSON: AtomicBool = AtomicBool::new(false);
 
@@ -66,6 +69,12 @@ pub fn so_far(now: impl Into<String>, once_registered: Option<String>) {
         commits: crate::atomic::commits(),
     };
     *SAID.lock().unwrap_or_else(|e| e.into_inner()) = Some(said);
+}
+
+/// Called just before the manifest is renamed into place: from that rename on, a command that
+/// told [`so_far`] nothing is said to have saved its change to the catalogue.
+pub fn catalogue_saved_by_next_commit() {
+    CATALOGUE.store(crate::atomic::commits() + 1, Ordering::SeqCst);
 }
 
 /// Holds an interruption off until the returned value is dropped or [`Held::done`] is called.
@@ -121,18 +130,31 @@ fn wake_all() {
 /// The line an interruption prints, after `halted` stopped this process's work.
 fn line(halted: &crate::atomic::Halted) -> String {
     let said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    match said.as_ref() {
+    let catalogue = CATALOGUE.load(Ordering::SeqCst);
+    say(
+        said.as_ref(),
+        crate::atomic::commits(),
+        catalogue,
+        halted.committed(),
+    )
+}
+
+/// The line for what the command `said`, after `commits` files were renamed into place (the
+/// manifest as commit `catalogue`, 0 if none), `committed` telling whether any was.
+fn say(said: Option<&Said>, commits: u64, catalogue: u64, committed: bool) -> String {
+    match said {
         Some(said) => {
-            let registered = crate::atomic::commits() > said.commits;
+            let registered = commits > said.commits;
             let what = match &said.once_registered {
                 Some(then) if registered => then,
                 _ => &said.now,
             };
             format!("resbak: interrupted: {what}")
         }
-        None if halted.committed() => {
-            "resbak: interrupted: the work in progress was not registered".into()
+        None if (1..=commits).contains(&catalogue) => {
+            "resbak: interrupted: the change to the catalogue was saved".into()
         }
+        None if committed => "resbak: interrupted: the work in progress was not registered".into(),
         None => "resbak: interrupted: nothing was registered".into(),
     }
 }
@@ -173,5 +195,43 @@ pub fn settle() {
         loop {
             std::thread::park();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command that says nothing itself (`tag`, `untag`, `metrics --refresh`) and is
+    /// interrupted once its manifest is in place says the change was saved: it said "not
+    /// registered" after any file was renamed, so a user could believe a removed pin still
+    /// protected a backup.
+    #[test]
+    fn a_change_whose_manifest_is_in_place_is_said_to_be_saved() {
+        let saved = "resbak: interrupted: the change to the catalogue was saved";
+        let not = "resbak: interrupted: the work in progress was not registered";
+        // The metrics file (commit 3) is in place, the manifest (commit 4) not yet.
+        assert_eq!(say(None, 3, 4, true), not);
+        assert_eq!(say(None, 4, 4, true), saved);
+        assert_eq!(say(None, 5, 4, true), saved);
+        assert_eq!(
+            say(None, 0, 0, false),
+            "resbak: interrupted: nothing was registered"
+        );
+        assert_eq!(say(None, 2, 0, true), not);
+        // What a command said comes first.
+        let said = Said {
+            now: "nothing was removed".into(),
+            once_registered: Some("a was removed".into()),
+            commits: 4,
+        };
+        assert_eq!(
+            say(Some(&said), 4, 4, true),
+            "resbak: interrupted: nothing was removed"
+        );
+        assert_eq!(
+            say(Some(&said), 5, 4, true),
+            "resbak: interrupted: a was removed"
+        );
     }
 }

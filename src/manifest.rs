@@ -102,6 +102,10 @@ pub struct Entry {
     /// [`crate::metrics`]); absent when none were found or for entries from older resbak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<crate::metrics::Metrics>,
+    /// SHA-256 of the metrics as [`metrics::FILE_NAME`] holds them, so a record lost, edited or
+    /// damaged there is found out rather than shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_sha256: Option<String>,
     /// Labels given with `backup --tag` or `resbak tag`; a tagged backup is never pruned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -304,7 +308,11 @@ impl Manifest {
         }
         let not_digest = |sha: &str| !sha.is_empty() && !is_digest(sha);
         if let Some(i) = manifest.backups.iter().position(|e| {
-            not_digest(&e.sha256) || e.index_sha256.as_deref().is_some_and(not_digest)
+            let optional = [&e.index_sha256, &e.metrics_sha256];
+            not_digest(&e.sha256)
+                || optional
+                    .iter()
+                    .any(|d| d.as_deref().is_some_and(not_digest))
         }) {
             let bad = &manifest.backups[i];
             let message = format!(
@@ -401,11 +409,15 @@ impl Manifest {
         }
         // The metrics go to their own file, in place before the manifest that lists them.
         let taken: Vec<_> = self.backups.iter_mut().map(|e| e.metrics.take()).collect();
-        let present = archive_files(backup_dir).unwrap_or_default();
-        let present = present.into_iter().map(|(name, _)| name).collect();
         let with: Vec<_> = self.backups.iter().zip(taken).collect();
-        if let Some(tmp) = metrics::prepare(backup_dir, &with, &present)? {
+        let (tmp, digests) = metrics::prepare(backup_dir, &with)?;
+        if let Some(tmp) = tmp {
             atomic::persist(tmp, &metrics::path(backup_dir), true)?;
+        }
+        for (entry, digest) in self.backups.iter_mut().zip(digests) {
+            if digest.is_some() {
+                entry.metrics_sha256 = digest;
+            }
         }
         // Both are written before either is renamed, so a full disk leaves both as they were;
         // once the manifest is renamed into place, the change is made. Should the checksum
@@ -413,7 +425,9 @@ impl Manifest {
         // change writes it again).
         let sums_path = backup_dir.join(SUMS_NAME);
         let sums = atomic::prepare_file(&sums_path, |out| self.write_sums(out, &sums_path))?;
-        atomic::write_file(&path, |out| self.write_yaml(out).at("write", &path))?;
+        let manifest = atomic::prepare_file(&path, |out| self.write_yaml(out).at("write", &path))?;
+        crate::interrupt::catalogue_saved_by_next_commit();
+        atomic::persist(manifest, &path, true)?;
         if atomic::persist(sums, &sums_path, true).is_err() {
             let _ = std::fs::remove_file(&sums_path);
         }
@@ -746,6 +760,7 @@ impl Entry {
             note: None,
             pin: false,
             index_sha256: None,
+            metrics_sha256: None,
         }
     }
 }
@@ -1160,7 +1175,15 @@ mod tests {
         .unwrap();
         let mut loaded = Manifest::load(dir.path()).unwrap();
         loaded.attach_metrics(dir.path()).unwrap();
-        assert_eq!(loaded.backups, vec![sample]);
+        let digest = loaded.backups[0].metrics_sha256.clone();
+        assert!(digest.as_deref().is_some_and(is_digest), "{digest:?}");
+        assert_eq!(
+            loaded.backups,
+            vec![Entry {
+                metrics_sha256: digest,
+                ..sample
+            }]
+        );
     }
 
     #[test]

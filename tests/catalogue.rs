@@ -608,8 +608,9 @@ fn pinning_a_backup_whose_file_is_missing_warns() {
 /// Metrics live in `manifest.metrics.json`, so the commands that never show them do not parse
 /// them (a sweep of 2,000 runs records 50,000): the manifest stays small. A manifest from an
 /// older resbak, with the metrics inline, is still read and moves them on its next change; a
-/// record of other bytes is never shown; a damaged metrics file is a warning where metrics are
-/// shown and nothing at all elsewhere, and the next backup writes a sound one.
+/// record of other bytes is never shown; metrics lost, edited or damaged are a warning where
+/// metrics are shown (the manifest records their digest) and nothing at all elsewhere, and
+/// `metrics --refresh` reads them back.
 #[test]
 fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     let env = Env::new();
@@ -617,7 +618,16 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     let archive = env.backup("goog_sma");
     let metrics_file = env.backups().join("manifest.metrics.json");
     let manifest_text = || fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
-    assert!(!manifest_text().contains("metrics"), "{}", manifest_text());
+    assert!(
+        !manifest_text().contains("  metrics:"),
+        "{}",
+        manifest_text()
+    );
+    assert!(
+        manifest_text().contains("  metrics_sha256: "),
+        "{}",
+        manifest_text()
+    );
     let file = json(&fs::read_to_string(&metrics_file).unwrap());
     assert_eq!(file["backups"][&archive]["metrics"]["# Trades"], 94.0);
     assert_eq!(
@@ -642,7 +652,16 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     assert!(manifest_text().contains("runs/fast50_slow200:Sharpe Ratio"));
     assert_eq!(sharpe(&env), expected);
     env.run(&["tag", &archive, "paper"]);
-    assert!(!manifest_text().contains("metrics"), "{}", manifest_text());
+    assert!(
+        !manifest_text().contains("  metrics:"),
+        "{}",
+        manifest_text()
+    );
+    assert!(
+        manifest_text().contains("  metrics_sha256: "),
+        "{}",
+        manifest_text()
+    );
     assert_eq!(recorded(&env, 0), all);
 
     // A record whose SHA-256 is not the entry's describes other bytes.
@@ -655,12 +674,34 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     assert!(sharpe(&env).is_null());
     fs::write(&metrics_file, &text).unwrap();
 
-    // Damaged: a warning where metrics are shown, unseen by ls; a backup goes on.
+    // Metrics lost, edited or damaged are never shown, and always said: a changed digit, a
+    // deleted file, a damaged one (which the next change replaces: still said after it).
+    let lost = |env: &Env, args: &[&str], how: &str| {
+        let out = env.run_code(args, 0);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = format!("the metrics of 1 backup are {how} in ");
+        assert!(err.contains(&line), "{args:?}: {err}");
+        assert!(err.contains("resbak metrics --refresh"), "{args:?}: {err}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(text.contains("\"# Trades\":94.0"), "{text}");
+    fs::write(
+        &metrics_file,
+        text.replace("\"# Trades\":94.0", "\"# Trades\":95.0"),
+    )
+    .unwrap();
+    let listed = json(&lost(&env, &["list", "--json"], "missing or altered"));
+    assert!(listed[0]["metrics"].is_null(), "{listed}");
+    fs::remove_file(&metrics_file).unwrap();
+    let shown = lost(&env, &["show", &archive], "missing");
+    assert!(shown.contains("none recorded"), "{shown}");
+    lost(&env, &["report", "--html", "report.html"], "missing");
     fs::write(&metrics_file, "{\"version\": 1, \"backups\": {").unwrap();
     let out = env.run_code(&["list"], 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
     assert!(err.contains("resbak metrics --refresh"), "{err}");
+    // ls never reads the metrics; a backup goes on.
     let out = env.run_code(&["ls", &archive], 0);
     assert!(
         out.stderr.is_empty(),
@@ -669,8 +710,16 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     );
     let second = env.run(&["backup", "--always", "goog_sma"]);
     assert!(second.contains("Backed up goog_sma"), "{second}");
-    env.run(&["metrics", "--refresh"]);
-    let listed = json(&env.run(&["list", "--json"]));
+    lost(&env, &["list"], "missing or altered");
+    let refreshed = json(&env.run(&["metrics", "--refresh", "--json"]));
+    assert_eq!(refreshed[0]["refreshed"], true, "{refreshed}");
+    let out = env.run_code(&["list", "--json"], 0);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = json(&String::from_utf8_lossy(&out.stdout));
     for row in [&listed[0], &listed[1]] {
         assert_eq!(row["metrics"]["Sharpe Ratio"], expected, "{listed}");
     }

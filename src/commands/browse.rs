@@ -12,7 +12,7 @@ use crate::error::{Error, IoContext, Result, printable};
 use crate::extract::Matching;
 use crate::index::Record;
 use crate::lookup::{Archive, Served};
-use chrono::DateTime;
+use chrono::{DateTime, Datelike, Timelike};
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
@@ -142,10 +142,21 @@ fn line(r: &Record) -> String {
             false => '-',
         })
         .collect();
+    // Written field by field: a format string would be parsed again for every line.
     let when = i64::try_from(r.mtime)
         .ok()
         .and_then(|t| DateTime::from_timestamp(t, 0))
-        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string());
+        .map_or_else(String::new, |t| {
+            let (day, time) = (t.date_naive(), t.time());
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                day.year(),
+                day.month(),
+                day.day(),
+                time.hour(),
+                time.minute()
+            )
+        });
     let target = match r.kind {
         EntryKind::Symlink => format!(" -> {}", String::from_utf8_lossy(&r.target)),
         _ => String::new(),

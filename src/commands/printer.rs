@@ -2,7 +2,7 @@
 //! it follows, and the hints given after a check.
 
 use super::check_strategy_name;
-use crate::error::{Error, Result, printable, printable_keeping};
+use crate::error::{Error, Result, printable, printable_keeping, push_printable_keeping};
 use crate::manifest::{Entry, Manifest};
 use crate::progress::Progress;
 use std::fmt::Display;
@@ -93,7 +93,7 @@ impl<'a> Printer<'a> {
         }
         let mut block = String::new();
         for (i, text) in lines.iter().enumerate() {
-            block.push_str(&printable_keeping(text, self.kept()));
+            push_printable_keeping(&mut block, text, self.kept());
             if block.len() >= 64 << 10 || i + 1 == lines.len() {
                 self.write_raw(&block);
                 block.clear();

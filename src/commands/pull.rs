@@ -176,8 +176,10 @@ fn fetch(
         if let Some(have) = manifest.find(&entry.backup_file) {
             check_same(ctx, have, entry)?;
         }
+        // The metrics file here gets the metrics and their digest anew.
         Ok(Entry {
             index_sha256,
+            metrics_sha256: None,
             ..entry.clone()
         })
     })?;

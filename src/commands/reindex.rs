@@ -291,6 +291,7 @@ fn entry_for(path: &Path, file: &str) -> Result<Entry> {
         note: None,
         pin: false,
         index_sha256: None,
+        metrics_sha256: None,
     })
 }
 

@@ -299,6 +299,7 @@ fn entry(
         note: None,
         pin: false,
         index_sha256: None,
+        metrics_sha256: None,
     })
 }
 

@@ -3,9 +3,11 @@
 //! of thousands of them per backup, and the commands that never read metrics (`ls`, `cat`,
 //! `restore`, `verify`, `backup`) must not parse them.
 //!
-//! A record belongs to the entry that names the same archive and SHA-256; any other is ignored
-//! when read. Metrics are derived data: a damaged file is a warning, never a failed command,
-//! and `resbak metrics --refresh` reads them back from the archives.
+//! A record belongs to the entry that names the same archive and SHA-256 and records the
+//! SHA-256 of the record's metrics (`metrics_sha256`): a record lost, edited or damaged is found
+//! out, never shown. Metrics are derived data: such a record is a warning where metrics are
+//! shown, never a failed command, and `resbak metrics --refresh` reads them back from the
+//! archives.
 
 use super::Entry;
 use crate::error::{Error, IoContext, Result};
@@ -14,7 +16,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -44,80 +46,96 @@ pub fn path(backup_dir: &Path) -> PathBuf {
     backup_dir.join(FILE_NAME)
 }
 
-/// Gives each of `entries` without metrics those recorded for it.
+/// Gives each of `entries` without metrics those recorded for it: the record of the same
+/// archive and SHA-256, whose own digest is the one the entry records.
 ///
 /// # Errors
-/// One line on why the file could not be read; `entries` are then left as they were.
+/// One line on the records that could not be given: the file unreadable, or records missing
+/// or altered. The entries they belong to stay without metrics; the others get theirs.
 pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(), String> {
     let path = path(backup_dir);
+    let expected = entries
+        .iter()
+        .filter(|e| e.metrics.is_none() && e.metrics_sha256.is_some());
+    let expected = expected.count();
     let text = match read(&path) {
         Ok(Some(text)) => text,
-        Ok(None) => return Ok(()),
+        Ok(None) if expected == 0 => return Ok(()),
+        Ok(None) => return Err(lost(expected, &path, "missing")),
         Err(e) => return Err(e.to_string()),
     };
-    let damaged = |e: serde_json::Error| format!("{} is damaged ({e})", path.display());
-    let file: File<&RawValue> = parse(&text).map_err(damaged)?;
-    let mut found = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        if let Some(record) = file.backups.get(&entry.backup_file)
-            && entry.metrics.is_none()
-            && record.sha256 == entry.sha256
-        {
-            let Values(metrics) = serde_json::from_str(record.metrics.get()).map_err(damaged)?;
-            found.push((i, metrics));
+    let file = match parse::<&RawValue>(&text) {
+        Ok(file) => file,
+        Err(_) if expected == 0 => return Ok(()),
+        Err(e) => return Err(format!("{} is damaged ({e})", path.display())),
+    };
+    let mut altered = 0;
+    for entry in entries.iter_mut().filter(|e| e.metrics.is_none()) {
+        let Some(digest) = &entry.metrics_sha256 else {
+            continue;
+        };
+        let record = file.backups.get(&entry.backup_file);
+        let record = record.filter(|r| r.sha256 == entry.sha256);
+        let raw = record.map(|r| r.metrics.get()).unwrap_or_default();
+        match serde_json::from_str::<Values>(raw) {
+            Ok(Values(metrics)) if sha256(raw) == *digest => entry.metrics = Some(metrics),
+            _ => altered += 1,
         }
     }
-    for (i, metrics) in found {
-        entries[i].metrics = Some(metrics);
+    match altered {
+        0 => Ok(()),
+        n => Err(lost(n, &path, "missing or altered")),
     }
-    Ok(())
 }
 
-/// Writes the file for `entries` to a synced temp file beside it, for the caller to put in
-/// place: each entry's metrics in memory, else the record the file already holds for it.
-/// Records of archives in `present` (files in the folder) stay too, so a crash before the
-/// manifest follows loses none. Nothing is written when there is nothing to record and no file.
+/// The line for `n` backups whose metrics are `how` in the file at `path`.
+fn lost(n: usize, path: &Path, how: &str) -> String {
+    let whose = crate::error::count(n, "backup", "backups");
+    format!("the metrics of {whose} are {how} in {}", path.display())
+}
+
+/// Writes the file for `entries` (with the metrics each holds in memory, if any) to a synced
+/// temp file beside it, for the caller to put in place: the new metrics, and for the others
+/// the record the file already holds for the same archive and SHA-256. Returns it and, for
+/// each entry, the digest of the metrics written for it now. Nothing is written when there is
+/// nothing to record and no file.
 pub(super) fn prepare(
     backup_dir: &Path,
     entries: &[(&Entry, Option<Metrics>)],
-    present: &HashSet<String>,
-) -> Result<Option<tempfile::NamedTempFile>> {
+) -> Result<(Option<tempfile::NamedTempFile>, Vec<Option<String>>)> {
     let path = path(backup_dir);
     let old = read(&path)?;
-    // A damaged file cannot be carried over: its records are read again by `metrics --refresh`.
-    let old = (old.as_deref())
+    // A damaged file cannot be carried over: the manifest's digests then tell every command
+    // that shows metrics that they are missing, and `metrics --refresh` reads them again.
+    let mut old = (old.as_deref())
         .and_then(|text| parse::<&RawValue>(text).ok())
         .map(|f| f.backups)
         .unwrap_or_default();
-    let listed: HashMap<&str, &Entry> = entries
-        .iter()
-        .map(|(e, _)| (e.backup_file.as_str(), *e))
-        .collect();
     let mut records: BTreeMap<String, Record<Raw>> = BTreeMap::new();
-    for (name, record) in old {
-        let keep = match listed.get(name.as_str()) {
-            Some(e) => e.sha256 == record.sha256,
-            None => present.contains(&name),
-        };
-        if keep {
-            let record = Record {
-                sha256: record.sha256,
-                metrics: Raw::Text(record.metrics),
-            };
-            records.insert(name, record);
-        }
-    }
+    let mut digests = Vec::with_capacity(entries.len());
     for (entry, metrics) in entries {
-        if let Some(metrics) = metrics {
-            let record = Record {
-                sha256: entry.sha256.clone(),
-                metrics: Raw::Parsed(metrics),
-            };
-            records.insert(entry.backup_file.clone(), record);
+        let name = &entry.backup_file;
+        let record = match metrics {
+            Some(metrics) => {
+                let text = serde_json::to_string(&Parsed(metrics))
+                    .map_err(|e| Error::io("write", &path, e.into()))?;
+                digests.push(Some(sha256(&text)));
+                let metrics = RawValue::from_string(text).map(Raw::Owned);
+                let metrics = metrics.map_err(|e| Error::io("write", &path, e.into()))?;
+                Some((entry.sha256.clone(), metrics))
+            }
+            None => {
+                digests.push(None);
+                let kept = old.remove(name).filter(|r| r.sha256 == entry.sha256);
+                kept.map(|r| (r.sha256, Raw::Text(r.metrics)))
+            }
+        };
+        if let Some((sha256, metrics)) = record {
+            records.insert(name.clone(), Record { sha256, metrics });
         }
     }
     if records.is_empty() && !path.exists() {
-        return Ok(None);
+        return Ok((None, digests));
     }
     let file = File {
         version: VERSION,
@@ -127,7 +145,13 @@ pub(super) fn prepare(
         serde_json::to_writer(&mut *out, &file).map_err(|e| Error::io("write", &path, e.into()))?;
         out.write_all(b"\n").at("write", &path)
     })?;
-    Ok(Some(tmp))
+    Ok((Some(tmp), digests))
+}
+
+/// Lowercase hex SHA-256 of `text`.
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    crate::checksum::hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// The file's text; `None` when there is none.
@@ -150,24 +174,31 @@ fn parse<'a, M: Deserialize<'a>>(text: &'a str) -> serde_json::Result<File<M>> {
     }
 }
 
-/// A record's metrics as they are written: carried over as text, or new.
+/// A record's metrics as they are written: carried over as they were, or new.
 enum Raw<'a> {
     Text(&'a RawValue),
-    Parsed(&'a Metrics),
+    Owned(Box<RawValue>),
 }
 
 impl Serialize for Raw<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
             Raw::Text(raw) => raw.serialize(s),
-            Raw::Parsed(metrics) => {
-                let mut map = s.serialize_map(Some(metrics.len()))?;
-                for (key, value) in metrics.iter() {
-                    map.serialize_entry(key, &Number(*value))?;
-                }
-                map.end()
-            }
+            Raw::Owned(raw) => raw.serialize(s),
         }
+    }
+}
+
+/// New metrics, as they are written.
+struct Parsed<'a>(&'a Metrics);
+
+impl Serialize for Parsed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0.iter() {
+            map.serialize_entry(key, &Number(*value))?;
+        }
+        map.end()
     }
 }
 
@@ -186,7 +217,7 @@ impl Serialize for Number {
     }
 }
 
-/// Metrics read as [`Raw::Parsed`] writes them.
+/// Metrics read as [`Parsed`] writes them.
 struct Values(Metrics);
 
 impl<'de> Deserialize<'de> for Values {

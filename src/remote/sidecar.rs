@@ -106,6 +106,7 @@ impl Sidecar {
         let fits = |s: &Sidecar| s.render().is_ok_and(|t| t.len() as u64 <= MAX_BYTES);
         if !fits(&self) {
             self.entry.metrics = None;
+            self.entry.metrics_sha256 = None;
         }
         self
     }

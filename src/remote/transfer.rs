@@ -48,6 +48,7 @@ impl Remote {
         let entry = match sealed {
             Some(_) => Entry {
                 metrics: None,
+                metrics_sha256: None,
                 note: None,
                 index_sha256: None,
                 ..entry.clone()

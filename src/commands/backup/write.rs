@@ -508,6 +508,7 @@ fn register(
             note: about.note.clone(),
             pin: false,
             index_sha256: Some(index_sum.sha256.clone()),
+            metrics_sha256: None,
         })
     })
 }
