@@ -724,3 +724,23 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
         assert_eq!(row["metrics"]["Sharpe Ratio"], expected, "{listed}");
     }
 }
+
+/// `metrics`, `verify` and `push` take `STRATEGY~N` as `show`, `diff` and `restore` do.
+#[test]
+fn metrics_and_verify_take_strategy_tilde_n() {
+    let env = Env::new();
+    let older = backup_with(&env, "s", 1.5, 10.0);
+    let newer = backup_with(&env, "s", 2.5, 20.0);
+    let listed = json(&env.run(&["metrics", "s~1", "--json"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["archive"], older.as_str());
+    assert_eq!(listed[0]["metrics"]["Sharpe Ratio"], 1.5);
+    let listed = json(&env.run(&["metrics", "s~0", "--json"]));
+    assert_eq!(listed[0]["archive"], newer.as_str());
+    let out = env.run(&["verify", "s~1"]);
+    assert!(out.contains(&older) && !out.contains(&newer), "{out}");
+    let err = env.fail(&["verify", "s~2"], 2);
+    assert!(err.contains("s~2 is out of range"), "{err}");
+    let err = env.fail(&["metrics", "t~1"], 2);
+    assert!(err.contains("did you mean \"s~1\"?"), "{err}");
+}

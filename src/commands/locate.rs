@@ -123,7 +123,7 @@ pub fn locate_backup(ctx: &Context, arg: &str) -> Result<Located> {
         return Ok(located);
     }
     let manifest = Manifest::load(&ctx.backup_dir)?;
-    if let Some(picked) = pick(ctx, &manifest, arg) {
+    if let Some(picked) = pick(&ctx.backup_dir, &manifest, arg) {
         return picked;
     }
     if let Some(located) = found_at(ctx, PathBuf::from(arg))? {
@@ -145,7 +145,7 @@ fn split_pick(arg: &str) -> (&str, usize) {
 
 /// The backup `arg` picks as `STRATEGY` or `STRATEGY~N`, or `None` when no catalogued backup
 /// has that strategy.
-fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>> {
+pub(crate) fn pick(backup_dir: &Path, manifest: &Manifest, arg: &str) -> Option<Result<Located>> {
     // A strategy whose name ends like `~N` is that strategy, as `backup` and `list` take it.
     let literal = manifest.backups.iter().any(|e| e.strategy == arg);
     let (strategy, back) = if literal { (arg, 0) } else { split_pick(arg) };
@@ -159,7 +159,7 @@ fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>
         .into_iter()
         .filter(|e| e.is_sound())
         .collect();
-    let dir = ctx.backup_dir.clone();
+    let dir = backup_dir.to_path_buf();
     let strategy = strategy.to_string();
     let Some(entry) = regular.get(back) else {
         return Some(Err(match regular.len() {
@@ -177,7 +177,7 @@ fn pick(ctx: &Context, manifest: &Manifest, arg: &str) -> Option<Result<Located>
         }));
     };
     Some(Ok(Located {
-        path: ctx.backup_dir.join(&entry.backup_file),
+        path: backup_dir.join(&entry.backup_file),
         entry: Some((*entry).clone()),
         picked: Some(Pick { strategy, back }),
     }))

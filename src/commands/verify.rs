@@ -453,6 +453,13 @@ fn select_or_locate<'m>(
             named.push(target.clone());
             continue;
         }
+        if !by_path(target)
+            && let Some(picked) = super::locate::pick(&ctx.backup_dir, manifest, target)
+        {
+            picked?;
+            named.push(target.clone());
+            continue;
+        }
         match locate(ctx, target) {
             Ok(located) if in_folder(&located.path, &ctx.backup_dir) => named.push(target.clone()),
             Ok(located) => others.push(located),
@@ -490,14 +497,21 @@ pub fn select<'m>(
     if targets.is_empty() {
         return Ok(sorted);
     }
+    // `STRATEGY~N` names one backup, as it does for show, diff and restore.
+    let mut picked = Vec::new();
     for target in targets {
-        if !sorted.iter().any(|e| matches(e, target)) {
-            return Err(unknown_name(target, manifest, backup_dir));
+        if sorted.iter().any(|e| matches(e, target)) {
+            continue;
+        }
+        match super::locate::pick(backup_dir, manifest, target) {
+            Some(Ok(located)) => picked.extend(located.entry.map(|e| e.backup_file)),
+            Some(Err(e)) => return Err(e),
+            None => return Err(unknown_name(target, manifest, backup_dir)),
         }
     }
     Ok(sorted
         .into_iter()
-        .filter(|e| targets.iter().any(|t| matches(e, t)))
+        .filter(|e| targets.iter().any(|t| matches(e, t)) || picked.contains(&e.backup_file))
         .collect())
 }
 
