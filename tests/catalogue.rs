@@ -701,6 +701,21 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
     assert!(err.contains("resbak metrics --refresh"), "{err}");
+    // Asked for by name, they are an empty column, never "no metric named" (exit 2).
+    let out = env.run_code(
+        &["list", "--metrics", "Sharpe Ratio", "--sort", "Sharpe"],
+        0,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SHARPE"));
+    // diff reads them from the archive, checked against its SHA-256: nothing to warn of.
+    let out = env.run_code(&["diff", &archive, "--metrics"], 0);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // ls never reads the metrics; a backup goes on.
     let out = env.run_code(&["ls", &archive], 0);
     assert!(
@@ -711,7 +726,13 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     let second = env.run(&["backup", "--always", "goog_sma"]);
     assert!(second.contains("Backed up goog_sma"), "{second}");
     lost(&env, &["list"], "missing or altered");
-    let refreshed = json(&env.run(&["metrics", "--refresh", "--json"]));
+    let out = env.run_code(&["metrics", "--refresh", "--json"], 0);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refreshed = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(refreshed[0]["refreshed"], true, "{refreshed}");
     let out = env.run_code(&["list", "--json"], 0);
     assert!(

@@ -75,6 +75,38 @@ fn deep_verify_checks_entry_count_and_bytes() {
     assert!(out.contains("holds 13 entries"), "{out}");
 }
 
+/// Counts edited by hand in an entry whose SHA-256 still matches: the archive is intact and the
+/// entry is wrong. verify called it FAILED with the way to remove it, and restore called it
+/// corrupt and refused; now verify names the fix and restore brings the results back, warning.
+#[test]
+fn edited_counts_of_an_intact_archive_are_a_wrong_entry_not_a_corrupt_archive() {
+    let env = Env::new();
+    let sample = crate::util::snapshot(&env.sample("s"));
+    let archive = env.backup("s");
+    env.edit_manifest(|text| text.replace("entries: 13", "entries: 14"));
+    let out = env.run_code(&["verify", "--deep", "--json"], 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["problem_kind"], "record", "{report}");
+    let problem = result["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("the archive is intact and its manifest entry is wrong")
+            && problem.contains("correct its entries to 13"),
+        "{problem}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("move"), "never the way to remove it: {err}");
+    let out = env.run_code(&["restore", &archive, "--to", "back"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the manifest entry of {archive} is wrong, not the archive"
+        )) && err.contains("correct its entries to 13"),
+        "{err}"
+    );
+    assert_eq!(crate::util::snapshot(&env.path().join("back")), sample);
+}
+
 #[test]
 fn selection_by_archive_or_strategy_and_unknown_names() {
     let env = Env::new();

@@ -92,7 +92,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
         return Err(Error::missing_folder("backup", dir));
     }
     let strategy = opts.strategy.as_deref();
-    let manifest = super::load_with_metrics(dir, printer)?;
+    let (manifest, complete) = super::load_with_metrics(dir, printer)?;
     if let Some(name) = strategy {
         check_known(ctx, &manifest, name)?;
     }
@@ -106,7 +106,7 @@ pub fn run(ctx: &Context, opts: &ListOptions, printer: &mut Printer) -> Result<O
             .collect();
         verify::check_entries(dir, &selected, false, printer);
     }
-    let (rows, columns) = arrange(rows(dir, &manifest, strategy)?, opts)?;
+    let (rows, columns) = arrange(rows(dir, &manifest, strategy)?, opts, complete)?;
     super::warn_leftovers(dir, printer);
     if printer.json() {
         printer.json_report(&rows)?;
@@ -325,27 +325,33 @@ fn print_problems(rows: &[Row], printer: &mut Printer) -> Result<()> {
 }
 
 /// The rows with `--tag`, ordered by `--sort`, and the metric columns `--metrics` asks for.
-fn arrange(mut rows: Vec<Row>, opts: &ListOptions) -> Result<(Vec<Row>, Vec<String>)> {
+/// While some metrics could not be read (`complete` false, already warned of), a name no row
+/// holds is a column of its own, empty, not an error.
+fn arrange(
+    mut rows: Vec<Row>,
+    opts: &ListOptions,
+    complete: bool,
+) -> Result<(Vec<Row>, Vec<String>)> {
     if let Some(tag) = &opts.tag {
         rows.retain(|r| r.tags.contains(tag));
     }
-    let columns = columns(&rows, &opts.metrics)?;
+    let columns = columns(&rows, &opts.metrics, complete)?;
     if let Some(name) = &opts.sort {
-        let key = columns_of(&rows, std::slice::from_ref(name))?.remove(0);
+        let key = columns_of(&rows, std::slice::from_ref(name), complete)?.remove(0);
         sort_by_metric(&mut rows, &key, &opts.directions);
     }
     Ok((rows, columns))
 }
 
 /// The metric keys `names` mean among those the rows hold (see [`metrics::resolve`]).
-fn columns(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
+fn columns(rows: &[Row], names: &[String], complete: bool) -> Result<Vec<String>> {
     match names.is_empty() {
         true => Ok(Vec::new()),
-        false => columns_of(rows, names),
+        false => columns_of(rows, names, complete),
     }
 }
 
-fn columns_of(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
+fn columns_of(rows: &[Row], names: &[String], complete: bool) -> Result<Vec<String>> {
     let mut known: Vec<&str> = rows
         .iter()
         .filter_map(|r| r.metrics.as_ref())
@@ -357,6 +363,7 @@ fn columns_of(rows: &[Row], names: &[String]) -> Result<Vec<String>> {
         .iter()
         .map(|name| match metrics::resolve(name, &known).as_slice() {
             [one] => Ok(one.to_string()),
+            [] if !complete => Ok(name.clone()),
             [] => Err(Error::InvalidArgument {
                 message: format!(
                     "no metric named {name:?} in the backups listed{}",
@@ -500,8 +507,8 @@ pub fn run_remote(
     opts: &ListOptions,
     printer: &mut Printer,
 ) -> Result<Outcome> {
-    let rows = remote_rows(&ctx.backup_dir, remote, opts.strategy.as_deref(), printer)?;
-    let (rows, columns) = arrange(rows, opts)?;
+    let (rows, complete) = remote_rows(&ctx.backup_dir, remote, opts.strategy.as_deref(), printer)?;
+    let (rows, columns) = arrange(rows, opts, complete)?;
     if printer.json() {
         printer.json_report(&rows)?;
     } else if rows.is_empty() {
@@ -541,12 +548,12 @@ pub fn remote_rows(
     remote: &Remote,
     strategy: Option<&str>,
     printer: &mut Printer,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, bool)> {
     let catalogue = remote.catalogue()?;
     for (object, problem) in &catalogue.damaged {
         printer.warn(format_args!("skipping {}: {problem}", remote.url(object)));
     }
-    let local = super::load_with_metrics(backup_dir, printer)?;
+    let (local, complete) = super::load_with_metrics(backup_dir, printer)?;
     let checks = recorded_checks(backup_dir);
     let mut both: BTreeMap<&str, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
     for e in &local.backups {
@@ -574,7 +581,7 @@ pub fn remote_rows(
         .filter(|row| strategy.is_none_or(|s| row.strategy.as_deref() == Some(s)))
         .collect();
     rows.sort_by(|a, b| (&a.strategy, a.created).cmp(&(&b.strategy, b.created)));
-    Ok(rows)
+    Ok((rows, complete))
 }
 
 /// `row` marked `damaged` when the remote's copy is `broken` (an object missing or of the

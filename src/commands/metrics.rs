@@ -45,7 +45,15 @@ pub fn run(
     if opts.refresh {
         super::adopt::upgrade(dir, printer)?;
     }
-    let manifest = super::load_with_metrics(dir, printer)?;
+    // A refresh reads again what the file cannot give: nothing to warn of first.
+    let manifest = match opts.refresh {
+        true => {
+            let mut manifest = Manifest::load(dir)?;
+            let _ = manifest.attach_metrics(dir);
+            manifest
+        }
+        false => super::load_with_metrics(dir, printer)?.0,
+    };
     let selected: Vec<Entry> = verify::select(&manifest, &opts.targets, dir)?
         .into_iter()
         .cloned()
@@ -60,7 +68,10 @@ pub fn run(
         }
         refreshed = read;
     }
-    let manifest = super::load_with_metrics(dir, printer)?;
+    let manifest = match opts.refresh {
+        true => super::load_with_metrics(dir, printer)?.0,
+        false => manifest,
+    };
     let listed: Vec<Listed> = selected
         .iter()
         .map(|e| {

@@ -72,14 +72,16 @@ pub(crate) fn warn_unusable_index(why: &str) {
     ));
 }
 
-/// The manifest of `dir` with each entry's metrics (see [`Manifest::attach_metrics`]); an
-/// unreadable metrics file is a warning, and the entries are then without.
-pub fn load_with_metrics(dir: &Path, printer: &mut Printer) -> Result<Manifest> {
+/// The manifest of `dir` with each entry's metrics (see [`Manifest::attach_metrics`]), and
+/// whether all could be given: those that could not are a warning, and their entries are then
+/// without.
+pub fn load_with_metrics(dir: &Path, printer: &mut Printer) -> Result<(Manifest, bool)> {
     let mut manifest = Manifest::load(dir)?;
-    if let Err(why) = manifest.attach_metrics(dir) {
-        warn_no_metrics(&why, printer);
+    let attached = manifest.attach_metrics(dir);
+    if let Err(why) = &attached {
+        warn_no_metrics(why, printer);
     }
-    Ok(manifest)
+    Ok((manifest, attached.is_ok()))
 }
 
 /// Gives a located archive's entry its metrics, as [`load_with_metrics`] does.

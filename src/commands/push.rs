@@ -113,7 +113,7 @@ fn push(
 ) -> Result<(Option<Tally>, Outcome)> {
     super::adopt::upgrade(&ctx.backup_dir, printer)?;
     let _reading = Lock::shared(&ctx.backup_dir, LockFile::Archives)?;
-    let manifest = super::load_with_metrics(&ctx.backup_dir, printer)?;
+    let manifest = super::load_with_metrics(&ctx.backup_dir, printer)?.0;
     let selected = verify::select(&manifest, &opts.targets, &ctx.backup_dir)?;
     if selected.is_empty() {
         printer.line(format_args!(

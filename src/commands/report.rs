@@ -31,7 +31,7 @@ pub fn run(
     if !ctx.backup_dir.is_dir() {
         return Err(Error::missing_folder("backup", &ctx.backup_dir));
     }
-    let manifest = super::load_with_metrics(&ctx.backup_dir, printer)?;
+    let manifest = super::load_with_metrics(&ctx.backup_dir, printer)?.0;
     if let Some(name) = strategy
         && manifest.backups.iter().all(|e| e.strategy != name)
     {

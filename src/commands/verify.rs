@@ -85,8 +85,9 @@ pub enum ProblemKind {
     Unreadable,
     /// Its size differs from the recorded one.
     Size,
-    /// Its manifest entry is wrong, not the archive: a size other than the file's whose
-    /// SHA-256 is the recorded one, or a strategy other than its file name says.
+    /// Its manifest entry is wrong, not the archive: a size, entry count or byte total other
+    /// than the file's whose SHA-256 is the recorded one, or a strategy other than its file
+    /// name says.
     Record,
     /// Its SHA-256 differs from the recorded one.
     Checksum,
@@ -94,8 +95,6 @@ pub enum ProblemKind {
     Corrupt,
     /// An entry the restore policy refuses.
     Entry,
-    /// Its entry count or byte total differs from the recorded ones.
-    Count,
     /// Its catalogue entry cannot be read (remotes).
     Catalogue,
     /// The local backup of the same name holds other bytes (remotes).
@@ -640,15 +639,21 @@ fn judge(entry: &Entry, scan: &extract::Scan) -> Result<(), Problem> {
         files: entry.entries,
         bytes: entry.bytes,
     };
+    // The SHA-256 is the one recorded: these are the bytes resbak wrote, so counts that differ
+    // are a wrong entry (a hand edit), never a reason to give up the archive.
     match scan.stats {
         Some(found) if found != recorded => Err(Problem::new(
-            ProblemKind::Count,
+            ProblemKind::Record,
             format!(
-                "holds {} and {}, manifest says {} and {}",
+                "holds {} and {}, manifest says {} and {}, but its SHA-256 is the one recorded: \
+                 the archive is intact and its manifest entry is wrong; correct its entries to \
+                 {} and bytes to {}",
                 count(found.files, "entry", "entries"),
                 count(found.bytes, "byte", "bytes"),
                 recorded.files,
-                recorded.bytes
+                recorded.bytes,
+                found.files,
+                found.bytes
             ),
         )),
         _ => Ok(()),

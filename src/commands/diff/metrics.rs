@@ -53,12 +53,12 @@ fn sides(
     printer: &mut Printer,
 ) -> Result<(Side, Side)> {
     let mut old = locate_backup(ctx, &opts.archive)?;
-    crate::commands::attach_metrics(&mut old, printer);
+    recorded(&mut old);
     let old_side = (label(&old), of_archive(&old, sources, printer)?);
     let new_side = match &opts.other {
         Some(other) => {
             let mut new = locate_backup(ctx, other)?;
-            crate::commands::attach_metrics(&mut new, printer);
+            recorded(&mut new);
             (label(&new), of_archive(&new, sources, printer)?)
         }
         None => {
@@ -79,6 +79,15 @@ fn sides(
 fn label(located: &Located) -> String {
     let file = located.path.file_name().unwrap_or(located.path.as_os_str());
     file.to_string_lossy().into_owned()
+}
+
+/// Gives a located archive's entry the metrics recorded for it, if they can be: those that
+/// cannot are read from the archive by [`of_archive`] instead.
+fn recorded(located: &mut Located) {
+    let dir = crate::atomic::parent_dir(&located.path);
+    if let Some(entry) = located.entry.as_mut() {
+        let _ = crate::manifest::metrics::attach(dir, std::slice::from_mut(entry));
+    }
 }
 
 /// The metrics the manifest records for a located archive, else those read from it.
