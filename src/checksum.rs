@@ -13,6 +13,28 @@ pub struct Checksum {
     pub len: u64,
 }
 
+impl Checksum {
+    /// What differs between this checksum of a file and the `recorded` one. With the same
+    /// SHA-256 only the recorded size can be wrong: the file is intact and its entry is not.
+    pub fn mismatch(&self, recorded: &Checksum) -> String {
+        if self.sha256 == recorded.sha256 {
+            return format!(
+                "size is {} bytes, manifest says {}, but its SHA-256 is the one recorded: the \
+                 archive is intact and its manifest entry is wrong; correct its size to {}",
+                self.len, recorded.len, self.len
+            );
+        }
+        let mut detail = format!(
+            "SHA-256 is {}, manifest says {}",
+            self.sha256, recorded.sha256
+        );
+        if self.len != recorded.len {
+            detail += &format!(" ({} bytes, manifest says {})", self.len, recorded.len);
+        }
+        detail
+    }
+}
+
 #[derive(Default)]
 struct Hashing {
     hasher: Sha256,

@@ -138,14 +138,7 @@ pub fn of_archive_checked(path: &Path, expected: Option<&Checksum>) -> Result<Tr
     if sum == *expected {
         return tree;
     }
-    let mut detail = format!(
-        "SHA-256 is {}, manifest says {}",
-        sum.sha256, expected.sha256
-    );
-    if sum.len != expected.len {
-        detail += &format!(" ({} bytes, manifest says {})", sum.len, expected.len);
-    }
-    Err(Error::corrupt(path, detail))
+    Err(Error::corrupt(path, sum.mismatch(expected)))
 }
 
 /// The tree of the archive at `path` from its index (see [`crate::index`]), without
@@ -170,11 +163,7 @@ pub fn of_index(
         .finish()
         .at("read", path)?;
     if sum != *expected {
-        let detail = format!(
-            "SHA-256 is {}, manifest says {}",
-            sum.sha256, expected.sha256
-        );
-        return Err(Error::corrupt(path, detail));
+        return Err(Error::corrupt(path, sum.mismatch(expected)));
     }
     let mut tree = Tree::new();
     crate::index::read(&index, Some(sha256), |_, r| {

@@ -67,13 +67,7 @@ impl Archive<'_> {
         drop(gz);
         let sum = hashing.finish().map_err(corrupt)?;
         match &self.checksum {
-            Some(want) if *want != sum => Err(Error::corrupt(
-                self.path,
-                format!(
-                    "SHA-256 is {}, manifest says {} ({} bytes, manifest says {})",
-                    sum.sha256, want.sha256, sum.len, want.len
-                ),
-            )),
+            Some(want) if *want != sum => Err(Error::corrupt(self.path, sum.mismatch(want))),
             _ => Ok(value),
         }
     }

@@ -258,3 +258,26 @@ fn a_missing_results_folder_is_named_with_a_way_on() {
     let json = stdout(&env.run_code(&["diff", "s1", "--json"], 2));
     assert!(json.contains("\"missing_folder\""), "{json}");
 }
+
+/// A size edited by hand in an entry whose SHA-256 still matches: diff named two equal
+/// SHA-256 as the difference ("SHA-256 is X, manifest says X"); it says what is wrong.
+#[test]
+fn a_hand_edited_size_is_named_not_an_equal_sha256() {
+    let env = Env::new();
+    env.sample("s");
+    let archive = env.backup("s");
+    let size = std::fs::metadata(env.backups().join(&archive))
+        .unwrap()
+        .len();
+    env.edit_manifest(|text| {
+        text.replace(&format!("size: {size}\n"), &format!("size: {}\n", size + 1))
+    });
+    for args in [vec!["diff", archive.as_str()], vec!["diff", "s"]] {
+        let err = env.fail(&args, 2);
+        assert!(
+            err.contains(&format!("size is {size} bytes, manifest says {}", size + 1))
+                && err.contains(&format!("correct its size to {size}")),
+            "{args:?}: {err}"
+        );
+    }
+}
