@@ -368,7 +368,7 @@ fn metrics_refresh_and_reindex_read_metrics_of_older_backups_from_their_archives
     backtest(&env, "goog_sma");
     let archive = env.backup("goog_sma");
     let manifest = env.backups().join("manifest.yaml");
-    let metrics_file = env.backups().join("manifest.metrics.json");
+    let metrics_file = env.backups().join("manifest.metrics.jsonl");
     let with_metrics = recorded(&env, 0);
     // As an older resbak wrote it: no metrics.
     fs::remove_file(&metrics_file).unwrap();
@@ -605,7 +605,7 @@ fn pinning_a_backup_whose_file_is_missing_warns() {
     );
 }
 
-/// Metrics live in `manifest.metrics.json`, so the commands that never show them do not parse
+/// Metrics live in `manifest.metrics.jsonl`, so the commands that never show them do not parse
 /// them (a sweep of 2,000 runs records 50,000): the manifest stays small. A manifest from an
 /// older resbak, with the metrics inline, is still read and moves them on its next change; a
 /// record of other bytes is never shown; metrics lost, edited or damaged are a warning where
@@ -616,7 +616,7 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     let env = Env::new();
     backtest(&env, "goog_sma");
     let archive = env.backup("goog_sma");
-    let metrics_file = env.backups().join("manifest.metrics.json");
+    let metrics_file = env.backups().join("manifest.metrics.jsonl");
     let manifest_text = || fs::read_to_string(env.backups().join("manifest.yaml")).unwrap();
     assert!(
         !manifest_text().contains("  metrics:"),
@@ -628,12 +628,19 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
         "{}",
         manifest_text()
     );
-    let file = json(&fs::read_to_string(&metrics_file).unwrap());
-    assert_eq!(file["backups"][&archive]["metrics"]["# Trades"], 94.0);
+    // JSON Lines: a header, then one record per backup.
+    let text = fs::read_to_string(&metrics_file).unwrap();
+    let lines: Vec<Json> = text.lines().map(json).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0], serde_json::json!({"version": 1}));
+    let record = &lines[1];
+    assert_eq!(record["archive"], archive.as_str());
     assert_eq!(
-        file["backups"][&archive]["metrics"]["runs/fast50_slow200:Sharpe Ratio"],
-        "NaN"
+        record["sha256"],
+        env.manifest()["backups"][0]["sha256"].as_str().unwrap()
     );
+    assert_eq!(record["metrics"]["# Trades"], 94.0);
+    assert_eq!(record["metrics"]["runs/fast50_slow200:Sharpe Ratio"], "NaN");
     let sharpe =
         |env: &Env| json(&env.run(&["list", "--json"]))[0]["metrics"]["Sharpe Ratio"].clone();
     let expected = sharpe(&env);
@@ -699,7 +706,10 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
     fs::write(&metrics_file, "{\"version\": 1, \"backups\": {").unwrap();
     let out = env.run_code(&["list"], 0);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
+    assert!(
+        err.contains("manifest.metrics.jsonl is damaged at line 1"),
+        "{err}"
+    );
     assert!(err.contains("resbak metrics --refresh"), "{err}");
     // Asked for by name, they are an empty column, never "no metric named" (exit 2).
     let out = env.run_code(
@@ -707,7 +717,10 @@ fn metrics_live_beside_the_manifest_and_an_older_manifest_moves_them_there() {
         0,
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("manifest.metrics.json is damaged"), "{err}");
+    assert!(
+        err.contains("manifest.metrics.jsonl is damaged at line 1"),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("SHARPE"));
     // diff reads them from the archive, checked against its SHA-256: nothing to warn of.
     let out = env.run_code(&["diff", &archive, "--metrics"], 0);
@@ -764,4 +777,36 @@ fn metrics_and_verify_take_strategy_tilde_n() {
     assert!(err.contains("s~2 is out of range"), "{err}");
     let err = env.fail(&["metrics", "t~1"], 2);
     assert!(err.contains("did you mean \"s~1\"?"), "{err}");
+}
+
+/// The metrics file is read and rewritten a record at a time: a file cut short loses only the
+/// record it cut (said, never shown wrong), and a change carries the other records over as
+/// they are, byte for byte.
+#[test]
+fn a_metrics_file_cut_short_loses_only_its_last_record() {
+    let env = Env::new();
+    let first = backup_with(&env, "s", 1.5, 10.0);
+    let second = backup_with(&env, "s", 2.5, 20.0);
+    let metrics_file = env.backups().join("manifest.metrics.jsonl");
+    let text = fs::read_to_string(&metrics_file).unwrap();
+    let first_line = text.lines().nth(1).unwrap().to_string();
+    assert!(first_line.contains(&first), "{text}");
+    fs::write(&metrics_file, &text[..text.len() - 10]).unwrap();
+    let out = env.run_code(&["list", "--json"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the metrics of 1 backup are missing or altered"),
+        "{err}"
+    );
+    let listed = json(&String::from_utf8_lossy(&out.stdout));
+    let by_name = |name: &str| {
+        let rows = listed.as_array().unwrap();
+        rows.iter().find(|r| r["archive"] == name).unwrap()["metrics"].clone()
+    };
+    assert_eq!(by_name(&first)["Sharpe Ratio"], 1.5);
+    assert!(by_name(&second).is_null(), "{listed}");
+    env.run(&["tag", &first, "kept"]);
+    let now = fs::read_to_string(&metrics_file).unwrap();
+    assert_eq!(now.lines().nth(1), Some(first_line.as_str()));
+    assert_eq!(now.lines().count(), 2, "{now}");
 }

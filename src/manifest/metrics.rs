@@ -1,13 +1,15 @@
-//! `manifest.metrics.json` beside the manifest: each backup's headline metrics (see
+//! `manifest.metrics.jsonl` beside the manifest: each backup's headline metrics (see
 //! [`crate::metrics`]). They live out of `manifest.yaml` because a parameter sweep records tens
 //! of thousands of them per backup, and the commands that never read metrics (`ls`, `cat`,
 //! `restore`, `verify`, `backup`) must not parse them.
 //!
-//! A record belongs to the entry that names the same archive and SHA-256 and records the
-//! SHA-256 of the record's metrics (`metrics_sha256`): a record lost, edited or damaged is found
-//! out, never shown. Metrics are derived data: such a record is a warning where metrics are
-//! shown, never a failed command, and `resbak metrics --refresh` reads them back from the
-//! archives.
+//! JSON Lines: a header `{"version":1}`, then one record per line, `{"archive", "sha256",
+//! "metrics"}`, read and rewritten a line at a time, so memory holds one record whatever the
+//! number of backups. A record belongs to the entry that names the same archive and SHA-256 and
+//! records the SHA-256 of the record's metrics text (`metrics_sha256`): a record lost, edited or
+//! damaged is found out, never shown. Metrics are derived data: such a record is a warning where
+//! metrics are shown, never a failed command, and `resbak metrics --refresh` reads them back
+//! from the archives.
 
 use super::Entry;
 use crate::error::{Error, IoContext, Result};
@@ -16,29 +18,31 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 /// File name of the metrics file inside the backup folder.
-pub const FILE_NAME: &str = "manifest.metrics.json";
+pub const FILE_NAME: &str = "manifest.metrics.jsonl";
 /// The format this resbak writes and reads.
 const VERSION: u32 = 1;
 
-/// The whole file; `M` is a record's metrics, parsed or still raw text.
+/// The first line.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File<M> {
+struct Header {
     version: u32,
-    backups: BTreeMap<String, Record<M>>,
 }
 
-/// The metrics of one archive, and the SHA-256 that ties them to its entry.
-#[derive(Serialize, Deserialize)]
+/// One line after the header: the metrics of one archive, as written (raw JSON text), and the
+/// SHA-256 that ties them to its entry.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Record<M> {
+struct Record<'a> {
+    archive: String,
     sha256: String,
-    metrics: M,
+    #[serde(borrow)]
+    metrics: &'a RawValue,
 }
 
 /// Path of the metrics file in `backup_dir`.
@@ -47,44 +51,95 @@ pub fn path(backup_dir: &Path) -> PathBuf {
 }
 
 /// Gives each of `entries` without metrics those recorded for it: the record of the same
-/// archive and SHA-256, whose own digest is the one the entry records.
+/// archive and SHA-256, whose metrics text has the digest the entry records.
 ///
 /// # Errors
 /// One line on the records that could not be given: the file unreadable, or records missing
 /// or altered. The entries they belong to stay without metrics; the others get theirs.
 pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(), String> {
     let path = path(backup_dir);
-    let expected = entries
-        .iter()
-        .filter(|e| e.metrics.is_none() && e.metrics_sha256.is_some());
-    let expected = expected.count();
-    let text = match read(&path) {
-        Ok(Some(text)) => text,
-        Ok(None) if expected == 0 => return Ok(()),
-        Ok(None) => return Err(lost(expected, &path, "missing")),
-        Err(e) => return Err(e.to_string()),
-    };
-    let file = match parse::<&RawValue>(&text) {
-        Ok(file) => file,
-        Err(_) if expected == 0 => return Ok(()),
-        Err(e) => return Err(format!("{} is damaged ({e})", path.display())),
-    };
-    let mut altered = 0;
-    for entry in entries.iter_mut().filter(|e| e.metrics.is_none()) {
-        let Some(digest) = &entry.metrics_sha256 else {
-            continue;
-        };
-        let record = file.backups.get(&entry.backup_file);
-        let record = record.filter(|r| r.sha256 == entry.sha256);
-        let raw = record.map(|r| r.metrics.get()).unwrap_or_default();
-        match serde_json::from_str::<Values>(raw) {
-            Ok(Values(metrics)) if sha256(raw) == *digest => entry.metrics = Some(metrics),
-            _ => altered += 1,
+    let mut wanted: HashMap<&str, usize> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.metrics.is_none() && e.metrics_sha256.is_some() {
+            wanted.insert(&e.backup_file, i);
         }
     }
-    match altered {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    let read = each_record(&path, |line, record| {
+        let Some(&i) = wanted.get(record.archive.as_str()) else {
+            return Ok(());
+        };
+        let entry = &entries[i];
+        let raw = record.metrics.get();
+        if record.sha256 == entry.sha256 && entry.metrics_sha256.as_deref() == Some(&sha256(raw)) {
+            let Values(metrics) = serde_json::from_str(raw).map_err(|e| (line, e))?;
+            found.push((i, metrics));
+            wanted.remove(record.archive.as_str());
+        }
+        Ok(())
+    });
+    let missing = wanted.len();
+    let how = match read {
+        Ok(true) => "missing or altered",
+        Ok(false) => "missing",
+        Err(why) => return Err(why),
+    };
+    for (i, metrics) in found {
+        entries[i].metrics = Some(metrics);
+    }
+    match missing {
         0 => Ok(()),
-        n => Err(lost(n, &path, "missing or altered")),
+        n => Err(lost(n, &path, how)),
+    }
+}
+
+/// Calls `each` with every record of the file at `path` and its line number, skipping lines
+/// that are not records (a line cut short, edited); says whether the file exists.
+///
+/// # Errors
+/// One line when the file cannot be read or its header is not this format, or the error
+/// `each` gave, with its line.
+fn each_record(
+    path: &Path,
+    mut each: impl FnMut(usize, Record) -> std::result::Result<(), (usize, serde_json::Error)>,
+) -> std::result::Result<bool, String> {
+    let damaged = |line: usize, e: &dyn std::fmt::Display| {
+        format!("{} is damaged at line {line} ({e})", path.display())
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("read", path, e).to_string()),
+    };
+    let mut lines = BufReader::new(file);
+    let mut text = String::new();
+    let mut number = 0;
+    loop {
+        text.clear();
+        match lines.read_line(&mut text) {
+            Ok(0) => break,
+            Ok(_) => number += 1,
+            Err(e) => return Err(damaged(number + 1, &e)),
+        }
+        if number == 1 {
+            match serde_json::from_str::<Header>(&text) {
+                Ok(Header { version: VERSION }) => continue,
+                Ok(Header { version }) => {
+                    return Err(damaged(1, &format!("format version {version}")));
+                }
+                Err(e) => return Err(damaged(1, &e)),
+            }
+        }
+        if let Ok(record) = serde_json::from_str::<Record>(&text) {
+            each(number, record).map_err(|(line, e)| damaged(line, &e))?;
+        }
+    }
+    match number {
+        0 => Err(damaged(1, &"the file is empty")),
+        _ => Ok(true),
     }
 }
 
@@ -96,97 +151,75 @@ fn lost(n: usize, path: &Path, how: &str) -> String {
 
 /// Writes the file for `entries` (with the metrics each holds in memory, if any) to a synced
 /// temp file beside it, for the caller to put in place: the new metrics, and for the others
-/// the record the file already holds for the same archive and SHA-256. Returns it and, for
-/// each entry, the digest of the metrics written for it now. Nothing is written when there is
-/// nothing to record and no file.
+/// the record the file already holds for the same archive and SHA-256, copied as it is, a line
+/// at a time. Returns it and, for each entry, the digest of the metrics written for it now.
+/// Nothing is written when there is nothing to record and no file.
 pub(super) fn prepare(
     backup_dir: &Path,
     entries: &[(&Entry, Option<Metrics>)],
 ) -> Result<(Option<tempfile::NamedTempFile>, Vec<Option<String>>)> {
     let path = path(backup_dir);
-    let old = read(&path)?;
-    // A damaged file cannot be carried over: the manifest's digests then tell every command
-    // that shows metrics that they are missing, and `metrics --refresh` reads them again.
-    let mut old = (old.as_deref())
-        .and_then(|text| parse::<&RawValue>(text).ok())
-        .map(|f| f.backups)
-        .unwrap_or_default();
-    let mut records: BTreeMap<String, Record<Raw>> = BTreeMap::new();
+    let exists = path.try_exists().at("read", &path)?;
+    if !exists && entries.iter().all(|(_, m)| m.is_none()) {
+        return Ok((None, vec![None; entries.len()]));
+    }
+    let kept: HashMap<&str, &str> = (entries.iter())
+        .filter(|(_, metrics)| metrics.is_none())
+        .map(|(e, _)| (e.backup_file.as_str(), e.sha256.as_str()))
+        .collect();
     let mut digests = Vec::with_capacity(entries.len());
-    for (entry, metrics) in entries {
-        let name = &entry.backup_file;
-        let record = match metrics {
-            Some(metrics) => {
-                let text = serde_json::to_string(&Parsed(metrics))
-                    .map_err(|e| Error::io("write", &path, e.into()))?;
-                digests.push(Some(sha256(&text)));
-                let metrics = RawValue::from_string(text).map(Raw::Owned);
-                let metrics = metrics.map_err(|e| Error::io("write", &path, e.into()))?;
-                Some((entry.sha256.clone(), metrics))
-            }
-            None => {
-                digests.push(None);
-                let kept = old.remove(name).filter(|r| r.sha256 == entry.sha256);
-                kept.map(|r| (r.sha256, Raw::Text(r.metrics)))
-            }
-        };
-        if let Some((sha256, metrics)) = record {
-            records.insert(name.clone(), Record { sha256, metrics });
-        }
-    }
-    if records.is_empty() && !path.exists() {
-        return Ok((None, digests));
-    }
-    let file = File {
-        version: VERSION,
-        backups: records,
-    };
     let tmp = crate::atomic::prepare_file(&path, |out| {
-        serde_json::to_writer(&mut *out, &file).map_err(|e| Error::io("write", &path, e.into()))?;
-        out.write_all(b"\n").at("write", &path)
+        writeln!(out, "{}", json(&Header { version: VERSION })?).at("write", &path)?;
+        // A record that cannot be carried over (a damaged file, a line cut short) is left out:
+        // the manifest's digest then tells every command that shows metrics that it is
+        // missing, and `metrics --refresh` reads it again.
+        let mut written = HashSet::new();
+        let _ = each_record(&path, |_, record| {
+            let name = record.archive.as_str();
+            if kept.get(name) == Some(&record.sha256.as_str()) && written.insert(name.to_string()) {
+                write_record(out, name, &record.sha256, record.metrics.get())
+                    .map_err(|e| (0, serde_json::Error::io(e)))?;
+            }
+            Ok(())
+        });
+        for (entry, metrics) in entries {
+            let Some(metrics) = metrics else {
+                digests.push(None);
+                continue;
+            };
+            let text = json(&Parsed(metrics))?;
+            digests.push(Some(sha256(&text)));
+            write_record(out, &entry.backup_file, &entry.sha256, &text).at("write", &path)?;
+        }
+        Ok(())
     })?;
     Ok((Some(tmp), digests))
+}
+
+/// Writes one record's line.
+fn write_record(
+    out: &mut dyn Write,
+    archive: &str,
+    sha256: &str,
+    metrics: &str,
+) -> std::io::Result<()> {
+    let archive = serde_json::to_string(archive).map_err(std::io::Error::other)?;
+    let sha256 = serde_json::to_string(sha256).map_err(std::io::Error::other)?;
+    writeln!(
+        out,
+        "{{\"archive\":{archive},\"sha256\":{sha256},\"metrics\":{metrics}}}"
+    )
+}
+
+/// `value` as compact JSON.
+fn json(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::io("write", FILE_NAME, e.into()))
 }
 
 /// Lowercase hex SHA-256 of `text`.
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     crate::checksum::hex(&sha2::Sha256::digest(text.as_bytes()))
-}
-
-/// The file's text; `None` when there is none.
-fn read(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
-    }
-}
-
-/// The file parsed from `text`, if it is of this version.
-fn parse<'a, M: Deserialize<'a>>(text: &'a str) -> serde_json::Result<File<M>> {
-    let file: File<M> = serde_json::from_str(text)?;
-    match file.version {
-        VERSION => Ok(file),
-        v => Err(de::Error::custom(format!(
-            "format version {v} is not {VERSION}"
-        ))),
-    }
-}
-
-/// A record's metrics as they are written: carried over as they were, or new.
-enum Raw<'a> {
-    Text(&'a RawValue),
-    Owned(Box<RawValue>),
-}
-
-impl Serialize for Raw<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            Raw::Text(raw) => raw.serialize(s),
-            Raw::Owned(raw) => raw.serialize(s),
-        }
-    }
 }
 
 /// New metrics, as they are written.

@@ -486,6 +486,7 @@ fn register(
     } = finished;
     let kind = about.kind;
     let timestamp = created.format("%Y%m%d_%H%M%S").to_string();
+    let mut metrics = metrics;
     place_with_index(dir, tmp, Some(index_tmp), adopter, |manifest| {
         Ok(Entry {
             strategy: name.to_string(),
@@ -503,7 +504,7 @@ fn register(
             checksum_source: None,
             converted_from: None,
             imported_path: None,
-            metrics: metrics.clone(),
+            metrics: metrics.take(),
             tags: about.tags.clone(),
             note: about.note.clone(),
             pin: false,
@@ -515,7 +516,8 @@ fn register(
 
 /// Under the manifest lock: asks `entry_for` for the entry (and so the file name) given the
 /// current manifest, renames the finished temp file to that name (never over an existing
-/// file) and records the entry, replacing one of the same name. If the manifest cannot be
+/// file) and records the entry, replacing one of the same name, and returns it without its
+/// metrics (they are in the manifest's care). If the manifest cannot be
 /// saved, the renamed archive is removed again. The archive's index (see [`crate::index`]),
 /// when given, is placed beside it first.
 pub(crate) fn place_with_index(
@@ -541,7 +543,12 @@ pub(crate) fn place_with_index(
         manifest
             .backups
             .retain(|e| e.backup_file != entry.backup_file);
-        manifest.backups.push(entry.clone());
+        // The metrics (a sweep's tens of thousands) go to the manifest alone, never copied.
+        let mut recorded = entry;
+        let metrics = recorded.metrics.take();
+        let entry = recorded.clone();
+        recorded.metrics = metrics;
+        manifest.backups.push(recorded);
         Ok(entry)
     });
     if let (Err(_), Some(path)) = (&result, &placed) {
