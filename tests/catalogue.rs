@@ -779,11 +779,11 @@ fn metrics_and_verify_take_strategy_tilde_n() {
     assert!(err.contains("did you mean \"s~1\"?"), "{err}");
 }
 
-/// The metrics file is read and rewritten a record at a time: a file cut short loses only the
-/// record it cut (said, never shown wrong), and a change carries the other records over as
-/// they are, byte for byte.
+/// The metrics file is read and rewritten a record at a time: a file cut short or a line
+/// garbled loses only that record (said, never shown wrong), a change carries the other
+/// records over as they are, byte for byte, and a file that cannot be read is never replaced.
 #[test]
-fn a_metrics_file_cut_short_loses_only_its_last_record() {
+fn a_damaged_metrics_line_loses_only_its_record_and_an_unreadable_file_is_kept() {
     let env = Env::new();
     let first = backup_with(&env, "s", 1.5, 10.0);
     let second = backup_with(&env, "s", 2.5, 20.0);
@@ -809,4 +809,32 @@ fn a_metrics_file_cut_short_loses_only_its_last_record() {
     let now = fs::read_to_string(&metrics_file).unwrap();
     assert_eq!(now.lines().nth(1), Some(first_line.as_str()));
     assert_eq!(now.lines().count(), 2, "{now}");
+
+    // A byte that is not text loses its own line only: a change carries the others over (it
+    // dropped every record after it).
+    let third = backup_with(&env, "s", 3.5, 30.0);
+    let mut bytes = fs::read(&metrics_file).unwrap();
+    let at = bytes.iter().position(|&b| b == b'\n').unwrap() + 20;
+    bytes[at] = 0xff;
+    fs::write(&metrics_file, &bytes).unwrap();
+    env.run(&["tag", &third, "after"]);
+    let listed = json(&env.run(&["list", "--json"]));
+    let rows = listed.as_array().unwrap();
+    let sharpe = |name: &str| {
+        rows.iter().find(|r| r["archive"] == name).unwrap()["metrics"]["Sharpe Ratio"].clone()
+    };
+    assert!(sharpe(&first).is_null(), "{listed}");
+    assert_eq!(sharpe(&third), 3.5, "{listed}");
+
+    // A metrics file that cannot be read is never replaced: the change fails, nothing written.
+    let manifest = fs::read(env.backups().join("manifest.yaml")).unwrap();
+    fs::remove_file(&metrics_file).unwrap();
+    fs::create_dir(&metrics_file).unwrap();
+    let err = env.fail(&["tag", &third, "more"], 2);
+    assert!(err.contains("manifest.metrics.jsonl"), "{err}");
+    assert!(metrics_file.is_dir());
+    assert_eq!(
+        fs::read(env.backups().join("manifest.yaml")).unwrap(),
+        manifest
+    );
 }

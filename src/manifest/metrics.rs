@@ -85,7 +85,7 @@ pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(
     let how = match read {
         Ok(true) => "missing or altered",
         Ok(false) => "missing",
-        Err(why) => return Err(why),
+        Err(why) => return Err(why.to_string()),
     };
     for (i, metrics) in found {
         entries[i].metrics = Some(metrics);
@@ -96,36 +96,60 @@ pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(
     }
 }
 
+/// Why the metrics file could not be read, as one line: it cannot be read at all (`Io`), or
+/// its header is not this format (`Damaged`).
+enum Unread {
+    Io(Error),
+    Damaged(String),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Unread::Io(e) => e.fmt(f),
+            Unread::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Calls `each` with every record of the file at `path` and its line number, skipping lines
-/// that are not records (a line cut short, edited); says whether the file exists.
+/// that are not records (a line cut short, edited, not even text); says whether the file
+/// exists.
 ///
 /// # Errors
-/// One line when the file cannot be read or its header is not this format, or the error
-/// `each` gave, with its line.
+/// When the file cannot be read or its header is not this format, or the error `each` gave,
+/// with its line.
 fn each_record(
     path: &Path,
     mut each: impl FnMut(usize, Record) -> std::result::Result<(), (usize, serde_json::Error)>,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<bool, Unread> {
     let damaged = |line: usize, e: &dyn std::fmt::Display| {
-        format!("{} is damaged at line {line} ({e})", path.display())
+        Unread::Damaged(format!(
+            "{} is damaged at line {line} ({e})",
+            path.display()
+        ))
     };
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io("read", path, e).to_string()),
+        Err(e) => return Err(Unread::Io(Error::io("read", path, e))),
     };
     let mut lines = BufReader::new(file);
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut number = 0;
     loop {
-        text.clear();
-        match lines.read_line(&mut text) {
+        bytes.clear();
+        match lines.read_until(b'\n', &mut bytes) {
             Ok(0) => break,
             Ok(_) => number += 1,
-            Err(e) => return Err(damaged(number + 1, &e)),
+            Err(e) => return Err(Unread::Io(Error::io("read", path, e))),
         }
+        // A line that is not even text is one record lost, like a line cut short.
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
         if number == 1 {
-            match serde_json::from_str::<Header>(&text) {
+            match serde_json::from_str::<Header>(text) {
                 Ok(Header { version: VERSION }) => continue,
                 Ok(Header { version }) => {
                     return Err(damaged(1, &format!("format version {version}")));
@@ -133,7 +157,7 @@ fn each_record(
                 Err(e) => return Err(damaged(1, &e)),
             }
         }
-        if let Ok(record) = serde_json::from_str::<Record>(&text) {
+        if let Ok(record) = serde_json::from_str::<Record>(text) {
             each(number, record).map_err(|(line, e)| damaged(line, &e))?;
         }
     }
@@ -173,15 +197,26 @@ pub(super) fn prepare(
         // A record that cannot be carried over (a damaged file, a line cut short) is left out:
         // the manifest's digest then tells every command that shows metrics that it is
         // missing, and `metrics --refresh` reads it again.
-        let mut written = HashSet::new();
-        let _ = each_record(&path, |_, record| {
+        let (mut written, mut failed) = (HashSet::new(), None);
+        let read = each_record(&path, |line, record| {
             let name = record.archive.as_str();
-            if kept.get(name) == Some(&record.sha256.as_str()) && written.insert(name.to_string()) {
-                write_record(out, name, &record.sha256, record.metrics.get())
-                    .map_err(|e| (0, serde_json::Error::io(e)))?;
+            let carried = kept.get(name) == Some(&record.sha256.as_str());
+            if carried
+                && written.insert(name.to_string())
+                && let Err(e) = write_record(out, name, &record.sha256, record.metrics.get())
+            {
+                failed = Some(e);
+                return Err((line, serde::de::Error::custom("not written")));
             }
             Ok(())
         });
+        if let Some(e) = failed {
+            return Err(Error::io("write", &path, e));
+        }
+        // A file that cannot be read is never replaced by one without its records.
+        if let Err(Unread::Io(e)) = read {
+            return Err(e);
+        }
         for (entry, metrics) in entries {
             let Some(metrics) = metrics else {
                 digests.push(None);
