@@ -107,6 +107,37 @@ fn edited_counts_of_an_intact_archive_are_a_wrong_entry_not_a_corrupt_archive() 
     assert_eq!(crate::util::snapshot(&env.path().join("back")), sample);
 }
 
+/// A size edited by hand in an entry whose SHA-256 still matches: restore called the archive
+/// corrupt and suggested an older backup; it restores, naming the entry's error. An archive
+/// really cut short is still refused.
+#[test]
+fn an_edited_size_of_an_intact_archive_still_restores() {
+    let env = Env::new();
+    let sample = crate::util::snapshot(&env.sample("s"));
+    let archive = env.backup("s");
+    let path = env.backups().join(&archive);
+    let size = fs::metadata(&path).unwrap().len();
+    let edit = |from: u64, to: u64| {
+        env.edit_manifest(|text| text.replace(&format!("size: {from}\n"), &format!("size: {to}\n")))
+    };
+    edit(size, size + 1);
+    let out = env.run_code(&["restore", "s", "--to", "back"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the manifest entry of {archive} is wrong, not the archive"
+        )) && err.contains(&format!("correct its size to {size}")),
+        "{err}"
+    );
+    assert_eq!(crate::util::snapshot(&env.path().join("back")), sample);
+    edit(size + 1, size);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let err = env.fail(&["restore", "s", "--to", "again"], 1);
+    assert!(err.contains("is corrupt"), "{err}");
+    assert!(!env.path().join("again").exists());
+}
+
 #[test]
 fn selection_by_archive_or_strategy_and_unknown_names() {
     let env = Env::new();

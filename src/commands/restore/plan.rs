@@ -87,8 +87,7 @@ pub(super) fn plan(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) 
                 other => other.at("read", path)?.len(),
             };
             if size != entry.size {
-                let detail = format!("size is {size} bytes, manifest says {}", entry.size);
-                return Err(Error::corrupt(path, detail));
+                check_size_only(path, entry, size)?;
             }
         }
         None => printer.warn(format_args!(
@@ -365,6 +364,32 @@ fn check_room(dest: &Path) -> Result<()> {
         at = atomic::parent_dir(at);
     }
     check_writable(at)
+}
+
+/// An archive of another size than its entry records: corrupt, unless its SHA-256 is still the
+/// recorded one, which proves the bytes and makes the size a hand edit of the entry (said, as
+/// `verify` says it, and the restore goes on).
+fn check_size_only(path: &Path, entry: &Entry, size: u64) -> Result<()> {
+    let detail = format!("size is {size} bytes, manifest says {}", entry.size);
+    let sum = match archive::open_regular(path) {
+        Ok(Some(file)) if entry.has_checksum() => {
+            crate::checksum::HashingReader::new(BufReader::with_capacity(READ_BUF, file))
+                .finish()
+                .ok()
+        }
+        _ => None,
+    };
+    match sum {
+        Some(sum) if sum.sha256 == entry.sha256 => {
+            crate::commands::warn(format_args!(
+                "the manifest entry of {} is wrong, not the archive ({detail}, but its SHA-256 is \
+                 the one recorded); correct its size to {size}",
+                entry.backup_file
+            ));
+            Ok(())
+        }
+        _ => Err(Error::corrupt(path, detail)),
+    }
 }
 
 /// Refuses the folder `at` unless this user can create entries in it.
