@@ -838,3 +838,33 @@ fn a_damaged_metrics_line_loses_only_its_record_and_an_unreadable_file_is_kept()
         manifest
     );
 }
+
+/// `diff --metrics` shows the metrics the catalogue recorded, without reading the archives: it
+/// warns when an archive is missing or failed its last verify, as `ls` and `cat` do (it showed
+/// them as if nothing were wrong).
+#[test]
+fn diff_metrics_warns_of_a_missing_or_damaged_archive() {
+    let env = Env::new();
+    let older = backup_with(&env, "s", 1.5, 10.0);
+    let newer = backup_with(&env, "s", 2.5, 20.0);
+    let out = env.run_code(&["diff", "s~1", "s", "--metrics"], 1);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = env.backups().join(&older);
+    let len = fs::metadata(&path).unwrap().len();
+    crate::util::flip_byte(&path, len / 2);
+    env.run_code(&["verify"], 1);
+    fs::remove_file(env.backups().join(&newer)).unwrap();
+    let out = env.run_code(&["diff", "s~1", "s", "--metrics"], 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{older} is damaged"))
+            && err.contains(&format!("{newer} is missing from"))
+            && err.contains("its metrics shown are those recorded when it was made"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Sharpe Ratio"));
+}

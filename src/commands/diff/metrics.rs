@@ -92,7 +92,10 @@ fn recorded(located: &mut Located) {
 
 /// The metrics the manifest records for a located archive, else those read from it.
 fn of_archive(located: &Located, sources: &Sources, printer: &mut Printer) -> Result<Metrics> {
-    if let Some(metrics) = located.entry.as_ref().and_then(|e| e.metrics.clone()) {
+    if let Some(entry) = &located.entry
+        && let Some(metrics) = entry.metrics.clone()
+    {
+        warn_if_damaged(located, entry, printer);
         return Ok(metrics);
     }
     let expected = located.entry.as_ref().and_then(|e| e.recorded_checksum());
@@ -101,6 +104,27 @@ fn of_archive(located: &Located, sources: &Sources, printer: &mut Printer) -> Re
         printer.warn(warning);
     }
     Ok(found.metrics)
+}
+
+/// Warns when the archive whose recorded metrics are shown is what `list` calls `missing` or
+/// `failed`: they are what it held when it was made, not proof that it still does.
+fn warn_if_damaged(located: &Located, entry: &crate::manifest::Entry, printer: &mut Printer) {
+    let dir = crate::atomic::parent_dir(&located.path);
+    let checks = crate::commands::list::recorded_checks(dir);
+    let check = checks.of(entry).filter(|c| !c.found_missing());
+    let file = &entry.backup_file;
+    let why = match crate::commands::list::local_status(dir, entry, check) {
+        ("missing", _) => format!("{file} is missing from {}", dir.display()),
+        ("failed", problem) => format!(
+            "{file} is damaged ({})",
+            problem.as_deref().unwrap_or("its last verify failed")
+        ),
+        _ => return,
+    };
+    printer.warn(format_args!(
+        "{why}: its metrics shown are those recorded when it was made; resbak verify {file} \
+         checks it again"
+    ));
 }
 
 fn print_table(
