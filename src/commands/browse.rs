@@ -99,21 +99,15 @@ fn warn_if_damaged(ctx: &Context, located: &super::Located) -> Outcome {
     let Some(entry) = &located.entry else {
         return Outcome::Clean;
     };
-    let checks = super::list::recorded_checks(&ctx.backup_dir);
-    let check = checks.of(entry).filter(|c| !c.found_missing());
     let file = &entry.backup_file;
-    match super::list::local_status(&ctx.backup_dir, entry, check) {
-        ("missing", _) => super::warn(format_args!(
-            "{file} is missing from {}: only its index can serve; put the archive back (resbak pull fetches a pushed copy)",
-            ctx.backup_dir.display()
+    match super::known_damage(&ctx.backup_dir, entry) {
+        Some((true, missing)) => super::warn(format_args!(
+            "{missing}: only its index can serve; put the archive back (resbak pull fetches a pushed copy)"
         )),
-        // Reading finds out whether the index is still damaged, and says so.
-        (super::list::INDEX_DAMAGED, _) => return Outcome::Clean,
-        ("failed", problem) => super::warn(format_args!(
-            "{file} is damaged ({}); resbak verify {file} checks it again",
-            problem.as_deref().unwrap_or("its last verify failed")
+        Some((false, damaged)) => super::warn(format_args!(
+            "{damaged}; resbak verify {file} checks it again"
         )),
-        _ => return Outcome::Clean,
+        None => return Outcome::Clean,
     }
     Outcome::ProblemsFound
 }

@@ -100,6 +100,27 @@ fn warn_no_metrics(why: &str, printer: &mut Printer) {
     ));
 }
 
+/// What `list` calls the catalogued `entry` of the backup folder `dir` when that is `missing`
+/// or `failed`: whether it is missing, and a line naming the problem. `None` otherwise, and for
+/// a damaged index alone (reading finds that out). Checks only what is cheap: the file's
+/// presence and size, and the recorded verify result.
+pub(crate) fn known_damage(dir: &Path, entry: &crate::manifest::Entry) -> Option<(bool, String)> {
+    let checks = list::recorded_checks(dir);
+    let check = checks.of(entry).filter(|c| !c.found_missing());
+    let file = &entry.backup_file;
+    match list::local_status(dir, entry, check) {
+        ("missing", _) => Some((true, format!("{file} is missing from {}", dir.display()))),
+        ("failed", problem) => Some((
+            false,
+            format!(
+                "{file} is damaged ({})",
+                problem.as_deref().unwrap_or("its last verify failed")
+            ),
+        )),
+        _ => None,
+    }
+}
+
 /// Removes temp files and staging folders in `dir` whose owner died, and says so.
 pub fn clean_leftovers(dir: &Path, printer: &mut Printer) -> Result<()> {
     for leftover in crate::atomic::remove_stale(dir)? {

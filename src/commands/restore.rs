@@ -73,6 +73,16 @@ pub fn run(ctx: &Context, opts: &RestoreOptions, printer: &mut Printer) -> Resul
 
 /// After a backup picked as `STRATEGY` or `STRATEGY~N` turned out damaged or gone, a hint
 /// naming the next older regular backup that `list` would not call `missing` or `failed`, if any, with the
+/// Warns that `entry` is wrong, not its archive, whose SHA-256 is the recorded one: `detail`
+/// says what differs and the value to correct. The restore goes on; the bytes are proven.
+fn warn_wrong_entry(entry: &Entry, detail: impl std::fmt::Display) {
+    super::warn(format_args!(
+        "the manifest entry of {} is wrong, not the archive (its SHA-256 is the one recorded): \
+         {detail}",
+        entry.backup_file
+    ));
+}
+
 /// destination the restore was given.
 fn hint_older(ctx: &Context, opts: &RestoreOptions) -> Option<String> {
     let Ok(super::Located {

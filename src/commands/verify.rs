@@ -575,24 +575,23 @@ pub fn check_present(backup_dir: &Path, entry: &Entry) -> Result<PathBuf, Proble
 /// the entry's size is what is wrong (a hand edit): the archive is intact and the fix is one
 /// line of the manifest, never removing the archive.
 fn size_problem(path: &Path, entry: &Entry, size: u64) -> Problem {
-    let found = format!("size is {size} bytes, manifest says {}", entry.size);
-    // Only a regular file is read: a FIFO in its place must not hang the check.
-    let sum = match crate::archive::open_regular(path) {
-        Ok(Some(file)) if entry.has_checksum() => {
-            crate::checksum::HashingReader::new(file).finish().ok()
-        }
-        _ => None,
-    };
-    match sum {
-        Some(sum) if sum.sha256 == entry.sha256 => Problem::new(
-            ProblemKind::Record,
-            format!(
-                "{found}, but its SHA-256 is the one recorded: the archive is intact and its \
-                 manifest entry is wrong; correct its size to {size}"
-            ),
+    match (intact_despite_size(path, entry), entry.recorded_checksum()) {
+        (Some(sum), Some(recorded)) => Problem::new(ProblemKind::Record, sum.mismatch(&recorded)),
+        _ => Problem::new(
+            ProblemKind::Size,
+            format!("size is {size} bytes, manifest says {}", entry.size),
         ),
-        _ => Problem::new(ProblemKind::Size, found),
     }
+}
+
+/// The checksum of the archive at `path`, whose size is not the one `entry` records, if its
+/// SHA-256 is still the recorded one: the bytes are intact and the entry's size was edited.
+/// Only a regular file is read: a FIFO in its place must not hang the check.
+pub(crate) fn intact_despite_size(path: &Path, entry: &Entry) -> Option<crate::checksum::Checksum> {
+    let file = crate::archive::open_regular(path).ok().flatten()?;
+    let sum = crate::checksum::HashingReader::new(std::io::BufReader::new(file)).finish();
+    sum.ok()
+        .filter(|sum| entry.has_checksum() && sum.sha256 == entry.sha256)
 }
 
 /// The index beside an archive (see [`crate::index`]) against the SHA-256 its entry records: an

@@ -75,7 +75,8 @@ pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(
         let entry = &entries[i];
         let raw = record.metrics.get();
         if record.sha256 == entry.sha256 && entry.metrics_sha256.as_deref() == Some(&sha256(raw)) {
-            let Values(metrics) = serde_json::from_str(raw).map_err(|e| (line, e))?;
+            let Values(metrics) =
+                serde_json::from_str(raw).map_err(|e| damaged(&path, line, &e))?;
             found.push((i, metrics));
             wanted.remove(record.archive.as_str());
         }
@@ -96,8 +97,8 @@ pub fn attach(backup_dir: &Path, entries: &mut [Entry]) -> std::result::Result<(
     }
 }
 
-/// Why the metrics file could not be read, as one line: it cannot be read at all (`Io`), or
-/// its header is not this format (`Damaged`).
+/// Why the metrics file could not be read or written, as one line: an I/O error (`Io`), or
+/// what is not this format (`Damaged`).
 enum Unread {
     Io(Error),
     Damaged(String),
@@ -112,23 +113,24 @@ impl std::fmt::Display for Unread {
     }
 }
 
+/// The file at `path` is damaged at `line`.
+fn damaged(path: &Path, line: usize, e: &dyn std::fmt::Display) -> Unread {
+    Unread::Damaged(format!(
+        "{} is damaged at line {line} ({e})",
+        path.display()
+    ))
+}
+
 /// Calls `each` with every record of the file at `path` and its line number, skipping lines
 /// that are not records (a line cut short, edited, not even text); says whether the file
 /// exists.
 ///
 /// # Errors
-/// When the file cannot be read or its header is not this format, or the error `each` gave,
-/// with its line.
+/// When the file cannot be read or its header is not this format, or the error `each` gave.
 fn each_record(
     path: &Path,
-    mut each: impl FnMut(usize, Record) -> std::result::Result<(), (usize, serde_json::Error)>,
+    mut each: impl FnMut(usize, Record) -> std::result::Result<(), Unread>,
 ) -> std::result::Result<bool, Unread> {
-    let damaged = |line: usize, e: &dyn std::fmt::Display| {
-        Unread::Damaged(format!(
-            "{} is damaged at line {line} ({e})",
-            path.display()
-        ))
-    };
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
@@ -152,17 +154,17 @@ fn each_record(
             match serde_json::from_str::<Header>(text) {
                 Ok(Header { version: VERSION }) => continue,
                 Ok(Header { version }) => {
-                    return Err(damaged(1, &format!("format version {version}")));
+                    return Err(damaged(path, 1, &format!("format version {version}")));
                 }
-                Err(e) => return Err(damaged(1, &e)),
+                Err(e) => return Err(damaged(path, 1, &e)),
             }
         }
         if let Ok(record) = serde_json::from_str::<Record>(text) {
-            each(number, record).map_err(|(line, e)| damaged(line, &e))?;
+            each(number, record)?;
         }
     }
     match number {
-        0 => Err(damaged(1, &"the file is empty")),
+        0 => Err(damaged(path, 1, &"the file is empty")),
         _ => Ok(true),
     }
 }
@@ -197,22 +199,15 @@ pub(super) fn prepare(
         // A record that cannot be carried over (a damaged file, a line cut short) is left out:
         // the manifest's digest then tells every command that shows metrics that it is
         // missing, and `metrics --refresh` reads it again.
-        let (mut written, mut failed) = (HashSet::new(), None);
-        let read = each_record(&path, |line, record| {
+        let mut written = HashSet::new();
+        let read = each_record(&path, |_, record| {
             let name = record.archive.as_str();
-            let carried = kept.get(name) == Some(&record.sha256.as_str());
-            if carried
-                && written.insert(name.to_string())
-                && let Err(e) = write_record(out, name, &record.sha256, record.metrics.get())
-            {
-                failed = Some(e);
-                return Err((line, serde::de::Error::custom("not written")));
+            if kept.get(name) == Some(&record.sha256.as_str()) && written.insert(name.to_string()) {
+                write_record(out, name, &record.sha256, record.metrics.get())
+                    .map_err(|e| Unread::Io(Error::io("write", &path, e)))?;
             }
             Ok(())
         });
-        if let Some(e) = failed {
-            return Err(Error::io("write", &path, e));
-        }
         // A file that cannot be read is never replaced by one without its records.
         if let Err(Unread::Io(e)) = read {
             return Err(e);

@@ -110,21 +110,13 @@ fn of_archive(located: &Located, sources: &Sources, printer: &mut Printer) -> Re
 /// `failed`: they are what it held when it was made, not proof that it still does.
 fn warn_if_damaged(located: &Located, entry: &crate::manifest::Entry, printer: &mut Printer) {
     let dir = crate::atomic::parent_dir(&located.path);
-    let checks = crate::commands::list::recorded_checks(dir);
-    let check = checks.of(entry).filter(|c| !c.found_missing());
-    let file = &entry.backup_file;
-    let why = match crate::commands::list::local_status(dir, entry, check) {
-        ("missing", _) => format!("{file} is missing from {}", dir.display()),
-        ("failed", problem) => format!(
-            "{file} is damaged ({})",
-            problem.as_deref().unwrap_or("its last verify failed")
-        ),
-        _ => return,
-    };
-    printer.warn(format_args!(
-        "{why}: its metrics shown are those recorded when it was made; resbak verify {file} \
-         checks it again"
-    ));
+    if let Some((_, why)) = crate::commands::known_damage(dir, entry) {
+        printer.warn(format_args!(
+            "{why}: its metrics shown are those recorded when it was made; resbak verify {} \
+             checks it again",
+            entry.backup_file
+        ));
+    }
 }
 
 fn print_table(

@@ -87,18 +87,19 @@ pub(super) fn extract_checked(
     // Its SHA-256 is the one recorded, so what was restored is what was archived: counts that
     // differ are a wrong entry (a hand edit), said, not a reason to refuse the restore.
     if (stats.files, stats.bytes) != (entry.entries, entry.bytes) {
-        crate::commands::warn(format_args!(
-            "the manifest entry of {} is wrong, not the archive (its SHA-256 is the one \
-             recorded): it holds {} and {}, the entry says {} and {}; correct its entries to {} \
-             and bytes to {}",
-            entry.backup_file,
-            crate::error::count(stats.files, "entry", "entries"),
-            crate::error::count(stats.bytes, "byte", "bytes"),
-            entry.entries,
-            entry.bytes,
-            stats.files,
-            stats.bytes
-        ));
+        super::warn_wrong_entry(
+            entry,
+            format_args!(
+                "it holds {} and {}, the entry says {} and {}; correct its entries to {} and \
+                 bytes to {}",
+                crate::error::count(stats.files, "entry", "entries"),
+                crate::error::count(stats.bytes, "byte", "bytes"),
+                entry.entries,
+                entry.bytes,
+                stats.files,
+                stats.bytes
+            ),
+        );
     }
     Ok((written, counts, read))
 }

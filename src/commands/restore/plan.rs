@@ -371,24 +371,12 @@ fn check_room(dest: &Path) -> Result<()> {
 /// `verify` says it, and the restore goes on).
 fn check_size_only(path: &Path, entry: &Entry, size: u64) -> Result<()> {
     let detail = format!("size is {size} bytes, manifest says {}", entry.size);
-    let sum = match archive::open_regular(path) {
-        Ok(Some(file)) if entry.has_checksum() => {
-            crate::checksum::HashingReader::new(BufReader::with_capacity(READ_BUF, file))
-                .finish()
-                .ok()
-        }
-        _ => None,
-    };
-    match sum {
-        Some(sum) if sum.sha256 == entry.sha256 => {
-            crate::commands::warn(format_args!(
-                "the manifest entry of {} is wrong, not the archive ({detail}, but its SHA-256 is \
-                 the one recorded); correct its size to {size}",
-                entry.backup_file
-            ));
+    match crate::commands::verify::intact_despite_size(path, entry) {
+        Some(_) => {
+            super::warn_wrong_entry(entry, format_args!("{detail}; correct its size to {size}"));
             Ok(())
         }
-        _ => Err(Error::corrupt(path, detail)),
+        None => Err(Error::corrupt(path, detail)),
     }
 }
 
